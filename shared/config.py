@@ -1,0 +1,118 @@
+"""Configuration: one typed object built from the environment and validated at start-up.
+
+Every variable is listed in README.md's configuration table. A wrong value raises
+``ConfigError`` naming the variable, so a function fails at cold start with a clear message
+instead of misbehaving later.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from shared.errors import ConfigError
+
+Backend = Literal["embedded", "emulator", "gcp"]
+BACKENDS: tuple[Backend, ...] = ("embedded", "emulator", "gcp")
+_PROJECT_RE = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+_HOSTPORT_RE = re.compile(r"^[A-Za-z0-9.\-\[\]:]+:\d{1,5}$")
+_DATABASE_RE = re.compile(r"^(\(default\)|[a-z][a-z0-9-]{2,62})$")
+
+
+@dataclass(frozen=True)
+class Config:
+    backend: Backend
+    state_dir: Path
+    project: str
+    business_database: str
+    vault_database: str
+    kms_location: str
+    kms_key_ring: str
+    firestore_emulator_host: str | None
+    pubsub_emulator_host: str | None
+    secrets_file: Path
+    port: int
+    log_level: str
+    tick_seconds: float
+
+    @property
+    def local_mode(self) -> bool:
+        """True for embedded and emulator backends: loopback provider URLs are allowed."""
+        return self.backend != "gcp"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
+        env = os.environ if env is None else env
+        backend = _choice(env, "KEYWAY_BACKEND", "embedded", BACKENDS)
+        state_dir = Path(env.get("KEYWAY_STATE_DIR") or ".keyway").resolve()
+        default_project = "keyway-local" if backend != "gcp" else ""
+        project = env.get("KEYWAY_PROJECT") or env.get("GOOGLE_CLOUD_PROJECT") or default_project
+        if not _PROJECT_RE.match(project):
+            raise ConfigError(
+                "KEYWAY_PROJECT must be a GCP project id (6-30 lowercase letters, digits, "
+                f"hyphens); got {project!r}"
+            )
+        fs_host = env.get("FIRESTORE_EMULATOR_HOST") or None
+        ps_host = env.get("PUBSUB_EMULATOR_HOST") or None
+        if backend == "emulator":
+            for name, value in (("FIRESTORE_EMULATOR_HOST", fs_host),
+                                ("PUBSUB_EMULATOR_HOST", ps_host)):
+                if not value or not _HOSTPORT_RE.match(value):
+                    raise ConfigError(f"{name} must be host:port when KEYWAY_BACKEND=emulator")
+        if backend == "gcp" and (fs_host or ps_host):
+            raise ConfigError(
+                "FIRESTORE_EMULATOR_HOST/PUBSUB_EMULATOR_HOST must be unset when KEYWAY_BACKEND=gcp"
+            )
+        return cls(
+            backend=backend,
+            state_dir=state_dir,
+            project=project,
+            business_database=_database(env, "KEYWAY_BUSINESS_DATABASE", "(default)"),
+            vault_database=_database(env, "KEYWAY_VAULT_DATABASE", "vault"),
+            kms_location=_name(env, "KEYWAY_KMS_LOCATION", "europe-west1"),
+            kms_key_ring=_name(env, "KEYWAY_KMS_KEY_RING", "keyway"),
+            firestore_emulator_host=fs_host,
+            pubsub_emulator_host=ps_host,
+            secrets_file=Path(env.get("KEYWAY_SECRETS_FILE") or state_dir / "secrets.json"),
+            port=_int(env, "PORT", 8080, 1, 65535),
+            log_level=_choice(env, "KEYWAY_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
+            tick_seconds=float(_int(env, "KEYWAY_TICK_SECONDS", 60, 1, 86400)),
+        )
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = env.get(name) or default
+    if value not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+    return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer; got {raw!r}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low} and {high}; got {value}")
+    return value
+
+
+def _database(env: Mapping[str, str], name: str, default: str) -> str:
+    value = env.get(name) or default
+    if not _DATABASE_RE.match(value):
+        raise ConfigError(f"{name} must be a Firestore database id; got {value!r}")
+    return value
+
+
+def _name(env: Mapping[str, str], name: str, default: str) -> str:
+    value = env.get(name) or default
+    if not re.match(r"^[a-z0-9][a-z0-9_-]{0,62}$", value):
+        raise ConfigError(f"{name} must be lowercase letters, digits, '-' or '_'; got {value!r}")
+    return value
