@@ -1,0 +1,10 @@
+"""act-gitlab (Pub/Sub): user-attributed actions on gitlab."""
+
+import functions_framework
+
+from shared.entry import event_function
+from shared.routing import handlers_for
+
+receive = functions_framework.cloud_event(
+    event_function("act-gitlab", handlers_for("act-gitlab"))
+)

@@ -1,0 +1,7 @@
+"""api (HTTPS): frontend API: connections, data, actions; never tokens."""
+
+import functions_framework
+
+from shared.entry import http_function
+
+serve = functions_framework.http(http_function("api"))

@@ -1,0 +1,7 @@
+"""oauth-bitbucket (HTTPS): start and callback of bitbucket's OAuth flow."""
+
+import functions_framework
+
+from shared.entry import http_function
+
+serve = functions_framework.http(http_function("oauth-bitbucket"))

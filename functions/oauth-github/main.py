@@ -1,0 +1,7 @@
+"""oauth-github (HTTPS): start and callback of github's OAuth flow."""
+
+import functions_framework
+
+from shared.entry import http_function
+
+serve = functions_framework.http(http_function("oauth-github"))

@@ -1,0 +1,7 @@
+"""oauth-gitlab (HTTPS): start and callback of gitlab's OAuth flow."""
+
+import functions_framework
+
+from shared.entry import http_function
+
+serve = functions_framework.http(http_function("oauth-gitlab"))

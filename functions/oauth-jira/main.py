@@ -1,0 +1,7 @@
+"""oauth-jira (HTTPS): start and callback of jira's OAuth flow."""
+
+import functions_framework
+
+from shared.entry import http_function
+
+serve = functions_framework.http(http_function("oauth-jira"))

@@ -1,0 +1,10 @@
+"""vault-github (Pub/Sub): stores/refreshes github tokens; seals and pushes them."""
+
+import functions_framework
+
+from shared.entry import event_function
+from shared.routing import handlers_for
+
+receive = functions_framework.cloud_event(
+    event_function("vault-github", handlers_for("vault-github"))
+)

@@ -1,0 +1,10 @@
+"""vault-jira (Pub/Sub): stores/refreshes jira tokens; seals and pushes them."""
+
+import functions_framework
+
+from shared.entry import event_function
+from shared.routing import handlers_for
+
+receive = functions_framework.cloud_event(
+    event_function("vault-jira", handlers_for("vault-jira"))
+)

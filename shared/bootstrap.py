@@ -1,0 +1,96 @@
+"""The composition root: the one place that turns a :class:`Config` into wired adapters.
+
+``KEYWAY_BACKEND`` picks the adapters:
+
+=========  ======================  =====================  ==================  ==================
+backend    documents (business,    bus                    keys                secrets
+           vault)
+=========  ======================  =====================  ==================  ==================
+embedded   SQLite files in the     SQLite durable bus     local KMS (key      env, then local
+           state dir                                      dir, 0600 files)    secrets file
+emulator   Firestore emulator      Pub/Sub emulator       local KMS           env, then file
+gcp        Firestore (default)     Cloud Pub/Sub          Cloud KMS           Secret Manager
+           and ``vault`` dbs
+=========  ======================  =====================  ==================  ==================
+
+GCP adapters are imported lazily so the embedded backend never loads ``google.cloud``.
+Tests pass their own ports through :func:`build` with the same signature.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+from shared.clock import SystemClock
+from shared.config import Config
+from shared.ports import Clock, Ports
+
+
+def build(config: Config, clock: Clock | None = None) -> Ports:
+    """Wire fresh adapters for ``config`` (no caching; see :func:`ports`)."""
+    clock = clock or SystemClock()
+    if config.backend == "embedded":
+        business, vault, bus = _embedded_stores(config, clock)
+    else:
+        business, vault, bus = _gcp_stores(config)
+    keys, secrets = _key_and_secret_adapters(config)
+    return Ports(business=business, vault=vault, bus=bus, keys=keys, secrets=secrets, clock=clock)
+
+
+def ports(config: Config | None = None) -> Ports:
+    """The process-wide ports for ``config`` (from the environment when omitted).
+
+    Functions call this once per instance (cold start); every later call with an equal config
+    returns the same adapters, so connections and cached keys are reused across invocations.
+    """
+    return _cached(config or Config.from_env())
+
+
+@functools.cache
+def _cached(config: Config) -> Ports:
+    return build(config)
+
+
+def _embedded_stores(config: Config, clock: Clock):
+    from shared.adapters.embedded.sqlite_bus import SqliteMessageBus
+    from shared.adapters.embedded.sqlite_store import SqliteDocumentStore
+
+    _ensure_state_dir(config)
+    return (
+        SqliteDocumentStore(config.state_dir / "business.db"),
+        SqliteDocumentStore(config.state_dir / "vault.db"),
+        SqliteMessageBus(config.state_dir / "bus.db", clock),
+    )
+
+
+def _gcp_stores(config: Config):
+    from shared.adapters.gcp.firestore_store import FirestoreDocumentStore
+    from shared.adapters.gcp.pubsub_bus import PubSubMessageBus
+
+    return (
+        FirestoreDocumentStore(config.project, config.business_database),
+        FirestoreDocumentStore(config.project, config.vault_database),
+        PubSubMessageBus(config.project),
+    )
+
+
+def _key_and_secret_adapters(config: Config):
+    if config.backend == "gcp":
+        from shared.adapters.gcp.cloud_kms import CloudKeyService
+        from shared.adapters.gcp.secret_manager import SecretManagerSource
+
+        return (
+            CloudKeyService(config.project, config.kms_location, config.kms_key_ring),
+            SecretManagerSource(config.project),
+        )
+    from shared.adapters.embedded.local_kms import LocalKeyService
+    from shared.adapters.embedded.local_secrets import LocalSecretSource
+
+    _ensure_state_dir(config)
+    return LocalKeyService(config.state_dir / "keys"), LocalSecretSource(config.secrets_file)
+
+
+def _ensure_state_dir(config: Config) -> None:
+    config.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(config.state_dir, 0o700)

@@ -1,0 +1,1 @@
+"""The ``scheduler`` component: turns Cloud Scheduler ticks into sync requests."""
