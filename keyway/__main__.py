@@ -1,0 +1,3 @@
+from keyway.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,224 @@
+"""The local stack behind ``make run``: every function on one port, fed by the bus.
+
+* ``embedded`` — one process: every function's functions-framework app is mounted under
+  ``/<function-name>``; a pump thread pulls each subscription from the SQLite bus and POSTs the
+  message to its subscriber exactly as a Pub/Sub push would (functions-framework turns it into
+  a CloudEvent); a ticker publishes ``refresh.tick`` like Cloud Scheduler.
+* ``emulator`` — production topology: the official Firestore and Pub/Sub emulators (started
+  here unless ``FIRESTORE_EMULATOR_HOST``/``PUBSUB_EMULATOR_HOST`` point at running ones), one
+  functions-framework process per function, push subscriptions from the emulator into them,
+  and a front proxy on the main port.
+
+Ctrl-C (SIGINT) or SIGTERM stops every process this runner started.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import requests
+from werkzeug.middleware.dispatcher import DispatcherMiddleware
+from werkzeug.serving import make_server
+
+from keyway import emulators, wsgi
+from keyway.firststart import ensure_local_state
+from shared import bootstrap, messages
+from shared.clock import isoformat
+from shared.components import COMPONENTS, Component
+from shared.config import Config
+from shared.errors import RetryableError
+from shared.log import configure, get_logger
+from shared.ports import Message, Ports
+from shared.topology import subscription_specs
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCAL_MIN_BACKOFF, LOCAL_MAX_BACKOFF = 1.0, 60.0
+log = get_logger("keyway.runner")
+
+
+def _signature(component: Component) -> str:
+    return "http" if component.trigger == "http" else "cloudevent"
+
+
+def _source(component: Component) -> str:
+    return str(ROOT / "functions" / component.name / "main.py")
+
+
+def push_body(project: str, subscription: str, message: Message) -> dict:
+    """The JSON body Pub/Sub push sends, which functions-framework converts to a CloudEvent."""
+    return {
+        "message": {
+            "data": base64.b64encode(message.data).decode(),
+            "attributes": dict(message.attributes),
+            "messageId": message.message_id,
+            "publishTime": isoformat(message.publish_time),
+        },
+        "subscription": f"projects/{project}/subscriptions/{subscription}",
+        "deliveryAttempt": message.delivery_attempt,
+    }
+
+
+class Runner:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.stop_event = threading.Event()
+        self.processes: list[subprocess.Popen] = []
+        self.emulators: emulators.Emulators | None = None
+        self.server = None
+        self.session = requests.Session()
+
+    # -- shared pieces ----------------------------------------------------------------------
+    def _ticker(self, ports: Ports) -> None:
+        while not self.stop_event.is_set():
+            body = {"tick_time": isoformat(ports.clock.now())}
+            try:
+                messages.publish(ports.bus, "cloud-scheduler", "refresh-ticks", "refresh.tick", body)
+            except RetryableError as e:
+                log.warning("runner.tick_failed", extra={"fields": {"detail": e.detail}})
+            self.stop_event.wait(self.config.tick_seconds)
+
+    def _serve(self, app) -> None:
+        self.server = make_server("127.0.0.1", self.config.port, app, threaded=True)
+        threading.Thread(target=self.server.serve_forever, name="http", daemon=True).start()
+        log.info("runner.listening", extra={"fields": {
+            "url": f"http://127.0.0.1:{self.config.port}", "backend": self.config.backend}})
+
+    # -- embedded ---------------------------------------------------------------------------
+    def start_embedded(self) -> None:
+        import functions_framework
+
+        ports = bootstrap.ports(self.config)
+        ensure_local_state(ports)
+        specs = subscription_specs(min_backoff=LOCAL_MIN_BACKOFF, max_backoff=LOCAL_MAX_BACKOFF)
+        for spec in specs:
+            ports.bus.ensure_subscription(spec)
+        apps = {c.name: functions_framework.create_app(c.entry_point, _source(c), _signature(c))
+                for c in COMPONENTS.values()}
+        self._serve(wsgi.mounted("embedded", apps))
+        threading.Thread(target=self._pump, args=(ports, specs), name="pump", daemon=True).start()
+        threading.Thread(target=self._ticker, args=(ports,), name="ticker", daemon=True).start()
+
+    def _pump(self, ports: Ports, specs) -> None:
+        while not self.stop_event.is_set():
+            delivered = 0
+            for spec in specs:
+                subscriber = next(c for c in COMPONENTS.values() if spec.topic in c.topics)
+                url = (f"http://127.0.0.1:{self.config.port}/{subscriber.name}"
+                       f"/projects/{self.config.project}/topics/{spec.topic}")
+                delivered += ports.bus.pull(spec.name, self._pusher(url, spec.name))
+            if not delivered:
+                self.stop_event.wait(0.2)
+
+    def _pusher(self, url: str, subscription: str):
+        def deliver(message: Message) -> None:
+            body = push_body(self.config.project, subscription, message)
+            try:
+                response = self.session.post(url, json=body, timeout=60)
+            except requests.RequestException as e:
+                raise RetryableError("push delivery failed") from e
+            if response.status_code >= 300:
+                raise RetryableError(f"subscriber answered {response.status_code}")
+        return deliver
+
+    # -- emulator ---------------------------------------------------------------------------
+    def start_emulator(self) -> None:
+        """Needs ``FIRESTORE_EMULATOR_HOST``/``PUBSUB_EMULATOR_HOST`` set (see :func:`run`)."""
+        env = dict(os.environ)
+        config = self.config
+        ports = bootstrap.build(config)
+        ensure_local_state(ports)
+        fn_ports = self._spawn_functions(env)
+
+        def endpoint(component: str, topic: str) -> str:
+            return f"http://127.0.0.1:{fn_ports[component]}/projects/{config.project}/topics/{topic}"
+
+        for spec in subscription_specs(endpoint, min_backoff=LOCAL_MIN_BACKOFF,
+                                       max_backoff=LOCAL_MAX_BACKOFF):
+            ports.bus.ensure_subscription(spec)
+        proxies = {f"/{name}": wsgi.proxy_app(f"http://127.0.0.1:{p}", self.session)
+                   for name, p in fn_ports.items()}
+        self._serve(DispatcherMiddleware(wsgi.root_app("emulator"), proxies))
+        threading.Thread(target=self._ticker, args=(ports,), name="ticker", daemon=True).start()
+
+    def _spawn_functions(self, env: dict[str, str]) -> dict[str, int]:
+        log_dir = self.config.state_dir / "logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        env = env | {"PYTHONPATH": str(ROOT), "KEYWAY_STATE_DIR": str(self.config.state_dir),
+                     "KEYWAY_PROJECT": self.config.project}
+        fn_ports: dict[str, int] = {}
+        for c in COMPONENTS.values():
+            fn_ports[c.name] = port = emulators.free_port()
+            argv = [sys.executable, "-m", "functions_framework", "--target", c.entry_point,
+                    "--source", _source(c), "--signature-type", _signature(c),
+                    "--host", "127.0.0.1", "--port", str(port)]
+            with open(log_dir / f"{c.name}.log", "ab") as out:
+                self.processes.append(subprocess.Popen(
+                    argv, stdout=out, stderr=subprocess.STDOUT, env=env | {"K_SERVICE": c.name},
+                    start_new_session=True, cwd=ROOT))
+        for name, port in fn_ports.items():
+            self._wait_up(name, port)
+        return fn_ports
+
+    def _wait_up(self, name: str, port: int, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                self.session.get(f"http://127.0.0.1:{port}/", timeout=2)
+                return
+            except requests.RequestException:
+                time.sleep(0.2)
+        raise RuntimeError(f"function {name} did not start; see {self.config.state_dir}/logs")
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def stop(self) -> None:
+        self.stop_event.set()
+        if self.server is not None:
+            self.server.shutdown()
+        for process in self.processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+        if self.emulators is not None:
+            self.emulators.stop()
+
+
+def run(backend: str) -> None:
+    """Start the stack for ``backend`` (config from the environment); block until stopped."""
+    os.environ["KEYWAY_BACKEND"] = backend
+    started: emulators.Emulators | None = None
+    if backend == "emulator" and not (os.environ.get("FIRESTORE_EMULATOR_HOST")
+                                      and os.environ.get("PUBSUB_EMULATOR_HOST")):
+        state_dir = Path(os.environ.get("KEYWAY_STATE_DIR") or ".keyway").resolve()
+        started = emulators.start(state_dir / "logs")
+        os.environ.update(started.env())
+    config = Config.from_env()
+    os.environ["KEYWAY_STATE_DIR"] = str(config.state_dir)
+    configure(config.log_level)
+    runner = Runner(config)
+    runner.emulators = started
+    signal.signal(signal.SIGTERM, lambda *_: runner.stop_event.set())
+    try:
+        if config.backend == "embedded":
+            runner.start_embedded()
+        elif config.backend == "emulator":
+            runner.start_emulator()
+        else:
+            raise SystemExit("make run serves embedded or emulator backends; deploy gcp with infra/")
+        while not runner.stop_event.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        runner.stop()
+        log.info("runner.stopped")
