@@ -1,0 +1,175 @@
+"""Secrets from the environment and a local JSON file: the embedded SecretSource.
+
+``access(name)`` (version ``"latest"``) first looks for the environment variable
+``KEYWAY_SECRET_<NAME>``, the name upper-cased with ``-`` turned into ``_`` (so
+``KEYWAY_SECRET_GITHUB_WEBHOOK_SECRET`` answers for ``github-webhook-secret``); an empty
+variable counts as unset. Otherwise, and for any explicit version, it reads the secrets file
+(mode 0600)::
+
+    {"github-webhook-secret": {"versions": [
+        {"id": "1", "value_b64": "...", "enabled": true},
+        {"id": "2", "value_b64": "...", "enabled": true}]}}
+
+``add_version`` appends ``"1"``, ``"2"``, ... under an exclusive ``flock`` on the file's
+directory and replaces the file atomically (temp file created 0600, fsync, ``os.replace``).
+Error messages name the secret and never contain a value.
+"""
+
+from __future__ import annotations
+
+import base64
+import fcntl
+import json
+import os
+import re
+import secrets
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, NoReturn
+
+from shared.errors import ConfigError, InvalidInput, NotFound, UnavailableError
+
+ENV_PREFIX = "KEYWAY_SECRET_"
+MAX_VALUE = 64 * 1024  # Secret Manager's payload limit, kept here too
+_NAME = re.compile(r"[a-zA-Z0-9_-]{1,255}")
+_VERSION = re.compile(r"latest|[1-9][0-9]{0,17}")
+
+
+def validate_secret_name(name: str) -> str:
+    """Return ``name`` if it matches ``^[a-zA-Z0-9_-]{1,255}$``, else raise ``InvalidInput``."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise InvalidInput("secret name must be 1-255 of letters, digits, '_' or '-'")
+    return name
+
+
+def validate_version(version: str) -> str:
+    """Return ``version`` if it is ``"latest"`` or a positive integer id, else ``InvalidInput``."""
+    if not isinstance(version, str) or not _VERSION.fullmatch(version):
+        raise InvalidInput("secret version must be 'latest' or a positive integer")
+    return version
+
+
+def validate_value(value: bytes) -> bytes:
+    """Return ``value`` if it is 1 byte to 64 KiB of bytes, else ``InvalidInput``."""
+    if not isinstance(value, bytes) or not value or len(value) > MAX_VALUE:
+        raise InvalidInput("secret value must be 1 byte to 64 KiB of bytes")
+    return value
+
+
+def env_var_name(name: str) -> str:
+    """The environment variable that overrides secret ``name``."""
+    return ENV_PREFIX + name.upper().replace("-", "_")
+
+
+class LocalSecretSource:
+    """SecretSource over the environment and ``secrets_file``; see the module docstring."""
+
+    def __init__(self, secrets_file: Path, env: Mapping[str, str] | None = None) -> None:
+        self._file = Path(secrets_file)
+        self._env = env
+
+    def __repr__(self) -> str:
+        return f"LocalSecretSource(secrets_file={str(self._file)!r})"
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError("LocalSecretSource reads secret values and cannot be pickled")
+
+    def __reduce_ex__(self, protocol: Any) -> NoReturn:
+        raise TypeError("LocalSecretSource reads secret values and cannot be pickled")
+
+    def access(self, name: str, version: str = "latest") -> bytes:
+        """The value of ``name`` at ``version``; missing or disabled → ``NotFound``."""
+        validate_secret_name(name)
+        validate_version(version)
+        if version == "latest":
+            env = os.environ if self._env is None else self._env
+            override = env.get(env_var_name(name))
+            if override:
+                return override.encode("utf-8")
+        enabled = _enabled_versions(self._load(), name)
+        chosen = max(enabled, default=None) if version == "latest" else int(version)
+        if chosen not in enabled:
+            _missing(name, version)
+        return enabled[chosen]
+
+    def add_version(self, name: str, value: bytes) -> str:
+        """Append a new enabled version of ``name`` (creating it) and return its id."""
+        validate_secret_name(name)
+        validate_value(value)
+        with self._locked_dir():
+            data = self._load()
+            _enabled_versions(data, name)  # refuse to extend a corrupt entry
+            versions = data.setdefault(name, {}).setdefault("versions", [])
+            new_id = str(max((int(v["id"]) for v in versions), default=0) + 1)
+            value_b64 = base64.b64encode(value).decode("ascii")
+            versions.append({"id": new_id, "value_b64": value_b64, "enabled": True})
+            self._write(data)
+        return new_id
+
+    def _load(self) -> dict[str, Any]:
+        """The parsed secrets file (``{}`` if absent); unreadable → ``UnavailableError``."""
+        try:
+            raw = self._file.read_bytes()
+        except FileNotFoundError:
+            return {}
+        except OSError as e:
+            raise UnavailableError("secrets file is unreadable") from e
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            raise ConfigError("secrets file is not a JSON object of secrets")
+        return data
+
+    def _write(self, data: dict[str, Any]) -> None:
+        """Atomically replace the secrets file with a temp file created 0600."""
+        tmp = self._file.with_name(f".{self._file.name}.{secrets.token_hex(8)}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                os.fchmod(fd, 0o600)
+                os.write(fd, json.dumps(data, sort_keys=True, indent=1).encode())
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, self._file)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise UnavailableError("secrets file cannot be written") from e
+
+    @contextmanager
+    def _locked_dir(self) -> Iterator[None]:
+        """Create the file's directory (0700) if needed and hold an exclusive lock on it."""
+        parent = self._file.parent
+        try:
+            parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError as e:
+            raise UnavailableError("secrets directory is unusable") from e
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _enabled_versions(data: dict[str, Any], name: str) -> dict[int, bytes]:
+    """``{version id: value}`` of the enabled versions of ``name``; malformed → ``ConfigError``."""
+    try:
+        entries = data.get(name, {}).get("versions", [])
+        return {
+            int(v["id"]): base64.b64decode(v["value_b64"], validate=True)
+            for v in entries
+            if v.get("enabled", True) is not False
+        }
+    except (AttributeError, KeyError, TypeError, ValueError) as e:
+        raise ConfigError(f"secrets file: secret {name!r} is malformed") from e
+
+
+def _missing(name: str, version: str) -> NoReturn:
+    if version == "latest":
+        raise NotFound(f"secret {name!r} has no enabled version")
+    raise NotFound(f"secret {name!r} has no enabled version {version!r}")
