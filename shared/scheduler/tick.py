@@ -15,7 +15,7 @@ from shared import messages
 from shared.clock import isoformat, parse_iso
 from shared.errors import InvalidInput
 from shared.log import get_logger
-from shared.ports import Filter, Ports
+from shared.ports import Filter, Order, Ports
 
 COMPONENT = "scheduler"
 CONNECTIONS = "connections"
@@ -37,6 +37,7 @@ def on_tick(ports: Ports, inbound: messages.Inbound) -> None:
     due = ports.business.query(
         CONNECTIONS,
         where=[Filter("status", "==", "active"), Filter("next_sync_at", "<=", isoformat(now))],
+        order_by=[Order("next_sync_at")],
         limit=BATCH,
     )
     for snap in due:

@@ -1,0 +1,362 @@
+"""Embedded :class:`~shared.ports.DocumentStore`: one SQLite file in WAL mode, JSON documents."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import sqlite3
+import threading
+import weakref
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any, TypeVar
+
+from shared.errors import ContentionError, InvalidInput, KeywayError, UnavailableError
+from shared.ports import Document, Filter, Order, Snapshot
+
+T = TypeVar("T")
+
+_BYTES = "__bytes__"  # tag for bytes values; user keys of the form __x__ are rejected (Firestore)
+_RESERVED = re.compile(r"^__.*__$", re.DOTALL)
+_SEGMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_INT64 = (-(2**63), 2**63 - 1)
+_INEQUALITIES = frozenset({"!=", "<", "<=", ">", ">="})
+_MAX_IN = 30
+_SCHEMA = """CREATE TABLE IF NOT EXISTS documents (
+    collection TEXT NOT NULL, id TEXT NOT NULL, data TEXT NOT NULL,
+    PRIMARY KEY (collection, id)) WITHOUT ROWID"""
+_TYPE = "IFNULL(json_type(data, ?), '')"
+# Firestore's order of value types: null < bool < number < string < bytes < array < map.
+_RANK = (
+    f"CASE {_TYPE} WHEN 'null' THEN 0 WHEN 'true' THEN 1 WHEN 'false' THEN 1 "
+    "WHEN 'integer' THEN 2 WHEN 'real' THEN 2 WHEN 'text' THEN 3 WHEN 'array' THEN 5 "
+    f"ELSE CASE {_TYPE} WHEN 'text' THEN 4 ELSE 6 END END"
+)
+
+
+# ---- value rules (the port's, plus Firestore's limits so local code works in production) ----
+def _check_name(name: object, what: str) -> str:
+    if (not isinstance(name, str) or not name or "/" in name or name in (".", "..")
+            or _RESERVED.match(name) or len(_utf8(name)) > 1500):
+        raise InvalidInput(f"invalid {what}")
+    return name
+
+
+def _utf8(text: str) -> bytes:
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as e:  # lone surrogates
+        raise InvalidInput("strings must be valid UTF-8") from e
+
+
+def _encode(value: Any, *, in_list: bool = False) -> Any:
+    """Check one value against the value rules; return its JSON form (bytes become tagged hex)."""
+    if isinstance(value, str):
+        _utf8(value)
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, int) and not _INT64[0] <= value <= _INT64[1]:
+        raise InvalidInput("integers must fit in 64 bits")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InvalidInput("floats must be finite")
+    if isinstance(value, int | float):
+        return value
+    if isinstance(value, bytes):
+        return {_BYTES: value.hex()}  # hex keeps byte order when compared as text
+    if isinstance(value, list):
+        if in_list:
+            raise InvalidInput("a list cannot directly contain a list")
+        return [_encode(item, in_list=True) for item in value]
+    if isinstance(value, dict):
+        return {_check_key(key): _encode(item) for key, item in value.items()}
+    raise InvalidInput(f"unsupported value type: {type(value).__name__}")
+
+
+def _check_key(key: object) -> str:
+    if not isinstance(key, str) or not key or _RESERVED.match(key) or not _utf8(key):
+        raise InvalidInput("document keys must be non-empty strings not of the form __x__")
+    return key
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, dict):
+        if _BYTES in value:
+            return bytes.fromhex(value[_BYTES])
+        return {key: _decode(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_decode(item) for item in value]
+    return value
+
+
+def _dumps(data: Document) -> str:
+    if not isinstance(data, dict):
+        raise InvalidInput("a document must be a dict")
+    return json.dumps(_encode(data), ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+# ---- query translation --------------------------------------------------------------------
+def _paths(field: str) -> tuple[str, str]:
+    """JSON paths of a dotted field and of its bytes tag."""
+    parts = field.split(".") if isinstance(field, str) else [""]
+    if not all(_SEGMENT.match(part) and not _RESERVED.match(part) for part in parts):
+        raise InvalidInput("query fields must be dotted identifiers")
+    path = "$." + ".".join(parts)
+    return path, f"{path}.{_BYTES}"
+
+
+def _operand(field: str, value: Any) -> tuple[str, list[Any]]:
+    """SQL ``type-check AND value-expression`` prefix (to be followed by ``op ?``) and params."""
+    path, bytes_path = _paths(field)
+    _encode(value)  # the value rules apply to filter values too
+    if isinstance(value, bool):
+        return f"({_TYPE} IN ('true', 'false') AND json_extract(data, ?)", [path, path, value]
+    if isinstance(value, int | float):
+        return f"({_TYPE} IN ('integer', 'real') AND json_extract(data, ?)", [path, path, value]
+    if isinstance(value, str):
+        return f"({_TYPE} = 'text' AND json_extract(data, ?)", [path, path, value]
+    if isinstance(value, bytes):
+        return f"({_TYPE} = 'text' AND json_extract(data, ?)", [bytes_path, bytes_path, value.hex()]
+    raise InvalidInput("filter values must be None, bool, int, float, str or bytes")
+
+
+def _equals(field: str, value: Any) -> tuple[str, list[Any]]:
+    if value is None:
+        return f"({_TYPE} = 'null')", [_paths(field)[0]]
+    sql, params = _operand(field, value)
+    return f"{sql} = ?)", params
+
+
+def _condition(where: Filter) -> tuple[str, list[Any]]:
+    """One filter as SQL: same-typed comparisons only; a missing field never matches."""
+    field, op, value = where.field, where.op, where.value
+    if op == "in":
+        if not isinstance(value, list) or not 0 < len(value) <= _MAX_IN or None in value:
+            raise InvalidInput(f"'in' takes a list of 1 to {_MAX_IN} non-null values")
+        parts = [_equals(field, item) for item in value]
+        return "(" + " OR ".join(sql for sql, _ in parts) + ")", [p for _, ps in parts for p in ps]
+    if op == "==":
+        return _equals(field, value)
+    if op == "!=":  # like Firestore: the field must exist and not be null
+        sql, params = _equals(field, value)
+        return f"({_TYPE} NOT IN ('', 'null') AND NOT {sql})", [_paths(field)[0], *params]
+    if op not in _INEQUALITIES or value is None:
+        raise InvalidInput("unsupported filter (None only compares with == and !=)")
+    sql, params = _operand(field, value)
+    return f"{sql} {op} ?)", params
+
+
+def _ordering(where: Sequence[Filter], order_by: Sequence[Order]) -> tuple[list[str], list[Any]]:
+    """ORDER BY: explicit orders, then (like Firestore) inequality-filter fields, then id."""
+    direction = "DESC" if order_by and order_by[-1].descending else "ASC"
+    orders = [(o.field, "DESC" if o.descending else "ASC") for o in order_by]
+    if order_by:
+        explicit = {o.field for o in order_by}
+        implicit = sorted({f.field for f in where if f.op in _INEQUALITIES} - explicit)
+        orders += [(field, direction) for field in implicit]
+    terms: list[str] = []
+    params: list[Any] = []
+    for field, way in orders:
+        path, bytes_path = _paths(field)
+        terms += [f"{_RANK} {way}", f"json_extract(data, ?) {way}"]
+        params += [path, bytes_path, path]
+    return [*terms, f"id {direction}"], params
+
+
+class _Connection(sqlite3.Connection):
+    """A connection that can be weakly referenced (so threads that end do not leak one)."""
+
+
+# ---- errors -------------------------------------------------------------------------------
+def _translate(error: Exception, what: str) -> KeywayError:
+    name = getattr(error, "sqlite_errorname", "")
+    text = str(error).lower()
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "locked" in text or "busy" in text:
+        return ContentionError(f"{what}: database is busy")
+    return UnavailableError(f"{what}: {type(error).__name__}")
+
+
+@contextmanager
+def _boundary(what: str) -> Iterator[None]:
+    """Re-raise sqlite3 and file-system errors as keyway errors."""
+    try:
+        yield
+    except (sqlite3.Error, OSError) as e:
+        raise _translate(e, what) from e
+
+
+# ---- the adapter --------------------------------------------------------------------------
+class SqliteDocumentStore:
+    """Documents as JSON text in one SQLite file (WAL mode, mode 0600), keyed (collection, id).
+
+    Same semantics as Firestore: ``put`` replaces, ``delete`` is idempotent, filters compare
+    same-typed values only (numbers with numbers, strings with strings, bytes by byte order) and
+    never match a missing field, ``!=`` also skips nulls, ``order_by`` skips documents without
+    the field and ties break on inequality-filter fields then id. Without ``order_by`` results
+    are ordered by id. Value rules are the port's plus Firestore's limits (64-bit ints, finite
+    floats, no list directly in a list, no ``__x__`` keys or ids); ordering by list or map fields
+    compares their JSON text. Bytes are stored as ``{"__bytes__": hex}``.
+
+    Safe from many threads (one connection per thread) and processes (SQLite locking,
+    ``busy_timeout``). ``transaction`` holds the write lock (``BEGIN IMMEDIATE``) while ``fn``
+    runs, so it never loses a race; store calls made inside ``fn`` on the same thread join it.
+    """
+
+    def __init__(self, path: Path, *, busy_timeout: float = 10.0) -> None:
+        self._path = Path(path)
+        self._busy_timeout = busy_timeout
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._connections: weakref.WeakSet[_Connection] = weakref.WeakSet()
+        with _boundary("sqlite.open"):
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            os.close(os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600))
+            connection = self._connection()
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute(_SCHEMA)
+
+    def _connection(self) -> sqlite3.Connection:
+        """This thread's connection (a new one after ``fork``; closed when the thread ends)."""
+        owner, connection = getattr(self._local, "entry", (None, None))
+        if connection is None or owner != os.getpid():
+            connection = sqlite3.connect(
+                self._path, timeout=self._busy_timeout, isolation_level=None,
+                check_same_thread=False, factory=_Connection,
+            )
+            self._local.entry = (os.getpid(), connection)
+            with self._lock:
+                self._connections.add(connection)
+        return connection
+
+    def close(self) -> None:
+        """Close every open connection of this store (in this process)."""
+        with self._lock:
+            connections, self._connections = list(self._connections), weakref.WeakSet()
+        for connection in connections:
+            with suppress(sqlite3.Error):
+                connection.close()
+
+    def get(self, collection: str, doc_id: str) -> Document | None:
+        return _read(self._connection(), collection, doc_id)
+
+    def put(self, collection: str, doc_id: str, data: Document) -> None:
+        _write(self._connection(), collection, doc_id, data)
+
+    def delete(self, collection: str, doc_id: str) -> None:
+        _remove(self._connection(), collection, doc_id)
+
+    def query(
+        self,
+        collection: str,
+        where: Sequence[Filter] = (),
+        order_by: Sequence[Order] = (),
+        limit: int | None = None,
+    ) -> list[Snapshot]:
+        _check_name(collection, "collection name")
+        if limit is not None and (type(limit) is not int or limit < 0):
+            raise InvalidInput("limit must be a non-negative integer")
+        if sum(clause.op == "!=" for clause in where) > 1:
+            raise InvalidInput("at most one != filter per query (Firestore's rule)")
+        sql, params = ["collection = ?"], [collection]
+        for clause in where:
+            text, values = _condition(clause)
+            sql.append(text)
+            params += values
+        for order in order_by:  # like Firestore, ordering by a field requires the field
+            sql.append("json_type(data, ?) IS NOT NULL")
+            params.append(_paths(order.field)[0])
+        terms, order_params = _ordering(where, order_by)
+        statement = (f"SELECT id, data FROM documents WHERE {' AND '.join(sql)} "  # noqa: S608
+                     f"ORDER BY {', '.join(terms)} LIMIT ?")
+        with _boundary("sqlite.query"):
+            rows = self._connection().execute(
+                statement, [*params, *order_params, -1 if limit is None else limit]
+            ).fetchall()
+        return [Snapshot(doc_id, _decode(json.loads(data))) for doc_id, data in rows]
+
+    def transaction(self, fn: Callable[[SqliteTransaction], T], *, max_attempts: int = 5) -> T:
+        """Run ``fn`` under the write lock; commit if it returns, roll back if it raises."""
+        if max_attempts < 1:
+            raise InvalidInput("max_attempts must be at least 1")
+        connection = self._connection()
+        if connection.in_transaction:
+            raise InvalidInput("transactions cannot be nested")
+        for attempt in range(1, max_attempts + 1):
+            try:
+                connection.execute("BEGIN IMMEDIATE")
+                break
+            except sqlite3.Error as e:
+                error = _translate(e, "sqlite.transaction")
+                if not isinstance(error, ContentionError) or attempt == max_attempts:
+                    raise error from e
+        return _run(connection, fn)
+
+
+def _run(connection: sqlite3.Connection, fn: Callable[[SqliteTransaction], T]) -> T:
+    transaction = SqliteTransaction(connection)
+    try:
+        result = fn(transaction)
+        with _boundary("sqlite.commit"):
+            connection.execute("COMMIT")
+    except BaseException:
+        with suppress(sqlite3.Error):
+            connection.execute("ROLLBACK")
+        raise
+    finally:
+        transaction.closed = True
+    return result
+
+
+class SqliteTransaction:
+    """Reads then writes inside :meth:`SqliteDocumentStore.transaction` (Firestore's rule)."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._connection = connection
+        self._wrote = False
+        self.closed = False
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise InvalidInput("the transaction is over")
+
+    def get(self, collection: str, doc_id: str) -> Document | None:
+        self._check_open()
+        if self._wrote:
+            raise InvalidInput("inside a transaction every read must come before the first write")
+        return _read(self._connection, collection, doc_id)
+
+    def put(self, collection: str, doc_id: str, data: Document) -> None:
+        self._check_open()
+        _write(self._connection, collection, doc_id, data)
+        self._wrote = True
+
+    def delete(self, collection: str, doc_id: str) -> None:
+        self._check_open()
+        _remove(self._connection, collection, doc_id)
+        self._wrote = True
+
+
+def _key(collection: str, doc_id: str) -> tuple[str, str]:
+    return _check_name(collection, "collection name"), _check_name(doc_id, "document id")
+
+
+def _read(connection: sqlite3.Connection, collection: str, doc_id: str) -> Document | None:
+    key = _key(collection, doc_id)
+    with _boundary("sqlite.get"):
+        sql = "SELECT data FROM documents WHERE collection = ? AND id = ?"
+        row = connection.execute(sql, key).fetchone()
+    return None if row is None else _decode(json.loads(row[0]))
+
+
+def _write(connection: sqlite3.Connection, collection: str, doc_id: str, data: Document) -> None:
+    row = (*_key(collection, doc_id), _dumps(data))
+    with _boundary("sqlite.put"):
+        connection.execute("INSERT OR REPLACE INTO documents VALUES (?, ?, ?)", row)
+
+
+def _remove(connection: sqlite3.Connection, collection: str, doc_id: str) -> None:
+    key = _key(collection, doc_id)
+    with _boundary("sqlite.delete"):
+        connection.execute("DELETE FROM documents WHERE collection = ? AND id = ?", key)
