@@ -181,6 +181,14 @@ class MessageBus(Protocol):
         Used by workers, tests and the local runner; in production Pub/Sub pushes instead.
         """
 
+    def peek(self, subscription: str, max_messages: int = 10) -> list[Message]:
+        """Up to ``max_messages`` messages available now, without acknowledging them.
+
+        They stay deliverable. Meant for operator views of ``<dead_letter_topic>-hold``
+        subscriptions (see :mod:`shared.bus_ops`): on Pub/Sub a peek is a pull followed by a
+        nack, which counts as a delivery attempt on subscriptions with a dead-letter policy.
+        """
+
 
 # ---------------------------------------------------------------------------------------------
 # Key service (Cloud KMS or the local KMS)
