@@ -79,7 +79,8 @@ class Runner:
         while not self.stop_event.is_set():
             body = {"tick_time": isoformat(ports.clock.now())}
             try:
-                messages.publish(ports.bus, "cloud-scheduler", "refresh-ticks", "refresh.tick", body)
+                messages.publish(ports.bus, "cloud-scheduler", "refresh-ticks",
+                                 "refresh.tick", body)
             except RetryableError as e:
                 log.warning("runner.tick_failed", extra={"fields": {"detail": e.detail}})
             self.stop_event.wait(self.config.tick_seconds)
@@ -214,7 +215,8 @@ def run(backend: str) -> None:
         elif config.backend == "emulator":
             runner.start_emulator()
         else:
-            raise SystemExit("make run serves embedded or emulator backends; deploy gcp with infra/")
+            raise SystemExit("make run serves the embedded or emulator backend; "
+                             "deploy gcp with infra/")
         while not runner.stop_event.wait(0.5):
             pass
     except KeyboardInterrupt:

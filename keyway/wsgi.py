@@ -54,7 +54,8 @@ def proxy_app(target: str, session: requests.Session) -> Callable:
         url = target + (request.path or "/")
         if request.query_string:
             url += "?" + request.query_string.decode("latin-1")
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP | {"host"}}
+        skip = _HOP_BY_HOP | {"host"}
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in skip}
         try:
             upstream = session.request(request.method, url, headers=headers,
                                        data=request.get_data(), allow_redirects=False, timeout=60)

@@ -20,6 +20,7 @@ Backend = Literal["embedded", "emulator", "gcp"]
 BACKENDS: tuple[Backend, ...] = ("embedded", "emulator", "gcp")
 _PROJECT_RE = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
 _HOSTPORT_RE = re.compile(r"^[A-Za-z0-9.\-\[\]:]+:\d{1,5}$")
+_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 _DATABASE_RE = re.compile(r"^(\(default\)|[a-z][a-z0-9-]{2,62})$")
 
 
@@ -79,7 +80,7 @@ class Config:
             pubsub_emulator_host=ps_host,
             secrets_file=Path(env.get("KEYWAY_SECRETS_FILE") or state_dir / "secrets.json"),
             port=_int(env, "PORT", 8080, 1, 65535),
-            log_level=_choice(env, "KEYWAY_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
+            log_level=_choice(env, "KEYWAY_LOG_LEVEL", "INFO", _LEVELS),
             tick_seconds=float(_int(env, "KEYWAY_TICK_SECONDS", 60, 1, 86400)),
         )
 

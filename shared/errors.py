@@ -8,7 +8,7 @@ permanent → log the stable ``key`` and acknowledge).
 ::
 
     KeywayError                      500  retry
-    ├── ConfigError                  500  permanent   bad or missing configuration at start-up
+    ├── ConfigError                  500  permanent   bad or missing configuration
     ├── RetryableError               503  retry       transient; try again later
     │   ├── UnavailableError         503  retry       a backend (store, bus, KMS, secrets) is down
     │   └── ContentionError          503  retry       a transaction lost too many races
@@ -16,10 +16,10 @@ permanent → log the stable ``key`` and acknowledge).
     │   ├── InvalidInput             400  permanent   malformed request or message
     │   ├── NotFound                 404  permanent   no such record (or not yours)
     │   ├── Forbidden                403  permanent   authenticated but not allowed
-    │   ├── PolicyViolation          403  permanent   a component sent what the policy table forbids
+    │   ├── PolicyViolation          403  permanent   the policy table forbids this message
     │   ├── Conflict                 409  permanent   state does not allow this now
     │   └── NotImplementedYet        501  permanent   a route whose behaviour is not built
-    └── CryptoError                  500  permanent   any decrypt/unwrap failure, deliberately opaque
+    └── CryptoError                  500  permanent   any decrypt or unwrap failure (opaque)
 
 Vendor exceptions (google.api_core, sqlite3, requests) are translated at the adapter boundary
 with ``raise … from e`` so callers only ever see this tree. Messages never contain secrets.

@@ -35,7 +35,8 @@ class Inbound:
     message_id: str
 
 
-def encode(sender: str, type_: str, body: Mapping[str, Any], version: int = 1) -> tuple[bytes, dict[str, str]]:
+def encode(sender: str, type_: str, body: Mapping[str, Any],
+           version: int = 1) -> tuple[bytes, dict[str, str]]:
     data = json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
     return data, {ATTR_TYPE: type_, ATTR_VERSION: str(version), ATTR_SENDER: sender}
 

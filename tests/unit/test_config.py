@@ -52,7 +52,8 @@ def test_gcp_backend_is_not_local_mode() -> None:
 
 
 def test_emulator_backend_accepts_host_port() -> None:
-    config = Config.from_env({"KEYWAY_BACKEND": "emulator", "FIRESTORE_EMULATOR_HOST": "127.0.0.1:8085",
+    config = Config.from_env({"KEYWAY_BACKEND": "emulator",
+                              "FIRESTORE_EMULATOR_HOST": "127.0.0.1:8085",
                               "PUBSUB_EMULATOR_HOST": "localhost:8086"})
     assert config.firestore_emulator_host == "127.0.0.1:8085"
     assert config.local_mode is True

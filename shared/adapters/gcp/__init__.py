@@ -1,1 +1,1 @@
-"""GCP adapters: the only place in ``shared/`` that imports ``google.cloud`` or ``google.api_core``."""
+"""GCP adapters: the only place in ``shared/`` importing ``google.cloud`` / ``google.api_core``."""

@@ -1,0 +1,1 @@
+"""Benchmarks for `make bench`. Results go to benchmarks/results/<name>.json."""
