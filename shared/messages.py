@@ -44,7 +44,7 @@ def encode(sender: str, type_: str, body: Mapping[str, Any],
 def publish(bus: MessageBus, sender: str, topic: str, type_: str, body: Mapping[str, Any],
             *, version: int = 1, ordering_key: str | None = None) -> str:
     """Publish ``body`` as ``sender`` after the policy table allows it (``PolicyViolation``)."""
-    policy.check_publish(sender, topic)
+    policy.check_publish(sender, topic, type_)
     data, attributes = encode(sender, type_, body, version)
     return bus.publish(topic, data, attributes, ordering_key=ordering_key)
 
@@ -78,5 +78,5 @@ def decode_cloud_event(receiver: str, event: Any) -> Inbound:
         raise InvalidInput("message data is not base64", key="message.malformed") from None
     inbound = decode(match.group(1), data, message.get("attributes") or {},
                      str(message.get("messageId") or event["id"]))
-    policy.check_delivery(receiver, inbound.topic, inbound.sender)
+    policy.check_delivery(receiver, inbound.topic, inbound.sender, inbound.type)
     return inbound

@@ -1,12 +1,15 @@
-"""The component policy table: which component may publish to which topic, and who consumes it.
+"""The component policy table: which component may send which message to whom.
 
 This is the single source of truth for least privilege between components (DESIGN.md promise
-7). The runtime checks it on every message (:func:`check_publish`, :func:`check_delivery`) and
-the Terraform IAM bindings in ``infra/`` are generated from :func:`iam_bindings`.
+7). Each topic has one subscriber and, per message type, the set of components allowed to
+publish it. The runtime checks it on every message (:func:`check_publish` before publishing,
+:func:`check_delivery` before any handler runs) and the Terraform IAM bindings in ``infra/``
+are generated from :func:`iam_bindings`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from shared.errors import PolicyViolation
@@ -18,43 +21,30 @@ CLOUD_SCHEDULER = "cloud-scheduler"
 @dataclass(frozen=True)
 class Route:
     topic: str
-    publishers: frozenset[str]
     subscriber: str
+    types: Mapping[str, frozenset[str]]  # message type → components allowed to publish it
     carries: str
+
+    @property
+    def publishers(self) -> frozenset[str]:
+        return frozenset().union(*self.types.values())
 
 
 def _provider_routes(p: str) -> list[Route]:
+    syncers = frozenset({"scheduler", "api", "ingest", f"fetch-{p}", f"oauth-{p}"})
     return [
-        Route(
-            f"sync-requests-{p}",
-            frozenset({"scheduler", "api", "ingest", f"fetch-{p}", f"oauth-{p}"}),
-            f"vault-{p}",
-            "tenant, connection, scope of the sync, resume point",
-        ),
-        Route(
-            f"fetch-jobs-{p}",
-            frozenset({f"vault-{p}"}),
-            f"fetch-{p}",
-            "sealed app-token envelope (purpose fetch), connection, what to fetch, cursor",
-        ),
-        Route(
-            f"action-requests-{p}",
-            frozenset({"api"}),
-            f"vault-{p}",
-            "tenant, requesting user, action id, action",
-        ),
-        Route(
-            f"action-jobs-{p}",
-            frozenset({f"vault-{p}"}),
-            f"act-{p}",
-            "sealed personal-token envelope (purpose action), action id, action",
-        ),
-        Route(
-            f"events-{p}",
-            frozenset({f"webhook-{p}"}),
-            "ingest",
-            "verified webhook event (headers that matter + body), delivery id",
-        ),
+        Route(f"sync-requests-{p}", f"vault-{p}",
+              {"sync.requested": syncers, "connection.disconnect": frozenset({"api"})},
+              "tenant, connection, scope of the sync, resume point; or a disconnect"),
+        Route(f"fetch-jobs-{p}", f"fetch-{p}", {"fetch.job": frozenset({f"vault-{p}"})},
+              "sealed app-token envelope (purpose fetch), connection, what to fetch, cursor"),
+        Route(f"action-requests-{p}", f"vault-{p}",
+              {"action.requested": frozenset({"api"})},
+              "tenant, requesting user, action id, action"),
+        Route(f"action-jobs-{p}", f"act-{p}", {"action.job": frozenset({f"vault-{p}"})},
+              "sealed personal-token envelope (purpose action), action id, action"),
+        Route(f"events-{p}", "ingest", {"webhook.event": frozenset({f"webhook-{p}"})},
+              "verified webhook event (headers that matter + body), delivery id"),
     ]
 
 
@@ -62,7 +52,8 @@ ROUTES: dict[str, Route] = {
     r.topic: r
     for r in [
         *(route for p in PROVIDERS for route in _provider_routes(p)),
-        Route("refresh-ticks", frozenset({CLOUD_SCHEDULER}), "scheduler", "tick time"),
+        Route("refresh-ticks", "scheduler", {"refresh.tick": frozenset({CLOUD_SCHEDULER})},
+              "tick time"),
     ]
 }
 
@@ -83,21 +74,29 @@ def topics_consumed_by(component: str) -> list[str]:
     return sorted(t for t, r in ROUTES.items() if r.subscriber == component)
 
 
-def check_publish(sender: str, topic: str) -> Route:
-    """Raise ``PolicyViolation`` unless ``sender`` may publish to ``topic``."""
+def _allowed(sender: str, topic: str, type_: str) -> Route | None:
     route = ROUTES.get(topic)
-    if route is None or sender not in route.publishers:
-        raise PolicyViolation(f"{sender} may not publish to {topic}", key="policy.publish_refused")
+    if route is None or sender not in route.types.get(type_, frozenset()):
+        return None
     return route
 
 
-def check_delivery(receiver: str, topic: str, sender: str) -> Route:
-    """Raise ``PolicyViolation`` unless ``receiver`` consumes ``topic`` and ``sender`` may send."""
-    route = ROUTES.get(topic)
-    if route is None or route.subscriber != receiver or sender not in route.publishers:
-        raise PolicyViolation(
-            f"{receiver} refuses a message on {topic} from {sender}", key="policy.delivery_refused"
-        )
+def check_publish(sender: str, topic: str, type_: str) -> Route:
+    """Raise ``PolicyViolation`` unless ``sender`` may publish ``type_`` on ``topic``."""
+    route = _allowed(sender, topic, type_)
+    if route is None:
+        raise PolicyViolation(f"{sender} may not publish {type_} to {topic}",
+                              key="policy.publish_refused")
+    return route
+
+
+def check_delivery(receiver: str, topic: str, sender: str, type_: str) -> Route:
+    """Raise ``PolicyViolation`` unless ``receiver`` consumes ``topic`` and ``sender`` may send
+    ``type_`` on it."""
+    route = _allowed(sender, topic, type_)
+    if route is None or route.subscriber != receiver:
+        raise PolicyViolation(f"{receiver} refuses {type_} on {topic} from {sender}",
+                              key="policy.delivery_refused")
     return route
 
 
@@ -107,4 +106,5 @@ def iam_bindings() -> list[tuple[str, str, str]]:
     for topic, route in sorted(ROUTES.items()):
         for publisher in sorted(route.publishers):
             rows.append((topic, publisher, "roles/pubsub.publisher"))
+        rows.append((topic, route.subscriber, "roles/pubsub.subscriber"))
     return rows

@@ -83,11 +83,19 @@ def test_a_permanent_failure_is_acknowledged(caplog):
     assert "scheduler.bad_tick" in caplog.messages
 
 
-def test_an_unknown_message_type_is_kept_for_the_dead_letter_topic():
+def test_an_allowed_type_without_a_handler_is_kept_for_the_dead_letter_topic():
     receive = event_function("scheduler", {})
     with pytest.raises(UnhandledMessage) as caught:
-        receive(pubsub_event("refresh-ticks", "cloud-scheduler", "refresh.tock", {}))
+        receive(pubsub_event("refresh-ticks", "cloud-scheduler", "refresh.tick", {}))
     assert caught.value.retryable
+
+
+def test_a_type_the_policy_table_does_not_name_is_refused(caplog):
+    seen = []
+    receive = event_function("scheduler", {"refresh.tock": lambda p, m: seen.append(m)})
+    with caplog.at_level(logging.WARNING):
+        receive(pubsub_event("refresh-ticks", "cloud-scheduler", "refresh.tock", {}))
+    assert seen == [] and "policy.delivery_refused" in caplog.messages
 
 
 def test_an_unbuilt_https_function_answers_501_problem_json():
