@@ -104,33 +104,33 @@ def _start(name: str, argv: list[str], ready: str, port: int, log_dir: Path,
     raise EmulatorUnavailable(f"{name} emulator did not become ready: {tail}")
 
 
+# name, the executable under the SDK root, its readiness line, its name in error messages
+_EMULATORS = (
+    ("firestore", "platform/cloud-firestore-emulator/cloud_firestore_emulator", FIRESTORE_READY,
+     "Firestore"),
+    ("pubsub", "platform/pubsub-emulator/bin/cloud-pubsub-emulator", PUBSUB_READY, "Pub/Sub"),
+)
+
+
 def start(log_dir: Path, *, firestore: bool = True, pubsub: bool = True,
           timeout: float = 60.0) -> Emulators:
     """Start the requested emulators on free loopback ports and wait until they are ready."""
     root = find_sdk_root()
     log_dir.mkdir(parents=True, exist_ok=True)
+    wanted = {"firestore": firestore, "pubsub": pubsub}
     result = Emulators()
     try:
-        if firestore:
-            path = root / "platform/cloud-firestore-emulator/cloud_firestore_emulator"
+        for name, executable, ready, label in _EMULATORS:
+            if not wanted[name]:
+                continue
+            path = root / executable
             if not path.exists():
-                raise EmulatorUnavailable(f"Firestore emulator missing at {path}")
+                raise EmulatorUnavailable(f"{label} emulator missing at {path}")
             port = free_port()
-            result.firestore = _start(
-                "firestore", [str(path), "--host=127.0.0.1", f"--port={port}"],
-                FIRESTORE_READY, port, log_dir, timeout,
-            )
-            result.started.append(result.firestore)
-        if pubsub:
-            path = root / "platform/pubsub-emulator/bin/cloud-pubsub-emulator"
-            if not path.exists():
-                raise EmulatorUnavailable(f"Pub/Sub emulator missing at {path}")
-            port = free_port()
-            result.pubsub = _start(
-                "pubsub", [str(path), "--host=127.0.0.1", f"--port={port}"],
-                PUBSUB_READY, port, log_dir, timeout,
-            )
-            result.started.append(result.pubsub)
+            emulator = _start(name, [str(path), "--host=127.0.0.1", f"--port={port}"],
+                              ready, port, log_dir, timeout)
+            setattr(result, name, emulator)
+            result.started.append(emulator)
     except BaseException:
         result.stop()
         raise

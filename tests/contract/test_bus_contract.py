@@ -3,19 +3,14 @@
 ``embedded`` is :class:`SqliteMessageBus` on a temporary file with a fake clock (each idle poll
 advances it one second, so backoff and lease expiry cost no real time); ``emulator`` is
 :class:`PubSubMessageBus` on the official Pub/Sub emulator with fresh names per test, polled in
-real time with a deadline (the emulator applies its own backoff). Tests named
-``test_embedded_*`` cover what only the embedded adapter implements itself.
+real time with a deadline (the emulator applies its own backoff). What only the embedded
+adapter implements itself is tested in ``tests/unit/test_sqlite_bus.py``.
 """
 
 from __future__ import annotations
 
-import sqlite3
-import stat
-import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,99 +21,23 @@ from shared.adapters.embedded.sqlite_bus import SqliteMessageBus
 from shared.adapters.gcp.pubsub_bus import PubSubMessageBus
 from shared.errors import InvalidInput, NotFound, RetryableError
 from shared.ports import Message, MessageBus, SubscriptionSpec
-
-POLL_TIMEOUT_S = 30.0
-# pytest re-enables DeprecationWarning per test, undoing the adapter's own narrow filter.
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:The return_immediately flag is deprecated:DeprecationWarning")
-
-
-class FakeClock:
-    """A :class:`Clock` that only moves when told to."""
-
-    def __init__(self) -> None:
-        self._now = datetime(2030, 1, 1, tzinfo=UTC)
-        self._mono = 0.0
-
-    def now(self) -> datetime:
-        return self._now
-
-    def monotonic(self) -> float:
-        return self._mono
-
-    def sleep(self, seconds: float) -> None:
-        self.advance(seconds)
-
-    def advance(self, seconds: float) -> None:
-        self._now += timedelta(seconds=seconds)
-        self._mono += seconds
-
-
-class Crash(BaseException):
-    """Stands in for the process dying mid-handler: no adapter may catch it."""
-
-
-@dataclass
-class Harness:
-    bus: Any
-    suffix: str
-    idle: Callable[[], None]  # let time pass between polls
-
-    def spec(self, tag: str = "s", **overrides: Any) -> SubscriptionSpec:
-        spec = SubscriptionSpec(
-            name=f"sub-{tag}-{self.suffix}", topic=f"top-{tag}-{self.suffix}",
-            dead_letter_topic=f"dlt-{tag}-{self.suffix}", max_attempts=5,
-            min_backoff=0.0, max_backoff=1.0, ack_deadline=10)
-        spec = replace(spec, **overrides)
-        self.bus.ensure_subscription(spec)
-        return spec
-
-    def poll(self, subscription: str, handler: Callable[[Message], None],
-             until: Callable[[], bool], timeout: float = POLL_TIMEOUT_S) -> None:
-        """Pull until ``until()`` holds (checked before each pull), or fail at the deadline."""
-        deadline = time.monotonic() + timeout
-        while not until():
-            assert time.monotonic() < deadline, "condition not reached before the deadline"
-            if self.bus.pull(subscription, handler) == 0:
-                self.idle()
-
-    def quiet(self, subscription: str, handler: Callable[[Message], None],
-              polls: int = 15) -> None:
-        """Pull ``polls`` times, letting time pass in between (to show nothing else arrives)."""
-        for _ in range(polls):
-            self.bus.pull(subscription, handler)
-            self.idle()
+from tests.support import POLL_TIMEOUT_S, BusHarness, Crash, FakeClock, always_retry, recorder
 
 
 @pytest.fixture(params=["embedded", pytest.param("emulator", marks=pytest.mark.emulator)])
-def h(request: pytest.FixtureRequest, tmp_path: Path, unique: str) -> Iterator[Harness]:
+def h(request: pytest.FixtureRequest, tmp_path: Path, unique: str) -> Iterator[BusHarness]:
     if request.param == "embedded":
         clock = FakeClock()
-        yield Harness(SqliteMessageBus(tmp_path / "bus" / "bus.db", clock), unique,
-                      lambda: clock.advance(1.0))
+        yield BusHarness(SqliteMessageBus(tmp_path / "bus" / "bus.db", clock), unique,
+                         lambda: clock.advance(1.0))
         return
     request.getfixturevalue("emulator_env")
     bus = PubSubMessageBus(f"kw-test-{unique}")
-    yield Harness(bus, unique, lambda: time.sleep(0.1))
+    yield BusHarness(bus, unique, lambda: time.sleep(0.1))
     bus.close()
 
 
-def recorder(fail: Callable[[Message], None] = lambda m: None) -> tuple[list[Message], Any]:
-    """A handler that records every delivery, then calls ``fail`` (which may raise)."""
-    seen: list[Message] = []
-
-    def handler(message: Message) -> None:
-        seen.append(message)
-        fail(message)
-
-    return seen, handler
-
-
-def always_retry(message: Message) -> None:
-    raise RetryableError("downstream unavailable")
-
-
-def dead_lettered(h: Harness, spec: SubscriptionSpec) -> list[Message]:
+def dead_lettered(h: BusHarness, spec: SubscriptionSpec) -> list[Message]:
     """Poll with an always-failing handler until ``spec``'s dead-letter hold has a message."""
     seen, handler = recorder(always_retry)
     letters: list[Message] = []
@@ -133,11 +52,11 @@ def dead_lettered(h: Harness, spec: SubscriptionSpec) -> list[Message]:
 
 
 # ---- delivery -----------------------------------------------------------------------------
-def test_implements_the_port(h: Harness) -> None:
+def test_implements_the_port(h: BusHarness) -> None:
     assert isinstance(h.bus, MessageBus)
 
 
-def test_publish_then_pull_delivers_data_attributes_and_ordering_key(h: Harness) -> None:
+def test_publish_then_pull_delivers_data_attributes_and_ordering_key(h: BusHarness) -> None:
     spec = h.spec()
     attrs = {"type": "repo.synced", "trace": "t-1"}
     message_id = h.bus.publish(spec.topic, b"\x00payload\xff", attrs, ordering_key="acct-1")
@@ -150,7 +69,7 @@ def test_publish_then_pull_delivers_data_attributes_and_ordering_key(h: Harness)
     assert message.publish_time.tzinfo is not None
 
 
-def test_returned_message_is_final_but_a_crashed_one_comes_back(h: Harness) -> None:
+def test_returned_message_is_final_but_a_crashed_one_comes_back(h: BusHarness) -> None:
     """Ack is final; a handler that never finished (lease/ack deadline ran out) is redelivered."""
     spec = h.spec()
     h.bus.publish(spec.topic, b"ok")
@@ -175,7 +94,7 @@ def test_returned_message_is_final_but_a_crashed_one_comes_back(h: Harness) -> N
     assert seen[-1].delivery_attempt >= 2
 
 
-def test_retryable_failure_is_redelivered_with_increasing_attempt(h: Harness) -> None:
+def test_retryable_failure_is_redelivered_with_increasing_attempt(h: BusHarness) -> None:
     spec = h.spec()
     h.bus.publish(spec.topic, b"flaky", {"k": "v"})
 
@@ -192,7 +111,7 @@ def test_retryable_failure_is_redelivered_with_increasing_attempt(h: Harness) ->
     assert bus_ops.list_dead_letters(h.bus, spec) == []
 
 
-def test_always_failing_message_is_dead_lettered_intact(h: Harness) -> None:
+def test_always_failing_message_is_dead_lettered_intact(h: BusHarness) -> None:
     spec = h.spec()
     attrs = {"type": "poison", "n": "1"}
     h.bus.publish(spec.topic, b"poison", attrs)
@@ -208,7 +127,7 @@ def test_always_failing_message_is_dead_lettered_intact(h: Harness) -> None:
 
 
 def test_permanent_error_acks_without_dead_lettering(
-    h: Harness, caplog: pytest.LogCaptureFixture
+    h: BusHarness, caplog: pytest.LogCaptureFixture
 ) -> None:
     spec = h.spec()
     message_id = h.bus.publish(spec.topic, b"secret-payload")
@@ -228,7 +147,7 @@ def test_permanent_error_acks_without_dead_lettering(
     assert "secret-payload" not in repr(fields)
 
 
-def test_fifty_messages_are_each_delivered_and_none_lost(h: Harness) -> None:
+def test_fifty_messages_are_each_delivered_and_none_lost(h: BusHarness) -> None:
     spec = h.spec()
     sent = {f"m{i}".encode() for i in range(50)}
     for data in sorted(sent):
@@ -248,7 +167,7 @@ def test_fifty_messages_are_each_delivered_and_none_lost(h: Harness) -> None:
     assert bus_ops.list_dead_letters(h.bus, spec) == []
 
 
-def test_replay_puts_a_dead_letter_back_on_its_topic(h: Harness) -> None:
+def test_replay_puts_a_dead_letter_back_on_its_topic(h: BusHarness) -> None:
     spec = h.spec()
     attrs = {"type": "retry-me"}
     h.bus.publish(spec.topic, b"again", attrs, ordering_key="acct-9")
@@ -263,7 +182,7 @@ def test_replay_puts_a_dead_letter_back_on_its_topic(h: Harness) -> None:
     assert bus_ops.list_dead_letters(h.bus, spec) == []
 
 
-def test_ordering_key_order_is_preserved(h: Harness) -> None:
+def test_ordering_key_order_is_preserved(h: BusHarness) -> None:
     spec = h.spec()
     for i in range(10):
         h.bus.publish(spec.topic, f"{i}".encode(), ordering_key="acct-1")
@@ -272,7 +191,7 @@ def test_ordering_key_order_is_preserved(h: Harness) -> None:
     assert [int(m.data) for m in seen] == list(range(10))
 
 
-def test_peek_leaves_messages_deliverable(h: Harness) -> None:
+def test_peek_leaves_messages_deliverable(h: BusHarness) -> None:
     spec = h.spec()
     h.bus.publish(spec.topic, b"look")
     peeked: list[Message] = []
@@ -286,7 +205,7 @@ def test_peek_leaves_messages_deliverable(h: Harness) -> None:
 
 
 # ---- errors -------------------------------------------------------------------------------
-def test_missing_topic_and_subscription_are_not_found(h: Harness) -> None:
+def test_missing_topic_and_subscription_are_not_found(h: BusHarness) -> None:
     spec = h.spec()
     with pytest.raises(InvalidInput):
         h.bus.publish(spec.topic, b"")  # Pub/Sub refuses a message with no data and no attributes
@@ -301,13 +220,13 @@ def test_missing_topic_and_subscription_are_not_found(h: Harness) -> None:
     {"min_backoff": 2.0, "max_backoff": 1.0}, {"name": "1-starts-with-a-digit"},
 ])
 def test_specs_pub_sub_would_reject_are_rejected_everywhere(
-    h: Harness, overrides: dict[str, Any]
+    h: BusHarness, overrides: dict[str, Any]
 ) -> None:
     with pytest.raises(InvalidInput):
         h.spec(**overrides)
 
 
-def test_ensure_is_idempotent(h: Harness) -> None:
+def test_ensure_is_idempotent(h: BusHarness) -> None:
     spec = h.spec()
     h.bus.ensure_subscription(spec)
     h.bus.ensure_topic(spec.topic)
@@ -315,126 +234,3 @@ def test_ensure_is_idempotent(h: Harness) -> None:
     seen, handler = recorder()
     h.poll(spec.name, handler, lambda: bool(seen))
     assert len(seen) == 1
-
-
-# ---- embedded only: what the SQLite adapter implements itself -----------------------------
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def local(tmp_path: Path, unique: str, clock: FakeClock) -> Harness:
-    return Harness(SqliteMessageBus(tmp_path / "state" / "bus.db", clock), unique,
-                   lambda: clock.advance(1.0))
-
-
-def test_embedded_backoff_is_exponential_and_capped(local: Harness, clock: FakeClock) -> None:
-    spec = local.spec(min_backoff=10.0, max_backoff=40.0, max_attempts=6)
-    local.bus.publish(spec.topic, b"slow")
-    seen, handler = recorder(always_retry)
-    assert local.bus.pull(spec.name, handler) == 1
-    waits = []
-    for _ in range(5):
-        waited = 0
-        while local.bus.pull(spec.name, handler) == 0:
-            assert local.bus.peek(spec.name) == []  # nothing is available while backing off
-            clock.advance(1.0)
-            waited += 1
-        waits.append(waited)
-    assert waits == [10, 20, 40, 40, 40]
-    assert [m.delivery_attempt for m in seen] == [1, 2, 3, 4, 5, 6]
-    [letter] = bus_ops.list_dead_letters(local.bus, spec)
-    assert bus_ops.dead_letter_source(letter) == (spec.name, 6)
-
-
-def test_embedded_ordering_holds_later_messages_while_one_retries(local: Harness) -> None:
-    spec = local.spec()
-    for i in range(5):
-        local.bus.publish(spec.topic, f"{i}".encode(), ordering_key="acct-1")
-    local.bus.publish(spec.topic, b"other", ordering_key="acct-2")
-
-    def fail_two_once(message: Message) -> None:
-        if message.data == b"2" and message.delivery_attempt == 1:
-            raise RetryableError("not yet")
-
-    seen, handler = recorder(fail_two_once)
-    local.poll(spec.name, handler, lambda: len(seen) == 7)
-    keyed = [m.data for m in seen if m.ordering_key == "acct-1"]
-    assert keyed == [b"0", b"1", b"2", b"2", b"3", b"4"]
-    assert b"other" in [m.data for m in seen[:3]]  # another key is not held back
-
-
-def test_embedded_crash_at_last_attempt_dead_letters_after_the_lease(local: Harness) -> None:
-    spec = local.spec()
-    local.bus.publish(spec.topic, b"kills-its-puller", {"a": "b"})
-
-    def crash_on_last(message: Message) -> None:
-        if message.delivery_attempt == spec.max_attempts:
-            raise Crash()
-        raise RetryableError("again")
-
-    seen, handler = recorder(crash_on_last)
-    with pytest.raises(Crash):
-        local.poll(spec.name, handler, lambda: False)
-    local.quiet(spec.name, handler, polls=spec.ack_deadline + 1)
-    assert len(seen) == spec.max_attempts
-    [letter] = bus_ops.list_dead_letters(local.bus, spec)
-    assert bus_ops.dead_letter_source(letter) == (spec.name, spec.max_attempts)
-
-
-def test_embedded_late_ack_after_lease_expiry_changes_nothing(
-    local: Harness, clock: FakeClock
-) -> None:
-    spec = local.spec()
-    local.bus.publish(spec.topic, b"slow-handler")
-    seen, fail = recorder(always_retry)
-
-    def slow(message: Message) -> None:
-        seen.append(message)
-        if len(seen) == 1:  # while this handler runs its lease expires; a second puller fails it
-            clock.advance(spec.ack_deadline + 1)
-            assert local.bus.pull(spec.name, fail) == 1
-        # returning now is a late ack: it must not delete the re-claimed, failed message
-
-    local.bus.pull(spec.name, slow)
-    local.poll(spec.name, slow, lambda: len(seen) == 3)
-    assert [m.delivery_attempt for m in seen] == [1, 2, 3]
-
-
-def test_embedded_store_is_durable_private_and_wal(tmp_path: Path, clock: FakeClock) -> None:
-    path = tmp_path / "new" / "dir" / "bus.db"
-    bus = SqliteMessageBus(path, clock)
-    spec = SubscriptionSpec("sub-durable", "top-durable", "dlt-durable")
-    bus.ensure_subscription(spec)
-    bus.publish(spec.topic, b"kept")
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-    conn.close()
-    seen, handler = recorder()
-    assert SqliteMessageBus(path, clock).pull(spec.name, handler) == 1
-    assert seen[0].data == b"kept"
-
-
-def test_embedded_concurrent_pullers_share_the_work(local: Harness) -> None:
-    spec = local.spec()
-    for i in range(200):
-        local.bus.publish(spec.topic, f"{i}".encode())
-    seen, handler = recorder()
-    lock = threading.Lock()
-
-    def locked(message: Message) -> None:
-        with lock:
-            handler(message)
-
-    def worker() -> None:
-        while local.bus.pull(spec.name, locked, max_messages=5):
-            pass
-
-    threads = [threading.Thread(target=worker) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert sorted(int(m.data) for m in seen) == list(range(200))  # each exactly once

@@ -13,18 +13,18 @@ import inspect
 import json
 import os
 import pickle
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from google.auth.credentials import AnonymousCredentials
 from google.cloud import kms
 
 from shared.adapters.embedded.local_kms import LocalKeyService, ciphertext_version
 from shared.adapters.gcp.cloud_kms import CloudKeyService
 from shared.errors import Conflict, CryptoError, InvalidInput, NotFound, UnavailableError
 from shared.ports import KeyService
+from tests.contract._gcp_rest import harness_fixture, rest_client
 from tests.fakes.kms_rest import FakeKms
 
 KEY, OTHER = "vault-github", "vault-gitlab"
@@ -61,13 +61,8 @@ def _embedded(tmp_path: Path, request: pytest.FixtureRequest) -> Harness:
 
 
 def _gcp_rest(tmp_path: Path, request: pytest.FixtureRequest) -> Harness:
-    fake = FakeKms().start()
-    request.addfinalizer(fake.stop)
-    client = kms.KeyManagementServiceClient(
-        transport="rest",
-        credentials=AnonymousCredentials(),
-        client_options={"api_endpoint": fake.endpoint},  # http:// is kept by the REST transport
-    )
+    fake = FakeKms()
+    client = rest_client(kms.KeyManagementServiceClient, fake, request)
     service = CloudKeyService("kw-test", "global", "keyway", client=client)
 
     def outage() -> KeyService:
@@ -77,13 +72,7 @@ def _gcp_rest(tmp_path: Path, request: pytest.FixtureRequest) -> Harness:
     return Harness(service, fake.version_of, outage, tmp_path, fake)
 
 
-@pytest.fixture(params=["embedded", "gcp-rest"])
-def harness(
-    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Harness]:
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    build = _embedded if request.param == "embedded" else _gcp_rest
-    yield build(tmp_path, request)
+harness = harness_fixture(_embedded, _gcp_rest)
 
 
 @pytest.fixture
@@ -289,11 +278,10 @@ def test_corrupt_key_file_is_unavailable(local: LocalKeyService, tmp_path: Path)
 
 # -- gcp-rest only ----------------------------------------------------------------------------
 @pytest.fixture
-def gcp(tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Harness:
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    harness = _gcp_rest(tmp_path, request)
-    harness.keys.ensure_key(KEY)
-    return harness
+def gcp(tmp_path: Path, request: pytest.FixtureRequest) -> Harness:
+    built = _gcp_rest(tmp_path, request)
+    built.keys.ensure_key(KEY)
+    return built
 
 
 def test_gcp_rotate_waits_for_key_generation(gcp: Harness) -> None:

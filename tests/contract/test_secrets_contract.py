@@ -10,18 +10,18 @@ import copy
 import json
 import os
 import pickle
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from google.auth.credentials import AnonymousCredentials
 from google.cloud import secretmanager
 
 from shared.adapters.embedded.local_secrets import LocalSecretSource
 from shared.adapters.gcp.secret_manager import SecretManagerSource
 from shared.errors import ConfigError, InvalidInput, NotFound, UnavailableError
 from shared.ports import SecretSource
+from tests.contract._gcp_rest import harness_fixture, rest_client
 from tests.fakes.secret_manager_rest import FakeSecretManager
 
 NAME = "github-webhook-secret"
@@ -61,13 +61,8 @@ def _embedded(tmp_path: Path, request: pytest.FixtureRequest) -> Harness:
 
 
 def _gcp_rest(tmp_path: Path, request: pytest.FixtureRequest) -> Harness:
-    fake = FakeSecretManager().start()
-    request.addfinalizer(fake.stop)
-    client = secretmanager.SecretManagerServiceClient(
-        transport="rest",
-        credentials=AnonymousCredentials(),
-        client_options={"api_endpoint": fake.endpoint},  # http:// is kept by the REST transport
-    )
+    fake = FakeSecretManager()
+    client = rest_client(secretmanager.SecretManagerServiceClient, fake, request)
 
     def disable(name: str, version: str) -> None:
         fake.disable_version(f"projects/kw-test/secrets/{name}", version)
@@ -79,13 +74,7 @@ def _gcp_rest(tmp_path: Path, request: pytest.FixtureRequest) -> Harness:
     return Harness(SecretManagerSource("kw-test", client=client), disable, outage, fake)
 
 
-@pytest.fixture(params=["embedded", "gcp-rest"])
-def harness(
-    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Harness]:
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    build = _embedded if request.param == "embedded" else _gcp_rest
-    yield build(tmp_path, request)
+harness = harness_fixture(_embedded, _gcp_rest)
 
 
 def _not_found(source: SecretSource, name: str, version: str, *values: bytes) -> None:
@@ -222,8 +211,7 @@ def test_corrupt_secrets_file_is_a_config_error(tmp_path: Path) -> None:
 
 # -- gcp-rest only ----------------------------------------------------------------------------
 @pytest.fixture
-def gcp(tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Harness:
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+def gcp(tmp_path: Path, request: pytest.FixtureRequest) -> Harness:
     return _gcp_rest(tmp_path, request)
 
 

@@ -2,15 +2,13 @@
 
 ``embedded`` is :class:`SqliteDocumentStore` on a temporary file; ``emulator`` is
 :class:`FirestoreDocumentStore` on the official Firestore emulator with a fresh project per test.
+What only the embedded adapter does (its file, processes sharing it) is tested in
+``tests/unit/test_sqlite_store.py``.
 """
 
 from __future__ import annotations
 
-import multiprocessing
-import os
-import stat
 import threading
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,8 +19,7 @@ from shared.adapters.embedded.sqlite_store import SqliteDocumentStore
 from shared.adapters.gcp.firestore_store import FirestoreDocumentStore
 from shared.errors import ContentionError, InvalidInput
 from shared.ports import DocumentStore, Filter, Order, Snapshot, Transaction
-
-COUNTERS = "counters"
+from tests.support import COUNTERS, increment
 
 
 @pytest.fixture(params=["embedded", pytest.param("emulator", marks=pytest.mark.emulator)])
@@ -62,14 +59,6 @@ def ids(snapshots: list[Snapshot]) -> list[str]:
 def seed(store: DocumentStore, collection: str, docs: dict[str, dict[str, Any]]) -> None:
     for doc_id, data in docs.items():
         store.put(collection, doc_id, data)
-
-
-def increment(tx: Transaction) -> int:
-    current = tx.get(COUNTERS, "c")
-    assert current is not None
-    time.sleep(0.002)  # widen the read-modify-write window so a lost update would show
-    tx.put(COUNTERS, "c", {"n": current["n"] + 1})
-    return current["n"] + 1
 
 
 # ---- documents ----------------------------------------------------------------------------
@@ -350,38 +339,3 @@ def test_losing_every_race_raises_contention_error(store: DocumentStore, tmp_pat
         rival.close()
     assert len(outcome) == 1 and isinstance(outcome[0], ContentionError)
     assert store.get(COUNTERS, "c") == {"n": 10}
-
-
-# ---- embedded only: the file ----------------------------------------------------------------
-def test_sqlite_file_is_private_and_its_directory_is_created(tmp_path: Path) -> None:
-    path = tmp_path / "new" / "dir" / "store.db"
-    sqlite = SqliteDocumentStore(path)
-    sqlite.put("things", "t1", {"v": 1})
-    try:
-        for file in (path, Path(f"{path}-wal")):
-            assert stat.S_IMODE(os.stat(file).st_mode) == 0o600
-    finally:
-        sqlite.close()
-
-
-def _increment_in_process(path: str, times: int) -> None:
-    sqlite = SqliteDocumentStore(Path(path))
-    for _ in range(times):
-        sqlite.transaction(increment)
-    sqlite.close()
-
-
-def test_sqlite_processes_sharing_a_file_lose_no_update(tmp_path: Path) -> None:
-    path = tmp_path / "shared.db"
-    sqlite = SqliteDocumentStore(path)
-    sqlite.put(COUNTERS, "c", {"n": 0})
-    context = multiprocessing.get_context("spawn")
-    processes = [context.Process(target=_increment_in_process, args=(str(path), 10))
-                 for _ in range(2)]
-    for process in processes:
-        process.start()
-    for process in processes:
-        process.join(timeout=120)
-    assert [process.exitcode for process in processes] == [0, 0]
-    assert sqlite.get(COUNTERS, "c") == {"n": 20}
-    sqlite.close()

@@ -5,7 +5,9 @@ thread. It speaks JSON over HTTP exactly as the official clients send it with
 ``transport="rest"`` and answers errors in Google's JSON shape
 (``{"error": {"code": 404, "status": "NOT_FOUND", "message": ...}}``) so the clients raise
 the real ``google.api_core`` exceptions. Set ``unavailable = True`` to make every request
-answer 503 ``UNAVAILABLE`` (the outage path). Nothing here imports ``google.cloud``.
+answer 503 ``UNAVAILABLE`` (the outage path), and ``corrupt_responses = True`` to have the fakes
+flip a bit of the bytes they return without fixing the checksum sent with them (see
+:meth:`FakeGoogleServer.returned`). Nothing here imports ``google.cloud``.
 """
 
 from __future__ import annotations
@@ -101,6 +103,7 @@ class FakeGoogleServer:
 
     def __init__(self) -> None:
         self.unavailable = False
+        self.corrupt_responses = False
         self.calls: list[str] = []
         self.connections: set[socket.socket] = set()
         self.lock = threading.RLock()
@@ -136,6 +139,11 @@ class FakeGoogleServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def returned(self, data: bytes) -> bytes:
+        """``data`` as a route answers it: one bit flipped when ``corrupt_responses`` is set
+        (routes send the checksum of the true ``data``, so the client must notice)."""
+        return bytes([data[0] ^ 1]) + data[1:] if self.corrupt_responses and data else data
 
     def dispatch(self, verb: str, target: str, raw_body: bytes) -> tuple[int, Json]:
         """Route one request; returns (HTTP status, JSON body)."""

@@ -21,19 +21,8 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from tests.fakes import (
-    FakeGoogleServer,
-    Json,
-    already_exists,
-    b64decode,
-    b64encode,
-    check_crc,
-    crc32c,
-    failed_precondition,
-    invalid_argument,
-    not_found,
-    timestamp,
-)
+from tests import fakes
+from tests.fakes import FakeGoogleServer, Json
 
 _ID = r"[^/:]+"
 _LOCATION = rf"projects/{_ID}/locations/{_ID}"
@@ -49,8 +38,9 @@ def _aad(key: str, version: str, aad: bytes) -> bytes:
     return b"".join(struct.pack(">I", len(p)) + p for p in parts)
 
 
-def _flip(data: bytes) -> bytes:
-    return bytes([data[0] ^ 1]) + data[1:] if data else data
+def _aad_field(body: Json) -> bytes:
+    return fakes.b64decode(body.get("additionalAuthenticatedData"),
+                           "additional_authenticated_data")
 
 
 class FakeKms(FakeGoogleServer):
@@ -61,7 +51,6 @@ class FakeKms(FakeGoogleServer):
         self.key_rings: dict[str, str] = {}
         self.keys: dict[str, Json] = {}
         self.pending_reads = 0
-        self.corrupt_responses = False
 
     # -- helpers for tests --------------------------------------------------------------------
     @staticmethod
@@ -92,39 +81,39 @@ class FakeKms(FakeGoogleServer):
 
     def _key(self, key: str) -> Json:
         if key not in self.keys:
-            raise not_found(f"{key} not found.")
+            raise fakes.not_found(f"{key} not found.")
         return self.keys[key]
 
     def _add_version(self, key: str) -> str:
         versions = self.keys[key]["versions"]
         vid = str(len(versions) + 1)
         versions[vid] = {"secret": AESGCM.generate_key(bit_length=256), "state": "ENABLED",
-                         "created": timestamp(), "pending": self.pending_reads}
+                         "created": fakes.timestamp(), "pending": self.pending_reads}
         return vid
 
     # -- routes -------------------------------------------------------------------------------
     def create_key_ring(self, query: Json, body: Json, parent: str) -> Json:
         ring_id = query.get("keyRingId", "")
         if not _KEY_ID.fullmatch(ring_id):
-            raise invalid_argument("Invalid key ring id.")
+            raise fakes.invalid_argument("Invalid key ring id.")
         name = f"{parent}/keyRings/{ring_id}"
         if name in self.key_rings:
-            raise already_exists(f"KeyRing {name} already exists.")
-        self.key_rings[name] = timestamp()
+            raise fakes.already_exists(f"KeyRing {name} already exists.")
+        self.key_rings[name] = fakes.timestamp()
         return {"name": name, "createTime": self.key_rings[name]}
 
     def create_crypto_key(self, query: Json, body: Json, parent: str) -> Json:
         key_id = query.get("cryptoKeyId", "")
         if not _KEY_ID.fullmatch(key_id):
-            raise invalid_argument("Invalid crypto key id.")
+            raise fakes.invalid_argument("Invalid crypto key id.")
         if parent not in self.key_rings:
-            raise not_found(f"KeyRing {parent} not found.")
+            raise fakes.not_found(f"KeyRing {parent} not found.")
         if body.get("purpose") not in (1, "ENCRYPT_DECRYPT"):
-            raise invalid_argument("This fake supports only purpose ENCRYPT_DECRYPT.")
+            raise fakes.invalid_argument("This fake supports only purpose ENCRYPT_DECRYPT.")
         name = f"{parent}/cryptoKeys/{key_id}"
         if name in self.keys:
-            raise already_exists(f"CryptoKey {name} already exists.")
-        self.keys[name] = {"versions": {}, "primary": "1", "created": timestamp()}
+            raise fakes.already_exists(f"CryptoKey {name} already exists.")
+        self.keys[name] = {"versions": {}, "primary": "1", "created": fakes.timestamp()}
         pending, self.pending_reads = self.pending_reads, 0  # the first version is immediate
         self._add_version(name)
         self.pending_reads = pending
@@ -141,7 +130,7 @@ class FakeKms(FakeGoogleServer):
     def get_version(self, query: Json, body: Json, name: str, vid: str) -> Json:
         entry = self._key(name)["versions"].get(vid)
         if entry is None:
-            raise not_found(f"{name}/cryptoKeyVersions/{vid} not found.")
+            raise fakes.not_found(f"{name}/cryptoKeyVersions/{vid} not found.")
         answer = self._version_json(name, vid)
         entry["pending"] = max(0, entry["pending"] - 1)
         return answer
@@ -149,63 +138,65 @@ class FakeKms(FakeGoogleServer):
     def update_primary(self, query: Json, body: Json, name: str) -> Json:
         entry = self._key(name)["versions"].get(str(body.get("cryptoKeyVersionId", "")))
         if entry is None:
-            raise not_found("CryptoKeyVersion not found.")
+            raise fakes.not_found("CryptoKeyVersion not found.")
         if entry["state"] != "ENABLED" or entry["pending"] > 0:
-            raise failed_precondition("The version is not enabled.")
+            raise fakes.failed_precondition("The version is not enabled.")
         self.keys[name]["primary"] = str(body["cryptoKeyVersionId"])
         return self._key_json(name)
 
     def encrypt(self, query: Json, body: Json, name: str) -> Json:
         record = self._key(name)
-        plaintext = b64decode(body.get("plaintext"), "plaintext")
-        aad = b64decode(body.get("additionalAuthenticatedData"), "additional_authenticated_data")
+        plaintext = fakes.b64decode(body.get("plaintext"), "plaintext")
+        aad = _aad_field(body)
         if not plaintext or len(plaintext) > _MAX or len(aad) > _MAX:
-            raise invalid_argument("plaintext must be 1 byte to 64 KiB; AAD at most 64 KiB.")
-        verified_pt = check_crc(plaintext, body.get("plaintextCrc32c"), "plaintext_crc32c")
-        verified_aad = check_crc(aad, body.get("additionalAuthenticatedDataCrc32c"),
-                                 "additional_authenticated_data_crc32c")
+            raise fakes.invalid_argument("plaintext must be 1 byte to 64 KiB; AAD at most 64 KiB.")
+        verified_pt = fakes.check_crc(plaintext, body.get("plaintextCrc32c"), "plaintext_crc32c")
+        verified_aad = fakes.check_crc(aad, body.get("additionalAuthenticatedDataCrc32c"),
+                                       "additional_authenticated_data_crc32c")
         vid = record["primary"]
         entry = record["versions"][vid]
         if entry["state"] != "ENABLED":
-            raise failed_precondition("The primary version is not enabled.")
+            raise fakes.failed_precondition("The primary version is not enabled.")
         nonce = os.urandom(12)
         sealed = AESGCM(entry["secret"]).encrypt(nonce, plaintext, _aad(name, vid, aad))
         ciphertext = bytes([1, len(vid)]) + vid.encode() + nonce + sealed
-        returned = _flip(ciphertext) if self.corrupt_responses else ciphertext
-        return {"name": f"{name}/cryptoKeyVersions/{vid}", "ciphertext": b64encode(returned),
-                "ciphertextCrc32c": str(crc32c(ciphertext)),
+        returned = self.returned(ciphertext)
+        return {"name": f"{name}/cryptoKeyVersions/{vid}",
+                "ciphertext": fakes.b64encode(returned),
+                "ciphertextCrc32c": str(fakes.crc32c(ciphertext)),
                 "verifiedPlaintextCrc32c": verified_pt,
                 "verifiedAdditionalAuthenticatedDataCrc32c": verified_aad,
                 "protectionLevel": "SOFTWARE"}
 
     def decrypt(self, query: Json, body: Json, name: str) -> Json:
         record = self._key(name)
-        blob = b64decode(body.get("ciphertext"), "ciphertext")
-        aad = b64decode(body.get("additionalAuthenticatedData"), "additional_authenticated_data")
-        check_crc(blob, body.get("ciphertextCrc32c"), "ciphertext_crc32c")
-        check_crc(aad, body.get("additionalAuthenticatedDataCrc32c"),
-                  "additional_authenticated_data_crc32c")
+        blob = fakes.b64decode(body.get("ciphertext"), "ciphertext")
+        aad = _aad_field(body)
+        fakes.check_crc(blob, body.get("ciphertextCrc32c"), "ciphertext_crc32c")
+        fakes.check_crc(aad, body.get("additionalAuthenticatedDataCrc32c"),
+                        "additional_authenticated_data_crc32c")
         plaintext, vid = self._open(name, record, blob, aad)
-        returned = _flip(plaintext) if self.corrupt_responses else plaintext
-        return {"plaintext": b64encode(returned), "plaintextCrc32c": str(crc32c(plaintext)),
+        returned = self.returned(plaintext)
+        return {"plaintext": fakes.b64encode(returned),
+                "plaintextCrc32c": str(fakes.crc32c(plaintext)),
                 "usedPrimary": vid == record["primary"], "protectionLevel": "SOFTWARE"}
 
     def _open(self, name: str, record: Json, blob: bytes, aad: bytes) -> tuple[bytes, str]:
         if len(blob) < 2 or blob[0] != 1 or len(blob) < 2 + blob[1] + 12 + 16:
-            raise invalid_argument(_BAD_CIPHERTEXT)
+            raise fakes.invalid_argument(_BAD_CIPHERTEXT)
         vid = blob[2 : 2 + blob[1]].decode("ascii", errors="replace")
         entry = record["versions"].get(vid)
         if entry is None:
-            raise invalid_argument(_BAD_CIPHERTEXT)
+            raise fakes.invalid_argument(_BAD_CIPHERTEXT)
         if entry["state"] != "ENABLED":
-            raise failed_precondition(f"{name}/cryptoKeyVersions/{vid} is not enabled.")
+            raise fakes.failed_precondition(f"{name}/cryptoKeyVersions/{vid} is not enabled.")
         start = 2 + blob[1]
         try:
             sealed = blob[start + 12 :]
             cipher = AESGCM(entry["secret"])
             return cipher.decrypt(blob[start : start + 12], sealed, _aad(name, vid, aad)), vid
         except InvalidTag as e:
-            raise invalid_argument(_BAD_CIPHERTEXT) from e
+            raise fakes.invalid_argument(_BAD_CIPHERTEXT) from e
 
     routes: Any = [
         ("POST", re.compile(rf"/v1/(?P<parent>{_LOCATION})/keyRings"), create_key_ring),

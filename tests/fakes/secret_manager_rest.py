@@ -12,19 +12,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from tests.fakes import (
-    FakeGoogleServer,
-    Json,
-    already_exists,
-    b64decode,
-    b64encode,
-    check_crc,
-    crc32c,
-    failed_precondition,
-    invalid_argument,
-    not_found,
-    timestamp,
-)
+from tests import fakes
+from tests.fakes import FakeGoogleServer, Json
 
 _ID = r"[^/:]+"
 _SECRET_ID = re.compile(r"[a-zA-Z0-9_-]{1,255}")
@@ -36,7 +25,6 @@ class FakeSecretManager(FakeGoogleServer):
     def __init__(self) -> None:
         super().__init__()
         self.secrets: dict[str, Json] = {}
-        self.corrupt_responses = False
 
     def disable_version(self, secret: str, version: str) -> None:
         """Disable ``projects/P/secrets/S`` version ``version`` (what the console would do)."""
@@ -45,31 +33,31 @@ class FakeSecretManager(FakeGoogleServer):
 
     def _secret(self, name: str) -> Json:
         if name not in self.secrets:
-            raise not_found(f"Secret [{name}] not found or has no versions.")
+            raise fakes.not_found(f"Secret [{name}] not found or has no versions.")
         return self.secrets[name]
 
     def create_secret(self, query: Json, body: Json, parent: str) -> Json:
         secret_id = query.get("secretId", "")
         if not _SECRET_ID.fullmatch(secret_id):
-            raise invalid_argument("Invalid secret id.")
+            raise fakes.invalid_argument("Invalid secret id.")
         if not isinstance(body.get("replication"), dict) or not body["replication"]:
-            raise invalid_argument("Secret.replication is required.")
+            raise fakes.invalid_argument("Secret.replication is required.")
         name = f"{parent}/secrets/{secret_id}"
         if name in self.secrets:
-            raise already_exists(f"Secret [{name}] already exists.")
+            raise fakes.already_exists(f"Secret [{name}] already exists.")
         self.secrets[name] = {"versions": {}, "replication": body["replication"],
-                              "created": timestamp()}
-        return {"name": name, "replication": body["replication"], "createTime": timestamp()}
+                              "created": fakes.timestamp()}
+        return {"name": name, "replication": body["replication"], "createTime": fakes.timestamp()}
 
     def add_version(self, query: Json, body: Json, parent: str) -> Json:
         secret = self._secret(parent)
         payload = body.get("payload") or {}
-        data = b64decode(payload.get("data"), "payload.data")
+        data = fakes.b64decode(payload.get("data"), "payload.data")
         if not data or len(data) > 64 * 1024:
-            raise invalid_argument("Secret payload must be 1 byte to 64 KiB.")
-        check_crc(data, payload.get("dataCrc32c"), "payload.data_crc32c")
+            raise fakes.invalid_argument("Secret payload must be 1 byte to 64 KiB.")
+        fakes.check_crc(data, payload.get("dataCrc32c"), "payload.data_crc32c")
         vid = str(len(secret["versions"]) + 1)
-        secret["versions"][vid] = {"data": data, "state": "ENABLED", "created": timestamp()}
+        secret["versions"][vid] = {"data": data, "state": "ENABLED", "created": fakes.timestamp()}
         return {"name": f"{parent}/versions/{vid}", "state": "ENABLED",
                 "createTime": secret["versions"][vid]["created"]}
 
@@ -77,24 +65,26 @@ class FakeSecretManager(FakeGoogleServer):
         versions = self._secret(name)["versions"]
         if version == "latest":  # Secret Manager's alias: the newest version, whatever its state
             if not versions:
-                raise not_found(f"Secret [{name}] not found or has no versions.")
+                raise fakes.not_found(f"Secret [{name}] not found or has no versions.")
             version = str(max(int(v) for v in versions))
         entry = versions.get(version)
         if entry is None:
-            raise not_found(f"Secret Version [{name}/versions/{version}] not found.")
+            raise fakes.not_found(f"Secret Version [{name}/versions/{version}] not found.")
         if entry["state"] != "ENABLED":
-            raise failed_precondition(f"Secret Version [{name}/versions/{version}] is disabled.")
+            raise fakes.failed_precondition(
+                f"Secret Version [{name}/versions/{version}] is disabled.")
         data = entry["data"]
-        returned = bytes([data[0] ^ 1]) + data[1:] if self.corrupt_responses else data
+        returned = self.returned(data)
         return {"name": f"{name}/versions/{version}",
-                "payload": {"data": b64encode(returned), "dataCrc32c": str(crc32c(data))}}
+                "payload": {"data": fakes.b64encode(returned),
+                            "dataCrc32c": str(fakes.crc32c(data))}}
 
     def list_versions(self, query: Json, body: Json, parent: str) -> Json:
         """Newest first, one page; supports the ``state:ENABLED`` style filter only."""
         versions = self._secret(parent)["versions"]
         wanted = query.get("filter", "")
         if wanted and not wanted.startswith("state:"):
-            raise invalid_argument("This fake filters on state only.")
+            raise fakes.invalid_argument("This fake filters on state only.")
         found = [
             {"name": f"{parent}/versions/{vid}", "state": entry["state"]}
             for vid, entry in sorted(versions.items(), key=lambda kv: -int(kv[0]))

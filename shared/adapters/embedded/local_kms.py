@@ -30,9 +30,7 @@ version, garbage - raises the same opaque ``CryptoError()``.
 from __future__ import annotations
 
 import base64
-import fcntl
 import json
-import os
 import re
 import secrets
 import struct
@@ -46,6 +44,7 @@ from typing import Any, NoReturn
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from shared.adapters.embedded._files import Unpicklable, locked_dir, write_private
 from shared.errors import Conflict, CryptoError, InvalidInput, NotFound, UnavailableError
 
 FORMAT = 0x01
@@ -110,8 +109,10 @@ def _aad(key_name: str, version: str, associated_data: bytes) -> bytes:
     return b"".join(struct.pack(">I", len(p)) + p for p in parts)
 
 
-class LocalKeyService:
+class LocalKeyService(Unpicklable):
     """KeyService over master keys in ``key_dir``; see the module docstring for the formats."""
+
+    _refusal = "holds key material and cannot be pickled"
 
     def __init__(self, key_dir: Path) -> None:
         self._dir = Path(key_dir)
@@ -120,12 +121,6 @@ class LocalKeyService:
 
     def __repr__(self) -> str:
         return f"LocalKeyService(key_dir={str(self._dir)!r})"
-
-    def __reduce__(self) -> NoReturn:
-        raise TypeError("LocalKeyService holds key material and cannot be pickled")
-
-    def __reduce_ex__(self, protocol: Any) -> NoReturn:
-        raise TypeError("LocalKeyService holds key material and cannot be pickled")
 
     # -- KeyService ---------------------------------------------------------------------------
     def ensure_key(self, key_name: str) -> None:
@@ -252,39 +247,16 @@ class LocalKeyService:
 
     def _write(self, key_name: str, record: dict[str, Any]) -> None:
         """Atomically replace the key file: temp file created 0600, fsync, ``os.replace``."""
-        target = self._dir / f"{key_name}.json"
-        tmp = self._dir / f".{key_name}.{secrets.token_hex(8)}.tmp"
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            try:
-                os.fchmod(fd, 0o600)
-                os.write(fd, json.dumps(record, sort_keys=True).encode())
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, target)
-        except OSError as e:
-            tmp.unlink(missing_ok=True)
-            raise UnavailableError("local kms: cannot write the key file") from e
+        write_private(self._dir / f"{key_name}.json", json.dumps(record, sort_keys=True).encode(),
+                      "local kms: cannot write the key file", stem=key_name)
 
     @contextmanager
     def _locked_dir(self) -> Iterator[None]:
-        """Create the directory 0700 if needed and hold an exclusive lock on it."""
-        with self._lock:
-            try:
-                self._dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-                mode = self._dir.stat().st_mode & 0o777
-                if mode & 0o077:  # tighten a directory others can reach; never loosen one
-                    os.chmod(self._dir, mode & 0o700)
-                fd = os.open(self._dir, os.O_RDONLY | os.O_DIRECTORY)
-            except OSError as e:
-                raise UnavailableError("local kms: key directory is unusable") from e
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                yield
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+        """Create the directory 0700 if needed (tightening one others can reach, never
+        loosening it) and hold an exclusive lock on it."""
+        unusable = "local kms: key directory is unusable"
+        with self._lock, locked_dir(self._dir, unusable, tighten=True):
+            yield
 
 
 def _new_version() -> dict[str, str]:

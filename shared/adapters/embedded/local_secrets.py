@@ -18,16 +18,15 @@ Error messages name the secret and never contain a value.
 from __future__ import annotations
 
 import base64
-import fcntl
 import json
 import os
 import re
-import secrets
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, NoReturn
 
+from shared.adapters.embedded._files import Unpicklable, locked_dir, write_private
 from shared.errors import ConfigError, InvalidInput, NotFound, UnavailableError
 
 ENV_PREFIX = "KEYWAY_SECRET_"
@@ -62,8 +61,10 @@ def env_var_name(name: str) -> str:
     return ENV_PREFIX + name.upper().replace("-", "_")
 
 
-class LocalSecretSource:
+class LocalSecretSource(Unpicklable):
     """SecretSource over the environment and ``secrets_file``; see the module docstring."""
+
+    _refusal = "reads secret values and cannot be pickled"
 
     def __init__(self, secrets_file: Path, env: Mapping[str, str] | None = None) -> None:
         self._file = Path(secrets_file)
@@ -71,12 +72,6 @@ class LocalSecretSource:
 
     def __repr__(self) -> str:
         return f"LocalSecretSource(secrets_file={str(self._file)!r})"
-
-    def __reduce__(self) -> NoReturn:
-        raise TypeError("LocalSecretSource reads secret values and cannot be pickled")
-
-    def __reduce_ex__(self, protocol: Any) -> NoReturn:
-        raise TypeError("LocalSecretSource reads secret values and cannot be pickled")
 
     def access(self, name: str, version: str = "latest") -> bytes:
         """The value of ``name`` at ``version``; missing or disabled → ``NotFound``."""
@@ -125,35 +120,12 @@ class LocalSecretSource:
 
     def _write(self, data: dict[str, Any]) -> None:
         """Atomically replace the secrets file with a temp file created 0600."""
-        tmp = self._file.with_name(f".{self._file.name}.{secrets.token_hex(8)}.tmp")
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            try:
-                os.fchmod(fd, 0o600)
-                os.write(fd, json.dumps(data, sort_keys=True, indent=1).encode())
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, self._file)
-        except OSError as e:
-            tmp.unlink(missing_ok=True)
-            raise UnavailableError("secrets file cannot be written") from e
+        write_private(self._file, json.dumps(data, sort_keys=True, indent=1).encode(),
+                      "secrets file cannot be written")
 
-    @contextmanager
-    def _locked_dir(self) -> Iterator[None]:
+    def _locked_dir(self) -> AbstractContextManager[None]:
         """Create the file's directory (0700) if needed and hold an exclusive lock on it."""
-        parent = self._file.parent
-        try:
-            parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY)
-        except OSError as e:
-            raise UnavailableError("secrets directory is unusable") from e
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        return locked_dir(self._file.parent, "secrets directory is unusable")
 
 
 def _enabled_versions(data: dict[str, Any], name: str) -> dict[int, bytes]:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import math
 import os
-import re
 import sqlite3
 import threading
 import weakref
@@ -14,17 +12,13 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, TypeVar
 
+from shared.adapters import _documents as rules
 from shared.errors import ContentionError, InvalidInput, KeywayError, UnavailableError
 from shared.ports import Document, Filter, Order, Snapshot
 
 T = TypeVar("T")
 
 _BYTES = "__bytes__"  # tag for bytes values; user keys of the form __x__ are rejected (Firestore)
-_RESERVED = re.compile(r"^__.*__$", re.DOTALL)
-_SEGMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_INT64 = (-(2**63), 2**63 - 1)
-_INEQUALITIES = frozenset({"!=", "<", "<=", ">", ">="})
-_MAX_IN = 30
 _SCHEMA = """CREATE TABLE IF NOT EXISTS documents (
     collection TEXT NOT NULL, id TEXT NOT NULL, data TEXT NOT NULL,
     PRIMARY KEY (collection, id)) WITHOUT ROWID"""
@@ -37,48 +31,9 @@ _RANK = (
 )
 
 
-# ---- value rules (the port's, plus Firestore's limits so local code works in production) ----
-def _check_name(name: object, what: str) -> str:
-    if (not isinstance(name, str) or not name or "/" in name or name in (".", "..")
-            or _RESERVED.match(name) or len(_utf8(name)) > 1500):
-        raise InvalidInput(f"invalid {what}")
-    return name
-
-
-def _utf8(text: str) -> bytes:
-    try:
-        return text.encode("utf-8")
-    except UnicodeEncodeError as e:  # lone surrogates
-        raise InvalidInput("strings must be valid UTF-8") from e
-
-
-def _encode(value: Any, *, in_list: bool = False) -> Any:
-    """Check one value against the value rules; return its JSON form (bytes become tagged hex)."""
-    if isinstance(value, str):
-        _utf8(value)
-    if value is None or isinstance(value, bool | str):
-        return value
-    if isinstance(value, int) and not _INT64[0] <= value <= _INT64[1]:
-        raise InvalidInput("integers must fit in 64 bits")
-    if isinstance(value, float) and not math.isfinite(value):
-        raise InvalidInput("floats must be finite")
-    if isinstance(value, int | float):
-        return value
-    if isinstance(value, bytes):
-        return {_BYTES: value.hex()}  # hex keeps byte order when compared as text
-    if isinstance(value, list):
-        if in_list:
-            raise InvalidInput("a list cannot directly contain a list")
-        return [_encode(item, in_list=True) for item in value]
-    if isinstance(value, dict):
-        return {_check_key(key): _encode(item) for key, item in value.items()}
-    raise InvalidInput(f"unsupported value type: {type(value).__name__}")
-
-
-def _check_key(key: object) -> str:
-    if not isinstance(key, str) or not key or _RESERVED.match(key) or not _utf8(key):
-        raise InvalidInput("document keys must be non-empty strings not of the form __x__")
-    return key
+# ---- values (checked by the shared rules; bytes become tagged hex) --------------------------
+def _tag(raw: bytes) -> dict[str, str]:
+    return {_BYTES: raw.hex()}  # hex keeps byte order when compared as text
 
 
 def _decode(value: Any) -> Any:
@@ -92,34 +47,27 @@ def _decode(value: Any) -> Any:
 
 
 def _dumps(data: Document) -> str:
-    if not isinstance(data, dict):
-        raise InvalidInput("a document must be a dict")
-    return json.dumps(_encode(data), ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    encoded = rules.check_document(data, bytes_as=_tag)
+    return json.dumps(encoded, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 
-# ---- query translation --------------------------------------------------------------------
+# ---- query translation (of queries the shared rules have passed) ---------------------------
 def _paths(field: str) -> tuple[str, str]:
     """JSON paths of a dotted field and of its bytes tag."""
-    parts = field.split(".") if isinstance(field, str) else [""]
-    if not all(_SEGMENT.match(part) and not _RESERVED.match(part) for part in parts):
-        raise InvalidInput("query fields must be dotted identifiers")
-    path = "$." + ".".join(parts)
+    path = f"$.{field}"
     return path, f"{path}.{_BYTES}"
 
 
 def _operand(field: str, value: Any) -> tuple[str, list[Any]]:
     """SQL ``type-check AND value-expression`` prefix (to be followed by ``op ?``) and params."""
     path, bytes_path = _paths(field)
-    _encode(value)  # the value rules apply to filter values too
     if isinstance(value, bool):
         return f"({_TYPE} IN ('true', 'false') AND json_extract(data, ?)", [path, path, value]
     if isinstance(value, int | float):
         return f"({_TYPE} IN ('integer', 'real') AND json_extract(data, ?)", [path, path, value]
     if isinstance(value, str):
         return f"({_TYPE} = 'text' AND json_extract(data, ?)", [path, path, value]
-    if isinstance(value, bytes):
-        return f"({_TYPE} = 'text' AND json_extract(data, ?)", [bytes_path, bytes_path, value.hex()]
-    raise InvalidInput("filter values must be None, bool, int, float, str or bytes")
+    return f"({_TYPE} = 'text' AND json_extract(data, ?)", [bytes_path, bytes_path, value.hex()]
 
 
 def _equals(field: str, value: Any) -> tuple[str, list[Any]]:
@@ -133,8 +81,6 @@ def _condition(where: Filter) -> tuple[str, list[Any]]:
     """One filter as SQL: same-typed comparisons only; a missing field never matches."""
     field, op, value = where.field, where.op, where.value
     if op == "in":
-        if not isinstance(value, list) or not 0 < len(value) <= _MAX_IN or None in value:
-            raise InvalidInput(f"'in' takes a list of 1 to {_MAX_IN} non-null values")
         parts = [_equals(field, item) for item in value]
         return "(" + " OR ".join(sql for sql, _ in parts) + ")", [p for _, ps in parts for p in ps]
     if op == "==":
@@ -142,8 +88,6 @@ def _condition(where: Filter) -> tuple[str, list[Any]]:
     if op == "!=":  # like Firestore: the field must exist and not be null
         sql, params = _equals(field, value)
         return f"({_TYPE} NOT IN ('', 'null') AND NOT {sql})", [_paths(field)[0], *params]
-    if op not in _INEQUALITIES or value is None:
-        raise InvalidInput("unsupported filter (None only compares with == and !=)")
     sql, params = _operand(field, value)
     return f"{sql} {op} ?)", params
 
@@ -154,7 +98,7 @@ def _ordering(where: Sequence[Filter], order_by: Sequence[Order]) -> tuple[list[
     orders = [(o.field, "DESC" if o.descending else "ASC") for o in order_by]
     if order_by:
         explicit = {o.field for o in order_by}
-        implicit = sorted({f.field for f in where if f.op in _INEQUALITIES} - explicit)
+        implicit = sorted({f.field for f in where if f.op in rules.INEQUALITIES} - explicit)
         orders += [(field, direction) for field in implicit]
     terms: list[str] = []
     params: list[Any] = []
@@ -247,19 +191,9 @@ class SqliteDocumentStore:
     def delete(self, collection: str, doc_id: str) -> None:
         _remove(self._connection(), collection, doc_id)
 
-    def query(
-        self,
-        collection: str,
-        where: Sequence[Filter] = (),
-        order_by: Sequence[Order] = (),
-        limit: int | None = None,
-    ) -> list[Snapshot]:
-        _check_name(collection, "collection name")
-        if limit is not None and (type(limit) is not int or limit < 0):
-            raise InvalidInput("limit must be a non-negative integer")
-        if sum(clause.op == "!=" for clause in where) > 1:
-            raise InvalidInput("at most one != filter per query (Firestore's rule)")
-        sql, params = ["collection = ?"], [collection]
+    def query(self, collection: str, where: Sequence[Filter] = (), order_by: Sequence[Order] = (),
+              limit: int | None = None) -> list[Snapshot]:
+        sql, params = ["collection = ?"], [rules.check_query(collection, where, order_by, limit)]
         for clause in where:
             text, values = _condition(clause)
             sql.append(text)
@@ -278,8 +212,7 @@ class SqliteDocumentStore:
 
     def transaction(self, fn: Callable[[SqliteTransaction], T], *, max_attempts: int = 5) -> T:
         """Run ``fn`` under the write lock; commit if it returns, roll back if it raises."""
-        if max_attempts < 1:
-            raise InvalidInput("max_attempts must be at least 1")
+        rules.check_attempts(max_attempts)
         connection = self._connection()
         if connection.in_transaction:
             raise InvalidInput("transactions cannot be nested")
@@ -339,7 +272,8 @@ class SqliteTransaction:
 
 
 def _key(collection: str, doc_id: str) -> tuple[str, str]:
-    return _check_name(collection, "collection name"), _check_name(doc_id, "document id")
+    return (rules.check_name(collection, "collection name"),
+            rules.check_name(doc_id, "document id"))
 
 
 def _read(connection: sqlite3.Connection, collection: str, doc_id: str) -> Document | None:

@@ -1,0 +1,130 @@
+"""The document rules every :class:`~shared.ports.DocumentStore` adapter enforces.
+
+The port's value rules plus Firestore's limits (64-bit ints, finite floats, valid UTF-8, no list
+directly in a list, no ``__x__`` keys or ids, names of at most 1500 bytes) and Firestore's query
+rules (dotted-identifier fields, same-typed scalar filter values, ``None`` only with ``==`` and
+``!=``, ``in`` with 1 to 30 values, at most one ``!=``). Each adapter checks them before its
+backend sees anything, so code that works on the embedded store works on Firestore.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from shared.errors import InvalidInput
+from shared.ports import Document, Filter, Order
+
+INEQUALITIES = frozenset({"!=", "<", "<=", ">", ">="})
+MAX_IN = 30
+_RESERVED = re.compile(r"^__.*__$", re.DOTALL)
+_SEGMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_INT64 = (-(2**63), 2**63 - 1)
+_SCALARS = (bool, int, float, str, bytes)
+
+
+def _same(raw: bytes) -> Any:
+    return raw
+
+
+# ---- names and values -----------------------------------------------------------------------
+def check_name(name: object, what: str) -> str:
+    """Return ``name`` if it is a valid collection name or document id (``what`` says which)."""
+    if (not isinstance(name, str) or not name or "/" in name or name in (".", "..")
+            or _RESERVED.match(name) or len(utf8(name)) > 1500):
+        raise InvalidInput(f"invalid {what}")
+    return name
+
+
+def utf8(text: str) -> bytes:
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as e:  # lone surrogates
+        raise InvalidInput("strings must be valid UTF-8") from e
+
+
+def check_key(key: object) -> str:
+    if not isinstance(key, str) or not key or _RESERVED.match(key) or not utf8(key):
+        raise InvalidInput("document keys must be non-empty strings not of the form __x__")
+    return key
+
+
+def check_value(
+    value: Any, *, bytes_as: Callable[[bytes], Any] = _same, in_list: bool = False
+) -> Any:
+    """Raise ``InvalidInput`` unless ``value`` follows the value rules; return a copy of it with
+    every ``bytes`` value replaced by ``bytes_as(value)`` (left as is by default)."""
+    if isinstance(value, str):
+        utf8(value)
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, int) and not _INT64[0] <= value <= _INT64[1]:
+        raise InvalidInput("integers must fit in 64 bits")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InvalidInput("floats must be finite")
+    if isinstance(value, int | float):
+        return value
+    if isinstance(value, bytes):
+        return bytes_as(value)
+    if isinstance(value, list):
+        if in_list:
+            raise InvalidInput("a list cannot directly contain a list")
+        return [check_value(item, bytes_as=bytes_as, in_list=True) for item in value]
+    if isinstance(value, dict):
+        return {check_key(key): check_value(item, bytes_as=bytes_as) for key, item in value.items()}
+    raise InvalidInput(f"unsupported value type: {type(value).__name__}")
+
+
+def check_document(data: Document, *, bytes_as: Callable[[bytes], Any] = _same) -> Document:
+    """:func:`check_value` for a whole document, which must be a dict."""
+    if not isinstance(data, dict):
+        raise InvalidInput("a document must be a dict")
+    return check_value(data, bytes_as=bytes_as)
+
+
+# ---- queries --------------------------------------------------------------------------------
+def check_field(field: object) -> str:
+    """Return ``field`` if it is a dotted path of identifiers (none of the form ``__x__``)."""
+    parts = field.split(".") if isinstance(field, str) else [""]
+    if not all(_SEGMENT.match(part) and not _RESERVED.match(part) for part in parts):
+        raise InvalidInput("query fields must be dotted identifiers")
+    return str(field)
+
+
+def check_filter(where: Filter) -> Filter:
+    """Return ``where`` if both stores run it the same way: same-typed scalars only."""
+    check_field(where.field)
+    value, op = where.value, where.op
+    if op == "in":
+        if (not isinstance(value, list) or not 0 < len(value) <= MAX_IN
+                or not all(isinstance(item, _SCALARS) for item in value)):
+            raise InvalidInput(f"'in' takes a list of 1 to {MAX_IN} non-null values")
+    elif op not in INEQUALITIES and op != "==":
+        raise InvalidInput("unsupported filter operator")
+    elif not isinstance(value, _SCALARS) and not (value is None and op in ("==", "!=")):
+        raise InvalidInput("filter values must be None (== and != only), bool, number, str, bytes")
+    check_value(value)
+    return where
+
+
+def check_query(
+    collection: str, where: Sequence[Filter], order_by: Sequence[Order], limit: int | None
+) -> str:
+    """Check a whole query (name, limit, filters, order fields); return the collection name."""
+    check_name(collection, "collection name")
+    if limit is not None and (type(limit) is not int or limit < 0):
+        raise InvalidInput("limit must be a non-negative integer")
+    if sum(clause.op == "!=" for clause in where) > 1:
+        raise InvalidInput("at most one != filter per query (Firestore's rule)")
+    for clause in where:
+        check_filter(clause)
+    for order in order_by:
+        check_field(order.field)
+    return collection
+
+
+def check_attempts(max_attempts: int) -> None:
+    if max_attempts < 1:
+        raise InvalidInput("max_attempts must be at least 1")
