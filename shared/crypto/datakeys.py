@@ -1,0 +1,303 @@
+"""Per-component data keys: 256-bit, versioned, stored only wrapped by the component's KMS key.
+
+A component (``vault-github``, ...) owns data keys ``1, 2, ...`` (DESIGN.md promise 2). Each
+version's key is ``os.urandom(32)``, wrapped with ``ports.keys.encrypt(key_name=<component>,
+associated_data=b"keyway/data-key/v1|<component>|<version>")`` (component names are
+``[a-z0-9-]``, so ``|`` is unambiguous) and stored only in that wrapped form as a new version
+of the secret ``<component>-data-key``. Metadata lives in the vault store, document
+``data_keys/<component>``::
+
+    {"primary": 2,
+     "versions": {"1": {"state": "retired", "secret_version": "1", "created_at": "...Z",
+                        "encryptions_reserved": 4096, "retired_at": "...Z"},
+                  "2": {"state": "active", "secret_version": "3", "created_at": "...Z",
+                        "encryptions_reserved": 8192}}}
+
+* Version 1 is created on first use (:meth:`DataKeyring.primary`, :meth:`~DataKeyring.reserve`,
+  :meth:`~DataKeyring.rotate`). A new version is recorded by a store transaction that succeeds
+  only if no other instance recorded that version number first; the loser re-reads and uses
+  the winner's key (its own secret version stays behind as an unused orphan).
+* Counting: the cipher calls :meth:`~DataKeyring.reserve` before every encryption. Uses are
+  reserved from the primary's ``encryptions_reserved`` in blocks of ``reserve_block`` (the
+  last block of a version is shortened so the total never passes ``rotate_after``) and handed
+  out from memory; a version with no budget left is rotated automatically
+  (``crypto.data_key_rotated``, reason ``limit``), far below GCM's 2^32 random-IV bound.
+* Unwrapped keys are cached per instance. Metadata is re-read when an unknown version is
+  asked for (another instance may have rotated) and at most every :data:`METADATA_TTL`
+  seconds, so a rotation or retirement by another instance reaches this one within that time.
+  Retire a version only after its records were re-encrypted and that time has passed.
+* Failures: KMS or secrets down → ``UnavailableError`` (retryable; fail closed — nothing is
+  written before the KMS has answered); a retired, unknown or unwrappable key → the opaque
+  ``CryptoError``. Key bytes never appear in a log line, an error message or ``repr``.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+import threading
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+from shared.clock import isoformat
+from shared.crypto._aead import KEY_SIZE, fail
+from shared.errors import Conflict, ContentionError, InvalidInput, NotFound
+from shared.log import get_logger
+from shared.ports import Document, Ports, Transaction
+
+COLLECTION = "data_keys"
+ACTIVE, RETIRED = "active", "retired"
+WRAP_PREFIX = b"keyway/data-key/v1|"
+METADATA_TTL = 60.0  # seconds between metadata re-reads while every asked-for key is cached
+MAX_ROTATE_AFTER = 2**32 - 1  # NIST SP 800-38D: at most 2^32 random-IV encryptions per key
+_ATTEMPTS = 8
+_COMPONENT = re.compile(r"[a-z0-9-]{1,63}")
+log = get_logger(__name__)
+
+
+def secret_name(component: str) -> str:
+    """The secret that holds ``component``'s wrapped data keys."""
+    return f"{component}-data-key"
+
+
+def wrap_associated_data(component: str, version: int) -> bytes:
+    """Associated data binding a wrapped data key to its component and version."""
+    return WRAP_PREFIX + component.encode("ascii") + b"|" + str(version).encode("ascii")
+
+
+def _entry(meta: Document | None, version: int) -> dict[str, Any] | None:
+    return None if meta is None else meta["versions"].get(str(version))
+
+
+def _next_version(meta: Document | None) -> int:
+    return 1 if meta is None else max(int(v) for v in meta["versions"]) + 1
+
+
+class DataKeyring:
+    """The data keys of one component; thread-safe; see the module docstring."""
+
+    def __init__(self, component: str, ports: Ports, *, rotate_after: int = 2**31,
+                 reserve_block: int = 4096) -> None:
+        if not isinstance(component, str) or not _COMPONENT.fullmatch(component):
+            raise InvalidInput("component must be 1-63 lowercase letters, digits or '-'")
+        if type(rotate_after) is not int or not 1 <= rotate_after <= MAX_ROTATE_AFTER:
+            raise InvalidInput(f"rotate_after must be an integer from 1 to {MAX_ROTATE_AFTER}")
+        if type(reserve_block) is not int or reserve_block < 1:
+            raise InvalidInput("reserve_block must be a positive integer")
+        self._component, self._ports = component, ports
+        self._rotate_after, self._reserve_block = rotate_after, reserve_block
+        self._lock = threading.RLock()
+        self._keys: dict[int, bytes] = {}
+        self._meta: Document | None = None
+        self._meta_at: float | None = None  # clock.monotonic() of the last metadata read
+        self._lease: tuple[int, int] | None = None  # (version, encryptions left in the block)
+
+    @property
+    def component(self) -> str:
+        """The component that owns these keys (also its KMS key name)."""
+        return self._component
+
+    def __repr__(self) -> str:
+        return f"DataKeyring(component={self._component!r}, cached_versions={sorted(self._keys)})"
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError("DataKeyring holds key material and cannot be pickled")
+
+    def __reduce_ex__(self, protocol: Any) -> NoReturn:
+        raise TypeError("DataKeyring holds key material and cannot be pickled")
+
+    # -- public -------------------------------------------------------------------------------
+    def primary(self) -> tuple[int, bytes]:
+        """``(version, key)`` of the primary version, creating version 1 on first use."""
+        with self._lock:
+            meta = self._current_meta()
+            if meta is None:
+                meta = self._install(lambda m: m is None, "initial")
+            version = int(meta["primary"])
+            return version, self._key(version)
+
+    def key(self, version: int) -> bytes:
+        """The key of an active ``version``; retired, unknown or unwrappable → ``CryptoError``."""
+        with self._lock:
+            return self._key(version)
+
+    def reserve(self) -> tuple[int, bytes]:
+        """Count one encryption and return the ``(version, key)`` it must use."""
+        with self._lock:
+            self._current_meta()  # a rotation seen here ends the current block
+            if self._lease is None or self._lease[1] <= 0:
+                self._lease = self._reserve_block_of_uses()
+            version, left = self._lease
+            key = self._key(version)
+            if self._lease is not None:  # still this block (a re-read may have ended it)
+                self._lease = (version, left - 1)
+            return version, key
+
+    def rotate(self) -> int:
+        """Add a new version, make it the primary and return it; older versions stay readable."""
+        with self._lock:
+            return int(self._install(lambda m: True, "requested")["primary"])
+
+    def retire(self, version: int) -> None:
+        """Make ``version`` unreadable; the primary → ``Conflict``, unknown → ``NotFound``."""
+        if type(version) is not int or version < 1:
+            raise InvalidInput("version must be a positive integer")
+        now = isoformat(self._ports.clock.now())
+        with self._lock:
+            meta = self._ports.vault.transaction(lambda tx: self._retire_in(tx, version, now))
+            self._keys.pop(version, None)
+            self._remember(meta)
+        log.info("crypto.data_key_retired",
+                 extra={"fields": {"component": self._component, "version": version}})
+
+    def versions(self) -> dict[int, dict[str, Any]]:
+        """``{version: metadata}`` read fresh from the vault store (``{}`` before first use)."""
+        with self._lock:
+            meta = self._read()
+        return {} if meta is None else {int(v): dict(e) for v, e in meta["versions"].items()}
+
+    # -- metadata -----------------------------------------------------------------------------
+    def _read(self) -> Document | None:
+        meta = self._ports.vault.get(COLLECTION, self._component)
+        self._remember(meta)
+        return meta
+
+    def _current_meta(self) -> Document | None:
+        """Cached metadata, re-read when missing or older than :data:`METADATA_TTL`."""
+        age = None if self._meta_at is None else self._ports.clock.monotonic() - self._meta_at
+        if self._meta is None or age is None or age >= METADATA_TTL:
+            return self._read()
+        return self._meta
+
+    def _remember(self, meta: Document | None) -> None:
+        """Adopt fresh metadata: forget keys no longer active and a block of an old primary."""
+        self._meta, self._meta_at = meta, self._ports.clock.monotonic()
+        for version in list(self._keys):
+            entry = _entry(meta, version)
+            if entry is None or entry.get("state") != ACTIVE:
+                del self._keys[version]
+        if self._lease is not None and (meta is None or self._lease[0] != int(meta["primary"])):
+            self._lease = None
+
+    # -- keys ---------------------------------------------------------------------------------
+    def _key(self, version: int) -> bytes:
+        if type(version) is not int or version < 1:
+            fail()
+        meta = self._current_meta()
+        cached = self._keys.get(version)
+        if cached is not None:
+            return cached
+        entry = _entry(meta, version)
+        if entry is None:  # unknown here: another instance may have rotated
+            entry = _entry(self._read(), version)
+        if entry is None or entry.get("state") != ACTIVE:
+            fail()
+        key = self._unwrap(version, str(entry["secret_version"]))
+        self._keys[version] = key
+        return key
+
+    def _wrap(self, version: int, key: bytes) -> bytes:
+        """Wrap under the component's KMS key, creating that key if it does not exist yet."""
+        keys, ad = self._ports.keys, wrap_associated_data(self._component, version)
+        try:
+            return keys.encrypt(self._component, key, ad)
+        except NotFound:
+            keys.ensure_key(self._component)
+            return keys.encrypt(self._component, key, ad)
+
+    def _unwrap(self, version: int, secret_version: str) -> bytes:
+        try:
+            wrapped = self._ports.secrets.access(secret_name(self._component), secret_version)
+            key = self._ports.keys.decrypt(
+                self._component, wrapped, wrap_associated_data(self._component, version))
+        except NotFound:
+            log.warning("crypto.data_key_missing",
+                        extra={"fields": {"component": self._component, "version": version}})
+            fail()
+        if len(key) != KEY_SIZE:
+            fail()
+        return key
+
+    # -- writes -------------------------------------------------------------------------------
+    def _install(self, wanted: Callable[[Document | None], bool], reason: str) -> Document:
+        """Record a new primary version while ``wanted(metadata)``; return the metadata after."""
+        for _ in range(_ATTEMPTS):
+            meta = self._read()
+            if not wanted(meta):
+                assert meta is not None  # every caller's predicate wants a missing document
+                return meta
+            version, key = _next_version(meta), os.urandom(KEY_SIZE)
+            wrapped = self._wrap(version, key)  # KMS first: an outage writes nothing
+            entry = {"state": ACTIVE, "created_at": isoformat(self._ports.clock.now()),
+                     "encryptions_reserved": 0,
+                     "secret_version": self._ports.secrets.add_version(
+                         secret_name(self._component), wrapped)}
+            won, meta = self._ports.vault.transaction(
+                lambda tx, v=version, e=entry: self._append_in(tx, v, e))
+            self._remember(meta)
+            if won:
+                self._keys[version] = key
+                self._log_new(version, reason)
+                return meta
+        raise ContentionError(f"data keys of {self._component!r}: too many concurrent rotations")
+
+    def _append_in(self, tx: Transaction, version: int, entry: dict[str, Any]
+                   ) -> tuple[bool, Document | None]:
+        current = tx.get(COLLECTION, self._component)
+        if _next_version(current) != version:
+            return False, current
+        updated = copy.deepcopy(current) if current is not None else {"versions": {}}
+        updated["versions"][str(version)] = entry
+        updated["primary"] = version
+        tx.put(COLLECTION, self._component, updated)
+        return True, updated
+
+    def _reserve_block_of_uses(self) -> tuple[int, int]:
+        """Reserve a block of uses of the primary, rotating it when its budget is spent."""
+        for _ in range(_ATTEMPTS):
+            meta = self._read()
+            if meta is None:
+                self._install(lambda m: m is None, "initial")
+                continue
+            self._key(int(meta["primary"]))  # the KMS must answer before anything is written
+            version, granted, meta = self._ports.vault.transaction(self._grant_in)
+            self._remember(meta)
+            if granted:
+                return version, granted
+            if version:
+                self._install(lambda m, v=version: m is None or m["primary"] == v, "limit")
+        raise ContentionError(f"data keys of {self._component!r}: too many concurrent rotations")
+
+    def _grant_in(self, tx: Transaction) -> tuple[int, int, Document | None]:
+        current = tx.get(COLLECTION, self._component)
+        if current is None:
+            return 0, 0, None
+        version = int(current["primary"])
+        used = int(current["versions"][str(version)]["encryptions_reserved"])
+        granted = max(0, min(self._reserve_block, self._rotate_after - used))
+        if not granted:
+            return version, 0, current
+        updated = copy.deepcopy(current)
+        updated["versions"][str(version)]["encryptions_reserved"] = used + granted
+        tx.put(COLLECTION, self._component, updated)
+        return version, granted, updated
+
+    def _retire_in(self, tx: Transaction, version: int, now: str) -> Document:
+        current = tx.get(COLLECTION, self._component)
+        if current is None or _entry(current, version) is None:
+            raise NotFound(f"data keys of {self._component!r} have no version {version}")
+        if int(current["primary"]) == version:
+            raise Conflict(f"data key {version} of {self._component!r} is the primary; rotate "
+                           "before retiring it")
+        if current["versions"][str(version)]["state"] == RETIRED:
+            return current
+        updated = copy.deepcopy(current)
+        updated["versions"][str(version)].update(state=RETIRED, retired_at=now)
+        tx.put(COLLECTION, self._component, updated)
+        return updated
+
+    def _log_new(self, version: int, reason: str) -> None:
+        event = "crypto.data_key_created" if version == 1 else "crypto.data_key_rotated"
+        log.info(event, extra={"fields": {"component": self._component, "version": version,
+                                          "reason": reason}})

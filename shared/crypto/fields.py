@@ -1,0 +1,135 @@
+"""Field-level AES-256-GCM encryption of vault records (DESIGN.md promise 2).
+
+Each record field is encrypted on its own under the owning component's current data key
+(:class:`~shared.crypto.datakeys.DataKeyring`), with a fresh ``os.urandom(12)`` IV per call.
+
+Ciphertext layout, format 1 (all lengths in bytes; integers big-endian)::
+
+    offset 0    1   magic 0x4B ('K')
+    offset 1    1   format 0x01
+    offset 2    4   data-key version, uint32 (>= 1)
+    offset 6   12   random IV
+    offset 18  >=16 AES-256-GCM ciphertext followed by the 16-byte tag
+
+so a ciphertext is ``34 + len(plaintext)`` bytes. It is parsed with bounds checks: wrong magic
+or format, version 0 or fewer than 34 bytes is malformed.
+
+Associated data: the parts below, each prefixed with its 4-byte big-endian length (so the
+encoding is canonical and unambiguous)::
+
+    b"keyway/field" | format byte | component | tenant | provider | collection | record_id |
+    field | key version as uint32
+
+so a ciphertext copied to another record, field, collection, provider, tenant or component,
+or relabelled with another key version, fails to decrypt. Context strings are UTF-8.
+
+Every decrypt failure — flipped bit anywhere, truncation, wrong context, another component's
+key, an unknown or retired key version, garbage, empty input — raises the same opaque
+``CryptoError()`` with the same message. Only an outage of the KMS or secret source while a key
+is first unwrapped surfaces differently: ``UnavailableError`` (retryable).
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, fields
+from typing import Any, NoReturn
+
+from shared.crypto._aead import IV_SIZE, TAG_SIZE, encode_parts, fail, open_sealed, seal
+from shared.crypto.datakeys import DataKeyring
+from shared.errors import InvalidInput
+
+MAGIC = 0x4B
+FORMAT = 0x01
+HEADER = struct.Struct(">BBI")  # magic, format, key version
+MIN_SIZE = HEADER.size + IV_SIZE + TAG_SIZE
+_DOMAIN = b"keyway/field"
+
+
+@dataclass(frozen=True)
+class FieldContext:
+    """Where a ciphertext belongs; every part is bound into its associated data."""
+
+    tenant: str
+    provider: str
+    collection: str
+    record_id: str
+    field: str
+
+    def __post_init__(self) -> None:
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if not isinstance(value, str) or not value:
+                raise InvalidInput(f"FieldContext.{item.name} must be a non-empty string")
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise InvalidInput(f"FieldContext.{item.name} must be valid UTF-8") from None
+
+
+def _parse(ciphertext: bytes) -> tuple[int, bytes, bytes]:
+    """Split a format-1 ciphertext into ``(version, iv, sealed)``; malformed → ``CryptoError``."""
+    if not isinstance(ciphertext, bytes) or len(ciphertext) < MIN_SIZE:
+        fail()
+    magic, fmt, version = HEADER.unpack_from(ciphertext)
+    if magic != MAGIC or fmt != FORMAT or version < 1:
+        fail()
+    iv_end = HEADER.size + IV_SIZE
+    return version, ciphertext[HEADER.size:iv_end], ciphertext[iv_end:]
+
+
+def _check_context(context: object) -> FieldContext:
+    if not isinstance(context, FieldContext):
+        raise InvalidInput("context must be a FieldContext")
+    return context
+
+
+class FieldCipher:
+    """Encrypts and decrypts record fields under one component's data keys."""
+
+    def __init__(self, keyring: DataKeyring) -> None:
+        if not isinstance(keyring, DataKeyring):
+            raise InvalidInput("keyring must be a DataKeyring")
+        self._keyring = keyring
+
+    def __repr__(self) -> str:
+        return f"FieldCipher(component={self._keyring.component!r})"
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError("FieldCipher holds key material and cannot be pickled")
+
+    def __reduce_ex__(self, protocol: Any) -> NoReturn:
+        raise TypeError("FieldCipher holds key material and cannot be pickled")
+
+    def encrypt(self, plaintext: bytes, context: FieldContext) -> bytes:
+        """Encrypt one field value for ``context`` under the current data key."""
+        if not isinstance(plaintext, bytes):
+            raise InvalidInput("plaintext must be bytes")
+        context = _check_context(context)
+        version, key = self._keyring.reserve()
+        iv, sealed = seal(key, plaintext, self._associated_data(context, version))
+        return HEADER.pack(MAGIC, FORMAT, version) + iv + sealed
+
+    def decrypt(self, ciphertext: bytes, context: FieldContext) -> bytes:
+        """The plaintext of a ciphertext from :meth:`encrypt` for the same ``context``."""
+        context = _check_context(context)
+        version, iv, sealed = _parse(ciphertext)
+        key = self._keyring.key(version)
+        return open_sealed(key, iv, sealed, self._associated_data(context, version))
+
+    def key_version(self, ciphertext: bytes) -> int:
+        """The data-key version in a ciphertext's header; malformed → ``CryptoError``."""
+        return _parse(ciphertext)[0]
+
+    def _associated_data(self, context: FieldContext, version: int) -> bytes:
+        return encode_parts(
+            _DOMAIN,
+            bytes([FORMAT]),
+            self._keyring.component.encode("utf-8"),
+            context.tenant.encode("utf-8"),
+            context.provider.encode("utf-8"),
+            context.collection.encode("utf-8"),
+            context.record_id.encode("utf-8"),
+            context.field.encode("utf-8"),
+            struct.pack(">I", version),
+        )
