@@ -14,6 +14,9 @@ import pytest
 
 from keyway import emulators as emu
 
+# The leak guard (promise 8): pytest finds the fixture and the report hook by name here.
+from tests.leakguard import leak_guard, pytest_runtest_makereport  # noqa: F401
+
 
 def _strict() -> bool:
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")
