@@ -3,9 +3,14 @@
     keyway run [--backend embedded|emulator]     serve the local stack (what `make run` does)
     keyway bus dead-letters TOPIC [--max N]      show dead-lettered messages (ids, attributes)
     keyway bus replay TOPIC [--max N]            put dead letters back on their topic
+    keyway keys list COMPONENT                   data-key versions of vault-P
+    keyway keys rotate COMPONENT                 add a data-key version new writes use
+    keyway keys reencrypt COMPONENT              rewrite vault-P's records under the newest key
+    keyway keys retire COMPONENT VERSION         make an old version unreadable
+    keyway audit verify [CHAIN]                  check the audit hash chains (exit 1 if broken)
 
 Configuration comes from the environment (README.md's table); a bad variable exits 2 with a
-message naming it.
+message naming it. Output never contains a token or key.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from shared.config import BACKENDS, Config
 from shared.errors import ConfigError, KeywayError
 from shared.topology import subscription_specs
 
+VAULTS = [f"vault-{p}" for p in policy.PROVIDERS]
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="keyway", description=__doc__.split("\n\n")[0])
@@ -26,16 +33,74 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="serve every function locally")
     run.add_argument("--backend", choices=[b for b in BACKENDS if b != "gcp"], default=None)
     bus = sub.add_parser("bus", help="inspect and replay dead letters")
-    bus_sub = bus.add_subparsers(dest="bus_command", required=True)
+    bus_sub = bus.add_subparsers(dest="action", required=True)
     for name in ("dead-letters", "replay"):
         cmd = bus_sub.add_parser(name)
         cmd.add_argument("topic", choices=sorted(policy.ROUTES))
         cmd.add_argument("--max", type=int, default=100)
+    keys = sub.add_parser("keys", help="data-key versions, rotation, re-encryption")
+    keys_sub = keys.add_subparsers(dest="action", required=True)
+    for name in ("list", "rotate", "reencrypt", "retire"):
+        cmd = keys_sub.add_parser(name)
+        cmd.add_argument("component", choices=VAULTS)
+        if name == "retire":
+            cmd.add_argument("version", type=int)
+    audit = sub.add_parser("audit", help="verify the audit hash chains")
+    audit_sub = audit.add_subparsers(dest="action", required=True)
+    verify = audit_sub.add_parser("verify")
+    verify.add_argument("chain", nargs="?", default=None)
     return parser
 
 
-def _spec(topic: str):
-    return next(s for s in subscription_specs() if s.topic == topic)
+def _bus(args: argparse.Namespace) -> int:
+    ports = bootstrap.ports()
+    spec = next(s for s in subscription_specs() if s.topic == args.topic)
+    if args.action == "dead-letters":
+        for message in bus_ops.list_dead_letters(ports.bus, spec, args.max):
+            print(json.dumps({"message_id": message.message_id,
+                              "attributes": dict(message.attributes),
+                              "bytes": len(message.data)}))
+    else:
+        count = bus_ops.replay_dead_letters(ports.bus, spec, args.max)
+        print(f"replayed {count} message(s) onto {args.topic}")
+    return 0
+
+
+def _keys(args: argparse.Namespace) -> int:
+    from shared.vault.handlers import service
+
+    vault = service(args.component.removeprefix("vault-"), bootstrap.ports())
+    if args.action == "list":
+        for version, meta in sorted(vault.keyring.versions().items()):
+            print(json.dumps({"version": version, "state": meta.get("state"),
+                              "created_at": meta.get("created_at"),
+                              "encryptions_reserved": meta.get("encryptions_reserved")}))
+    elif args.action == "rotate":
+        print(f"{args.component}: data key version {vault.keyring.rotate()} is now primary")
+    elif args.action == "retire":
+        vault.keyring.retire(args.version)
+        print(f"{args.component}: data key version {args.version} retired")
+    else:
+        def progress(done: int, total: int) -> None:
+            print(f"\r{args.component}: re-encrypted {done}/{total}", end="", flush=True)
+
+        count = sum(1 for _ in vault.reencrypt(progress))
+        print(f"\n{args.component}: {count} record(s) now under the newest data key")
+    return 0
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from shared.audit.chain import chains, verify
+
+    ports = bootstrap.ports()
+    names = [args.chain] if args.chain else chains(ports.business)
+    broken = 0
+    for name in names:
+        result = verify(ports.business, ports.secrets, name)
+        broken += not result.ok
+        status = "ok" if result.ok else f"BROKEN at seq {result.seq}: {result.problem}"
+        print(f"{name}: {result.checked} entries checked, {status}")
+    return 1 if broken else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,17 +111,7 @@ def main(argv: list[str] | None = None) -> int:
 
             runner.run(args.backend or Config.from_env().backend)
             return 0
-        ports = bootstrap.ports()
-        spec = _spec(args.topic)
-        if args.bus_command == "dead-letters":
-            for message in bus_ops.list_dead_letters(ports.bus, spec, args.max):
-                print(json.dumps({"message_id": message.message_id,
-                                  "attributes": dict(message.attributes),
-                                  "bytes": len(message.data)}))
-        else:
-            count = bus_ops.replay_dead_letters(ports.bus, spec, args.max)
-            print(f"replayed {count} message(s) onto {args.topic}")
-        return 0
+        return {"bus": _bus, "keys": _keys, "audit": _audit}[args.command](args)
     except ConfigError as e:
         print(f"keyway: configuration error: {e.detail}", file=sys.stderr)
         return 2

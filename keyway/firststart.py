@@ -1,5 +1,10 @@
 """First start of a local stack: state directory, KMS keys and generated local secrets.
 
+Created: a KMS key per token component (``vault-P``, wrapping its data keys); one webhook
+secret per provider; one channel key per allowed ``vault-P → fetch-P`` / ``vault-P → act-P``
+pair (:func:`shared.crypto.channels.ensure`); the audit chain key (``audit-chain-key``), made
+here once so concurrent first appends cannot race to create two.
+
 Idempotent: each step checks before it creates, so every ``make run`` may call it.
 """
 
@@ -7,7 +12,8 @@ from __future__ import annotations
 
 import secrets
 
-from shared import policy
+from shared import audit, policy
+from shared.crypto import channels
 from shared.errors import NotFound
 from shared.ports import Ports
 
@@ -23,4 +29,10 @@ def ensure_local_state(ports: Ports) -> list[str]:
         except NotFound:
             ports.secrets.add_version(name, secrets.token_hex(32).encode())
             created.append(name)
+    created += channels.ensure(ports.secrets)
+    try:
+        ports.secrets.access(audit.KEY_SECRET)
+    except NotFound:
+        ports.secrets.add_version(audit.KEY_SECRET, secrets.token_bytes(32))
+        created.append(audit.KEY_SECRET)
     return created

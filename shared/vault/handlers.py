@@ -1,0 +1,130 @@
+"""vault-P's message handlers: ``sync.requested``, ``action.requested``, ``connection.disconnect``.
+
+Idempotency:
+
+* ``sync.requested`` — deduped downstream: a redelivered request releases a fresh envelope
+  (new nonce) and publishes another ``fetch.job`` for the same (connection, due_at); the
+  fetcher's cursors make a second run of the same sync cheap and harmless. A request for a
+  connection whose token needs re-authorization is acknowledged; the status is recorded.
+* ``action.requested`` — keyed by ``action_id``; act-P dedupes on it, so a third delivery
+  publishes a third job that act-P acknowledges without acting twice. A requester with no
+  linked identity gets the action marked ``failed`` with reason ``no_personal_token``.
+* ``connection.disconnect`` — deleting an already-deleted record is answered as done.
+
+Messages older than ``STALE_AFTER`` (by their ``requested_at``) are not acted on.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from datetime import timedelta
+
+from shared import messages
+from shared.clock import isoformat, parse_iso
+from shared.errors import InvalidInput, NotFound
+from shared.log import get_logger
+from shared.ports import Ports
+from shared.vault.endpoints import endpoint_for
+from shared.vault.refresh import NeedsReauth
+from shared.vault.service import NoPersonalToken, VaultService
+
+STALE_AFTER = timedelta(hours=1)
+log = get_logger("keyway.vault")
+
+
+_SERVICES: dict[tuple[str, int], VaultService] = {}
+
+
+def service(provider: str, ports: Ports) -> VaultService:
+    """One service per (provider, ports) per instance: its data keys stay cached."""
+    key = (provider, id(ports))
+    if key not in _SERVICES:
+        _SERVICES[key] = VaultService(provider, ports, endpoint_for(provider, ports))
+    return _SERVICES[key]
+
+
+def _field(body: Mapping, name: str) -> str:
+    value = body.get(name)
+    if not isinstance(value, str) or not value:
+        raise InvalidInput(f"message lacks {name}", key="vault.bad_message")
+    return value
+
+
+def _fresh_enough(ports: Ports, body: Mapping) -> bool:
+    requested = body.get("requested_at")
+    if not requested:
+        return True
+    return ports.clock.now() - parse_iso(str(requested)) <= STALE_AFTER
+
+
+def on_sync_requested(provider: str, ports: Ports, inbound: messages.Inbound) -> None:
+    body = inbound.body
+    tenant, connection = _field(body, "tenant"), _field(body, "connection")
+    if not _fresh_enough(ports, body):
+        log.info("vault.stale_request", extra={"fields": {"connection": connection}})
+        return
+    try:
+        envelope = service(provider, ports).release_for_fetch(tenant, connection, inbound.sender)
+    except NeedsReauth:
+        _set_connection_status(ports, tenant, connection, "needs_reauth")
+        raise
+    messages.publish(ports.bus, f"vault-{provider}", f"fetch-jobs-{provider}", "fetch.job",
+                     {"tenant": tenant, "connection": connection,
+                      "scope": body.get("scope") or "all", "resume": body.get("resume"),
+                      "envelope": envelope},
+                     ordering_key=connection)
+
+
+def on_action_requested(provider: str, ports: Ports, inbound: messages.Inbound) -> None:
+    body = inbound.body
+    tenant, user = _field(body, "tenant"), _field(body, "user")
+    action_id, connection = _field(body, "action_id"), _field(body, "connection")
+    if not isinstance(body.get("action"), dict):
+        raise InvalidInput("message lacks action", key="vault.bad_message")
+    try:
+        envelope = service(provider, ports).release_for_action(tenant, user, connection)
+    except (NoPersonalToken, NeedsReauth) as e:
+        _fail_action(ports, tenant, action_id, e.key.removeprefix("vault."))
+        raise
+    messages.publish(ports.bus, f"vault-{provider}", f"action-jobs-{provider}", "action.job",
+                     {"tenant": tenant, "action_id": action_id, "connection": connection,
+                      "action": body["action"], "envelope": envelope},
+                     ordering_key=action_id)
+
+
+def on_disconnect(provider: str, ports: Ports, inbound: messages.Inbound) -> None:
+    body = inbound.body
+    tenant, connection = _field(body, "tenant"), _field(body, "connection")
+    try:
+        service(provider, ports).disconnect(tenant, connection, inbound.sender)
+    except NotFound:
+        log.info("vault.already_disconnected", extra={"fields": {"connection": connection}})
+
+
+def _set_connection_status(ports: Ports, tenant: str, connection: str, status: str) -> None:
+    def write(tx):
+        doc = tx.get("connections", connection)
+        if doc is not None and doc.get("tenant") == tenant:
+            tx.put("connections", connection, dict(
+                doc, status=status, status_changed_at=isoformat(ports.clock.now())))
+
+    ports.business.transaction(write)
+
+
+def _fail_action(ports: Ports, tenant: str, action_id: str, reason: str) -> None:
+    def write(tx):
+        doc = tx.get("actions", action_id)
+        if doc is not None and doc.get("tenant") == tenant and doc.get("status") == "pending":
+            tx.put("actions", action_id, dict(
+                doc, status="failed", reason=reason, finished_at=isoformat(ports.clock.now())))
+
+    ports.business.transaction(write)
+
+
+def handlers(provider: str) -> dict:
+    return {
+        "sync.requested": functools.partial(on_sync_requested, provider),
+        "action.requested": functools.partial(on_action_requested, provider),
+        "connection.disconnect": functools.partial(on_disconnect, provider),
+    }

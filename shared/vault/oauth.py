@@ -1,0 +1,111 @@
+"""OAuth 2.0 refresh (RFC 6749 §6) and revocation (RFC 7009) against a provider's endpoints.
+
+Responses may be JSON or form-encoded (GitHub answers form-encoded unless asked for JSON; we
+always ask). Errors never carry a token or a response body: ``invalid_grant`` (and GitHub's
+``bad_refresh_token``, sent with HTTP 200) → :class:`InvalidGrant`; 5xx, 429 and network
+failures → ``UnavailableError``; other refusals → ``PermanentError``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Protocol
+from urllib.parse import parse_qsl
+
+import requests
+
+from shared.errors import PermanentError, UnavailableError
+from shared.ports import Clock
+from shared.vault.tokens import TokenSet
+
+_INVALID_GRANT = {"invalid_grant", "bad_refresh_token"}
+
+
+class InvalidGrant(PermanentError):
+    status, key, title = 409, "vault.invalid_grant", "The provider refused the refresh token"
+
+
+class TokenEndpoint(Protocol):
+    def refresh(self, refresh_token: str) -> TokenSet: ...
+
+    def revoke(self, token: str) -> bool:
+        """Revoke at the provider; ``False`` when the provider offers no revocation."""
+
+
+@dataclass(frozen=True, repr=False)
+class ClientCredentials:
+    client_id: str
+    client_secret: str
+
+    def __repr__(self) -> str:
+        return f"ClientCredentials(client_id={self.client_id!r})"
+
+
+class OAuthTokenClient:
+    """A provider's token (and optional revocation) endpoint over HTTPS with timeouts."""
+
+    def __init__(self, token_url: str, credentials: ClientCredentials, session: requests.Session,
+                 clock: Clock, *, revoke_url: str | None = None, timeout: float = 10.0) -> None:
+        self._token_url, self._revoke_url = token_url, revoke_url
+        self._credentials, self._session = credentials, session
+        self._clock, self._timeout = clock, timeout
+
+    def refresh(self, refresh_token: str) -> TokenSet:
+        body = self._post(self._token_url, {
+            "grant_type": "refresh_token", "refresh_token": refresh_token,
+            "client_id": self._credentials.client_id,
+            "client_secret": self._credentials.client_secret,
+        }, what="token refresh")
+        if body.get("error") in _INVALID_GRANT:
+            raise InvalidGrant("the provider refused the refresh token")
+        if body.get("error") or not body.get("access_token"):
+            raise PermanentError("token refresh answered without an access token",
+                                 key="vault.refresh_rejected")
+        return self._token_set(body, refresh_token)
+
+    def revoke(self, token: str) -> bool:
+        if not self._revoke_url:
+            return False
+        self._post(self._revoke_url, {
+            "token": token, "client_id": self._credentials.client_id,
+            "client_secret": self._credentials.client_secret,
+        }, what="token revocation")
+        return True
+
+    def _post(self, url: str, form: dict[str, str], *, what: str) -> dict:
+        try:
+            response = self._session.post(url, data=form, timeout=self._timeout,
+                                          headers={"Accept": "application/json"})
+        except requests.RequestException as e:
+            raise UnavailableError(f"{what}: provider unreachable") from e
+        if response.status_code >= 500 or response.status_code == 429:
+            raise UnavailableError(f"{what}: provider answered {response.status_code}")
+        body = _parse(response)
+        if response.status_code >= 400 and body.get("error") not in _INVALID_GRANT:
+            raise PermanentError(f"{what}: provider answered {response.status_code}",
+                                 key="vault.provider_refused")
+        return body
+
+    def _token_set(self, body: dict, old_refresh: str) -> TokenSet:
+        expires_in = body.get("expires_in")
+        expires_at = None
+        if expires_in not in (None, ""):
+            expires_at = self._clock.now() + timedelta(seconds=int(expires_in))
+        scope = str(body.get("scope") or "")
+        return TokenSet(
+            access_token=str(body["access_token"]),
+            refresh_token=str(body.get("refresh_token") or old_refresh),
+            expires_at=expires_at,
+            scopes=tuple(s for s in scope.replace(",", " ").split() if s),
+        )
+
+
+def _parse(response: requests.Response) -> dict:
+    if "json" in response.headers.get("content-type", ""):
+        try:
+            body = response.json()
+        except ValueError:
+            return {}
+        return body if isinstance(body, dict) else {}
+    return dict(parse_qsl(response.text))

@@ -1,0 +1,176 @@
+"""What ``oauth-P`` (in-process) and ``vault-P`` call: store, release, refresh, disconnect.
+
+Plaintext tokens live here only for the duration of a call: stored encrypted field by field,
+released only sealed to one recipient, never returned by any API and never logged. Every
+release, refusal, refresh and revocation appends to the provider's audit chain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from shared.audit.chain import AuditLog
+from shared.clock import isoformat
+from shared.crypto.channels import ChannelKeys
+from shared.crypto.datakeys import DataKeyring
+from shared.crypto.fields import FieldCipher
+from shared.crypto.seal import new_claims, seal
+from shared.errors import Conflict, KeywayError, NotFound, RetryableError
+from shared.log import get_logger
+from shared.ports import Filter, Ports
+from shared.vault import release as policy
+from shared.vault.oauth import TokenEndpoint
+from shared.vault.records import APP, PERSONAL, RecordCodec, personal_id
+from shared.vault.refresh import NeedsReauth, Refresher, RefreshPolicy
+from shared.vault.tokens import TokenSet
+
+ENVELOPE_TTL_SECONDS = 300
+log = get_logger("keyway.vault")
+
+
+class NoPersonalToken(Conflict):
+    key, title = "vault.no_personal_token", "Link your identity with this provider first"
+
+
+class VaultService:
+    def __init__(self, provider: str, ports: Ports, endpoint: TokenEndpoint, *,
+                 keyring: DataKeyring | None = None,
+                 refresh_policy: RefreshPolicy | None = None) -> None:
+        self.provider, self.component = provider, f"vault-{provider}"
+        self._ports, self._endpoint = ports, endpoint
+        self.keyring = keyring or DataKeyring(self.component, ports)
+        self.codec = RecordCodec(provider, FieldCipher(self.keyring))
+        self._channels = ChannelKeys(ports.secrets)
+        self.audit = AuditLog(ports.business, ports.secrets, ports.clock, chain=self.component)
+        self.refresher = Refresher(ports.vault, self.codec, endpoint, ports.clock,
+                                   refresh_policy, on_event=self._audit_refresh)
+
+    # -- storing (the OAuth callback, in-process) -------------------------------------------
+    def store_app_token(self, tenant: str, connection: str, admin_user: str,
+                        tokens: TokenSet) -> None:
+        self._store(APP, connection, tenant, tokens,
+                    {"kind": "app", "connection": connection, "user": admin_user})
+
+    def store_personal_token(self, tenant: str, user: str, tokens: TokenSet) -> str:
+        record_id = personal_id(self.provider, tenant, user)
+        self._store(PERSONAL, record_id, tenant, tokens,
+                    {"kind": "personal", "connection": None, "user": user})
+        return record_id
+
+    def _store(self, collection: str, record_id: str, tenant: str, tokens: TokenSet,
+               base: dict[str, Any]) -> None:
+        encoded = self.codec.encode(collection, record_id, tenant, tokens, base)  # before the tx:
+        # encryption may reserve data-key uses in a transaction of its own
+
+        def write(tx):
+            current = tx.get(collection, record_id) or {}
+            if current and current.get("tenant") != tenant:
+                raise Conflict("record id already belongs to another tenant")
+            doc = dict(encoded)
+            doc.update(generation=int(current.get("generation") or 0) + 1, status="active",
+                       refresh_lease=None, updated_at=isoformat(self._ports.clock.now()))
+            tx.put(collection, record_id, doc)
+
+        self._ports.vault.transaction(write)
+        self._audit("store", base["user"], None, None, base.get("connection"), "stored")
+
+    # -- releasing --------------------------------------------------------------------------
+    def release_for_fetch(self, tenant: str, connection: str, requester: str) -> dict:
+        """A sealed app-token envelope for ``fetch-P`` (the only place an app token goes)."""
+        request = policy.ReleaseRequest("app", "fetch", f"fetch-{self.provider}", tenant,
+                                        connection, requester)
+        return self.release(request, user=None)
+
+    def release_for_action(self, tenant: str, requester_user: str, connection: str) -> dict:
+        """The requesting user's own personal token, sealed for ``act-P``."""
+        request = policy.ReleaseRequest("personal", "action", f"act-{self.provider}", tenant,
+                                        connection, requester_user)
+        return self.release(request, user=requester_user)
+
+    def release(self, request: policy.ReleaseRequest, user: str | None) -> dict:
+        try:
+            policy.check(self.provider, request)
+            collection, record_id = self._locate(request)
+            tokens = self.refresher.fresh(collection, record_id)
+            claims = new_claims(self.component, request.recipient, request.purpose,
+                                request.connection or record_id, user,
+                                self._ports.clock.now(), ENVELOPE_TTL_SECONDS)
+            envelope = seal(self._channels.key(self.component, request.recipient), claims,
+                            tokens.access_token.encode())
+        except RetryableError:
+            raise
+        except KeywayError as e:
+            self._audit("release", request.requester, request.recipient, request.purpose,
+                        request.connection, f"refused:{e.key}")
+            raise
+        self._audit("release", request.requester, request.recipient, request.purpose,
+                    request.connection, "released")
+        return envelope
+
+    def _locate(self, request: policy.ReleaseRequest) -> tuple[str, str]:
+        if request.kind == "app":
+            collection, record_id = APP, request.connection or ""
+            missing: KeywayError = NotFound("no app token for this connection")
+        else:  # personal: looked up by the requester's own id, nothing else
+            collection = PERSONAL
+            record_id = personal_id(self.provider, request.tenant, request.requester)
+            missing = NoPersonalToken(f"user has no linked {self.provider} identity")
+        doc = self._ports.vault.get(collection, record_id)
+        if doc is None or doc.get("tenant") != request.tenant:
+            raise missing
+        if doc.get("status") == "needs_reauth":
+            raise NeedsReauth("the provider refused this token; reconnect")
+        return collection, record_id
+
+    # -- disconnect ------------------------------------------------------------------------
+    def disconnect(self, tenant: str, connection: str, requester: str) -> bool:
+        """Revoke at the provider where it offers revocation, then delete the record.
+
+        Returns whether the provider revoked. The record is deleted even if revocation
+        fails (audited as ``revoke_failed``): keeping our copy would be the worse outcome.
+        """
+        doc = self._ports.vault.get(APP, connection)
+        if doc is None or doc.get("tenant") != tenant:
+            raise NotFound("no app token for this connection")
+        revoked, outcome = False, "not_offered"
+        try:
+            tokens = self.codec.decode(APP, connection, doc)
+            for token in filter(None, (tokens.refresh_token, tokens.access_token)):
+                revoked = self._endpoint.revoke(token) or revoked
+            outcome = "revoked" if revoked else "not_offered"
+        except KeywayError as e:
+            outcome = f"revoke_failed:{e.key}"
+            log.warning("vault.revoke_failed", extra={"fields": {"connection": connection}})
+        self._ports.vault.delete(APP, connection)
+        self._audit("revoke", requester, None, None, connection, outcome)
+        return revoked
+
+    # -- key rotation -----------------------------------------------------------------------
+    def reencrypt(self, progress: Callable[[int, int], None] | None = None) -> Iterator[str]:
+        """Rewrite every record of this provider under the newest data key; yields ids."""
+        for collection in (APP, PERSONAL):
+            snaps = self._ports.vault.query(collection, [Filter("provider", "==", self.provider)])
+            for done, snap in enumerate(snaps, 1):
+                fresh = self.codec.reencrypt(collection, snap.id, snap.data)
+                self._ports.vault.transaction(
+                    lambda tx, c=collection, s=snap, f=fresh: self._rewrite(tx, c, s, f))
+                if progress:
+                    progress(done, len(snaps))
+                yield f"{collection}/{snap.id}"
+
+    def _rewrite(self, tx: Any, collection: str, snap: Any, fresh: dict) -> None:
+        """Write ``fresh`` unless the record changed meanwhile (then it is already new)."""
+        current = tx.get(collection, snap.id)
+        if current is not None and current.get("generation") == snap.data.get("generation"):
+            tx.put(collection, snap.id, fresh)
+
+    # -- audit ------------------------------------------------------------------------------
+    def _audit(self, event: str, requester: str, recipient: str | None, purpose: str | None,
+               connection: str | None, outcome: str) -> None:
+        self.audit.append(event, requester=requester, recipient=recipient, purpose=purpose,
+                          connection=connection, outcome=outcome)
+
+    def _audit_refresh(self, event: str, collection: str, record_id: str, outcome: str) -> None:
+        connection = record_id if collection == APP else None
+        self._audit(event, self.component, None, None, connection, outcome)

@@ -1,0 +1,86 @@
+"""The operator commands, run as a real `python -m keyway` process against a state dir."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from shared import bootstrap
+from shared.config import Config
+from shared.crypto import channels
+from shared.vault.endpoints import UnconfiguredEndpoint
+from shared.vault.service import VaultService
+from shared.vault.tokens import TokenSet
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def keyway(state: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "KEYWAY_STATE_DIR": str(state), "PYTHONPATH": str(ROOT)}
+    env.pop("KEYWAY_BACKEND", None)
+    return subprocess.run([sys.executable, "-m", "keyway", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+def seeded(state: Path, count: int = 3):
+    ports = bootstrap.build(Config.from_env({"KEYWAY_STATE_DIR": str(state)}))
+    ports.keys.ensure_key("vault-github")
+    channels.ensure(ports.secrets)
+    vault = VaultService("github", ports, UnconfiguredEndpoint("github"))
+    tokens = [TokenSet(f"gho_{i}" + "K" * 36, f"ghr_{i}" + "R" * 36,
+                       datetime.now(UTC) + timedelta(hours=8)) for i in range(count)]
+    for i, t in enumerate(tokens):
+        vault.store_app_token("t-1", f"conn-{i}", "admin", t)
+    return ports, vault, tokens
+
+
+def test_rotate_reencrypt_retire_from_the_command_line(tmp_path):
+    state = tmp_path / "state"
+    ports, vault, tokens = seeded(state)
+    rotated = keyway(state, "keys", "rotate", "vault-github")
+    assert rotated.returncode == 0, rotated.stderr
+    assert "version 2 is now primary" in rotated.stdout
+    moved = keyway(state, "keys", "reencrypt", "vault-github")
+    assert moved.returncode == 0 and "3/3" in moved.stdout and "3 record(s)" in moved.stdout
+    retired = keyway(state, "keys", "retire", "vault-github", "1")
+    assert retired.returncode == 0, retired.stderr
+    listing = keyway(state, "keys", "list", "vault-github").stdout
+    assert '"state": "retired"' in listing and '"state": "active"' in listing
+    fresh = VaultService("github", ports, UnconfiguredEndpoint("github"))
+    for i, t in enumerate(tokens):
+        doc = ports.vault.get("app_tokens", f"conn-{i}")
+        assert fresh.codec.key_versions(doc) == {2}
+        assert fresh.codec.decode("app_tokens", f"conn-{i}", doc).access_token == t.access_token
+    for out in (rotated, moved, retired):
+        assert not any(t.access_token in out.stdout + out.stderr for t in tokens)
+
+
+def test_retiring_the_primary_is_refused(tmp_path):
+    state = tmp_path / "state"
+    seeded(state, 1)
+    refused = keyway(state, "keys", "retire", "vault-github", "1")
+    assert refused.returncode == 1 and "conflict" in refused.stderr.lower()
+
+
+def test_audit_verify_detects_an_edited_entry(tmp_path):
+    state = tmp_path / "state"
+    ports, vault, _ = seeded(state, 2)
+    ok = keyway(state, "audit", "verify")
+    assert ok.returncode == 0 and "vault-github: 2 entries checked, ok" in ok.stdout
+    entry = ports.business.query("audit_entries")[0]
+    edited = {**entry.data, "outcome": "nothing happened"}
+    ports.business.put("audit_entries", entry.id, edited)
+    broken = keyway(state, "audit", "verify", "vault-github")
+    assert broken.returncode == 1 and "BROKEN" in broken.stdout
+
+
+def test_a_bad_variable_exits_2_naming_it(tmp_path):
+    env_state = tmp_path / "state"
+    result = subprocess.run([sys.executable, "-m", "keyway", "audit", "verify"], cwd=ROOT,
+                            env={**os.environ, "KEYWAY_STATE_DIR": str(env_state),
+                                 "KEYWAY_BACKEND": "mainframe", "PYTHONPATH": str(ROOT)},
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 2 and "KEYWAY_BACKEND" in result.stderr

@@ -1,0 +1,88 @@
+"""vault-P end to end through its entry point: a sync request becomes a sealed fetch job that
+only fetch-P can open; an action request for a user without an identity fails the action."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from keyway.firststart import ensure_local_state
+from shared import bootstrap, messages, policy
+from shared.entry import event_function
+from shared.routing import handlers_for
+from shared.topology import subscription_specs
+from shared.vault import handlers as vault_handlers
+from shared.vault.receive import open_pushed_token
+from shared.vault.tokens import TokenSet
+from tests.fakes.oauth_token_server import OAuthTokenServer
+from tests.unit.test_entry import pubsub_event
+
+
+@pytest.fixture
+def stack(tmp_path, monkeypatch):
+    server = OAuthTokenServer().start()
+    monkeypatch.setenv("KEYWAY_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("KEYWAY_GITHUB_CLIENT_ID", server.client_id)
+    monkeypatch.setenv("KEYWAY_GITHUB_OAUTH_URL", server.url)
+    monkeypatch.setenv("KEYWAY_SECRET_GITHUB_CLIENT_SECRET", server.client_secret)
+    monkeypatch.delenv("KEYWAY_BACKEND", raising=False)
+    ports = bootstrap.ports()
+    ensure_local_state(ports)
+    for spec in subscription_specs():
+        ports.bus.ensure_subscription(spec)
+    yield ports, server
+    server.stop()
+    vault_handlers._SERVICES.clear()
+    bootstrap._cached.cache_clear()
+
+
+def _pull_one(ports, topic: str) -> messages.Inbound:
+    got: list = []
+    ports.bus.pull(policy.subscription_name(topic), got.append, max_messages=5)
+    assert len(got) == 1, got
+    m = got[0]
+    return messages.decode(topic, m.data, m.attributes, m.message_id)
+
+
+def test_a_sync_request_reaches_fetch_as_a_sealed_envelope(stack):
+    ports, server = stack
+    token = TokenSet("gho_" + "S" * 36, server.issue_refresh_token(),
+                     datetime.now(UTC) + timedelta(minutes=1), ("repo",))
+    vault_handlers.service("github", ports).store_app_token("t-1", "conn-1", "admin", token)
+    receive = event_function("vault-github", handlers_for("vault-github"))
+    receive(pubsub_event("sync-requests-github", "scheduler", "sync.requested",
+                         {"tenant": "t-1", "connection": "conn-1", "scope": "all"}))
+    job = _pull_one(ports, "fetch-jobs-github")
+    assert job.type == "fetch.job" and job.sender == "vault-github"
+    raw = json.dumps(job.body)
+    assert "gho_" not in raw and server.issued_access[0] not in raw  # refreshed, sealed
+    claims, opened = open_pushed_token(ports, "fetch-github", job.body["envelope"], "fetch")
+    assert opened == server.issued_access[0]  # the token was expiring: refreshed first
+    assert claims.connection == "conn-1" and claims.audience == "fetch-github"
+
+
+def test_an_action_for_a_user_without_an_identity_fails_the_action(stack):
+    ports, server = stack
+    ports.business.put("actions", "act-1", {"tenant": "t-1", "status": "pending"})
+    receive = event_function("vault-github", handlers_for("vault-github"))
+    receive(pubsub_event("action-requests-github", "api", "action.requested",
+                         {"tenant": "t-1", "user": "member-1", "action_id": "act-1",
+                          "connection": "conn-1", "action": {"kind": "comment"}}))
+    action = ports.business.get("actions", "act-1")
+    assert action["status"] == "failed" and action["reason"] == "no_personal_token"
+    got: list = []
+    ports.bus.pull(policy.subscription_name("action-jobs-github"), got.append)
+    assert got == []
+
+
+def test_a_disconnect_from_the_api_deletes_the_vault_record(stack):
+    ports, server = stack
+    token = TokenSet("gho_" + "D" * 36, server.issue_refresh_token(),
+                     datetime.now(UTC) + timedelta(hours=8), ("repo",))
+    vault_handlers.service("github", ports).store_app_token("t-1", "conn-9", "admin", token)
+    receive = event_function("vault-github", handlers_for("vault-github"))
+    receive(pubsub_event("sync-requests-github", "api", "connection.disconnect",
+                         {"tenant": "t-1", "connection": "conn-9"}))
+    assert ports.vault.get("app_tokens", "conn-9") is None
