@@ -8,14 +8,15 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks import embedded_backend
+from benchmarks import embedded_backend, vault_crypto
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def main() -> int:
     RESULTS.mkdir(exist_ok=True)
-    for name, bench in (("embedded_backend", embedded_backend.run),):
+    for name, bench in (("embedded_backend", embedded_backend.run),
+                        ("vault_crypto", vault_crypto.run)):
         result = {
             "benchmark": name,
             "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
