@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from shared.errors import ConfigError
 
@@ -39,6 +40,13 @@ class Config:
     port: int
     log_level: str
     tick_seconds: float
+    public_url: str
+    frontend_url: str
+    auth_issuer: str
+    auth_audience: str
+    auth_jwks_url: str | None
+    auth_tenant_claim: str
+    auth_role_claim: str
 
     @property
     def local_mode(self) -> bool:
@@ -68,6 +76,12 @@ class Config:
             raise ConfigError(
                 "FIRESTORE_EMULATOR_HOST/PUBSUB_EMULATOR_HOST must be unset when KEYWAY_BACKEND=gcp"
             )
+        port = _int(env, "PORT", 8080, 1, 65535)
+        https = backend == "gcp"
+        public_url = _url(env, "KEYWAY_PUBLIC_URL", "" if https else f"http://127.0.0.1:{port}",
+                          https).rstrip("/")
+        issuer = _url(env, "KEYWAY_AUTH_ISSUER", "" if https else f"{public_url}/api/local-issuer",
+                      https)
         return cls(
             backend=backend,
             state_dir=state_dir,
@@ -79,9 +93,17 @@ class Config:
             firestore_emulator_host=fs_host,
             pubsub_emulator_host=ps_host,
             secrets_file=Path(env.get("KEYWAY_SECRETS_FILE") or state_dir / "secrets.json"),
-            port=_int(env, "PORT", 8080, 1, 65535),
+            port=port,
             log_level=_choice(env, "KEYWAY_LOG_LEVEL", "INFO", _LEVELS),
             tick_seconds=float(_int(env, "KEYWAY_TICK_SECONDS", 60, 1, 86400)),
+            public_url=public_url,
+            frontend_url=_url(env, "KEYWAY_FRONTEND_URL", f"{public_url}/api/v1/connect-result",
+                              https),
+            auth_issuer=issuer,
+            auth_audience=env.get("KEYWAY_AUTH_AUDIENCE") or "keyway-api",
+            auth_jwks_url=_url(env, "KEYWAY_AUTH_JWKS_URL", "", https) or None,
+            auth_tenant_claim=env.get("KEYWAY_AUTH_TENANT_CLAIM") or "https://keyway.dev/tenant",
+            auth_role_claim=env.get("KEYWAY_AUTH_ROLE_CLAIM") or "https://keyway.dev/role",
         )
 
 
@@ -116,4 +138,22 @@ def _name(env: Mapping[str, str], name: str, default: str) -> str:
     value = env.get(name) or default
     if not re.match(r"^[a-z0-9][a-z0-9_-]{0,62}$", value):
         raise ConfigError(f"{name} must be lowercase letters, digits, '-' or '_'; got {value!r}")
+    return value
+
+
+def _url(env: Mapping[str, str], name: str, default: str, require_https: bool) -> str:
+    """An absolute http(s) URL, as given; https only when ``require_https``.
+
+    An empty default means the variable is required (for the gcp backend) unless it is the
+    optional JWKS URL, which callers treat as unset.
+    """
+    value = env.get(name) or default
+    if not value:
+        if name == "KEYWAY_AUTH_JWKS_URL":
+            return ""
+        raise ConfigError(f"{name} is required when KEYWAY_BACKEND=gcp")
+    parsed = urlsplit(value)
+    schemes = ("https",) if require_https else ("http", "https")
+    if parsed.scheme not in schemes or not parsed.hostname or parsed.query or parsed.fragment:
+        raise ConfigError(f"{name} must be an absolute {' or '.join(schemes)} URL; got {value!r}")
     return value
