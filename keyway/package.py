@@ -1,4 +1,5 @@
-"""Package each function for Cloud Functions: ``main.py`` + ``shared/`` + ``requirements.txt``.
+"""Package each function for Cloud Functions: ``main.py`` + ``shared/`` (its ``.py`` and
+``.json`` files, e.g. the provider table) + ``requirements.txt``.
 
     python -m keyway.package dist/      → dist/<function>.zip for every component
 
@@ -33,7 +34,8 @@ def package(function: str, out_dir: Path) -> Path:
     with zipfile.ZipFile(target, "w") as archive:
         _add(archive, ROOT / "functions" / function / "main.py", "main.py")
         _add(archive, ROOT / "requirements.txt", "requirements.txt")
-        for path in sorted((ROOT / "shared").rglob("*.py")):
+        for path in sorted(p for p in (ROOT / "shared").rglob("*")
+                           if p.suffix in (".py", ".json") and "__pycache__" not in p.parts):
             _add(archive, path, str(path.relative_to(ROOT)))
     return target
 

@@ -6,7 +6,8 @@ from keyway.package import package
 def test_a_function_package_holds_its_entry_point_and_the_shared_library_only(tmp_path):
     archive = zipfile.ZipFile(package("vault-github", tmp_path))
     names = set(archive.namelist())
-    assert {"main.py", "requirements.txt", "shared/__init__.py", "shared/ports.py"} <= names
+    assert {"main.py", "requirements.txt", "shared/__init__.py", "shared/ports.py",
+            "shared/providers/providers.json"} <= names
     local_only = ("keyway/", "tests/", "benchmarks/", "functions/")
     assert not [n for n in names if n.startswith(local_only)]
     assert b'event_function("vault-github"' in archive.read("main.py")

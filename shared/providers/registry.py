@@ -1,0 +1,151 @@
+"""The provider registry: the validated table, plus the environment-aware lookups around it.
+
+* :func:`load` / :func:`get` / :func:`enabled` read ``providers.json`` once (cached per path).
+* Base URLs resolve in this order: a per-connection ``override`` (GitHub Enterprise Server,
+  self-hosted GitLab), then ``KEYWAY_<PROVIDER>_OAUTH_URL`` / ``KEYWAY_<PROVIDER>_API_URL``,
+  then the table. An override comes from a user, so callers must have passed it through
+  :func:`shared.providers.ssrf.check_base_url` first (and connect to the addresses
+  :func:`~shared.providers.ssrf.resolve_checked` returns); this module only normalizes it.
+* :func:`endpoint_allowed` is the allowlist gate (promise 5) every provider client calls before
+  a request leaves.
+
+Encoded slashes: a ``%2F`` in a path could smuggle extra segments past template matching
+(``/repos/acme%2F..%2Fx/pulls``), so it is refused everywhere except in template parameters the
+table lists in ``api.encoded_slash_params``. GitLab needs that for ``{id}``, which may be a
+URL-encoded ``namespace/project`` path (``/projects/group%2Fsub%2Fapp/issues``). Even there each
+decoded part must be a non-empty name: no ``.``/``..``, no backslash, no double encoding.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from shared.errors import ConfigError, InvalidInput, NotFound
+from shared.providers.schema import ProviderSpec, parse
+
+DEFAULT_TABLE = Path(__file__).with_name("providers.json")
+
+
+@functools.lru_cache(maxsize=8)
+def _load(path: Path) -> dict[str, ProviderSpec]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"provider table {path.name} cannot be read: {e}") from e
+    return parse(data)
+
+
+def load(path: Path | None = None) -> dict[str, ProviderSpec]:
+    """Every provider in the table (validated, cached per path), in table order."""
+    return dict(_load((path or DEFAULT_TABLE).resolve()))
+
+
+def get(name: str) -> ProviderSpec:
+    """The spec for ``name``; :class:`NotFound` naming it when the table has no such provider."""
+    if not isinstance(name, str):
+        raise InvalidInput("provider name must be a string", key="providers.invalid_name")
+    spec = load().get(name)
+    if spec is None:
+        raise NotFound(f"unknown provider {name[:40]!r}", key="providers.unknown")
+    return spec
+
+
+def enabled() -> list[str]:
+    """Names of the providers switched on in the table, in table order."""
+    return [name for name, spec in load().items() if spec.enabled]
+
+
+def _env_name(spec: ProviderSpec, suffix: str) -> str:
+    return f"KEYWAY_{spec.name.upper()}_{suffix}"
+
+
+def _normalize(url: str, what: str, error: type[Exception]) -> str:
+    """An absolute http(s) base URL without trailing slash, query, fragment or credentials."""
+    parts = urlsplit(url.strip())
+    if (parts.scheme not in ("http", "https") or not parts.hostname or parts.username
+            or parts.password or parts.query or parts.fragment):
+        raise error(f"{what} must be an absolute http(s) URL without credentials or query")
+    return url.strip().rstrip("/")
+
+
+def _override(spec: ProviderSpec, override: str) -> str:
+    if not spec.self_hosted:
+        raise InvalidInput(f"{spec.name} has no self-hosted base URL",
+                           key="providers.no_self_hosted")
+    return _normalize(override, "the connection base URL", InvalidInput)
+
+
+def _from_env(spec: ProviderSpec, env: Mapping[str, str] | None, suffix: str) -> str | None:
+    env = os.environ if env is None else env
+    name = _env_name(spec, suffix)
+    value = (env.get(name) or "").strip()
+    return _normalize(value, name, ConfigError) if value else None
+
+
+def oauth_base_url(spec: ProviderSpec, env: Mapping[str, str] | None = None,
+                   override: str | None = None) -> str:
+    """OAuth base: per-connection override > ``KEYWAY_<P>_OAUTH_URL`` > the table."""
+    if override:
+        return _override(spec, override)
+    return _from_env(spec, env, "OAUTH_URL") or spec.oauth.base_url
+
+
+def api_base_url(spec: ProviderSpec, env: Mapping[str, str] | None = None,
+                 override: str | None = None) -> str:
+    """API base: override + the table's self-hosted API path (GHES ``/api/v3``, GitLab
+    ``/api/v4``) > ``KEYWAY_<P>_API_URL`` > the table."""
+    if override:
+        return _override(spec, override) + (spec.api.self_hosted_api_path or "")
+    return _from_env(spec, env, "API_URL") or spec.api.base_url
+
+
+def client_id(spec: ProviderSpec, env: Mapping[str, str] | None = None) -> str | None:
+    """The OAuth client id from ``KEYWAY_<P>_CLIENT_ID``, or None when not configured."""
+    env = os.environ if env is None else env
+    return (env.get(_env_name(spec, "CLIENT_ID")) or "").strip() or None
+
+
+def client_secret_name(spec: ProviderSpec) -> str:
+    """The secret holding the OAuth client secret: ``<provider>-client-secret``."""
+    return f"{spec.name}-client-secret"
+
+
+def _segment_ok(segment: str, template: str, encodable: tuple[str, ...]) -> bool:
+    """One concrete path segment against one template segment."""
+    decoded = unquote(segment)
+    if (not segment or "%" in decoded or "\\" in decoded or decoded in (".", "..")
+            or any(ord(c) < 32 or ord(c) == 127 for c in decoded)):
+        return False
+    if not (template.startswith("{") and template.endswith("}")):
+        return segment == template
+    if "/" not in decoded:
+        return True
+    parts = decoded.split("/")
+    return template[1:-1] in encodable and all(p not in ("", ".", "..") for p in parts)
+
+
+def endpoint_allowed(spec: ProviderSpec, method: str, path: str) -> bool:
+    """Whether ``METHOD path`` (relative to the API base) matches one allowlist template.
+
+    ``{name}`` matches exactly one segment; the query string is ignored; ``..``, empty
+    segments, fragments and ``%2F`` (outside ``api.encoded_slash_params``) never match.
+    """
+    if not isinstance(method, str) or not isinstance(path, str):
+        return False
+    route = path.split("?", 1)[0]
+    if not route.startswith("/") or "#" in route or any(ord(c) < 33 for c in route):
+        return False
+    segments = route.split("/")[1:]
+    encodable = spec.api.encoded_slash_params
+    for entry in spec.api.allowlist:
+        verb, _, template = entry.partition(" ")
+        parts = template.split("/")[1:]
+        if verb == method.upper() and len(parts) == len(segments) and all(
+                _segment_ok(s, t, encodable) for s, t in zip(segments, parts, strict=True)):
+            return True
+    return False

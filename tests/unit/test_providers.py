@@ -1,0 +1,335 @@
+"""The provider table: one strict, declarative description of every provider (STYLE habit 4),
+whose allowlists can only ever name metadata endpoints (promise 5)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from shared.errors import ConfigError, InvalidInput, NotFound
+from shared.providers import registry, schema
+
+TABLE = json.loads(registry.DEFAULT_TABLE.read_text())
+WRITE_LIKE = re.compile(r"write|admin|manage|delete|^repo$|^public_repo$|^api$|^sudo$")
+
+
+def table() -> dict:
+    return copy.deepcopy(TABLE)
+
+
+def rejected(data: dict) -> str:
+    with pytest.raises(ConfigError) as caught:
+        schema.parse(data)
+    return str(caught.value)
+
+
+# --- the real table ---------------------------------------------------------------------------
+
+def test_the_real_table_loads_with_all_four_providers() -> None:
+    specs = registry.load()
+    assert list(specs) == ["github", "gitlab", "bitbucket", "jira"]
+    assert registry.enabled() == ["github", "gitlab"]
+    assert not specs["bitbucket"].enabled and not specs["jira"].enabled
+
+
+def test_load_is_cached_and_hands_out_copies() -> None:
+    first = registry.load()
+    first.pop("github")
+    assert "github" in registry.load()
+    assert registry.load()["gitlab"] is registry.get("gitlab")
+
+
+@pytest.mark.parametrize("name", ["github", "gitlab", "bitbucket", "jira"])
+def test_each_provider_has_app_and_personal_scopes(name: str) -> None:
+    scopes = registry.get(name).oauth.scopes
+    assert set(scopes) == {"app", "personal"}
+    assert scopes["app"] and scopes["personal"]
+
+
+@pytest.mark.parametrize("name", ["github", "gitlab", "bitbucket", "jira"])
+def test_app_token_scopes_contain_no_write_scope(name: str) -> None:
+    assert not [s for s in registry.get(name).oauth.scopes["app"] if WRITE_LIKE.search(s)]
+
+
+def test_jira_asks_for_consent_offline_access_and_looks_up_its_cloud_id() -> None:
+    jira = registry.get("jira")
+    assert jira.oauth.extra_authorize_params["audience"] == "api.atlassian.com"
+    assert jira.oauth.extra_authorize_params["prompt"] == "consent"
+    assert "offline_access" in jira.oauth.scopes["app"]
+    assert "offline_access" in jira.oauth.scopes["personal"]
+    assert jira.post_connect == "atlassian_accessible_resources"
+
+
+def test_github_app_asks_only_for_metadata_issue_and_pull_request_reads() -> None:
+    github = registry.get("github")
+    assert dict(github.github_app.permissions) == {
+        "metadata": "read", "issues": "read", "pull_requests": "read"}
+    assert github.github_app.installation_token_ttl_seconds == 3600
+    assert github.github_app.jwt_ttl_seconds <= 600
+    assert github.oauth.token_response == "form_unless_json_accepted"
+    assert github.oauth.revoke.style == "github_grant"
+    assert github.oauth.refresh.rotates_refresh_token
+    assert github.oauth.refresh.access_token_ttl_seconds == 8 * 3600
+
+
+def test_gitlab_uses_pkce_rotating_refresh_keyset_pages_and_token_header_webhooks() -> None:
+    gitlab = registry.get("gitlab")
+    assert gitlab.oauth.pkce and gitlab.oauth.refresh.rotates_refresh_token
+    assert gitlab.oauth.refresh.access_token_ttl_seconds == 7200
+    assert (gitlab.oauth.revoke.style, gitlab.oauth.revoke.path) == ("rfc7009", "/oauth/revoke")
+    assert gitlab.api.pagination == "keyset"
+    assert gitlab.api.rate_limit.remaining_header == "RateLimit-Remaining"
+    assert (gitlab.webhook.scheme, gitlab.webhook.signature_header) == (
+        "token_header", "X-Gitlab-Token")
+    assert gitlab.webhook.delivery_header == "X-Gitlab-Event-UUID"
+
+
+def test_specs_are_frozen() -> None:
+    spec = registry.get("github")
+    with pytest.raises(AttributeError):
+        spec.enabled = False  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        spec.oauth.scopes["app"] = ("repo",)  # type: ignore[index]
+
+
+def test_get_names_an_unknown_provider_and_refuses_non_strings() -> None:
+    with pytest.raises(NotFound, match="gitea"):
+        registry.get("gitea")
+    with pytest.raises(InvalidInput):
+        registry.get(42)  # type: ignore[arg-type]
+
+
+def test_load_reads_another_table_and_reports_a_broken_file(tmp_path: Path) -> None:
+    data = table()
+    data["providers"] = {"gitlab": data["providers"]["gitlab"]}
+    good = tmp_path / "providers.json"
+    good.write_text(json.dumps(data))
+    assert list(registry.load(good)) == ["gitlab"]
+    broken = tmp_path / "broken.json"
+    broken.write_text("{")
+    with pytest.raises(ConfigError):
+        registry.load(broken)
+
+
+# --- strict schema ----------------------------------------------------------------------------
+
+def test_an_unknown_top_level_key_is_rejected() -> None:
+    data = table()
+    data["comment"] = "hello"
+    assert rejected(data) == "comment: unknown key"
+
+
+def test_an_unknown_key_inside_oauth_is_rejected() -> None:
+    data = table()
+    data["providers"]["gitlab"]["oauth"]["notes"] = "x"
+    assert rejected(data) == "providers.gitlab.oauth.notes: unknown key"
+
+
+def test_an_unknown_key_inside_api_is_rejected() -> None:
+    data = table()
+    data["providers"]["github"]["api"]["graphql"] = True
+    assert rejected(data) == "providers.github.api.graphql: unknown key"
+
+
+def test_a_wrong_type_is_rejected_with_its_path() -> None:
+    data = table()
+    data["providers"]["gitlab"]["oauth"]["pkce"] = "yes"
+    assert rejected(data) == "providers.gitlab.oauth.pkce: expected bool"
+
+
+def test_an_int_field_refuses_a_bool() -> None:
+    data = table()
+    data["providers"]["github"]["api"]["per_page"] = True
+    assert rejected(data).startswith("providers.github.api.per_page: expected int")
+
+
+def test_a_missing_key_is_rejected() -> None:
+    data = table()
+    del data["providers"]["jira"]["webhook"]["max_body_bytes"]
+    assert rejected(data) == "providers.jira.webhook.max_body_bytes: missing required key"
+
+
+def test_an_enum_value_outside_the_enum_is_rejected() -> None:
+    data = table()
+    data["providers"]["github"]["api"]["pagination"] = "cursor"
+    assert rejected(data).startswith("providers.github.api.pagination: expected one of")
+
+
+def test_scope_kinds_are_exactly_app_and_personal() -> None:
+    data = table()
+    data["providers"]["gitlab"]["oauth"]["scopes"]["admin"] = ["api"]
+    assert rejected(data) == "providers.gitlab.oauth.scopes.admin: unknown key"
+
+
+@pytest.mark.parametrize("provider,scope", [
+    ("github", "repo"), ("gitlab", "api"), ("gitlab", "write_repository"),
+    ("jira", "write:jira-work"), ("bitbucket", "pullrequest:write"),
+])
+def test_a_write_scope_for_app_tokens_is_rejected(provider: str, scope: str) -> None:
+    data = table()
+    data["providers"][provider]["oauth"]["scopes"]["app"].append(scope)
+    assert "write scope" in rejected(data)
+
+
+def test_a_github_app_may_not_ask_for_write_or_contents() -> None:
+    data = table()
+    data["providers"]["github"]["github_app"]["permissions"]["issues"] = "write"
+    assert rejected(data).startswith("providers.github.github_app.permissions.issues")
+    data = table()
+    data["providers"]["github"]["github_app"]["permissions"]["contents"] = "read"
+    assert "code access" in rejected(data)
+
+
+def test_a_provider_name_must_match_its_key() -> None:
+    data = table()
+    data["providers"]["gitlab"]["name"] = "github"
+    assert rejected(data).startswith("providers.gitlab.name")
+
+
+def test_a_signing_webhook_needs_a_signature_header() -> None:
+    data = table()
+    data["providers"]["github"]["webhook"]["signature_header"] = None
+    assert rejected(data).startswith("providers.github.webhook.signature_header")
+
+
+def test_a_table_base_url_must_be_https() -> None:
+    data = table()
+    data["providers"]["gitlab"]["api"]["base_url"] = "http://gitlab.com/api/v4"
+    assert rejected(data).startswith("providers.gitlab.api.base_url")
+
+
+@pytest.mark.parametrize("template", [
+    "GET /repos/{owner}/{repo}/contents/{path}",
+    "GET /repos/{owner}/{repo}/git/trees/{sha}",
+    "GET /repos/{owner}/{repo}/git/blobs/{sha}",
+    "GET /repos/{owner}/{repo}/git/refs",
+    "GET /repos/{owner}/{repo}/tarball/{ref}",
+    "GET /repos/{owner}/{repo}/zipball/{ref}",
+    "GET /repos/{owner}/{repo}/compare/{basehead}",
+    "GET /repos/{owner}/{repo}/commits/{ref}",
+    "GET /repos/{owner}/{repo}/pulls/{pull_number}/files",
+    "GET /repos/{owner}/{repo}/readme",
+    "GET /projects/{id}/repository/archive",
+    "GET /projects/{id}/repository/files/{path}/raw",
+    "GET /projects/{id}/repository/tree",
+    "GET /projects/{id}/repository/blobs/{sha}/raw",
+    "GET /projects/{id}/merge_requests/{iid}/diffs",
+    "GET /projects/{id}/merge_requests/{iid}.diff",
+    "GET /projects/{id}/merge_requests/{iid}.patch",
+    "GET /repositories/{workspace}/{repo_slug}/src/{commit}/{path}",
+    "GET /repositories/{workspace}/{repo_slug}/diff/{spec}",
+    "GET /repositories/{workspace}/{repo_slug}/diffstat/{spec}",
+    "GET /repositories/{workspace}/{repo_slug}/patch/{spec}",
+    "GET /REPOS/{owner}/{repo}/CONTENTS",
+])
+def test_an_allowlist_entry_from_a_forbidden_family_is_rejected(template: str) -> None:
+    data = table()
+    data["providers"]["github"]["api"]["allowlist"].append(template)
+    assert "forbidden endpoint family" in rejected(data)
+
+
+@pytest.mark.parametrize("template", [
+    "POST /repos/{owner}/{repo}/pulls",           # write outside comments/hooks
+    "PUT /repos/{owner}/{repo}/pulls/{n}/merge",
+    "FETCH /repos/{owner}/{repo}/pulls",          # not an HTTP method we know
+    "GET repos/{owner}",                          # not absolute
+    "GET /repos/{owner}?per_page=1",              # query in a template
+    "GET /repos/../{owner}",
+    "GET /repos//{owner}",
+])
+def test_malformed_or_write_allowlist_entries_are_rejected(template: str) -> None:
+    data = table()
+    data["providers"]["github"]["api"]["allowlist"].append(template)
+    assert rejected(data).startswith("providers.github.api.allowlist[")
+
+
+# --- endpoint_allowed -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("provider,method,path", [
+    ("github", "GET", "/repos/acme/api/pulls"),
+    ("github", "GET", "/repos/acme/api/pulls?state=all&per_page=100"),
+    ("github", "get", "/repos/acme/api/pulls/7/reviews"),
+    ("github", "POST", "/repos/acme/api/issues/7/comments"),
+    ("gitlab", "GET", "/projects/42/merge_requests"),
+    ("gitlab", "GET", "/projects/group%2Fsub%2Fapi/merge_requests/3/notes"),
+    ("gitlab", "POST", "/projects/group%2Fapi/issues/9/notes"),
+    ("jira", "GET", "/rest/api/3/issue/ACME-1/comment"),
+])
+def test_metadata_endpoints_are_allowed(provider: str, method: str, path: str) -> None:
+    assert registry.endpoint_allowed(registry.get(provider), method, path)
+
+
+@pytest.mark.parametrize("provider,method,path", [
+    ("github", "DELETE", "/repos/acme/api/pulls"),
+    ("github", "POST", "/repos/acme/api/pulls"),
+    ("github", "GET", "/repos/acme/api/contents/README.md"),
+    ("github", "GET", "/repos/acme/api/tarball/main"),
+    ("github", "GET", "/repos/acme/../api/pulls"),
+    ("github", "GET", "/repos/acme/%2E%2E/pulls"),
+    ("github", "GET", "/repos/acme%2Fapi/pulls"),
+    ("github", "GET", "/repos/acme/api/pulls/"),
+    ("github", "GET", "/repos/acme/api/pulls#x"),
+    ("github", "GET", "repos/acme/api/pulls"),
+    ("github", "GET", "/repos/acme/api/pu%6Cls"),
+    ("gitlab", "GET", "/projects/group%2F..%2Fother/issues"),
+    ("gitlab", "GET", "/projects/group%252Fapi/issues"),
+    ("gitlab", "GET", "/projects/group%2F%2Fapi/issues"),
+    ("gitlab", "GET", "/projects/1/merge_requests%2F2"),
+    ("gitlab", "GET", "/projects/1/repository/files/a.py/raw"),
+])
+def test_everything_else_is_refused(provider: str, method: str, path: str) -> None:
+    assert not registry.endpoint_allowed(registry.get(provider), method, path)
+
+
+def test_endpoint_allowed_refuses_non_strings() -> None:
+    assert not registry.endpoint_allowed(registry.get("github"), None, "/user")  # type: ignore
+    assert not registry.endpoint_allowed(registry.get("github"), "GET", b"/user")  # type: ignore
+
+
+# --- base URLs, client ids, secrets -----------------------------------------------------------
+
+def test_base_urls_default_to_the_table() -> None:
+    github = registry.get("github")
+    assert registry.oauth_base_url(github, {}) == "https://github.com"
+    assert registry.api_base_url(github, {}) == "https://api.github.com"
+
+
+def test_environment_overrides_the_table() -> None:
+    gitlab = registry.get("gitlab")
+    env = {"KEYWAY_GITLAB_OAUTH_URL": "http://127.0.0.1:9100/",
+           "KEYWAY_GITLAB_API_URL": "http://127.0.0.1:9100/api/v4"}
+    assert registry.oauth_base_url(gitlab, env) == "http://127.0.0.1:9100"
+    assert registry.api_base_url(gitlab, env) == "http://127.0.0.1:9100/api/v4"
+
+
+def test_a_connection_override_wins_and_derives_the_api_base() -> None:
+    env = {"KEYWAY_GITHUB_OAUTH_URL": "http://127.0.0.1:9000",
+           "KEYWAY_GITHUB_API_URL": "http://127.0.0.1:9000/api"}
+    github, gitlab = registry.get("github"), registry.get("gitlab")
+    ghes = "https://ghe.example.com/"
+    assert registry.oauth_base_url(github, env, ghes) == "https://ghe.example.com"
+    assert registry.api_base_url(github, env, ghes) == "https://ghe.example.com/api/v3"
+    self_managed = "https://git.example.com/gitlab"
+    assert registry.api_base_url(gitlab, {}, self_managed) == "https://git.example.com/gitlab/api/v4"
+    assert registry.oauth_base_url(gitlab, {}, self_managed) == self_managed
+
+
+def test_an_override_for_a_provider_that_is_not_self_hosted_is_refused() -> None:
+    with pytest.raises(InvalidInput):
+        registry.api_base_url(registry.get("bitbucket"), {}, "https://bb.example.com")
+
+
+def test_a_malformed_environment_url_names_the_variable() -> None:
+    with pytest.raises(ConfigError, match="KEYWAY_GITHUB_API_URL"):
+        registry.api_base_url(registry.get("github"), {"KEYWAY_GITHUB_API_URL": "api.github"})
+
+
+def test_client_id_and_secret_name_follow_the_naming_convention() -> None:
+    gitlab = registry.get("gitlab")
+    assert registry.client_id(gitlab, {}) is None
+    assert registry.client_id(gitlab, {"KEYWAY_GITLAB_CLIENT_ID": " abc "}) == "abc"
+    assert registry.client_secret_name(gitlab) == "gitlab-client-secret"
