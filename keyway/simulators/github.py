@@ -1,0 +1,82 @@
+"""The GitHub simulator: github.com's OAuth web flow and REST API on one loopback server.
+
+Configure a client against it with the OAuth base URL ``sim.url`` (``/login/oauth/authorize``,
+``/login/oauth/access_token``) and the API base URL ``sim.api_url`` (``<sim.url>/api/v3``, the
+GitHub Enterprise Server layout; github.com's own API host is ``https://api.github.com``)::
+
+    with GitHubSimulator() as sim:
+        sim.register_client("Iv1.abc", "secret", ["http://127.0.0.1:8080/oauth-github/callback"])
+        sim.seed("acme", repos=250)
+        ...  # KEYWAY_GITHUB_OAUTH_URL=sim.url, KEYWAY_GITHUB_API_URL=sim.api_url
+
+Wire formats are described in :mod:`keyway.simulators.github_oauth` and
+:mod:`keyway.simulators.github_api`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from werkzeug.wrappers import Request, Response
+
+from keyway.simulators.github_api import API, DOCS, GitHubApi, GitHubData
+from keyway.simulators.github_oauth import GitHubOAuth, github_policy
+from keyway.simulators.oauth_model import Account
+from keyway.simulators.server import Route, Simulator
+from keyway.simulators.wire import json_response
+
+DEFAULT_USER = Account("octocat", 583231, "The Octocat")
+HOURLY_LIMIT = 5000  # authenticated user, REST "core" resource
+
+
+class GitHubSimulator(Simulator):
+    """A GitHub (github.com / Enterprise Server) stand-in.
+
+    ``expiring_tokens=True`` models a GitHub App's user-to-server tokens (8-hour ``ghu_``
+    access token, single-use rotating 6-month ``ghr_`` refresh token); False models an OAuth
+    App (``gho_`` tokens that never expire, no refresh token). ``rate_limit`` is the hourly
+    budget per user; ``clock`` (epoch seconds) drives code, token and rate-limit expiry;
+    ``on_issue`` sees every token issued (e.g. the leak guard's ``track``).
+    """
+
+    def __init__(self, *, expiring_tokens: bool = True, port: int = 0,
+                 rate_limit: int = HOURLY_LIMIT, clock: Callable[[], float] = time.time,
+                 on_issue: Callable[[str], object] | None = None) -> None:
+        self.data = GitHubData()
+        super().__init__(policy=github_policy(expiring_tokens), account=DEFAULT_USER,
+                         rate_limit=rate_limit, rate_window=3600, port=port, clock=clock,
+                         on_issue=on_issue)
+
+    def routes(self) -> list[Route]:
+        return [*GitHubOAuth(self.oauth).routes(),
+                *GitHubApi(self.oauth, self.rate_limit, self.data).routes()]
+
+    def not_found(self, request: Request) -> Response:
+        return json_response({"message": "Not Found", "documentation_url": DOCS,
+                              "status": "404"}, 404)
+
+    @property
+    def api_url(self) -> str:
+        """The REST API base URL: ``<url>/api/v3``."""
+        return self.url + API
+
+    @property
+    def oauth_url(self) -> str:
+        """The OAuth base URL (``/login/oauth/...`` lives under it)."""
+        return self.url
+
+    @property
+    def expiring_tokens(self) -> bool:
+        return self.oauth.policy.refresh_token is not None
+
+    @expiring_tokens.setter
+    def expiring_tokens(self, value: bool) -> None:
+        """Switch between GitHub App (expiring) and OAuth App tokens for new grants."""
+        self.oauth.policy = github_policy(value)
+
+    def seed(self, org: str, repos: int) -> list[dict[str, Any]]:
+        """Create organisation ``org`` (once) with ``repos`` more repositories."""
+        return self.data.seed(org, repos)
+

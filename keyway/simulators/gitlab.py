@@ -1,0 +1,70 @@
+"""The GitLab simulator: gitlab.com's OAuth provider and REST API v4 on one loopback server.
+
+Configure a client with the OAuth base URL ``sim.url`` (``/oauth/authorize``,
+``/oauth/token``, ``/oauth/revoke``) and the API base URL ``sim.api_url``
+(``<sim.url>/api/v4``) - the same layout as gitlab.com and self-managed GitLab::
+
+    with GitLabSimulator() as sim:
+        sim.register_client("app-id", "secret", ["http://127.0.0.1:8080/oauth-gitlab/callback"])
+        sim.seed("acme", projects=250)
+
+Wire formats are described in :mod:`keyway.simulators.gitlab_oauth` and
+:mod:`keyway.simulators.gitlab_api`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from werkzeug.wrappers import Request, Response
+
+from keyway.simulators.gitlab_api import API, GitLabApi, GitLabData
+from keyway.simulators.gitlab_oauth import GitLabOAuth, gitlab_policy
+from keyway.simulators.oauth_model import Account
+from keyway.simulators.server import Route, Simulator
+from keyway.simulators.wire import json_response
+
+DEFAULT_USER = Account("jdoe", 4242, "Jane Doe")
+MINUTE_LIMIT = 2000  # gitlab.com authenticated API requests per minute
+
+
+class GitLabSimulator(Simulator):
+    """A GitLab (gitlab.com / self-managed) stand-in.
+
+    ``rate_limit`` is the per-minute budget per user; ``clock`` (epoch seconds) drives code,
+    token and rate-limit expiry; ``on_issue`` sees every token issued.
+    """
+
+    def __init__(self, *, port: int = 0, rate_limit: int = MINUTE_LIMIT,
+                 clock: Callable[[], float] = time.time,
+                 on_issue: Callable[[str], object] | None = None) -> None:
+        self.data = GitLabData()
+        super().__init__(policy=gitlab_policy(), account=DEFAULT_USER, rate_limit=rate_limit,
+                         rate_window=60, port=port, clock=clock, on_issue=on_issue)
+
+    def routes(self) -> list[Route]:
+        return [*GitLabOAuth(self.oauth).routes(),
+                *GitLabApi(self.oauth, self.rate_limit, self.data).routes()]
+
+    def not_found(self, request: Request) -> Response:
+        return json_response({"error": "404 Not Found"}, 404)
+
+    @property
+    def api_url(self) -> str:
+        """The REST API base URL: ``<url>/api/v4``."""
+        return self.url + API
+
+    @property
+    def oauth_url(self) -> str:
+        """The OAuth base URL (``/oauth/...`` lives under it)."""
+        return self.url
+
+    def set_user(self, username: str, id: int, name: str) -> None:
+        """The signed-in user who approves every authorization request."""
+        super().set_user(username, id, name)
+
+    def seed(self, group: str, projects: int) -> list[dict[str, Any]]:
+        """Create group ``group`` (once) with ``projects`` more projects."""
+        return self.data.seed(group, projects)

@@ -1,0 +1,252 @@
+"""The simulators' base: a real threaded HTTP server on loopback, a routing table, a request
+log, fault injection and latency, plus the OAuth bookkeeping and rate-limit budget every
+provider has.
+
+A provider simulator subclasses :class:`Simulator`, returns its routes from
+:meth:`Simulator.routes` and renders its own bodies; everything here is provider-neutral. The
+OAuth authorization server lives in :mod:`.oauth`, the budget in :mod:`.ratelimit`, HTTP helpers
+in :mod:`.wire`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from werkzeug.exceptions import MethodNotAllowed, NotFound
+from werkzeug.routing import Map, RequestRedirect, Rule
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.wrappers import Request, Response
+
+from keyway.simulators.oauth import OAuthAuthority
+from keyway.simulators.oauth_model import Account, Issued, TokenInfo, TokenPolicy
+from keyway.simulators.ratelimit import RateLimiter
+from keyway.simulators.wire import JSON_TYPE, json_response
+
+log = logging.getLogger(__name__)
+
+HOST = "127.0.0.1"
+# Query parameters whose values never reach the request log (credentials in a query string).
+SENSITIVE_PARAMS = frozenset({"access_token", "client_secret", "code", "code_verifier",
+                              "private_token", "refresh_token", "token"})
+LOGGED_HEADERS = ("accept", "content-type", "if-none-match", "user-agent",
+                  "x-github-api-version")
+
+Handler = Callable[..., Response]
+
+
+@dataclass(frozen=True)
+class Route:
+    """One row of a simulator's routing table (werkzeug rule syntax: ``/orgs/<org>/repos``)."""
+
+    path: str
+    methods: tuple[str, ...]
+    handler: Handler
+
+
+@dataclass(frozen=True)
+class LoggedRequest:
+    """One request as the simulator saw it. Credential values are never kept: sensitive
+    query parameters read ``[redacted]`` and ``authorization`` holds only its scheme."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    status: int
+    time: float  # the simulator's clock when the request arrived
+
+
+@dataclass
+class Fault:
+    """A queued fault: answer ``status`` (or, when None, the real answer) after ``delay`` s."""
+
+    status: int | None
+    remaining: int
+    delay: float = 0.0
+    body: bytes | None = None
+    headers: dict[str, str] | None = None
+    path_prefix: str | None = None
+
+    def applies(self, path: str) -> bool:
+        return self.remaining > 0 and (self.path_prefix is None
+                                       or path.startswith(self.path_prefix))
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """No access log: request lines may carry authorization codes."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass
+
+
+class Simulator:
+    """Base of the provider simulators: lifecycle, routing, request log, faults, latency,
+    OAuth bookkeeping (through :attr:`oauth`) and a rate-limit budget per account.
+
+    Subclasses implement :meth:`routes` and may override :meth:`not_found`. Use as a context
+    manager or call :meth:`start` / :meth:`stop`. Binds ``127.0.0.1`` only.
+    """
+
+    def __init__(self, *, policy: TokenPolicy, account: Account, rate_limit: int,
+                 rate_window: int, port: int = 0, clock: Callable[[], float] = time.time,
+                 on_issue: Callable[[str], object] | None = None) -> None:
+        self.clock, self.port = clock, port
+        self.oauth = OAuthAuthority(policy, account, clock=clock, on_issue=on_issue)
+        self.rate_limit = RateLimiter(rate_limit, rate_window, clock)
+        self.latency = 0.0  # seconds added to every request
+        self._log: list[LoggedRequest] = []
+        self._faults: list[Fault] = []
+        self._lock = threading.Lock()
+        self._map = Map([Rule(r.path, methods=list(r.methods), endpoint=r.handler)
+                         for r in self.routes()])
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # ---- lifecycle --------------------------------------------------------------------------
+    def start(self) -> Simulator:
+        """Serve on ``127.0.0.1`` (port 0 picks a free one) in a daemon thread."""
+        self._server = make_server(HOST, self.port, self.app, threaded=True,
+                                   request_handler=_QuietHandler)
+        self.port = self._server.port
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
+                                        daemon=True,
+                                        name=f"{type(self).__name__}:{self.port}")
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close the socket; idempotent."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> Simulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. ``http://127.0.0.1:49152`` (known once started)."""
+        if self._server is None:
+            raise RuntimeError(f"{type(self).__name__} is not started")
+        return f"http://{HOST}:{self.port}"
+
+    # ---- knobs --------------------------------------------------------------------------------
+    def register_client(self, client_id: str, client_secret: str,
+                        redirect_uris: list[str]) -> None:
+        """Register an OAuth client; redirect URIs are matched exactly."""
+        self.oauth.register_client(client_id, client_secret, redirect_uris)
+
+    def set_user(self, login: str, id: int, name: str) -> None:
+        """The user who is signed in and auto-approves every authorization request."""
+        self.oauth.set_account(Account(login, id, name))
+
+    def set_consent(self, approve: bool) -> None:
+        """False: the user denies, authorize redirects with ``error=access_denied``."""
+        self.oauth.approve = approve
+
+    def fail_next(self, status: int, count: int = 1, *, body: bytes | None = None,
+                  headers: dict[str, str] | None = None, path_prefix: str | None = None,
+                  delay: float = 0.0) -> None:
+        """Answer the next ``count`` requests (under ``path_prefix``) with ``status``."""
+        with self._lock:
+            self._faults.append(Fault(status, count, delay, body, headers, path_prefix))
+
+    def stall_next(self, seconds: float, count: int = 1, *,
+                   path_prefix: str | None = None) -> None:
+        """Delay the next ``count`` requests by ``seconds`` before answering them normally."""
+        with self._lock:
+            self._faults.append(Fault(None, count, seconds, path_prefix=path_prefix))
+
+    @property
+    def requests_log(self) -> list[LoggedRequest]:
+        """A snapshot of every request served so far, in arrival order."""
+        with self._lock:
+            return list(self._log)
+
+    def clear_log(self) -> None:
+        with self._lock:
+            self._log.clear()
+
+    @property
+    def access_tokens(self) -> dict[str, TokenInfo]:
+        """Issued access tokens → who, which scopes, until when (live view)."""
+        return self.oauth.access_tokens
+
+    @property
+    def revoked(self) -> set[str]:
+        """Tokens revoked or used up (refresh tokens after rotation)."""
+        return self.oauth.revoked
+
+    def mint_token(self, scopes: tuple[str, ...] = (), client_id: str = "simulator") -> Issued:
+        """A token pair for the current user without the browser flow (fetcher tests)."""
+        return self.oauth.mint(client_id, scopes=scopes)
+
+    # ---- provider hooks -----------------------------------------------------------------------
+    def routes(self) -> list[Route]:
+        """The routing table; subclasses list their endpoints here."""
+        raise NotImplementedError
+
+    def not_found(self, request: Request) -> Response:
+        return json_response({"message": "Not Found"}, 404)
+
+    # ---- WSGI ---------------------------------------------------------------------------------
+    def app(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        """The WSGI application (also mountable without :meth:`start`)."""
+        request = Request(environ)
+        received = self.clock()
+        response = self._respond(request)
+        self._record(request, response.status_code, received)
+        return response(environ, start_response)
+
+    def _take_fault(self, path: str) -> Fault | None:
+        with self._lock:
+            for fault in self._faults:
+                if fault.applies(path):
+                    fault.remaining -= 1
+                    if fault.remaining == 0:
+                        self._faults.remove(fault)
+                    return fault
+        return None
+
+    def _respond(self, request: Request) -> Response:
+        fault = self._take_fault(request.path)
+        delay = self.latency + (fault.delay if fault else 0.0)
+        if delay:
+            time.sleep(delay)
+        if fault is not None and fault.status is not None:
+            body = fault.body if fault.body is not None else json.dumps(
+                {"message": f"simulated {fault.status}"}).encode()
+            return Response(body, status=fault.status, headers=fault.headers or {},
+                            content_type=JSON_TYPE)
+        try:
+            handler, args = self._map.bind_to_environ(request.environ).match()
+            return handler(request, **args)
+        except (NotFound, RequestRedirect):  # no slash-redirects: providers answer 404
+            return self.not_found(request)
+        except MethodNotAllowed:
+            return json_response({"message": "Method Not Allowed"}, 405)
+        except Exception:  # a simulator bug must answer 500, not kill the connection
+            log.exception("simulator.handler_failed")
+            return json_response({"message": "simulator error"}, 500)
+
+    def _record(self, request: Request, status: int, received: float) -> None:
+        query = {k: "[redacted]" if k.lower() in SENSITIVE_PARAMS else v
+                 for k, v in request.args.items()}
+        headers = {h: request.headers[h] for h in LOGGED_HEADERS if h in request.headers}
+        if "Authorization" in request.headers:
+            headers["authorization"] = request.headers["Authorization"].partition(" ")[0]
+        entry = LoggedRequest(request.method, request.path, query, headers, status, received)
+        with self._lock:
+            self._log.append(entry)

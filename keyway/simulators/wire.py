@@ -1,0 +1,77 @@
+"""HTTP helpers shared by the provider endpoints: JSON answers, weak ETags and conditional
+requests, bearer credentials, token-request parameters and the authorization redirect."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from werkzeug.wrappers import Request, Response
+
+from keyway.simulators.oauth import OAuthAuthority
+from keyway.simulators.oauth_model import OAuthError
+
+JSON_TYPE = "application/json; charset=utf-8"
+
+
+def json_response(payload: Any, status: int = 200,
+                  headers: dict[str, str] | None = None) -> Response:
+    """A JSON response with the providers' ``application/json; charset=utf-8`` type."""
+    return Response(json.dumps(payload), status=status, headers=headers or {},
+                    content_type=JSON_TYPE)
+
+
+def etag_of(body: bytes) -> str:
+    """A weak validator over the representation, as GitHub and GitLab send."""
+    return 'W/"' + hashlib.sha256(body).hexdigest()[:40] + '"'
+
+
+def matches_etag(request: Request, etag: str) -> bool:
+    """RFC 9110 weak comparison of ``If-None-Match`` against ``etag``."""
+    wanted = request.headers.get("If-None-Match", "")
+    tags = {tag.strip().removeprefix("W/") for tag in wanted.split(",") if tag.strip()}
+    return "*" in tags or etag.removeprefix("W/") in tags
+
+
+def conditional_json(request: Request, payload: Any, headers: dict[str, str]) -> Response:
+    """200 with an ETag, or 304 without a body when ``If-None-Match`` matches it."""
+    body = json.dumps(payload).encode()
+    etag = etag_of(body)
+    if matches_etag(request, etag):
+        return Response(status=304, headers={**headers, "ETag": etag})
+    return Response(body, headers={**headers, "ETag": etag}, content_type=JSON_TYPE)
+
+
+def bearer_token(request: Request, schemes: Iterable[str] = ("bearer",)) -> str | None:
+    """The credential of an ``Authorization: <scheme> <token>`` header, if the scheme fits."""
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() not in schemes:
+        return None
+    return value.strip() or None
+
+
+def authorize_endpoint(authority: OAuthAuthority, request: Request) -> Response:
+    """An authorization endpoint: 302 to the registered redirect URI (with ``code`` or
+    ``error``), or a 400 page without any redirect when the client or URI is not trusted."""
+    try:
+        location = authority.authorize(request.args.to_dict())
+    except OAuthError as e:
+        page = f"<html><body><h1>Authorization failed</h1><p>{e.description}</p></body></html>"
+        return Response(page, status=400, content_type="text/html; charset=utf-8")
+    return Response(status=302, headers={"Location": location})
+
+
+def request_params(request: Request) -> dict[str, str]:
+    """A token request's parameters from the query string, a form or a JSON body, with
+    HTTP Basic client credentials as a fallback for ``client_id`` / ``client_secret``."""
+    params = {**request.args.to_dict(), **request.form.to_dict()}
+    if request.is_json:
+        body = request.get_json(silent=True)
+        if isinstance(body, dict):
+            params.update({k: str(v) for k, v in body.items()})
+    if request.authorization and request.authorization.type == "basic":
+        params.setdefault("client_id", request.authorization.username or "")
+        params.setdefault("client_secret", request.authorization.password or "")
+    return params
