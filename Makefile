@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 BACKEND ?= embedded
 PORT ?= 8080
 
-.PHONY: install run test lint unit bench clean
+.PHONY: install test-deps run test lint bench clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,14 +14,21 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $@
 
+# The OAuth 2.0 authorization server the end-to-end tests run (npm oidc-provider, pinned).
+tests/oidc_server/node_modules/.installed: tests/oidc_server/package.json tests/oidc_server/package-lock.json
+	npm ci --prefix tests/oidc_server --no-audit --no-fund --loglevel=error
+	touch $@
+
 install: $(VENV)/.installed
+
+test-deps: install tests/oidc_server/node_modules/.installed
 
 ## Serve every function at http://127.0.0.1:$(PORT)/<function-name>/ (BACKEND=embedded|emulator)
 run: install
 	PORT=$(PORT) $(BIN)/keyway run --backend $(BACKEND)
 
 ## Lint, then the whole suite (unit, contract against every adapter, integration)
-test: lint
+test: lint test-deps
 	$(BIN)/pytest -q -ra
 
 lint: install
