@@ -8,6 +8,8 @@
     keyway keys reencrypt COMPONENT              rewrite vault-P's records under the newest key
     keyway keys retire COMPONENT VERSION         make an old version unreadable
     keyway audit verify [CHAIN]                  check the audit hash chains (exit 1 if broken)
+    keyway dev token --tenant T --user U --role admin|member [--scope S ...] [--ttl SECONDS]
+                                                 print a bearer token from the local issuer
 
 Configuration comes from the environment (README.md's table); a bad variable exits 2 with a
 message naming it. Output never contains a token or key.
@@ -49,7 +51,29 @@ def _parser() -> argparse.ArgumentParser:
     audit_sub = audit.add_subparsers(dest="action", required=True)
     verify = audit_sub.add_parser("verify")
     verify.add_argument("chain", nargs="?", default=None)
+    dev = sub.add_parser("dev", help="local development helpers")
+    dev_sub = dev.add_subparsers(dest="action", required=True)
+    token = dev_sub.add_parser("token", help="print a bearer token for the local api")
+    token.add_argument("--tenant", required=True)
+    token.add_argument("--user", required=True)
+    token.add_argument("--role", choices=["admin", "member"], required=True)
+    token.add_argument("--scope", action="append", default=None,
+                       help="repeat for several; default: every scope")
+    token.add_argument("--ttl", type=int, default=3600)
     return parser
+
+
+def _dev(args: argparse.Namespace) -> int:
+    from shared.api.authn import local_issuer
+
+    config = Config.from_env()
+    if not config.local_mode:
+        print("keyway: dev tokens exist only in local mode", file=sys.stderr)
+        return 2
+    issuer = local_issuer(config, bootstrap.ports(config).clock)
+    kwargs = {"scopes": args.scope} if args.scope else {}
+    print(issuer.issue(args.tenant, args.user, args.role, ttl=args.ttl, **kwargs))
+    return 0
 
 
 def _bus(args: argparse.Namespace) -> int:
@@ -111,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
 
             runner.run(args.backend or Config.from_env().backend)
             return 0
-        return {"bus": _bus, "keys": _keys, "audit": _audit}[args.command](args)
+        handlers = {"bus": _bus, "keys": _keys, "audit": _audit, "dev": _dev}
+        return handlers[args.command](args)
     except ConfigError as e:
         print(f"keyway: configuration error: {e.detail}", file=sys.stderr)
         return 2

@@ -38,6 +38,12 @@ def build(config: Config, clock: Clock | None = None) -> Ports:
     return Ports(business=business, vault=vault, bus=bus, keys=keys, secrets=secrets, clock=clock)
 
 
+@functools.cache
+def config() -> Config:
+    """The process-wide configuration from the environment (validated once per instance)."""
+    return Config.from_env()
+
+
 def ports(config: Config | None = None) -> Ports:
     """The process-wide ports for ``config`` (from the environment when omitted).
 

@@ -2,6 +2,7 @@
 
 import functions_framework
 
+from shared.api.app import handle
 from shared.entry import http_function
 
-serve = functions_framework.http(http_function("api"))
+serve = functions_framework.http(http_function("api", handle))

@@ -3,5 +3,6 @@
 import functions_framework
 
 from shared.entry import http_function
+from shared.oauth.http import handler
 
-serve = functions_framework.http(http_function("oauth-bitbucket"))
+serve = functions_framework.http(http_function("oauth-bitbucket", handler("bitbucket")))

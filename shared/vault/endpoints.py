@@ -1,38 +1,23 @@
-"""Each provider's OAuth token and revocation endpoints, from configuration.
+"""Each provider's OAuth token and revocation endpoints, from the provider table and config.
 
-``KEYWAY_<PROVIDER>_OAUTH_URL`` overrides the OAuth base URL (GitHub Enterprise Server,
-self-hosted GitLab, the local simulators); ``KEYWAY_<PROVIDER>_CLIENT_ID`` names the OAuth
-client; its secret is the secret ``<provider>-client-secret``. A provider without a client id
-gets an endpoint that refuses (permanently) to refresh — nothing can be refreshed without one.
+The OAuth base URL is the connection's own (GitHub Enterprise Server, self-hosted GitLab),
+else ``KEYWAY_<PROVIDER>_OAUTH_URL``, else the table's; the client id is
+``KEYWAY_<PROVIDER>_CLIENT_ID`` and its secret the secret ``<provider>-client-secret``. A
+provider without a client id gets an endpoint that refuses (permanently) to refresh.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 import requests
 
 from shared.errors import PermanentError
 from shared.ports import Ports
+from shared.providers import registry
 from shared.vault.oauth import ClientCredentials, OAuthTokenClient, TokenEndpoint
 from shared.vault.tokens import TokenSet
-
-
-@dataclass(frozen=True)
-class EndpointDefaults:
-    oauth_url: str
-    token_path: str
-    revoke_path: str | None
-
-
-DEFAULTS: dict[str, EndpointDefaults] = {
-    "github": EndpointDefaults("https://github.com", "/login/oauth/access_token", None),
-    "gitlab": EndpointDefaults("https://gitlab.com", "/oauth/token", "/oauth/revoke"),
-    "bitbucket": EndpointDefaults("https://bitbucket.org", "/site/oauth2/access_token", None),
-    "jira": EndpointDefaults("https://auth.atlassian.com", "/oauth/token", None),
-}
 
 
 class NotConfigured(PermanentError):
@@ -43,6 +28,10 @@ class UnconfiguredEndpoint:
     def __init__(self, provider: str) -> None:
         self._provider = provider
 
+    def exchange_code(self, code: str, redirect_uri: str,
+                      code_verifier: str | None = None) -> TokenSet:
+        raise NotConfigured(f"set KEYWAY_{self._provider.upper()}_CLIENT_ID")
+
     def refresh(self, refresh_token: str) -> TokenSet:
         raise NotConfigured(f"set KEYWAY_{self._provider.upper()}_CLIENT_ID to refresh tokens")
 
@@ -51,16 +40,23 @@ class UnconfiguredEndpoint:
 
 
 def endpoint_for(provider: str, ports: Ports, env: Mapping[str, str] | None = None,
-                 session: requests.Session | None = None) -> TokenEndpoint:
+                 session: requests.Session | None = None,
+                 base_url: str | None = None) -> TokenEndpoint:
     env = os.environ if env is None else env
-    defaults = DEFAULTS[provider]
-    client_id = env.get(f"KEYWAY_{provider.upper()}_CLIENT_ID")
+    spec = registry.get(provider)
+    client_id = registry.client_id(spec, env)
     if not client_id:
         return UnconfiguredEndpoint(provider)
-    base = (env.get(f"KEYWAY_{provider.upper()}_OAUTH_URL") or defaults.oauth_url).rstrip("/")
-    secret = ports.secrets.access(f"{provider}-client-secret").decode()
+    oauth_base = registry.oauth_base_url(spec, env, base_url)
+    secret = ports.secrets.access(registry.client_secret_name(spec)).decode()
+    revoke_url, revoke_style = None, "rfc7009"
+    if spec.oauth.revoke is not None:
+        revoke_style = spec.oauth.revoke.style
+        root = (registry.api_base_url(spec, env, base_url) if revoke_style == "github_grant"
+                else oauth_base)
+        revoke_url = root + spec.oauth.revoke.path
     return OAuthTokenClient(
-        base + defaults.token_path, ClientCredentials(client_id, secret),
+        oauth_base + spec.oauth.token_path, ClientCredentials(client_id, secret),
         session or requests.Session(), ports.clock,
-        revoke_url=base + defaults.revoke_path if defaults.revoke_path else None,
+        revoke_url=revoke_url, revoke_style=revoke_style,
     )

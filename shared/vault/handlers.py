@@ -36,11 +36,22 @@ log = get_logger("keyway.vault")
 _SERVICES: dict[tuple[str, int], VaultService] = {}
 
 
+def _resolver(provider: str, ports: Ports):
+    cache: dict[str | None, object] = {}
+
+    def resolve(base_url: str | None):
+        if base_url not in cache:
+            cache[base_url] = endpoint_for(provider, ports, base_url=base_url)
+        return cache[base_url]
+
+    return resolve
+
+
 def service(provider: str, ports: Ports) -> VaultService:
     """One service per (provider, ports) per instance: its data keys stay cached."""
     key = (provider, id(ports))
     if key not in _SERVICES:
-        _SERVICES[key] = VaultService(provider, ports, endpoint_for(provider, ports))
+        _SERVICES[key] = VaultService(provider, ports, _resolver(provider, ports))
     return _SERVICES[key]
 
 

@@ -1,4 +1,5 @@
-"""OAuth 2.0 refresh (RFC 6749 §6) and revocation (RFC 7009) against a provider's endpoints.
+"""OAuth 2.0 code exchange (RFC 6749 §4.1.3, with PKCE), refresh (§6) and revocation
+(RFC 7009) against a provider's endpoints.
 
 Responses may be JSON or form-encoded (GitHub answers form-encoded unless asked for JSON; we
 always ask). Errors never carry a token or a response body: ``invalid_grant`` (and GitHub's
@@ -8,6 +9,7 @@ failures → ``UnavailableError``; other refusals → ``PermanentError``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
@@ -26,11 +28,25 @@ class InvalidGrant(PermanentError):
     status, key, title = 409, "vault.invalid_grant", "The provider refused the refresh token"
 
 
+class CodeRejected(PermanentError):
+    status, key, title = 400, "oauth.code_rejected", "The provider refused the authorization code"
+
+
 class TokenEndpoint(Protocol):
     def refresh(self, refresh_token: str) -> TokenSet: ...
 
     def revoke(self, token: str) -> bool:
         """Revoke at the provider; ``False`` when the provider offers no revocation."""
+
+
+EndpointResolver = Callable[[str | None], TokenEndpoint]  # connection base URL → endpoint
+
+
+def as_resolver(endpoint: TokenEndpoint | EndpointResolver) -> EndpointResolver:
+    """One endpoint for every connection, or a resolver by the connection's base URL."""
+    if hasattr(endpoint, "refresh"):
+        return lambda base_url: endpoint  # type: ignore[return-value]
+    return endpoint  # type: ignore[return-value]
 
 
 @dataclass(frozen=True, repr=False)
@@ -46,10 +62,29 @@ class OAuthTokenClient:
     """A provider's token (and optional revocation) endpoint over HTTPS with timeouts."""
 
     def __init__(self, token_url: str, credentials: ClientCredentials, session: requests.Session,
-                 clock: Clock, *, revoke_url: str | None = None, timeout: float = 10.0) -> None:
-        self._token_url, self._revoke_url = token_url, revoke_url
+                 clock: Clock, *, revoke_url: str | None = None, revoke_style: str = "rfc7009",
+                 timeout: float = 10.0) -> None:
+        self._token_url, self._revoke_url, self._revoke_style = token_url, revoke_url, revoke_style
         self._credentials, self._session = credentials, session
         self._clock, self._timeout = clock, timeout
+
+    def exchange_code(self, code: str, redirect_uri: str,
+                      code_verifier: str | None = None) -> TokenSet:
+        """Redeem an authorization code (with its PKCE verifier) for tokens."""
+        form = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri,
+                "client_id": self._credentials.client_id,
+                "client_secret": self._credentials.client_secret}
+        if code_verifier:
+            form["code_verifier"] = code_verifier
+        try:
+            body = self._post(self._token_url, form, what="code exchange")
+        except PermanentError as e:
+            raise CodeRejected("the provider refused the code exchange") from e
+        if body.get("error"):  # e.g. GitHub's bad_verification_code, sent with HTTP 200
+            raise CodeRejected("the provider refused the authorization code")
+        if not body.get("access_token"):
+            raise CodeRejected("the code exchange answered without an access token")
+        return self._token_set(body, None)
 
     def refresh(self, refresh_token: str) -> TokenSet:
         body = self._post(self._token_url, {
@@ -67,11 +102,27 @@ class OAuthTokenClient:
     def revoke(self, token: str) -> bool:
         if not self._revoke_url:
             return False
+        if self._revoke_style == "github_grant":
+            return self._revoke_github_grant(token)
         self._post(self._revoke_url, {
             "token": token, "client_id": self._credentials.client_id,
             "client_secret": self._credentials.client_secret,
         }, what="token revocation")
         return True
+
+    def _revoke_github_grant(self, token: str) -> bool:
+        """GitHub: ``DELETE /applications/{client_id}/grant`` revokes the whole grant."""
+        url = self._revoke_url.replace("{client_id}", self._credentials.client_id)
+        try:
+            response = self._session.delete(
+                url, json={"access_token": token}, timeout=self._timeout,
+                auth=(self._credentials.client_id, self._credentials.client_secret),
+                headers={"Accept": "application/vnd.github+json"})
+        except requests.RequestException as e:
+            raise UnavailableError("token revocation: provider unreachable") from e
+        if response.status_code >= 500 or response.status_code == 429:
+            raise UnavailableError(f"token revocation: provider answered {response.status_code}")
+        return response.status_code in (204, 404)  # 404: already revoked
 
     def _post(self, url: str, form: dict[str, str], *, what: str) -> dict:
         try:
@@ -87,7 +138,7 @@ class OAuthTokenClient:
                                  key="vault.provider_refused")
         return body
 
-    def _token_set(self, body: dict, old_refresh: str) -> TokenSet:
+    def _token_set(self, body: dict, old_refresh: str | None) -> TokenSet:
         expires_in = body.get("expires_in")
         expires_at = None
         if expires_in not in (None, ""):
@@ -95,7 +146,7 @@ class OAuthTokenClient:
         scope = str(body.get("scope") or "")
         return TokenSet(
             access_token=str(body["access_token"]),
-            refresh_token=str(body.get("refresh_token") or old_refresh),
+            refresh_token=str(body.get("refresh_token") or old_refresh or "") or None,
             expires_at=expires_at,
             scopes=tuple(s for s in scope.replace(",", " ").split() if s),
         )

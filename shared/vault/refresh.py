@@ -27,7 +27,7 @@ from typing import Any
 from shared.clock import isoformat, parse_iso
 from shared.errors import Conflict, NotFound, RetryableError, UnavailableError
 from shared.ports import Clock, DocumentStore
-from shared.vault.oauth import InvalidGrant, TokenEndpoint
+from shared.vault.oauth import EndpointResolver, InvalidGrant
 from shared.vault.records import RecordCodec
 from shared.vault.tokens import TokenSet
 
@@ -46,10 +46,10 @@ class RefreshPolicy:
 
 
 class Refresher:
-    def __init__(self, store: DocumentStore, codec: RecordCodec, endpoint: TokenEndpoint,
+    def __init__(self, store: DocumentStore, codec: RecordCodec, endpoints: EndpointResolver,
                  clock: Clock, policy: RefreshPolicy | None = None,
                  on_event: Callable[[str, str, str, str], None] | None = None) -> None:
-        self._store, self._codec, self._endpoint = store, codec, endpoint
+        self._store, self._codec, self._endpoints = store, codec, endpoints
         self._clock, self._policy = clock, policy or RefreshPolicy()
         self._on_event = on_event or (lambda event, collection, record_id, outcome: None)
 
@@ -90,7 +90,7 @@ class Refresher:
         generation = int(doc.get("generation") or 0)
         old = self._codec.decode(collection, record_id, doc)
         try:
-            new = self._endpoint.refresh(old.refresh_token or "")
+            new = self._endpoints(doc.get("base_url")).refresh(old.refresh_token or "")
         except InvalidGrant:
             self._store.transaction(lambda tx: self._mark_reauth(tx, collection, record_id,
                                                                  generation))

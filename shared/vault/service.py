@@ -20,7 +20,7 @@ from shared.errors import Conflict, KeywayError, NotFound, RetryableError
 from shared.log import get_logger
 from shared.ports import Filter, Ports
 from shared.vault import release as policy
-from shared.vault.oauth import TokenEndpoint
+from shared.vault.oauth import EndpointResolver, TokenEndpoint, as_resolver
 from shared.vault.records import APP, PERSONAL, RecordCodec, personal_id
 from shared.vault.refresh import NeedsReauth, Refresher, RefreshPolicy
 from shared.vault.tokens import TokenSet
@@ -34,28 +34,30 @@ class NoPersonalToken(Conflict):
 
 
 class VaultService:
-    def __init__(self, provider: str, ports: Ports, endpoint: TokenEndpoint, *,
+    def __init__(self, provider: str, ports: Ports,
+                 endpoint: TokenEndpoint | EndpointResolver, *,
                  keyring: DataKeyring | None = None,
                  refresh_policy: RefreshPolicy | None = None) -> None:
         self.provider, self.component = provider, f"vault-{provider}"
-        self._ports, self._endpoint = ports, endpoint
+        self._ports, self._endpoints = ports, as_resolver(endpoint)
         self.keyring = keyring or DataKeyring(self.component, ports)
         self.codec = RecordCodec(provider, FieldCipher(self.keyring))
         self._channels = ChannelKeys(ports.secrets)
         self.audit = AuditLog(ports.business, ports.secrets, ports.clock, chain=self.component)
-        self.refresher = Refresher(ports.vault, self.codec, endpoint, ports.clock,
+        self.refresher = Refresher(ports.vault, self.codec, self._endpoints, ports.clock,
                                    refresh_policy, on_event=self._audit_refresh)
 
     # -- storing (the OAuth callback, in-process) -------------------------------------------
     def store_app_token(self, tenant: str, connection: str, admin_user: str,
-                        tokens: TokenSet) -> None:
-        self._store(APP, connection, tenant, tokens,
-                    {"kind": "app", "connection": connection, "user": admin_user})
+                        tokens: TokenSet, base_url: str | None = None) -> None:
+        self._store(APP, connection, tenant, tokens, {
+            "kind": "app", "connection": connection, "user": admin_user, "base_url": base_url})
 
-    def store_personal_token(self, tenant: str, user: str, tokens: TokenSet) -> str:
+    def store_personal_token(self, tenant: str, user: str, tokens: TokenSet,
+                             base_url: str | None = None) -> str:
         record_id = personal_id(self.provider, tenant, user)
-        self._store(PERSONAL, record_id, tenant, tokens,
-                    {"kind": "personal", "connection": None, "user": user})
+        self._store(PERSONAL, record_id, tenant, tokens, {
+            "kind": "personal", "connection": None, "user": user, "base_url": base_url})
         return record_id
 
     def _store(self, collection: str, record_id: str, tenant: str, tokens: TokenSet,
@@ -137,7 +139,7 @@ class VaultService:
         try:
             tokens = self.codec.decode(APP, connection, doc)
             for token in filter(None, (tokens.refresh_token, tokens.access_token)):
-                revoked = self._endpoint.revoke(token) or revoked
+                revoked = self._endpoints(doc.get("base_url")).revoke(token) or revoked
             outcome = "revoked" if revoked else "not_offered"
         except KeywayError as e:
             outcome = f"revoke_failed:{e.key}"

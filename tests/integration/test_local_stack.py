@@ -46,8 +46,19 @@ def _start(env: dict[str, str], port: int, log: Path) -> subprocess.Popen:
     full = {**os.environ, **env, "PORT": str(port), "KEYWAY_TICK_SECONDS": "1",
             "PYTHONPATH": str(ROOT)}
     with open(log, "wb") as out:
-        return subprocess.Popen([sys.executable, "-m", "keyway", "run"], cwd=ROOT, env=full,
-                                stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen([sys.executable, "-m", "keyway", "run"], cwd=ROOT, env=full,
+                                   stdout=out, stderr=subprocess.STDOUT)
+    process.keyway_env = {**env, "PORT": str(port)}
+    return process
+
+
+def _dev_token(process: subprocess.Popen) -> str:
+    """`keyway dev token` against the running stack's state dir."""
+    env = {**os.environ, **process.keyway_env, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-m", "keyway", "dev", "token", "--tenant", "t-1",
+                          "--user", "u-1", "--role", "admin"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=60, check=True)
+    return out.stdout.strip()
 
 
 def _wait_healthy(port: int, process: subprocess.Popen, log: Path, timeout: float = 180) -> dict:
@@ -87,8 +98,14 @@ def _exercise(port: int, backend: str, store, process: subprocess.Popen, log: Pa
     assert health["backend"] == backend
     assert {f["name"] for f in health["functions"]} == set(COMPONENTS)
     api = requests.get(f"http://127.0.0.1:{port}/api/v1/connections", timeout=10)
-    assert api.status_code == 501
+    assert api.status_code == 401
     assert api.headers["content-type"].startswith("application/problem+json")
+    token = _dev_token(process)
+    api = requests.get(f"http://127.0.0.1:{port}/api/v1/connections", timeout=10,
+                       headers={"Authorization": f"Bearer {token}"})
+    assert api.status_code == 200 and api.json() == {"items": []}
+    webhook = requests.post(f"http://127.0.0.1:{port}/webhook-github/", timeout=10)
+    assert webhook.status_code == 501
     missing = requests.get(f"http://127.0.0.1:{port}/nowhere", timeout=10)
     assert missing.status_code == 404
     _due_connection(store)

@@ -1,0 +1,76 @@
+"""The API's resources. Each handler is small: parse → call a service → JSON response."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response
+
+from shared.api.authn import local_issuer
+from shared.errors import InvalidInput, NotFound
+from shared.http import json_response
+from shared.oauth.start import start
+from shared.ports import Filter
+from shared.providers import registry
+
+_RESULT_KEYS = ("provider", "kind", "status", "reason", "connection", "identity")
+
+
+def _body(ctx: Any) -> dict[str, Any]:
+    body = ctx.request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise InvalidInput("the request body must be a JSON object")
+    return body
+
+
+def _provider(body: dict[str, Any]) -> str:
+    provider = body.get("provider")
+    if not isinstance(provider, str) or provider not in registry.load():
+        raise InvalidInput("provider must be one of " + ", ".join(sorted(registry.load())))
+    return provider
+
+
+def create_connection(ctx: Any) -> Response:
+    body = _body(ctx)
+    base_url = body.get("base_url")
+    if base_url is not None and not isinstance(base_url, str):
+        raise InvalidInput("base_url must be a string")
+    started = start(ctx.ports, ctx.config, ctx.principal, _provider(body), "app", base_url)
+    return json_response({"authorize_url": started.authorize_url,
+                          "connection": started.connection,
+                          "expires_in": started.expires_in}, status=201)
+
+
+def create_identity(ctx: Any) -> Response:
+    body = _body(ctx)
+    started = start(ctx.ports, ctx.config, ctx.principal, _provider(body), "personal")
+    return json_response({"authorize_url": started.authorize_url,
+                          "expires_in": started.expires_in}, status=201)
+
+
+def list_connections(ctx: Any) -> Response:
+    ctx.principal.require_scope("connections:read")
+    snaps = ctx.ports.business.query("connections", [Filter("tenant", "==", ctx.principal.tenant)])
+    keep = ("provider", "kind", "status", "base_url", "account", "created_at", "next_sync_at")
+    return json_response({"items": [{"id": s.id, **{k: s.data.get(k) for k in keep}}
+                                    for s in snaps]})
+
+
+def connect_result(ctx: Any) -> Response:
+    """Where the browser lands after a flow when no frontend is configured (local mode)."""
+    return json_response({k: ctx.request.args[k] for k in _RESULT_KEYS if k in ctx.request.args})
+
+
+def local_jwks(ctx: Any) -> Response:
+    if not ctx.config.local_mode:
+        raise NotFound("no local issuer outside local mode")
+    return json_response(local_issuer(ctx.config, ctx.ports.clock).jwks())
+
+
+TABLE = [
+    ("POST", "/v1/connections", create_connection, False),
+    ("GET", "/v1/connections", list_connections, False),
+    ("POST", "/v1/identities", create_identity, False),
+    ("GET", "/v1/connect-result", connect_result, True),
+    ("GET", "/local-issuer/.well-known/jwks.json", local_jwks, True),
+]
