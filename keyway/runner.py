@@ -9,6 +9,11 @@
   functions-framework process per function, push subscriptions from the emulator into them,
   and a front proxy on the main port.
 
+Sandbox: every provider with a built-in simulator (GitHub, GitLab) and no
+``KEYWAY_<PROVIDER>_CLIENT_ID`` gets its simulator started on loopback, seeded, with an OAuth
+client registered for ``<public_url>/oauth-<provider>/callback`` — so a newcomer can connect,
+sync and browse with no internet and no provider account.
+
 Ctrl-C (SIGINT) or SIGTERM stops every process this runner started.
 """
 
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -29,6 +35,7 @@ from werkzeug.serving import make_server
 
 from keyway import emulators, wsgi
 from keyway.firststart import ensure_local_state
+from keyway.simulators import GitHubSimulator, GitLabSimulator, Simulator
 from shared import bootstrap, messages
 from shared.clock import isoformat
 from shared.components import COMPONENTS, Component
@@ -73,6 +80,7 @@ class Runner:
         self.emulators: emulators.Emulators | None = None
         self.server = None
         self.session = requests.Session()
+        self.simulators: dict[str, Simulator] = {}
 
     # -- shared pieces ----------------------------------------------------------------------
     def _ticker(self, ports: Ports) -> None:
@@ -102,7 +110,7 @@ class Runner:
             ports.bus.ensure_subscription(spec)
         apps = {c.name: functions_framework.create_app(c.entry_point, _source(c), _signature(c))
                 for c in COMPONENTS.values()}
-        self._serve(wsgi.mounted("embedded", apps))
+        self._serve(wsgi.mounted("embedded", apps, self._sandbox()))
         threading.Thread(target=self._pump, args=(ports, specs), name="pump", daemon=True).start()
         threading.Thread(target=self._ticker, args=(ports,), name="ticker", daemon=True).start()
 
@@ -145,7 +153,7 @@ class Runner:
             ports.bus.ensure_subscription(spec)
         proxies = {f"/{name}": wsgi.proxy_app(f"http://127.0.0.1:{p}", self.session)
                    for name, p in fn_ports.items()}
-        self._serve(DispatcherMiddleware(wsgi.root_app("emulator"), proxies))
+        self._serve(DispatcherMiddleware(wsgi.root_app("emulator", self._sandbox()), proxies))
         threading.Thread(target=self._ticker, args=(ports,), name="ticker", daemon=True).start()
 
     def _spawn_functions(self, env: dict[str, str]) -> dict[str, int]:
@@ -177,6 +185,9 @@ class Runner:
                 time.sleep(0.2)
         raise RuntimeError(f"function {name} did not start; see {self.config.state_dir}/logs")
 
+    def _sandbox(self) -> dict[str, str]:
+        return {provider: sim.url for provider, sim in self.simulators.items()}
+
     # -- lifecycle --------------------------------------------------------------------------
     def stop(self) -> None:
         self.stop_event.set()
@@ -192,6 +203,33 @@ class Runner:
                 os.killpg(process.pid, signal.SIGKILL)
         if self.emulators is not None:
             self.emulators.stop()
+        for simulator in self.simulators.values():
+            simulator.stop()
+
+
+SANDBOX_SEED = {"github": ("acme", 12), "gitlab": ("acme-group", 12)}
+
+
+def start_sandbox(public_url: str) -> dict[str, Simulator]:
+    """Simulators for providers with no configured OAuth client; sets their env variables."""
+    started: dict[str, Simulator] = {}
+    for provider, simulator_class in (("github", GitHubSimulator), ("gitlab", GitLabSimulator)):
+        up = provider.upper()
+        if os.environ.get(f"KEYWAY_{up}_CLIENT_ID"):
+            continue
+        simulator = simulator_class().start()
+        secret = secrets.token_urlsafe(24)
+        simulator.register_client(f"keyway-sandbox-{provider}", secret,
+                                  [f"{public_url}/oauth-{provider}/callback"])
+        simulator.seed(*SANDBOX_SEED[provider])
+        os.environ.update({f"KEYWAY_{up}_CLIENT_ID": f"keyway-sandbox-{provider}",
+                           f"KEYWAY_{up}_OAUTH_URL": simulator.oauth_url,
+                           f"KEYWAY_{up}_API_URL": simulator.api_url,
+                           f"KEYWAY_SECRET_{up}_CLIENT_SECRET": secret})
+        log.info("runner.sandbox_provider", extra={"fields": {"provider": provider,
+                                                               "url": simulator.url}})
+        started[provider] = simulator
+    return started
 
 
 def run(backend: str) -> None:
@@ -208,6 +246,7 @@ def run(backend: str) -> None:
     configure(config.log_level)
     runner = Runner(config)
     runner.emulators = started
+    runner.simulators = start_sandbox(config.public_url)
     signal.signal(signal.SIGTERM, lambda *_: runner.stop_event.set())
     try:
         if config.backend == "embedded":

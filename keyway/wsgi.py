@@ -24,7 +24,7 @@ def _problem(status: int, title: str, detail: str) -> Response:
     return Response(json.dumps(body), status=status, mimetype="application/problem+json")
 
 
-def root_app(backend: str) -> Callable:
+def root_app(backend: str, sandbox: Mapping[str, str] | None = None) -> Callable:
     """Answers ``/healthz`` and a problem+json 404 for anything that is not a function."""
 
     @Request.application
@@ -35,15 +35,18 @@ def root_app(backend: str) -> Callable:
                  "topics": c.topics}
                 for c in COMPONENTS.values()
             ]
-            body = {"status": "ok", "backend": backend, "functions": functions}
+            body = {"status": "ok", "backend": backend, "functions": functions,
+                    "sandbox_providers": dict(sandbox or {})}
             return Response(json.dumps(body), mimetype="application/json")
         return _problem(404, "Not Found", f"no function serves {request.path}")
 
     return app
 
 
-def mounted(backend: str, apps: Mapping[str, Callable]) -> Callable:
-    return DispatcherMiddleware(root_app(backend), {f"/{name}": app for name, app in apps.items()})
+def mounted(backend: str, apps: Mapping[str, Callable],
+            sandbox: Mapping[str, str] | None = None) -> Callable:
+    return DispatcherMiddleware(root_app(backend, sandbox),
+                                {f"/{name}": app for name, app in apps.items()})
 
 
 def proxy_app(target: str, session: requests.Session) -> Callable:

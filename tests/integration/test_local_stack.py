@@ -61,6 +61,20 @@ def _dev_token(process: subprocess.Popen) -> str:
     return out.stdout.strip()
 
 
+def _connect_in_the_sandbox(port: int, token: str) -> None:
+    """A newcomer's first connection, over real HTTP: api → simulator → oauth-github → back."""
+    base = f"http://127.0.0.1:{port}"
+    started = requests.post(f"{base}/api/v1/connections", json={"provider": "github"},
+                            headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert started.status_code == 201, started.text
+    landing = requests.get(started.json()["authorize_url"], timeout=30)  # follows redirects
+    assert landing.status_code == 200 and landing.url.startswith(f"{base}/api/v1/connect-result")
+    assert landing.json()["status"] == "connected", landing.json()
+    listed = requests.get(f"{base}/api/v1/connections", timeout=10,
+                          headers={"Authorization": f"Bearer {token}"}).json()["items"]
+    assert [c["id"] for c in listed] == [started.json()["connection"]]
+
+
 def _wait_healthy(port: int, process: subprocess.Popen, log: Path, timeout: float = 180) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -103,9 +117,11 @@ def _exercise(port: int, backend: str, store, process: subprocess.Popen, log: Pa
     token = _dev_token(process)
     api = requests.get(f"http://127.0.0.1:{port}/api/v1/connections", timeout=10,
                        headers={"Authorization": f"Bearer {token}"})
-    assert api.status_code == 200 and api.json() == {"items": []}
+    assert api.status_code == 200 and api.json() == {"items": []}, api.text
     webhook = requests.post(f"http://127.0.0.1:{port}/webhook-github/", timeout=10)
     assert webhook.status_code == 501
+    assert set(health["sandbox_providers"]) == {"github", "gitlab"}
+    _connect_in_the_sandbox(port, token)
     missing = requests.get(f"http://127.0.0.1:{port}/nowhere", timeout=10)
     assert missing.status_code == 404
     _due_connection(store)
