@@ -1,0 +1,245 @@
+"""A provider token's request budget, shared in the store by every fetch of that token.
+
+One document per token, ``rate_budgets/<key>`` (key from :func:`budget_key`, never from the
+token itself), updated only inside ``store.transaction`` so concurrent fetches on any number of
+instances see one budget::
+
+    {"limit": 5000, "remaining": 4210, "reset_at": "2030-01-01T01:00:00.000000Z",
+     "observed_at": "...", "leases": {"<lease id>": {"expires_at": "...", "purpose": "fetch"}}}
+
+* :meth:`TokenBudget.observe` records what the provider's rate-limit headers said. An
+  observation from an older window (its reset more than :data:`SAME_WINDOW` before the stored
+  one) is ignored; within one window the lowest ``remaining`` wins (answers can arrive out of
+  order). Once ``reset_at`` has passed, ``remaining`` is taken to be back at ``limit``.
+* :meth:`TokenBudget.acquire` takes a lease before a request and :meth:`TokenBudget.release`
+  returns it. Leases in flight count as already spent. A ``fetch`` is refused once
+  ``remaining - in_flight <= reserve`` (the reserve is kept for webhooks' follow-ups and
+  actions); ``webhook`` and ``action`` may spend the reserve but not go below 0. At most
+  ``max_concurrent`` live leases per token; a lease expires after ``lease_seconds`` so a crashed
+  instance cannot hold a slot forever. A budget never observed allows everything but the cap.
+* :func:`read_rate_headers`, :func:`is_rate_limited` and :func:`retry_at` read an answer's
+  rate-limit headers with the names and reset style the provider table gives.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import Any, Literal
+from urllib.parse import quote
+
+from shared.clock import isoformat, parse_iso
+from shared.errors import InvalidInput
+from shared.fetch.errors import BudgetExhausted
+from shared.log import redact
+from shared.ports import Clock, Document, DocumentStore, Transaction
+from shared.providers.schema import RateLimitSpec
+
+COLLECTION = "rate_budgets"
+SAME_WINDOW = timedelta(seconds=5)  # reset times this close belong to one window
+SLOT_WAIT = timedelta(seconds=2)  # retry_at when every concurrent slot is taken
+DEFAULT_RETRY_AFTER = timedelta(seconds=60)  # a rate-limited answer that says nothing else
+Purpose = Literal["fetch", "webhook", "action"]
+PURPOSES: frozenset[str] = frozenset({"fetch", "webhook", "action"})
+
+
+def budget_key(provider: str, connection: str, kind: str = "app") -> str:
+    """The budget document id for a connection's ``kind`` token (``github:conn-1:app``).
+
+    Built from names only, never from the token value; a part that looks like a token is
+    refused so a caller cannot pass one by mistake.
+    """
+    parts = (provider, connection, kind)
+    if not all(isinstance(p, str) and p for p in parts) or any(redact(p) != p for p in parts):
+        raise InvalidInput("budget key parts must be non-empty names", key="budget.invalid_key")
+    return ":".join(quote(p, safe="-_.") for p in parts)
+
+
+@dataclass
+class _State:
+    """The budget document, with expired leases dropped and a passed reset applied."""
+
+    limit: int | None
+    remaining: int | None
+    reset_at: datetime | None
+    observed_at: str | None
+    leases: dict[str, dict[str, str]]
+
+    @classmethod
+    def load(cls, doc: Document | None, now: datetime) -> _State:
+        doc = doc or {}
+        stamp = isoformat(now)
+        leases = {k: v for k, v in (doc.get("leases") or {}).items() if v["expires_at"] > stamp}
+        reset_at = parse_iso(doc["reset_at"]) if doc.get("reset_at") else None
+        remaining = doc.get("remaining")
+        if reset_at is not None and now >= reset_at:
+            remaining = doc.get("limit")
+        return cls(doc.get("limit"), remaining, reset_at, doc.get("observed_at"), leases)
+
+    def dump(self) -> Document:
+        return {"limit": self.limit, "remaining": self.remaining,
+                "reset_at": isoformat(self.reset_at) if self.reset_at else None,
+                "observed_at": self.observed_at, "leases": self.leases}
+
+    def spendable(self) -> int | None:
+        """Requests left after the ones in flight; None when never observed."""
+        return None if self.remaining is None else self.remaining - len(self.leases)
+
+
+class TokenBudget:
+    """The shared budget of one provider token (see the module docstring)."""
+
+    def __init__(self, store: DocumentStore, clock: Clock, key: str, *, reserve: int = 100,
+                 max_concurrent: int = 4, lease_seconds: int = 60) -> None:
+        if reserve < 0 or max_concurrent < 1 or lease_seconds < 1:
+            raise InvalidInput("reserve >= 0, max_concurrent >= 1 and lease_seconds >= 1")
+        self._store, self._clock, self.key = store, clock, key
+        self.reserve, self.max_concurrent = reserve, max_concurrent
+        self.lease_seconds = lease_seconds
+
+    def __repr__(self) -> str:
+        return (f"TokenBudget(key={self.key!r}, reserve={self.reserve}, "
+                f"max_concurrent={self.max_concurrent})")
+
+    def _floor(self, purpose: str) -> int:
+        if purpose not in PURPOSES:
+            raise InvalidInput(f"unknown budget purpose {purpose[:20]!r}")
+        return self.reserve if purpose == "fetch" else 0
+
+    def acquire(self, purpose: Purpose = "fetch") -> str:
+        """A lease id for one request, or :class:`BudgetExhausted` with ``retry_at``."""
+        floor, lease_id = self._floor(purpose), uuid.uuid4().hex
+
+        def take(tx: Transaction) -> tuple[str, datetime | None]:
+            now = self._clock.now()
+            state = _State.load(tx.get(COLLECTION, self.key), now)
+            if len(state.leases) >= self.max_concurrent:
+                return "slots", now + SLOT_WAIT
+            spendable = state.spendable()
+            if spendable is not None and spendable <= floor:
+                return "quota", state.reset_at or now + SLOT_WAIT
+            expires = now + timedelta(seconds=self.lease_seconds)
+            state.leases[lease_id] = {"expires_at": isoformat(expires), "purpose": purpose}
+            tx.put(COLLECTION, self.key, state.dump())
+            return "ok", None
+
+        verdict, retry_at = self._store.transaction(take)
+        if verdict == "slots":
+            raise BudgetExhausted(f"{self.max_concurrent} requests already in flight for this "
+                                  "token", retry_at)
+        if verdict == "quota":
+            raise BudgetExhausted(f"rate budget spent down to the {purpose} floor ({floor}) "
+                                  "until the reset", retry_at)
+        return lease_id
+
+    def release(self, lease_id: str) -> None:
+        """Return a lease (idempotent: an unknown or expired lease is ignored)."""
+        def drop(tx: Transaction) -> None:
+            doc = tx.get(COLLECTION, self.key)
+            if doc and lease_id in (doc.get("leases") or {}):
+                state = _State.load(doc, self._clock.now())
+                state.leases.pop(lease_id, None)
+                tx.put(COLLECTION, self.key, {**doc, "leases": state.leases})
+
+        self._store.transaction(drop)
+
+    def observe(self, *, limit: int, remaining: int, reset_at: datetime) -> None:
+        """Record the provider's rate-limit headers (see the module docstring for merging)."""
+        if limit < 0 or reset_at.tzinfo is None:
+            raise InvalidInput("a rate observation needs limit >= 0 and an aware reset time")
+        remaining = max(0, min(remaining, limit))
+
+        def merge(tx: Transaction) -> None:
+            now = self._clock.now()
+            doc = tx.get(COLLECTION, self.key)
+            state = _State.load(doc, now)
+            stored = state.reset_at
+            if stored is not None and now < stored and reset_at < stored - SAME_WINDOW:
+                return  # from an older window
+            if (stored is not None and now < stored and state.remaining is not None
+                    and reset_at <= stored + SAME_WINDOW):
+                remaining_now = min(state.remaining, remaining)
+                reset_now = max(stored, reset_at)
+            else:
+                remaining_now, reset_now = remaining, reset_at
+            if (doc and (state.limit, state.remaining, stored)
+                    == (limit, remaining_now, reset_now)):
+                return  # nothing new (a 304's unchanged headers): no write
+            state.limit, state.remaining, state.reset_at = limit, remaining_now, reset_now
+            state.observed_at = isoformat(now)
+            tx.put(COLLECTION, self.key, state.dump())
+
+        self._store.transaction(merge)
+
+    def blocked_until(self) -> datetime | None:
+        """The reset time while the quota is spent down to the fetch reserve, else None.
+
+        Requests merely in flight do not block (they end in seconds, not at the reset)."""
+        now = self._clock.now()
+        state = _State.load(self._store.get(COLLECTION, self.key), now)
+        if state.remaining is None or state.reset_at is None or now >= state.reset_at:
+            return None
+        return state.reset_at if state.remaining <= self.reserve else None
+
+    def snapshot(self) -> dict[str, Any]:
+        """The budget as seen now: limit, remaining, reset_at (ISO), in_flight, settings."""
+        now = self._clock.now()
+        state = _State.load(self._store.get(COLLECTION, self.key), now)
+        blocked = self.blocked_until()
+        return {"key": self.key, "limit": state.limit, "remaining": state.remaining,
+                "reset_at": isoformat(state.reset_at) if state.reset_at else None,
+                "observed_at": state.observed_at, "in_flight": len(state.leases),
+                "reserve": self.reserve, "max_concurrent": self.max_concurrent,
+                "blocked_until": isoformat(blocked) if blocked else None}
+
+
+# ---- reading a provider's rate-limit headers (names and reset style from the provider table) --
+def _reset_at(rate: RateLimitSpec, headers: Mapping[str, str], now: datetime) -> datetime | None:
+    value = headers.get(rate.reset_header)
+    try:
+        if value is None:
+            return None
+        if rate.reset_style == "epoch_seconds":
+            return datetime.fromtimestamp(float(value), UTC)
+        if rate.reset_style == "seconds_from_now":
+            return now + timedelta(seconds=float(value))
+        return parse_iso(value)
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
+def read_rate_headers(rate: RateLimitSpec, headers: Mapping[str, str],
+                      now: datetime) -> tuple[int, int, datetime] | None:
+    """``(limit, remaining, reset_at)`` from an answer's headers, or None when absent."""
+    try:
+        limit, remaining = int(headers[rate.limit_header]), int(headers[rate.remaining_header])
+    except (KeyError, ValueError):
+        return None
+    reset = _reset_at(rate, headers, now)
+    return None if reset is None else (limit, remaining, reset)
+
+
+def is_rate_limited(rate: RateLimitSpec, status: int, headers: Mapping[str, str],
+                    body: bytes | None) -> bool:
+    """429, or 403 with ``Retry-After``, no remaining quota or a secondary-limit message."""
+    return status == 429 or status == 403 and (
+        rate.retry_after_header in headers
+        or headers.get(rate.remaining_header, "").strip() == "0"
+        or b"secondary rate limit" in (body or b"").lower())
+
+
+def retry_at(rate: RateLimitSpec, headers: Mapping[str, str], now: datetime) -> datetime:
+    """When to try again: ``Retry-After`` (seconds or HTTP date), else the reset, else +60 s."""
+    value = headers.get(rate.retry_after_header, "").strip()
+    if value.isdigit():
+        return now + timedelta(seconds=int(value))
+    if value:
+        try:
+            return max(parsedate_to_datetime(value).astimezone(UTC), now)
+        except (TypeError, ValueError):
+            pass
+    reset = _reset_at(rate, headers, now)
+    return reset if reset is not None and reset > now else now + DEFAULT_RETRY_AFTER

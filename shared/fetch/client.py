@@ -1,0 +1,322 @@
+"""The metadata-only provider client (promises 5 and 6): every provider request goes through it.
+
+Before a byte leaves, :class:`ProviderClient` checks that the endpoint template is literally in
+the provider table's allowlist and that the concrete path (path parameters substituted with
+``quote(value, safe="")``) still matches that template under
+:func:`shared.providers.registry.endpoint_allowed` — so ``../contents`` or ``%2F..`` in a
+parameter, or a ``Link`` header pointing at another host or a forbidden path, raise
+:class:`EgressRefused` with nothing sent. The API base must be https (http only to a loopback
+address, for the local simulators) and redirects are never followed.
+
+Each request takes a lease from the token's :class:`TokenBudget` and returns it afterwards (even
+on errors); the rate-limit headers of every answer, 304s included, are recorded with
+``observe``. Answers map to :mod:`shared.fetch.errors`: 429 or a rate-limited 403 →
+:class:`RateLimited` (not retried: the caller reschedules at ``retry_at``); 5xx, timeouts and
+connection errors → retried (GET only) with exponential backoff through ``clock.sleep``, then
+:class:`ProviderUnavailable`; 401 → :class:`TokenRejected`; 404/410 → :class:`NotFoundAtProvider`.
+Nothing the client raises or logs contains the token, a header value or a response body.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import json as jsonlib
+from collections.abc import Mapping
+from typing import Any, NoReturn, cast
+from urllib.parse import SplitResult, parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsplit
+
+import requests
+from requests.structures import CaseInsensitiveDict
+
+from shared.errors import InvalidInput
+from shared.fetch import budget as rates
+from shared.fetch.budget import TokenBudget
+from shared.fetch.errors import (
+    EgressRefused,
+    MalformedResponse,
+    NotFoundAtProvider,
+    ProviderRefused,
+    ProviderUnavailable,
+    RateLimited,
+    TokenRejected,
+)
+from shared.log import get_logger
+from shared.ports import Clock
+from shared.providers import registry, ssrf
+from shared.providers.schema import ProviderSpec
+
+log = get_logger(__name__)
+
+MAX_BODY_BYTES = 20 * 1024 * 1024
+_SINGLE_RESOURCES = frozenset({"user", "myself", "approvals"})  # literal-ending, not lists
+_PORTS = {"https": 443, "http": 80}
+_GITHUB_HEADERS = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
+
+
+@dataclasses.dataclass(frozen=True)
+class ApiResponse:
+    """One provider answer: parsed JSON ``body`` (None for 304/204) and paging/caching hints."""
+
+    status: int
+    body: Any
+    etag: str | None
+    next_url: str | None
+    not_modified: bool
+    headers: Mapping[str, str]
+
+
+class _Transient(Exception):
+    """Internal signal: this attempt failed in a way a GET may retry (args[0]: why)."""
+
+
+def _refuse(spec: ProviderSpec, why: str) -> EgressRefused:
+    log.warning("egress.refused", extra={"fields": {"provider": spec.name, "reason": why}})
+    return EgressRefused(f"{spec.name}: {why}")
+
+
+def _check_base(spec: ProviderSpec, api_base: str) -> SplitResult:
+    """The parsed API base: https, or http to loopback only; no credentials, query, metadata."""
+    parts = urlsplit(api_base.rstrip("/"))
+    host = (parts.hostname or "").lower()
+    try:
+        literal = ipaddress.ip_address(host)
+    except ValueError:
+        literal = None
+    if (parts.scheme not in _PORTS or not host or parts.username or parts.password
+            or parts.query or parts.fragment):
+        raise _refuse(spec, "the API base must be an absolute URL without credentials or query")
+    if parts.scheme == "http" and not (host == "localhost" or literal and literal.is_loopback):
+        raise _refuse(spec, "https is required (http only to a loopback simulator)")
+    if host in ssrf.BLOCKED_NAMES or host.endswith(ssrf.BLOCKED_SUFFIXES):
+        raise _refuse(spec, "the API base names a metadata or internal host")
+    reason = literal and ssrf.address_refusal(literal, local_mode=True)
+    if reason:
+        raise _refuse(spec, f"the API base is a {reason}")
+    return parts
+
+
+class ProviderClient:
+    """Allowlisted, budgeted, retrying access to one provider API with one token."""
+
+    max_body_bytes = MAX_BODY_BYTES
+
+    def __init__(self, spec: ProviderSpec, api_base: str, token: str, session: requests.Session,
+                 clock: Clock, budget: TokenBudget | None = None, *, timeout: float = 10.0,
+                 max_attempts: int = 3, purpose: str = "fetch") -> None:
+        if not isinstance(token, str) or not token or not token.isprintable() or any(
+                c.isspace() or ord(c) > 126 for c in token):
+            raise InvalidInput("the provider token is empty or malformed",
+                               key="provider.token_malformed")
+        self._spec, self._base = spec, _check_base(spec, api_base)
+        self._base_url = urlunsplit(self._base).rstrip("/")
+        self._token, self._session, self._clock, self._budget = token, session, clock, budget
+        self._timeout, self._max_attempts = timeout, max(1, max_attempts)
+        if purpose not in rates.PURPOSES:
+            raise InvalidInput(f"unknown request purpose {str(purpose)[:20]!r}")
+        self._purpose = cast(rates.Purpose, purpose)
+        self._one: dict[str, ProviderSpec] = {}
+
+    def __repr__(self) -> str:
+        return (f"ProviderClient(provider={self._spec.name!r}, api_base={self._base_url!r}, "
+                f"purpose={self._purpose!r})")
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError("ProviderClient holds a provider token and cannot be pickled")
+
+    def __reduce_ex__(self, protocol: Any) -> NoReturn:
+        raise TypeError("ProviderClient holds a provider token and cannot be pickled")
+
+    # ---- public surface ---------------------------------------------------------------------
+    def get(self, template: str, path_params: Mapping[str, str] | None = None,
+            params: Mapping[str, str] | None = None, *, etag: str | None = None) -> ApiResponse:
+        """GET an allowlisted ``template`` (``"GET /repos/{owner}/{repo}/pulls"``)."""
+        path = self._path(template, "GET", path_params or {})
+        query = dict(params or {})
+        last = template.rsplit("/", 1)[-1]
+        if not last.startswith("{") and last not in _SINGLE_RESOURCES:
+            query.setdefault("per_page", str(self._spec.api.per_page))
+        url = self._base_url + path + (f"?{urlencode(query)}" if query else "")
+        return self._send("GET", url, template, etag=etag)
+
+    def get_next(self, next_url: str, template: str, *, etag: str | None = None) -> ApiResponse:
+        """GET a provider-supplied next-page URL, only if it stays on ``template``."""
+        self._allowlisted(template, "GET")
+        try:
+            parts = urlsplit(next_url)
+            port = parts.port or _PORTS.get(parts.scheme)
+        except (ValueError, TypeError, AttributeError):
+            raise _refuse(self._spec, "the next-page URL is malformed") from None
+        base = self._base
+        prefix = base.path.rstrip("/")
+        if ((parts.scheme, (parts.hostname or "").lower(), port)
+                != (base.scheme, (base.hostname or "").lower(), base.port or _PORTS[base.scheme])
+                or parts.username or parts.password or parts.fragment
+                or not parts.path.startswith(prefix + "/")):
+            raise _refuse(self._spec, "the next-page URL leaves the API base")
+        self._check_path(template, "GET", parts.path[len(prefix):])
+        return self._send("GET", next_url, template, etag=etag)
+
+    def post(self, template: str, path_params: Mapping[str, str], json: Any) -> ApiResponse:
+        """POST to an allowlisted write template (comments, hooks). Never retried."""
+        path = self._path(template, "POST", path_params)
+        return self._send("POST", self._base_url + path, template, json=json)
+
+    # ---- egress checks ----------------------------------------------------------------------
+    def _allowlisted(self, template: str, method: str) -> None:
+        if not isinstance(template, str) or template not in self._spec.api.allowlist:
+            raise _refuse(self._spec, f"{str(template)[:120]!r} is not an allowlisted endpoint")
+        if template.partition(" ")[0] != method:
+            raise _refuse(self._spec, f"{template!r} is not a {method} endpoint")
+
+    def _check_path(self, template: str, method: str, path: str) -> None:
+        one = self._one.get(template)
+        if one is None:
+            api = dataclasses.replace(self._spec.api, allowlist=(template,))
+            one = self._one[template] = dataclasses.replace(self._spec, api=api)
+        if not (registry.endpoint_allowed(one, method, path)
+                and registry.endpoint_allowed(self._spec, method, path)):
+            raise _refuse(self._spec, f"the path does not match {template!r}")
+
+    def _path(self, template: str, method: str, path_params: Mapping[str, Any]) -> str:
+        """The concrete path of ``template`` with every ``{param}`` filled, or EgressRefused."""
+        self._allowlisted(template, method)
+        route, names = template.partition(" ")[2], set()
+        segments = []
+        for segment in route.split("/"):
+            if segment.startswith("{") and segment.endswith("}"):
+                names.add(segment[1:-1])
+                value = path_params.get(segment[1:-1])
+                if isinstance(value, bool) or not isinstance(value, str | int) or value == "":
+                    raise _refuse(self._spec, f"path parameter {segment} is missing or empty")
+                segment = quote(str(value), safe="")
+            segments.append(segment)
+        if set(path_params) - names:
+            raise _refuse(self._spec, f"unexpected path parameters for {template!r}")
+        path = "/".join(segments)
+        self._check_path(template, method, path)
+        return path
+
+    # ---- sending ----------------------------------------------------------------------------
+    def _headers(self, etag: str | None) -> dict[str, str]:
+        headers = {"Authorization": f"Bearer {self._token}", "User-Agent": "keyway",
+                   **(_GITHUB_HEADERS if self._spec.name == "github"
+                      else {"Accept": "application/json"})}
+        if etag:
+            headers["If-None-Match"] = etag
+        return headers
+
+    def _send(self, method: str, url: str, template: str, *, etag: str | None = None,
+              json: Any = None) -> ApiResponse:
+        attempts = self._max_attempts if method == "GET" else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                return self._leased(method, url, template, etag, json)
+            except _Transient as e:
+                fields = {"provider": self._spec.name, "template": template,
+                          "attempt": attempt, "reason": e.args[0]}
+                if attempt == attempts:
+                    log.warning("provider.unavailable", extra={"fields": fields})
+                    raise ProviderUnavailable(f"{self._spec.name} {template}: {e.args[0]} "
+                                              f"after {attempt} attempt(s)") from None
+                log.info("provider.retry", extra={"fields": fields})
+                self._clock.sleep(0.5 * 2 ** (attempt - 1))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _leased(self, method: str, url: str, template: str, etag: str | None,
+                json: Any) -> ApiResponse:
+        """One attempt under a budget lease, released whatever happens (or left to expire)."""
+        budget = self._budget
+        lease = budget.acquire(self._purpose) if budget is not None else None
+        try:
+            return self._once(method, url, template, etag, json)
+        finally:
+            try:
+                if budget is not None and lease is not None:
+                    budget.release(lease)
+            except Exception as e:  # noqa: BLE001 - never mask the answer; the lease expires
+                log.warning("budget.release_failed", extra={"fields": {"error": type(e).__name__}})
+
+    def _once(self, method: str, url: str, template: str, etag: str | None,
+              json: Any) -> ApiResponse:
+        started = self._clock.monotonic()
+        try:
+            with self._session.request(method, url, headers=self._headers(etag), json=json,
+                                       timeout=self._timeout, allow_redirects=False,
+                                       stream=True) as response:
+                raw = self._read(response)
+        except requests.Timeout:
+            raise _Transient("timeout") from None
+        except requests.RequestException as e:
+            raise _Transient(f"connection failed ({type(e).__name__})") from None
+        remaining = self._observe(response.headers)
+        log.debug("provider.request", extra={"fields": {
+            "provider": self._spec.name, "method": method, "template": template,
+            "status": response.status_code, "remaining": remaining,
+            "elapsed_ms": round((self._clock.monotonic() - started) * 1000)}})
+        return self._interpret(response, raw, template, url)
+
+    def _read(self, response: requests.Response) -> bytes | None:
+        """The body, or None when it is over :attr:`max_body_bytes`."""
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > self.max_body_bytes:
+            return None
+        chunks, size = [], 0
+        for chunk in response.iter_content(64 * 1024):
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                return None
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _observe(self, headers: Mapping[str, str]) -> int | None:
+        reading = rates.read_rate_headers(self._spec.api.rate_limit, headers, self._clock.now())
+        if reading is not None and self._budget is not None:
+            self._budget.observe(limit=reading[0], remaining=reading[1], reset_at=reading[2])
+        return None if reading is None else reading[1]
+
+    def _interpret(self, response: requests.Response, raw: bytes | None, template: str,
+                   url: str) -> ApiResponse:
+        status, headers = response.status_code, CaseInsensitiveDict(response.headers)
+        what = f"{self._spec.name} {template}"
+        if status == 304 or 200 <= status < 300:
+            if raw is None:
+                raise MalformedResponse(f"{what}: body over {self.max_body_bytes} bytes")
+            try:
+                body = jsonlib.loads(raw) if raw and status not in (204, 304) else None
+            except ValueError:
+                raise MalformedResponse(f"{what}: answered invalid JSON") from None
+            return ApiResponse(status, body, headers.get("ETag"), self._next_url(
+                headers, body, url), status == 304, headers)
+        rate = self._spec.api.rate_limit
+        if rates.is_rate_limited(rate, status, headers, raw):
+            when = rates.retry_at(rate, headers, self._clock.now())
+            log.info("provider.rate_limited", extra={"fields": {
+                "provider": self._spec.name, "template": template, "status": status,
+                "retry_at": when.isoformat()}})
+            raise RateLimited(f"{what}: rate limited ({status})", when)
+        if status == 401:
+            raise TokenRejected(f"{what}: the provider rejected the token (401)")
+        if status in (404, 410):
+            raise NotFoundAtProvider(f"{what}: not found ({status})")
+        if status >= 500:
+            raise _Transient(f"answered {status}")
+        raise ProviderRefused(f"{what}: answered {status}")
+
+    def _next_url(self, headers: Mapping[str, str], body: Any, url: str) -> str | None:
+        """The absolute next-page URL (``Link`` rel=next, ``X-Next-Page`` or a body ``next``)."""
+        style = self._spec.api.pagination
+        if style in ("link_header", "keyset"):
+            links = requests.utils.parse_header_links(headers.get("Link", ""))
+            target = next((link.get("url") for link in links if link.get("rel") == "next"), None)
+            return urljoin(url, target) if target else None
+        if style == "offset":
+            page = headers.get("X-Next-Page", "").strip()
+            if not page.isdigit():
+                return None
+            parts = urlsplit(url)
+            query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+                     if k != "page"] + [("page", page)]
+            return urlunsplit(parts._replace(query=urlencode(query)))
+        target = body.get("next") if isinstance(body, dict) else None
+        return urljoin(url, target) if isinstance(target, str) and target else None

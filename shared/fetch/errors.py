@@ -1,0 +1,87 @@
+"""What can go wrong talking to a provider, as branches of :mod:`shared.errors`' tree.
+
+::
+
+    PolicyViolation (403, permanent)
+    └── EgressRefused          egress.refused          refused BEFORE a byte leaves: a template
+                                                       not in the allowlist, a path that does not
+                                                       match it, a next URL elsewhere, http
+    RetryableError (503, retry)
+    ├── RateLimited            provider.rate_limited   429 / rate-limited 403; ``retry_at`` says
+    │                                                  when (Retry-After, else reset, else +60 s)
+    ├── BudgetExhausted        budget.exhausted        the shared token budget refused to spend
+    │                                                  (reserve reached or concurrency cap full)
+    ├── MalformedResponse      provider.malformed      invalid JSON or a body over the size cap
+    └── UnavailableError
+        └── ProviderUnavailable provider.unavailable   5xx, timeouts, connection errors after
+                                                       the client's retries
+    PermanentError (400, permanent)
+    ├── TokenRejected          provider.token_rejected 401: the token is invalid or revoked
+    ├── NotFoundAtProvider     provider.not_found      404 / 410
+    └── ProviderRefused        provider.refused        any other 4xx, or a redirect (never
+                                                       followed: it could lead off the allowlist)
+
+Retry decisions: ``RateLimited`` and ``BudgetExhausted`` carry ``retry_at``; callers reschedule
+work for then rather than retrying in-process (never spin). Messages name the provider, the
+endpoint template and the HTTP status only: never a token, a header value or a response body.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from shared.errors import PermanentError, PolicyViolation, RetryableError, UnavailableError
+
+
+class EgressRefused(PolicyViolation):
+    """A request that would leave the metadata allowlist; raised before anything is sent."""
+
+    key, title = "egress.refused", "Request refused by the metadata-only egress policy"
+
+
+class _RetryAt(RetryableError):
+    """A retryable error that knows when trying again makes sense."""
+
+    def __init__(self, detail: str, retry_at: datetime, *, key: str | None = None) -> None:
+        super().__init__(detail, key=key)
+        self.retry_at = retry_at
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.detail, self.retry_at), {"key": self.key}
+
+
+class RateLimited(_RetryAt):
+    """The provider said to slow down (429, or 403 with Retry-After / no remaining quota /
+    a secondary rate limit). Not retried in-process: reschedule at ``retry_at``."""
+
+    key, title = "provider.rate_limited", "The provider rate limit was reached"
+
+
+class BudgetExhausted(_RetryAt):
+    """The token's shared budget refused a request: its reserve is reached (until the reset,
+    ``retry_at``) or it already has ``max_concurrent`` requests in flight (a few seconds)."""
+
+    key, title = "budget.exhausted", "The token's request budget is spent"
+
+
+class TokenRejected(PermanentError):
+    status, key, title = 401, "provider.token_rejected", "The provider rejected the token"
+
+
+class ProviderUnavailable(UnavailableError):
+    key, title = "provider.unavailable", "The provider is unavailable"
+
+
+class NotFoundAtProvider(PermanentError):
+    status, key, title = 404, "provider.not_found", "Not found at the provider"
+
+
+class MalformedResponse(RetryableError):
+    key, title = "provider.malformed", "The provider answered with a malformed body"
+
+
+class ProviderRefused(PermanentError):
+    """Any other refusal (400, 403 without rate-limit signs, 409, 422…) or a redirect."""
+
+    status, key, title = 502, "provider.refused", "The provider refused the request"

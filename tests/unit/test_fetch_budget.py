@@ -1,0 +1,216 @@
+"""The per-token rate budget on the real embedded store: a reserve for webhooks and actions, a
+cap on concurrent requests, leases that expire, one budget shared by every instance, and the
+provider rate-limit headers read the way the provider table says."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from datetime import timedelta
+from email.utils import format_datetime
+
+import pytest
+
+from shared.bootstrap import build
+from shared.config import Config
+from shared.errors import InvalidInput
+from shared.fetch.budget import (
+    TokenBudget,
+    budget_key,
+    is_rate_limited,
+    read_rate_headers,
+    retry_at,
+)
+from shared.fetch.errors import BudgetExhausted
+from shared.providers import registry
+from tests.support import FakeClock
+
+KEY = budget_key("github", "conn-1")
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+def store_at(path):
+    """One "instance": its own store adapter over the shared state directory."""
+    return build(Config.from_env({"KEYWAY_STATE_DIR": str(path)})).business
+
+
+@pytest.fixture
+def store(tmp_path):
+    return store_at(tmp_path)
+
+
+def observed(budget: TokenBudget, clock: FakeClock, remaining: int, limit: int = 5000):
+    reset = clock.now() + timedelta(hours=1)
+    budget.observe(limit=limit, remaining=remaining, reset_at=reset)
+    return reset
+
+
+def test_a_budget_never_observed_allows_every_purpose(store, clock):
+    budget = TokenBudget(store, clock, KEY)
+    leases = [budget.acquire(p) for p in ("fetch", "webhook", "action")]
+    assert len(set(leases)) == 3 and budget.blocked_until() is None
+    assert budget.snapshot()["in_flight"] == 3 and budget.snapshot()["remaining"] is None
+
+
+def test_fetch_stops_at_the_reserve_but_webhooks_and_actions_may_spend_it(store, clock):
+    budget = TokenBudget(store, clock, KEY, reserve=10, max_concurrent=50)
+    reset = observed(budget, clock, remaining=12)
+    budget.acquire("fetch")
+    budget.acquire("fetch")  # 12 - 1 in flight = 11 > 10
+    with pytest.raises(BudgetExhausted) as refused:  # 12 - 2 = 10: the reserve
+        budget.acquire("fetch")
+    assert refused.value.retry_at == reset and refused.value.key == "budget.exhausted"
+    for purpose in ["webhook", "action"] * 5:  # the reserve: 10 more
+        budget.acquire(purpose)
+    for purpose in ("webhook", "action"):  # never below 0
+        with pytest.raises(BudgetExhausted):
+            budget.acquire(purpose)
+
+
+def test_released_leases_and_fresh_observations_reopen_fetches(store, clock):
+    budget = TokenBudget(store, clock, KEY, reserve=10)
+    observed(budget, clock, remaining=11)
+    lease = budget.acquire()
+    with pytest.raises(BudgetExhausted):
+        budget.acquire()
+    budget.release(lease)
+    budget.release(lease)  # idempotent
+    budget.release("no-such-lease")
+    assert budget.acquire()
+
+
+def test_blocked_until_returns_the_reset_when_exhausted_and_none_after_it(store, clock):
+    budget = TokenBudget(store, clock, KEY, reserve=5)
+    assert budget.blocked_until() is None
+    reset = observed(budget, clock, remaining=3)
+    assert budget.blocked_until() == reset
+    assert budget.snapshot()["blocked_until"] is not None
+    clock.advance(3601)  # the window reset: remaining is back to the limit
+    assert budget.blocked_until() is None and budget.snapshot()["remaining"] == 5000
+    assert budget.acquire("fetch")
+
+
+def test_concurrency_cap_holds_across_eight_threads(store, clock):
+    in_flight, peak, done, lock = 0, 0, 0, threading.Lock()
+
+    def worker() -> None:
+        nonlocal in_flight, peak, done
+        budget = TokenBudget(store, clock, KEY, max_concurrent=2)
+        for _ in range(4):
+            while True:
+                try:
+                    lease = budget.acquire("fetch")
+                    break
+                except BudgetExhausted as e:
+                    assert e.retry_at == clock.now() + timedelta(seconds=2)
+                    time.sleep(0.002)
+            with lock:
+                in_flight += 1
+                peak = max(peak, in_flight)
+            time.sleep(0.01)
+            with lock:
+                in_flight -= 1
+                done += 1
+            budget.release(lease)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert done == 32 and peak == 2  # the cap was reached and never exceeded
+    assert TokenBudget(store, clock, KEY).snapshot()["in_flight"] == 0
+
+
+def test_an_expired_lease_frees_its_slot(store, clock):
+    budget = TokenBudget(store, clock, KEY, max_concurrent=1, lease_seconds=30)
+    budget.acquire()  # an instance that crashes and never releases
+    with pytest.raises(BudgetExhausted) as full:
+        budget.acquire()
+    assert full.value.retry_at == clock.now() + timedelta(seconds=2)
+    clock.advance(31)
+    assert budget.acquire() and budget.snapshot()["in_flight"] == 1
+
+
+def test_two_instances_share_one_budget(tmp_path, clock):
+    first = TokenBudget(store_at(tmp_path), clock, KEY, reserve=10)
+    second = TokenBudget(store_at(tmp_path), clock, KEY, reserve=10)
+    reset = observed(first, clock, remaining=12)
+    assert second.snapshot()["remaining"] == 12
+    second.acquire()
+    second.acquire()
+    with pytest.raises(BudgetExhausted):
+        first.acquire()  # the other instance's requests in flight count here too
+    second.observe(limit=5000, remaining=4, reset_at=reset)
+    assert first.blocked_until() == reset
+
+
+def test_an_older_window_is_ignored_and_one_window_keeps_the_lowest(store, clock):
+    budget = TokenBudget(store, clock, KEY)
+    reset = observed(budget, clock, remaining=50)
+    budget.observe(limit=5000, remaining=90, reset_at=reset - timedelta(hours=1, seconds=-1))
+    budget.observe(limit=5000, remaining=60, reset_at=reset)  # arrived out of order
+    budget.observe(limit=5000, remaining=70, reset_at=reset + timedelta(seconds=1))  # jitter
+    assert budget.snapshot()["remaining"] == 50
+    budget.observe(limit=5000, remaining=40, reset_at=reset)
+    assert budget.snapshot()["remaining"] == 40
+    budget.observe(limit=5000, remaining=4999, reset_at=reset + timedelta(hours=1))
+    assert budget.snapshot()["remaining"] == 4999  # a new window replaces the old one
+
+
+def test_budget_key_is_built_from_names_never_from_a_token():
+    assert budget_key("github", "conn-1") == "github:conn-1:app"
+    assert "/" not in budget_key("gitlab", "team/a", "personal")
+    for bad in ("ghp_" + "a" * 36, "glpat-" + "b" * 20, ""):
+        with pytest.raises(InvalidInput) as refused:
+            budget_key("github", bad)
+        assert not bad or bad not in str(refused.value)
+
+
+def test_settings_and_purposes_are_validated(store, clock):
+    with pytest.raises(InvalidInput):
+        TokenBudget(store, clock, KEY, max_concurrent=0)
+    with pytest.raises(InvalidInput):
+        TokenBudget(store, clock, KEY).acquire("refresh")  # type: ignore[arg-type]
+
+
+# ---- reading the provider's rate-limit headers ----------------------------------------------
+GITHUB_RATE = registry.get("github").api.rate_limit
+GITLAB_RATE = registry.get("gitlab").api.rate_limit
+
+
+def test_rate_headers_are_read_in_each_reset_style(clock):
+    now = clock.now()
+    epoch = {"X-RateLimit-Limit": "5000", "X-RateLimit-Remaining": "17",
+             "X-RateLimit-Reset": str(int(now.timestamp()) + 600)}
+    assert read_rate_headers(GITHUB_RATE, epoch, now) == (5000, 17, now + timedelta(minutes=10))
+    relative = dataclasses.replace(GITLAB_RATE, reset_style="seconds_from_now")
+    headers = {"RateLimit-Limit": "2000", "RateLimit-Remaining": "3", "RateLimit-Reset": "30"}
+    assert read_rate_headers(relative, headers, now)[2] == now + timedelta(seconds=30)
+    iso = dataclasses.replace(GITHUB_RATE, reset_style="iso8601")
+    stamp = {**epoch, "X-RateLimit-Reset": "2030-01-01T00:05:00Z"}
+    assert read_rate_headers(iso, stamp, now)[2] == now + timedelta(minutes=5)
+    assert read_rate_headers(GITHUB_RATE, {"X-RateLimit-Limit": "x"}, now) is None
+
+
+def test_retry_at_prefers_retry_after_then_the_reset_then_a_minute(clock):
+    now = clock.now()
+    assert retry_at(GITHUB_RATE, {"Retry-After": "42"}, now) == now + timedelta(seconds=42)
+    date = format_datetime(now + timedelta(minutes=3), usegmt=True)
+    assert retry_at(GITHUB_RATE, {"Retry-After": date}, now) == now + timedelta(minutes=3)
+    reset = {"X-RateLimit-Reset": str(int(now.timestamp()) + 900)}
+    assert retry_at(GITHUB_RATE, reset, now) == now + timedelta(minutes=15)
+    assert retry_at(GITHUB_RATE, {}, now) == now + timedelta(seconds=60)
+
+
+def test_rate_limited_answers_are_recognised():
+    assert is_rate_limited(GITLAB_RATE, 429, {}, None)
+    assert is_rate_limited(GITHUB_RATE, 403, {"Retry-After": "1"}, None)
+    assert is_rate_limited(GITHUB_RATE, 403, {"X-RateLimit-Remaining": "0"}, None)
+    assert is_rate_limited(GITHUB_RATE, 403, {}, b"You have exceeded a Secondary Rate Limit")
+    assert not is_rate_limited(GITHUB_RATE, 403, {"X-RateLimit-Remaining": "10"}, b"no access")
