@@ -4,8 +4,13 @@ REST formats, for tests, benchmarks and the local sandbox (local-only tooling, n
 Layout: :mod:`.server` (the :class:`Simulator` base: server, routing table, request log,
 faults, latency), :mod:`.oauth` and :mod:`.oauth_model` (the shared authorization-code + PKCE
 + refresh machinery), :mod:`.ratelimit` (per-account budgets, 304s free), :mod:`.wire` (JSON,
-ETags, credentials), and per provider ``<provider>.py`` (the simulator), ``<provider>_oauth.py``
-and ``<provider>_api.py``.
+ETags, credentials, route templates), :mod:`.activity` (time-ordered indexes of seeded
+activity), and per provider ``<provider>.py`` (the simulator), ``<provider>_oauth.py``,
+``<provider>_api.py`` (user, repositories/projects), ``<provider>_seed.py`` and
+``<provider>_data.py`` (seeded pull/merge requests, issues, comments, reviews, labels and the
+``touch``/``delete`` knobs), ``<provider>_render.py`` (the provider's JSON shapes),
+``<provider>_metadata.py`` (the endpoints a fetcher syncs) and ``<provider>_forbidden.py``
+(code endpoints keyway must never call, served so the request log can prove it).
 """
 
 from keyway.simulators.github import GitHubSimulator

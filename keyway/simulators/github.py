@@ -10,7 +10,9 @@ GitHub Enterprise Server layout; github.com's own API host is ``https://api.gith
         ...  # KEYWAY_GITHUB_OAUTH_URL=sim.url, KEYWAY_GITHUB_API_URL=sim.api_url
 
 Wire formats are described in :mod:`keyway.simulators.github_oauth` and
-:mod:`keyway.simulators.github_api`.
+:mod:`keyway.simulators.github_api`; the metadata endpoints a fetcher syncs (seeded with
+:meth:`GitHubSimulator.seed_activity`) in :mod:`keyway.simulators.github_metadata`, the
+families it must never call in :mod:`keyway.simulators.github_forbidden`.
 """
 
 from __future__ import annotations
@@ -22,6 +24,10 @@ from typing import Any
 from werkzeug.wrappers import Request, Response
 
 from keyway.simulators.github_api import API, DOCS, GitHubApi, GitHubData
+from keyway.simulators.github_app import GitHubApps
+from keyway.simulators.github_data import GitHubActivity
+from keyway.simulators.github_forbidden import GitHubForbiddenApi
+from keyway.simulators.github_metadata import GitHubMetadataApi, rate_limit_fault
 from keyway.simulators.github_oauth import GitHubOAuth, github_policy
 from keyway.simulators.oauth_model import Account
 from keyway.simulators.server import Route, Simulator
@@ -38,20 +44,29 @@ class GitHubSimulator(Simulator):
     access token, single-use rotating 6-month ``ghr_`` refresh token); False models an OAuth
     App (``gho_`` tokens that never expire, no refresh token). ``rate_limit`` is the hourly
     budget per user; ``clock`` (epoch seconds) drives code, token and rate-limit expiry;
-    ``on_issue`` sees every token issued (e.g. the leak guard's ``track``).
+    ``on_issue`` sees every token issued (e.g. the leak guard's ``track``). ``apps``: GitHub
+    App installations and their tokens (:mod:`keyway.simulators.github_app`).
     """
 
     def __init__(self, *, expiring_tokens: bool = True, port: int = 0,
                  rate_limit: int = HOURLY_LIMIT, clock: Callable[[], float] = time.time,
                  on_issue: Callable[[str], object] | None = None) -> None:
         self.data = GitHubData()
+        self.apps = GitHubApps(self.data)
+        self.activity = GitHubActivity(self.data, clock)
         super().__init__(policy=github_policy(expiring_tokens), account=DEFAULT_USER,
                          rate_limit=rate_limit, rate_window=3600, port=port, clock=clock,
                          on_issue=on_issue)
+        self.apps.attach(self.oauth)
 
     def routes(self) -> list[Route]:
         return [*GitHubOAuth(self.oauth).routes(),
-                *GitHubApi(self.oauth, self.rate_limit, self.data).routes()]
+                *GitHubApi(self.oauth, self.rate_limit, self.data).routes(),
+                *self.apps.routes(),
+                *GitHubMetadataApi(self.oauth, self.rate_limit, self.data,
+                                   self.activity).routes(),
+                *GitHubForbiddenApi(self.oauth, self.rate_limit, self.data,
+                                    self.activity).routes()]
 
     def not_found(self, request: Request) -> Response:
         return json_response({"message": "Not Found", "documentation_url": DOCS,
@@ -80,3 +95,34 @@ class GitHubSimulator(Simulator):
         """Create organisation ``org`` (once) with ``repos`` more repositories."""
         return self.data.seed(org, repos)
 
+    # ---- activity: the metadata endpoints' data and knobs (github_data, github_metadata) ----
+    def seed_activity(self, owner: str, repos: int, prs: int, issues: int, comments: int,
+                      review_comments: int = 0, reviews: int = 0, labels: int = 5,
+                      seed: int = 0) -> list[dict[str, Any]]:
+        """Create ``repos`` repositories under ``owner`` and spread ``prs`` pull requests,
+        ``issues`` issues, ``comments`` issue comments, ``review_comments`` and ``reviews``
+        over them (deterministic per ``seed``); returns the repositories."""
+        return self.activity.seed_activity(owner, repos, prs, issues, comments,
+                                           review_comments, reviews, labels, seed)
+
+    def touch(self, kind: str, count: int) -> list[int]:
+        """Edit ``count`` items of ``kind`` (``pull``, ``issue``, ``comment``,
+        ``review_comment``): ``updated_at`` becomes now. Returns their ids."""
+        return self.activity.touch(kind, count)
+
+    def delete(self, kind: str, id: int) -> bool:
+        """Remove an item (recorded in :attr:`deleted`); it vanishes from every list."""
+        return self.activity.delete(kind, id)
+
+    @property
+    def deleted(self) -> list:
+        """Every removal so far (:class:`~keyway.simulators.activity.Deletion`)."""
+        return list(self.activity.deleted)
+
+    def rate_limit_next(self, status: int = 403, retry_after: int = 60, count: int = 1,
+                        secondary: bool = False) -> None:
+        """Refuse the next ``count`` API requests as rate-limited (``status`` 403 or 429,
+        ``Retry-After: retry_after``): GitHub's secondary-limit answer when ``secondary``,
+        else the primary one (remaining 0). Spends nothing."""
+        self.queue_fault(rate_limit_fault(self.oauth, self.rate_limit, status, retry_after,
+                                          count, secondary))

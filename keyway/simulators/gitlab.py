@@ -9,7 +9,9 @@ Configure a client with the OAuth base URL ``sim.url`` (``/oauth/authorize``,
         sim.seed("acme", projects=250)
 
 Wire formats are described in :mod:`keyway.simulators.gitlab_oauth` and
-:mod:`keyway.simulators.gitlab_api`.
+:mod:`keyway.simulators.gitlab_api`; the metadata endpoints a fetcher syncs (seeded with
+:meth:`GitLabSimulator.seed_activity`) in :mod:`keyway.simulators.gitlab_metadata`, the
+families it must never call in :mod:`keyway.simulators.gitlab_forbidden`.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from typing import Any
 from werkzeug.wrappers import Request, Response
 
 from keyway.simulators.gitlab_api import API, GitLabApi, GitLabData
+from keyway.simulators.gitlab_data import GitLabActivity
+from keyway.simulators.gitlab_forbidden import GitLabForbiddenApi
+from keyway.simulators.gitlab_metadata import GitLabMetadataApi, rate_limit_fault
 from keyway.simulators.gitlab_oauth import GitLabOAuth, gitlab_policy
 from keyway.simulators.oauth_model import Account
 from keyway.simulators.server import Route, Simulator
@@ -41,12 +46,17 @@ class GitLabSimulator(Simulator):
                  clock: Callable[[], float] = time.time,
                  on_issue: Callable[[str], object] | None = None) -> None:
         self.data = GitLabData()
+        self.activity = GitLabActivity(self.data, clock)
         super().__init__(policy=gitlab_policy(), account=DEFAULT_USER, rate_limit=rate_limit,
                          rate_window=60, port=port, clock=clock, on_issue=on_issue)
 
     def routes(self) -> list[Route]:
         return [*GitLabOAuth(self.oauth).routes(),
-                *GitLabApi(self.oauth, self.rate_limit, self.data).routes()]
+                *GitLabApi(self.oauth, self.rate_limit, self.data).routes(),
+                *GitLabMetadataApi(self.oauth, self.rate_limit, self.data,
+                                   self.activity).routes(),
+                *GitLabForbiddenApi(self.oauth, self.rate_limit, self.data,
+                                    self.activity).routes()]
 
     def not_found(self, request: Request) -> Response:
         return json_response({"error": "404 Not Found"}, 404)
@@ -68,3 +78,36 @@ class GitLabSimulator(Simulator):
     def seed(self, group: str, projects: int) -> list[dict[str, Any]]:
         """Create group ``group`` (once) with ``projects`` more projects."""
         return self.data.seed(group, projects)
+
+    # ---- activity: the metadata endpoints' data and knobs (gitlab_data, gitlab_metadata) ----
+    def seed_activity(self, owner: str, repos: int, prs: int, issues: int, comments: int,
+                      review_comments: int = 0, reviews: int = 0, labels: int = 5,
+                      seed: int = 0) -> list[dict[str, Any]]:
+        """Create ``repos`` projects in group ``owner`` and spread ``prs`` merge requests,
+        ``issues`` issues, ``comments`` user notes, ``review_comments`` diff notes and
+        ``reviews`` approvals over them (deterministic per ``seed``; GitLab's own system
+        notes come on top); returns the projects."""
+        return self.activity.seed_activity(owner, repos, prs, issues, comments,
+                                           review_comments, reviews, labels, seed)
+
+    def touch(self, kind: str, count: int) -> list[int]:
+        """Edit ``count`` items of ``kind`` (``pull`` = merge request, ``issue``,
+        ``comment``, ``review_comment``): ``updated_at`` becomes now. Returns their ids."""
+        return self.activity.touch(kind, count)
+
+    def delete(self, kind: str, id: int) -> bool:
+        """Remove an item (recorded in :attr:`deleted`); it vanishes from every list."""
+        return self.activity.delete(kind, id)
+
+    @property
+    def deleted(self) -> list:
+        """Every removal so far (:class:`~keyway.simulators.activity.Deletion`)."""
+        return list(self.activity.deleted)
+
+    def rate_limit_next(self, status: int = 429, retry_after: int = 60, count: int = 1,
+                        secondary: bool = False) -> None:
+        """Refuse the next ``count`` API requests with GitLab's throttle answer (``status``,
+        ``Retry-After: retry_after``). ``secondary`` is accepted for symmetry with GitHub;
+        GitLab has one kind of limit. Spends nothing."""
+        self.queue_fault(rate_limit_fault(self.oauth, self.rate_limit, status, retry_after,
+                                          count))

@@ -5,7 +5,9 @@ provider has.
 A provider simulator subclasses :class:`Simulator`, returns its routes from
 :meth:`Simulator.routes` and renders its own bodies; everything here is provider-neutral. The
 OAuth authorization server lives in :mod:`.oauth`, the budget in :mod:`.ratelimit`, HTTP helpers
-in :mod:`.wire`.
+in :mod:`.wire`. Each logged request carries the ``template`` of the route it matched
+(``/repos/{owner}/{repo}/pulls``), so tests count calls per endpoint family; faults are
+``fail_next``, ``stall_next``, ``malformed_next`` and provider-built ones (``queue_fault``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map, RequestRedirect, Rule
@@ -25,7 +28,13 @@ from werkzeug.wrappers import Request, Response
 from keyway.simulators.oauth import OAuthAuthority
 from keyway.simulators.oauth_model import Account, Issued, TokenInfo, TokenPolicy
 from keyway.simulators.ratelimit import RateLimiter
-from keyway.simulators.wire import JSON_TYPE, json_response
+from keyway.simulators.wire import (
+    JSON_TYPE,
+    json_response,
+    route_template,
+    routing_path,
+    truncated,
+)
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +68,7 @@ class LoggedRequest:
     headers: dict[str, str]
     status: int
     time: float  # the simulator's clock when the request arrived
+    template: str | None = None  # the matched route, e.g. ``/repos/{owner}/{repo}/pulls``
 
 
 @dataclass
@@ -71,6 +81,8 @@ class Fault:
     body: bytes | None = None
     headers: dict[str, str] | None = None
     path_prefix: str | None = None
+    respond: Callable[[Request], Response] | None = None  # builds the whole answer
+    truncate: bool = False  # the real answer as a 200 with its JSON body cut short
 
     def applies(self, path: str) -> bool:
         return self.remaining > 0 and (self.path_prefix is None
@@ -169,6 +181,26 @@ class Simulator:
         with self._lock:
             self._faults.append(Fault(None, count, seconds, path_prefix=path_prefix))
 
+    def malformed_next(self, count: int = 1, *, path_prefix: str | None = "/api/") -> None:
+        """Answer the next ``count`` API requests with a 200 whose JSON body is cut in half
+        (the real answer, served and metered, then truncated; no ``ETag``)."""
+        with self._lock:
+            self._faults.append(Fault(None, count, path_prefix=path_prefix, truncate=True))
+
+    def queue_fault(self, fault: Fault) -> None:
+        """Queue a provider-built fault (e.g. a rate-limit answer); first queued, first used."""
+        with self._lock:
+            self._faults.append(fault)
+
+    @property
+    def account(self) -> Account:
+        """The signed-in user (whose budget :meth:`quota_used` reads by ``account.id``)."""
+        return self.oauth.account
+
+    def quota_used(self, user_id: object) -> int:
+        """Requests ``user_id`` has spent in the current rate-limit window (304s are free)."""
+        return self.rate_limit.peek(user_id).used
+
     @property
     def requests_log(self) -> list[LoggedRequest]:
         """A snapshot of every request served so far, in arrival order."""
@@ -206,9 +238,22 @@ class Simulator:
         """The WSGI application (also mountable without :meth:`start`)."""
         request = Request(environ)
         received = self.clock()
-        response = self._respond(request)
-        self._record(request, response.status_code, received)
+        rule, args, miss = self._match(request)
+        response = self._respond(request, rule, args, miss)
+        template = route_template(rule.rule) if rule is not None else None
+        self._record(request, response.status_code, received, template)
         return response(environ, start_response)
+
+    def _match(self, request: Request) -> tuple[Rule | None, dict[str, Any], Response | None]:
+        """The matching rule and its arguments, or the answer when nothing matches."""
+        adapter = self._map.bind_to_environ(request.environ)
+        try:
+            rule, args = adapter.match(routing_path(request.environ), return_rule=True)
+            return rule, args, None
+        except (NotFound, RequestRedirect):  # no slash-redirects: providers answer 404
+            return None, {}, self.not_found(request)
+        except MethodNotAllowed:
+            return None, {}, json_response({"message": "Method Not Allowed"}, 405)
 
     def _take_fault(self, path: str) -> Fault | None:
         with self._lock:
@@ -220,33 +265,39 @@ class Simulator:
                     return fault
         return None
 
-    def _respond(self, request: Request) -> Response:
+    def _respond(self, request: Request, rule: Rule | None, args: dict[str, Any],
+                 miss: Response | None) -> Response:
         fault = self._take_fault(request.path)
         delay = self.latency + (fault.delay if fault else 0.0)
         if delay:
             time.sleep(delay)
+        if fault is not None and fault.respond is not None:
+            return fault.respond(request)
         if fault is not None and fault.status is not None:
             body = fault.body if fault.body is not None else json.dumps(
                 {"message": f"simulated {fault.status}"}).encode()
             return Response(body, status=fault.status, headers=fault.headers or {},
                             content_type=JSON_TYPE)
+        response = miss if rule is None else self._handle(request, rule, args)
+        return truncated(response) if fault is not None and fault.truncate else response
+
+    @staticmethod
+    def _handle(request: Request, rule: Rule, args: dict[str, Any]) -> Response:
         try:
-            handler, args = self._map.bind_to_environ(request.environ).match()
-            return handler(request, **args)
-        except (NotFound, RequestRedirect):  # no slash-redirects: providers answer 404
-            return self.not_found(request)
-        except MethodNotAllowed:
-            return json_response({"message": "Method Not Allowed"}, 405)
+            return rule.endpoint(request, **args)
         except Exception:  # a simulator bug must answer 500, not kill the connection
             log.exception("simulator.handler_failed")
             return json_response({"message": "simulator error"}, 500)
 
-    def _record(self, request: Request, status: int, received: float) -> None:
+    def _record(self, request: Request, status: int, received: float,
+                template: str | None = None) -> None:
         query = {k: "[redacted]" if k.lower() in SENSITIVE_PARAMS else v
                  for k, v in request.args.items()}
         headers = {h: request.headers[h] for h in LOGGED_HEADERS if h in request.headers}
         if "Authorization" in request.headers:
             headers["authorization"] = request.headers["Authorization"].partition(" ")[0]
-        entry = LoggedRequest(request.method, request.path, query, headers, status, received)
+        entry = LoggedRequest(request.method, request.path, query, headers, status, received,
+                              template)
         with self._lock:
             self._log.append(entry)
+

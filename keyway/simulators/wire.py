@@ -1,12 +1,15 @@
 """HTTP helpers shared by the provider endpoints: JSON answers, weak ETags and conditional
-requests, bearer credentials, token-request parameters and the authorization redirect."""
+requests, bearer credentials, token-request parameters, the authorization redirect, and the
+routing helpers of the server (route templates, ``%2F`` in a path segment, malformed bodies)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import unquote
 
 from werkzeug.wrappers import Request, Response
 
@@ -14,6 +17,8 @@ from keyway.simulators.oauth import OAuthAuthority
 from keyway.simulators.oauth_model import OAuthError
 
 JSON_TYPE = "application/json; charset=utf-8"
+API_PREFIX = re.compile(r"^/api/v\d+(?=/)")  # dropped from templates: /repos/{owner}/{repo}
+RULE_VARIABLE = re.compile(r"<(?:[^<>:]+:)?([^<>]+)>")
 
 
 def json_response(payload: Any, status: int = 200,
@@ -75,3 +80,38 @@ def request_params(request: Request) -> dict[str, str]:
         params.setdefault("client_id", request.authorization.username or "")
         params.setdefault("client_secret", request.authorization.password or "")
     return params
+
+
+def route_template(rule: str) -> str:
+    """A routing rule as the providers document it: ``/api/v3/repos/<owner>/<repo>`` →
+    ``/repos/{owner}/{repo}`` (API version prefix dropped, converters removed)."""
+    return RULE_VARIABLE.sub(r"{\1}", API_PREFIX.sub("", rule))
+
+
+def routing_path(environ: dict) -> str | None:
+    """The path to route on when the raw request path encodes a slash inside a segment
+    (GitLab's ``/projects/group%2Fproject``): each segment decoded, its slashes kept as
+    ``%2F``. None when nothing is encoded (route on ``PATH_INFO``)."""
+    raw = str(environ.get("RAW_URI") or environ.get("REQUEST_URI") or "")
+    path = raw.split("?", 1)[0]
+    if not path.startswith("/") or "%2f" not in path.lower():
+        return None
+    return "/".join(unquote(part).replace("/", "%2F") for part in path.split("/"))
+
+
+def raw_base_url(request: Request) -> str:
+    """``request.base_url`` with the path exactly as the client sent it (``%2F`` kept), so
+    pagination links to ``/projects/group%2Fproject/...`` still route."""
+    raw = str(request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI") or "")
+    path = raw.split("?", 1)[0]
+    return request.host_url.rstrip("/") + path if path.startswith("/") else request.base_url
+
+
+def truncated(response: Response) -> Response:
+    """``response`` as a 200 with its JSON body cut in half and no validator."""
+    body = response.get_data() or b'[{"id": 1, "title": "'
+    cut = Response(body[:max(len(body) // 2, 1)], status=200, content_type=JSON_TYPE)
+    for name, value in response.headers.items():
+        if name.lower() not in ("etag", "content-length", "content-type"):
+            cut.headers[name] = value
+    return cut

@@ -1,0 +1,320 @@
+"""GitHub App installations in the GitHub simulator (``sim.apps``), in GitHub's shapes (2025).
+
+Knobs: :meth:`~GitHubApps.register_app`, :meth:`~GitHubApps.add_installation`,
+:meth:`~GitHubApps.remove_installation` (404), :meth:`~GitHubApps.suspend_installation` (403;
+both revoke the installation's tokens) and :attr:`~GitHubApps.overgrant` (True: grant all plus
+``contents: read``; or a mapping of extra permissions). Endpoints under ``/api/v3``: ``POST
+/app/installations/<id>/access_tokens`` and ``GET /app/installations/<id>`` (app JWT, see
+:meth:`~GitHubApps._time_problem`; permissions beyond the grant → 422; 201 with a ``ghs_``
+token for 1 h), ``GET /user/installations`` (user token, ``Link`` pages) and ``DELETE
+/installation/token``. An installation token authenticates the other endpoints as
+``<slug>[bot]`` (one rate-limit budget per installation); app endpoints are not metered.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import zlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from werkzeug.wrappers import Request, Response
+
+from keyway.simulators.github_api import API, COMMON_HEADERS, DOCS, GitHubData
+from keyway.simulators.github_oauth import random_base62
+from keyway.simulators.oauth import OAuthAuthority
+from keyway.simulators.oauth_model import Account, OAuthError, TokenInfo
+from keyway.simulators.server import Route
+from keyway.simulators.wire import bearer_token, json_response
+
+TOKEN_TTL = 3600  # installation tokens live one hour
+MAX_JWT_AHEAD = 600  # exp at most 10 minutes into the future
+DRIFT = 60  # iat leeway and the back-dating GitHub recommends
+LEVELS = {"read": 1, "write": 2, "admin": 3}
+BOT_CLIENT = "github-app:"  # TokenInfo.client_id prefix of installation tokens
+BAD_JWT = "A JSON web token could not be decoded"
+CREATED = "2020-01-01T00:00:00Z"
+
+
+@dataclass(frozen=True)
+class App:
+    """A registered GitHub App (public half of its key only)."""
+
+    app_id: str
+    public_key: Any
+    permissions: Mapping[str, str]
+    slug: str
+
+
+@dataclass
+class Installation:
+    """One installation of an app on an account."""
+
+    id: int
+    app: App
+    account: dict[str, Any]
+    permissions: dict[str, str]
+    users: frozenset[int]
+    bot: Account
+    repository_selection: str = "all"
+    suspended: bool = False
+    tokens: list[str] = field(default_factory=list)
+
+
+def _error(status: int, message: str) -> Response:
+    return json_response({"message": message, "documentation_url": DOCS,
+                          "status": str(status)}, status)
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _page(request: Request, items: list[Any]) -> tuple[list[Any], dict[str, str]]:
+    """One page of ``items`` (``per_page`` up to 100, ``page``), ``Link`` next and last."""
+    per_page = min(max(request.args.get("per_page", 30, type=int) or 30, 1), 100)
+    page = max(request.args.get("page", 1, type=int) or 1, 1)
+    last = max(math.ceil(len(items) / per_page), 1)
+    rels = [(page + 1, "next"), (last, "last")] if page < last else []
+    links = [f'<{request.base_url}?{urlencode({"per_page": per_page, "page": n})}>; rel="{rel}"'
+             for n, rel in rels]
+    return items[(page - 1) * per_page:page * per_page], ({"Link": ", ".join(links)}
+                                                          if links else {})
+
+
+def _within(requested: Mapping[str, Any], granted: Mapping[str, str]) -> bool:
+    return all(isinstance(level, str) and LEVELS.get(level, 99) <= LEVELS.get(
+        granted.get(name, ""), 0) for name, level in requested.items())
+
+
+class GitHubApps:
+    """Apps, installations and installation tokens; thread-safe. Attach to the simulator's
+    OAuth authority (token bookkeeping, clock, ``on_issue``) before serving."""
+
+    def __init__(self, data: GitHubData) -> None:
+        self.data = data
+        self.apps: dict[str, App] = {}
+        self.installations: dict[int, Installation] = {}
+        self.overgrant: bool | Mapping[str, str] = False
+        self._authority: OAuthAuthority | None = None
+        self._lock = threading.RLock()
+
+    def attach(self, authority: OAuthAuthority) -> None:
+        """Share the simulator's token bookkeeping, clock and ``on_issue``."""
+        self._authority = authority
+
+    @property
+    def authority(self) -> OAuthAuthority:
+        if self._authority is None:
+            raise RuntimeError("GitHubApps is not attached to a simulator")
+        return self._authority
+
+    # ---- knobs --------------------------------------------------------------------------------
+    def register_app(self, app_id: str, public_key_pem: bytes,
+                     permissions: Mapping[str, str] | None = None, *,
+                     slug: str | None = None) -> App:
+        """Register an app by id with the public key that verifies its JWTs."""
+        key = serialization.load_pem_public_key(public_key_pem)
+        app = App(str(app_id), key, dict(permissions or {"metadata": "read"}),
+                  slug or f"keyway-app-{app_id}".lower())
+        with self._lock:
+            self.apps[app.app_id] = app
+        return app
+
+    def add_installation(self, installation_id: int, account_login: str,
+                         granted_permissions: Mapping[str, str] | None = None,
+                         users: Iterable[int] = (), *, app_id: str | None = None,
+                         repository_selection: str = "all") -> Installation:
+        """Install an app (default: the last registered) on ``account_login``; ``users`` are
+        the user ids who may access it. Granted permissions default to the app's."""
+        with self._lock:
+            if not self.apps:
+                raise ValueError("register an app first")
+            app = self.apps[str(app_id)] if app_id is not None else list(self.apps.values())[-1]
+            ident = int(installation_id)
+            bot = Account(f"{app.slug}[bot]", 41_000_000 + ident, f"{app.slug}[bot]")
+            installation = Installation(
+                ident, app, self._account(account_login),
+                dict(granted_permissions or app.permissions), frozenset(users), bot,
+                repository_selection)
+            self.installations[ident] = installation
+            return installation
+
+    def remove_installation(self, installation_id: int) -> bool:
+        """Uninstall: minting answers 404 and every token issued for it is revoked."""
+        return self._end(installation_id, remove=True)
+
+    def suspend_installation(self, installation_id: int) -> bool:
+        """Suspend: minting answers 403 and every token issued for it is revoked."""
+        return self._end(installation_id, remove=False)
+
+    def _end(self, installation_id: int, *, remove: bool) -> bool:
+        with self._lock:
+            found = self.installations.get(int(installation_id))
+            if found is not None:
+                found.suspended = True
+                if remove:
+                    del self.installations[found.id]
+            for token in found.tokens if found else ():
+                self.authority.revoke(token)
+        return found is not None
+
+    def _account(self, login: str) -> dict[str, Any]:
+        org = self.data.orgs.get(login.lower())
+        ident = org["id"] if org else 7_000_000 + zlib.crc32(login.lower().encode()) % 10**6
+        return {"login": login, "id": ident, "type": "Organization", "site_admin": False}
+
+    # ---- routes -------------------------------------------------------------------------------
+    def routes(self) -> list[Route]:
+        """The app endpoints, for the simulator's routing table."""
+        return [
+            Route(f"{API}/app/installations/<int:installation_id>/access_tokens", ("POST",),
+                  self.access_tokens),
+            Route(f"{API}/app/installations/<int:installation_id>", ("GET",),
+                  self.get_installation),
+            Route(f"{API}/user/installations", ("GET",), self.user_installations),
+            Route(f"{API}/installation/token", ("DELETE",), self.revoke_token),
+        ]
+
+    def access_tokens(self, request: Request, installation_id: int) -> Response:
+        """Create an installation access token, narrowed to the requested permissions."""
+        found = self._authorized_installation(request, installation_id)
+        if isinstance(found, Response):
+            return found
+        body = request.get_json(force=True, silent=True) if request.get_data() else {}
+        asked = body.get("permissions") if isinstance(body, dict) else None
+        if not isinstance(body, dict) or not isinstance(asked, dict | None):
+            return _error(400, "Problems parsing JSON")
+        requested = dict(asked or found.permissions)
+        if not _within(requested, found.permissions):
+            return _error(422, "The permissions requested are not granted to this installation.")
+        granted = self._granted(found, requested)
+        token, expires = self._issue(found, granted)
+        narrowed = "repositories" in body or "repository_ids" in body
+        return json_response({
+            "token": token, "expires_at": _iso(expires), "permissions": granted,
+            "repository_selection": "selected" if narrowed else found.repository_selection,
+        }, 201, dict(COMMON_HEADERS))
+
+    def get_installation(self, request: Request, installation_id: int) -> Response:
+        """The installation, to its own app."""
+        found = self._authorized_installation(request, installation_id, suspended_ok=True)
+        if isinstance(found, Response):
+            return found
+        return json_response(self._json(found, request.host_url), 200, dict(COMMON_HEADERS))
+
+    def _token_info(self, request: Request) -> TokenInfo | None:
+        try:
+            return self.authority.authenticate(bearer_token(request, ("bearer", "token")))
+        except OAuthError:
+            return None
+
+    def user_installations(self, request: Request) -> Response:
+        """The installations the token's user may access."""
+        info = self._token_info(request)
+        if info is None:
+            return _error(401, "Bad credentials")
+        if info.client_id.startswith(BOT_CLIENT):
+            return _error(403, "Resource not accessible by integration")
+        with self._lock:
+            mine = sorted((i for i in self.installations.values()
+                           if info.account.id in i.users), key=lambda i: i.id)
+        chunk, link = _page(request, mine)
+        return json_response({"total_count": len(mine),
+                              "installations": [self._json(i, request.host_url) for i in chunk]},
+                             200, {**COMMON_HEADERS, **link})
+
+    def revoke_token(self, request: Request) -> Response:
+        """An installation token revokes itself."""
+        info = self._token_info(request)
+        if info is None or not info.client_id.startswith(BOT_CLIENT):
+            return _error(401, "Bad credentials")
+        self.authority.revoke(bearer_token(request, ("bearer", "token")) or "")
+        return Response(status=204)
+
+    # ---- helpers ------------------------------------------------------------------------------
+    def _authorized_installation(self, request: Request, installation_id: int, *,
+                                 suspended_ok: bool = False) -> Installation | Response:
+        """The app's installation after checking the app JWT; else the error answer."""
+        assertion = bearer_token(request, ("bearer",))
+        if assertion is None:
+            return _error(401, "Requires authentication")
+        try:
+            app, claims = self._verify(assertion)
+        except jwt.PyJWTError:
+            return _error(401, BAD_JWT)
+        problem = self._time_problem(claims)
+        if problem is not None:
+            return _error(401, problem)
+        with self._lock:
+            found = self.installations.get(installation_id)
+        if found is None or found.app.app_id != app.app_id:
+            return _error(404, "Not Found")
+        if found.suspended and not suspended_ok:
+            return _error(403, "This installation has been suspended")
+        return found
+
+    def _verify(self, assertion: str) -> tuple[App, dict[str, Any]]:
+        """The app named by ``iss`` and the claims, verified with that app's public key."""
+        unverified = jwt.decode(assertion, options={"verify_signature": False})
+        with self._lock:
+            app = self.apps.get(str(unverified.get("iss")))
+        if app is None:
+            raise jwt.InvalidIssuerError("unknown app")
+        claims = jwt.decode(assertion, app.public_key, algorithms=["RS256"], options={
+            "require": ["iat", "exp", "iss"], "verify_exp": False, "verify_iat": False,
+            "verify_nbf": False})
+        return app, claims
+
+    def _time_problem(self, claims: dict[str, Any]) -> str | None:
+        """GitHub's rules: ``iat`` not in the future (60 s leeway); ``exp`` in the future, at
+        most 10 min ahead and at most 10 min + the recommended 60 s back-dating after ``iat``."""
+        iat, exp, now = claims.get("iat"), claims.get("exp"), self.authority.clock()
+        if not isinstance(iat, int) or iat > now + DRIFT:
+            return ("'Issued at' claim ('iat') must be an Integer representing the time that "
+                    "the assertion was issued")
+        if not isinstance(exp, int) or exp <= now:
+            return ("'Expiration time' claim ('exp') must be a numeric value representing the "
+                    "future time at which the assertion expires")
+        if exp > now + MAX_JWT_AHEAD or exp - iat > MAX_JWT_AHEAD + DRIFT:
+            return "'Expiration time' claim ('exp') is too far in the future"
+        return None
+
+    def _granted(self, installation: Installation, requested: dict[str, str]) -> dict[str, str]:
+        if not self.overgrant:
+            return requested
+        extra = {"contents": "read"} if self.overgrant is True else dict(self.overgrant)
+        return {**requested, **installation.permissions, **extra}
+
+    def _issue(self, installation: Installation,
+               permissions: dict[str, str]) -> tuple[str, float]:
+        now, token = self.authority.clock(), "ghs_" + random_base62(36)
+        scopes = tuple(f"{k}:{v}" for k, v in sorted(permissions.items()))
+        self.authority.on_issue(token)
+        self.authority.access_tokens[token] = TokenInfo(
+            BOT_CLIENT + installation.app.app_id, installation.bot, scopes, now, now + TOKEN_TTL)
+        with self._lock:
+            installation.tokens.append(token)
+        return token, now + TOKEN_TTL
+
+    def _json(self, installation: Installation, host: str) -> dict[str, Any]:
+        account, api = installation.account, f"{host}api/v3"
+        app_id = installation.app.app_id
+        return {
+            "id": installation.id, "account": account,
+            "app_id": int(app_id) if app_id.isdigit() else app_id,
+            "app_slug": installation.app.slug,
+            "target_id": account["id"], "target_type": account["type"],
+            "permissions": dict(installation.permissions), "events": [],
+            "repository_selection": installation.repository_selection,
+            "access_tokens_url": f"{api}/app/installations/{installation.id}/access_tokens",
+            "repositories_url": f"{api}/installation/repositories",
+            "single_file_name": None, "created_at": CREATED, "updated_at": CREATED,
+            "suspended_at": CREATED if installation.suspended else None,
+        }
