@@ -47,6 +47,7 @@ class Config:
     auth_jwks_url: str | None
     auth_tenant_claim: str
     auth_role_claim: str
+    sync_budget_seconds: float = 60.0
 
     @property
     def local_mode(self) -> bool:
@@ -104,6 +105,7 @@ class Config:
             auth_jwks_url=_url(env, "KEYWAY_AUTH_JWKS_URL", "", https) or None,
             auth_tenant_claim=env.get("KEYWAY_AUTH_TENANT_CLAIM") or "https://keyway.dev/tenant",
             auth_role_claim=env.get("KEYWAY_AUTH_ROLE_CLAIM") or "https://keyway.dev/role",
+            sync_budget_seconds=float(_int(env, "KEYWAY_SYNC_BUDGET_SECONDS", 60, 1, 3600)),
         )
 
 

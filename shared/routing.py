@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from shared.entry import EventHandler
+from shared.fetch import handler as fetch
 from shared.policy import PROVIDERS
 from shared.scheduler import tick
 from shared.vault import handlers as vault
@@ -12,6 +13,7 @@ from shared.vault import handlers as vault
 HANDLERS: dict[str, Mapping[str, EventHandler]] = {
     "scheduler": {"refresh.tick": tick.on_tick},
     **{f"vault-{p}": vault.handlers(p) for p in PROVIDERS},
+    **{f"fetch-{p}": fetch.handlers(p) for p in fetch.PLANS},
 }
 
 

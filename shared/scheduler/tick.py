@@ -1,19 +1,26 @@
 """``refresh.tick`` → one ``sync.requested`` per connection whose refresh is due.
 
-Idempotent: a sync request names the connection and the due time it answers
-(``due_at``); vault-P treats a repeated (connection, due_at) as the same request, and after
-publishing, the connection's ``next_sync_at`` moves one interval forward so a redelivered
-tick (second or third attempt) finds nothing new to do. Ticks older than ``STALE_AFTER`` are
-acknowledged without work: a newer tick has already covered them.
+Per connection: ``interval_seconds`` (default 15 min) plus up to 10 % jitter so connections
+created together do not sync together; after failed syncs the interval doubles per
+consecutive failure (capped at 64×); a connection whose token budget is spent until its reset
+is not asked to sync before then.
+
+Idempotent: a sync request names the connection and the due time it answers (``due_at``), and
+after publishing, the connection's ``next_sync_at`` moves forward in a transaction that checks
+it still holds that due time — so a redelivered tick (second or third attempt) finds nothing
+new to do. Ticks older than ``STALE_AFTER`` are acknowledged without work: a newer tick has
+already covered them.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+import random
+from datetime import datetime, timedelta
 
 from shared import messages
 from shared.clock import isoformat, parse_iso
 from shared.errors import InvalidInput
+from shared.fetch.budget import TokenBudget, budget_key
 from shared.log import get_logger
 from shared.ports import Filter, Order, Ports
 
@@ -21,6 +28,7 @@ COMPONENT = "scheduler"
 CONNECTIONS = "connections"
 STALE_AFTER = timedelta(minutes=10)
 DEFAULT_INTERVAL = timedelta(minutes=15)
+MAX_BACKOFF_FACTOR = 64
 BATCH = 200
 log = get_logger("keyway.scheduler")
 
@@ -40,28 +48,43 @@ def on_tick(ports: Ports, inbound: messages.Inbound) -> None:
         order_by=[Order("next_sync_at")],
         limit=BATCH,
     )
-    for snap in due:
-        _request_sync(ports, snap.id, snap.data)
-    log.info("scheduler.tick", extra={"fields": {"due": len(due)}})
+    requested = sum(_consider(ports, snap.id, snap.data, now) for snap in due)
+    log.info("scheduler.tick", extra={"fields": {"due": len(due), "requested": requested}})
 
 
-def _request_sync(ports: Ports, connection_id: str, connection: dict) -> None:
-    provider = connection["provider"]
-    due_at = connection["next_sync_at"]
+def next_due(ports: Ports, connection_id: str, connection: dict, now: datetime) -> datetime:
+    """Now + interval × 2^failures (capped) + up to 10 % jitter."""
+    interval = timedelta(seconds=int(connection.get("interval_seconds")
+                                     or DEFAULT_INTERVAL.total_seconds()))
+    sync = ports.business.get("sync_status", connection_id) or {}
+    factor = min(2 ** int(sync.get("consecutive_failures") or 0), MAX_BACKOFF_FACTOR)
+    jitter = interval * random.uniform(0, 0.1)
+    return now + interval * factor + jitter
+
+
+def _consider(ports: Ports, connection_id: str, connection: dict, now: datetime) -> bool:
+    provider, due_at = connection["provider"], connection["next_sync_at"]
+    blocked = TokenBudget(ports.business, ports.clock,
+                          budget_key(provider, connection_id)).blocked_until()
+    if blocked is not None and blocked > now:
+        _advance(ports, connection_id, due_at, blocked)
+        log.info("scheduler.budget_spent", extra={"fields": {"connection": connection_id}})
+        return False
     messages.publish(
         ports.bus, COMPONENT, f"sync-requests-{provider}", "sync.requested",
         {"tenant": connection["tenant"], "connection": connection_id, "scope": "all",
-         "due_at": due_at, "reason": "scheduled"},
+         "due_at": due_at, "reason": "scheduled", "requested_at": isoformat(now)},
         ordering_key=connection_id,
     )
-    interval = timedelta(seconds=int(connection.get("interval_seconds") or
-                                     DEFAULT_INTERVAL.total_seconds()))
+    _advance(ports, connection_id, due_at, next_due(ports, connection_id, connection, now))
+    return True
 
-    def advance(tx):
+
+def _advance(ports: Ports, connection_id: str, due_at: str, until: datetime) -> None:
+    def write(tx):
         current = tx.get(CONNECTIONS, connection_id)
         if current is None or current.get("next_sync_at") != due_at:
             return
-        current["next_sync_at"] = isoformat(max(parse_iso(due_at) + interval, ports.clock.now()))
-        tx.put(CONNECTIONS, connection_id, current)
+        tx.put(CONNECTIONS, connection_id, {**current, "next_sync_at": isoformat(until)})
 
-    ports.business.transaction(advance)
+    ports.business.transaction(write)

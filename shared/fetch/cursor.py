@@ -1,0 +1,59 @@
+"""Sync cursors: per (connection, repository, resource), the committed high-water mark, the
+ETag of the stable first page, and the checkpoint of a walk in progress.
+
+A cursor's ``since`` moves only when a walk has finished and every record it saw is durably
+written; between pages the walk itself is checkpointed (next page URL, the newest
+``updated_at`` seen so far), so a crash or a time budget resumes from the last page written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared.ports import DocumentStore
+
+COLLECTION = "sync_cursors"
+
+
+@dataclass
+class Walk:
+    next_url: str
+    stop_before: str | None
+    max_seen: str | None
+    first_etag: str | None
+    seen: list[str] = field(default_factory=list)  # ids, for full-list resources only
+
+
+@dataclass
+class Cursor:
+    id: str
+    since: str | None = None
+    etag: str | None = None
+    walk: Walk | None = None
+
+
+def cursor_id(connection: str, repository: str, resource: str) -> str:
+    return f"{connection}:{repository}:{resource}".replace("/", "%2F")
+
+
+def load(store: DocumentStore, connection: str, repository: str, resource: str) -> Cursor:
+    doc_id = cursor_id(connection, repository, resource)
+    doc = store.get(COLLECTION, doc_id) or {}
+    walk = doc.get("walk")
+    return Cursor(doc_id, doc.get("since"), doc.get("etag"), Walk(**walk) if walk else None)
+
+
+def save(store: DocumentStore, cursor: Cursor, connection: str) -> None:
+    doc: dict[str, Any] = {"connection": connection, "since": cursor.since, "etag": cursor.etag,
+                           "walk": vars(cursor.walk) if cursor.walk else None}
+    store.put(COLLECTION, cursor.id, doc)
+
+
+def forget_connection(store: DocumentStore, connection: str) -> int:
+    from shared.ports import Filter
+
+    snaps = store.query(COLLECTION, [Filter("connection", "==", connection)])
+    for snap in snaps:
+        store.delete(COLLECTION, snap.id)
+    return len(snaps)

@@ -1,0 +1,49 @@
+"""What a provider's sync walks: a declarative list per provider (``github/plan.py``,
+``gitlab/plan.py``), interpreted by :mod:`shared.fetch.walk`.
+
+Every list is walked newest-first (sorted by ``updated_at`` descending) from a first page
+whose URL never changes, so an unchanged list answers ``304 Not Modified`` to the stored ETag
+and costs no quota; the walk stops at the first item older than the cursor minus an overlap
+window. ``full`` lists (repositories, labels) are walked whole and reconcile deletions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared.records.model import Context
+
+Normalize = Callable[[dict, Context, "Parent"], dict | list[dict] | None]
+
+
+@dataclass(frozen=True)
+class Parent:
+    """The item a child list belongs to (a pull request's reviews, an issue's notes)."""
+
+    kind: str  # "pull_request" | "issue"
+    number: int
+    path_params: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class ListSpec:
+    name: str
+    template: str
+    params: Mapping[str, str]
+    kind: str  # the records kind it writes
+    normalize: Normalize
+    full: bool = False  # walk everything; reconcile deletions (no updated_at ordering)
+    single: bool = False  # the endpoint answers one object, not a list
+    children: tuple[str, ...] = ()  # child specs to fetch for every changed item
+
+
+@dataclass(frozen=True)
+class ProviderPlan:
+    provider: str
+    repositories: ListSpec
+    repo_params: Callable[[dict], dict[str, str]]  # repository record → path params
+    resources: tuple[ListSpec, ...]
+    children: Mapping[str, ListSpec] = field(default_factory=dict)
+    parent_of: Callable[[str, dict[str, Any], Mapping[str, str]], Parent] | None = None

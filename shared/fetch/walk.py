@@ -1,0 +1,141 @@
+"""Walk one provider list, newest first, writing records and checkpointing after each page.
+
+1. No walk in progress: request the first page with the stored ETag. ``304`` → nothing
+   changed, done (no quota spent). Otherwise start a walk that stops at the first item older
+   than the cursor's ``since`` minus :data:`OVERLAP` (a full list never stops early).
+2. Each page: normalize and upsert every item (idempotent; older data never overwrites
+   newer), fetch the children of every item that changed, then checkpoint the next page URL
+   and the newest ``updated_at`` seen.
+3. The last page: the cursor's ``since`` becomes the newest ``updated_at`` seen, the first
+   page's ETag is stored, and a full list marks records it no longer contains as deleted.
+
+Returns ``False`` when the time budget ran out between pages (the checkpoint resumes it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from shared.clock import isoformat, parse_iso
+from shared.fetch import cursor as cursors
+from shared.fetch.client import ApiResponse, ProviderClient
+from shared.fetch.errors import MalformedResponse
+from shared.fetch.plan import ListSpec, Parent
+from shared.ports import Clock, DocumentStore, Filter
+from shared.records import store as records
+from shared.records.model import Context
+
+OVERLAP = timedelta(minutes=5)
+
+
+@dataclass
+class Stats:
+    requests: int = 0
+    not_modified: int = 0
+    written: int = 0
+    deleted: int = 0
+    by_kind: dict[str, int] = field(default_factory=dict)
+
+
+class Walker:
+    def __init__(self, store: DocumentStore, client: ProviderClient, clock: Clock,
+                 deadline: float, stats: Stats) -> None:
+        self._store, self._client, self._clock = store, client, clock
+        self._deadline, self.stats = deadline, stats
+
+    def out_of_time(self) -> bool:
+        """Past the deadline — once this run has made progress (one page that was not a 304),
+        so every run moves forward however small its budget."""
+        progressed = self.stats.requests > self.stats.not_modified
+        return progressed and self._clock.monotonic() >= self._deadline
+
+    def walk(self, spec: ListSpec, ctx: Context, path_params: Mapping[str, str],
+             cursor: cursors.Cursor, parent: Parent | None = None,
+             on_changed: Callable[[dict], None] | None = None, budgeted: bool = True) -> bool:
+        """Walk ``spec``; ``False`` if the budget ran out between pages (never when
+        ``budgeted`` is false: a child list is short and is finished with its parent)."""
+        walk = cursor.walk
+        if walk is None:
+            response = self._get(spec, path_params, cursor.etag)
+            if response.not_modified:
+                return True
+            stop = None if spec.full or cursor.since is None else isoformat(
+                parse_iso(cursor.since) - OVERLAP)
+            walk = cursors.Walk("", stop, None, response.etag)
+        else:
+            response = self._next(spec, walk.next_url)
+        while True:
+            reached = self._consume(spec, ctx, response, walk, parent, on_changed)
+            if reached or not response.next_url:
+                self._finish(spec, ctx, cursor, walk)
+                return True
+            walk.next_url, cursor.walk = response.next_url, walk
+            cursors.save(self._store, cursor, ctx.connection)
+            if budgeted and self.out_of_time():
+                return False
+            response = self._next(spec, walk.next_url)
+
+    def _get(self, spec: ListSpec, path_params: Mapping[str, str], etag: str | None):
+        response = self._client.get(spec.template, path_params, spec.params, etag=etag)
+        self._count(response)
+        return response
+
+    def _next(self, spec: ListSpec, url: str) -> ApiResponse:
+        response = self._client.get_next(url, spec.template)
+        self._count(response)
+        return response
+
+    def _count(self, response: ApiResponse) -> None:
+        self.stats.requests += 1
+        self.stats.not_modified += response.not_modified
+
+    def _consume(self, spec: ListSpec, ctx: Context, response: ApiResponse, walk: cursors.Walk,
+                 parent: Parent | None, on_changed: Callable[[dict], None] | None) -> bool:
+        items = [response.body] if spec.single else response.body
+        if not isinstance(items, list):
+            raise MalformedResponse("expected a list")
+        for raw in items:
+            if not isinstance(raw, dict):
+                raise MalformedResponse("expected objects in the list")
+            updated = raw.get("updated_at")
+            if walk.stop_before and updated and isoformat(parse_iso(updated)) < walk.stop_before:
+                return True
+            self._write(spec, ctx, raw, walk, parent, on_changed)
+        return False
+
+    def _write(self, spec: ListSpec, ctx: Context, raw: dict, walk: cursors.Walk,
+               parent: Parent | None, on_changed: Callable[[dict], None] | None) -> None:
+        produced = spec.normalize(raw, ctx, parent)
+        batch = produced if isinstance(produced, list) else [produced] if produced else []
+        changed = False
+        for record in batch:
+            if records.upsert(self._store, record):
+                changed = True
+                self.stats.written += 1
+                self.stats.by_kind[record["kind"]] = self.stats.by_kind.get(record["kind"], 0) + 1
+            if spec.full:
+                walk.seen.append(record["id"])
+            if record.get("updated_at") and (walk.max_seen or "") < record["updated_at"]:
+                walk.max_seen = record["updated_at"]
+        if changed and on_changed:
+            on_changed(raw)
+
+    def _finish(self, spec: ListSpec, ctx: Context, cursor: cursors.Cursor,
+                walk: cursors.Walk) -> None:
+        if spec.full:
+            self._reconcile(spec, ctx, set(walk.seen))
+        if walk.max_seen and (cursor.since or "") < walk.max_seen:
+            cursor.since = walk.max_seen
+        cursor.etag, cursor.walk = walk.first_etag, None
+        cursors.save(self._store, cursor, ctx.connection)
+
+    def _reconcile(self, spec: ListSpec, ctx: Context, seen: set[str]) -> None:
+        where = [Filter("connection", "==", ctx.connection), Filter("deleted", "==", False)]
+        if ctx.repository and spec.kind != "repositories":
+            where.append(Filter("repository", "==", ctx.repository))
+        now = isoformat(self._clock.now())
+        for snap in self._store.query(spec.kind, where):
+            if snap.id not in seen and records.mark_deleted(self._store, spec.kind, snap.id, now):
+                self.stats.deleted += 1

@@ -1,0 +1,90 @@
+"""The whole scheduled path through real entry points: scheduler tick → vault-github releases a
+sealed token → fetch-github syncs from the simulator → records; redelivery is harmless."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from keyway.firststart import ensure_local_state
+from keyway.simulators import GitHubSimulator
+from shared import bootstrap, messages, policy
+from shared.clock import isoformat
+from shared.entry import event_function
+from shared.routing import handlers_for
+from shared.topology import subscription_specs
+from shared.vault import handlers as vault_handlers
+from shared.vault.tokens import TokenSet
+from tests.integration.conftest import _reset_caches
+from tests.unit.test_entry import pubsub_event
+
+
+@pytest.fixture
+def stack(tmp_path, monkeypatch, leak_guard):
+    sim = GitHubSimulator(on_issue=leak_guard.track).start()
+    sim.seed_activity("acme", repos=2, prs=120, issues=150, comments=400)
+    sim.register_client("gh-client", "gh-client-secret-1", ["http://127.0.0.1:8080/cb"])
+    monkeypatch.setenv("KEYWAY_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("KEYWAY_GITHUB_CLIENT_ID", "gh-client")
+    monkeypatch.setenv("KEYWAY_GITHUB_OAUTH_URL", sim.oauth_url)
+    monkeypatch.setenv("KEYWAY_GITHUB_API_URL", sim.api_url)
+    monkeypatch.setenv("KEYWAY_SECRET_GITHUB_CLIENT_SECRET", "gh-client-secret-1")
+    monkeypatch.delenv("KEYWAY_BACKEND", raising=False)
+    _reset_caches()
+    ports = bootstrap.ports()
+    ensure_local_state(ports)
+    for spec in subscription_specs():
+        ports.bus.ensure_subscription(spec)
+    issued = sim.mint_token(scopes=("repo",))
+    vault_handlers.service("github", ports).store_app_token(
+        "t-1", "conn-1", "admin", TokenSet(issued.access_token, issued.refresh_token,
+                                           datetime.now(UTC) + timedelta(hours=8)))
+    ports.business.put("connections", "conn-1", {
+        "tenant": "t-1", "provider": "github", "status": "active", "api_base": sim.api_url,
+        "next_sync_at": isoformat(datetime.now(UTC) - timedelta(seconds=1)),
+        "interval_seconds": 900})
+    yield ports, sim
+    sim.stop()
+    _reset_caches()
+
+
+def deliver(ports, topic: str) -> list:
+    """Pull what is waiting on ``topic`` and hand it to its subscriber's entry point."""
+    subscriber = policy.ROUTES[topic].subscriber
+    receive = event_function(subscriber, handlers_for(subscriber))
+    got: list = []
+    ports.bus.pull(policy.subscription_name(topic), got.append, max_messages=10)
+    for m in got:
+        inbound = messages.decode(topic, m.data, m.attributes, m.message_id)
+        receive(pubsub_event(topic, inbound.sender, inbound.type, inbound.body))
+    return got
+
+
+def test_a_scheduled_sync_reaches_the_records_and_a_redelivered_job_adds_nothing(stack):
+    ports, sim = stack
+    tick = event_function("scheduler", handlers_for("scheduler"))
+    tick(pubsub_event("refresh-ticks", "cloud-scheduler", "refresh.tick",
+                      {"tick_time": isoformat(datetime.now(UTC))}))
+    assert len(deliver(ports, "sync-requests-github")) == 1
+    got: list = []
+    ports.bus.pull(policy.subscription_name("fetch-jobs-github"), got.append)
+    assert len(got) == 1
+    job = messages.decode("fetch-jobs-github", got[0].data, got[0].attributes, got[0].message_id)
+    receive = event_function("fetch-github", handlers_for("fetch-github"))
+    receive(pubsub_event("fetch-jobs-github", job.sender, job.type, job.body))
+    prs = len(ports.business.query("pull_requests"))
+    assert prs == 120 and ports.business.get("sync_status", "conn-1")["state"] == "done"
+    for _ in range(2):  # the same job again: its envelope was already used → refused, acked
+        receive(pubsub_event("fetch-jobs-github", job.sender, job.type, job.body))
+    assert len(ports.business.query("pull_requests")) == prs
+
+
+def test_a_job_whose_envelope_names_another_connection_is_refused(stack):
+    ports, _ = stack
+    envelope = vault_handlers.service("github", ports).release_for_fetch("t-1", "conn-1",
+                                                                         "scheduler")
+    receive = event_function("fetch-github", handlers_for("fetch-github"))
+    receive(pubsub_event("fetch-jobs-github", "vault-github", "fetch.job",
+                         {"tenant": "t-1", "connection": "conn-2", "envelope": envelope}))
+    assert ports.business.query("pull_requests") == []
