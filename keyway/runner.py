@@ -207,7 +207,9 @@ class Runner:
             simulator.stop()
 
 
-SANDBOX_SEED = {"github": ("acme", 12), "gitlab": ("acme-group", 12)}
+SANDBOX_SEED = {"github": "acme", "gitlab": "acme-group"}
+SANDBOX_ACTIVITY = {"repos": 3, "prs": 60, "issues": 90, "comments": 400, "review_comments": 60,
+                    "reviews": 40}
 
 
 def start_sandbox(public_url: str) -> dict[str, Simulator]:
@@ -221,7 +223,7 @@ def start_sandbox(public_url: str) -> dict[str, Simulator]:
         secret = secrets.token_urlsafe(24)
         simulator.register_client(f"keyway-sandbox-{provider}", secret,
                                   [f"{public_url}/oauth-{provider}/callback"])
-        simulator.seed(*SANDBOX_SEED[provider])
+        simulator.seed_activity(SANDBOX_SEED[provider], **SANDBOX_ACTIVITY)
         os.environ.update({f"KEYWAY_{up}_CLIENT_ID": f"keyway-sandbox-{provider}",
                            f"KEYWAY_{up}_OAUTH_URL": simulator.oauth_url,
                            f"KEYWAY_{up}_API_URL": simulator.api_url,

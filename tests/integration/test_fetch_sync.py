@@ -13,7 +13,7 @@ from shared.bootstrap import build
 from shared.config import Config
 from shared.fetch.budget import TokenBudget, budget_key
 from shared.fetch.client import ProviderClient
-from shared.fetch.errors import BudgetExhausted, RateLimited
+from shared.fetch.errors import BudgetExhausted, MalformedResponse, RateLimited
 from shared.fetch.github.plan import PLAN as GITHUB_PLAN
 from shared.fetch.gitlab.plan import PLAN as GITLAB_PLAN
 from shared.fetch.sync import SyncRun
@@ -117,6 +117,19 @@ def test_a_rate_limit_stops_the_run_without_spinning_and_resumes_after(ports, sm
         time.sleep(max(0.0, (waiting.retry_at - ports.clock.now()).total_seconds()) + 0.2)
     assert sync(ports, small_sim, GITHUB_PLAN, token).finished
     assert count(ports, "issues") == SMALL["issues"]
+
+
+def test_a_crash_between_pages_resumes_from_the_last_checkpoint(ports, small_sim, leak_guard):
+    token = token_for(small_sim, leak_guard)
+    small_sim.malformed_next(count=1, path_prefix="/api/v3/repos/acme/repo-0002/issues/comments")
+    with pytest.raises(MalformedResponse):  # the run dies mid-walk, as a crashed instance would
+        sync(ports, small_sim, GITHUB_PLAN, token)
+    partial = count(ports, "comments")
+    assert 0 < partial < SMALL["comments"]
+    result = sync(ports, small_sim, GITHUB_PLAN, token)
+    assert result.finished
+    assert count(ports, "comments") == SMALL["comments"]
+    assert result.stats.by_kind.get("comments", 0) == SMALL["comments"] - partial
 
 
 def test_server_errors_and_a_stalled_page_are_retried(ports, small_sim, leak_guard):
