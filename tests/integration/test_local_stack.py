@@ -61,7 +61,7 @@ def _dev_token(process: subprocess.Popen) -> str:
     return out.stdout.strip()
 
 
-def _connect_in_the_sandbox(port: int, token: str) -> None:
+def _connect_in_the_sandbox(port: int, token: str) -> str:
     """A newcomer's first connection, over real HTTP: api → simulator → oauth-github → back."""
     base = f"http://127.0.0.1:{port}"
     started = requests.post(f"{base}/api/v1/connections", json={"provider": "github"},
@@ -73,6 +73,21 @@ def _connect_in_the_sandbox(port: int, token: str) -> None:
     listed = requests.get(f"{base}/api/v1/connections", timeout=10,
                           headers={"Authorization": f"Bearer {token}"}).json()["items"]
     assert [c["id"] for c in listed] == [started.json()["connection"]]
+    return started.json()["connection"]
+
+
+def _wait_first_sync(store, connection: str, timeout: float = 90) -> None:
+    """oauth-github → vault-github → sealed token → fetch-github → records, over the bus."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = store.get("sync_status", connection) or {}
+        if status.get("state") == "done":
+            break
+        time.sleep(0.5)
+    else:
+        pytest.fail(f"the first sync did not finish: {store.get('sync_status', connection)}")
+    assert len(store.query("pull_requests")) == 60
+    assert len(store.query("repositories")) == 3
 
 
 def _wait_healthy(port: int, process: subprocess.Popen, log: Path, timeout: float = 180) -> dict:
@@ -121,7 +136,8 @@ def _exercise(port: int, backend: str, store, process: subprocess.Popen, log: Pa
     webhook = requests.post(f"http://127.0.0.1:{port}/webhook-github/", timeout=10)
     assert webhook.status_code == 501
     assert set(health["sandbox_providers"]) == {"github", "gitlab"}
-    _connect_in_the_sandbox(port, token)
+    connection = _connect_in_the_sandbox(port, token)
+    _wait_first_sync(store, connection)
     missing = requests.get(f"http://127.0.0.1:{port}/nowhere", timeout=10)
     assert missing.status_code == 404
     _due_connection(store)
