@@ -35,7 +35,11 @@ def create_connection(ctx: Any) -> Response:
     base_url = body.get("base_url")
     if base_url is not None and not isinstance(base_url, str):
         raise InvalidInput("base_url must be a string")
-    started = start(ctx.ports, ctx.config, ctx.principal, _provider(body), "app", base_url)
+    github_app = body.get("github_app", False)
+    if not isinstance(github_app, bool):
+        raise InvalidInput("github_app must be a boolean")
+    started = start(ctx.ports, ctx.config, ctx.principal, _provider(body), "app", base_url,
+                    github_app=github_app)
     return json_response({"authorize_url": started.authorize_url,
                           "connection": started.connection,
                           "expires_in": started.expires_in}, status=201)

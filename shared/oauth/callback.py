@@ -6,6 +6,10 @@ redeem the code over HTTPS with the PKCE verifier → hand the token to the prov
 in-process (never published, never logged) → record the connection or identity (no token) →
 request the first sync → redirect to the configured frontend URL with the connection id and a
 status. The browser never sees a token and is only ever sent to the configured frontend.
+
+A GitHub App install flow also brings ``installation_id``: the code's user-to-server token must
+see that installation (``GET /user/installations``, else ``github_app.not_your_installation``
+and nothing stored); then the vault records the installation and the user token is dropped.
 """
 
 from __future__ import annotations
@@ -28,10 +32,15 @@ from shared.oauth import account, state
 from shared.ports import Ports
 from shared.providers import registry
 from shared.vault.endpoints import endpoint_for
+from shared.vault.github_app import verify_installation_belongs_to_user
 from shared.vault.handlers import service
 
 log = get_logger("keyway.oauth")
 SYNC_INTERVAL = timedelta(minutes=15)
+
+
+class NotYourInstallation(PermanentError):
+    key, title = "github_app.not_your_installation", "You cannot access this installation"
 
 
 def _back(config: Config, **params: str) -> Response:
@@ -55,7 +64,7 @@ def callback(ports: Ports, config: Config, provider: str, args: Mapping[str, str
     if not args.get("code"):
         return problem_from_error(state.InvalidState("callback without a code"))
     try:
-        result = _complete(ports, flow, args["code"], env, session or requests.Session())
+        result = _complete(ports, flow, args, env, session or requests.Session())
     except KeywayError as e:
         log.warning(e.key, extra={"fields": fields})
         reason = "provider_unavailable" if e.retryable else e.key
@@ -64,12 +73,16 @@ def callback(ports: Ports, config: Config, provider: str, args: Mapping[str, str
     return _back(config, provider=provider, kind=flow.kind, status="connected", **result)
 
 
-def _complete(ports: Ports, flow: state.PendingFlow, code: str, env: Mapping[str, str],
-              session: requests.Session) -> dict[str, str]:
+def _complete(ports: Ports, flow: state.PendingFlow, args: Mapping[str, str],
+              env: Mapping[str, str], session: requests.Session) -> dict[str, str]:
     spec = registry.get(flow.provider)
+    installation_id = _installation_id(flow, args)
     endpoint = endpoint_for(flow.provider, ports, env, session, base_url=flow.base_url)
-    tokens = endpoint.exchange_code(code, flow.redirect_uri, flow.verifier)
+    tokens = endpoint.exchange_code(args["code"], flow.redirect_uri, flow.verifier)
     api_base = registry.api_base_url(spec, env, flow.base_url)
+    if installation_id and not verify_installation_belongs_to_user(
+            api_base, tokens.access_token, installation_id, session):
+        raise NotYourInstallation("the user cannot access this installation")
     who = account.whoami(spec, api_base, tokens.access_token, session)
     vault = service(flow.provider, ports)
     if flow.kind == "personal":
@@ -78,8 +91,11 @@ def _complete(ports: Ports, flow: state.PendingFlow, code: str, env: Mapping[str
         return {"identity": "linked"}
     if not flow.connection:
         raise PermanentError("app flow without a connection id", key="oauth.bad_state")
-    vault.store_app_token(flow.tenant, flow.connection, flow.user, tokens, flow.base_url)
-    _record_connection(ports, flow, who, api_base)
+    if installation_id:  # the user token only proved access to the installation: dropped
+        vault.store_installation(flow.tenant, flow.connection, flow.user, installation_id)
+    else:
+        vault.store_app_token(flow.tenant, flow.connection, flow.user, tokens, flow.base_url)
+    _record_connection(ports, flow, who, api_base, installation_id)
     messages.publish(ports.bus, f"oauth-{flow.provider}", f"sync-requests-{flow.provider}",
                      "sync.requested", {"tenant": flow.tenant, "connection": flow.connection,
                                         "scope": "all", "reason": "first_sync",
@@ -88,13 +104,25 @@ def _complete(ports: Ports, flow: state.PendingFlow, code: str, env: Mapping[str
     return {"connection": flow.connection}
 
 
+def _installation_id(flow: state.PendingFlow, args: Mapping[str, str]) -> str | None:
+    """The installation a GitHub App install flow came back with (None for other flows)."""
+    if not flow.github_app:
+        return None
+    installation_id = args.get("installation_id")
+    if not installation_id or args.get("setup_action") not in (None, "install", "update"):
+        raise PermanentError("GitHub sent no installation (an owner must approve the "
+                             "install request first)", key="github_app.no_installation")
+    return installation_id
+
+
 def _record_connection(ports: Ports, flow: state.PendingFlow, who: account.Account | None,
-                       api_base: str) -> None:
+                       api_base: str, installation_id: str | None) -> None:
     now = ports.clock.now()
     ports.business.put("connections", flow.connection or "", {
         "tenant": flow.tenant, "provider": flow.provider, "kind": "app", "status": "active",
         "base_url": flow.base_url, "api_base": api_base, "created_by": flow.user,
         "account": {"id": who.id, "login": who.login} if who else None,
+        "installation_id": installation_id,
         "created_at": isoformat(now), "next_sync_at": isoformat(now + SYNC_INTERVAL),
         "interval_seconds": int(SYNC_INTERVAL.total_seconds())})  # first sync: requested above
 

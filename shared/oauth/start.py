@@ -4,11 +4,17 @@ Returns the provider's authorize URL with a fresh server-side state, PKCE S256 w
 provider supports it, the provider's minimal scopes for the token kind and the exact
 registered redirect URI ``<public_url>/oauth-<provider>/callback``. A user-supplied base URL
 (GitHub Enterprise Server, self-hosted GitLab) passes the SSRF guard first.
+
+``github_app=True`` (admins' app connections to GitHub) installs the GitHub App instead:
+``<oauth base>/apps/<KEYWAY_GITHUB_APP_SLUG>/installations/new?state=…``. GitHub sends the admin
+back to the same callback with ``installation_id`` and a code for their user-to-server token
+(the app must "request user authorization during installation"); no PKCE on that path.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,10 +22,15 @@ from urllib.parse import urlencode
 
 from shared.auth.principal import Principal
 from shared.config import Config
-from shared.errors import Conflict, InvalidInput
+from shared.errors import ConfigError, Conflict, InvalidInput
 from shared.oauth import pkce, state
 from shared.ports import Ports
 from shared.providers import registry, ssrf
+from shared.providers.schema import ProviderSpec
+from shared.vault.github_app import APP_ID_ENV
+
+SLUG_ENV = "KEYWAY_GITHUB_APP_SLUG"
+_SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,99}")
 
 
 class ProviderNotConfigured(Conflict):
@@ -38,7 +49,8 @@ def redirect_uri(config: Config, provider: str) -> str:
 
 
 def start(ports: Ports, config: Config, principal: Principal, provider: str, kind: str,
-          base_url: str | None = None, env: Mapping[str, str] | None = None) -> Started:
+          base_url: str | None = None, env: Mapping[str, str] | None = None, *,
+          github_app: bool = False) -> Started:
     env = os.environ if env is None else env
     if kind == "app":
         principal.require_scope("connections:write")
@@ -50,6 +62,7 @@ def start(ports: Ports, config: Config, principal: Principal, provider: str, kin
     spec = registry.get(provider)
     if not spec.enabled:
         raise InvalidInput(f"{provider} is not enabled yet", key="oauth.provider_disabled")
+    slug = _app_slug(spec, kind, base_url, env) if github_app else None
     if base_url is not None:
         if not spec.self_hosted:
             raise InvalidInput(f"{provider} has no self-hosted variant", key="oauth.no_base_url")
@@ -57,16 +70,41 @@ def start(ports: Ports, config: Config, principal: Principal, provider: str, kin
     client_id = registry.client_id(spec, env)
     if not client_id:
         raise ProviderNotConfigured(f"set KEYWAY_{provider.upper()}_CLIENT_ID")
-    verifier = pkce.new_verifier() if spec.oauth.pkce else None
+    verifier = pkce.new_verifier() if spec.oauth.pkce and not github_app else None
     flow = state.PendingFlow(
         tenant=principal.tenant, user=principal.user, kind=kind, provider=provider,
         redirect_uri=redirect_uri(config, provider), verifier=verifier, base_url=base_url,
-        connection=f"c-{uuid.uuid4().hex}" if kind == "app" else None)
-    params = {"client_id": client_id, "redirect_uri": flow.redirect_uri, "response_type": "code",
-              "scope": spec.oauth.scope_separator.join(spec.oauth.scopes[kind]),
-              "state": state.create(ports, flow), **spec.oauth.extra_authorize_params}
-    if verifier:
-        params.update(code_challenge=pkce.challenge_s256(verifier), code_challenge_method="S256")
+        connection=f"c-{uuid.uuid4().hex}" if kind == "app" else None, github_app=github_app)
+    value = state.create(ports, flow)
     base = registry.oauth_base_url(spec, env, base_url)
-    return Started(f"{base}{spec.oauth.authorize_path}?{urlencode(params)}", flow.connection,
-                   int(state.TTL.total_seconds()))
+    url = (f"{base}/apps/{slug}/installations/new?{urlencode({'state': value})}" if slug
+           else _authorize_url(base, spec, flow, client_id, value))
+    return Started(url, flow.connection, int(state.TTL.total_seconds()))
+
+
+def _authorize_url(base: str, spec: ProviderSpec, flow: state.PendingFlow, client_id: str,
+                   value: str) -> str:
+    params = {"client_id": client_id, "redirect_uri": flow.redirect_uri, "response_type": "code",
+              "scope": spec.oauth.scope_separator.join(spec.oauth.scopes[flow.kind]),
+              "state": value, **spec.oauth.extra_authorize_params}
+    if flow.verifier:
+        params.update(code_challenge=pkce.challenge_s256(flow.verifier),
+                      code_challenge_method="S256")
+    return f"{base}{spec.oauth.authorize_path}?{urlencode(params)}"
+
+
+def _app_slug(spec: ProviderSpec, kind: str, base_url: str | None,
+              env: Mapping[str, str]) -> str:
+    """The GitHub App's slug (``KEYWAY_GITHUB_APP_SLUG``) for an installation flow: admins'
+    app connections to the one configured app only (no per-connection base URL)."""
+    if kind != "app" or spec.github_app is None:
+        raise InvalidInput(f"{spec.name} has no app installation flow", key="oauth.no_github_app")
+    if base_url is not None:
+        raise InvalidInput("a GitHub App installation takes no base_url",
+                           key="oauth.no_base_url")
+    slug = (env.get(SLUG_ENV) or "").strip()
+    if not slug or not (env.get(APP_ID_ENV) or "").strip():
+        raise ProviderNotConfigured(f"set {SLUG_ENV} and {APP_ID_ENV}")
+    if not _SLUG.fullmatch(slug):
+        raise ConfigError(f"{SLUG_ENV} is not a GitHub App slug", key="github_app.bad_slug")
+    return slug

@@ -19,6 +19,7 @@ from shared.crypto.seal import new_claims, seal
 from shared.errors import Conflict, KeywayError, NotFound, RetryableError
 from shared.log import get_logger
 from shared.ports import Filter, Ports
+from shared.vault import _installation as installation
 from shared.vault import release as policy
 from shared.vault.oauth import EndpointResolver, TokenEndpoint, as_resolver
 from shared.vault.records import APP, PERSONAL, RecordCodec, personal_id
@@ -46,6 +47,7 @@ class VaultService:
         self.audit = AuditLog(ports.business, ports.secrets, ports.clock, chain=self.component)
         self.refresher = Refresher(ports.vault, self.codec, self._endpoints, ports.clock,
                                    refresh_policy, on_event=self._audit_refresh)
+        self.installations = installation.InstallationTokens(provider, ports)
 
     # -- storing (the OAuth callback, in-process) -------------------------------------------
     def store_app_token(self, tenant: str, connection: str, admin_user: str,
@@ -60,11 +62,21 @@ class VaultService:
             "kind": "personal", "connection": None, "user": user, "base_url": base_url})
         return record_id
 
+    def store_installation(self, tenant: str, connection: str, admin_user: str,
+                           installation_id: str) -> None:
+        """A GitHub App installation: no token is stored, each release mints one."""
+        base = {"kind": "app", "connection": connection, "user": admin_user, "base_url": None}
+        self._put(APP, connection, tenant,
+                  installation.record(self.provider, tenant, installation_id, base), base)
+
     def _store(self, collection: str, record_id: str, tenant: str, tokens: TokenSet,
                base: dict[str, Any]) -> None:
         encoded = self.codec.encode(collection, record_id, tenant, tokens, base)  # before the tx:
         # encryption may reserve data-key uses in a transaction of its own
+        self._put(collection, record_id, tenant, encoded, base)
 
+    def _put(self, collection: str, record_id: str, tenant: str, encoded: dict[str, Any],
+             base: dict[str, Any]) -> None:
         def write(tx):
             current = tx.get(collection, record_id) or {}
             if current and current.get("tenant") != tenant:
@@ -93,8 +105,10 @@ class VaultService:
     def release(self, request: policy.ReleaseRequest, user: str | None) -> dict:
         try:
             policy.check(self.provider, request)
-            collection, record_id = self._locate(request)
-            tokens = self.refresher.fresh(collection, record_id)
+            collection, record_id, doc = self._locate(request)
+            tokens = (self.installations.mint(collection, record_id, doc)
+                      if doc.get("installation_id")  # minted, never refreshed
+                      else self.refresher.fresh(collection, record_id))
             claims = new_claims(self.component, request.recipient, request.purpose,
                                 request.connection or record_id, user,
                                 self._ports.clock.now(), ENVELOPE_TTL_SECONDS)
@@ -110,7 +124,7 @@ class VaultService:
                     request.connection, "released")
         return envelope
 
-    def _locate(self, request: policy.ReleaseRequest) -> tuple[str, str]:
+    def _locate(self, request: policy.ReleaseRequest) -> tuple[str, str, dict]:
         if request.kind == "app":
             collection, record_id = APP, request.connection or ""
             missing: KeywayError = NotFound("no app token for this connection")
@@ -123,7 +137,7 @@ class VaultService:
             raise missing
         if doc.get("status") == "needs_reauth":
             raise NeedsReauth("the provider refused this token; reconnect")
-        return collection, record_id
+        return collection, record_id, doc
 
     # -- disconnect ------------------------------------------------------------------------
     def disconnect(self, tenant: str, connection: str, requester: str) -> bool:
@@ -135,6 +149,8 @@ class VaultService:
         doc = self._ports.vault.get(APP, connection)
         if doc is None or doc.get("tenant") != tenant:
             raise NotFound("no app token for this connection")
+        if doc.get("installation_id"):
+            self.installations.forget(doc)
         revoked, outcome = False, "not_offered"
         try:
             tokens = self.codec.decode(APP, connection, doc)
@@ -152,7 +168,9 @@ class VaultService:
     def reencrypt(self, progress: Callable[[int, int], None] | None = None) -> Iterator[str]:
         """Rewrite every record of this provider under the newest data key; yields ids."""
         for collection in (APP, PERSONAL):
-            snaps = self._ports.vault.query(collection, [Filter("provider", "==", self.provider)])
+            snaps = [s for s in self._ports.vault.query(
+                collection, [Filter("provider", "==", self.provider)])
+                if not s.data.get("installation_id")]  # nothing encrypted in those
             for done, snap in enumerate(snaps, 1):
                 fresh = self.codec.reencrypt(collection, snap.id, snap.data)
                 self._ports.vault.transaction(
