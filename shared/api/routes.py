@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Response
 
+from shared.api import data
 from shared.api.authn import local_issuer
 from shared.errors import InvalidInput, NotFound
 from shared.http import json_response
@@ -71,9 +72,17 @@ def local_jwks(ctx: Any) -> Response:
     return json_response(local_issuer(ctx.config, ctx.ports.clock).jwks())
 
 
+_KINDS = "|".join(data.RESOURCES)
+
 TABLE = [
     ("POST", "/v1/connections", create_connection, False),
     ("GET", "/v1/connections", list_connections, False),
+    ("GET", "/v1/connections/(?P<connection>[^/]+)/status",
+     lambda ctx: data.sync_status(ctx, ctx.params["connection"]), False),
+    ("GET", f"/v1/(?P<resource>{_KINDS})",
+     lambda ctx: data.list_records(ctx, ctx.params["resource"]), False),
+    ("GET", f"/v1/(?P<resource>{_KINDS})/(?P<record_id>[^/]+)",
+     lambda ctx: data.get_record(ctx, ctx.params["resource"], ctx.params["record_id"]), False),
     ("POST", "/v1/identities", create_identity, False),
     ("GET", "/v1/connect-result", connect_result, True),
     ("GET", "/local-issuer/.well-known/jwks.json", local_jwks, True),

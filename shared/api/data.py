@@ -1,0 +1,99 @@
+"""Read-only data resources: the normalized records of the caller's tenant, never a token.
+
+``GET /v1/<kind>?connection=&repository=&state=&updated_since=&limit=&cursor=`` — filters are
+ANDed; results are ordered by record id and paginated with an opaque ``next_cursor`` (the last
+id of the page). Another tenant's records are never visible: the tenant filter comes from the
+bearer token, not the request, and an id from another tenant answers 404 like a missing one.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+from flask import Response
+
+from shared.clock import isoformat, parse_iso
+from shared.errors import InvalidInput, NotFound
+from shared.http import json_response
+from shared.ports import Filter, Order
+
+MAX_LIMIT, DEFAULT_LIMIT = 200, 50
+RESOURCES = {"repositories": "repositories", "pull-requests": "pull_requests",
+             "issues": "issues", "comments": "comments", "reviews": "reviews",
+             "labels": "labels"}
+_HIDDEN = ("tenant",)
+
+
+def _cursor(raw: str | None) -> str | None:
+    if not raw:
+        return None
+    try:
+        padded = raw.encode("ascii") + b"=" * (-len(raw) % 4)
+        return base64.b64decode(padded, altchars=b"-_", validate=True).decode()
+    except (binascii.Error, UnicodeError, ValueError):
+        raise InvalidInput("cursor is not one this API issued") from None
+
+
+def _encode(record_id: str) -> str:
+    return base64.urlsafe_b64encode(record_id.encode()).rstrip(b"=").decode()
+
+
+def _limit(raw: str | None) -> int:
+    if raw is None:
+        return DEFAULT_LIMIT
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        raise InvalidInput(f"limit must be 1..{MAX_LIMIT}")
+    return int(raw)
+
+
+def _filters(tenant: str, args: Any) -> list[Filter]:
+    where = [Filter("tenant", "==", tenant), Filter("deleted", "==", False)]
+    for name in ("connection", "repository", "state"):
+        if args.get(name):
+            where.append(Filter(name, "==", args[name]))
+    if args.get("updated_since"):
+        try:
+            since = isoformat(parse_iso(args["updated_since"]))
+        except ValueError:
+            raise InvalidInput("updated_since must be an ISO-8601 timestamp") from None
+        where.append(Filter("updated_at", ">=", since))
+    return where
+
+
+def list_records(ctx: Any, resource: str) -> Response:
+    ctx.principal.require_scope("data:read")
+    kind = RESOURCES[resource]
+    args = ctx.request.args
+    limit = _limit(args.get("limit"))
+    where = _filters(ctx.principal.tenant, args)
+    after = _cursor(args.get("cursor"))
+    if after is not None:
+        where.append(Filter("id", ">", after))
+    snaps = ctx.ports.business.query(kind, where, [Order("id")], limit + 1)
+    items = [{k: v for k, v in s.data.items() if k not in _HIDDEN} for s in snaps[:limit]]
+    more = len(snaps) > limit
+    return json_response({"items": items,
+                          "next_cursor": _encode(items[-1]["id"]) if more else None})
+
+
+def get_record(ctx: Any, resource: str, record_id: str) -> Response:
+    ctx.principal.require_scope("data:read")
+    doc = ctx.ports.business.get(RESOURCES[resource], record_id)
+    if doc is None or doc.get("tenant") != ctx.principal.tenant or doc.get("deleted"):
+        raise NotFound(f"no such {resource[:-1]}")
+    return json_response({k: v for k, v in doc.items() if k not in _HIDDEN})
+
+
+def sync_status(ctx: Any, connection: str) -> Response:
+    ctx.principal.require_scope("connections:read")
+    record = ctx.ports.business.get("connections", connection)
+    if record is None or record.get("tenant") != ctx.principal.tenant:
+        raise NotFound("no such connection")
+    status = ctx.ports.business.get("sync_status", connection) or {"state": "never"}
+    keep = ("state", "started_at", "finished_at", "retry_at", "reason", "last_success_at",
+            "consecutive_failures", "last_run")
+    return json_response({"connection": connection, "status": record.get("status"),
+                          "next_sync_at": record.get("next_sync_at"),
+                          "sync": {k: status.get(k) for k in keep}})

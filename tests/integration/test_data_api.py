@@ -1,0 +1,92 @@
+"""Browsing synced data through the api: filters, cursor pagination, tenant isolation."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import quote
+
+from shared.records import store as records
+from shared.records.model import record_id
+
+TENANT, OTHER = "tenant-a", "tenant-b"
+
+
+def pr(tenant: str, n: int, state: str = "open", updated: str = "2026-01-01T00:00:00.000000Z"):
+    return {"id": record_id(tenant, "github", "pull_requests", f"r1#{n}"), "kind": "pull_requests",
+            "tenant": tenant, "provider": "github", "connection": f"conn-{tenant}",
+            "external_id": str(1000 + n), "repository": f"{tenant}:repo", "url": f"https://x/{n}",
+            "created_at": updated, "updated_at": updated, "deleted": False, "number": n,
+            "title": f"PR {n}", "state": state}
+
+
+def get(stack, path: str, token: str):
+    response = stack.call("GET", path, token)
+    return response.status_code, json.loads(response.get_data())
+
+
+def test_pages_cover_every_record_once_and_only_the_callers_tenant(local_stack):
+    for n in range(7):
+        records.upsert(local_stack.ports.business, pr(TENANT, n))
+        records.upsert(local_stack.ports.business, pr(OTHER, n))
+    token = local_stack.token(TENANT, "u-1", "member")
+    seen, cursor = [], None
+    while True:
+        path = "/api/v1/pull-requests?limit=3" + (f"&cursor={cursor}" if cursor else "")
+        status, body = get(local_stack, path, token)
+        assert status == 200
+        seen += [item["number"] for item in body["items"]]
+        assert all("tenant" not in item for item in body["items"])
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    assert sorted(seen) == list(range(7)) and len(seen) == 7
+
+
+def test_filters_are_anded(local_stack):
+    records.upsert(local_stack.ports.business, pr(TENANT, 1, "open"))
+    records.upsert(local_stack.ports.business, pr(TENANT, 2, "merged",
+                                                  "2026-03-01T00:00:00.000000Z"))
+    token = local_stack.token(TENANT, "u-1", "member")
+    _, merged = get(local_stack, "/api/v1/pull-requests?state=merged", token)
+    assert [i["number"] for i in merged["items"]] == [2]
+    _, recent = get(local_stack, "/api/v1/pull-requests?updated_since=2026-02-01T00:00:00Z",
+                    token)
+    assert [i["number"] for i in recent["items"]] == [2]
+
+
+def test_another_tenants_record_answers_404_like_a_missing_one(local_stack):
+    theirs = pr(OTHER, 5)
+    records.upsert(local_stack.ports.business, theirs)
+    token = local_stack.token(TENANT, "u-1", "member")
+    mine = pr(TENANT, 6)
+    records.upsert(local_stack.ports.business, mine)
+    status_mine, body_mine = get(local_stack, f"/api/v1/pull-requests/{quote(mine['id'], safe='')}",
+                                 token)
+    assert status_mine == 200 and body_mine["number"] == 6
+    status_theirs, body_theirs = get(local_stack,
+                                     f"/api/v1/pull-requests/{quote(theirs['id'], safe='')}", token)
+    status_missing, body_missing = get(local_stack, "/api/v1/pull-requests/nope", token)
+    assert status_theirs == status_missing == 404
+    assert body_theirs["title"] == body_missing["title"]
+
+
+def test_bad_query_parameters_are_400_problems(local_stack):
+    token = local_stack.token(TENANT, "u-1", "member")
+    for query in ("limit=0", "limit=abc", "limit=201", "cursor=%%%", "updated_since=yesterday"):
+        response = local_stack.call("GET", f"/api/v1/issues?{query}", token)
+        assert response.status_code == 400, query
+        assert response.mimetype == "application/problem+json"
+
+
+def test_data_needs_the_data_read_scope(local_stack):
+    token = local_stack.token(TENANT, "u-1", "member", scopes=["connections:read"])
+    assert local_stack.call("GET", "/api/v1/issues", token).status_code == 403
+
+
+def test_sync_status_of_another_tenants_connection_is_404(local_stack):
+    local_stack.ports.business.put("connections", "conn-x", {"tenant": OTHER, "status": "active"})
+    token = local_stack.token(TENANT, "u-1", "admin")
+    assert local_stack.call("GET", "/api/v1/connections/conn-x/status", token).status_code == 404
+    mine = local_stack.token(OTHER, "u-2", "admin")
+    status, body = get(local_stack, "/api/v1/connections/conn-x/status", mine)
+    assert status == 200 and body["sync"]["state"] == "never"
