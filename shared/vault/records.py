@@ -4,7 +4,9 @@ Collections (one vault database shared by every provider's vault; each provider'
 encrypted under that provider's own data key, bound to tenant, provider, collection, record id
 and field):
 
-* ``app_tokens/<connection>`` — the token an admin connected for a connection (fetch only);
+* ``app_tokens/<connection>`` — the token an admin connected for a connection (fetch only), or
+  for a GitHub App installation only its ``installation_id``: no token is stored, the vault
+  mints a one-hour installation token from the app's private key at each release;
 * ``personal_tokens/<provider>:<tenant>:<user>`` — a user's linked identity (actions only).
 
 Clear fields, because queries and the refresh protocol need them: tenant, provider, kind,
