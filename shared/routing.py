@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 from shared.entry import EventHandler
 from shared.fetch import handler as fetch
+from shared.ingest import handler as ingest
 from shared.policy import PROVIDERS
 from shared.scheduler import tick
 from shared.vault import handlers as vault
@@ -14,6 +15,7 @@ HANDLERS: dict[str, Mapping[str, EventHandler]] = {
     "scheduler": {"refresh.tick": tick.on_tick},
     **{f"vault-{p}": vault.handlers(p) for p in PROVIDERS},
     **{f"fetch-{p}": fetch.handlers(p) for p in fetch.PLANS},
+    "ingest": ingest.HANDLERS,
 }
 
 

@@ -1,7 +1,8 @@
-"""webhook-github (HTTPS): verifies and publishes github webhooks."""
+"""webhook-github (HTTPS): verifies and publishes github webhooks (see shared.webhooks.pipeline)."""
 
 import functions_framework
 
 from shared.entry import http_function
+from shared.webhooks import receiver
 
-serve = functions_framework.http(http_function("webhook-github"))
+serve = functions_framework.http(http_function("webhook-github", receiver("github")))

@@ -21,7 +21,7 @@ from shared.vault import handlers as vault_handlers
 
 ROOT = Path(__file__).resolve().parents[2]
 PUBLIC_URL = "http://127.0.0.1:8080"
-FUNCTIONS = ("api", "oauth-github", "oauth-gitlab")
+FUNCTIONS = ("api", "oauth-github", "oauth-gitlab", "webhook-github", "webhook-gitlab")
 
 
 def redirect_uri(provider: str) -> str:

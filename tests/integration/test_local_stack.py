@@ -134,7 +134,8 @@ def _exercise(port: int, backend: str, store, process: subprocess.Popen, log: Pa
                        headers={"Authorization": f"Bearer {token}"})
     assert api.status_code == 200 and api.json() == {"items": []}, api.text
     webhook = requests.post(f"http://127.0.0.1:{port}/webhook-github/", timeout=10)
-    assert webhook.status_code == 501
+    assert webhook.status_code == 401  # unsigned: refused before the body is parsed
+    assert webhook.json()["code"] == "webhook.github.missing_signature"
     assert set(health["sandbox_providers"]) == {"github", "gitlab"}
     connection = _connect_in_the_sandbox(port, token)
     _wait_first_sync(store, connection)

@@ -1,0 +1,106 @@
+"""The vocabulary of ``ingest``: a verified webhook :class:`Event`, the :class:`Target` it is
+applied to, and the :class:`Upsert` / :class:`Tombstone` changes normalizers return."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from shared import messages
+from shared.errors import InvalidInput
+from shared.ports import Ports
+from shared.records import model as m
+from shared.records import store
+from shared.records.model import Context
+
+BAD = "ingest.bad_message"
+
+
+@dataclass(frozen=True)
+class Event:
+    """One ``webhook.event`` message as ``webhook-P`` published it."""
+
+    provider: str
+    name: str
+    delivery: str
+    connection: str | None
+    received_at: str
+    payload: dict[str, Any]
+    headers: dict[str, Any] = field(default_factory=dict)
+    omitted: bool = False
+    subject: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def action(self) -> str | None:
+        value = self.payload.get("action")
+        return value if isinstance(value, str) else None
+
+    @classmethod
+    def parse(cls, inbound: messages.Inbound) -> Event:
+        """The event in ``inbound``; a malformed one → ``InvalidInput`` (acknowledged)."""
+        body = inbound.body
+        provider = inbound.topic.removeprefix("events-")
+        if body.get("provider") != provider or not m.is_timestamp(body.get("received_at")):
+            raise InvalidInput("webhook event lacks its provider or received_at", key=BAD)
+        payload = body.get("payload") if not body.get("payload_omitted") else {}
+        connection, delivery = body.get("connection"), body.get("delivery")
+        if not isinstance(payload, dict) or not isinstance(delivery, str) \
+                or not isinstance(connection, str | None):
+            raise InvalidInput("webhook event lacks a payload or delivery id", key=BAD)
+        return cls(provider, str(body.get("event") or ""), delivery, connection,
+                   body["received_at"], payload, dict(body.get("headers") or {}),
+                   bool(body.get("payload_omitted")), dict(body.get("subject") or {}))
+
+
+@dataclass(frozen=True)
+class Target:
+    """A connection an event applies to; ``repository`` is its repository record's id."""
+
+    tenant: str
+    connection: str
+    repository: str | None = None
+
+    def context(self, event: Event) -> Context:
+        """Normalization context; ``observed_at`` is when the webhook arrived."""
+        return Context(self.tenant, event.provider, self.connection, self.repository,
+                       observed_at=event.received_at)
+
+
+@dataclass(frozen=True)
+class Upsert:
+    record: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Tombstone:
+    kind: str
+    record_id: str
+    deleted_at: str
+
+
+Change = Upsert | Tombstone
+Normalizer = Callable[[Event, Context, Ports], list[Change]]
+Scope = Literal["repository", "installation"]
+
+
+def deleted_at(event: Event, raw: dict[str, Any]) -> str:
+    """When a deletion happened, as a record version: the webhook's arrival, or just after the
+    deleted object's own ``updated_at`` if that is later (clocks differ)."""
+    if isinstance(raw.get("updated_at"), str):
+        after = m.convert(raw["updated_at"], "updated_at", plus_microseconds=1)
+        return max(event.received_at, after)
+    return event.received_at
+
+
+def apply(ports: Ports, changes: Iterable[Change]) -> tuple[int, int]:
+    """Write ``changes`` through :mod:`shared.records.store`: (written, unchanged)."""
+    written = unchanged = 0
+    for change in changes:
+        if isinstance(change, Upsert):
+            done = store.upsert(ports.business, change.record)
+        else:
+            done = store.mark_deleted(ports.business, change.kind, change.record_id,
+                                      change.deleted_at)
+        written, unchanged = written + done, unchanged + (not done)
+    return written, unchanged

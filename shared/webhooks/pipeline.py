@@ -1,0 +1,253 @@
+"""The webhook pipeline of ``webhook-P``, in its fixed order.
+
+``POST /`` (app-level secret) or ``POST /c/<connection-id>`` (that connection's secret):
+
+1. size cap — ``max_body_bytes`` from the provider table; larger → 413 ``too_large``
+   (at most cap + 1 bytes are read);
+2. raw body — kept as bytes, never decoded before the signature is checked;
+3. signature — the table's scheme (GitHub ``hmac_sha256_hex``, GitLab ``token_header``), or
+   GitLab's signed format when its headers are present (then the signature alone decides);
+   absent → 401 ``missing_signature``, wrong → 401 ``invalid_signature``, a signed timestamp
+   more than 5 minutes away → 401 ``stale_timestamp``, a connection without a secret → 404
+   ``unknown_connection``;
+4. delivery dedupe — :mod:`shared.webhooks.deliveries`; a redelivery → 202 ``duplicate``,
+   not published again;
+5. JSON parse — not a JSON object → 400 ``invalid_json`` (the claim is released);
+6. publish ``webhook.event`` to ``events-P`` → 202 ``{"status": "accepted"}``.
+
+Another path → 404 ``not_found``, another method → 405 ``method_not_allowed`` (checked once the
+body is read, so no answer ever leaves an oversized body to be drained).
+
+Each rejection raises one error whose key (``webhook.<provider>.<reason>``) the entry point
+logs once (the 413 is logged and answered here: it must be a streamed response, see
+:meth:`Receiver._too_large`); nothing is stored for it. No provider API is called:
+``ingest`` does the rest. An event whose message would exceed the bus limit is published
+without its payload (``payload_omitted``) and ingest answers it with a follow-up sync.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Response
+
+from shared import messages
+from shared.clock import isoformat
+from shared.errors import ConfigError, InvalidInput, NotFound
+from shared.http import PROBLEM_JSON, json_response, problem_from_error
+from shared.log import get_logger
+from shared.ports import Ports
+from shared.providers import registry
+from shared.providers.schema import WebhookSpec
+from shared.webhooks import deliveries, signatures
+from shared.webhooks.body import read_capped
+from shared.webhooks.errors import MethodNotAllowed, PayloadTooLarge, Unauthorized, key
+from shared.webhooks.secrets import SecretCache, app_secret_name, connection_secret_name
+
+log = get_logger("keyway.webhooks")
+Check = Callable[[tuple[bytes, ...]], bool]
+SIGNED = ("webhook-id", "webhook-timestamp", "webhook-signature")
+_MAX_HEADER = 256
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What the provider table cannot say: headers worth forwarding to ``ingest`` (message
+    field → header) and whether the provider may sign in the Standard Webhooks format."""
+
+    forwarded: Mapping[str, str]
+    standard_webhooks: bool = False
+
+
+PROFILES: dict[str, Profile] = {
+    "github": Profile({"hook_id": "X-GitHub-Hook-ID",
+                       "target_id": "X-GitHub-Hook-Installation-Target-ID",
+                       "target_type": "X-GitHub-Hook-Installation-Target-Type",
+                       "enterprise_host": "X-GitHub-Enterprise-Host"}),
+    "gitlab": Profile({"instance": "X-Gitlab-Instance", "hook_uuid": "X-Gitlab-Webhook-UUID"},
+                      standard_webhooks=True),
+}
+
+
+def _header(request: Any, name: str | None) -> str | None:
+    """A header as a short printable string; anything else counts as absent."""
+    value = request.headers.get(name) if name else None
+    if not value or len(value) > _MAX_HEADER or not value.isascii() or not value.isprintable():
+        return None
+    return value
+
+
+class Receiver:
+    """The HTTP handler of ``webhook-<provider>`` (see the module docstring)."""
+
+    def __init__(self, provider: str, spec: WebhookSpec | None = None) -> None:
+        self.provider = provider
+        self.spec = spec or registry.get(provider).webhook
+        self.profile = PROFILES[provider]
+        self.secrets = SecretCache()
+
+    def __repr__(self) -> str:
+        return f"Receiver({self.provider!r})"
+
+    def __call__(self, ports: Ports, request: Any) -> Response:
+        try:  # first, so that no answer leaves an oversized body to be drained
+            body = self._body(request)
+        except PayloadTooLarge as e:
+            return self._too_large(e, request)
+        connection = self._route(request)
+        signed_id = self._verify(ports, request, body, connection)
+        return self._accept(ports, request, body, connection, signed_id)
+
+    def _key(self, reason: str) -> str:
+        return key(self.provider, reason)
+
+    # ---- 1. size cap and 2. raw body; the route ------------------------------------------
+    def _route(self, request: Any) -> str | None:
+        parts = [p for p in (request.path or "/").split("/") if p]
+        if parts and (len(parts) != 2 or parts[0] != "c"):
+            raise NotFound("no webhook endpoint at this path", key=self._key("not_found"))
+        if request.method != "POST":
+            raise MethodNotAllowed("webhooks are POSTed",
+                                   key=self._key("method_not_allowed"))
+        return parts[1] if parts else None
+
+    def _body(self, request: Any) -> bytes:
+        cap = self.spec.max_body_bytes
+        body = read_capped(request.stream, request.content_length, cap)
+        if body is None:
+            raise PayloadTooLarge(f"the body exceeds {cap} bytes", key=self._key("too_large"))
+        return body
+
+    def _too_large(self, error: PayloadTooLarge, request: Any) -> Response:
+        """The 413, logged here (once) and answered as a *streamed* response.
+
+        functions-framework reads the whole request before answering unless the response is
+        streamed (its ``read_request`` after-request hook); a streamed 413 is what keeps the
+        oversized remainder of the body unread.
+        """
+        log.info(error.key, extra={"fields": {"component": f"webhook-{self.provider}",
+                                              "path": request.path}})
+        problem = problem_from_error(error)
+        return Response(iter([problem.get_data()]), status=problem.status_code,
+                        mimetype=PROBLEM_JSON)
+
+    # ---- 3. signature -------------------------------------------------------------------
+    def _verify(self, ports: Ports, request: Any, body: bytes,
+                connection: str | None) -> str | None:
+        """Raise unless one current or previous secret signs the request; returns the signed
+        message id of a Standard Webhooks signature (the delivery id to dedupe on)."""
+        check, signed_id = self._check(ports, request, body)
+        name = self._secret_name(connection)
+        candidates = self.secrets.candidates(ports.secrets, ports.clock, name)
+        if not candidates:
+            self._no_secret(connection, name)
+        if check(candidates):
+            return signed_id
+        refreshed = self.secrets.refreshed(ports.secrets, ports.clock, name)
+        if refreshed and check(refreshed):
+            return signed_id
+        raise Unauthorized("the signature does not verify", key=self._key("invalid_signature"))
+
+    def _check(self, ports: Ports, request: Any, body: bytes) -> tuple[Check, str | None]:
+        if self.profile.standard_webhooks and request.headers.get("webhook-signature"):
+            return self._standard_check(ports, request, body)
+        header = request.headers.get(self.spec.signature_header or "")
+        if not header:
+            raise Unauthorized(f"{self.spec.signature_header} is missing",
+                               key=self._key("missing_signature"))
+        if self.spec.scheme == "hmac_sha256_hex":
+            prefix = self.spec.signature_prefix
+            return (lambda secrets: signatures.hmac_hex(body, header, prefix, secrets)), None
+        if self.spec.scheme == "token_header":
+            return (lambda secrets: signatures.token(header, secrets)), None
+        raise ConfigError(f"webhook scheme {self.spec.scheme!r} cannot be verified")
+
+    def _standard_check(self, ports: Ports, request: Any,
+                        body: bytes) -> tuple[Check, str | None]:
+        message_id, timestamp, signature = (request.headers.get(h) for h in SIGNED)
+        if not message_id or not timestamp or not signature:
+            raise Unauthorized("webhook-id, webhook-timestamp and webhook-signature go together",
+                               key=self._key("missing_signature"))
+        if not signatures.fresh(timestamp, ports.clock.now().timestamp()):
+            raise Unauthorized("webhook-timestamp is outside the 5-minute tolerance",
+                               key=self._key("stale_timestamp"))
+        return (lambda secrets: signatures.standard(body, message_id, timestamp, signature,
+                                                    secrets)), message_id
+
+    def _secret_name(self, connection: str | None) -> str:
+        if connection is None:
+            return app_secret_name(self.provider)
+        name = connection_secret_name(connection)
+        if name is None:
+            raise NotFound("no such connection", key=self._key("unknown_connection"))
+        return name
+
+    def _no_secret(self, connection: str | None, name: str) -> None:
+        if connection is not None:
+            raise NotFound("no such connection", key=self._key("unknown_connection"))
+        raise ConfigError(f"secret {name!r} is not set", key=self._key("secret_missing"))
+
+    # ---- 4. dedupe, 5. parse, 6. publish ------------------------------------------------
+    def _accept(self, ports: Ports, request: Any, body: bytes, connection: str | None,
+                signed_id: str | None) -> Response:
+        delivery = deliveries.normalize_id(
+            signed_id or _header(request, self.spec.delivery_header), body)
+        event = _header(request, self.spec.event_header) or ""
+        doc = deliveries.doc_id(self.provider, delivery, connection)
+        fields = {"provider": self.provider, "delivery": delivery, "event": event,
+                  "connection": connection}
+        owner = deliveries.claim(ports.business, ports.clock, doc, fields)
+        if owner is None:
+            log.info(self._key("duplicate"), extra={"fields": fields})
+            return json_response({"status": "duplicate"}, 202)
+        try:
+            payload = self._parse(body)
+            message_id = self._publish(ports, request, fields, payload)
+        except BaseException:
+            deliveries.release(ports.business, doc, owner)
+            raise
+        deliveries.mark_published(ports.business, ports.clock, doc, owner, message_id)
+        log.info(self._key("accepted"), extra={"fields": fields})
+        return json_response({"status": "accepted"}, 202)
+
+    def _parse(self, body: bytes) -> dict[str, Any]:
+        try:
+            payload = json.loads(body)
+        except (ValueError, RecursionError):
+            payload = None
+        if not isinstance(payload, dict):
+            raise InvalidInput("the body is not a JSON object", key=self._key("invalid_json"))
+        return payload
+
+    def _publish(self, ports: Ports, request: Any, fields: dict[str, Any],
+                 payload: dict[str, Any]) -> str:
+        headers = {name: value for name, header in self.profile.forwarded.items()
+                   if (value := _header(request, header)) is not None}
+        message = {**fields, "headers": headers, "received_at": isoformat(ports.clock.now()),
+                   "payload": payload}
+        data, _ = messages.encode(f"webhook-{self.provider}", "webhook.event", message)
+        if len(data) > messages.MAX_BODY_BYTES:
+            message = {**message, "payload": None, "payload_omitted": True,
+                       "subject": subject(payload)}
+        return messages.publish(ports.bus, f"webhook-{self.provider}", f"events-{self.provider}",
+                                "webhook.event", message)
+
+
+def subject(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """What an event is about, kept when its payload is too large to publish."""
+    found: dict[str, Any] = {}
+    for field in ("repository", "project", "installation"):
+        value = payload.get(field)
+        if isinstance(value, dict) and isinstance(value.get("id"), int | str):
+            found[field] = value["id"]
+    if "project" not in found and isinstance(payload.get("project_id"), int | str):
+        found["project"] = payload["project_id"]
+    return found
+
+
+def receiver(provider: str) -> Receiver:
+    """The handler for ``http_function(f"webhook-{provider}", receiver(provider))``."""
+    return Receiver(provider)
