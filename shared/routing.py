@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from shared.actions import handler as act
 from shared.entry import EventHandler
 from shared.fetch import handler as fetch
 from shared.ingest import handler as ingest
@@ -15,6 +16,7 @@ HANDLERS: dict[str, Mapping[str, EventHandler]] = {
     "scheduler": {"refresh.tick": tick.on_tick},
     **{f"vault-{p}": vault.handlers(p) for p in PROVIDERS},
     **{f"fetch-{p}": fetch.handlers(p) for p in fetch.PLANS},
+    **{f"act-{p}": act.handlers(p) for p in act.PROVIDERS},
     "ingest": ingest.HANDLERS,
 }
 

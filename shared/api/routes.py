@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Response
 
-from shared.api import data
+from shared.api import actions, data
 from shared.api.authn import local_issuer
 from shared.errors import InvalidInput, NotFound
 from shared.http import json_response
@@ -84,6 +84,8 @@ TABLE = [
     ("GET", f"/v1/(?P<resource>{_KINDS})/(?P<record_id>[^/]+)",
      lambda ctx: data.get_record(ctx, ctx.params["resource"], ctx.params["record_id"]), False),
     ("POST", "/v1/identities", create_identity, False),
+    ("POST", "/v1/actions", actions.create_action, False),
+    ("GET", "/v1/actions/(?P<action_id>[^/]+)", actions.get_action, False),
     ("GET", "/v1/connect-result", connect_result, True),
     ("GET", "/local-issuer/.well-known/jwks.json", local_jwks, True),
 ]

@@ -1,0 +1,256 @@
+"""act-P's ``action.job`` handler: post a user's comment with that user's personal token.
+
+The job (from ``vault-P`` only) carries ``{tenant, action_id, connection, action: {kind,
+target, body}, envelope}``; the envelope holds the requesting user's personal token, sealed
+for ``act-P`` with purpose ``action``. The handler refuses a job whose action does not match
+``actions/<action_id>`` (tenant, provider, connection, fingerprint of target and body) or whose
+envelope names another user or connection than the action. The posted body ends with the
+invisible marker ``<!-- keyway-action:<action_id> -->``.
+
+Idempotency — the dedupe key is ``action_id`` (the ``actions/<action_id>`` document):
+
+* The document is read before the envelope is opened: an action already ``done`` or
+  ``failed`` is acknowledged and nothing is posted. So the second, third, … delivery of a job
+  that completed acknowledges without touching the provider.
+* Before posting, the handler claims the attempt lease (:mod:`shared.actions.ledger`) and
+  records ``attempt`` with the marker. A crash between the provider call and the
+  acknowledgement leaves "attempt recorded, no result"; the next delivery that holds a usable
+  envelope once the lease has lapsed *lists the thread's comments first* and, finding the
+  marker (written by the same account), records that comment instead of posting again.
+* Each envelope opens once (replay guard). A redelivery of a job whose envelope was already
+  opened — after a crash, or after a retryable failure raised below — is acknowledged
+  (``act.envelope_replayed``, ``last_error`` on the action) and the action stays ``pending``
+  until a fresh envelope arrives: the vault seals one each time ``action.requested`` is
+  delivered (the API republishes a stale pending action when the client retries its
+  ``action_id``), and that job resumes by marker as above.
+* While another delivery holds a live lease, a job whose envelope is still unopened raises
+  ``action.in_progress`` (retryable) so Pub/Sub brings it back later.
+
+Too old: the envelope expires five minutes after the vault sealed it. An expired envelope never
+posts late: with no attempt recorded the action fails with reason ``expired_envelope``; with an
+attempt recorded (a comment may exist) it stays pending with ``last_error`` until a fresh
+envelope lets a delivery reconcile by marker.
+
+Provider answers: 401 → ``failed``/``token_rejected``, 404/410 → ``target_not_found``,
+any other 4xx (a 403 without rate-limit signs, 422) → ``provider_refused``, a request outside
+the allowlist → ``egress_refused``; the connection or repository deleted meanwhile →
+``unknown_connection`` / ``unknown_repository``; any other permanent error → its stable key.
+All permanent: recorded, acknowledged. Rate limits, a spent budget, 5xx, timeouts and
+malformed answers are retryable: the lease is released, the key kept in ``last_error`` (the
+attempt stays, so the next try looks for the marker first), raised.
+
+The third redelivery, concretely: of a job that finished → acknowledged at the first read,
+no envelope opened, no provider call; of a job whose first delivery crashed → acknowledged
+as ``act.envelope_replayed``, no provider call; of a job held up by a live lease → raised
+again (``action.in_progress``) until the holder finishes, then acknowledged as finished.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from shared import messages
+from shared.actions import ledger, provider, targets
+from shared.actions.model import COLLECTION, PENDING, fingerprint, with_marker
+from shared.clock import parse_iso
+from shared.crypto.seal import EnvelopeExpired, EnvelopeReplayed
+from shared.errors import (
+    InvalidInput,
+    NotFound,
+    PermanentError,
+    PolicyViolation,
+    RetryableError,
+)
+from shared.fetch.budget import TokenBudget, budget_key
+from shared.fetch.client import ProviderClient
+from shared.fetch.errors import EgressRefused, NotFoundAtProvider, ProviderRefused, TokenRejected
+from shared.log import get_logger
+from shared.ports import Ports
+from shared.providers import registry
+from shared.records import store as records
+from shared.records.model import Context
+from shared.vault.receive import open_pushed_token
+
+log = get_logger("keyway.act")
+PROVIDERS = targets.PROVIDERS  # the providers act-P has handlers for
+REASONS: dict[type, str] = {TokenRejected: "token_rejected", NotFoundAtProvider:
+                            "target_not_found", ProviderRefused: "provider_refused",
+                            EgressRefused: "egress_refused"}
+
+
+class ActionInProgress(RetryableError):
+    key, title = "action.in_progress", "Another delivery is working on this action"
+
+
+class StaleTarget(PermanentError):
+    """The connection or repository of a pending action is gone (the key is the reason)."""
+
+    status, key, title = 404, "unknown_target", "The action's connection or repository is gone"
+
+
+@dataclass(frozen=True)
+class Job:
+    provider: str
+    tenant: str
+    action_id: str
+    connection: str
+    action: dict[str, Any]
+    envelope: Any
+
+    @property
+    def fields(self) -> dict[str, str]:
+        return {"provider": self.provider, "action": self.action_id}
+
+
+def _job(provider: str, body: dict[str, Any]) -> Job:
+    names = ("tenant", "action_id", "connection")
+    if not all(isinstance(body.get(n), str) and body[n] for n in names) or not isinstance(
+            body.get("action"), dict):
+        raise InvalidInput("action job lacks tenant, action_id, connection or action",
+                           key="act.bad_message")
+    return Job(provider, body["tenant"], body["action_id"], body["connection"],
+               body["action"], body.get("envelope"))
+
+
+def _check_job(job: Job, doc: dict[str, Any]) -> None:
+    """The job must describe exactly the action the API recorded."""
+    action = job.action
+    if doc.get("connection") != job.connection or doc.get("fingerprint") != fingerprint(
+            job.connection, action.get("kind"), action.get("target"), action.get("body")):
+        raise PolicyViolation("the job does not match its action", key="act.job_mismatch")
+
+
+def on_action_job(provider_name: str, ports: Ports, inbound: messages.Inbound) -> None:
+    """Handle one ``action.job`` (see the module docstring for the contract)."""
+    job = _job(provider_name, inbound.body)
+    doc = ports.business.get(COLLECTION, job.action_id)
+    if doc is None or doc.get("tenant") != job.tenant or doc.get("provider") != provider_name:
+        raise NotFound("no such action", key="act.unknown_action")
+    if doc.get("status") != PENDING:
+        log.info("act.already_finished", extra={"fields": job.fields})
+        return
+    _check_job(job, doc)
+    if ledger.leased(doc, ports.clock.now()):
+        raise ActionInProgress(f"action {job.action_id} is being worked on")
+    token = _open(ports, job, doc)
+    if token is not None:
+        _act(ports, job, doc, token)
+
+
+def _open(ports: Ports, job: Job, doc: dict[str, Any]) -> str | None:
+    """The personal token, or None when this envelope cannot be used (already handled)."""
+    try:
+        claims, token = open_pushed_token(ports, f"act-{job.provider}", job.envelope, "action")
+    except EnvelopeExpired:
+        if doc.get("attempt"):
+            ledger.note_error(ports, job.action_id, job.tenant, "envelope.expired",
+                              release=False)
+        else:
+            ledger.fail(ports, job.action_id, job.tenant, ports.clock.now(), "expired_envelope")
+        log.warning("act.envelope_expired", extra={"fields": job.fields})
+        return None
+    except EnvelopeReplayed:
+        ledger.note_error(ports, job.action_id, job.tenant, "envelope.replayed", release=False)
+        log.warning("act.envelope_replayed", extra={"fields": job.fields})
+        return None
+    if claims.user != doc.get("user") or claims.connection != job.connection:
+        raise PolicyViolation("the envelope is for another user or connection",
+                              key="act.envelope_mismatch")
+    return token
+
+
+def _act(ports: Ports, job: Job, doc: dict[str, Any], token: str) -> None:
+    begun = ledger.begin(ports, job.action_id, job.tenant, ports.clock.now())
+    if begun.outcome not in ("first", "resume"):
+        log.info("act.not_acting", extra={"fields": {**job.fields, "found": begun.outcome}})
+        return
+    try:
+        thread, client = _prepare(ports, job, doc, token)
+        raw = None
+        if begun.outcome == "resume":  # an earlier attempt may have posted: look first
+            raw = _find_earlier(ports, job, doc, thread, client)
+        if raw is None:
+            raw = provider.post(client, thread, with_marker(job.action["body"], job.action_id))
+    except PermanentError as e:  # nothing was posted by this attempt, and none will be
+        _failed(ports, job, REASONS.get(type(e), e.key))
+        return
+    except RetryableError as e:
+        ledger.note_error(ports, job.action_id, job.tenant, e.key, release=True)
+        raise
+    _record(ports, job, thread, raw)
+
+
+def _failed(ports: Ports, job: Job, reason: str) -> None:
+    ledger.fail(ports, job.action_id, job.tenant, ports.clock.now(), reason)
+    log.warning("act.failed", extra={"fields": {**job.fields, "reason": reason}})
+
+
+def _prepare(ports: Ports, job: Job, doc: dict[str, Any],
+             token: str) -> tuple[provider.Thread, ProviderClient]:
+    """The thread to comment on and a client holding the personal token."""
+    connection = ports.business.get("connections", job.connection)
+    if connection is None or connection.get("tenant") != job.tenant:
+        raise StaleTarget("the connection is gone", key="unknown_connection")
+    target = doc["target"]
+    repository = ports.business.get("repositories", target["repository"])
+    if (repository is None or repository.get("tenant") != job.tenant
+            or repository.get("provider") != job.provider or repository.get("deleted")):
+        raise StaleTarget("the repository is gone", key="unknown_repository")
+    spec = registry.get(job.provider)
+    api_base = connection.get("api_base") or registry.api_base_url(spec, os.environ,
+                                                                   connection.get("base_url"))
+    budget = TokenBudget(ports.business, ports.clock,
+                         budget_key(job.provider, f"{job.tenant}:{doc['user']}", "personal"))
+    client = ProviderClient(spec, api_base, token, _session(), ports.clock, budget,
+                            purpose="action")
+    thread = provider.Thread(job.provider, repository, target["parent_kind"], target["number"])
+    return thread, client
+
+
+def _find_earlier(ports: Ports, job: Job, doc: dict[str, Any], thread: provider.Thread,
+                  client: ProviderClient) -> dict[str, Any] | None:
+    """The comment an interrupted attempt posted, found by its marker (and its author)."""
+    identity = ports.business.get("identities",
+                                  f"{job.provider}:{job.tenant}:{doc['user']}") or {}
+    account = identity.get("account") or {}
+    author = str(account["id"]) if account.get("id") is not None else None
+    attempt = doc.get("attempt") or {}
+    started = parse_iso(attempt.get("first_started_at") or attempt["started_at"])
+    found = provider.find(client, thread, job.action_id, author, started)
+    log.info("act.reconciled", extra={"fields": {**job.fields, "found": found is not None}})
+    return found
+
+
+def _record(ports: Ports, job: Job, thread: provider.Thread, raw: dict[str, Any]) -> None:
+    """Upsert the normalized comment (so the data API shows it), then mark the action done."""
+    repository_id = thread.repository["id"]
+    context = Context(job.tenant, job.provider, job.connection, repository=repository_id)
+    try:
+        record = targets.NORMALIZE[job.provider](raw, context, thread.parent_kind,
+                                                 thread.number)
+    except InvalidInput as e:  # posted all the same: the next sync or webhook brings it
+        log.warning("act.unnormalizable_comment", extra={"fields": {**job.fields,
+                                                                    "detail": e.detail}})
+        record = None
+    if record is not None:
+        records.upsert(ports.business, record)
+    ledger.finish(ports, job.action_id, job.tenant, ports.clock.now(), {
+        "provider_comment_id": str(raw["id"]),
+        "url": targets.comment_url(job.provider, raw, thread.repository, thread.parent_kind,
+                                   thread.number),
+        "comment": record["id"] if record is not None else None})
+    log.info("act.done", extra={"fields": job.fields})
+
+
+@functools.cache
+def _session() -> requests.Session:
+    return requests.Session()
+
+
+def handlers(provider_name: str) -> dict:
+    return {"action.job": functools.partial(on_action_job, provider_name)}

@@ -1,0 +1,120 @@
+"""Every write to ``actions/<id>`` (see :mod:`shared.actions.model`), one transaction each.
+
+The status only moves forward: ``pending`` → ``done`` | ``failed``, never back and never from
+one final status to the other, so a late or duplicate writer cannot undo an outcome.
+
+The attempt lease: before posting, ``act-P`` claims ``attempt`` (``started_at``,
+``first_started_at``, ``marker``, ``count`` and ``lease_until`` = now + :data:`ATTEMPT_LEASE`).
+While a lease is live another delivery of the same action does not post (it would race the
+first one past the marker check); after it lapses — the holder crashed — the next delivery
+*resumes*: it looks for the marker before posting. A holder that fails retryably releases its
+lease at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from shared.actions.model import COLLECTION, DONE, FAILED, PENDING, marker
+from shared.clock import isoformat
+from shared.ports import Ports, Transaction
+
+ATTEMPT_LEASE = timedelta(seconds=120)
+Outcome = Literal["missing", "finished", "busy", "first", "resume"]
+
+
+@dataclass(frozen=True)
+class Begun:
+    """What :func:`begin` found: ``first``/``resume`` mean this caller holds the lease."""
+
+    outcome: Outcome
+    doc: dict[str, Any] | None
+
+
+def _mine(doc: dict[str, Any] | None, tenant: str) -> bool:
+    return doc is not None and doc.get("tenant") == tenant
+
+
+def leased(doc: dict[str, Any], now: datetime) -> bool:
+    """True while another delivery holds a live attempt lease on ``doc``."""
+    until = (doc.get("attempt") or {}).get("lease_until")
+    return isinstance(until, str) and until > isoformat(now)
+
+
+def create(ports: Ports, action_id: str, doc: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """Create ``actions/<action_id>`` unless it exists: ``(stored document, created?)``."""
+    def write(tx: Transaction) -> tuple[dict[str, Any], bool]:
+        current = tx.get(COLLECTION, action_id)
+        if current is not None:
+            return current, False
+        tx.put(COLLECTION, action_id, doc)
+        return doc, True
+
+    return ports.business.transaction(write)
+
+
+def _update(ports: Ports, action_id: str, tenant: str,
+            change: Callable[[dict[str, Any]], dict[str, Any]]) -> bool:
+    """Merge ``change(doc)`` into a still-pending action of ``tenant``; False when it is not."""
+    def write(tx: Transaction) -> bool:
+        doc = tx.get(COLLECTION, action_id)
+        if not _mine(doc, tenant) or doc.get("status") != PENDING:
+            return False
+        tx.put(COLLECTION, action_id, {**doc, **change(doc)})
+        return True
+
+    return ports.business.transaction(write)
+
+
+def mark_published(ports: Ports, action_id: str, tenant: str, now: datetime) -> bool:
+    return _update(ports, action_id, tenant, lambda doc: {"published_at": isoformat(now)})
+
+
+def begin(ports: Ports, action_id: str, tenant: str, now: datetime) -> Begun:
+    """Claim the attempt lease before posting (see the module docstring)."""
+    def write(tx: Transaction) -> Begun:
+        doc = tx.get(COLLECTION, action_id)
+        if not _mine(doc, tenant):
+            return Begun("missing", None)
+        if doc.get("status") != PENDING:
+            return Begun("finished", doc)
+        if leased(doc, now):
+            return Begun("busy", doc)
+        previous = doc.get("attempt") or {}
+        attempt = {"started_at": isoformat(now), "lease_until": isoformat(now + ATTEMPT_LEASE),
+                   "first_started_at": previous.get("first_started_at") or isoformat(now),
+                   "marker": marker(action_id), "count": int(previous.get("count") or 0) + 1}
+        tx.put(COLLECTION, action_id, {**doc, "attempt": attempt})
+        return Begun("resume" if previous else "first", doc)
+
+    return ports.business.transaction(write)
+
+
+def _released(doc: dict[str, Any]) -> dict[str, Any] | None:
+    attempt = doc.get("attempt")
+    return {**attempt, "lease_until": None} if isinstance(attempt, dict) else None
+
+
+def finish(ports: Ports, action_id: str, tenant: str, now: datetime,
+           result: dict[str, Any]) -> bool:
+    """``done`` with the provider's comment id, its URL and the comment record id."""
+    return _update(ports, action_id, tenant, lambda doc: {
+        **result, "status": DONE, "reason": None, "last_error": None,
+        "finished_at": isoformat(now), "attempt": _released(doc)})
+
+
+def fail(ports: Ports, action_id: str, tenant: str, now: datetime, reason: str) -> bool:
+    """``failed`` with a stable ``reason``: nothing was (or will be) posted."""
+    return _update(ports, action_id, tenant, lambda doc: {
+        "status": FAILED, "reason": reason, "finished_at": isoformat(now),
+        "attempt": _released(doc)})
+
+
+def note_error(ports: Ports, action_id: str, tenant: str, key: str, *,
+               release: bool) -> bool:
+    """Remember a retryable failure's stable key (shown by the API); ``release`` the lease."""
+    return _update(ports, action_id, tenant, lambda doc: {
+        "last_error": key, "attempt": _released(doc) if release else doc.get("attempt")})

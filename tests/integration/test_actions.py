@@ -1,0 +1,302 @@
+"""User-attributed comments end to end: the api (in-process, bearer JWTs) → vault-P → act-P
+through their real entry points and the embedded bus, against the GitHub and GitLab
+simulators over HTTP. Every API response passes the leak guard; every token the simulators
+issue is tracked."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
+
+import pytest
+import requests
+
+from keyway.simulators import GitHubSimulator, GitLabSimulator
+from keyway.simulators.oauth_model import Account
+from shared import messages, policy
+from shared.clock import isoformat
+from shared.crypto.channels import ChannelKeys
+from shared.crypto.seal import new_claims, seal
+from shared.entry import event_function
+from shared.fetch.errors import ProviderUnavailable
+from shared.records import github as github_records
+from shared.records import gitlab as gitlab_records
+from shared.records import store as records
+from shared.records.model import Context
+from shared.routing import handlers_for
+from shared.vault import handlers as vault_handlers
+from shared.vault.tokens import TokenSet
+from tests.unit.test_entry import pubsub_event
+
+TENANT, OTHER = "t-1", "t-2"
+ADMIN, MEMBER = Account("octocat", 583231, "The Octocat"), Account("mona", 777, "Mona")
+
+
+class Setup:
+    """One provider wired up: an admin's app connection, a synced repository, a member with
+    a linked identity (personal token in the vault, identity record in the business store)."""
+
+    def __init__(self, stack, sim, provider: str) -> None:
+        self.stack, self.sim, self.provider, self.ports = stack, sim, provider, stack.ports
+        admin = sim.oauth.mint(account=ADMIN, scopes=("repo", "api"))
+        self.service = vault_handlers.service(provider, self.ports)
+        self.service.store_app_token(TENANT, "conn-1", "admin-1", self._tokens(admin))
+        self.ports.business.put("connections", "conn-1", {
+            "tenant": TENANT, "provider": provider, "kind": "app", "status": "active",
+            "api_base": sim.api_url, "created_by": "admin-1"})
+        self.repo = self._repository(admin.access_token)
+        self.member_token = self.link("member-1", MEMBER)
+
+    @staticmethod
+    def _tokens(issued) -> TokenSet:
+        return TokenSet(issued.access_token, issued.refresh_token,
+                        datetime.now(UTC) + timedelta(hours=1), ("repo",))
+
+    def _repository(self, admin_token: str) -> dict:
+        seeded = self.sim.seed_activity("acme", repos=1, prs=2, issues=2, comments=1)[0]
+        path = (f"/repos/{seeded['full_name']}" if self.provider == "github"
+                else f"/projects/{seeded['id']}")
+        raw = requests.get(self.sim.api_url + path, timeout=10,
+                           headers={"Authorization": f"Bearer {admin_token}"}).json()
+        normalize = github_records if self.provider == "github" else gitlab_records
+        record = normalize.repository(raw, Context(TENANT, self.provider, "conn-1",
+                                                   observed_at=isoformat(datetime.now(UTC))))
+        records.upsert(self.ports.business, record)
+        return record
+
+    def link(self, user: str, account: Account) -> str:
+        issued = self.sim.oauth.mint(account=account, scopes=("repo", "api"))
+        self.service.store_personal_token(TENANT, user, self._tokens(issued))
+        self.ports.business.put("identities", f"{self.provider}:{TENANT}:{user}", {
+            "tenant": TENANT, "provider": self.provider, "user": user, "base_url": None,
+            "account": {"id": str(account.id), "login": account.login},
+            "linked_at": isoformat(datetime.now(UTC))})
+        return issued.access_token
+
+    def request(self, user: str = "member-1", tenant: str = TENANT, number: int = 1,
+                parent_kind: str = "pull_request", **extra):
+        body = {"connection": "conn-1", "kind": "comment", "body": "Looks good to me",
+                "target": {"repository": self.repo["id"], "parent_kind": parent_kind,
+                           "number": number}, **extra}
+        token = self.stack.token(tenant, user, "member")
+        response = self.stack.call("POST", "/api/v1/actions", token, json=body)
+        return response.status_code, json.loads(response.get_data())
+
+    def status(self, action_id: str, tenant: str = TENANT) -> tuple[int, dict]:
+        token = self.stack.token(tenant, "member-1", "member")
+        response = self.stack.call("GET", f"/api/v1/actions/{action_id}", token)
+        return response.status_code, json.loads(response.get_data())
+
+    def pull(self, topic: str) -> list[messages.Inbound]:
+        got: list = []
+        self.ports.bus.pull(policy.subscription_name(topic), got.append, max_messages=10)
+        return [messages.decode(topic, m.data, m.attributes, m.message_id) for m in got]
+
+    def deliver(self, topic: str, inbound: messages.Inbound) -> None:
+        subscriber = policy.ROUTES[topic].subscriber
+        receive = event_function(subscriber, handlers_for(subscriber))
+        receive(pubsub_event(topic, inbound.sender, inbound.type, inbound.body))
+
+    def run(self) -> tuple[messages.Inbound, messages.Inbound]:
+        """Carry one action request through vault-P to act-P; the two messages, for replays."""
+        [requested] = self.pull(f"action-requests-{self.provider}")
+        self.deliver(f"action-requests-{self.provider}", requested)
+        [job] = self.pull(f"action-jobs-{self.provider}")
+        self.deliver(f"action-jobs-{self.provider}", job)
+        return requested, job
+
+    def comments(self, number: int = 1, parent_kind: str = "pull_request") -> list[dict]:
+        token = self.sim.oauth.mint(account=ADMIN, scopes=("repo", "api")).access_token
+        if self.provider == "github":
+            path = f"/repos/{self.repo['full_name']}/issues/{number}/comments"
+        else:
+            kind = "merge_requests" if parent_kind == "pull_request" else "issues"
+            path = f"/projects/{self.repo['external_id']}/{kind}/{number}/notes"
+        found = requests.get(self.sim.api_url + path, timeout=10, params={"per_page": 100},
+                             headers={"Authorization": f"Bearer {token}"}).json()
+        return [c for c in found if "keyway-action" in c["body"]]
+
+
+@pytest.fixture(params=["github", "gitlab"])
+def setup(request, local_stack, leak_guard):
+    sim_class = GitHubSimulator if request.param == "github" else GitLabSimulator
+    sim = sim_class(on_issue=leak_guard.track).start()
+    yield Setup(local_stack, sim, request.param)
+    sim.stop()
+
+
+@pytest.fixture
+def github(local_stack, leak_guard):
+    sim = GitHubSimulator(on_issue=leak_guard.track).start()
+    yield Setup(local_stack, sim, "github")
+    sim.stop()
+
+
+def author(provider: str, comment: dict) -> str:
+    return comment["user"]["login"] if provider == "github" else comment["author"]["username"]
+
+
+def test_a_member_comments_under_their_own_name_not_the_admins(setup):
+    admin_quota = setup.sim.quota_used(ADMIN.id)
+    status, action = setup.request()
+    assert status == 202 and action["status"] == "pending"
+    requested, job = setup.run()
+    assert setup.member_token not in json.dumps([requested.body, job.body])  # sealed
+    assert setup.sim.quota_used(ADMIN.id) == admin_quota  # the app token was never used
+    assert setup.sim.quota_used(MEMBER.id) == 1  # one POST, with the member's own token
+    [comment] = setup.comments()
+    assert author(setup.provider, comment) == MEMBER.login  # attributed to the member
+    assert comment["body"] == f"Looks good to me\n\n<!-- keyway-action:{action['id']} -->"
+    status, done = setup.status(action["id"])
+    assert status == 200 and done["status"] == "done"
+    assert done["provider_comment_id"] == str(comment["id"]) and done["url"].startswith("http")
+    token = setup.stack.token(TENANT, "member-1", "member")
+    shown = setup.stack.call("GET", f"/api/v1/comments/{quote(done['comment'], safe='')}",
+                             token)
+    assert shown.status_code == 200
+    assert json.loads(shown.get_data())["author"]["login"] == MEMBER.login
+
+
+def test_a_comment_on_an_issue_lands_on_the_issue(setup):
+    number = 2 if setup.provider == "github" else 1  # GitHub numbers PRs and issues together
+    status, action = setup.request(number=number, parent_kind="issue")
+    assert status == 202
+    setup.run()
+    assert len(setup.comments(number, "issue")) == 1
+    assert setup.status(action["id"])[1]["status"] == "done"
+
+
+def test_a_user_without_a_linked_identity_gets_409_with_where_to_link(github):
+    status, problem = github.request(user="member-2")
+    assert status == 409 and problem["code"] == "action.identity_required"
+    assert problem["link_url"] == "/api/v1/identities"
+    assert problem["link_body"] == {"provider": "github"}
+    assert github.pull("action-requests-github") == []
+    assert github.ports.business.query("actions") == []
+
+
+def test_another_tenants_action_connection_and_repository_answer_404(github):
+    _, action = github.request(action_id="shared-key-1")
+    theirs, missing = (github.status(i, tenant=OTHER) for i in (action["id"], "no-such-1"))
+    assert theirs == missing and theirs[0] == 404  # indistinguishable from a missing one
+    status, _ = github.request(tenant=OTHER, user="member-1")  # their conn-1 is not ours
+    assert status == 404
+    status, problem = github.request(tenant=OTHER, action_id="shared-key-1")
+    assert status == 409 and problem["code"] == "action.id_conflict"
+
+
+def test_the_same_action_id_again_returns_the_action_without_publishing_again(github):
+    status, first = github.request(action_id="retry-1")
+    status_again, again = github.request(action_id="retry-1")
+    assert (status, status_again) == (202, 200) and again["id"] == first["id"]
+    assert len(github.pull("action-requests-github")) == 1
+    github.link("member-2", Account("hubot", 888, "Hubot"))
+    assert github.request(user="member-2", action_id="retry-1")[0] == 409
+    assert github.request(action_id="retry-1", body="something else")[0] == 409
+
+
+def test_a_job_delivered_three_times_leaves_exactly_one_comment(setup):
+    _, action = setup.request()
+    _, job = setup.run()
+    for _ in range(2):  # the same job twice more
+        setup.deliver(f"action-jobs-{setup.provider}", job)
+    assert len(setup.comments()) == 1
+    assert setup.status(action["id"])[1]["status"] == "done"
+
+
+def _lose_the_acknowledgement(setup, action_id: str) -> dict:
+    """The provider call happened; the result write did not; the attempt's lease lapsed."""
+    doc = setup.ports.business.get("actions", action_id)
+    long_ago = isoformat(datetime.now(UTC) - timedelta(minutes=3))
+    crashed = {**doc, "status": "pending", "provider_comment_id": None, "url": None,
+               "comment": None, "finished_at": None,
+               "attempt": {**doc["attempt"], "lease_until": long_ago}}
+    setup.ports.business.put("actions", action_id, crashed)
+    return doc
+
+
+def test_a_lost_acknowledgement_after_the_post_leaves_exactly_one_comment(setup):
+    _, action = setup.request()
+    requested, job = setup.run()
+    before = _lose_the_acknowledgement(setup, action["id"])
+    setup.deliver(f"action-jobs-{setup.provider}", job)  # its envelope was opened: acked
+    assert setup.status(action["id"])[1]["last_error"] == "envelope.replayed"
+    setup.deliver(f"action-requests-{setup.provider}", requested)  # the vault re-seals
+    [fresh] = setup.pull(f"action-jobs-{setup.provider}")
+    setup.sim.clear_log()
+    setup.deliver(f"action-jobs-{setup.provider}", fresh)
+    assert len(setup.comments()) == 1
+    assert [r.method for r in setup.sim.requests_log][:1] == ["GET"]  # found by its marker
+    assert all(r.method == "GET" for r in setup.sim.requests_log)
+    _, done = setup.status(action["id"])
+    assert done["status"] == "done" and done["last_error"] is None
+    assert done["provider_comment_id"] == before["provider_comment_id"]
+
+
+def test_a_stuck_action_is_finished_by_the_clients_retry_without_a_second_comment(github):
+    _, action = github.request(action_id="stuck-1")
+    github.run()
+    _lose_the_acknowledgement(github, "stuck-1")
+    doc = github.ports.business.get("actions", "stuck-1")
+    github.ports.business.put("actions", "stuck-1", {
+        **doc, "published_at": isoformat(datetime.now(UTC) - timedelta(hours=1))})
+    status, _ = github.request(action_id="stuck-1")  # the client retries its key
+    assert status == 200
+    github.run()
+    assert len(github.comments()) == 1
+    assert github.status("stuck-1")[1]["status"] == "done"
+
+
+def test_a_provider_outage_is_retryable_and_the_retry_posts_once(github):
+    _, action = github.request(action_id="outage-1")
+    github.sim.fail_next(502, path_prefix="/api/v3/repos/")
+    with pytest.raises(ProviderUnavailable):  # raised: Pub/Sub would redeliver
+        github.run()
+    _, pending = github.status("outage-1")
+    assert pending["status"] == "pending" and pending["last_error"] == "provider.unavailable"
+    doc = github.ports.business.get("actions", "outage-1")
+    assert doc["attempt"]["lease_until"] is None  # released at once
+    github.ports.business.put("actions", "outage-1", {
+        **doc, "published_at": isoformat(datetime.now(UTC) - timedelta(hours=1))})
+    assert github.request(action_id="outage-1")[0] == 200  # the client retries its key
+    github.run()
+    assert len(github.comments()) == 1
+    assert github.status(action["id"])[1]["status"] == "done"
+
+
+def test_a_missing_thread_fails_the_action_permanently(github):
+    _, action = github.request(number=999)
+    github.run()
+    _, failed = github.status(action["id"])
+    assert failed["status"] == "failed" and failed["reason"] == "target_not_found"
+
+
+def test_an_expired_envelope_fails_the_action_instead_of_posting_late(github):
+    _, action = github.request()
+    [requested] = github.pull("action-requests-github")
+    claims = new_claims("vault-github", "act-github", "action", "conn-1", "member-1",
+                        datetime.now(UTC) - timedelta(minutes=10), 300)
+    key = ChannelKeys(github.ports.secrets).key("vault-github", "act-github")
+    personal = github.sim.oauth.mint(account=MEMBER).access_token
+    envelope = seal(key, claims, personal.encode())
+    github.deliver("action-jobs-github", messages.Inbound(
+        "action-jobs-github", "action.job", 1, "vault-github",
+        {**{k: requested.body[k] for k in ("tenant", "action_id", "connection", "action")},
+         "envelope": envelope}, "m-1"))
+    assert github.comments() == []
+    _, failed = github.status(action["id"])
+    assert failed["status"] == "failed" and failed["reason"] == "expired_envelope"
+
+
+def test_a_job_for_another_users_action_is_refused(github):
+    github.link("member-2", Account("hubot", 888, "Hubot"))
+    _, action = github.request()
+    [requested] = github.pull("action-requests-github")
+    forged = {**requested.body, "user": "member-2"}  # the vault seals member-2's token
+    github.deliver("action-requests-github", messages.Inbound(
+        "action-requests-github", "action.requested", 1, "api", forged, "m-2"))
+    [job] = github.pull("action-jobs-github")
+    github.deliver("action-jobs-github", job)
+    assert github.comments() == []
+    assert github.status(action["id"])[1]["status"] == "pending"
