@@ -27,6 +27,7 @@ from shared.log import get_logger
 from shared.ports import Ports
 from shared.vault.endpoints import endpoint_for
 from shared.vault.refresh import NeedsReauth
+from shared.vault.release import ReleaseRefused
 from shared.vault.service import NoPersonalToken, VaultService
 
 STALE_AFTER = timedelta(hours=1)
@@ -93,6 +94,7 @@ def on_action_requested(provider: str, ports: Ports, inbound: messages.Inbound) 
     action_id, connection = _field(body, "action_id"), _field(body, "connection")
     if not isinstance(body.get("action"), dict):
         raise InvalidInput("message lacks action", key="vault.bad_message")
+    _check_action_record(provider, ports, tenant, user, action_id, connection)
     try:
         envelope = service(provider, ports).release_for_action(tenant, user, connection)
     except (NoPersonalToken, NeedsReauth) as e:
@@ -102,6 +104,22 @@ def on_action_requested(provider: str, ports: Ports, inbound: messages.Inbound) 
                      {"tenant": tenant, "action_id": action_id, "connection": connection,
                       "action": body["action"], "envelope": envelope},
                      ordering_key=action_id)
+
+
+def _check_action_record(provider: str, ports: Ports, tenant: str, user: str, action_id: str,
+                         connection: str) -> None:
+    """Release a personal token only for a pending action that this very user created in this
+    tenant, on this provider and connection — the message alone is never trusted to name whose
+    token to release. A mismatch is refused and audited."""
+    action = ports.business.get("actions", action_id)
+    expected = {"tenant": tenant, "user": user, "provider": provider, "connection": connection,
+                "status": "pending"}
+    if action is None or any(action.get(k) != v for k, v in expected.items()):
+        service(provider, ports).audit.append(
+            "release", requester=user, recipient=f"act-{provider}", purpose="action",
+            connection=connection, outcome="refused:vault.action_mismatch")
+        raise ReleaseRefused("no pending action of this user matches the request",
+                             key="vault.action_mismatch")
 
 
 def on_disconnect(provider: str, ports: Ports, inbound: messages.Inbound) -> None:

@@ -175,7 +175,9 @@ def test_an_installation_connection_is_never_released_for_actions(local_stack, g
         with pytest.raises(ReleaseRefused):
             service.release(ReleaseRequest("app", purpose, recipient, TENANT, connection,
                                            ADMIN), user=ADMIN)
-    local_stack.ports.business.put("actions", "act-1", {"tenant": TENANT, "status": "pending"})
+    local_stack.ports.business.put("actions", "act-1", {
+        "tenant": TENANT, "user": ADMIN, "provider": "github", "connection": connection,
+        "status": "pending"})
     receive = event_function("vault-github", handlers_for("vault-github"))
     receive(pubsub_event("action-requests-github", "api", "action.requested",
                          {"tenant": TENANT, "user": ADMIN, "action_id": "act-1",

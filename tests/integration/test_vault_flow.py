@@ -65,7 +65,9 @@ def test_a_sync_request_reaches_fetch_as_a_sealed_envelope(stack):
 
 def test_an_action_for_a_user_without_an_identity_fails_the_action(stack):
     ports, server = stack
-    ports.business.put("actions", "act-1", {"tenant": "t-1", "status": "pending"})
+    ports.business.put("actions", "act-1", {"tenant": "t-1", "user": "member-1",
+                                            "status": "pending", "provider": "github",
+                                            "connection": "conn-1"})
     receive = event_function("vault-github", handlers_for("vault-github"))
     receive(pubsub_event("action-requests-github", "api", "action.requested",
                          {"tenant": "t-1", "user": "member-1", "action_id": "act-1",
@@ -86,3 +88,22 @@ def test_a_disconnect_from_the_api_deletes_the_vault_record(stack):
     receive(pubsub_event("sync-requests-github", "api", "connection.disconnect",
                          {"tenant": "t-1", "connection": "conn-9"}))
     assert ports.vault.get("app_tokens", "conn-9") is None
+
+
+def test_the_vault_releases_a_personal_token_only_for_the_users_own_pending_action(stack):
+    ports, server = stack
+    token = TokenSet("gho_" + "B" * 36, server.issue_refresh_token(),
+                     datetime.now(UTC) + timedelta(hours=8), ("repo",))
+    vault_handlers.service("github", ports).store_personal_token("t-1", "bob", token)
+    ports.business.put("actions", "act-9", {"tenant": "t-1", "user": "alice", "status": "pending",
+                                            "provider": "github", "connection": "conn-1"})
+    receive = event_function("vault-github", handlers_for("vault-github"))
+    for user in ("bob", "alice"):  # bob is not the author; alice has no token → both refused
+        receive(pubsub_event("action-requests-github", "api", "action.requested",
+                             {"tenant": "t-1", "user": user, "action_id": "act-9",
+                              "connection": "conn-1", "action": {"kind": "comment"}}))
+    got: list = []
+    ports.bus.pull(policy.subscription_name("action-jobs-github"), got.append)
+    assert got == []
+    outcomes = [s.data["outcome"] for s in ports.business.query("audit_entries")]
+    assert "refused:vault.action_mismatch" in outcomes
