@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Response
 
-from shared.api import actions, data
+from shared.api import actions, connections, data
 from shared.api.authn import local_issuer
 from shared.errors import InvalidInput, NotFound
 from shared.http import json_response
@@ -77,6 +77,8 @@ _KINDS = "|".join(data.RESOURCES)
 TABLE = [
     ("POST", "/v1/connections", create_connection, False),
     ("GET", "/v1/connections", list_connections, False),
+    ("DELETE", "/v1/connections/(?P<connection>[^/]+)", connections.delete_connection, False),
+    ("POST", "/v1/connections/(?P<connection>[^/]+)/sync", connections.sync_now, False),
     ("GET", "/v1/connections/(?P<connection>[^/]+)/status",
      lambda ctx: data.sync_status(ctx, ctx.params["connection"]), False),
     ("GET", f"/v1/(?P<resource>{_KINDS})",

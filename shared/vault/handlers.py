@@ -129,6 +129,7 @@ def on_disconnect(provider: str, ports: Ports, inbound: messages.Inbound) -> Non
         service(provider, ports).disconnect(tenant, connection, inbound.sender)
     except NotFound:
         log.info("vault.already_disconnected", extra={"fields": {"connection": connection}})
+    _set_connection_status(ports, tenant, connection, "disconnected")
 
 
 def _set_connection_status(ports: Ports, tenant: str, connection: str, status: str) -> None:

@@ -58,6 +58,14 @@ def connect(stack, provider: str, tenant: str = TENANT, user: str = "admin-1"):
     return started, finish(stack, provider, authorize(started["authorize_url"]))
 
 
+def drain(stack, topic: str) -> list:
+    """Every message waiting on ``topic`` (one ordering key delivers one at a time)."""
+    got: list = []
+    while stack.ports.bus.pull(policy.subscription_name(topic), got.append, max_messages=10):
+        pass
+    return got
+
+
 def vault_records(stack) -> int:
     return len(stack.ports.vault.query("app_tokens")) + len(stack.ports.vault.query(
         "personal_tokens"))
@@ -197,3 +205,41 @@ def test_no_token_appears_in_any_url_of_the_flow(local_stack, github):
     assert issued
     for url in (started["authorize_url"], done.headers["Location"]):
         assert not any(token in url for token in issued)
+
+
+def test_disconnect_goes_through_the_vault_and_revokes(local_stack, github):
+    started, _ = connect(local_stack, "github")
+    cid = started["connection"]
+    member = local_stack.token(TENANT, "member-7", "member")
+    admin = local_stack.token(TENANT, "admin-1", "admin")
+    other = local_stack.token(OTHER, "admin-9", "admin")
+    assert local_stack.call("DELETE", f"/api/v1/connections/{cid}", member).status_code == 403
+    assert local_stack.call("DELETE", f"/api/v1/connections/{cid}", other).status_code == 404
+    assert local_stack.call("DELETE", f"/api/v1/connections/{cid}", admin).status_code == 202
+    got = drain(local_stack, "sync-requests-github")
+    assert "connection.disconnect" in [m.attributes["type"] for m in got]
+    from shared.entry import event_function
+    from shared.messages import decode
+    from shared.routing import handlers_for
+    from tests.unit.test_entry import pubsub_event
+
+    receive = event_function("vault-github", handlers_for("vault-github"))
+    for m in got:
+        inbound = decode("sync-requests-github", m.data, m.attributes, m.message_id)
+        if inbound.type == "connection.disconnect":
+            receive(pubsub_event("sync-requests-github", inbound.sender, inbound.type,
+                                 inbound.body))
+    assert local_stack.ports.vault.get("app_tokens", cid) is None
+    assert local_stack.ports.business.get("connections", cid)["status"] == "disconnected"
+
+
+def test_sync_now_asks_the_vault_and_only_for_your_own_connection(local_stack, github):
+    started, _ = connect(local_stack, "github")
+    cid = started["connection"]
+    member = local_stack.token(TENANT, "member-7", "member")
+    other = local_stack.token(OTHER, "member-9", "member")
+    assert local_stack.call("POST", f"/api/v1/connections/{cid}/sync", other).status_code == 404
+    assert local_stack.call("POST", f"/api/v1/connections/{cid}/sync", member).status_code == 202
+    got = drain(local_stack, "sync-requests-github")
+    reasons = [__import__("json").loads(m.data).get("reason") for m in got]
+    assert "manual" in reasons

@@ -1,0 +1,55 @@
+"""Connection lifecycle from the API: disconnect (admins) and sync now.
+
+Both only publish to the connection's vault; the api never touches the vault database. The
+tenant check comes first, so another tenant's connection id answers 404 like a missing one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response
+
+from shared import messages
+from shared.clock import isoformat
+from shared.errors import Conflict, NotFound
+from shared.http import json_response
+
+
+def _own(ctx: Any, connection: str) -> dict:
+    record = ctx.ports.business.get("connections", connection)
+    if record is None or record.get("tenant") != ctx.principal.tenant:
+        raise NotFound("no such connection")
+    return record
+
+
+def delete_connection(ctx: Any) -> Response:
+    ctx.principal.require_scope("connections:write")
+    ctx.principal.require_admin()
+    connection = ctx.params["connection"]
+    record = _own(ctx, connection)
+    if record.get("status") in ("disconnecting", "disconnected"):
+        return json_response({"connection": connection, "status": record["status"]}, 202)
+    now = isoformat(ctx.ports.clock.now())
+    ctx.ports.business.put("connections", connection,
+                           {**record, "status": "disconnecting", "status_changed_at": now})
+    messages.publish(ctx.ports.bus, "api", f"sync-requests-{record['provider']}",
+                     "connection.disconnect",
+                     {"tenant": ctx.principal.tenant, "connection": connection,
+                      "requested_by": ctx.principal.user, "requested_at": now},
+                     ordering_key=connection)
+    return json_response({"connection": connection, "status": "disconnecting"}, 202)
+
+
+def sync_now(ctx: Any) -> Response:
+    ctx.principal.require_scope("connections:write")
+    connection = ctx.params["connection"]
+    record = _own(ctx, connection)
+    if record.get("status") != "active":
+        raise Conflict(f"the connection is {record.get('status')}", key="api.connection_inactive")
+    now = isoformat(ctx.ports.clock.now())
+    messages.publish(ctx.ports.bus, "api", f"sync-requests-{record['provider']}",
+                     "sync.requested",
+                     {"tenant": ctx.principal.tenant, "connection": connection, "scope": "all",
+                      "reason": "manual", "requested_at": now}, ordering_key=connection)
+    return json_response({"connection": connection, "status": "sync_requested"}, 202)
