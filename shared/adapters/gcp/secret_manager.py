@@ -92,25 +92,33 @@ class SecretManagerSource:
         return str(max(ids)) if ids else None
 
     def add_version(self, name: str, value: bytes) -> str:
-        """Create the secret if needed (automatic replication), add ``value``; return its id."""
+        """Add ``value`` as a new version and return its id; create the secret (automatic
+        replication) only if it does not exist yet — so a component that may add versions
+        but not create secrets (least privilege: Terraform creates them) still works."""
         validate_secret_name(name)
         validate_value(value)
         with boundary("secretmanager.add_version"):
             try:
-                self._client.create_secret(
-                    parent=self._project,
-                    secret_id=name,
-                    secret={"replication": {"automatic": {}}},
-                    **self._opts,
-                )
-            except (gexc.AlreadyExists, gexc.Conflict):
-                pass
-            version = self._client.add_secret_version(
-                parent=f"{self._project}/secrets/{name}",
-                payload={"data": value, "data_crc32c": crc32c(value)},
-                **self._opts,
-            )
+                version = self._add(name, value)
+            except gexc.NotFound:
+                try:
+                    self._client.create_secret(
+                        parent=self._project,
+                        secret_id=name,
+                        secret={"replication": {"automatic": {}}},
+                        **self._opts,
+                    )
+                except (gexc.AlreadyExists, gexc.Conflict):
+                    pass
+                version = self._add(name, value)
         return version.name.rsplit("/", 1)[-1]
+
+    def _add(self, name: str, value: bytes):
+        return self._client.add_secret_version(
+            parent=f"{self._project}/secrets/{name}",
+            payload={"data": value, "data_crc32c": crc32c(value)},
+            **self._opts,
+        )
 
 
 def _is_disabled(error: gexc.GoogleAPICallError) -> bool:
