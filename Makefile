@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 BACKEND ?= embedded
 PORT ?= 8080
 
-.PHONY: install test-deps run test lint bench clean
+.PHONY: install test-deps run test lint bench clean package infra-check
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,22 @@ tests/oidc_server/node_modules/.installed: tests/oidc_server/package.json tests/
 
 install: $(VENV)/.installed
 
+# checkov pins packaging<24, which pytest cannot share: it gets a venv of its own.
+CHECKOV_VERSION := 3.3.30
+.venv-checkov/.installed:
+	$(PYTHON) -m venv .venv-checkov
+	.venv-checkov/bin/pip install --quiet --disable-pip-version-check checkov==$(CHECKOV_VERSION)
+	touch $@
+
+## One zip per function in dist/ (what Cloud Build deploys)
+package: install
+	$(BIN)/python -m keyway.package dist
+
+## Terraform: policy inputs current, checkov clean
+infra-check: install .venv-checkov/.installed
+	$(BIN)/python -m keyway.infra_export --check
+	.venv-checkov/bin/checkov -d infra --quiet --compact --skip-download
+
 test-deps: install tests/oidc_server/node_modules/.installed
 
 ## Serve every function at http://127.0.0.1:$(PORT)/<function-name>/ (BACKEND=embedded|emulator)
@@ -28,7 +44,7 @@ run: install
 	PORT=$(PORT) $(BIN)/keyway run --backend $(BACKEND)
 
 ## Lint, then the whole suite (unit, contract against every adapter, integration)
-test: lint test-deps
+test: lint infra-check test-deps
 	$(BIN)/pytest -q -ra
 
 lint: install

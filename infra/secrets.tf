@@ -1,0 +1,42 @@
+# Secret Manager secrets keyway reads, each readable only by the accounts that need it.
+# Values are added by the operator (docs/DEPLOY.md) except the vault data keys, which the vault
+# creates lazily (it may add versions to its own data-key secret and to no other).
+
+resource "google_secret_manager_secret" "keyway" {
+  for_each  = local.kw_secrets
+  project   = var.project
+  secret_id = each.key
+
+  replication {
+    auto {}
+  }
+
+  labels = {
+    app = "keyway"
+  }
+
+  depends_on = [google_project_service.api]
+}
+
+resource "google_secret_manager_secret_iam_member" "keyway" {
+  for_each  = local.kw_secret_iam_deployed
+  project   = var.project
+  secret_id = google_secret_manager_secret.keyway[each.value.secret_id].secret_id
+  role      = each.value.role
+  member    = "serviceAccount:${google_service_account.component[each.value.account].email}"
+}
+
+# webhook-secret-<connection> secrets are created per connection; the webhook functions may read
+# those (and only those) through a name-prefix condition.
+resource "google_project_iam_member" "secret_prefix" {
+  for_each = local.kw_secret_prefix_iam
+  project  = var.project
+  role     = each.value.role
+  member   = "serviceAccount:${google_service_account.component[each.value.account].email}"
+
+  condition {
+    title       = "only ${each.value.prefix}*"
+    description = "Per-connection webhook secrets only."
+    expression  = "resource.name.startsWith(\"${local.project_path}/secrets/${each.value.prefix}\")"
+  }
+}

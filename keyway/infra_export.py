@@ -1,0 +1,207 @@
+"""Export the component policy table as Terraform input: ``infra/policy.auto.tfvars.json``.
+
+    python -m keyway.infra_export            → rewrite infra/policy.auto.tfvars.json
+    python -m keyway.infra_export --check    → exit 1 if the committed file is stale
+
+Every IAM binding between components in ``infra/`` iterates over a map in this file, so the
+Terraform grants are derived from the same table the runtime checks (DESIGN.md promise 7):
+topic publishers and subscribers from :func:`shared.policy.iam_bindings`, the function list from
+:data:`shared.components.COMPONENTS`, secret names from the modules that read them.
+``tests/unit/test_infra.py`` fails when the committed file differs from :func:`export`.
+
+Service accounts: one per component, except that ``vault-P`` and ``oauth-P`` are one token
+component and share the account ``token-P`` (same keys, same vault database).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from shared import policy, topology
+from shared.audit.chain import KEY_SECRET as AUDIT_KEY_SECRET
+from shared.components import COMPONENTS
+from shared.crypto import channels, datakeys
+from shared.vault.github_app import PRIVATE_KEY_SECRET as GITHUB_APP_KEY_SECRET
+from shared.webhooks.secrets import PREVIOUS_SUFFIX, app_secret_name
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET = ROOT / "infra" / "policy.auto.tfvars.json"
+
+ACCESSOR = "roles/secretmanager.secretAccessor"
+# roles/secretmanager.viewer: versions.list, for the adapter's "newest enabled version" fallback.
+SECRET_VIEWER = "roles/secretmanager.viewer"  # noqa: S105 - a role name, not a value
+VERSION_ADDER = "roles/secretmanager.secretVersionAdder"
+PUBLISHER = "roles/pubsub.publisher"
+SUBSCRIBER = "roles/pubsub.subscriber"
+KMS_USER = "roles/cloudkms.cryptoKeyEncrypterDecrypter"
+DATASTORE_USER = "roles/datastore.user"
+#: Per-connection webhook secrets (``webhook-secret-<connection>``) are created per connection,
+#: so the webhook functions read them through a name-prefix IAM condition.
+CONNECTION_WEBHOOK_PREFIX = "webhook-secret-"
+#: Firestore databases by role.
+BUSINESS_DB, VAULT_DB = "(default)", "vault"
+#: Publishers in the policy table that are not keyway components.
+EXTERNAL_PUBLISHERS = frozenset({policy.CLOUD_SCHEDULER})
+
+
+def account_for(component: str) -> str:
+    """The service account (logical name) a component runs as."""
+    kind, _, provider = component.partition("-")
+    if provider and kind in ("vault", "oauth"):
+        return f"token-{provider}"
+    return component
+
+
+def _provider_of(name: str) -> str:
+    for p in policy.PROVIDERS:
+        if name.endswith(f"-{p}") or name.startswith(f"{p}-") or f"-{p}-" in name:
+            return p
+    return ""
+
+
+def secret_grants() -> dict[str, dict[str, tuple[str, ...]]]:
+    """account → secret → roles. The only secret access any component has."""
+    grants: dict[str, dict[str, tuple[str, ...]]] = {}
+    read = (ACCESSOR, SECRET_VIEWER)
+    for p in policy.PROVIDERS:
+        vault, token = f"vault-{p}", f"token-{p}"
+        g = grants.setdefault(token, {})
+        g[datakeys.secret_name(vault)] = (*read, VERSION_ADDER)  # data keys are made lazily
+        for kind in channels.RECIPIENT_KINDS:
+            recipient = f"{kind}-{p}"
+            name = channels.secret_name(vault, recipient)
+            g[name] = read
+            grants.setdefault(recipient, {})[name] = read
+        g[f"{p}-client-secret"] = read
+        g[AUDIT_KEY_SECRET] = read
+        if p == "github":
+            g[GITHUB_APP_KEY_SECRET] = read
+        w = grants.setdefault(f"webhook-{p}", {})
+        w[app_secret_name(p)] = read
+        w[app_secret_name(p) + PREVIOUS_SUFFIX] = read
+    return grants
+
+
+def export() -> dict[str, Any]:
+    components = {
+        name: {
+            "account": account_for(name),
+            "trigger": c.trigger,
+            "entry_point": c.entry_point,
+            "provider": c.provider or "",
+            "public": c.trigger == "http",
+            "topics": c.topics,
+        }
+        for name, c in sorted(COMPONENTS.items())
+    }
+    accounts: dict[str, dict[str, Any]] = {}
+    for name, c in components.items():
+        a = accounts.setdefault(c["account"], {"account_id": f"kw-{c['account']}",
+                                               "provider": c["provider"], "components": []})
+        a["components"].append(name)
+
+    specs = {s.topic: s for s in topology.subscription_specs()}
+    topics = {
+        topic: {
+            "subscriber": route.subscriber,
+            "account": account_for(route.subscriber),
+            "subscription": specs[topic].name,
+            "dead_letter": specs[topic].dead_letter_topic,
+            "hold": specs[topic].dead_letter_topic + "-hold",
+            "provider": _provider_of(topic),
+        }
+        for topic, route in sorted(policy.ROUTES.items())
+    }
+    subscription = {
+        "max_attempts": topology.MAX_ATTEMPTS,
+        "min_backoff": f"{int(topology.MIN_BACKOFF_SECONDS)}s",
+        "max_backoff": f"{int(topology.MAX_BACKOFF_SECONDS)}s",
+        "ack_deadline": topology.ACK_DEADLINE_SECONDS,
+    }
+
+    topic_iam: dict[str, dict[str, str]] = {}
+    subscription_iam: dict[str, dict[str, str]] = {}
+    external_publishers: dict[str, dict[str, str]] = {}
+    for topic, component, role in policy.iam_bindings():
+        if component in EXTERNAL_PUBLISHERS:
+            external_publishers[f"{topic}|{component}"] = {"topic": topic, "publisher": component}
+            continue
+        account = account_for(component)
+        row = {"topic": topic, "account": account, "role": role,
+               "provider": accounts[account]["provider"]}
+        if role == SUBSCRIBER:  # granted where it means something: the topic's subscription
+            row["subscription"] = topics[topic]["subscription"]
+            subscription_iam[f"{row['subscription']}|{account}"] = row
+        else:
+            topic_iam[f"{topic}|{account}|{role}"] = row
+
+    grants = secret_grants()
+    secrets = {
+        name: {"provider": _provider_of(name)}
+        for name in sorted({s for g in grants.values() for s in g})
+    }
+    secret_iam = {
+        f"{secret}|{account}|{role}": {"secret_id": secret, "account": account, "role": role,
+                                       "provider": accounts[account]["provider"]}
+        for account, g in sorted(grants.items())
+        for secret, roles in sorted(g.items())
+        for role in roles
+    }
+    secret_prefix_iam = {
+        f"{CONNECTION_WEBHOOK_PREFIX}|webhook-{p}|{role}": {
+            "prefix": CONNECTION_WEBHOOK_PREFIX, "account": f"webhook-{p}", "role": role,
+            "provider": p,
+        }
+        for p in policy.PROVIDERS for role in (ACCESSOR, SECRET_VIEWER)
+    }
+    kms_keys = {f"vault-{p}": {"account": f"token-{p}", "provider": p} for p in policy.PROVIDERS}
+    kms_iam = {
+        f"{key}|{k['account']}": {"key": key, "account": k["account"], "role": KMS_USER,
+                                  "provider": k["provider"]}
+        for key, k in kms_keys.items()
+    }
+    database_iam = {}
+    for account, a in sorted(accounts.items()):
+        dbs = [BUSINESS_DB] + ([VAULT_DB] if account.startswith("token-") else [])
+        for db in dbs:
+            database_iam[f"{account}|{db}"] = {"account": account, "database": db,
+                                               "role": DATASTORE_USER, "provider": a["provider"]}
+    return {
+        "kw_components": components,
+        "kw_accounts": accounts,
+        "kw_topics": topics,
+        "kw_subscription": subscription,
+        "kw_topic_iam": topic_iam,
+        "kw_subscription_iam": subscription_iam,
+        "kw_external_publishers": external_publishers,
+        "kw_secrets": secrets,
+        "kw_secret_iam": secret_iam,
+        "kw_secret_prefix_iam": secret_prefix_iam,
+        "kw_kms_keys": kms_keys,
+        "kw_kms_iam": kms_iam,
+        "kw_database_iam": database_iam,
+    }
+
+
+def render() -> str:
+    return json.dumps(export(), indent=2, sort_keys=True) + "\n"
+
+
+def main(argv: list[str]) -> int:
+    text = render()
+    if "--check" in argv:
+        if not TARGET.exists() or TARGET.read_text() != text:
+            sys.stderr.write(f"{TARGET.relative_to(ROOT)} is stale: "
+                             "run python -m keyway.infra_export\n")
+            return 1
+        return 0
+    TARGET.write_text(text)
+    sys.stdout.write(f"{TARGET.relative_to(ROOT)}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
