@@ -11,7 +11,6 @@ import logging
 import pickle
 import threading
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -27,29 +26,9 @@ from shared.crypto.datakeys import (
 )
 from shared.errors import Conflict, CryptoError, InvalidInput, NotFound, UnavailableError
 from shared.ports import KeyService, Ports
+from tests.support import FakeClock
 
 COMPONENT = "vault-github"
-
-
-class ManualClock:
-    """A Clock whose time moves only when a test says so."""
-
-    def __init__(self) -> None:
-        self._now = datetime(2025, 1, 1, tzinfo=UTC)
-        self._mono = 1000.0
-
-    def now(self) -> datetime:
-        return self._now
-
-    def monotonic(self) -> float:
-        return self._mono
-
-    def sleep(self, seconds: float) -> None:
-        self.advance(seconds)
-
-    def advance(self, seconds: float) -> None:
-        self._now += timedelta(seconds=seconds)
-        self._mono += seconds
 
 
 class DownKeyService:
@@ -62,12 +41,12 @@ class DownKeyService:
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
+def clock() -> FakeClock:
+    return FakeClock()
 
 
 @pytest.fixture
-def ports(tmp_path: Path, clock: ManualClock) -> Iterator[Ports]:
+def ports(tmp_path: Path, clock: FakeClock) -> Iterator[Ports]:
     built = build(Config.from_env({"KEYWAY_STATE_DIR": str(tmp_path)}), clock=clock)
     yield built
     for store in (built.business, built.vault):
@@ -101,7 +80,7 @@ def test_first_use_creates_version_1_as_the_primary(ports: Ports) -> None:
     assert version == 1 and len(key) == 32
     info = keyring.versions()[1]
     assert info["state"] == "active" and info["secret_version"] == "1"
-    assert info["encryptions_reserved"] == 0 and info["created_at"].startswith("2025-01-01T")
+    assert info["encryptions_reserved"] == 0 and info["created_at"].startswith("2030-01-01T")
     assert ports.vault.get(COLLECTION, COMPONENT)["primary"] == 1
 
 
@@ -140,7 +119,7 @@ def test_rotation_makes_a_new_primary_and_keeps_old_versions_readable(ports: Por
     assert fresh.key(1) == first and fresh.key(2) == second
 
 
-def test_retired_versions_are_unreadable(ports: Ports, clock: ManualClock) -> None:
+def test_retired_versions_are_unreadable(ports: Ports, clock: FakeClock) -> None:
     keyring, other = DataKeyring(COMPONENT, ports), DataKeyring(COMPONENT, ports)
     keyring.primary()
     other.key(1)  # cached in another instance
@@ -206,7 +185,7 @@ def test_auto_rotation_happens_before_the_limit_is_passed(
         assert not any(e.decode("latin-1") in caplog.text for e in _encodings(key))
 
 
-def test_two_instances_see_each_others_rotation(ports: Ports, clock: ManualClock) -> None:
+def test_two_instances_see_each_others_rotation(ports: Ports, clock: FakeClock) -> None:
     first, second = DataKeyring(COMPONENT, ports), DataKeyring(COMPONENT, ports)
     assert first.reserve()[0] == 1
     assert second.rotate() == 2
