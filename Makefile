@@ -50,7 +50,7 @@ test: lint infra-check test-deps
 lint: install
 	$(BIN)/ruff check .
 
-## Benchmarks; results are written to benchmarks/results/
+## Benchmarks; results are written to benchmarks/results.md and benchmarks/results.json
 bench: install
 	$(BIN)/python -m benchmarks
 

@@ -27,6 +27,7 @@ from keyway.simulators.github_api import API, DOCS, GitHubApi, GitHubData
 from keyway.simulators.github_app import GitHubApps
 from keyway.simulators.github_data import GitHubActivity
 from keyway.simulators.github_forbidden import GitHubForbiddenApi
+from keyway.simulators.github_graphql import GitHubGraphQL
 from keyway.simulators.github_metadata import GitHubMetadataApi, rate_limit_fault
 from keyway.simulators.github_oauth import GitHubOAuth, github_policy
 from keyway.simulators.oauth_model import Account
@@ -66,7 +67,8 @@ class GitHubSimulator(Simulator):
                 *GitHubMetadataApi(self.oauth, self.rate_limit, self.data,
                                    self.activity).routes(),
                 *GitHubForbiddenApi(self.oauth, self.rate_limit, self.data,
-                                    self.activity).routes()]
+                                    self.activity).routes(),
+                *GitHubGraphQL(self.oauth, self.activity).routes()]  # peer benchmark only
 
     def not_found(self, request: Request) -> Response:
         return json_response({"message": "Not Found", "documentation_url": DOCS,

@@ -1,0 +1,35 @@
+"""Small helpers shared by the benchmarks: min/median/max of repeated runs, timing."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Sequence
+
+
+def summary(values: Sequence[float], digits: int = 4) -> dict:
+    """``runs``, ``min``, ``median``, ``max`` of repeated measurements."""
+    vals = list(values)
+    if not vals:
+        return {"runs": 0}
+    return {"runs": len(vals), "min": round(min(vals), digits),
+            "median": round(statistics.median(vals), digits), "max": round(max(vals), digits)}
+
+
+def percentile(values: Sequence[float], pct: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, int(round(pct / 100 * (len(ordered) - 1)))))
+    return ordered[index]
+
+
+def timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def ratio(numerators: Sequence[float], denominators: Sequence[float]) -> dict:
+    """Per-pair ratios of interleaved runs (pair i was measured back to back)."""
+    return summary([n / d for n, d in zip(numerators, denominators, strict=True) if d])
