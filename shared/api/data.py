@@ -43,7 +43,7 @@ def _encode(record_id: str) -> str:
 def _limit(raw: str | None) -> int:
     if raw is None:
         return DEFAULT_LIMIT
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_LIMIT:
         raise InvalidInput(f"limit must be 1..{MAX_LIMIT}")
     return int(raw)
 
@@ -56,7 +56,7 @@ def _filters(tenant: str, args: Any) -> list[Filter]:
     if args.get("updated_since"):
         try:
             since = isoformat(parse_iso(args["updated_since"]))
-        except ValueError:
+        except (ValueError, OverflowError):
             raise InvalidInput("updated_since must be an ISO-8601 timestamp") from None
         where.append(Filter("updated_at", ">=", since))
     return where

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Response
 
-from shared.api import actions, connections, data
+from shared.api import actions, connections, data, openapi
 from shared.api.authn import local_issuer
 from shared.errors import InvalidInput, NotFound
 from shared.http import json_response
@@ -90,4 +90,5 @@ TABLE = [
     ("GET", "/v1/actions/(?P<action_id>[^/]+)", actions.get_action, False),
     ("GET", "/v1/connect-result", connect_result, True),
     ("GET", "/local-issuer/.well-known/jwks.json", local_jwks, True),
+    ("GET", "/openapi.json", openapi.serve, True),
 ]
