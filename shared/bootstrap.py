@@ -13,7 +13,9 @@ gcp        Firestore (default)     Cloud Pub/Sub          Cloud KMS           Se
            and ``vault`` dbs
 =========  ======================  =====================  ==================  ==================
 
-GCP adapters are imported lazily so the embedded backend never loads ``google.cloud``.
+GCP adapters are imported lazily so the embedded backend never loads ``google.cloud``; on the
+gcp backend Cloud KMS and Secret Manager are built on first use (:class:`Lazy`), so functions
+that never use them never import their clients.
 Tests pass their own ports through :func:`build` with the same signature.
 """
 
@@ -21,6 +23,9 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
+from collections.abc import Callable
+from typing import Any
 
 from shared.clock import SystemClock
 from shared.config import Config
@@ -81,15 +86,40 @@ def _gcp_stores(config: Config):
     )
 
 
+class Lazy:
+    """A port whose adapter is built (and its client library imported) on first use, so a
+    function that never touches Cloud KMS — webhooks, the api, fetchers — never loads it."""
+
+    def __init__(self, factory: Callable[[], Any]) -> None:
+        self._factory = factory
+        self._adapter: Any = None
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if self._adapter is None:
+            with self._lock:
+                if self._adapter is None:
+                    self._adapter = self._factory()
+        return getattr(self._adapter, name)
+
+
+def _cloud_keys(config: Config) -> Any:
+    from shared.adapters.gcp.cloud_kms import CloudKeyService
+
+    return CloudKeyService(config.project, config.kms_location, config.kms_key_ring)
+
+
+def _secret_manager(config: Config) -> Any:
+    from shared.adapters.gcp.secret_manager import SecretManagerSource
+
+    return SecretManagerSource(config.project)
+
+
 def _key_and_secret_adapters(config: Config):
     if config.backend == "gcp":
-        from shared.adapters.gcp.cloud_kms import CloudKeyService
-        from shared.adapters.gcp.secret_manager import SecretManagerSource
-
-        return (
-            CloudKeyService(config.project, config.kms_location, config.kms_key_ring),
-            SecretManagerSource(config.project),
-        )
+        return (Lazy(lambda: _cloud_keys(config)), Lazy(lambda: _secret_manager(config)))
     from shared.adapters.embedded.local_kms import LocalKeyService
     from shared.adapters.embedded.local_secrets import LocalSecretSource
 
