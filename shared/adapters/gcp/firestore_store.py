@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
@@ -112,8 +114,24 @@ class FirestoreDocumentStore:
         return found
 
     def transaction(self, fn: Callable[[FirestoreTransaction], T], *, max_attempts: int = 5) -> T:
-        """Run ``fn`` in a Firestore transaction; whatever ``fn`` raises is re-raised as is."""
+        """Run ``fn`` in a Firestore transaction; whatever ``fn`` raises is re-raised as is.
+
+        The client retries an aborted commit at once, which lets two contenders abort each
+        other again and again; so each attempt runs alone and a lost race waits a jittered,
+        doubling pause (from 20 ms, capped at 1 s) before the next one.
+        """
         rules.check_attempts(max_attempts)
+        for attempt in range(max_attempts):
+            try:
+                return self._attempt(fn)
+            except ContentionError:
+                if attempt + 1 == max_attempts:
+                    raise ContentionError(f"transaction lost {max_attempts} races") from None
+                time.sleep(random.uniform(0, min(1.0, 0.02 * 2**attempt)))
+        raise AssertionError("unreachable")
+
+    def _attempt(self, fn: Callable[[FirestoreTransaction], T]) -> T:
+        max_attempts = 1
         raised_by_fn: list[BaseException] = []
 
         @firestore.transactional
