@@ -23,7 +23,7 @@ from shared.ports import Ports
 COMPONENT = "vault-github"
 CONTEXT = FieldContext(tenant="t-1", provider="github", collection="connections",
                        record_id="c-42", field="access_token")
-TOKEN = b"gho_16C7e42F292c6912E7710c838347Ae178B4a"
+TOKEN = os.urandom(20).hex().encode()  # 40 bytes, random per run: no real token in the repo
 OPAQUE = "cryptographic operation failed"
 REGIONS = {  # byte ranges of a ciphertext of TOKEN (40 bytes): header, IV, body, tag
     "magic": range(0, 1), "format": range(1, 2), "version": range(2, 6), "iv": range(6, 18),

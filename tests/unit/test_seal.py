@@ -29,7 +29,7 @@ from shared.crypto.seal import (
 from shared.errors import CryptoError, InvalidInput, PermanentError, PolicyViolation
 from shared.ports import Ports
 
-TOKEN = b"gho_sup3rS3cretT0kenValue0123456789"
+TOKEN = b"test-access-token-" + os.urandom(9).hex().encode()  # random per run, not a real token
 NOW = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
 
 
