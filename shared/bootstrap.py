@@ -44,9 +44,12 @@ def build(config: Config, clock: Clock | None = None) -> Ports:
 
 
 @functools.cache
-def config() -> Config:
+def environment_config() -> Config:
     """The process-wide configuration from the environment (validated once per instance)."""
     return Config.from_env()
+
+
+config = environment_config  # the name entry points use: bootstrap.config()
 
 
 def ports(config: Config | None = None) -> Ports:
@@ -55,7 +58,7 @@ def ports(config: Config | None = None) -> Ports:
     Functions call this once per instance (cold start); every later call with an equal config
     returns the same adapters, so connections and cached keys are reused across invocations.
     """
-    return _cached(config or Config.from_env())
+    return _cached(config if config is not None else environment_config())
 
 
 @functools.cache

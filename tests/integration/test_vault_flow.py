@@ -28,6 +28,7 @@ def stack(tmp_path, monkeypatch):
     monkeypatch.setenv("KEYWAY_GITHUB_OAUTH_URL", server.url)
     monkeypatch.setenv("KEYWAY_SECRET_GITHUB_CLIENT_SECRET", server.client_secret)
     monkeypatch.delenv("KEYWAY_BACKEND", raising=False)
+    bootstrap.config.cache_clear()
     ports = bootstrap.ports()
     ensure_local_state(ports)
     for spec in subscription_specs():
@@ -36,6 +37,7 @@ def stack(tmp_path, monkeypatch):
     server.stop()
     vault_handlers._SERVICES.clear()
     bootstrap._cached.cache_clear()
+    bootstrap.config.cache_clear()
 
 
 def _pull_one(ports, topic: str) -> messages.Inbound:

@@ -19,8 +19,10 @@ from shared.errors import InvalidInput, RetryableError
 def local_state(tmp_path, monkeypatch):
     monkeypatch.setenv("KEYWAY_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.delenv("KEYWAY_BACKEND", raising=False)
+    bootstrap.config.cache_clear()
     yield
     bootstrap._cached.cache_clear()
+    bootstrap.config.cache_clear()
 
 
 def pubsub_event(topic: str, sender: str, type_: str, body: dict, *, raw: str | None = None):
