@@ -66,3 +66,8 @@ variable "kw_database_iam" {
   description = "Firestore access per account and database ((default) business, vault)."
   type        = any
 }
+
+variable "kw_ttl_collections" {
+  description = "Collections whose documents carry a native expiry timestamp for a Firestore TTL policy (shared/retention.py)."
+  type        = any
+}

@@ -6,7 +6,8 @@
 Every IAM binding between components in ``infra/`` iterates over a map in this file, so the
 Terraform grants are derived from the same table the runtime checks (DESIGN.md promise 7):
 topic publishers and subscribers from :func:`shared.policy.iam_bindings`, the function list from
-:data:`shared.components.COMPONENTS`, secret names from the modules that read them.
+:data:`shared.components.COMPONENTS`, secret names from the modules that read them, and the
+collections with a Firestore TTL policy from the modules that write them.
 ``tests/unit/test_infra.py`` fails when the committed file differs from :func:`export`.
 
 Service accounts: one per component, except that ``vault-P`` and ``oauth-P`` are one token
@@ -20,11 +21,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from shared import policy, topology
+from shared import policy, retention, topology
 from shared.audit.chain import KEY_SECRET as AUDIT_KEY_SECRET
 from shared.components import COMPONENTS
-from shared.crypto import channels, datakeys
+from shared.crypto import channels, datakeys, replay
+from shared.oauth import state as oauth_state
 from shared.vault.github_app import PRIVATE_KEY_SECRET as GITHUB_APP_KEY_SECRET
+from shared.webhooks import deliveries
 from shared.webhooks.secrets import PREVIOUS_SUFFIX, app_secret_name
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,6 +46,8 @@ DATASTORE_USER = "roles/datastore.user"
 CONNECTION_WEBHOOK_PREFIX = "webhook-secret-"
 #: Firestore databases by role.
 BUSINESS_DB, VAULT_DB = "(default)", "vault"
+#: Business-store collections whose documents carry the TTL timestamp (shared.retention).
+TTL_COLLECTIONS = (deliveries.COLLECTION, replay.COLLECTION, oauth_state.COLLECTION)
 #: Publishers in the policy table that are not keyway components.
 EXTERNAL_PUBLISHERS = frozenset({policy.CLOUD_SCHEDULER})
 
@@ -183,6 +188,8 @@ def export() -> dict[str, Any]:
         "kw_kms_keys": kms_keys,
         "kw_kms_iam": kms_iam,
         "kw_database_iam": database_iam,
+        "kw_ttl_collections": {name: {"database": BUSINESS_DB, "field": retention.TTL_FIELD}
+                               for name in sorted(TTL_COLLECTIONS)},
     }
 
 

@@ -79,6 +79,12 @@ class Transaction(Protocol):
 class DocumentStore(Protocol):
     """Collections of JSON-like documents keyed by string ids, with transactions.
 
+    Values: None, bool, 64-bit int, finite float, str, bytes, lists (not of lists), dicts with
+    string keys, and timezone-aware ``datetime`` (returned as a UTC ``datetime``, microsecond
+    precision). Timestamps exist for expiry — a Firestore TTL policy acts only on a native
+    timestamp field (:mod:`shared.retention`) — and are not valid filter values; code that
+    queries or orders by time stores ``shared.clock.isoformat`` strings.
+
     Errors: backend down → ``UnavailableError``; a transaction that keeps losing races →
     ``ContentionError``; a document with an unsupported value → ``InvalidInput``.
     """

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from shared import retention
 from shared.clock import isoformat, parse_iso
 from shared.errors import InvalidInput
 from shared.ports import Ports
@@ -55,7 +56,7 @@ def create(ports: Ports, flow: PendingFlow) -> str:
         "tenant": flow.tenant, "user": flow.user, "kind": flow.kind, "provider": flow.provider,
         "redirect_uri": flow.redirect_uri, "verifier": flow.verifier, "base_url": flow.base_url,
         "connection": flow.connection, "github_app": flow.github_app, "created_at": isoformat(now),
-        "expires_at": isoformat(now + TTL),
+        "expires_at": isoformat(now + TTL), **retention.purge_at(now + TTL),
     })
     return state
 

@@ -9,16 +9,19 @@ import threading
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 from shared.adapters import _documents as rules
+from shared.clock import isoformat, parse_iso
 from shared.errors import ContentionError, InvalidInput, KeywayError, UnavailableError
 from shared.ports import Document, Filter, Order, Snapshot
 
 T = TypeVar("T")
 
 _BYTES = "__bytes__"  # tag for bytes values; user keys of the form __x__ are rejected (Firestore)
+_TIMESTAMP = "__timestamp__"  # tag for timestamps: {"__timestamp__": isoformat(value)}
 _SCHEMA = """CREATE TABLE IF NOT EXISTS documents (
     collection TEXT NOT NULL, id TEXT NOT NULL, data TEXT NOT NULL,
     PRIMARY KEY (collection, id)) WITHOUT ROWID"""
@@ -36,10 +39,16 @@ def _tag(raw: bytes) -> dict[str, str]:
     return {_BYTES: raw.hex()}  # hex keeps byte order when compared as text
 
 
+def _tag_time(moment: datetime) -> dict[str, str]:
+    return {_TIMESTAMP: isoformat(moment)}
+
+
 def _decode(value: Any) -> Any:
     if isinstance(value, dict):
         if _BYTES in value:
             return bytes.fromhex(value[_BYTES])
+        if _TIMESTAMP in value:
+            return parse_iso(value[_TIMESTAMP])
         return {key: _decode(item) for key, item in value.items()}
     if isinstance(value, list):
         return [_decode(item) for item in value]
@@ -47,7 +56,7 @@ def _decode(value: Any) -> Any:
 
 
 def _dumps(data: Document) -> str:
-    encoded = rules.check_document(data, bytes_as=_tag)
+    encoded = rules.check_document(data, bytes_as=_tag, datetime_as=_tag_time)
     return json.dumps(encoded, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 
