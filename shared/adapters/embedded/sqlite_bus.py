@@ -45,6 +45,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from shared.adapters.embedded._locks import holding, writer_lock
 from shared.bus_ops import (
     DEAD_LETTER_ATTEMPTS,
     DEAD_LETTER_SOURCE,
@@ -102,6 +103,7 @@ class SqliteMessageBus:
     def __init__(self, path: Path, clock: Clock | None = None) -> None:
         self._path = Path(path)
         self._clock = clock or SystemClock()
+        self._writer = writer_lock(self._path)
         try:
             self._path.parent.mkdir(parents=True, exist_ok=True)
             os.close(os.open(self._path, os.O_CREAT | os.O_RDWR, 0o600))
@@ -271,18 +273,21 @@ class SqliteMessageBus:
     def _tx(self, what: str) -> Iterator[sqlite3.Connection]:
         """A write transaction (``BEGIN IMMEDIATE``) on a fresh connection, committed on exit."""
         conn: sqlite3.Connection | None = None
-        try:
-            conn = self._connect()
-            conn.execute("BEGIN IMMEDIATE")
-            yield conn
-            conn.execute("COMMIT")
-        except sqlite3.Error as e:
-            raise UnavailableError(f"sqlite bus {what}: {type(e).__name__}") from e
-        finally:
-            if conn is not None:
-                if conn.in_transaction:
-                    conn.rollback()
-                conn.close()
+        # threads of this process queue here, not in SQLite's sleeping busy handler
+        with holding(self._writer, _BUSY_TIMEOUT_S,
+                     lambda: UnavailableError(f"sqlite bus {what}: database is busy")):
+            try:
+                conn = self._connect()
+                conn.execute("BEGIN IMMEDIATE")
+                yield conn
+                conn.execute("COMMIT")
+            except sqlite3.Error as e:
+                raise UnavailableError(f"sqlite bus {what}: {type(e).__name__}") from e
+            finally:
+                if conn is not None:
+                    if conn.in_transaction:
+                        conn.rollback()
+                    conn.close()
 
 
 def _message(row: sqlite3.Row, attempt: int) -> Message:

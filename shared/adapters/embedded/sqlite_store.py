@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from shared.adapters import _documents as rules
+from shared.adapters.embedded._locks import holding, writer_lock
 from shared.clock import isoformat, parse_iso
 from shared.errors import ContentionError, InvalidInput, KeywayError, UnavailableError
 from shared.ports import Document, Filter, Order, Snapshot
@@ -152,9 +153,11 @@ class SqliteDocumentStore:
     floats, no list directly in a list, no ``__x__`` keys or ids); ordering by list or map fields
     compares their JSON text. Bytes are stored as ``{"__bytes__": hex}``.
 
-    Safe from many threads (one connection per thread) and processes (SQLite locking,
-    ``busy_timeout``). ``transaction`` holds the write lock (``BEGIN IMMEDIATE``) while ``fn``
-    runs, so it never loses a race; store calls made inside ``fn`` on the same thread join it.
+    Safe from many threads (one connection per thread; writers of one file in one process queue
+    on a Python lock, :mod:`._locks`) and processes (SQLite locking, ``busy_timeout``).
+    ``transaction`` holds the write lock (``BEGIN IMMEDIATE``) while ``fn`` runs, so it never
+    loses a race; store calls made inside ``fn`` on the same thread join it. Timestamps are
+    stored as ``{"__timestamp__": iso}``.
     """
 
     def __init__(self, path: Path, *, busy_timeout: float = 10.0) -> None:
@@ -169,6 +172,7 @@ class SqliteDocumentStore:
             connection = self._connection()
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute(_SCHEMA)
+        self._writer = writer_lock(self._path)
 
     def _connection(self) -> sqlite3.Connection:
         """This thread's connection (a new one after ``fork``; closed when the thread ends)."""
@@ -194,11 +198,18 @@ class SqliteDocumentStore:
     def get(self, collection: str, doc_id: str) -> Document | None:
         return _read(self._connection(), collection, doc_id)
 
+    def _queue(self, what: str):
+        """This process's turn to write (bounded by ``busy_timeout``, like SQLite's wait)."""
+        return holding(self._writer, self._busy_timeout,
+                       lambda: ContentionError(f"{what}: database is busy"))
+
     def put(self, collection: str, doc_id: str, data: Document) -> None:
-        _write(self._connection(), collection, doc_id, data)
+        with self._queue("sqlite.put"):
+            _write(self._connection(), collection, doc_id, data)
 
     def delete(self, collection: str, doc_id: str) -> None:
-        _remove(self._connection(), collection, doc_id)
+        with self._queue("sqlite.delete"):
+            _remove(self._connection(), collection, doc_id)
 
     def query(self, collection: str, where: Sequence[Filter] = (), order_by: Sequence[Order] = (),
               limit: int | None = None) -> list[Snapshot]:
@@ -225,15 +236,17 @@ class SqliteDocumentStore:
         connection = self._connection()
         if connection.in_transaction:
             raise InvalidInput("transactions cannot be nested")
-        for attempt in range(1, max_attempts + 1):
-            try:
-                connection.execute("BEGIN IMMEDIATE")
-                break
-            except sqlite3.Error as e:
-                error = _translate(e, "sqlite.transaction")
-                if not isinstance(error, ContentionError) or attempt == max_attempts:
-                    raise error from e
-        return _run(connection, fn)
+        # threads of this process queue here, not in SQLite's sleeping busy handler
+        with self._queue("sqlite.transaction"):
+            for attempt in range(1, max_attempts + 1):
+                try:
+                    connection.execute("BEGIN IMMEDIATE")
+                    break
+                except sqlite3.Error as e:
+                    error = _translate(e, "sqlite.transaction")
+                    if not isinstance(error, ContentionError) or attempt == max_attempts:
+                        raise error from e
+            return _run(connection, fn)
 
 
 def _run(connection: sqlite3.Connection, fn: Callable[[SqliteTransaction], T]) -> T:
