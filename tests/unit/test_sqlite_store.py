@@ -84,3 +84,29 @@ def test_writers_of_one_file_in_one_process_share_one_queue(tmp_path: Path) -> N
     finally:
         for store in (one, same, other):
             store.close()
+
+
+def test_the_durability_level_reaches_every_connection(tmp_path: Path) -> None:
+    """``normal`` (the default: a commit survives a process crash) or ``full`` (fsync on
+    every commit), on the store's and the bus's connections alike; anything else is refused."""
+    import pytest
+
+    from shared.adapters.embedded.sqlite_bus import SqliteMessageBus
+
+    levels = {"normal": 1, "full": 2}  # PRAGMA synchronous answers a number
+    for name, number in levels.items():
+        store = SqliteDocumentStore(tmp_path / f"{name}.db", synchronous=name)
+        bus = SqliteMessageBus(tmp_path / f"{name}-bus.db", synchronous=name)
+        try:
+            got: list[int] = []
+            worker = threading.Thread(target=lambda s=store, b=bus, out=got: out.extend([
+                s._connection().execute("PRAGMA synchronous").fetchone()[0],
+                b._connect().execute("PRAGMA synchronous").fetchone()[0]]))
+            worker.start()  # a thread of its own: its connections are opened for it
+            worker.join()
+            assert got == [number, number]
+        finally:
+            store.close()
+            bus.close()
+    with pytest.raises(ValueError):
+        SqliteDocumentStore(tmp_path / "off.db", synchronous="off")

@@ -1,4 +1,5 @@
-"""One in-process write lock per SQLite file.
+"""What the embedded SQLite adapters share: one in-process write lock per file, and the
+durability setting.
 
 SQLite lets one writer in at a time and makes the others wait in its busy handler, which
 sleeps in growing steps (up to 100 ms a try): under many threads a writer can wait for seconds
@@ -41,3 +42,13 @@ def holding(lock: threading.RLock, timeout: float,
         yield
     finally:
         lock.release()
+
+
+SYNCHRONOUS = {"normal": "NORMAL", "full": "FULL"}
+
+
+def synchronous_pragma(level: str) -> str:
+    """The ``PRAGMA synchronous`` statement for ``level`` (``normal`` | ``full``)."""
+    if level not in SYNCHRONOUS:
+        raise ValueError(f"synchronous must be one of {sorted(SYNCHRONOUS)}")
+    return f"PRAGMA synchronous={SYNCHRONOUS[level]}"

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from shared.adapters import _documents as rules
-from shared.adapters.embedded._locks import holding, writer_lock
+from shared.adapters.embedded._locks import holding, synchronous_pragma, writer_lock
 from shared.clock import isoformat, parse_iso
 from shared.errors import ContentionError, InvalidInput, KeywayError, UnavailableError
 from shared.ports import Document, Filter, Order, Snapshot
@@ -157,12 +157,15 @@ class SqliteDocumentStore:
     on a Python lock, :mod:`._locks`) and processes (SQLite locking, ``busy_timeout``).
     ``transaction`` holds the write lock (``BEGIN IMMEDIATE``) while ``fn`` runs, so it never
     loses a race; store calls made inside ``fn`` on the same thread join it. Timestamps are
-    stored as ``{"__timestamp__": iso}``.
+    stored as ``{"__timestamp__": iso}``. ``synchronous`` is SQLite's durability level
+    (``normal``: survives a process crash; ``full``: also fsyncs every commit).
     """
 
-    def __init__(self, path: Path, *, busy_timeout: float = 10.0) -> None:
+    def __init__(self, path: Path, *, busy_timeout: float = 10.0,
+                 synchronous: str = "normal") -> None:
         self._path = Path(path)
         self._busy_timeout = busy_timeout
+        self._synchronous = synchronous_pragma(synchronous)
         self._local = threading.local()
         self._lock = threading.Lock()
         self._connections: weakref.WeakSet[_Connection] = weakref.WeakSet()
@@ -182,6 +185,7 @@ class SqliteDocumentStore:
                 self._path, timeout=self._busy_timeout, isolation_level=None,
                 check_same_thread=False, factory=_Connection,
             )
+            connection.execute(self._synchronous)
             self._local.entry = (os.getpid(), connection)
             with self._lock:
                 self._connections.add(connection)
