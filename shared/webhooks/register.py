@@ -4,7 +4,9 @@ metadata-only client (only the table's allowlisted hook templates).
 
 Once per repository. A sync calls :meth:`Registrar.ensure` after it has walked the
 repositories; a repository with a ``webhook_registrations`` record is skipped with no
-request, so a registered hook costs one request, once. Per repository:
+request, so a registered hook costs one request, once. Registration stops when the sync's time
+budget is spent (after at least one repository); the sync's continuation, or the next sync,
+goes on from the records. Per repository:
 
 1. a record ``registering`` is written first (the intent), then the hook is POSTed to
    ``<public_url>/webhook-P/c/<connection>`` with the connection's secret (read from the
@@ -27,7 +29,7 @@ poll hooks; that would cost a request per repository per sync).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -75,17 +77,25 @@ class Registrar:
     def __repr__(self) -> str:
         return f"Registrar(provider={self._spec.name!r}, connection={self._connection!r})"
 
-    def ensure(self, repositories: Sequence[Snapshot]) -> Counts:
-        """Register on every repository that needs it (none: no request at all)."""
+    def ensure(self, repositories: Sequence[Snapshot],
+               out_of_time: Callable[[], bool] | None = None) -> Counts:
+        """Register on every repository that needs it (none: no request at all). Once
+        ``out_of_time()`` says the sync's budget is spent it stops (after at least one); the
+        next run goes on from the records."""
         known = hooks.for_connection(self._ports.business, self._connection)
         due = [r for r in repositories if self._due(known.get(r.id))]
         secret = self._secret() if due else None
+        done = 0
         for repo in due if secret is not None else ():
+            if done and out_of_time is not None and out_of_time():
+                break
             self._one(repo, known.get(repo.id), secret)
+            done += 1
         if due:
             log.info("webhooks.registration", extra={"fields": {
                 "provider": self._spec.name, "connection": self._connection,
-                "due": len(due), **vars(self.counts)}})
+                "due": len(due), "deferred": len(due) - done if secret else 0,
+                **vars(self.counts)}})
         return self.counts
 
     def _due(self, record: dict[str, Any] | None) -> bool:

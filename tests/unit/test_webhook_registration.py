@@ -115,6 +115,13 @@ def test_a_second_sync_registers_nothing_and_sends_no_request(setup):
     assert len(setup.sim.hooks.all()) == 3
 
 
+def test_registration_stops_when_the_syncs_time_is_spent_and_the_next_run_goes_on(setup):
+    counts = setup.registrar().ensure(setup.repos, out_of_time=lambda: True)
+    assert counts.registered == 1 and len(setup.sim.hooks.all()) == 1  # progress, then stop
+    assert setup.registrar().ensure(setup.repos, out_of_time=lambda: False).registered == 2
+    assert len(setup.sim.hooks.all()) == 3
+
+
 def test_a_registration_interrupted_after_the_post_is_adopted_not_duplicated(setup):
     setup.ensure()
     repo = setup.repos[0]
