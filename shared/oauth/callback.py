@@ -99,7 +99,7 @@ def _complete(ports: Ports, flow: state.PendingFlow, args: Mapping[str, str],
     if not flow.connection:
         raise PermanentError("app flow without a connection id", key="oauth.bad_state")
     hooks = flow.register_webhooks and not installation_id
-    secret = webhook_secrets.create_connection_secret(ports.secrets, flow.connection) \
+    secret_name = webhook_secrets.create_connection_secret(ports.secrets, flow.connection) \
         if hooks else None
     try:
         if installation_id:  # the user token only proved access to the installation: dropped
@@ -114,7 +114,7 @@ def _complete(ports: Ports, flow: state.PendingFlow, args: Mapping[str, str],
                                             "requested_at": isoformat(ports.clock.now())},
                          ordering_key=flow.connection)
     except BaseException:
-        if secret is not None:
+        if secret_name is not None:
             _forget_secret(ports, flow.connection)
         raise
     return {"connection": flow.connection}

@@ -21,6 +21,9 @@ goes on from the records. Per repository:
    on and the repository is tried again after :data:`RETRY_AFTER`, not on every sync;
 5. a 5xx, timeout or malformed answer → ``webhooks.register_failed``; the next sync retries.
 
+Before each repository the connection must still be ``active``: once the api has marked it
+``disconnecting`` nothing more is registered (the vault is about to remove what exists).
+
 A rate limit, a spent budget or a rejected token propagates: the sync defers or fails as it
 would for any request. A missing secret logs ``webhooks.secret_missing`` and registers
 nothing. A hook deleted at the provider by someone else is not re-created (keyway does not
@@ -89,6 +92,8 @@ class Registrar:
         for repo in due if secret is not None else ():
             if done and out_of_time is not None and out_of_time():
                 break
+            if not self._still_active():  # disconnecting: register nothing more
+                break
             self._one(repo, known.get(repo.id), secret)
             done += 1
         if due:
@@ -104,6 +109,10 @@ class Registrar:
         if record.get("status") == "unavailable":
             return (record.get("retry_at") or "") <= isoformat(self._ports.clock.now())
         return False
+
+    def _still_active(self) -> bool:
+        doc = self._ports.business.get("connections", self._connection)
+        return doc is not None and doc.get("status") == "active"
 
     def _secret(self) -> str | None:
         name = connection_secret_name(self._connection)

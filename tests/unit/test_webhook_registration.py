@@ -82,6 +82,9 @@ def setup(request, tmp_path, leak_guard) -> Setup:
     for raw in seeded:
         record = normalize(raw, ctx)
         ports.business.put("repositories", record["id"], record)
+    ports.business.put("connections", CONNECTION, {
+        "tenant": TENANT, "provider": provider, "status": "active", "api_base": sim.api_url,
+        "register_webhooks": True})
     create_connection_secret(ports.secrets, CONNECTION)
     secret = leak_guard.track(ports.secrets.access(f"webhook-secret-{CONNECTION}").decode())
     token = sim.mint_token(scopes=SCOPES[provider]).access_token
@@ -206,6 +209,12 @@ def test_a_rate_limit_propagates_to_the_sync_and_keeps_the_intent(setup):
     assert [r["status"] for r in setup.records().values()] == ["registering"]
 
 
+def test_a_disconnecting_connection_registers_nothing_more(setup):
+    _connection(setup, status="disconnecting")
+    assert setup.ensure() == register.Counts()
+    assert setup.sim.requests_log == [] and setup.records() == {}
+
+
 def test_without_the_connections_secret_nothing_is_registered(setup, caplog):
     delete_connection_secrets(setup.ports.secrets, CONNECTION)
     with caplog.at_level(logging.INFO):
@@ -231,10 +240,10 @@ def test_only_a_connection_that_asked_for_hooks_gets_a_registrar(setup):
 
 
 # ---- removal --------------------------------------------------------------------------------
-def _connection(setup, tenant: str = TENANT) -> None:
+def _connection(setup, tenant: str = TENANT, status: str = "disconnecting") -> None:
     setup.ports.business.put("connections", CONNECTION, {
-        "tenant": tenant, "provider": setup.provider, "api_base": setup.sim.api_url,
-        "register_webhooks": True})
+        "tenant": tenant, "provider": setup.provider, "status": status,
+        "api_base": setup.sim.api_url, "register_webhooks": True})
 
 
 def test_removal_deletes_every_hook_keyway_registered(setup):
