@@ -26,6 +26,7 @@ from shared.audit.chain import KEY_SECRET as AUDIT_KEY_SECRET
 from shared.components import COMPONENTS
 from shared.crypto import channels, datakeys, replay
 from shared.oauth import state as oauth_state
+from shared.providers import registry
 from shared.vault.github_app import PRIVATE_KEY_SECRET as GITHUB_APP_KEY_SECRET
 from shared.webhooks import deliveries
 from shared.webhooks.secrets import PREVIOUS_SUFFIX, app_secret_name
@@ -42,8 +43,16 @@ SUBSCRIBER = "roles/pubsub.subscriber"
 KMS_USER = "roles/cloudkms.cryptoKeyEncrypterDecrypter"
 DATASTORE_USER = "roles/datastore.user"
 #: Per-connection webhook secrets (``webhook-secret-<connection>``) are created per connection,
-#: so the webhook functions read them through a name-prefix IAM condition.
+#: so every grant on them is on a name-prefix IAM condition: ``webhook-P`` (verifies) and, for
+#: providers that register hooks, ``fetch-P`` (registers them) read them and the token component
+#: (``oauth-P`` creates one at connect, ``vault-P`` deletes it on disconnect) writes them through
+#: a custom role with exactly
+#: :data:`CONNECTION_SECRET_PERMISSIONS` — no predefined role has create and delete without
+#: also reading every secret (``roles/secretmanager.admin``).
 CONNECTION_WEBHOOK_PREFIX = "webhook-secret-"
+CONNECTION_SECRET_READERS = ("webhook", "fetch")
+CONNECTION_SECRET_PERMISSIONS = ("secretmanager.secrets.create", "secretmanager.secrets.delete",
+                                 "secretmanager.versions.add")
 #: Firestore databases by role.
 BUSINESS_DB, VAULT_DB = "(default)", "vault"
 #: Business-store collections whose documents carry the TTL timestamp (shared.retention).
@@ -88,6 +97,12 @@ def secret_grants() -> dict[str, dict[str, tuple[str, ...]]]:
         w[app_secret_name(p)] = read
         w[app_secret_name(p) + PREVIOUS_SUFFIX] = read
     return grants
+
+
+def webhook_registering_providers() -> list[str]:
+    """Providers whose table entry registers webhooks: only their ``fetch-P`` reads and their
+    token component writes the per-connection secrets."""
+    return [p for p in policy.PROVIDERS if registry.get(p).webhook_registration is not None]
 
 
 def export() -> dict[str, Any]:
@@ -144,6 +159,7 @@ def export() -> dict[str, Any]:
             topic_iam[f"{topic}|{account}|{role}"] = row
 
     grants = secret_grants()
+    registering = webhook_registering_providers()
     secrets = {
         name: {"provider": _provider_of(name)}
         for name in sorted({s for g in grants.values() for s in g})
@@ -156,11 +172,17 @@ def export() -> dict[str, Any]:
         for role in roles
     }
     secret_prefix_iam = {
-        f"{CONNECTION_WEBHOOK_PREFIX}|webhook-{p}|{role}": {
-            "prefix": CONNECTION_WEBHOOK_PREFIX, "account": f"webhook-{p}", "role": role,
+        f"{CONNECTION_WEBHOOK_PREFIX}|{kind}-{p}|{role}": {
+            "prefix": CONNECTION_WEBHOOK_PREFIX, "account": f"{kind}-{p}", "role": role,
             "provider": p,
         }
-        for p in policy.PROVIDERS for role in (ACCESSOR, SECRET_VIEWER)
+        for p in policy.PROVIDERS for kind in CONNECTION_SECRET_READERS
+        if kind == "webhook" or p in registering for role in (ACCESSOR, SECRET_VIEWER)
+    }
+    secret_writer_iam = {
+        f"{CONNECTION_WEBHOOK_PREFIX}|token-{p}": {
+            "prefix": CONNECTION_WEBHOOK_PREFIX, "account": f"token-{p}", "provider": p}
+        for p in registering
     }
     kms_keys = {f"vault-{p}": {"account": f"token-{p}", "provider": p} for p in policy.PROVIDERS}
     kms_iam = {
@@ -185,6 +207,8 @@ def export() -> dict[str, Any]:
         "kw_secrets": secrets,
         "kw_secret_iam": secret_iam,
         "kw_secret_prefix_iam": secret_prefix_iam,
+        "kw_secret_writer_iam": secret_writer_iam,
+        "kw_connection_secret_permissions": list(CONNECTION_SECRET_PERMISSIONS),
         "kw_kms_keys": kms_keys,
         "kw_kms_iam": kms_iam,
         "kw_database_iam": database_iam,

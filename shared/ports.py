@@ -238,6 +238,11 @@ class SecretSource(Protocol):
     def add_version(self, name: str, value: bytes) -> str:
         """Store a new version (creating the secret if needed); returns the version id."""
 
+    def delete(self, name: str) -> None:
+        """Delete the secret with every version; ``NotFound`` if there is no such secret.
+        Afterwards ``access`` answers ``NotFound`` and ``add_version`` starts a new secret
+        (version ids start again at ``"1"``)."""
+
 
 @dataclass
 class Ports:

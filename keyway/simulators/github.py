@@ -12,7 +12,9 @@ GitHub Enterprise Server layout; github.com's own API host is ``https://api.gith
 Wire formats are described in :mod:`keyway.simulators.github_oauth` and
 :mod:`keyway.simulators.github_api`; the metadata endpoints a fetcher syncs (seeded with
 :meth:`GitHubSimulator.seed_activity`) in :mod:`keyway.simulators.github_metadata`, the
-families it must never call in :mod:`keyway.simulators.github_forbidden`.
+families it must never call in :mod:`keyway.simulators.github_forbidden`, repository webhooks
+(:attr:`GitHubSimulator.hooks`, :meth:`GitHubSimulator.deliver`) in
+:mod:`keyway.simulators.github_hooks`.
 """
 
 from __future__ import annotations
@@ -28,8 +30,11 @@ from keyway.simulators.github_app import GitHubApps
 from keyway.simulators.github_data import GitHubActivity
 from keyway.simulators.github_forbidden import GitHubForbiddenApi
 from keyway.simulators.github_graphql import GitHubGraphQL
+from keyway.simulators.github_hooks import GitHubHooksApi
+from keyway.simulators.github_hooks import deliver as deliver_event
 from keyway.simulators.github_metadata import GitHubMetadataApi, rate_limit_fault
 from keyway.simulators.github_oauth import GitHubOAuth, github_policy
+from keyway.simulators.hooks import HookStore
 from keyway.simulators.oauth_model import Account
 from keyway.simulators.server import Route, Simulator
 from keyway.simulators.wire import json_response
@@ -55,6 +60,7 @@ class GitHubSimulator(Simulator):
         self.data = GitHubData()
         self.apps = GitHubApps(self.data)
         self.activity = GitHubActivity(self.data, clock)
+        self.hooks = HookStore(first_id=480_000_000)
         super().__init__(policy=github_policy(expiring_tokens), account=DEFAULT_USER,
                          rate_limit=rate_limit, rate_window=3600, port=port, clock=clock,
                          on_issue=on_issue)
@@ -68,6 +74,8 @@ class GitHubSimulator(Simulator):
                                    self.activity).routes(),
                 *GitHubForbiddenApi(self.oauth, self.rate_limit, self.data,
                                     self.activity).routes(),
+                *GitHubHooksApi(self.oauth, self.rate_limit, self.data, self.activity,
+                                self.hooks).routes(),
                 *GitHubGraphQL(self.oauth, self.activity).routes()]  # peer benchmark only
 
     def not_found(self, request: Request) -> Response:
@@ -120,6 +128,16 @@ class GitHubSimulator(Simulator):
     def deleted(self) -> list:
         """Every removal so far (:class:`~keyway.simulators.activity.Deletion`)."""
         return list(self.activity.deleted)
+
+    # ---- repository webhooks (github_hooks) -------------------------------------------------
+    def deny_admin(self, full_name: str) -> None:
+        """The signed-in user no longer administers ``full_name``: its hook endpoints 404."""
+        self.data.admin_denied.add(full_name.lower())
+
+    def deliver(self, full_name: str, event: str, payload: dict[str, Any]) -> list:
+        """POST ``event`` to every matching hook on ``full_name``, signed with its secret
+        (real HTTP to the hook's URL); returns the ``requests`` answers."""
+        return deliver_event(self.hooks, full_name, event, payload)
 
     def rate_limit_next(self, status: int = 403, retry_after: int = 60, count: int = 1,
                         secondary: bool = False) -> None:

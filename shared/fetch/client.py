@@ -12,8 +12,10 @@ Each request takes a lease from the token's :class:`TokenBudget` and returns it 
 on errors); the rate-limit headers of every answer, 304s included, are recorded with
 ``observe``. Answers map to :mod:`shared.fetch.errors`: 429 or a rate-limited 403 →
 :class:`RateLimited` (not retried: the caller reschedules at ``retry_at``); 5xx, timeouts and
-connection errors → retried (GET only) with exponential backoff through ``clock.sleep``, then
-:class:`ProviderUnavailable`; 401 → :class:`TokenRejected`; 404/410 → :class:`NotFoundAtProvider`.
+connection errors → retried (GET only; POST and DELETE never) with exponential backoff through
+``clock.sleep``, then :class:`ProviderUnavailable`; 401 → :class:`TokenRejected`; 404/410 →
+:class:`NotFoundAtProvider`; any other 4xx → :class:`ProviderRefused` carrying the status
+(``provider_status``) only.
 Nothing the client raises or logs contains the token, a header value or a response body.
 """
 
@@ -162,6 +164,11 @@ class ProviderClient:
         path = self._path(template, "POST", path_params)
         return self._send("POST", self._base_url + path, template, json=json)
 
+    def delete(self, template: str, path_params: Mapping[str, str]) -> ApiResponse:
+        """DELETE an allowlisted template (a webhook keyway registered). Never retried."""
+        path = self._path(template, "DELETE", path_params)
+        return self._send("DELETE", self._base_url + path, template)
+
     # ---- egress checks ----------------------------------------------------------------------
     def _allowlisted(self, template: str, method: str) -> None:
         if not isinstance(template, str) or template not in self._spec.api.allowlist:
@@ -301,7 +308,7 @@ class ProviderClient:
             raise NotFoundAtProvider(f"{what}: not found ({status})")
         if status >= 500:
             raise _Transient(f"answered {status}")
-        raise ProviderRefused(f"{what}: answered {status}")
+        raise ProviderRefused(f"{what}: answered {status}", provider_status=status)
 
     def _next_url(self, headers: Mapping[str, str], body: Any, url: str) -> str | None:
         """The absolute next-page URL (``Link`` rel=next, ``X-Next-Page`` or a body ``next``)."""

@@ -82,6 +82,16 @@ class MalformedResponse(RetryableError):
 
 
 class ProviderRefused(PermanentError):
-    """Any other refusal (400, 403 without rate-limit signs, 409, 422…) or a redirect."""
+    """Any other refusal (400, 403 without rate-limit signs, 409, 422…) or a redirect;
+    ``provider_status`` is the provider's HTTP status (never its body)."""
 
     status, key, title = 502, "provider.refused", "The provider refused the request"
+
+    def __init__(self, detail: str = "", *, key: str | None = None,
+                 provider_status: int | None = None) -> None:
+        super().__init__(detail, key=key)
+        self.provider_status = provider_status
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.detail,), {"key": self.key,
+                                            "provider_status": self.provider_status}

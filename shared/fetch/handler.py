@@ -11,6 +11,9 @@ Outcomes: finished → ``done``; time budget spent → a continuation ``sync.req
 to the vault (which seals a fresh token) → ``continuing``; rate limit or budget spent → the
 connection's ``next_sync_at`` moves to the reset time → ``waiting`` (no spinning); the
 provider refused the token → ``failed`` (``provider.token_rejected``).
+
+A connection whose admin left webhook registration on also registers keyway's hooks on the
+repositories that have none yet, with the same client and token (:mod:`shared.webhooks.register`).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from shared.log import get_logger
 from shared.ports import Ports
 from shared.providers import registry
 from shared.vault.receive import open_pushed_token
+from shared.webhooks import register
 
 PLANS = {"github": GITHUB, "gitlab": GITLAB}
 log = get_logger("keyway.fetch")
@@ -64,8 +68,11 @@ def _run(provider: str, ports: Ports, tenant: str, connection: str, record: dict
                                                                record.get("base_url"))
     budget = TokenBudget(ports.business, ports.clock, budget_key(provider, connection))
     client = ProviderClient(spec, api_base, token, _session(), ports.clock, budget)
+    config = bootstrap.config()
+    hooks = register.registrar(ports, client, spec, PLANS[provider], tenant, record, connection,
+                               config.public_url)
     run = SyncRun(ports, client, PLANS[provider], tenant, connection,
-                  bootstrap.config().sync_budget_seconds)
+                  config.sync_budget_seconds, on_repositories=hooks.ensure if hooks else None)
     try:
         result = run.run()
     except (RateLimited, BudgetExhausted) as e:

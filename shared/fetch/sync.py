@@ -3,12 +3,15 @@ children of every item that changed — within a time budget, resumable from che
 
 Quota: every first page is conditional (ETag), so an unchanged connection costs only 304s;
 children (reviews, notes, approvals) are fetched only for items whose record changed.
+Between the repository list and the repositories' own lists, ``on_repositories`` (the webhook
+registrar, when the connection registers hooks) sees the connection's live repositories and
+when the run's time budget is spent.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from shared.clock import isoformat
@@ -16,7 +19,7 @@ from shared.fetch import cursor as cursors
 from shared.fetch.client import ProviderClient
 from shared.fetch.plan import ProviderPlan
 from shared.fetch.walk import Stats, Walker
-from shared.ports import Filter, Ports
+from shared.ports import Filter, Ports, Snapshot
 from shared.records.model import Context
 
 CONNECTION_SCOPE = "-"
@@ -30,14 +33,16 @@ class SyncResult:
 
 class SyncRun:
     def __init__(self, ports: Ports, client: ProviderClient, plan: ProviderPlan, tenant: str,
-                 connection: str, budget_seconds: float) -> None:
-        self._ports, self._plan = ports, plan
+                 connection: str, budget_seconds: float,
+                 on_repositories: Callable[[list[Snapshot], Callable[[], bool]], object]
+                 | None = None) -> None:
+        self._ports, self._plan, self._on_repositories = ports, plan, on_repositories
         # observed_at: the updated_at of records whose provider gives none (labels)
         self._base = Context(tenant, plan.provider, connection,
                              observed_at=isoformat(ports.clock.now()))
-        deadline = ports.clock.monotonic() + budget_seconds
+        self._deadline = ports.clock.monotonic() + budget_seconds
         self.stats = Stats()
-        self._walker = Walker(ports.business, client, ports.clock, deadline, self.stats)
+        self._walker = Walker(ports.business, client, ports.clock, self._deadline, self.stats)
 
     def run(self) -> SyncResult:
         store, connection = self._ports.business, self._base.connection
@@ -47,10 +52,15 @@ class SyncRun:
             return SyncResult(False, self.stats)
         repos = store.query("repositories", [Filter("connection", "==", connection),
                                              Filter("deleted", "==", False)])
+        if self._on_repositories is not None:  # webhook registration (shared.webhooks.register)
+            self._on_repositories(repos, self._past_deadline)
         for repo in repos:
             if not self._repository(repo.id, repo.data):
                 return SyncResult(False, self.stats)
         return SyncResult(True, self.stats)
+
+    def _past_deadline(self) -> bool:
+        return self._ports.clock.monotonic() >= self._deadline
 
     def _repository(self, repo_id: str, repo: dict) -> bool:
         ctx = dataclasses.replace(self._base, repository=repo_id)

@@ -7,6 +7,12 @@ in-process (never published, never logged) → record the connection or identity
 request the first sync → redirect to the configured frontend URL with the connection id and a
 status. The browser never sees a token and is only ever sent to the configured frontend.
 
+When the admin left webhook registration on (``register_webhooks``), the callback first stores
+a fresh random per-connection webhook secret (``webhook-secret-<connection>``, 256 bits, never
+logged) as a new secret version; the connection document records only the choice. The
+fetcher registers the hooks with it during a sync (:mod:`shared.webhooks.register`). If a
+later step fails, the secret is deleted again (best effort).
+
 A GitHub App install flow also brings ``installation_id``: the code's user-to-server token must
 see that installation (``GET /user/installations``, else ``github_app.not_your_installation``
 and nothing stored); then the vault records the installation and the user token is dropped.
@@ -34,6 +40,7 @@ from shared.providers import registry
 from shared.vault.endpoints import endpoint_for
 from shared.vault.github_app import verify_installation_belongs_to_user
 from shared.vault.handlers import service
+from shared.webhooks import secrets as webhook_secrets
 
 log = get_logger("keyway.oauth")
 SYNC_INTERVAL = timedelta(minutes=15)
@@ -91,17 +98,35 @@ def _complete(ports: Ports, flow: state.PendingFlow, args: Mapping[str, str],
         return {"identity": "linked"}
     if not flow.connection:
         raise PermanentError("app flow without a connection id", key="oauth.bad_state")
-    if installation_id:  # the user token only proved access to the installation: dropped
-        vault.store_installation(flow.tenant, flow.connection, flow.user, installation_id)
-    else:
-        vault.store_app_token(flow.tenant, flow.connection, flow.user, tokens, flow.base_url)
-    _record_connection(ports, flow, who, api_base, installation_id)
-    messages.publish(ports.bus, f"oauth-{flow.provider}", f"sync-requests-{flow.provider}",
-                     "sync.requested", {"tenant": flow.tenant, "connection": flow.connection,
-                                        "scope": "all", "reason": "first_sync",
-                                        "requested_at": isoformat(ports.clock.now())},
-                     ordering_key=flow.connection)
+    hooks = flow.register_webhooks and not installation_id
+    secret_name = webhook_secrets.create_connection_secret(ports.secrets, flow.connection) \
+        if hooks else None
+    try:
+        if installation_id:  # the user token only proved access to the installation: dropped
+            vault.store_installation(flow.tenant, flow.connection, flow.user, installation_id)
+        else:
+            vault.store_app_token(flow.tenant, flow.connection, flow.user, tokens,
+                                  flow.base_url)
+        _record_connection(ports, flow, who, api_base, installation_id)
+        messages.publish(ports.bus, f"oauth-{flow.provider}", f"sync-requests-{flow.provider}",
+                         "sync.requested", {"tenant": flow.tenant, "connection": flow.connection,
+                                            "scope": "all", "reason": "first_sync",
+                                            "requested_at": isoformat(ports.clock.now())},
+                         ordering_key=flow.connection)
+    except BaseException:
+        if secret_name is not None:
+            _forget_secret(ports, flow.connection)
+        raise
     return {"connection": flow.connection}
+
+
+def _forget_secret(ports: Ports, connection: str) -> None:
+    """Best effort: the connection was not made, so its webhook secret should not stay."""
+    try:
+        webhook_secrets.delete_connection_secrets(ports.secrets, connection)
+    except KeywayError as e:
+        log.warning("oauth.webhook_secret_cleanup_failed",
+                    extra={"fields": {"connection": connection, "reason": e.key}})
 
 
 def _installation_id(flow: state.PendingFlow, args: Mapping[str, str]) -> str | None:
@@ -123,6 +148,7 @@ def _record_connection(ports: Ports, flow: state.PendingFlow, who: account.Accou
         "base_url": flow.base_url, "api_base": api_base, "created_by": flow.user,
         "account": {"id": who.id, "login": who.login} if who else None,
         "installation_id": installation_id,
+        "register_webhooks": bool(flow.register_webhooks and not installation_id),
         "created_at": isoformat(now), "next_sync_at": isoformat(now + SYNC_INTERVAL),
         "interval_seconds": int(SYNC_INTERVAL.total_seconds())})  # first sync: requested above
 

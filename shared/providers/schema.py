@@ -10,6 +10,8 @@ promises the table exists for:
   data, archives, raw files, repository files, commits, compare/diffs (promise 5); write methods
   are allowed only on comment and webhook-registration templates;
 * a GitHub App asks only for read permissions and never for ``contents``;
+* webhook registration (``webhook_registration``) names its hook templates, each in the
+  allowlist under its own method, and never asks for a scope that grants code access;
 * webhook, refresh and self-hosting fields are consistent with each other.
 """
 
@@ -110,6 +112,21 @@ class GitHubAppSpec:
 
 
 @dataclass(frozen=True)
+class HookRegistrationSpec:
+    """Registering keyway's webhooks with an app token, when an admin opts in: the scopes
+    added to the app scopes for it, where hooks live (``repo`` / ``project``), the events,
+    whether it is on unless the admin says otherwise, and the ``list``/``create``/``delete``
+    hook templates (each also in the allowlist)."""
+
+    scopes: tuple[str, ...]
+    kind: Literal["repo", "project"]
+    events: tuple[str, ...]
+    default: bool
+    templates: Mapping[str, str]
+    description: str = ""
+
+
+@dataclass(frozen=True)
 class ProviderSpec:
     name: str
     display_name: str
@@ -120,6 +137,7 @@ class ProviderSpec:
     webhook: WebhookSpec
     post_connect: Literal["atlassian_accessible_resources"] | None
     github_app: GitHubAppSpec | None
+    webhook_registration: HookRegistrationSpec | None = None
     description: str = ""
 
 
@@ -274,11 +292,19 @@ _WEBHOOK = _obj({
 _GITHUB_APP = _obj({"permissions": _map(_enum("read")),
                     "installation_token_ttl_seconds": _range(60, 3600),
                     "jwt_ttl_seconds": _range(30, 600)})
+_HOOK_VERBS = {"list": "GET", "create": "POST", "delete": "DELETE"}
+# Scopes that would grant code access (GitHub's repo scopes, GitLab's repository scopes).
+_CODE_SCOPES = frozenset({"repo", "public_repo", "read_repository", "write_repository", "sudo"})
+_REGISTRATION = _obj({
+    "description": _text(), "scopes": _list(_text(re.compile(r"^\S+$"), "scope")),
+    "kind": _enum("repo", "project"), "events": _list(_text(_NAME, "event name")),
+    "default": _bool, "templates": _obj({verb: _template for verb in _HOOK_VERBS}),
+})
 _PROVIDER = _obj({
     "name": _text(_NAME, "lowercase name"), "display_name": _text(), "description": _text(),
     "enabled": _bool, "self_hosted": _bool, "oauth": _OAUTH, "api": _API, "webhook": _WEBHOOK,
     "post_connect": _opt(_enum("atlassian_accessible_resources")),
-    "github_app": _opt(_GITHUB_APP),
+    "github_app": _opt(_GITHUB_APP), "webhook_registration": _opt(_REGISTRATION),
 })
 _TABLE = _obj({"version": _range(1, 1), "providers": _map(_PROVIDER)})
 
@@ -298,6 +324,24 @@ def _cross_checks(raw: dict[str, Any], path: str) -> None:
         raise _fail(f"{path}.webhook.signature_prefix", "must be empty for token_header")
     if app is not None and "contents" in app["permissions"]:
         raise _fail(f"{path}.github_app.permissions.contents", "code access is never requested")
+    if raw["webhook_registration"] is not None:
+        _registration_checks(raw["webhook_registration"], api["allowlist"],
+                             f"{path}.webhook_registration")
+
+
+def _registration_checks(reg: dict[str, Any], allowlist: tuple[str, ...], path: str) -> None:
+    if not reg["scopes"] or not reg["events"]:
+        raise _fail(path, "scopes and events must not be empty")
+    for i, scope in enumerate(reg["scopes"]):
+        if scope in _CODE_SCOPES:
+            raise _fail(f"{path}.scopes[{i}]", f"{scope!r} would grant code access")
+    for verb, template in reg["templates"].items():
+        if template.partition(" ")[0] != _HOOK_VERBS[verb] or template not in allowlist:
+            raise _fail(f"{path}.templates.{verb}",
+                        f"expected an allowlisted {_HOOK_VERBS[verb]} template")
+    create, delete = reg["templates"]["create"], reg["templates"]["delete"]
+    if delete.partition(" ")[2] != create.partition(" ")[2] + "/{hook_id}":
+        raise _fail(f"{path}.templates.delete", "expected the create path + /{hook_id}")
 
 
 def _build(raw: dict[str, Any]) -> ProviderSpec:
@@ -305,10 +349,12 @@ def _build(raw: dict[str, Any]) -> ProviderSpec:
     oauth["revoke"] = RevokeSpec(**oauth["revoke"]) if oauth["revoke"] else None
     oauth["refresh"] = RefreshSpec(**oauth["refresh"])
     api["rate_limit"] = RateLimitSpec(**api["rate_limit"])
-    app = raw["github_app"]
+    app, reg = raw["github_app"], raw["webhook_registration"]
     return ProviderSpec(**{
         **raw, "oauth": OAuthSpec(**oauth), "api": ApiSpec(**api),
         "webhook": WebhookSpec(**hook), "github_app": GitHubAppSpec(**app) if app else None,
+        "webhook_registration": HookRegistrationSpec(
+            **{**reg, "templates": MappingProxyType(reg["templates"])}) if reg else None,
     })
 
 

@@ -27,6 +27,7 @@ from shared import policy, retention, topology
 from shared.audit.chain import KEY_SECRET as AUDIT_KEY
 from shared.components import COMPONENTS
 from shared.crypto import channels, datakeys
+from shared.providers import registry
 from shared.vault.github_app import PRIVATE_KEY_SECRET as GITHUB_APP_KEY
 from shared.webhooks.secrets import app_secret_name
 
@@ -42,6 +43,10 @@ PUBSUB_AGENT = "service-agent:pubsub"
 SCHEDULER_AGENT = "service-agent:cloudscheduler"
 PUSH = "push"  # the Pub/Sub push identity (kw-pubsub-push)
 BUILDER = "builder"  # the functions' build identity (kw-function-builder)
+CONNECTION_SECRETS_ROLE = "google_project_iam_custom_role.connection_webhook_secrets"
+# Exactly what oauth-P (create, add a version) and vault-P (delete) do to a connection's secret.
+CONNECTION_SECRET_PERMISSIONS = {"secretmanager.secrets.create", "secretmanager.versions.add",
+                                 "secretmanager.secrets.delete"}
 
 # ---------------------------------------------------------------------------------------------
 # Loading and evaluating the HCL
@@ -326,6 +331,10 @@ def expected_secret_grants() -> set[tuple[str, str, str]]:
         give(f"webhook-{p}", f"secret:{app_secret_name(p)}")
         give(f"webhook-{p}", f"secret:{app_secret_name(p)}-previous")
         give(f"webhook-{p}", "secret-prefix:webhook-secret-")
+        if registry.get(p).webhook_registration is not None:  # keyway registers its hooks:
+            give(f"fetch-{p}", "secret-prefix:webhook-secret-")  # fetch-P signs them up,
+            give(token, "secret-prefix:webhook-secret-", (CONNECTION_SECRETS_ROLE,))  # the
+            # token component creates the secret at connect and deletes it on disconnect
     return out
 
 
@@ -508,6 +517,39 @@ def test_kms_keys_rotate_and_each_is_used_only_by_its_component(model):
         assert re.fullmatch(r"\d+s", period) and int(period[:-1]) <= 90 * 86400, rname
     kms = {(who, t) for who, t, role in grants(model) if t.startswith("key:vault-")}
     assert kms == {(f"token-{p}", f"key:vault-{p}") for p in policy.PROVIDERS}
+
+
+def test_the_connection_secret_role_can_write_those_secrets_and_never_read_one(model):
+    role = model["resources"]["google_project_iam_custom_role"]["connection_webhook_secrets"]
+    permissions = role["permissions"]
+    if not isinstance(permissions, list):  # taken from the policy-derived inputs
+        assert _strip(permissions) == "var.kw_connection_secret_permissions", permissions
+        permissions = model["vars"]["kw_connection_secret_permissions"]
+    assert set(permissions) == CONNECTION_SECRET_PERMISSIONS
+    assert not [p for p in permissions if p.endswith((".access", ".setIamPolicy", ".list"))]
+    holders = {(who, target) for who, target, r in grants(model) if r == CONNECTION_SECRETS_ROLE}
+    assert holders == {(f"token-{p}", "secret-prefix:webhook-secret-")
+                       for p in ("github", "gitlab")}
+
+
+def test_a_broader_connection_secret_role_fails(model):
+    model["vars"]["kw_connection_secret_permissions"].append(
+        "secretmanager.versions.access")
+    with pytest.raises(AssertionError):
+        test_the_connection_secret_role_can_write_those_secrets_and_never_read_one(model)
+
+
+def test_removing_the_fetchers_read_of_connection_secrets_fails(model):
+    del model["vars"]["kw_secret_prefix_iam"][
+        "webhook-secret-|fetch-github|roles/secretmanager.secretAccessor"]
+    assert "('fetch-github', 'secret-prefix:webhook-secret-'" in _fails(model, check_grants)
+
+
+def test_a_connection_secret_writer_for_another_account_fails(model):
+    model["vars"]["kw_secret_writer_iam"]["webhook-secret-|fetch-github"] = {
+        "prefix": "webhook-secret-", "account": "fetch-github", "provider": "github"}
+    assert "extra grants: [('fetch-github', 'secret-prefix:webhook-secret-', " \
+           f"'{CONNECTION_SECRETS_ROLE}')" in _fails(model, check_grants)
 
 
 def test_firestore_databases_have_pitr_backups_ttl_and_protection(model):

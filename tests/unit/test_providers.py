@@ -184,6 +184,51 @@ def test_a_github_app_may_not_ask_for_write_or_contents() -> None:
     assert "code access" in rejected(data)
 
 
+def test_webhook_registration_asks_github_for_hooks_only_and_gitlab_only_on_request() -> None:
+    github, gitlab = registry.get("github"), registry.get("gitlab")
+    assert github.webhook_registration.scopes == ("admin:repo_hook",)
+    assert github.webhook_registration.default is True
+    assert github.webhook_registration.kind == "repo"
+    assert gitlab.webhook_registration.scopes == ("api",)  # read_api cannot create a hook
+    assert gitlab.webhook_registration.default is False  # api is broad: the admin opts in
+    assert gitlab.webhook_registration.kind == "project"
+    assert registry.get("bitbucket").webhook_registration is None
+    assert registry.get("jira").webhook_registration is None
+    for spec in (github, gitlab):
+        for template in spec.webhook_registration.templates.values():
+            assert template in spec.api.allowlist
+
+
+def _registration(data: dict) -> dict:
+    return data["providers"]["github"]["webhook_registration"]
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda r: r.update(secret="x"), "webhook_registration.secret: unknown key"),
+    (lambda r: r.pop("default"), "webhook_registration.default: missing required key"),
+    (lambda r: r["scopes"].append("repo"), "would grant code access"),
+    (lambda r: r["scopes"].clear(), "scopes and events must not be empty"),
+    (lambda r: r.update(kind="org"), "webhook_registration.kind: expected one of"),
+    (lambda r: r["templates"].update(create="POST /orgs/{org}/hooks/x"),
+     "templates.create: expected an allowlisted POST template"),
+    (lambda r: r["templates"].update(delete="GET /repos/{owner}/{repo}/hooks"),
+     "templates.delete: expected an allowlisted DELETE template"),
+    (lambda r: r["templates"].update(delete="DELETE /orgs/{org}/hooks/{hook_id}"),
+     "templates.delete: expected the create path + /{hook_id}"),
+])
+def test_a_bad_webhook_registration_is_rejected(change, message: str) -> None:
+    data = table()
+    change(_registration(data))
+    assert message in rejected(data)
+
+
+def test_registration_templates_must_be_in_the_allowlist() -> None:
+    data = table()
+    data["providers"]["github"]["api"]["allowlist"].remove("DELETE /repos/{owner}/{repo}/hooks/"
+                                                           "{hook_id}")
+    assert "templates.delete: expected an allowlisted DELETE template" in rejected(data)
+
+
 def test_a_provider_name_must_match_its_key() -> None:
     data = table()
     data["providers"]["gitlab"]["name"] = "github"
