@@ -56,7 +56,7 @@ import requests
 
 from shared import messages
 from shared.actions import ledger, provider, targets
-from shared.actions.model import COLLECTION, PENDING, fingerprint, with_marker
+from shared.actions.model import COLLECTION, PENDING, fingerprint
 from shared.clock import parse_iso
 from shared.crypto.seal import EnvelopeExpired, EnvelopeReplayed
 from shared.errors import (
@@ -175,7 +175,7 @@ def _act(ports: Ports, job: Job, doc: dict[str, Any], token: str) -> None:
         if begun.outcome == "resume":  # an earlier attempt may have posted: look first
             raw = _find_earlier(ports, job, doc, thread, client)
         if raw is None:
-            raw = provider.post(client, thread, with_marker(job.action["body"], job.action_id))
+            raw = provider.post(client, thread, job.action["body"], job.action_id)
     except PermanentError as e:  # nothing was posted by this attempt, and none will be
         _failed(ports, job, REASONS.get(type(e), e.key))
         return
