@@ -52,8 +52,11 @@ class _Walk:
         elif kind in ("bulletList", "orderedList"):
             self.items(node, depth, kind == "orderedList", attrs)
         elif kind == "tableCell" or kind == "tableHeader":
-            self.children(node, depth)
-            self.out.append(" | ")
+            cell = _Walk()
+            cell.nodes = self.nodes
+            cell.children(node, depth)
+            self.nodes = cell.nodes
+            self.out.append(" ".join("".join(cell.out).split()) + " | ")
         else:
             self.children(node, depth)
             if kind in _BLOCKS:
