@@ -88,6 +88,22 @@ def test_the_authorize_endpoint_refuses_a_request_without_the_audience(local_sta
     assert response.status_code == 400 and "Location" not in response.headers
 
 
+def test_the_first_sync_runs_through_vault_jira_and_fetch_jira(local_stack, jira):
+    from tests.integration.test_fetch_flow import deliver
+
+    jira.seed_activity("acme", repos=2, issues=30, comments=40)
+    started = begin(local_stack, "jira", local_stack.token(TENANT, "admin-1", "admin"))
+    finish(local_stack, "jira", authorize(started["authorize_url"]))
+    assert len(deliver(local_stack.ports, "sync-requests-jira")) == 1  # vault-jira releases
+    assert len(deliver(local_stack.ports, "fetch-jobs-jira")) == 1  # fetch-jira syncs
+    status = local_stack.ports.business.get("sync_status", started["connection"])
+    assert status["state"] == "done", status
+    issues = local_stack.ports.business.query("issues")
+    assert len(issues) == 30 and {s.data["tenant"] for s in issues} == {TENANT}
+    assert all(s.id.startswith(f"{TENANT}:jira:issue:{jira.cloud_id}") for s in issues)
+    assert len(local_stack.ports.business.query("comments")) == 40
+
+
 # ---- sync ---------------------------------------------------------------------------------
 @pytest.fixture
 def synced(tmp_path, leak_guard):
