@@ -5,7 +5,8 @@ target, body}, envelope}``; the envelope holds the requesting user's personal to
 for ``act-P`` with purpose ``action``. The handler refuses a job whose action does not match
 ``actions/<action_id>`` (tenant, provider, connection, fingerprint of target and body) or whose
 envelope names another user or connection than the action. The posted body ends with the
-invisible marker ``<!-- keyway-action:<action_id> -->``.
+invisible marker ``<!-- keyway-action:<action_id> -->`` (on Jira, whose ADF bodies cannot hide
+it, the action id is a comment property instead: :mod:`shared.actions.targets`).
 
 Idempotency — the dedupe key is ``action_id`` (the ``actions/<action_id>`` document):
 
@@ -59,7 +60,7 @@ import requests
 
 from shared import messages
 from shared.actions import ledger, provider, targets
-from shared.actions.model import COLLECTION, PENDING, fingerprint, with_marker
+from shared.actions.model import COLLECTION, PENDING, fingerprint
 from shared.clock import isoformat, parse_iso
 from shared.crypto.seal import EnvelopeExpired, EnvelopeReplayed
 from shared.errors import (
@@ -195,7 +196,7 @@ def _act(ports: Ports, job: Job, doc: dict[str, Any], token: str) -> None:
         if begun.outcome == "resume":  # an earlier attempt may have posted: look first
             raw = _find_earlier(ports, job, doc, thread, client)
         if raw is None:
-            raw = provider.post(client, thread, with_marker(job.action["body"], job.action_id))
+            raw = provider.post(client, thread, job.action["body"], job.action_id)
     except PermanentError as e:  # nothing was posted by this attempt, and none will be
         _failed(ports, job, REASONS.get(type(e), e.key))
         return

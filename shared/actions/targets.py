@@ -1,7 +1,11 @@
 """Where a comment goes, per (provider, parent kind): a table, not an if-chain.
 
 GitHub comments on pull requests and issues alike through the issue comments endpoint (a pull
-request's conversation is its issue's); GitLab has one notes endpoint per noteable. Every
+request's conversation is its issue's); GitLab has one notes endpoint per noteable; Jira has
+issues only, addressed by key (``<project key>-<number>``). What is posted differs too:
+GitHub and GitLab take ``{"body"}`` with the invisible marker appended (an HTML comment); Jira
+takes an ADF body and keeps the action id out of sight as a comment property
+(``keyway.action``), which its comment listing returns with ``expand=properties``. Every
 template here is in the provider table's allowlist (``shared/providers/providers.json``), so
 :class:`~shared.fetch.client.ProviderClient` accepts them and nothing else.
 """
@@ -12,10 +16,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from shared.actions.model import has_marker, with_marker
 from shared.fetch.github.plan import PLAN as GITHUB_PLAN
 from shared.fetch.gitlab.plan import PLAN as GITLAB_PLAN
+from shared.records import adf
 from shared.records import github as github_records
 from shared.records import gitlab as gitlab_records
+from shared.records import jira as jira_records
 
 Normalize = Callable[..., dict | None]
 
@@ -46,17 +53,52 @@ TARGETS: dict[tuple[str, str], Target] = {
         "POST /projects/{id}/issues/{issue_iid}/notes",
         "GET /projects/{id}/issues/{issue_iid}/notes",
         "issue_iid", _GITLAB_NEWEST, "issues"),
+    ("jira", "issue"): Target(
+        "POST /rest/api/3/issue/{issueIdOrKey}/comment",
+        "GET /rest/api/3/issue/{issueIdOrKey}/comment",
+        "issueIdOrKey", {"orderBy": "-created", "expand": "properties"}, None),
 }
+JIRA_PROPERTY = "keyway.action"
+
+
+def _jira_issue(repository: dict[str, Any], number: int) -> dict[str, str]:
+    return {"issueIdOrKey": f"{repository['name']}-{number}"}
+
+
 _REPO_PARAMS: dict[str, Callable[[dict], dict[str, str]]] = {
     "github": GITHUB_PLAN.repo_params, "gitlab": GITLAB_PLAN.repo_params}
+_THREAD_PARAMS: dict[str, Callable[[dict[str, Any], int], dict[str, str]]] = {
+    "jira": _jira_issue}
 NORMALIZE: dict[str, Normalize] = {"github": github_records.comment,
-                                   "gitlab": gitlab_records.comment}
+                                   "gitlab": gitlab_records.comment,
+                                   "jira": jira_records.comment}
 SINCE_PARAM = {"github": "since"}  # GitHub lists a thread's comments oldest first
-PROVIDERS: tuple[str, ...] = ("github", "gitlab")
+ITEMS_KEY = {"jira": "comments"}  # a page of comments is an object with this list
+PROVIDERS: tuple[str, ...] = ("github", "gitlab", "jira")
 
 
-def supports(provider: str) -> bool:
+def supports(provider: str, parent_kind: str | None = None) -> bool:
+    """Whether ``provider`` takes comments (on ``parent_kind``, when given)."""
+    if parent_kind is not None:
+        return (provider, parent_kind) in TARGETS
     return provider in PROVIDERS
+
+
+def payload(provider: str, body: str, action_id: str) -> dict[str, Any]:
+    """What is POSTed: the body with the action's marker (see the module docstring)."""
+    if provider == "jira":
+        return {"body": adf.from_text(body),
+                "properties": [{"key": JIRA_PROPERTY, "value": {"action_id": action_id}}]}
+    return {"body": with_marker(body, action_id)}
+
+
+def marked(provider: str, raw: dict[str, Any], action_id: str) -> bool:
+    """Whether a listed comment carries ``action_id``'s marker."""
+    if provider != "jira":
+        return has_marker(raw.get("body"), action_id)
+    return any(isinstance(p, dict) and p.get("key") == JIRA_PROPERTY
+               and (p.get("value") or {}).get("action_id") == action_id
+               for p in raw.get("properties") or ())
 
 
 def target_for(provider: str, parent_kind: str) -> Target:
@@ -67,6 +109,8 @@ def path_params(provider: str, repository: dict[str, Any], parent_kind: str,
                 number: int) -> dict[str, str]:
     """The path parameters of a thread: the repository's (as the fetcher builds them) and
     the pull/merge request or issue number."""
+    if provider in _THREAD_PARAMS:
+        return _THREAD_PARAMS[provider](repository, number)
     params = dict(_REPO_PARAMS[provider](repository))
     params[target_for(provider, parent_kind).number_param] = str(number)
     return params
@@ -78,6 +122,9 @@ def comment_url(provider: str, raw: dict[str, Any], repository: dict[str, Any],
     if provider == "github":
         url = raw.get("html_url")
         return url if isinstance(url, str) else None
+    if provider == "jira":
+        key = _jira_issue(repository, number)["issueIdOrKey"]
+        return jira_records.browse_url(raw, key, f"?focusedCommentId={raw.get('id')}")
     web, where = repository.get("url"), target_for(provider, parent_kind).web_path
     if not isinstance(web, str) or where is None:
         return None
@@ -85,7 +132,9 @@ def comment_url(provider: str, raw: dict[str, Any], repository: dict[str, Any],
 
 
 def author_id(provider: str, raw: dict[str, Any]) -> str | None:
-    """The external id of a comment's author (``user`` on GitHub, ``author`` on GitLab)."""
+    """The external id of a comment's author (``user`` on GitHub, ``author`` on GitLab and
+    Jira, whose users are named by ``accountId``)."""
     who = raw.get("user" if provider == "github" else "author")
-    ident = who.get("id") if isinstance(who, dict) else None
+    field = "accountId" if provider == "jira" else "id"
+    ident = who.get(field) if isinstance(who, dict) else None
     return None if ident is None else str(ident)

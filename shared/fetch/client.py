@@ -51,7 +51,8 @@ from shared.providers.schema import ProviderSpec
 log = get_logger(__name__)
 
 MAX_BODY_BYTES = 20 * 1024 * 1024
-_SINGLE_RESOURCES = frozenset({"user", "myself", "approvals"})  # literal-ending, not lists
+# literal-ending endpoints that take no page size (single objects, or a list never paged)
+_SINGLE_RESOURCES = frozenset({"user", "myself", "approvals", "accessible-resources"})
 _PORTS = {"https": 443, "http": 80}
 _GITHUB_HEADERS = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
 
@@ -90,6 +91,8 @@ def _check_base(spec: ProviderSpec, api_base: str) -> SplitResult:
         raise _refuse(spec, "the API base must be an absolute URL without credentials or query")
     if parts.scheme == "http" and not (host == "localhost" or literal and literal.is_loopback):
         raise _refuse(spec, "https is required (http only to a loopback simulator)")
+    if "{" in parts.path or "}" in parts.path:
+        raise _refuse(spec, "the API base has an unfilled placeholder (no site looked up)")
     if host in ssrf.BLOCKED_NAMES or host.endswith(ssrf.BLOCKED_SUFFIXES):
         raise _refuse(spec, "the API base names a metadata or internal host")
     reason = literal and ssrf.address_refusal(literal, local_mode=True)
@@ -137,7 +140,7 @@ class ProviderClient:
         query = dict(params or {})
         last = template.rsplit("/", 1)[-1]
         if not last.startswith("{") and last not in _SINGLE_RESOURCES:
-            query.setdefault("per_page", str(self._spec.api.per_page))
+            query.setdefault(self._spec.api.page_size_param, str(self._spec.api.per_page))
         url = self._base_url + path + (f"?{urlencode(query)}" if query else "")
         return self._send("GET", url, template, etag=etag)
 
@@ -311,7 +314,8 @@ class ProviderClient:
         raise ProviderRefused(f"{what}: answered {status}", provider_status=status)
 
     def _next_url(self, headers: Mapping[str, str], body: Any, url: str) -> str | None:
-        """The absolute next-page URL (``Link`` rel=next, ``X-Next-Page`` or a body ``next``)."""
+        """The absolute next-page URL (``Link`` rel=next, ``X-Next-Page``, a body ``next``, or
+        a body cursor: ``nextPageToken`` / ``startAt`` + ``total``)."""
         style = self._spec.api.pagination
         if style in ("link_header", "keyset"):
             links = requests.utils.parse_header_links(headers.get("Link", ""))
@@ -319,11 +323,33 @@ class ProviderClient:
             return urljoin(url, target) if target else None
         if style == "offset":
             page = headers.get("X-Next-Page", "").strip()
-            if not page.isdigit():
-                return None
-            parts = urlsplit(url)
-            query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
-                     if k != "page"] + [("page", page)]
-            return urlunsplit(parts._replace(query=urlencode(query)))
+            return _with_param(url, "page", page) if page.isdigit() else None
+        if style == "body_cursor":
+            return _body_cursor(body, url)
         target = body.get("next") if isinstance(body, dict) else None
         return urljoin(url, target) if isinstance(target, str) and target else None
+
+
+def _with_param(url: str, name: str, value: str) -> str:
+    """``url`` with query parameter ``name`` set to ``value`` (replacing any earlier one)."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+             if k != name] + [(name, value)]
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def _body_cursor(body: Any, url: str) -> str | None:
+    """Atlassian's paging in the JSON body: ``nextPageToken`` (until ``isLast``) as on
+    ``/search/jql``, else ``startAt`` + the page's item count while below ``total`` (comments,
+    project search). A page that says neither, or is empty, is the last."""
+    if not isinstance(body, dict) or body.get("isLast") is True:
+        return None
+    token = body.get("nextPageToken")
+    if isinstance(token, str) and token:
+        return _with_param(url, "nextPageToken", token)
+    start, total = body.get("startAt"), body.get("total")
+    count = max((len(v) for v in body.values() if isinstance(v, list)), default=0)
+    if (isinstance(start, int) and isinstance(total, int) and not isinstance(start, bool)
+            and count and start + count < total):
+        return _with_param(url, "startAt", str(start + count))
+    return None

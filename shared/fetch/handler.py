@@ -32,6 +32,7 @@ from shared.fetch.client import ProviderClient
 from shared.fetch.errors import BudgetExhausted, RateLimited, TokenRejected
 from shared.fetch.github.plan import PLAN as GITHUB
 from shared.fetch.gitlab.plan import PLAN as GITLAB
+from shared.fetch.jira.plan import PLAN as JIRA
 from shared.fetch.sync import SyncRun
 from shared.log import get_logger
 from shared.ports import Ports
@@ -39,7 +40,7 @@ from shared.providers import registry
 from shared.vault.receive import open_pushed_token
 from shared.webhooks import register
 
-PLANS = {"github": GITHUB, "gitlab": GITLAB}
+PLANS = {"github": GITHUB, "gitlab": GITLAB, "jira": JIRA}
 log = get_logger("keyway.fetch")
 
 

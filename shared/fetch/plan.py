@@ -5,6 +5,14 @@ Every list is walked newest-first (sorted by ``updated_at`` descending) from a f
 whose URL never changes, so an unchanged list answers ``304 Not Modified`` to the stored ETag
 and costs no quota; the walk stops at the first item older than the cursor minus an overlap
 window. ``full`` lists (repositories, labels) are walked whole and reconcile deletions.
+
+Where the provider filters by time itself (Jira's JQL ``updated >= …``), a list's ``query``
+builds its query from the walk's parameters and the lower bound the walk would stop at; the
+parameters it consumes need not be path parameters of its template. ``items_key`` names the
+field holding the items when a page is a JSON object (``{"issues": [...]}``) rather than a
+list. A plan's ``connection_params`` adds settings of the connection (Jira: the account's time
+zone, which JQL dates are read in) and ``site_of`` the site its ids belong to
+(:attr:`shared.records.model.Context.site`).
 """
 
 from __future__ import annotations
@@ -16,6 +24,8 @@ from typing import Any
 from shared.records.model import Context
 
 Normalize = Callable[[dict, Context, "Parent"], dict | list[dict] | None]
+# (the walk's parameters, the ISO lower bound or None for a full walk) → extra query params
+Query = Callable[[Mapping[str, str], str | None], Mapping[str, str]]
 
 
 @dataclass(frozen=True)
@@ -37,6 +47,8 @@ class ListSpec:
     full: bool = False  # walk everything; reconcile deletions (no updated_at ordering)
     single: bool = False  # the endpoint answers one object, not a list
     children: tuple[str, ...] = ()  # child specs to fetch for every changed item
+    items_key: str | None = None  # a page is an object: its items are under this field
+    query: Query | None = None  # provider-side time filter built per walk (see above)
 
 
 @dataclass(frozen=True)
@@ -47,3 +59,5 @@ class ProviderPlan:
     resources: tuple[ListSpec, ...]
     children: Mapping[str, ListSpec] = field(default_factory=dict)
     parent_of: Callable[[str, dict[str, Any], Mapping[str, str]], Parent] | None = None
+    connection_params: Callable[[dict], dict[str, str]] | None = None  # connection → params
+    site_of: Callable[[dict], str | None] | None = None  # connection → Context.site

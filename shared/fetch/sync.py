@@ -37,9 +37,13 @@ class SyncRun:
                  on_repositories: Callable[[list[Snapshot], Callable[[], bool]], object]
                  | None = None) -> None:
         self._ports, self._plan, self._on_repositories = ports, plan, on_repositories
+        doc = (ports.business.get("connections", connection) or {}) if (
+            plan.site_of or plan.connection_params) else {}
+        self._settings = plan.connection_params(doc) if plan.connection_params else {}
         # observed_at: the updated_at of records whose provider gives none (labels)
         self._base = Context(tenant, plan.provider, connection,
-                             observed_at=isoformat(ports.clock.now()))
+                             observed_at=isoformat(ports.clock.now()),
+                             site=plan.site_of(doc) if plan.site_of else None)
         self._deadline = ports.clock.monotonic() + budget_seconds
         self.stats = Stats()
         self._walker = Walker(ports.business, client, ports.clock, self._deadline, self.stats)
@@ -64,7 +68,7 @@ class SyncRun:
 
     def _repository(self, repo_id: str, repo: dict) -> bool:
         ctx = dataclasses.replace(self._base, repository=repo_id)
-        params = self._plan.repo_params(repo)
+        params = {**self._settings, **self._plan.repo_params(repo)}
         for spec in self._plan.resources:
             if self._walker.out_of_time():
                 return False

@@ -86,8 +86,9 @@ class RateLimitSpec:
 @dataclass(frozen=True)
 class ApiSpec:
     base_url: str
-    pagination: Literal["link_header", "keyset", "next_url", "offset"]
+    pagination: Literal["link_header", "keyset", "next_url", "offset", "body_cursor"]
     per_page: int
+    page_size_param: str  # the query parameter carrying per_page (per_page, pagelen, maxResults)
     rate_limit: RateLimitSpec
     allowlist: tuple[str, ...]  # "METHOD /path/{param}", relative to base_url
     self_hosted_api_path: str | None = None  # appended to a per-connection base (GHES, GitLab)
@@ -277,8 +278,9 @@ _OAUTH = _obj({
 _API = _obj({
     "base_url": _https_url, "self_hosted_api_path": _opt(_abs_path),
     "encoded_slash_params": _list(_text(re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$"), "param name")),
-    "pagination": _enum("link_header", "keyset", "next_url", "offset"),
+    "pagination": _enum("link_header", "keyset", "next_url", "offset", "body_cursor"),
     "per_page": _range(1, 100), "allowlist": _list(_template),
+    "page_size_param": _text(re.compile(r"^[A-Za-z_]+$"), "query parameter name"),
     "rate_limit": _obj({"limit_header": _header, "remaining_header": _header,
                         "reset_header": _header, "retry_after_header": _header,
                         "reset_style": _enum("epoch_seconds", "seconds_from_now", "iso8601")}),
@@ -322,6 +324,10 @@ def _cross_checks(raw: dict[str, Any], path: str) -> None:
         raise _fail(f"{path}.webhook.signature_header", "required exactly when scheme signs")
     if hook["scheme"] == "token_header" and hook["signature_prefix"]:
         raise _fail(f"{path}.webhook.signature_prefix", "must be empty for token_header")
+    if (raw["post_connect"] == "atlassian_accessible_resources") != (
+            "{cloud_id}" in api["base_url"]):
+        raise _fail(f"{path}.api.base_url", "has {cloud_id} exactly when post_connect looks "
+                    "the cloud id up")
     if app is not None and "contents" in app["permissions"]:
         raise _fail(f"{path}.github_app.permissions.contents", "code access is never requested")
     if raw["webhook_registration"] is not None:

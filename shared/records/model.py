@@ -60,6 +60,10 @@ class Context:
     ``observed_at`` (fixed-width ISO, :func:`shared.clock.isoformat`) is when the payload was
     received; it is the ``updated_at`` of records whose provider gives no timestamp (labels on
     both providers, GitLab users) and normalizing such a record without it is refused.
+
+    ``site`` is the id space a provider's ids belong to when they are unique only per site
+    (Jira Cloud: the connection's cloud id, because project ids such as ``10000`` repeat on
+    every site); ``None`` where ids are global (GitHub, GitLab).
     """
 
     tenant: str
@@ -67,6 +71,7 @@ class Context:
     connection: str
     repository: str | None = None
     observed_at: str | None = None
+    site: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("tenant", "provider", "connection"):

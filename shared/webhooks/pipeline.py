@@ -5,7 +5,8 @@
 1. size cap — ``max_body_bytes`` from the provider table; larger → 413 ``too_large``
    (at most cap + 1 bytes are read);
 2. raw body — kept as bytes, never decoded before the signature is checked;
-3. signature — the table's scheme (GitHub ``hmac_sha256_hex``, GitLab ``token_header``), or
+3. signature — the table's scheme (GitHub and Jira ``hmac_sha256_hex``, GitLab
+   ``token_header``), or
    GitLab's signed format when its headers are present (then the signature alone decides);
    absent → 401 ``missing_signature``, wrong → 401 ``invalid_signature``, a signed timestamp
    more than 5 minutes away → 401 ``stale_timestamp``, a connection without a secret → 404
@@ -69,6 +70,7 @@ PROFILES: dict[str, Profile] = {
                        "enterprise_host": "X-GitHub-Enterprise-Host"}),
     "gitlab": Profile({"instance": "X-Gitlab-Instance", "hook_uuid": "X-Gitlab-Webhook-UUID"},
                       standard_webhooks=True),
+    "jira": Profile({"retry": "X-Atlassian-Webhook-Retry"}),
 }
 
 

@@ -32,8 +32,8 @@ def rejected(data: dict) -> str:
 def test_the_real_table_loads_with_all_four_providers() -> None:
     specs = registry.load()
     assert list(specs) == ["github", "gitlab", "bitbucket", "jira"]
-    assert registry.enabled() == ["github", "gitlab"]
-    assert not specs["bitbucket"].enabled and not specs["jira"].enabled
+    assert registry.enabled() == ["github", "gitlab", "jira"]
+    assert not specs["bitbucket"].enabled and specs["jira"].enabled
 
 
 def test_load_is_cached_and_hands_out_copies() -> None:
@@ -62,6 +62,29 @@ def test_jira_asks_for_consent_offline_access_and_looks_up_its_cloud_id() -> Non
     assert "offline_access" in jira.oauth.scopes["app"]
     assert "offline_access" in jira.oauth.scopes["personal"]
     assert jira.post_connect == "atlassian_accessible_resources"
+    assert jira.api.pagination == "body_cursor" and jira.api.page_size_param == "maxResults"
+    assert "GET /oauth/token/accessible-resources" in jira.api.allowlist
+
+
+def test_a_site_api_base_fills_in_only_an_opaque_cloud_id() -> None:
+    jira = registry.get("jira")
+    assert registry.site_api_base(jira, "1324a887-45db", {}) == \
+        "https://api.atlassian.com/ex/jira/1324a887-45db"
+    assert registry.api_origin(jira, {}) == "https://api.atlassian.com"
+    for bad in ("../x", "a/b", "", "x?y=1"):
+        with pytest.raises(InvalidInput):
+            registry.site_api_base(jira, bad, {})
+    with pytest.raises(ConfigError, match="cloud_id"):
+        registry.site_api_base(jira, "abc", {"KEYWAY_JIRA_API_URL": "https://api.example"})
+
+
+def test_a_site_placeholder_goes_with_the_site_lookup() -> None:
+    data = table()
+    data["providers"]["jira"]["post_connect"] = None
+    assert rejected(data).startswith("providers.jira.api.base_url: has {cloud_id}")
+    data = table()
+    data["providers"]["github"]["api"]["base_url"] = "https://api.github.com/{cloud_id}"
+    assert rejected(data).startswith("providers.github.api.base_url: has {cloud_id}")
 
 
 def test_github_app_asks_only_for_metadata_issue_and_pull_request_reads() -> None:
