@@ -1,10 +1,14 @@
 """What a provider's sync walks: a declarative list per provider (``github/plan.py``,
-``gitlab/plan.py``), interpreted by :mod:`shared.fetch.walk`.
+``gitlab/plan.py``), interpreted by :mod:`shared.fetch.walk` and :mod:`shared.fetch.batch`.
 
 Every list is walked newest-first (sorted by ``updated_at`` descending) from a first page
 whose URL never changes, so an unchanged list answers ``304 Not Modified`` to the stored ETag
 and costs no quota; the walk stops at the first item older than the cursor minus an overlap
 window. ``full`` lists (repositories, labels) are walked whole and reconcile deletions.
+
+Children of changed items come either from a REST list per item (:class:`ListSpec`, e.g.
+GitLab's notes) or, where the provider can batch them, from one vetted GraphQL document for
+up to ``batch_size`` items at a time (:class:`BatchSpec`, GitHub's reviews).
 """
 
 from __future__ import annotations
@@ -40,10 +44,27 @@ class ListSpec:
 
 
 @dataclass(frozen=True)
+class BatchSpec:
+    """Children of many items per request: GraphQL document ``document`` takes the items'
+    node ids (``ids``, at most ``batch_size``) and answers ``nodes``, each with its ``id``,
+    its ``number`` and the ``connection`` of children (``nodes`` + ``pageInfo``); a
+    connection with more pages is followed with ``page_document`` (``id``, ``after``)."""
+
+    name: str
+    kind: str  # the records kind it writes
+    document: str
+    page_document: str
+    connection: str
+    node_id: Callable[[dict], str]  # the parent's raw list item → its GraphQL node id
+    normalize: Normalize  # one child node → record
+    batch_size: int = 100
+
+
+@dataclass(frozen=True)
 class ProviderPlan:
     provider: str
     repositories: ListSpec
     repo_params: Callable[[dict], dict[str, str]]  # repository record → path params
     resources: tuple[ListSpec, ...]
-    children: Mapping[str, ListSpec] = field(default_factory=dict)
+    children: Mapping[str, ListSpec | BatchSpec] = field(default_factory=dict)
     parent_of: Callable[[str, dict[str, Any], Mapping[str, str]], Parent] | None = None
