@@ -17,6 +17,16 @@ connection errors → retried (GET only; POST and DELETE never) with exponential
 :class:`NotFoundAtProvider`; any other 4xx → :class:`ProviderRefused` carrying the status
 (``provider_status``) only.
 Nothing the client raises or logs contains the token, a header value or a response body.
+
+GraphQL (:meth:`ProviderClient.graphql`) is never a free-form endpoint: the client sends only a
+document the provider table names (``api.graphql.documents``), whose text in code hashes to the
+table's SHA-256, declares exactly the table's variables and selects exactly the table's field
+paths, none of them a code field (:mod:`shared.providers.graphql`); variables must have the
+declared names and types. Anything else raises :class:`EgressRefused` with nothing sent. A
+query is a read, so it is retried like a GET; it leases from the token's budget for the
+table's GraphQL resource (GitHub's separate ``graphql`` points), and every answer is observed
+into the budget its ``X-RateLimit-Resource`` names. GraphQL errors (HTTP 200 with ``errors``)
+map as :mod:`shared.fetch._graphql` describes.
 """
 
 from __future__ import annotations
@@ -32,7 +42,9 @@ import requests
 from requests.structures import CaseInsensitiveDict
 
 from shared.errors import InvalidInput
+from shared.fetch import _graphql
 from shared.fetch import budget as rates
+from shared.fetch._graphql import GraphQLResponse
 from shared.fetch.budget import TokenBudget
 from shared.fetch.errors import (
     EgressRefused,
@@ -45,6 +57,7 @@ from shared.fetch.errors import (
 )
 from shared.log import get_logger
 from shared.ports import Clock
+from shared.providers import graphql as gql
 from shared.providers import registry, ssrf
 from shared.providers.schema import ProviderSpec
 
@@ -108,7 +121,8 @@ class ProviderClient:
 
     def __init__(self, spec: ProviderSpec, api_base: str, token: str, session: requests.Session,
                  clock: Clock, budget: TokenBudget | None = None, *, timeout: float = 10.0,
-                 max_attempts: int = 3, purpose: str = "fetch") -> None:
+                 max_attempts: int = 3, purpose: str = "fetch",
+                 graphql_documents: Mapping[str, str] | None = None) -> None:
         if not isinstance(token, str) or not token or not token.isprintable() or any(
                 c.isspace() or ord(c) > 126 for c in token):
             raise InvalidInput("the provider token is empty or malformed",
@@ -121,6 +135,7 @@ class ProviderClient:
             raise InvalidInput(f"unknown request purpose {str(purpose)[:20]!r}")
         self._purpose = cast(rates.Purpose, purpose)
         self._one: dict[str, ProviderSpec] = {}
+        self._documents = _graphql.Documents(spec, graphql_documents)
 
     def __repr__(self) -> str:
         return (f"ProviderClient(provider={self._spec.name!r}, api_base={self._base_url!r}, "
@@ -172,6 +187,21 @@ class ProviderClient:
         path = self._path(template, "DELETE", path_params)
         return self._send("DELETE", self._base_url + path, template)
 
+    def graphql(self, name: str, variables: Mapping[str, Any]) -> GraphQLResponse:
+        """Send the vetted GraphQL document ``name`` with ``variables`` (see the module
+        docstring); EgressRefused, with nothing sent, for anything not exactly allowlisted."""
+        try:
+            text, values = self._documents.prepare(name, variables)
+        except gql.DocumentRefused as e:
+            raise _refuse(self._spec, f"GraphQL {str(name)[:60]!r}: {e.args[0]}") from None
+        graphql = self._spec.api.graphql
+        assert graphql is not None
+        response = self._send("POST", _graphql.endpoint(self._spec, self._base),
+                              f"POST graphql {name}", json={"query": text, "variables": values},
+                              resource=graphql.resource, idempotent=True)
+        return _graphql.result(self._spec, name, response.body, response.headers,
+                               self._clock.now())
+
     # ---- egress checks ----------------------------------------------------------------------
     def _allowlisted(self, template: str, method: str) -> None:
         if not isinstance(template, str) or template not in self._spec.api.allowlist:
@@ -217,11 +247,12 @@ class ProviderClient:
         return headers
 
     def _send(self, method: str, url: str, template: str, *, etag: str | None = None,
-              json: Any = None) -> ApiResponse:
-        attempts = self._max_attempts if method == "GET" else 1
+              json: Any = None, resource: str = rates.CORE,
+              idempotent: bool = False) -> ApiResponse:
+        attempts = self._max_attempts if method == "GET" or idempotent else 1
         for attempt in range(1, attempts + 1):
             try:
-                return self._leased(method, url, template, etag, json)
+                return self._leased(method, url, template, etag, json, resource)
             except _Transient as e:
                 fields = {"provider": self._spec.name, "template": template,
                           "attempt": attempt, "reason": e.args[0]}
@@ -234,12 +265,13 @@ class ProviderClient:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _leased(self, method: str, url: str, template: str, etag: str | None,
-                json: Any) -> ApiResponse:
-        """One attempt under a budget lease, released whatever happens (or left to expire)."""
-        budget = self._budget
+                json: Any, resource: str) -> ApiResponse:
+        """One attempt under a lease from ``resource``'s budget, released whatever happens
+        (or left to expire)."""
+        budget = self._budget.for_resource(resource) if self._budget is not None else None
         lease = budget.acquire(self._purpose) if budget is not None else None
         try:
-            return self._once(method, url, template, etag, json)
+            return self._once(method, url, template, etag, json, resource)
         finally:
             try:
                 if budget is not None and lease is not None:
@@ -248,7 +280,7 @@ class ProviderClient:
                 log.warning("budget.release_failed", extra={"fields": {"error": type(e).__name__}})
 
     def _once(self, method: str, url: str, template: str, etag: str | None,
-              json: Any) -> ApiResponse:
+              json: Any, resource: str) -> ApiResponse:
         started = self._clock.monotonic()
         try:
             with self._session.request(method, url, headers=self._headers(etag), json=json,
@@ -259,7 +291,7 @@ class ProviderClient:
             raise _Transient("timeout") from None
         except requests.RequestException as e:
             raise _Transient(f"connection failed ({type(e).__name__})") from None
-        remaining = self._observe(response.headers)
+        remaining = self._observe(response.headers, resource)
         log.debug("provider.request", extra={"fields": {
             "provider": self._spec.name, "method": method, "template": template,
             "status": response.status_code, "remaining": remaining,
@@ -279,10 +311,15 @@ class ProviderClient:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    def _observe(self, headers: Mapping[str, str]) -> int | None:
-        reading = rates.read_rate_headers(self._spec.api.rate_limit, headers, self._clock.now())
+    def _observe(self, headers: Mapping[str, str], resource: str) -> int | None:
+        """Record the answer's rate-limit headers in the budget of the resource it names
+        (else of the one the request leased from)."""
+        rate = self._spec.api.rate_limit
+        reading = rates.read_rate_headers(rate, headers, self._clock.now())
         if reading is not None and self._budget is not None:
-            self._budget.observe(limit=reading[0], remaining=reading[1], reset_at=reading[2])
+            named = rates.answer_resource(rate, headers) or resource
+            self._budget.for_resource(named).observe(limit=reading[0], remaining=reading[1],
+                                                     reset_at=reading[2])
         return None if reading is None else reading[1]
 
     def _interpret(self, response: requests.Response, raw: bytes | None, template: str,

@@ -1,5 +1,5 @@
 """What a provider's sync walks: a declarative list per provider (``github/plan.py``,
-``gitlab/plan.py``), interpreted by :mod:`shared.fetch.walk`.
+``gitlab/plan.py``), interpreted by :mod:`shared.fetch.walk` and :mod:`shared.fetch.batch`.
 
 Every list is walked newest-first (sorted by ``updated_at`` descending) from a first page
 whose URL never changes, so an unchanged list answers ``304 Not Modified`` to the stored ETag
@@ -13,6 +13,10 @@ field holding the items when a page is a JSON object (``{"issues": [...]}``) rat
 list. A plan's ``connection_params`` adds settings of the connection (Jira: the account's time
 zone, which JQL dates are read in) and ``site_of`` the site its ids belong to
 (:attr:`shared.records.model.Context.site`).
+
+Children of changed items come either from a REST list per item (:class:`ListSpec`, e.g.
+GitLab's notes) or, where the provider can batch them, from one vetted GraphQL document for
+up to ``batch_size`` items at a time (:class:`BatchSpec`, GitHub's reviews).
 """
 
 from __future__ import annotations
@@ -52,12 +56,29 @@ class ListSpec:
 
 
 @dataclass(frozen=True)
+class BatchSpec:
+    """Children of many items per request: GraphQL document ``document`` takes the items'
+    node ids (``ids``, at most ``batch_size``) and answers ``nodes``, each with its ``id``,
+    its ``number`` and the ``connection`` of children (``nodes`` + ``pageInfo``); a
+    connection with more pages is followed with ``page_document`` (``id``, ``after``)."""
+
+    name: str
+    kind: str  # the records kind it writes
+    document: str
+    page_document: str
+    connection: str
+    node_id: Callable[[dict], str]  # the parent's raw list item → its GraphQL node id
+    normalize: Normalize  # one child node → record
+    batch_size: int = 100
+
+
+@dataclass(frozen=True)
 class ProviderPlan:
     provider: str
     repositories: ListSpec
     repo_params: Callable[[dict], dict[str, str]]  # repository record → path params
     resources: tuple[ListSpec, ...]
-    children: Mapping[str, ListSpec] = field(default_factory=dict)
+    children: Mapping[str, ListSpec | BatchSpec] = field(default_factory=dict)
     parent_of: Callable[[str, dict[str, Any], Mapping[str, str]], Parent] | None = None
     connection_params: Callable[[dict], dict[str, str]] | None = None  # connection → params
     site_of: Callable[[dict], str | None] | None = None  # connection → Context.site

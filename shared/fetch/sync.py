@@ -2,7 +2,9 @@
 children of every item that changed — within a time budget, resumable from checkpoints.
 
 Quota: every first page is conditional (ETag), so an unchanged connection costs only 304s;
-children (reviews, notes, approvals) are fetched only for items whose record changed.
+children (reviews, notes, approvals) are fetched only for items whose record changed — per
+item over REST (:class:`~shared.fetch.plan.ListSpec`), or up to 100 items per GraphQL query
+(:class:`~shared.fetch.plan.BatchSpec`, :mod:`shared.fetch.batch`).
 Between the repository list and the repositories' own lists, ``on_repositories`` (the webhook
 registrar, when the connection registers hooks) sees the connection's live repositories and
 when the run's time budget is spent.
@@ -16,8 +18,9 @@ from dataclasses import dataclass
 
 from shared.clock import isoformat
 from shared.fetch import cursor as cursors
+from shared.fetch.batch import BatchFetcher
 from shared.fetch.client import ProviderClient
-from shared.fetch.plan import ProviderPlan
+from shared.fetch.plan import BatchSpec, Parent, ProviderPlan
 from shared.fetch.walk import Stats, Walker
 from shared.ports import Filter, Ports, Snapshot
 from shared.records.model import Context
@@ -47,6 +50,7 @@ class SyncRun:
         self._deadline = ports.clock.monotonic() + budget_seconds
         self.stats = Stats()
         self._walker = Walker(ports.business, client, ports.clock, self._deadline, self.stats)
+        self._batches = BatchFetcher(ports.business, client, self.stats)
 
     def run(self) -> SyncResult:
         store, connection = self._ports.business, self._base.connection
@@ -73,20 +77,26 @@ class SyncRun:
             if self._walker.out_of_time():
                 return False
             cursor = cursors.load(self._ports.business, ctx.connection, repo_id, spec.name)
-            on_changed = (lambda raw, s=spec: self._children(s.children, ctx, raw, params)
+            on_changed = (lambda raws, s=spec: self._children(s.children, ctx, raws, params)
                           ) if spec.children else None
             if not self._walker.walk(spec, ctx, params, cursor, on_changed=on_changed):
                 return False
         return True
 
-    def _children(self, names: tuple[str, ...], ctx: Context, raw: dict,
+    def _children(self, names: tuple[str, ...], ctx: Context, raws: list[dict],
                   params: Mapping[str, str]) -> None:
+        """The children of one page's changed items ``raws``: batched or per item."""
         assert self._plan.parent_of is not None
         for name in names:
             spec = self._plan.children[name]
-            parent = self._plan.parent_of(name, raw, params)
-            scope = f"{spec.name}#{parent.number}"
-            cursor = cursors.load(self._ports.business, ctx.connection, ctx.repository or "",
-                                  scope)
-            self._walker.walk(spec, ctx, parent.path_params, cursor, parent=parent,
-                              budgeted=False)
+            parents = [(raw, self._plan.parent_of(name, raw, params)) for raw in raws]
+            if isinstance(spec, BatchSpec):
+                self._batches.fetch(spec, ctx, parents)
+                continue
+            for _, parent in parents:
+                self._walk_child(spec, ctx, parent)
+
+    def _walk_child(self, spec, ctx: Context, parent: Parent) -> None:
+        scope = f"{spec.name}#{parent.number}"
+        cursor = cursors.load(self._ports.business, ctx.connection, ctx.repository or "", scope)
+        self._walker.walk(spec, ctx, parent.path_params, cursor, parent=parent, budgeted=False)

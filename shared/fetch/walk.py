@@ -5,9 +5,12 @@
    than the cursor's ``since`` minus :data:`OVERLAP` (a full list never stops early). A list
    with a ``query`` sends that bound to the provider instead (Jira: JQL ``updated >=``, to
    the minute: the overlap covers the lost seconds and the upserts dedupe what it re-reads).
-2. Each page: normalize and upsert every item (idempotent; older data never overwrites
-   newer), fetch the children of every item that changed, then checkpoint the next page URL
-   and the newest ``updated_at`` seen.
+2. Each page: normalize every item; hand the items whose record is newer than the stored one
+   to ``on_changed`` (their children are fetched and written, in batches where the plan
+   says so); then upsert every item (idempotent; older data never overwrites newer); then
+   checkpoint the next page URL and the newest ``updated_at`` seen. Children go first so a
+   crash or a rate limit before the items are written loses nothing: the resumed page finds
+   the same items still changed and fetches their children again.
 3. The last page: the cursor's ``since`` becomes the newest ``updated_at`` seen, the first
    page's ETag is stored, and a full list marks records it no longer contains as deleted.
 
@@ -34,11 +37,17 @@ OVERLAP = timedelta(minutes=5)
 
 @dataclass
 class Stats:
-    requests: int = 0
+    requests: int = 0  # every request sent, GraphQL queries included
     not_modified: int = 0
     written: int = 0
     deleted: int = 0
     by_kind: dict[str, int] = field(default_factory=dict)
+    graphql: int = 0  # GraphQL queries (also counted in ``requests``)
+    graphql_points: int = 0  # the points they cost, as the provider reported them
+
+    def wrote(self, kind: str) -> None:
+        self.written += 1
+        self.by_kind[kind] = self.by_kind.get(kind, 0) + 1
 
 
 class Walker:
@@ -55,7 +64,8 @@ class Walker:
 
     def walk(self, spec: ListSpec, ctx: Context, path_params: Mapping[str, str],
              cursor: cursors.Cursor, parent: Parent | None = None,
-             on_changed: Callable[[dict], None] | None = None, budgeted: bool = True) -> bool:
+             on_changed: Callable[[list[dict]], None] | None = None,
+             budgeted: bool = True) -> bool:
         """Walk ``spec``; ``False`` if the budget ran out between pages (never when
         ``budgeted`` is false: a child list is short and is finished with its parent)."""
         walk = cursor.walk
@@ -99,37 +109,44 @@ class Walker:
         self.stats.not_modified += response.not_modified
 
     def _consume(self, spec: ListSpec, ctx: Context, response: ApiResponse, walk: cursors.Walk,
-                 parent: Parent | None, on_changed: Callable[[dict], None] | None) -> bool:
+                 parent: Parent | None,
+                 on_changed: Callable[[list[dict]], None] | None) -> bool:
+        """Write one page (children first, see the module docstring); True once an item
+        older than the walk's stop point was reached."""
         items = [response.body] if spec.single else response.body
         if spec.items_key is not None:
             items = items.get(spec.items_key) if isinstance(items, dict) else None
         if not isinstance(items, list):
             raise MalformedResponse("expected a list")
+        page: list[tuple[dict, list[dict]]] = []
+        reached = False
         for raw in items:
             if not isinstance(raw, dict):
                 raise MalformedResponse("expected objects in the list")
             updated = raw.get("updated_at")
             if walk.stop_before and updated and isoformat(parse_iso(updated)) < walk.stop_before:
-                return True
-            self._write(spec, ctx, raw, walk, parent, on_changed)
-        return False
+                reached = True
+                break
+            produced = spec.normalize(raw, ctx, parent)
+            page.append((raw, produced if isinstance(produced, list)
+                         else [produced] if produced else []))
+        if on_changed:
+            changed = [raw for raw, batch in page
+                       if any(records.is_newer(self._store, record) for record in batch)]
+            if changed:
+                on_changed(changed)
+        for _, batch in page:
+            self._write(spec, batch, walk)
+        return reached
 
-    def _write(self, spec: ListSpec, ctx: Context, raw: dict, walk: cursors.Walk,
-               parent: Parent | None, on_changed: Callable[[dict], None] | None) -> None:
-        produced = spec.normalize(raw, ctx, parent)
-        batch = produced if isinstance(produced, list) else [produced] if produced else []
-        changed = False
+    def _write(self, spec: ListSpec, batch: list[dict], walk: cursors.Walk) -> None:
         for record in batch:
             if records.upsert(self._store, record):
-                changed = True
-                self.stats.written += 1
-                self.stats.by_kind[record["kind"]] = self.stats.by_kind.get(record["kind"], 0) + 1
+                self.stats.wrote(record["kind"])
             if spec.full:
                 walk.seen.append(record["id"])
             if record.get("updated_at") and (walk.max_seen or "") < record["updated_at"]:
                 walk.max_seen = record["updated_at"]
-        if changed and on_changed:
-            on_changed(raw)
 
     def _finish(self, spec: ListSpec, ctx: Context, cursor: cursors.Cursor,
                 walk: cursors.Walk) -> None:

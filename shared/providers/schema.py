@@ -9,6 +9,9 @@ promises the table exists for:
 * every allowlist template is well formed, and none matches a forbidden family — contents, git
   data, archives, raw files, repository files, commits, compare/diffs (promise 5); write methods
   are allowed only on comment and webhook-registration templates;
+* every GraphQL document entry (``api.graphql``) names its SHA-256, variables of known types and
+  every field path it selects, none of them a forbidden field (:mod:`shared.providers.graphql`
+  checks the document text against the entry before it is sent);
 * a GitHub App asks only for read permissions and never for ``contents``;
 * webhook registration (``webhook_registration``) names its hook templates, each in the
   allowlist under its own method, and never asks for a scope that grants code access;
@@ -25,6 +28,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from shared.errors import ConfigError
+from shared.providers import graphql as gql
 
 # Case-insensitive substrings no allowlist template may contain (the brief's families plus the
 # endpoints that return file bodies or patches under other names: readme, license, PR files…).
@@ -81,6 +85,27 @@ class RateLimitSpec:
     reset_header: str
     reset_style: Literal["epoch_seconds", "seconds_from_now", "iso8601"]
     retry_after_header: str
+    resource_header: str | None = None  # names the budget an answer counts against (GitHub)
+
+
+@dataclass(frozen=True)
+class GraphQLDocumentSpec:
+    """One GraphQL document the client may send; its text lives in code and must hash to
+    ``sha256``, declare exactly ``variables`` and select exactly ``selects``."""
+
+    description: str
+    sha256: str
+    variables: Mapping[str, str]  # name → type, e.g. "ids" → "[ID!]!"
+    selects: tuple[str, ...]  # field paths, "nodes/...PullRequest/number"
+
+
+@dataclass(frozen=True)
+class GraphQLSpec:
+    path: str  # POST {api_base}{path}
+    self_hosted_path: str | None  # replaces api.self_hosted_api_path on a self-hosted base
+    resource: str  # the rate-limit resource its answers count against ("graphql")
+    max_list_length: int  # longest list variable (GitHub: 100 node ids)
+    documents: Mapping[str, GraphQLDocumentSpec]
 
 
 @dataclass(frozen=True)
@@ -93,6 +118,7 @@ class ApiSpec:
     allowlist: tuple[str, ...]  # "METHOD /path/{param}", relative to base_url
     self_hosted_api_path: str | None = None  # appended to a per-connection base (GHES, GitLab)
     encoded_slash_params: tuple[str, ...] = ()  # params that may hold a %2F-encoded path
+    graphql: GraphQLSpec | None = None  # vetted GraphQL documents; None: no GraphQL at all
 
 
 @dataclass(frozen=True)
@@ -253,6 +279,32 @@ def _template(value: Any, path: str) -> str:
     return value
 
 
+_SHA256 = _text(re.compile(r"^[0-9a-f]{64}$"), "lower-case hex SHA-256")
+_SELECT = _text(re.compile(r"^(\.\.\.)?[_A-Za-z][_0-9A-Za-z]*(/(\.\.\.)?[_A-Za-z][_0-9A-Za-z]*)*$"),
+                "field path like nodes/...PullRequest/number")
+
+
+def _select(value: Any, path: str) -> str:
+    bad = gql.forbidden_segment(_SELECT(value, path))
+    if bad:
+        raise _fail(path, f"forbidden GraphQL field {bad!r} (metadata only)")
+    return value
+
+
+def _variables(value: Any, path: str) -> Mapping[str, str]:
+    checked = _map(_enum(*sorted(gql.VARIABLE_TYPES)))(value, path)
+    for name in checked:
+        if not re.match(r"^[_A-Za-z][_0-9A-Za-z]*$", name):
+            raise _fail(_join(path, name), "expected a GraphQL variable name")
+    return checked
+
+
+_DOCUMENT = _obj({"description": _text(), "sha256": _SHA256, "variables": _variables,
+                  "selects": _list(_select)})
+_GRAPHQL = _obj({"path": _abs_path, "self_hosted_path": _opt(_abs_path),
+                 "resource": _text(_NAME, "lowercase name"),
+                 "max_list_length": _range(1, 100),
+                 "documents": _map(_DOCUMENT)})
 _scope_list = _list(_text(re.compile(r"^\S+$"), "scope without spaces"))
 _SCOPE_KINDS = _obj({"app": _scope_list, "personal": _scope_list})
 
@@ -283,7 +335,9 @@ _API = _obj({
     "page_size_param": _text(re.compile(r"^[A-Za-z_]+$"), "query parameter name"),
     "rate_limit": _obj({"limit_header": _header, "remaining_header": _header,
                         "reset_header": _header, "retry_after_header": _header,
+                        "resource_header": _opt(_header),
                         "reset_style": _enum("epoch_seconds", "seconds_from_now", "iso8601")}),
+    "graphql": _opt(_GRAPHQL),
 })
 _WEBHOOK = _obj({
     "scheme": _enum("hmac_sha256_hex", "token_header", "none"),
@@ -330,6 +384,14 @@ def _cross_checks(raw: dict[str, Any], path: str) -> None:
                     "the cloud id up")
     if app is not None and "contents" in app["permissions"]:
         raise _fail(f"{path}.github_app.permissions.contents", "code access is never requested")
+    graphql = api["graphql"]
+    if graphql is not None:
+        if (graphql["self_hosted_path"] is None) != (api["self_hosted_api_path"] is None):
+            raise _fail(f"{path}.api.graphql.self_hosted_path",
+                        "required exactly when the API is self-hosted")
+        for name in graphql["documents"]:
+            if not _NAME.match(name):
+                raise _fail(f"{path}.api.graphql.documents.{name}", "expected a lowercase name")
     if raw["webhook_registration"] is not None:
         _registration_checks(raw["webhook_registration"], api["allowlist"],
                              f"{path}.webhook_registration")
@@ -355,6 +417,11 @@ def _build(raw: dict[str, Any]) -> ProviderSpec:
     oauth["revoke"] = RevokeSpec(**oauth["revoke"]) if oauth["revoke"] else None
     oauth["refresh"] = RefreshSpec(**oauth["refresh"])
     api["rate_limit"] = RateLimitSpec(**api["rate_limit"])
+    if api["graphql"] is not None:
+        graphql = dict(api["graphql"])
+        graphql["documents"] = MappingProxyType({
+            name: GraphQLDocumentSpec(**doc) for name, doc in graphql["documents"].items()})
+        api["graphql"] = GraphQLSpec(**graphql)
     app, reg = raw["github_app"], raw["webhook_registration"]
     return ProviderSpec(**{
         **raw, "oauth": OAuthSpec(**oauth), "api": ApiSpec(**api),

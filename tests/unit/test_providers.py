@@ -154,8 +154,8 @@ def test_an_unknown_key_inside_oauth_is_rejected() -> None:
 
 def test_an_unknown_key_inside_api_is_rejected() -> None:
     data = table()
-    data["providers"]["github"]["api"]["graphql"] = True
-    assert rejected(data) == "providers.github.api.graphql: unknown key"
+    data["providers"]["github"]["api"]["soap"] = True
+    assert rejected(data) == "providers.github.api.soap: unknown key"
 
 
 def test_a_wrong_type_is_rejected_with_its_path() -> None:
