@@ -53,6 +53,10 @@ resource "google_project_iam_custom_role" "connection_webhook_secrets" {
   permissions = var.kw_connection_secret_permissions
 }
 
+# secretmanager.secrets.create is checked on the parent project (the new secret has no name
+# to test yet), so the condition also admits the project itself; every other permission of
+# the role (versions.add, secrets.delete) is checked on a secret and so holds only for names
+# with the prefix.
 resource "google_project_iam_member" "secret_prefix_writer" {
   for_each = local.kw_secret_writer_iam
   project  = var.project
@@ -60,8 +64,8 @@ resource "google_project_iam_member" "secret_prefix_writer" {
   member   = "serviceAccount:${google_service_account.component[each.value.account].email}"
 
   condition {
-    title       = "only ${each.value.prefix}*"
-    description = "Per-connection webhook secrets only."
-    expression  = "resource.name.startsWith(\"${local.project_path}/secrets/${each.value.prefix}\")"
+    title       = "create, or only ${each.value.prefix}*"
+    description = "Create a secret (checked on the project); change or delete per-connection webhook secrets only."
+    expression  = "resource.type == \"cloudresourcemanager.googleapis.com/Project\" || resource.name.startsWith(\"${local.project_path}/secrets/${each.value.prefix}\")"
   }
 }

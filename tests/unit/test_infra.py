@@ -221,6 +221,10 @@ def _condition_target(model: dict[str, Any], body: dict[str, Any], key: Any, val
     m = re.fullmatch(r'resource\.name\.startsWith\("projects/[^/]+/secrets/([^"]+)"\)', expression)
     if m:
         return f"secret-prefix:{m.group(1)}"
+    m = re.fullmatch(r'resource\.type == "cloudresourcemanager\.googleapis\.com/Project" \|\| '
+                     r'resource\.name\.startsWith\("projects/[^/]+/secrets/([^"]+)"\)', expression)
+    if m:  # secrets.create is checked on the project; everything else on a prefixed secret
+        return f"secret-create+prefix:{m.group(1)}"
     return f"project-if:{expression}"
 
 
@@ -333,7 +337,7 @@ def expected_secret_grants() -> set[tuple[str, str, str]]:
         give(f"webhook-{p}", "secret-prefix:webhook-secret-")
         if registry.get(p).webhook_registration is not None:  # keyway registers its hooks:
             give(f"fetch-{p}", "secret-prefix:webhook-secret-")  # fetch-P signs them up,
-            give(token, "secret-prefix:webhook-secret-", (CONNECTION_SECRETS_ROLE,))  # the
+            give(token, "secret-create+prefix:webhook-secret-", (CONNECTION_SECRETS_ROLE,))  # the
             # token component creates the secret at connect and deletes it on disconnect
     return out
 
@@ -528,7 +532,7 @@ def test_the_connection_secret_role_can_write_those_secrets_and_never_read_one(m
     assert set(permissions) == CONNECTION_SECRET_PERMISSIONS
     assert not [p for p in permissions if p.endswith((".access", ".setIamPolicy", ".list"))]
     holders = {(who, target) for who, target, r in grants(model) if r == CONNECTION_SECRETS_ROLE}
-    assert holders == {(f"token-{p}", "secret-prefix:webhook-secret-")
+    assert holders == {(f"token-{p}", "secret-create+prefix:webhook-secret-")
                        for p in ("github", "gitlab")}
 
 
@@ -548,7 +552,7 @@ def test_removing_the_fetchers_read_of_connection_secrets_fails(model):
 def test_a_connection_secret_writer_for_another_account_fails(model):
     model["vars"]["kw_secret_writer_iam"]["webhook-secret-|fetch-github"] = {
         "prefix": "webhook-secret-", "account": "fetch-github", "provider": "github"}
-    assert "extra grants: [('fetch-github', 'secret-prefix:webhook-secret-', " \
+    assert "extra grants: [('fetch-github', 'secret-create+prefix:webhook-secret-', " \
            f"'{CONNECTION_SECRETS_ROLE}')" in _fails(model, check_grants)
 
 
@@ -724,3 +728,12 @@ def test_an_extra_role_for_the_build_account_fails(model):
         "project": "${var.project}", "role": "roles/artifactregistry.admin",
         "member": "serviceAccount:${google_service_account.builder.email}"}
     assert "('builder', 'project', 'roles/artifactregistry.admin')" in _fails(model, check_grants)
+
+
+def test_a_writer_condition_that_cannot_admit_secret_creation_fails(model):
+    """secrets.create is checked on the project, where a name-prefix-only condition is false:
+    such a binding could never create a connection's secret."""
+    body = model["resources"]["google_project_iam_member"]["secret_prefix_writer"]
+    expression = body["condition"][0]["expression"]
+    body["condition"][0]["expression"] = expression.split(" || ", 1)[1]
+    assert "secret-prefix:webhook-secret-" in _fails(model, check_grants)
