@@ -10,7 +10,8 @@ promises the table exists for:
   data, archives, raw files, repository files, commits, compare/diffs (promise 5); write methods
   are allowed only on comment and webhook-registration templates;
 * a GitHub App asks only for read permissions and never for ``contents``;
-* webhook, refresh and self-hosting fields are consistent with each other.
+* webhook, refresh and self-hosting fields are consistent with each other;
+* a provider that sends no remaining-quota header has a ``local_budget`` to count against.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ class OAuthSpec:
     revoke: RevokeSpec | None
     pkce: bool
     token_response: Literal["json", "form_unless_json_accepted"]
+    client_auth: Literal["post", "basic"]  # client credentials in the form body / HTTP Basic
     scopes: Mapping[str, tuple[str, ...]]  # exactly "app" and "personal"
     scope_separator: str
     extra_authorize_params: Mapping[str, str]
@@ -73,12 +75,21 @@ class OAuthSpec:
 
 
 @dataclass(frozen=True)
+class LocalBudgetSpec:
+    """A budget keyway counts itself when the provider's answers say nothing (Bitbucket)."""
+
+    requests: int
+    window_seconds: int
+
+
+@dataclass(frozen=True)
 class RateLimitSpec:
     limit_header: str
-    remaining_header: str
-    reset_header: str
+    remaining_header: str | None  # None: the provider sends no remaining quota (Bitbucket)
+    reset_header: str | None
     reset_style: Literal["epoch_seconds", "seconds_from_now", "iso8601"]
     retry_after_header: str
+    local_budget: LocalBudgetSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -86,6 +97,7 @@ class ApiSpec:
     base_url: str
     pagination: Literal["link_header", "keyset", "next_url", "offset"]
     per_page: int
+    page_size_param: str  # the query parameter carrying per_page (per_page, pagelen, maxResults)
     rate_limit: RateLimitSpec
     allowlist: tuple[str, ...]  # "METHOD /path/{param}", relative to base_url
     self_hosted_api_path: str | None = None  # appended to a per-connection base (GHES, GitLab)
@@ -252,7 +264,8 @@ _OAUTH = _obj({
     "description": _text(), "base_url": _https_url, "authorize_path": _abs_path,
     "token_path": _abs_path, "pkce": _bool,
     "revoke": _opt(_obj({"style": _enum("rfc7009", "github_grant"), "path": _abs_path})),
-    "token_response": _enum("json", "form_unless_json_accepted"), "scopes": _scopes,
+    "token_response": _enum("json", "form_unless_json_accepted"),
+    "client_auth": _enum("post", "basic"), "scopes": _scopes,
     "scope_separator": _enum(" ", ","), "extra_authorize_params": _map(_text()),
     "refresh": _REFRESH,
 })
@@ -261,9 +274,12 @@ _API = _obj({
     "encoded_slash_params": _list(_text(re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$"), "param name")),
     "pagination": _enum("link_header", "keyset", "next_url", "offset"),
     "per_page": _range(1, 100), "allowlist": _list(_template),
-    "rate_limit": _obj({"limit_header": _header, "remaining_header": _header,
-                        "reset_header": _header, "retry_after_header": _header,
-                        "reset_style": _enum("epoch_seconds", "seconds_from_now", "iso8601")}),
+    "page_size_param": _text(re.compile(r"^[A-Za-z_]+$"), "query parameter name"),
+    "rate_limit": _obj({"limit_header": _header, "remaining_header": _opt(_header),
+                        "reset_header": _opt(_header), "retry_after_header": _header,
+                        "reset_style": _enum("epoch_seconds", "seconds_from_now", "iso8601"),
+                        "local_budget": _opt(_obj({"requests": _range(1, 1_000_000),
+                                                   "window_seconds": _range(1, 86400)}))}),
 })
 _WEBHOOK = _obj({
     "scheme": _enum("hmac_sha256_hex", "token_header", "none"),
@@ -296,6 +312,12 @@ def _cross_checks(raw: dict[str, Any], path: str) -> None:
         raise _fail(f"{path}.webhook.signature_header", "required exactly when scheme signs")
     if hook["scheme"] == "token_header" and hook["signature_prefix"]:
         raise _fail(f"{path}.webhook.signature_prefix", "must be empty for token_header")
+    rate = api["rate_limit"]
+    if (rate["remaining_header"] is None) != (rate["reset_header"] is None):
+        raise _fail(f"{path}.api.rate_limit.reset_header", "set exactly with remaining_header")
+    if rate["remaining_header"] is None and rate["local_budget"] is None:
+        raise _fail(f"{path}.api.rate_limit.local_budget",
+                    "required when the provider sends no remaining quota")
     if app is not None and "contents" in app["permissions"]:
         raise _fail(f"{path}.github_app.permissions.contents", "code access is never requested")
 
@@ -304,7 +326,10 @@ def _build(raw: dict[str, Any]) -> ProviderSpec:
     oauth, api, hook = dict(raw["oauth"]), dict(raw["api"]), raw["webhook"]
     oauth["revoke"] = RevokeSpec(**oauth["revoke"]) if oauth["revoke"] else None
     oauth["refresh"] = RefreshSpec(**oauth["refresh"])
-    api["rate_limit"] = RateLimitSpec(**api["rate_limit"])
+    rate = dict(api["rate_limit"])
+    rate["local_budget"] = LocalBudgetSpec(**rate["local_budget"]) if rate["local_budget"] \
+        else None
+    api["rate_limit"] = RateLimitSpec(**rate)
     app = raw["github_app"]
     return ProviderSpec(**{
         **raw, "oauth": OAuthSpec(**oauth), "api": ApiSpec(**api),
