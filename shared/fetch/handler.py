@@ -24,6 +24,7 @@ from shared import bootstrap, messages
 from shared.clock import isoformat
 from shared.errors import InvalidInput, NotFound, PolicyViolation
 from shared.fetch import status
+from shared.fetch.bitbucket.plan import PLAN as BITBUCKET
 from shared.fetch.budget import TokenBudget, budget_key
 from shared.fetch.client import ProviderClient
 from shared.fetch.errors import BudgetExhausted, RateLimited, TokenRejected
@@ -35,7 +36,7 @@ from shared.ports import Ports
 from shared.providers import registry
 from shared.vault.receive import open_pushed_token
 
-PLANS = {"github": GITHUB, "gitlab": GITLAB}
+PLANS = {"github": GITHUB, "gitlab": GITLAB, "bitbucket": BITBUCKET}
 log = get_logger("keyway.fetch")
 
 
@@ -54,18 +55,19 @@ def on_fetch_job(provider: str, ports: Ports, inbound: messages.Inbound) -> None
     if owner is None:
         log.info("fetch.already_running", extra={"fields": {"connection": connection}})
         return
-    _run(provider, ports, tenant, connection, record, token, owner)
+    _run(provider, ports, tenant, connection, record, token, owner,
+         body.get("resume") == "checkpoint")
 
 
 def _run(provider: str, ports: Ports, tenant: str, connection: str, record: dict, token: str,
-         owner: str) -> None:
+         owner: str, continuation: bool) -> None:
     spec = registry.get(provider)
     api_base = record.get("api_base") or registry.api_base_url(spec, os.environ,
                                                                record.get("base_url"))
     budget = TokenBudget(ports.business, ports.clock, budget_key(provider, connection))
     client = ProviderClient(spec, api_base, token, _session(), ports.clock, budget)
     run = SyncRun(ports, client, PLANS[provider], tenant, connection,
-                  bootstrap.config().sync_budget_seconds)
+                  bootstrap.config().sync_budget_seconds, continuation)
     try:
         result = run.run()
     except (RateLimited, BudgetExhausted) as e:

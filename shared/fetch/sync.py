@@ -2,7 +2,10 @@
 children of every item that changed — within a time budget, resumable from checkpoints.
 
 Quota: every first page is conditional (ETag), so an unchanged connection costs only 304s;
-children (reviews, notes, approvals) are fetched only for items whose record changed.
+children (reviews, notes, approvals) are fetched only for items whose record changed. A
+provider without ETags (Bitbucket) pays one request per list instead, narrowed to what changed
+(``ListSpec.since``); its repositories are listed per workspace (``repository_scopes``), one
+request for the workspaces plus one page per workspace.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from dataclasses import dataclass
 from shared.clock import isoformat
 from shared.fetch import cursor as cursors
 from shared.fetch.client import ProviderClient
-from shared.fetch.plan import ProviderPlan
+from shared.fetch.plan import ListSpec, ProviderPlan
 from shared.fetch.walk import Stats, Walker
 from shared.ports import Filter, Ports
 from shared.records.model import Context
@@ -29,21 +32,26 @@ class SyncResult:
 
 
 class SyncRun:
+    """One run; ``continuation``: it continues a sync whose earlier run ran out of time, so
+    the lists that sync already finished are not walked again (see :mod:`.cursor`)."""
+
     def __init__(self, ports: Ports, client: ProviderClient, plan: ProviderPlan, tenant: str,
-                 connection: str, budget_seconds: float) -> None:
+                 connection: str, budget_seconds: float, continuation: bool = False) -> None:
         self._ports, self._plan = ports, plan
         # observed_at: the updated_at of records whose provider gives none (labels)
-        self._base = Context(tenant, plan.provider, connection,
-                             observed_at=isoformat(ports.clock.now()))
+        now = isoformat(ports.clock.now())
+        self._base = Context(tenant, plan.provider, connection, observed_at=now)
         deadline = ports.clock.monotonic() + budget_seconds
         self.stats = Stats()
-        self._walker = Walker(ports.business, client, ports.clock, deadline, self.stats)
+        round_ = cursors.begin_round(ports.business, connection, now, continuation)
+        self._walker = Walker(ports.business, client, ports.clock, deadline, self.stats,
+                              round_)
 
     def run(self) -> SyncResult:
         store, connection = self._ports.business, self._base.connection
         spec = self._plan.repositories
         cursor = cursors.load(store, connection, CONNECTION_SCOPE, spec.name)
-        if not self._walker.walk(spec, self._base, {}, cursor):
+        if not self._repositories(spec, cursor):
             return SyncResult(False, self.stats)
         repos = store.query("repositories", [Filter("connection", "==", connection),
                                              Filter("deleted", "==", False)])
@@ -52,10 +60,23 @@ class SyncRun:
                 return SyncResult(False, self.stats)
         return SyncResult(True, self.stats)
 
+    def _repositories(self, spec: ListSpec, cursor: cursors.Cursor) -> bool:
+        """The repositories list: one list, or one per container (Bitbucket workspaces), all
+        walked as one so that deletions are reconciled across every container."""
+        scopes = self._plan.repository_scopes
+        if scopes is None or cursor.walk is not None or cursor.round == self._walker.round:
+            return self._walker.walk(spec, self._base, {}, cursor)  # scopes: not needed
+        params = [scopes.path_params(item) for item in self._walker.collect(scopes)]
+        if not params:  # no container: nothing to list (and nothing is reconciled away)
+            return True
+        return self._walker.walk(spec, self._base, params[0], cursor, more=params[1:])
+
     def _repository(self, repo_id: str, repo: dict) -> bool:
         ctx = dataclasses.replace(self._base, repository=repo_id)
         params = self._plan.repo_params(repo)
         for spec in self._plan.resources:
+            if spec.applies is not None and not spec.applies(repo):
+                continue
             if self._walker.out_of_time():
                 return False
             cursor = cursors.load(self._ports.business, ctx.connection, repo_id, spec.name)
