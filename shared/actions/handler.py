@@ -175,7 +175,8 @@ def _act(ports: Ports, job: Job, doc: dict[str, Any], token: str) -> None:
         if begun.outcome == "resume":  # an earlier attempt may have posted: look first
             raw = _find_earlier(ports, job, doc, thread, client)
         if raw is None:
-            raw = provider.post(client, thread, with_marker(job.action["body"], job.action_id))
+            raw = provider.post(client, thread, with_marker(
+                job.action["body"], job.action_id, targets.marker_style(job.provider)))
     except PermanentError as e:  # nothing was posted by this attempt, and none will be
         _failed(ports, job, REASONS.get(type(e), e.key))
         return

@@ -15,7 +15,7 @@ from shared.actions.model import has_marker
 from shared.fetch.client import ApiResponse, ProviderClient
 from shared.fetch.errors import MalformedResponse
 
-MAX_PAGES = 50  # of up to 100 comments each, newest first (GitLab) or since the attempt (GitHub)
+MAX_PAGES = 50  # pages of comments, newest first (GitLab, Bitbucket) or since the attempt (GitHub)
 SINCE_SLACK = timedelta(minutes=5)  # clock skew between us and the provider
 
 
@@ -47,7 +47,7 @@ def _comment(response: ApiResponse, what: str) -> dict[str, Any]:
 
 def post(client: ProviderClient, thread: Thread, body: str) -> dict[str, Any]:
     """POST the comment (body already carrying its marker); the provider's comment JSON."""
-    response = client.post(thread.target.post, thread.path_params, {"body": body})
+    response = client.post(thread.target.post, thread.path_params, thread.target.payload(body))
     return _comment(response, f"{thread.provider} {thread.target.post}")
 
 
@@ -61,7 +61,7 @@ def _since(thread: Thread, started: datetime) -> dict[str, str]:
 def _ours(thread: Thread, raw: Any, action_id: str, author: str | None) -> bool:
     """The marked comment, written by the acting user when we know who that is."""
     return (isinstance(raw, dict) and raw.get("id") is not None
-            and has_marker(raw.get("body"), action_id)
+            and has_marker(targets.comment_text(thread.provider, raw), action_id)
             and (author is None or targets.author_id(thread.provider, raw) == author))
 
 
@@ -77,7 +77,9 @@ def find(client: ProviderClient, thread: Thread, action_id: str, author: str | N
     response = client.get(target.listing, thread.path_params,
                           {**target.list_params, **_since(thread, started)})
     for _ in range(MAX_PAGES):
-        items = response.body if isinstance(response.body, list) else []
+        body = response.body
+        items = body.get(target.items) if target.items and isinstance(body, dict) else body
+        items = items if isinstance(items, list) else []
         found = next((raw for raw in items if _ours(thread, raw, action_id, author)), None)
         if found is not None or not response.next_url:
             return found
