@@ -21,7 +21,8 @@ from shared.vault import handlers as vault_handlers
 
 ROOT = Path(__file__).resolve().parents[2]
 PUBLIC_URL = "http://127.0.0.1:8080"
-FUNCTIONS = ("api", "oauth-github", "oauth-gitlab", "webhook-github", "webhook-gitlab")
+FUNCTIONS = ("api", "oauth-github", "oauth-gitlab", "oauth-bitbucket", "webhook-github",
+             "webhook-gitlab", "webhook-bitbucket")
 
 
 def redirect_uri(provider: str) -> str:
