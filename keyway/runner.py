@@ -9,7 +9,7 @@
   functions-framework process per function, push subscriptions from the emulator into them,
   and a front proxy on the main port.
 
-Sandbox: every provider with a built-in simulator (GitHub, GitLab) and no
+Sandbox: every provider with a built-in simulator (GitHub, GitLab, Bitbucket) and no
 ``KEYWAY_<PROVIDER>_CLIENT_ID`` gets its simulator started on loopback, seeded, with an OAuth
 client registered for ``<public_url>/oauth-<provider>/callback`` — so a newcomer can connect,
 sync and browse with no internet and no provider account.
@@ -35,7 +35,7 @@ from werkzeug.serving import make_server
 
 from keyway import emulators, wsgi
 from keyway.firststart import ensure_local_state
-from keyway.simulators import GitHubSimulator, GitLabSimulator, Simulator
+from keyway.simulators import BitbucketSimulator, GitHubSimulator, GitLabSimulator, Simulator
 from shared import bootstrap, messages
 from shared.clock import isoformat
 from shared.components import COMPONENTS, Component
@@ -207,7 +207,9 @@ class Runner:
             simulator.stop()
 
 
-SANDBOX_SEED = {"github": "acme", "gitlab": "acme-group"}
+SANDBOX_SEED = {"github": "acme", "gitlab": "acme-group", "bitbucket": "acme-workspace"}
+SANDBOX_SIMULATORS: tuple[tuple[str, type[Simulator]], ...] = (
+    ("github", GitHubSimulator), ("gitlab", GitLabSimulator), ("bitbucket", BitbucketSimulator))
 SANDBOX_ACTIVITY = {"repos": 3, "prs": 60, "issues": 90, "comments": 400, "review_comments": 60,
                     "reviews": 40}
 
@@ -215,7 +217,7 @@ SANDBOX_ACTIVITY = {"repos": 3, "prs": 60, "issues": 90, "comments": 400, "revie
 def start_sandbox(public_url: str) -> dict[str, Simulator]:
     """Simulators for providers with no configured OAuth client; sets their env variables."""
     started: dict[str, Simulator] = {}
-    for provider, simulator_class in (("github", GitHubSimulator), ("gitlab", GitLabSimulator)):
+    for provider, simulator_class in SANDBOX_SIMULATORS:
         up = provider.upper()
         if os.environ.get(f"KEYWAY_{up}_CLIENT_ID"):
             continue
