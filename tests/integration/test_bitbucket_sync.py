@@ -251,3 +251,24 @@ def test_a_scheduled_sync_refreshes_the_token_with_basic_auth_and_reaches_the_re
     assert ports.business.get("sync_status", "conn-1")["state"] == "done"
     used = [r for r in sim.requests_log if r.template != "/site/oauth2/access_token"]
     assert {(r.status, r.headers.get("authorization")) for r in used} == {(200, "Bearer")}
+
+
+def test_a_sync_cut_by_its_time_budget_continues_through_the_vault_without_restarting(
+        stack, sim, monkeypatch):
+    monkeypatch.setenv("KEYWAY_SYNC_BUDGET_SECONDS", "1")
+    _reset_caches()
+    ports, _ = stack
+    receive = event_function("scheduler", handlers_for("scheduler"))
+    receive(pubsub_event("refresh-ticks", "cloud-scheduler", "refresh.tick",
+                         {"tick_time": isoformat(datetime.now(UTC))}))
+    states = []
+    for _ in range(50):
+        deliver(ports, "sync-requests-bitbucket")  # the tick's request, then continuations
+        if not deliver(ports, "fetch-jobs-bitbucket"):
+            break
+        states.append(ports.business.get("sync_status", "conn-1")["state"])
+    assert states[0] == "continuing" and states[-1] == "done" and len(states) > 1
+    assert len(live(ports, "pull_requests")) == 180
+    firsts = [r for r in sim.requests_log if r.template in LIST_TEMPLATES
+              and "page" not in r.query]
+    assert len(firsts) == 1 + 2 + 5 + 3  # each list started once across every continuation
