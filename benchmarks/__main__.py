@@ -1,5 +1,8 @@
 """Run every benchmark (issue 9) and write ``benchmarks/results.json`` and
-``benchmarks/results.md``. ``python -m benchmarks [name ...]`` runs only the named ones."""
+``benchmarks/results.md``. ``python -m benchmarks [name ...]`` runs only the named ones
+(``sync``, ``peer``, …) and merges them into the existing results: the other parts keep their
+figures and their own ``measured_at_by_part`` time, and the report says which part was
+measured when."""
 
 from __future__ import annotations
 
@@ -49,11 +52,31 @@ def machine() -> dict:
             "python": platform.python_version()}
 
 
+def _previous(wanted: list[str]) -> dict:
+    """The results a partial run merges into (nothing for a full run or a first run)."""
+    path = HERE / "results.json"
+    if set(wanted) >= set(BENCHES) or not path.exists():
+        return {}
+    previous = json.loads(path.read_text())
+    stamps = previous.setdefault("measured_at_by_part", {})
+    for name in previous.get("benchmarks", {}):
+        stamps.setdefault(name, previous.get("measured_at"))
+    return previous
+
+
 def main(argv: list[str]) -> int:
     wanted = argv or list(BENCHES)
+    unknown = [name for name in wanted if name not in BENCHES]
+    if unknown:
+        print(f"unknown benchmark(s) {unknown}; known: {sorted(BENCHES)}", file=sys.stderr)
+        return 2
     started = time.perf_counter()
-    results: dict = {"measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                     "machine": machine(), "benchmarks": {}, "seconds": {}}
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    results: dict = {"measured_at": now, "machine": machine(), "benchmarks": {},
+                     "seconds": {}, "measured_at_by_part": {}}
+    previous = _previous(wanted)
+    for key in ("benchmarks", "seconds", "measured_at_by_part"):
+        results[key].update(previous.get(key, {}))
     for name in wanted:
         t = time.perf_counter()
         print(f"[bench] {name} ...", file=sys.stderr, flush=True)
@@ -63,13 +86,15 @@ def main(argv: list[str]) -> int:
             results["benchmarks"][name] = {"error": f"{type(e).__name__}: {e}",
                                            "traceback": traceback.format_exc()[-2000:]}
         results["seconds"][name] = round(time.perf_counter() - t, 1)
+        results["measured_at_by_part"][name] = now
         print(f"[bench] {name} done in {results['seconds'][name]} s", file=sys.stderr,
               flush=True)
-    results["total_seconds"] = round(time.perf_counter() - started, 1)
+    results["total_seconds"] = (previous.get("total_seconds") if previous
+                                else round(time.perf_counter() - started, 1))
     (HERE / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     (HERE / "results.md").write_text(report.markdown(results))
     print(f"wrote {HERE / 'results.json'} and {HERE / 'results.md'} "
-          f"({results['total_seconds']} s)", file=sys.stderr)
+          f"({round(time.perf_counter() - started, 1)} s)", file=sys.stderr)
     return 0
 
 

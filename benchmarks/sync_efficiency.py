@@ -8,10 +8,18 @@ pull/merge requests, 3,000 issues, 20,000 comments and 100 labels (20 per reposi
 2. an immediate re-sync with nothing changed (goal: 0 points — only 304s);
 3. a re-sync after 1 % of every kind changed (20 PRs, 30 issues, 200 comments touched).
 
-Requests are counted from the simulator's request log (per route template), points from its
-rate-limit meter (a 304 costs nothing). Children (GitHub reviews per pull request; GitLab notes
-per merge request / issue and approvals per merge request) have no list-wide endpoint, so their
-minimum is one request per parent (more for > 100 children) and is reported separately.
+Requests are counted from the simulator's request log (per route template), REST points as
+the REST answers that were not 304s, GraphQL points from the simulator's separate GraphQL meter
+(GitHub's two budgets). Children are reported apart from the lists:
+
+* GitHub reviews come through GraphQL, up to 100 pull requests a query: their minimum is
+  ceil(pull requests / 100) queries, plus one per further 100 reviews of a pull request with
+  more than 100 (the issue's scale seeds no reviews, so every connection is empty: the count
+  of queries does not depend on it). keyway batches per page of each repository's pull
+  request list, so its bound is one query per such page (``children_per_page_bound``): each
+  repository's last page is a partial batch;
+* GitLab notes (per merge request / issue) and approvals (per merge request) have no list-wide
+  endpoint and no batch read: one request per parent (more for > 100 children).
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ from shared.fetch.sync import SyncRun
 from shared.providers import registry
 
 SCALE = {"repos": 5, "prs": 2000, "issues": 3000, "comments": 20000, "labels": 20}
+GRAPHQL = "POST /graphql"  # how GraphQL queries are counted per template
 CHANGED = {"pull": 20, "issue": 30, "comment": 200}  # 1 % of each kind
 PAGE = 100
 
@@ -56,9 +65,13 @@ def github_minimum(sim: GitHubSimulator) -> dict:
             sum(pages(len(a.review_comments.items)) for a in acts),
         "/repos/{owner}/{repo}/labels": sum(pages(len(a.labels)) for a in acts),
     }
-    children = {"/repos/{owner}/{repo}/pulls/{pull_number}/reviews": sum(
-        pages(len(a.reviews.get(p["number"], []))) for a in acts for p in a.pulls.items.values())}
-    return {"lists": lists, "children": children}
+    prs = sum(len(a.pulls.items) for a in acts)
+    follow_ups = sum(pages(len(r)) - 1 for a in acts for r in a.reviews.values())
+    children = {GRAPHQL: pages(prs) + follow_ups}  # reviews: 100 pull requests a query
+    # keyway batches the changed pull requests of one page of one repository's list (so a
+    # page is written only with its reviews): each repository's last page is a partial batch
+    per_page = {GRAPHQL: sum(pages(len(a.pulls.items)) for a in acts) + follow_ups}
+    return {"lists": lists, "children": children, "children_per_page": per_page}
 
 
 def gitlab_minimum(sim: GitLabSimulator) -> dict:
@@ -87,9 +100,19 @@ def gitlab_minimum(sim: GitLabSimulator) -> dict:
     return {"lists": lists, "children": children}
 
 
-def _strip(template: str | None, prefix: str) -> str:
-    template = template or "?"
+def is_graphql(request) -> bool:
+    return request.method == "POST" and request.path.endswith("/graphql")
+
+
+def _strip(request, prefix: str) -> str:
+    if is_graphql(request):
+        return GRAPHQL
+    template = request.template or "?"
     return template[len(prefix):] if template.startswith(prefix) else template
+
+
+def graphql_points(sim) -> int:
+    return sim.graphql_points_used(sim.account.id) if hasattr(sim, "graphql_points_used") else 0
 
 
 def _measure(sim, ports, plan, token: str, prefix: str) -> dict:
@@ -98,19 +121,23 @@ def _measure(sim, ports, plan, token: str, prefix: str) -> dict:
     client = ProviderClient(spec, sim.api_url, token, requests.Session(), ports.clock, budget,
                             timeout=30.0)
     before_log = len(sim.requests_log)
-    before_points = sim.quota_used(sim.account.id)
+    before_points, before_graphql = sim.quota_used(sim.account.id), graphql_points(sim)
     start = time.perf_counter()
     result = SyncRun(ports, client, plan, "t-1", "conn-1", 3600.0).run()
     seconds = time.perf_counter() - start
     log = sim.requests_log[before_log:]
-    by_template = Counter(_strip(r.template, prefix) for r in log)
-    points_by_template = Counter(_strip(r.template, prefix) for r in log if r.status < 300)
+    rest = [r for r in log if not is_graphql(r)]
+    by_template = Counter(_strip(r, prefix) for r in log)
+    points_by_template = Counter(_strip(r, prefix) for r in log if r.status < 300)
     return {"finished": result.finished, "seconds": round(seconds, 3),
-            "requests": len(log), "not_modified": sum(1 for r in log if r.status == 304),
-            # every answer but a 304 (or a refusal) spends one point; read from the log because
-            # GitLab's one-minute window can roll over during a long sync
-            "points": sum(1 for r in log if r.status < 300),
+            "requests": len(log), "rest_requests": len(rest),
+            "graphql_queries": len(log) - len(rest),
+            "not_modified": sum(1 for r in rest if r.status == 304),
+            # every REST answer but a 304 (or a refusal) spends one point; read from the log
+            # because GitLab's one-minute window can roll over during a long sync
+            "points": sum(1 for r in rest if r.status < 300),
             "meter_delta": sim.quota_used(sim.account.id) - before_points,
+            "graphql_points": graphql_points(sim) - before_graphql,
             "written": result.stats.written,
             "requests_by_template": dict(sorted(by_template.items())),
             "points_by_template": dict(sorted(points_by_template.items()))}
@@ -126,16 +153,20 @@ def _compare(full: dict, minimum: dict) -> dict:
     list_min = sum(minimum["lists"].values())
     child_min = sum(minimum["children"].values())
     list_used = sum(r["points"] for r in rows.values() if r["kind"] == "lists")
-    child_used = sum(r["points"] for r in rows.values() if r["kind"] == "children")
+    # children are compared by requests: REST requests per parent, or GraphQL queries
+    child_used = sum(r["requests"] for r in rows.values() if r["kind"] == "children")
+    per_page = minimum.get("children_per_page")
     return {"per_endpoint": rows, "lists_minimum": list_min, "lists_points": list_used,
-            "children_minimum": child_min, "children_points": child_used,
+            "children_minimum": child_min, "children_requests": child_used,
+            "children_per_page_bound": sum(per_page.values()) if per_page else None,
+            "children_via": "graphql" if GRAPHQL in minimum["children"] else "rest",
             "lists_ratio": round(list_used / list_min, 3) if list_min else None}
 
 
 def _one(provider: str) -> dict:
     if provider == "github":
-        sim, plan, scopes, owner = GitHubSimulator(rate_limit=10_000_000), GITHUB_PLAN, \
-            ("repo",), "acme"
+        sim, plan, scopes, owner = GitHubSimulator(
+            rate_limit=10_000_000, graphql_rate_limit=10_000_000), GITHUB_PLAN, ("repo",), "acme"
     else:
         sim, plan, scopes, owner = GitLabSimulator(rate_limit=10_000_000), GITLAB_PLAN, \
             ("read_api",), "acme-group"
@@ -164,7 +195,8 @@ def run() -> dict:
     """One sequence per provider (deterministic counts: requests and points do not vary
     between runs; wall time is a single run)."""
     return {"method": "keyway SyncRun against the in-process simulator; counts from the "
-                      "simulator's request log and rate-limit meter; 1 run (counts are "
+                      "simulator's request log, REST points = REST answers that were not 304, "
+                      "GraphQL points from the simulator's GraphQL meter; 1 run (counts are "
                       "deterministic)",
             "github": _one("github"), "gitlab": _one("gitlab")}
 

@@ -7,8 +7,6 @@ locals {
     "(default)" = "business data"
     "vault"     = "vault records (token components only)"
   }
-  # Collections whose documents expire (field expires_at).
-  ttl_collections = ["webhook_deliveries", "envelope_nonces", "oauth_states"]
 }
 
 resource "google_firestore_database" "db" {
@@ -49,16 +47,19 @@ resource "google_firestore_backup_schedule" "daily" {
   daily_recurrence {}
 }
 
+# TTL acts only on a native timestamp field: the expiring documents carry purge_at (a
+# timestamp) beside the expires_at string their code queries (shared/retention.py).
 resource "google_firestore_field" "ttl" {
-  for_each   = toset(local.ttl_collections)
+  for_each   = var.kw_ttl_collections
   project    = var.project
-  database   = google_firestore_database.db["(default)"].name
+  database   = google_firestore_database.db[each.value.database].name
   collection = each.key
-  field      = "expires_at"
+  field      = each.value.field
 
   ttl_config {}
 
-  # Single-field indexes on expires_at are kept (the replay store queries by it).
+  # Nothing queries purge_at: no single-field indexes for it.
+  index_config {}
 }
 
 resource "google_project_iam_member" "database" {

@@ -103,8 +103,10 @@ resource "google_cloudfunctions2_function" "public" {
   location = var.region
 
   build_config {
-    runtime     = "python311"
-    entry_point = each.value.entry_point
+    runtime           = "python311"
+    entry_point       = each.value.entry_point
+    service_account   = google_service_account.builder.id
+    docker_repository = google_artifact_registry_repository.functions.id
     source {
       storage_source {
         bucket = google_storage_bucket.sources.name
@@ -127,7 +129,8 @@ resource "google_cloudfunctions2_function" "public" {
 
   labels = { app = "keyway" }
 
-  depends_on = [google_project_service.api]
+  depends_on = [google_project_service.api, google_artifact_registry_repository_iam_member.builder,
+  google_storage_bucket_iam_member.builder_sources, google_project_iam_member.builder_logs]
 }
 
 # Pub/Sub-triggered functions: internal only (Pub/Sub push from this project).
@@ -138,8 +141,10 @@ resource "google_cloudfunctions2_function" "internal" {
   location = var.region
 
   build_config {
-    runtime     = "python311"
-    entry_point = each.value.entry_point
+    runtime           = "python311"
+    entry_point       = each.value.entry_point
+    service_account   = google_service_account.builder.id
+    docker_repository = google_artifact_registry_repository.functions.id
     source {
       storage_source {
         bucket = google_storage_bucket.sources.name
@@ -162,7 +167,8 @@ resource "google_cloudfunctions2_function" "internal" {
 
   labels = { app = "keyway" }
 
-  depends_on = [google_project_service.api]
+  depends_on = [google_project_service.api, google_artifact_registry_repository_iam_member.builder,
+  google_storage_bucket_iam_member.builder_sources, google_project_iam_member.builder_logs]
 }
 
 locals {

@@ -52,6 +52,16 @@ variable "kw_secret_prefix_iam" {
   type        = any
 }
 
+variable "kw_secret_writer_iam" {
+  description = "Token components (oauth-P creates, vault-P deletes) writing webhook-secret-<connection> through the custom role."
+  type        = any
+}
+
+variable "kw_connection_secret_permissions" {
+  description = "The permissions of that custom role: create, delete and add versions, nothing else."
+  type        = list(string)
+}
+
 variable "kw_kms_keys" {
   description = "One KMS key per component that keeps data keys (vault-P), with its account."
   type        = any
@@ -64,5 +74,10 @@ variable "kw_kms_iam" {
 
 variable "kw_database_iam" {
   description = "Firestore access per account and database ((default) business, vault)."
+  type        = any
+}
+
+variable "kw_ttl_collections" {
+  description = "Collections whose documents carry a native expiry timestamp for a Firestore TTL policy (shared/retention.py)."
   type        = any
 }

@@ -26,12 +26,37 @@ resource "google_secret_manager_secret_iam_member" "keyway" {
   member    = "serviceAccount:${google_service_account.component[each.value.account].email}"
 }
 
-# webhook-secret-<connection> secrets are created per connection; the webhook functions may read
-# those (and only those) through a name-prefix condition.
+# webhook-secret-<connection> secrets are created per connection (by oauth-P when an admin
+# connects with webhook registration on) and deleted on disconnect (by vault-P). webhook-P and
+# fetch-P may read those, and only those, through a name-prefix condition.
 resource "google_project_iam_member" "secret_prefix" {
   for_each = local.kw_secret_prefix_iam
   project  = var.project
   role     = each.value.role
+  member   = "serviceAccount:${google_service_account.component[each.value.account].email}"
+
+  condition {
+    title       = "only ${each.value.prefix}*"
+    description = "Per-connection webhook secrets only."
+    expression  = "resource.name.startsWith(\"${local.project_path}/secrets/${each.value.prefix}\")"
+  }
+}
+
+# The token component (oauth-P, vault-P) creates, adds versions to and deletes those secrets,
+# and nothing else: a custom role with exactly those permissions, on the same prefix condition.
+# It cannot read them (no secretmanager.versions.access).
+resource "google_project_iam_custom_role" "connection_webhook_secrets" {
+  project     = var.project
+  role_id     = "kwConnectionWebhookSecrets"
+  title       = "keyway per-connection webhook secrets"
+  description = "Create, add versions to and delete webhook-secret-<connection> secrets."
+  permissions = var.kw_connection_secret_permissions
+}
+
+resource "google_project_iam_member" "secret_prefix_writer" {
+  for_each = local.kw_secret_writer_iam
+  project  = var.project
+  role     = google_project_iam_custom_role.connection_webhook_secrets.id
   member   = "serviceAccount:${google_service_account.component[each.value.account].email}"
 
   condition {

@@ -6,7 +6,8 @@
 Every IAM binding between components in ``infra/`` iterates over a map in this file, so the
 Terraform grants are derived from the same table the runtime checks (DESIGN.md promise 7):
 topic publishers and subscribers from :func:`shared.policy.iam_bindings`, the function list from
-:data:`shared.components.COMPONENTS`, secret names from the modules that read them.
+:data:`shared.components.COMPONENTS`, secret names from the modules that read them, and the
+collections with a Firestore TTL policy from the modules that write them.
 ``tests/unit/test_infra.py`` fails when the committed file differs from :func:`export`.
 
 Service accounts: one per component, except that ``vault-P`` and ``oauth-P`` are one token
@@ -20,11 +21,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from shared import policy, topology
+from shared import policy, retention, topology
 from shared.audit.chain import KEY_SECRET as AUDIT_KEY_SECRET
 from shared.components import COMPONENTS
-from shared.crypto import channels, datakeys
+from shared.crypto import channels, datakeys, replay
+from shared.oauth import state as oauth_state
+from shared.providers import registry
 from shared.vault.github_app import PRIVATE_KEY_SECRET as GITHUB_APP_KEY_SECRET
+from shared.webhooks import deliveries
 from shared.webhooks.secrets import PREVIOUS_SUFFIX, app_secret_name
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,10 +43,20 @@ SUBSCRIBER = "roles/pubsub.subscriber"
 KMS_USER = "roles/cloudkms.cryptoKeyEncrypterDecrypter"
 DATASTORE_USER = "roles/datastore.user"
 #: Per-connection webhook secrets (``webhook-secret-<connection>``) are created per connection,
-#: so the webhook functions read them through a name-prefix IAM condition.
+#: so every grant on them is on a name-prefix IAM condition: ``webhook-P`` (verifies) and, for
+#: providers that register hooks, ``fetch-P`` (registers them) read them and the token component
+#: (``oauth-P`` creates one at connect, ``vault-P`` deletes it on disconnect) writes them through
+#: a custom role with exactly
+#: :data:`CONNECTION_SECRET_PERMISSIONS` — no predefined role has create and delete without
+#: also reading every secret (``roles/secretmanager.admin``).
 CONNECTION_WEBHOOK_PREFIX = "webhook-secret-"
+CONNECTION_SECRET_READERS = ("webhook", "fetch")
+CONNECTION_SECRET_PERMISSIONS = ("secretmanager.secrets.create", "secretmanager.secrets.delete",
+                                 "secretmanager.versions.add")
 #: Firestore databases by role.
 BUSINESS_DB, VAULT_DB = "(default)", "vault"
+#: Business-store collections whose documents carry the TTL timestamp (shared.retention).
+TTL_COLLECTIONS = (deliveries.COLLECTION, replay.COLLECTION, oauth_state.COLLECTION)
 #: Publishers in the policy table that are not keyway components.
 EXTERNAL_PUBLISHERS = frozenset({policy.CLOUD_SCHEDULER})
 
@@ -83,6 +97,12 @@ def secret_grants() -> dict[str, dict[str, tuple[str, ...]]]:
         w[app_secret_name(p)] = read
         w[app_secret_name(p) + PREVIOUS_SUFFIX] = read
     return grants
+
+
+def webhook_registering_providers() -> list[str]:
+    """Providers whose table entry registers webhooks: only their ``fetch-P`` reads and their
+    token component writes the per-connection secrets."""
+    return [p for p in policy.PROVIDERS if registry.get(p).webhook_registration is not None]
 
 
 def export() -> dict[str, Any]:
@@ -139,6 +159,7 @@ def export() -> dict[str, Any]:
             topic_iam[f"{topic}|{account}|{role}"] = row
 
     grants = secret_grants()
+    registering = webhook_registering_providers()
     secrets = {
         name: {"provider": _provider_of(name)}
         for name in sorted({s for g in grants.values() for s in g})
@@ -151,11 +172,17 @@ def export() -> dict[str, Any]:
         for role in roles
     }
     secret_prefix_iam = {
-        f"{CONNECTION_WEBHOOK_PREFIX}|webhook-{p}|{role}": {
-            "prefix": CONNECTION_WEBHOOK_PREFIX, "account": f"webhook-{p}", "role": role,
+        f"{CONNECTION_WEBHOOK_PREFIX}|{kind}-{p}|{role}": {
+            "prefix": CONNECTION_WEBHOOK_PREFIX, "account": f"{kind}-{p}", "role": role,
             "provider": p,
         }
-        for p in policy.PROVIDERS for role in (ACCESSOR, SECRET_VIEWER)
+        for p in policy.PROVIDERS for kind in CONNECTION_SECRET_READERS
+        if kind == "webhook" or p in registering for role in (ACCESSOR, SECRET_VIEWER)
+    }
+    secret_writer_iam = {
+        f"{CONNECTION_WEBHOOK_PREFIX}|token-{p}": {
+            "prefix": CONNECTION_WEBHOOK_PREFIX, "account": f"token-{p}", "provider": p}
+        for p in registering
     }
     kms_keys = {f"vault-{p}": {"account": f"token-{p}", "provider": p} for p in policy.PROVIDERS}
     kms_iam = {
@@ -180,9 +207,13 @@ def export() -> dict[str, Any]:
         "kw_secrets": secrets,
         "kw_secret_iam": secret_iam,
         "kw_secret_prefix_iam": secret_prefix_iam,
+        "kw_secret_writer_iam": secret_writer_iam,
+        "kw_connection_secret_permissions": list(CONNECTION_SECRET_PERMISSIONS),
         "kw_kms_keys": kms_keys,
         "kw_kms_iam": kms_iam,
         "kw_database_iam": database_iam,
+        "kw_ttl_collections": {name: {"database": BUSINESS_DB, "field": retention.TTL_FIELD}
+                               for name in sorted(TTL_COLLECTIONS)},
     }
 
 

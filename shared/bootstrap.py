@@ -72,9 +72,11 @@ def _embedded_stores(config: Config, clock: Clock):
 
     _ensure_state_dir(config)
     return (
-        SqliteDocumentStore(config.state_dir / "business.db"),
-        SqliteDocumentStore(config.state_dir / "vault.db"),
-        SqliteMessageBus(config.state_dir / "bus.db", clock),
+        SqliteDocumentStore(config.state_dir / "business.db",
+                            synchronous=config.sqlite_synchronous),
+        SqliteDocumentStore(config.state_dir / "vault.db", synchronous=config.sqlite_synchronous),
+        SqliteMessageBus(config.state_dir / "bus.db", clock,
+                         synchronous=config.sqlite_synchronous),
     )
 
 

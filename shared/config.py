@@ -22,6 +22,10 @@ BACKENDS: tuple[Backend, ...] = ("embedded", "emulator", "gcp")
 _PROJECT_RE = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
 _HOSTPORT_RE = re.compile(r"^[A-Za-z0-9.\-\[\]:]+:\d{1,5}$")
 _LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+#: SQLite's durability levels for the embedded stores and bus (WAL mode): ``normal`` survives a
+#: crash of the process (a commit is in the WAL before it returns) but may lose the last commits
+#: on power loss; ``full`` also fsyncs every commit (about 0.5 ms each on a typical disk).
+SQLITE_SYNCHRONOUS = ("normal", "full")
 _DATABASE_RE = re.compile(r"^(\(default\)|[a-z][a-z0-9-]{2,62})$")
 
 
@@ -48,6 +52,7 @@ class Config:
     auth_tenant_claim: str
     auth_role_claim: str
     sync_budget_seconds: float = 60.0
+    sqlite_synchronous: str = "normal"
 
     @property
     def local_mode(self) -> bool:
@@ -106,6 +111,8 @@ class Config:
             auth_tenant_claim=env.get("KEYWAY_AUTH_TENANT_CLAIM") or "https://keyway.dev/tenant",
             auth_role_claim=env.get("KEYWAY_AUTH_ROLE_CLAIM") or "https://keyway.dev/role",
             sync_budget_seconds=float(_int(env, "KEYWAY_SYNC_BUDGET_SECONDS", 60, 1, 3600)),
+            sqlite_synchronous=_choice(env, "KEYWAY_SQLITE_SYNCHRONOUS", "normal",
+                                       SQLITE_SYNCHRONOUS),
         )
 
 

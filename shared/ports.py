@@ -79,6 +79,12 @@ class Transaction(Protocol):
 class DocumentStore(Protocol):
     """Collections of JSON-like documents keyed by string ids, with transactions.
 
+    Values: None, bool, 64-bit int, finite float, str, bytes, lists (not of lists), dicts with
+    string keys, and timezone-aware ``datetime`` (returned as a UTC ``datetime``, microsecond
+    precision). Timestamps exist for expiry — a Firestore TTL policy acts only on a native
+    timestamp field (:mod:`shared.retention`) — and are not valid filter values; code that
+    queries or orders by time stores ``shared.clock.isoformat`` strings.
+
     Errors: backend down → ``UnavailableError``; a transaction that keeps losing races →
     ``ContentionError``; a document with an unsupported value → ``InvalidInput``.
     """
@@ -231,6 +237,11 @@ class SecretSource(Protocol):
 
     def add_version(self, name: str, value: bytes) -> str:
         """Store a new version (creating the secret if needed); returns the version id."""
+
+    def delete(self, name: str) -> None:
+        """Delete the secret with every version; ``NotFound`` if there is no such secret.
+        Afterwards ``access`` answers ``NotFound`` and ``add_version`` starts a new secret
+        (version ids start again at ``"1"``)."""
 
 
 @dataclass

@@ -1,7 +1,8 @@
-"""webhook-jira (HTTPS): verifies and publishes jira webhooks."""
+"""webhook-jira (HTTPS): verifies and publishes jira webhooks (see shared.webhooks.pipeline)."""
 
 import functions_framework
 
 from shared.entry import http_function
+from shared.webhooks import receiver
 
-serve = functions_framework.http(http_function("webhook-jira"))
+serve = functions_framework.http(http_function("webhook-jira", receiver("jira")))

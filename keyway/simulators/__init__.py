@@ -1,6 +1,6 @@
-"""Provider simulators: real loopback HTTP servers speaking GitHub's, GitLab's and Bitbucket
-Cloud's OAuth and REST formats, for tests, benchmarks and the local sandbox (local-only
-tooling, never deployed).
+"""Provider simulators: real loopback HTTP servers speaking GitHub's, GitLab's, Bitbucket
+Cloud's and Jira Cloud's OAuth and REST formats, for tests, benchmarks and the local sandbox
+(local-only tooling, never deployed).
 
 Layout: :mod:`.server` (the :class:`Simulator` base: server, routing table, request log,
 faults, latency), :mod:`.oauth` and :mod:`.oauth_model` (the shared authorization-code + PKCE
@@ -17,9 +17,10 @@ activity), and per provider ``<provider>.py`` (the simulator), ``<provider>_oaut
 from keyway.simulators.bitbucket import BitbucketSimulator
 from keyway.simulators.github import GitHubSimulator
 from keyway.simulators.gitlab import GitLabSimulator
+from keyway.simulators.jira import JiraSimulator
 from keyway.simulators.oauth import s256
 from keyway.simulators.oauth_model import Account, OAuthError
 from keyway.simulators.server import LoggedRequest, Simulator
 
 __all__ = ["Account", "BitbucketSimulator", "GitHubSimulator", "GitLabSimulator",
-           "LoggedRequest", "OAuthError", "Simulator", "s256"]
+           "JiraSimulator", "LoggedRequest", "OAuthError", "Simulator", "s256"]

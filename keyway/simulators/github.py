@@ -12,7 +12,9 @@ GitHub Enterprise Server layout; github.com's own API host is ``https://api.gith
 Wire formats are described in :mod:`keyway.simulators.github_oauth` and
 :mod:`keyway.simulators.github_api`; the metadata endpoints a fetcher syncs (seeded with
 :meth:`GitHubSimulator.seed_activity`) in :mod:`keyway.simulators.github_metadata`, the
-families it must never call in :mod:`keyway.simulators.github_forbidden`.
+families it must never call in :mod:`keyway.simulators.github_forbidden`, repository webhooks
+(:attr:`GitHubSimulator.hooks`, :meth:`GitHubSimulator.deliver`) in
+:mod:`keyway.simulators.github_hooks`.
 """
 
 from __future__ import annotations
@@ -28,14 +30,19 @@ from keyway.simulators.github_app import GitHubApps
 from keyway.simulators.github_data import GitHubActivity
 from keyway.simulators.github_forbidden import GitHubForbiddenApi
 from keyway.simulators.github_graphql import GitHubGraphQL
+from keyway.simulators.github_hooks import GitHubHooksApi
+from keyway.simulators.github_hooks import deliver as deliver_event
 from keyway.simulators.github_metadata import GitHubMetadataApi, rate_limit_fault
 from keyway.simulators.github_oauth import GitHubOAuth, github_policy
+from keyway.simulators.hooks import HookStore
 from keyway.simulators.oauth_model import Account
+from keyway.simulators.ratelimit import RateLimiter
 from keyway.simulators.server import Route, Simulator
 from keyway.simulators.wire import json_response
 
 DEFAULT_USER = Account("octocat", 583231, "The Octocat")
 HOURLY_LIMIT = 5000  # authenticated user, REST "core" resource
+GRAPHQL_HOURLY_POINTS = 5000  # authenticated user, GraphQL "graphql" resource (points)
 
 
 class GitHubSimulator(Simulator):
@@ -44,23 +51,29 @@ class GitHubSimulator(Simulator):
     ``expiring_tokens=True`` models a GitHub App's user-to-server tokens (8-hour ``ghu_``
     access token, single-use rotating 6-month ``ghr_`` refresh token); False models an OAuth
     App (``gho_`` tokens that never expire, no refresh token). ``rate_limit`` is the hourly
-    budget per user; ``clock`` (epoch seconds) drives code, token and rate-limit expiry;
-    ``on_issue`` sees every token issued (e.g. the leak guard's ``track``). ``apps``: GitHub
-    App installations and their tokens (:mod:`keyway.simulators.github_app`).
+    budget per user; ``graphql_rate_limit`` the hourly GraphQL points per user (a separate
+    meter, :mod:`keyway.simulators.github_graphql`); ``clock`` (epoch seconds) drives code,
+    token and rate-limit expiry; ``on_issue`` sees every token issued (e.g. the leak guard's
+    ``track``). ``apps``: GitHub App installations and their tokens
+    (:mod:`keyway.simulators.github_app`).
     """
 
     def __init__(self, *, expiring_tokens: bool = True, port: int = 0,
                  rate_limit: int = HOURLY_LIMIT, clock: Callable[[], float] = time.time,
-                 on_issue: Callable[[str], object] | None = None) -> None:
+                 on_issue: Callable[[str], object] | None = None,
+                 graphql_rate_limit: int = GRAPHQL_HOURLY_POINTS) -> None:
         self.data = GitHubData()
         self.apps = GitHubApps(self.data)
         self.activity = GitHubActivity(self.data, clock)
+        self.hooks = HookStore(first_id=480_000_000)
+        self.graphql_limiter = RateLimiter(graphql_rate_limit, 3600, clock)
         super().__init__(policy=github_policy(expiring_tokens), account=DEFAULT_USER,
                          rate_limit=rate_limit, rate_window=3600, port=port, clock=clock,
                          on_issue=on_issue)
         self.apps.attach(self.oauth)
 
     def routes(self) -> list[Route]:
+        self._graphql = GitHubGraphQL(self.oauth, self.activity, self.graphql_limiter)
         return [*GitHubOAuth(self.oauth).routes(),
                 *GitHubApi(self.oauth, self.rate_limit, self.data).routes(),
                 *self.apps.routes(),
@@ -68,7 +81,9 @@ class GitHubSimulator(Simulator):
                                    self.activity).routes(),
                 *GitHubForbiddenApi(self.oauth, self.rate_limit, self.data,
                                     self.activity).routes(),
-                *GitHubGraphQL(self.oauth, self.activity).routes()]  # peer benchmark only
+                *GitHubHooksApi(self.oauth, self.rate_limit, self.data, self.activity,
+                                self.hooks).routes(),
+                *self._graphql.routes()]
 
     def not_found(self, request: Request) -> Response:
         return json_response({"message": "Not Found", "documentation_url": DOCS,
@@ -107,6 +122,27 @@ class GitHubSimulator(Simulator):
         return self.activity.seed_activity(owner, repos, prs, issues, comments,
                                            review_comments, reviews, labels, seed)
 
+    def add_review(self, full_name: str, number: int, state: str = "APPROVED") -> dict | None:
+        """A new review of pull request ``number`` in ``full_name``, submitted now (the pull
+        request's ``updated_at`` moves to now too); None if there is no such pull request."""
+        owner, _, name = full_name.partition("/")
+        act = self.activity.find(owner, name)
+        return None if act is None else self.activity.add_review(act, number, state)
+
+    # ---- GraphQL: its own points budget and a record of the queries ------------------------
+    def graphql_points_used(self, user_id: object) -> int:
+        """GraphQL points ``user_id`` has spent in the current hour."""
+        return self.graphql_limiter.peek(user_id).used
+
+    def set_graphql_remaining(self, user_id: object, remaining: int) -> None:
+        """Knob: leave ``remaining`` GraphQL points in ``user_id``'s current hour."""
+        self.graphql_limiter.set_remaining(user_id, remaining)
+
+    @property
+    def graphql_queries(self) -> list[dict[str, Any]]:
+        """Every parsed (keyway) GraphQL query so far: operation name and variables."""
+        return list(self._graphql.queries)
+
     def touch(self, kind: str, count: int) -> list[int]:
         """Edit ``count`` items of ``kind`` (``pull``, ``issue``, ``comment``,
         ``review_comment``): ``updated_at`` becomes now. Returns their ids."""
@@ -120,6 +156,16 @@ class GitHubSimulator(Simulator):
     def deleted(self) -> list:
         """Every removal so far (:class:`~keyway.simulators.activity.Deletion`)."""
         return list(self.activity.deleted)
+
+    # ---- repository webhooks (github_hooks) -------------------------------------------------
+    def deny_admin(self, full_name: str) -> None:
+        """The signed-in user no longer administers ``full_name``: its hook endpoints 404."""
+        self.data.admin_denied.add(full_name.lower())
+
+    def deliver(self, full_name: str, event: str, payload: dict[str, Any]) -> list:
+        """POST ``event`` to every matching hook on ``full_name``, signed with its secret
+        (real HTTP to the hook's URL); returns the ``requests`` answers."""
+        return deliver_event(self.hooks, full_name, event, payload)
 
     def rate_limit_next(self, status: int = 403, retry_after: int = 60, count: int = 1,
                         secondary: bool = False) -> None:

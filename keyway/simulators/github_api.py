@@ -60,6 +60,7 @@ class GitHubData:
     def __init__(self) -> None:
         self.orgs: dict[str, dict[str, Any]] = {}
         self.repos: list[dict[str, Any]] = []
+        self.admin_denied: set[str] = set()  # lower-cased full names the user cannot admin
         self._lock = threading.Lock()
 
     def seed(self, org: str, repos: int) -> list[dict[str, Any]]:

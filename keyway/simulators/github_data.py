@@ -72,6 +72,13 @@ class GitHubActivity(GitHubSeeding):
             found = (act.comments.items[i] for i in act.conversation.get(number, []))
             return [self._copy(act, c) for c in found if since is None or c["updated"] >= since]
 
+    def pull_by_id(self, pull_id: int) -> tuple[RepoActivity, Item] | None:
+        """A pull request's repository and a copy of it, by its pull id (GraphQL nodes)."""
+        with self.lock:
+            act = self._where["pull"].get(pull_id)
+            item = act.pulls.items.get(pull_id) if act is not None else None
+            return None if act is None or item is None else (act, dict(item))
+
     def thread(self, act: RepoActivity, number: int) -> Item | None:
         """A copy of pull request or issue ``number``, if it exists."""
         with self.lock:
@@ -97,6 +104,23 @@ class GitHubActivity(GitHubSeeding):
             thread["comments"] += 1
             self._retime(act, "pull" if thread["pull_id"] else "issue", thread, now)
             return self._copy(act, item)
+
+    def add_review(self, act: RepoActivity, number: int, state: str) -> Item | None:
+        """A new review of pull request ``number`` by a seeded user, submitted now (bumps the
+        pull request's ``updated_at``, as GitHub does); None if there is no such pull
+        request."""
+        with self.lock:
+            thread = act.by_number.get(number)
+            if thread is None or thread["pull_id"] is None:
+                return None
+            now = int(self.clock())
+            item = {"id": next(self._ids["review"]), "number": number, "repo": act.name,
+                    "user": self.users[len(act.reviews[number]) % len(self.users)],
+                    "created": now, "updated": now, "state": state, "body": "New review."}
+            act.reviews[number].append(item)
+            self._where["review"][item["id"]] = act
+            self._retime(act, "pull", thread, now)
+            return dict(item)
 
     def touch(self, kind: str, count: int) -> list[int]:
         """Edit ``count`` seeded-order-random items of ``kind`` (``pull``, ``issue``,

@@ -1,5 +1,9 @@
-"""``POST /graphql`` for a peer connector (benchmarks): just enough of GitHub's GraphQL API to
-answer the pull-request reviews documents ``airbyte-source-github`` 2.x sends —
+"""``POST /graphql`` (``/api/graphql`` on the Enterprise Server layout, ``/api/v3/graphql``
+too): GitHub's GraphQL API as far as the simulator's clients need it, metered in points.
+
+keyway's documents (``nodes(ids:)`` / ``node(id:)``, parsed and resolved field by field) are
+answered by :mod:`keyway.simulators.github_graphql_nodes`. For a peer connector (benchmarks)
+it also answers the pull-request reviews documents ``airbyte-source-github`` 2.x sends —
 
 * the listing: ``repository(owner, name) { pullRequests(first, after, orderBy: UPDATED_AT ASC)
   { pageInfo nodes { number url reviews(first) { pageInfo nodes {…} } } } }``;
@@ -7,53 +11,63 @@ answer the pull-request reviews documents ``airbyte-source-github`` 2.x sends �
   { pageInfo nodes {…} } } }``.
 
 Fields are answered under the aliases those documents use (``node_id: id``, ``id:
-databaseId``, ``html_url: url``…). Cursors are opaque base64 offsets. GraphQL has its own
-points budget on GitHub; this stand-in meters nothing (count requests from the log).
+databaseId``, ``html_url: url``…), matched by pattern rather than parsed.
+
+Points: GraphQL has its own budget on GitHub (5,000 points an hour per user), separate from
+REST's. Every query spends its cost (:func:`~.github_graphql_nodes.cost`; at least 1) from a
+meter of its own, and every answer carries ``X-RateLimit-Limit/Remaining/Reset/Used`` and
+``X-RateLimit-Resource: graphql``. A query that costs more than what remains is answered as
+GitHub does: HTTP 200, ``{"errors": [{"type": "RATE_LIMITED", …}]}``, remaining 0, nothing
+spent. Cursors are opaque base64 offsets. :attr:`GitHubGraphQL.queries` keeps each query's
+operation name and variables (tests read which ids were asked for).
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import re
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
 from keyway.simulators.activity import iso
-from keyway.simulators.github_api import API, node_id
+from keyway.simulators.github_api import API, DOCS, node_id
 from keyway.simulators.github_data import GitHubActivity
+from keyway.simulators.github_graphql_nodes import NodeQuery, cost, cursor, offset
 from keyway.simulators.oauth import OAuthAuthority
 from keyway.simulators.oauth_model import OAuthError
+from keyway.simulators.ratelimit import Budget, RateLimiter
 from keyway.simulators.server import Route
 from keyway.simulators.wire import bearer_token, json_response
+from shared.providers.graphql import DocumentRefused, parse
 
 _DRILL = re.compile(r"pullRequest\(number:\s*(\d+)\)")
-
-
-def _cursor(offset: int) -> str:
-    return base64.b64encode(f"cursor:{offset}".encode()).decode()
-
-
-def _offset(cursor: str | None) -> int:
-    if not cursor:
-        return 0
-    try:
-        return int(base64.b64decode(cursor).decode().split(":", 1)[1])
-    except (ValueError, IndexError):
-        return 0
+GRAPHQL_DOCS = "https://docs.github.com/graphql"
 
 
 def _page(items: list, first: int, after: str | None) -> tuple[list, dict[str, Any]]:
-    start = _offset(after)
+    start = offset(after)
     chunk = items[start:start + first]
     end = start + len(chunk)
-    return chunk, {"hasNextPage": end < len(items), "endCursor": _cursor(end) if chunk else None}
+    return chunk, {"hasNextPage": end < len(items), "endCursor": cursor(end) if chunk else None}
+
+
+def _headers(budget: Budget) -> dict[str, str]:
+    return {"X-RateLimit-Limit": str(budget.limit),
+            "X-RateLimit-Remaining": str(budget.remaining),
+            "X-RateLimit-Reset": str(budget.reset), "X-RateLimit-Used": str(budget.used),
+            "X-RateLimit-Resource": "graphql"}
 
 
 class GitHubGraphQL:
-    def __init__(self, authority: OAuthAuthority, activity: GitHubActivity) -> None:
-        self.authority, self.activity = authority, activity
+    def __init__(self, authority: OAuthAuthority, activity: GitHubActivity,
+                 limiter: RateLimiter) -> None:
+        self.authority, self.activity, self.limiter = authority, activity, limiter
+        self.queries: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
 
     def routes(self) -> list[Route]:
         return [Route(f"{API}/graphql", ("POST",), self.graphql),
@@ -61,16 +75,66 @@ class GitHubGraphQL:
 
     def graphql(self, request: Request) -> Response:
         try:
-            self.authority.authenticate(bearer_token(request, ("bearer", "token")))
+            account = self.authority.authenticate(
+                bearer_token(request, ("bearer", "token"))).account
         except OAuthError:
-            return json_response({"message": "Bad credentials"}, 401)
+            return json_response({"message": "Bad credentials", "documentation_url": DOCS},
+                                 401)
         try:
             body = json.loads(request.get_data() or b"{}")
             query, variables = body["query"], body.get("variables") or {}
+            if not isinstance(query, str) or not isinstance(variables, dict):
+                raise TypeError
+        except (ValueError, KeyError, TypeError):
+            return json_response({"message": "Problems parsing JSON",
+                                  "documentation_url": GRAPHQL_DOCS}, 400)
+        if "repository(" in query:  # the peer's documents
+            points, answer = self._peer_cost(query, variables), lambda rate: self._peer(
+                request, query, variables)
+        else:
+            try:
+                operation = parse(query)
+            except DocumentRefused as e:
+                return json_response({"errors": [{"message": f"Parse error: {e.args[0]}"}]})
+            points = cost(operation, variables)
+            with self._lock:
+                self.queries.append({"operation": operation.name, "variables": variables})
+            answer = lambda rate: json_response(NodeQuery(  # noqa: E731
+                self.activity, request.host_url, variables, rate).answer(operation))
+        return self._metered(account.id, points, answer)
+
+    def _metered(self, key: object, points: int,
+                 answer: Callable[[dict[str, Any]], Response]) -> Response:
+        """Spend ``points`` and answer, or GitHub's rate-limited answer when they are not
+        left (nothing spent)."""
+        budget = self.limiter.peek(key)
+        if budget.remaining < points:
+            response = json_response({"errors": [{
+                "type": "RATE_LIMITED",
+                "message": f"API rate limit exceeded for user ID {key}."}]})
+            response.headers.update({**_headers(budget), "X-RateLimit-Remaining": "0"})
+            return response
+        budget = self.limiter.spend(key, points)
+        reset = datetime.fromtimestamp(budget.reset, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        response = answer({"cost": points, "remaining": budget.remaining, "resetAt": reset,
+                           "limit": budget.limit, "used": budget.used, "nodeCount": 0})
+        response.headers.update(_headers(budget))
+        return response
+
+    @staticmethod
+    def _peer_cost(query: str, variables: dict[str, Any]) -> int:
+        """The listing asks for ``first`` pull requests with ``first`` reviews each: 1 + first
+        requests; the drill-down one. Divided by 100, rounded, at least 1 (GitHub's rule)."""
+        first = variables.get("first", 10)
+        first = min(max(first, 0), 100) if isinstance(first, int) else 10
+        return max(1, round((1 + first if "pullRequests(" in query else 1) / 100))
+
+    def _peer(self, request: Request, query: str, variables: dict[str, Any]) -> Response:
+        try:
             owner, name = variables["owner"], variables["name"]
             first = max(1, min(100, int(variables.get("first", 10))))
         except (ValueError, KeyError, TypeError):
-            return json_response({"errors": [{"message": "unsupported query"}]}, 400)
+            return json_response({"errors": [{"message": "unsupported query"}]})
         act = self.activity.find(owner, name)
         if act is None:
             return json_response({"data": {"repository": None}, "errors": [

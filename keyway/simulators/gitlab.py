@@ -11,7 +11,9 @@ Configure a client with the OAuth base URL ``sim.url`` (``/oauth/authorize``,
 Wire formats are described in :mod:`keyway.simulators.gitlab_oauth` and
 :mod:`keyway.simulators.gitlab_api`; the metadata endpoints a fetcher syncs (seeded with
 :meth:`GitLabSimulator.seed_activity`) in :mod:`keyway.simulators.gitlab_metadata`, the
-families it must never call in :mod:`keyway.simulators.gitlab_forbidden`.
+families it must never call in :mod:`keyway.simulators.gitlab_forbidden`, project hooks
+(:attr:`GitLabSimulator.hooks`, :meth:`GitLabSimulator.deliver`) in
+:mod:`keyway.simulators.gitlab_hooks`.
 """
 
 from __future__ import annotations
@@ -25,8 +27,11 @@ from werkzeug.wrappers import Request, Response
 from keyway.simulators.gitlab_api import API, GitLabApi, GitLabData
 from keyway.simulators.gitlab_data import GitLabActivity
 from keyway.simulators.gitlab_forbidden import GitLabForbiddenApi
+from keyway.simulators.gitlab_hooks import GitLabHooksApi
+from keyway.simulators.gitlab_hooks import deliver as deliver_event
 from keyway.simulators.gitlab_metadata import GitLabMetadataApi, rate_limit_fault
 from keyway.simulators.gitlab_oauth import GitLabOAuth, gitlab_policy
+from keyway.simulators.hooks import HookStore
 from keyway.simulators.oauth_model import Account
 from keyway.simulators.server import Route, Simulator
 from keyway.simulators.wire import json_response
@@ -47,6 +52,7 @@ class GitLabSimulator(Simulator):
                  on_issue: Callable[[str], object] | None = None) -> None:
         self.data = GitLabData()
         self.activity = GitLabActivity(self.data, clock)
+        self.hooks = HookStore(first_id=7_000_001)
         super().__init__(policy=gitlab_policy(), account=DEFAULT_USER, rate_limit=rate_limit,
                          rate_window=60, port=port, clock=clock, on_issue=on_issue)
 
@@ -56,7 +62,9 @@ class GitLabSimulator(Simulator):
                 *GitLabMetadataApi(self.oauth, self.rate_limit, self.data,
                                    self.activity).routes(),
                 *GitLabForbiddenApi(self.oauth, self.rate_limit, self.data,
-                                    self.activity).routes()]
+                                    self.activity).routes(),
+                *GitLabHooksApi(self.oauth, self.rate_limit, self.data, self.activity,
+                                self.hooks).routes()]
 
     def not_found(self, request: Request) -> Response:
         return json_response({"error": "404 Not Found"}, 404)
@@ -103,6 +111,16 @@ class GitLabSimulator(Simulator):
     def deleted(self) -> list:
         """Every removal so far (:class:`~keyway.simulators.activity.Deletion`)."""
         return list(self.activity.deleted)
+
+    # ---- project hooks (gitlab_hooks) --------------------------------------------------------
+    def deny_maintainer(self, project_id: int) -> None:
+        """The signed-in user is no maintainer of ``project_id``: its hook endpoints 403."""
+        self.data.maintainer_denied.add(project_id)
+
+    def deliver(self, project_id: int, payload: dict[str, Any]) -> list:
+        """POST ``payload`` (by its ``object_kind``) to every subscribed hook of the project,
+        with the hook's secret token (real HTTP); returns the ``requests`` answers."""
+        return deliver_event(self.hooks, project_id, payload, self.url)
 
     def rate_limit_next(self, status: int = 429, retry_after: int = 60, count: int = 1,
                         secondary: bool = False) -> None:

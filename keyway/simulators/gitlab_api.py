@@ -54,6 +54,7 @@ class GitLabData:
     def __init__(self) -> None:
         self.groups: dict[str, dict[str, Any]] = {}
         self.projects: list[dict[str, Any]] = []
+        self.maintainer_denied: set[int] = set()  # project ids the user does not maintain
         self._lock = threading.Lock()
 
     def seed(self, group: str, projects: int) -> list[dict[str, Any]]:

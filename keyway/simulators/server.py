@@ -100,15 +100,17 @@ class Simulator:
     """Base of the provider simulators: lifecycle, routing, request log, faults, latency,
     OAuth bookkeeping (through :attr:`oauth`) and a rate-limit budget per account.
 
-    Subclasses implement :meth:`routes` and may override :meth:`not_found`. Use as a context
-    manager or call :meth:`start` / :meth:`stop`. Binds ``127.0.0.1`` only.
+    Subclasses implement :meth:`routes` and may override :meth:`not_found`; ``authority`` is
+    the OAuth server class (Jira's rotates refresh tokens in revocable families). Use as a
+    context manager or call :meth:`start` / :meth:`stop`. Binds ``127.0.0.1`` only.
     """
 
     def __init__(self, *, policy: TokenPolicy, account: Account, rate_limit: int,
                  rate_window: int, port: int = 0, clock: Callable[[], float] = time.time,
-                 on_issue: Callable[[str], object] | None = None) -> None:
+                 on_issue: Callable[[str], object] | None = None,
+                 authority: type[OAuthAuthority] = OAuthAuthority) -> None:
         self.clock, self.port = clock, port
-        self.oauth = OAuthAuthority(policy, account, clock=clock, on_issue=on_issue)
+        self.oauth = authority(policy, account, clock=clock, on_issue=on_issue)
         self.rate_limit = RateLimiter(rate_limit, rate_window, clock)
         self.latency = 0.0  # seconds added to every request
         self._log: list[LoggedRequest] = []

@@ -5,7 +5,9 @@ target, body}, envelope}``; the envelope holds the requesting user's personal to
 for ``act-P`` with purpose ``action``. The handler refuses a job whose action does not match
 ``actions/<action_id>`` (tenant, provider, connection, fingerprint of target and body) or whose
 envelope names another user or connection than the action. The posted body ends with the
-invisible marker ``<!-- keyway-action:<action_id> -->``.
+invisible marker ``<!-- keyway-action:<action_id> -->`` (on Bitbucket, which escapes HTML, the
+Markdown link reference ``[//]: # (keyway-action:<action_id>)``; on Jira, whose ADF bodies
+cannot hide it, the action id is a comment property instead: :mod:`shared.actions.targets`).
 
 Idempotency — the dedupe key is ``action_id`` (the ``actions/<action_id>`` document):
 
@@ -18,18 +20,21 @@ Idempotency — the dedupe key is ``action_id`` (the ``actions/<action_id>`` doc
   envelope once the lease has lapsed *lists the thread's comments first* and, finding the
   marker (written by the same account), records that comment instead of posting again.
 * Each envelope opens once (replay guard). A redelivery of a job whose envelope was already
-  opened — after a crash, or after a retryable failure raised below — is acknowledged
-  (``act.envelope_replayed``, ``last_error`` on the action) and the action stays ``pending``
-  until a fresh envelope arrives: the vault seals one each time ``action.requested`` is
-  delivered (the API republishes a stale pending action when the client retries its
-  ``action_id``), and that job resumes by marker as above.
+  opened — after a crash, or after a retryable failure raised below, so it comes back after
+  Pub/Sub's retry backoff — is acknowledged (``act.envelope_replayed``) and act-P asks its
+  vault for a fresh envelope: it publishes ``action.requested`` for the same action (a row of
+  the policy table); the vault checks, as for the API's request, that the action is pending
+  and the requester's own before sealing, and the new job resumes by marker as above. At most
+  :data:`MAX_RESEALS` such requests per action; past them the action fails with
+  ``retries_exhausted``. (The API also republishes a stale pending action when the client
+  retries its ``action_id``.)
 * While another delivery holds a live lease, a job whose envelope is still unopened raises
   ``action.in_progress`` (retryable) so Pub/Sub brings it back later.
 
 Too old: the envelope expires five minutes after the vault sealed it. An expired envelope never
 posts late: with no attempt recorded the action fails with reason ``expired_envelope``; with an
-attempt recorded (a comment may exist) it stays pending with ``last_error`` until a fresh
-envelope lets a delivery reconcile by marker.
+attempt recorded (a comment may exist) act-P asks for a fresh envelope as above, so a
+delivery can reconcile by marker.
 
 Provider answers: 401 → ``failed``/``token_rejected``, 404/410 → ``target_not_found``,
 any other 4xx (a 403 without rate-limit signs, 422) → ``provider_refused``, a request outside
@@ -56,8 +61,8 @@ import requests
 
 from shared import messages
 from shared.actions import ledger, provider, targets
-from shared.actions.model import COLLECTION, PENDING, fingerprint, with_marker
-from shared.clock import parse_iso
+from shared.actions.model import COLLECTION, PENDING, fingerprint
+from shared.clock import isoformat, parse_iso
 from shared.crypto.seal import EnvelopeExpired, EnvelopeReplayed
 from shared.errors import (
     InvalidInput,
@@ -77,6 +82,7 @@ from shared.records.model import Context
 from shared.vault.receive import open_pushed_token
 
 log = get_logger("keyway.act")
+MAX_RESEALS = 5
 PROVIDERS = targets.PROVIDERS  # the providers act-P has handlers for
 REASONS: dict[type, str] = {TokenRejected: "token_rejected", NotFoundAtProvider:
                             "target_not_found", ProviderRefused: "provider_refused",
@@ -147,21 +153,37 @@ def _open(ports: Ports, job: Job, doc: dict[str, Any]) -> str | None:
     try:
         claims, token = open_pushed_token(ports, f"act-{job.provider}", job.envelope, "action")
     except EnvelopeExpired:
+        log.warning("act.envelope_expired", extra={"fields": job.fields})
         if doc.get("attempt"):
-            ledger.note_error(ports, job.action_id, job.tenant, "envelope.expired",
-                              release=False)
+            _reseal(ports, job, doc, "envelope.expired")
         else:
             ledger.fail(ports, job.action_id, job.tenant, ports.clock.now(), "expired_envelope")
-        log.warning("act.envelope_expired", extra={"fields": job.fields})
         return None
     except EnvelopeReplayed:
-        ledger.note_error(ports, job.action_id, job.tenant, "envelope.replayed", release=False)
         log.warning("act.envelope_replayed", extra={"fields": job.fields})
+        _reseal(ports, job, doc, "envelope.replayed")
         return None
     if claims.user != doc.get("user") or claims.connection != job.connection:
         raise PolicyViolation("the envelope is for another user or connection",
                               key="act.envelope_mismatch")
     return token
+
+
+def _reseal(ports: Ports, job: Job, doc: dict[str, Any], error_key: str) -> None:
+    """Ask the vault for a fresh envelope for this still-pending action (bounded)."""
+    count = ledger.note_reseal(ports, job.action_id, job.tenant, error_key)
+    if count is None:  # finished meanwhile
+        return
+    if count > MAX_RESEALS:
+        _failed(ports, job, "retries_exhausted")
+        return
+    messages.publish(ports.bus, f"act-{job.provider}", f"action-requests-{job.provider}",
+                     "action.requested", {
+                         "tenant": job.tenant, "user": doc["user"], "action_id": job.action_id,
+                         "connection": job.connection, "action": job.action,
+                         "requested_at": isoformat(ports.clock.now()), "reason": "reseal"},
+                     ordering_key=job.action_id)
+    log.info("act.reseal_requested", extra={"fields": {**job.fields, "count": count}})
 
 
 def _act(ports: Ports, job: Job, doc: dict[str, Any], token: str) -> None:
@@ -175,8 +197,7 @@ def _act(ports: Ports, job: Job, doc: dict[str, Any], token: str) -> None:
         if begun.outcome == "resume":  # an earlier attempt may have posted: look first
             raw = _find_earlier(ports, job, doc, thread, client)
         if raw is None:
-            raw = provider.post(client, thread, with_marker(
-                job.action["body"], job.action_id, targets.marker_style(job.provider)))
+            raw = provider.post(client, thread, job.action["body"], job.action_id)
     except PermanentError as e:  # nothing was posted by this attempt, and none will be
         _failed(ports, job, REASONS.get(type(e), e.key))
         return

@@ -118,3 +118,15 @@ def note_error(ports: Ports, action_id: str, tenant: str, key: str, *,
     """Remember a retryable failure's stable key (shown by the API); ``release`` the lease."""
     return _update(ports, action_id, tenant, lambda doc: {
         "last_error": key, "attempt": _released(doc) if release else doc.get("attempt")})
+
+
+def note_reseal(ports: Ports, action_id: str, tenant: str, key: str) -> int | None:
+    """Count one request for a fresh envelope (keeping ``key`` as the last error); the new
+    count, or None when the action is no longer this tenant's pending one."""
+    counted: list[int] = []
+
+    def change(doc: dict[str, Any]) -> dict[str, Any]:
+        counted.append(int(doc.get("reseals") or 0) + 1)
+        return {"last_error": key, "reseals": counted[-1]}
+
+    return counted[-1] if _update(ports, action_id, tenant, change) else None

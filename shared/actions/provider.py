@@ -11,7 +11,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from shared.actions import targets
-from shared.actions.model import has_marker
 from shared.fetch.client import ApiResponse, ProviderClient
 from shared.fetch.errors import MalformedResponse
 
@@ -45,9 +44,10 @@ def _comment(response: ApiResponse, what: str) -> dict[str, Any]:
     return body
 
 
-def post(client: ProviderClient, thread: Thread, body: str) -> dict[str, Any]:
-    """POST the comment (body already carrying its marker); the provider's comment JSON."""
-    response = client.post(thread.target.post, thread.path_params, thread.target.payload(body))
+def post(client: ProviderClient, thread: Thread, body: str, action_id: str) -> dict[str, Any]:
+    """POST the comment with ``action_id``'s marker; the provider's comment JSON."""
+    response = client.post(thread.target.post, thread.path_params,
+                           targets.payload(thread.provider, body, action_id))
     return _comment(response, f"{thread.provider} {thread.target.post}")
 
 
@@ -61,7 +61,7 @@ def _since(thread: Thread, started: datetime) -> dict[str, str]:
 def _ours(thread: Thread, raw: Any, action_id: str, author: str | None) -> bool:
     """The marked comment, written by the acting user when we know who that is."""
     return (isinstance(raw, dict) and raw.get("id") is not None
-            and has_marker(targets.comment_text(thread.provider, raw), action_id)
+            and targets.marked(thread.provider, raw, action_id)
             and (author is None or targets.author_id(thread.provider, raw) == author))
 
 
@@ -77,8 +77,9 @@ def find(client: ProviderClient, thread: Thread, action_id: str, author: str | N
     response = client.get(target.listing, thread.path_params,
                           {**target.list_params, **_since(thread, started)})
     for _ in range(MAX_PAGES):
-        body = response.body
-        items = body.get(target.items) if target.items and isinstance(body, dict) else body
+        items = response.body
+        if thread.provider in targets.ITEMS_KEY and isinstance(items, dict):
+            items = items.get(targets.ITEMS_KEY[thread.provider])
         items = items if isinstance(items, list) else []
         found = next((raw for raw in items if _ours(thread, raw, action_id, author)), None)
         if found is not None or not response.next_url:

@@ -93,6 +93,8 @@ def _check_target(ports: Ports, principal: Principal, request: ActionRequest) ->
     if not isinstance(provider, str) or not targets.supports(provider):
         raise InvalidInput("comments can be posted on " + " and ".join(targets.PROVIDERS)
                            + " connections only")
+    if not targets.supports(provider, request.target["parent_kind"]):
+        raise InvalidInput(f"{provider} has no {request.target['parent_kind']} to comment on")
     return provider
 
 

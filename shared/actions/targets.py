@@ -2,10 +2,15 @@
 
 GitHub comments on pull requests and issues alike through the issue comments endpoint (a pull
 request's conversation is its issue's); GitLab has one notes endpoint per noteable; Bitbucket
-one comments endpoint per pull request and per issue, taking ``{"content": {"raw": …}}`` and
-listing pages of ``values``. Every template here is in the provider table's allowlist
-(``shared/providers/providers.json``), so :class:`~shared.fetch.client.ProviderClient` accepts
-them and nothing else.
+one comments endpoint per pull request and per issue, listing pages of ``values``; Jira has
+issues only, addressed by key (``<project key>-<number>``). What is posted differs too:
+GitHub and GitLab take ``{"body"}`` with the invisible marker appended (an HTML comment);
+Bitbucket takes ``{"content": {"raw"}}`` and, as it escapes HTML, the marker is a Markdown
+link reference that renders as nothing (:data:`shared.actions.model.MARKERS`); Jira takes an
+ADF body and keeps the action id out of sight as a comment property (``keyway.action``), which
+its comment listing returns with ``expand=properties``. Every template here is in the provider
+table's allowlist (``shared/providers/providers.json``), so
+:class:`~shared.fetch.client.ProviderClient` accepts them and nothing else.
 """
 
 from __future__ import annotations
@@ -14,18 +19,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from shared.actions.model import has_marker, with_marker
 from shared.fetch.bitbucket.plan import PLAN as BITBUCKET_PLAN
 from shared.fetch.github.plan import PLAN as GITHUB_PLAN
 from shared.fetch.gitlab.plan import PLAN as GITLAB_PLAN
+from shared.records import adf
 from shared.records import bitbucket as bitbucket_records
 from shared.records import github as github_records
 from shared.records import gitlab as gitlab_records
+from shared.records import jira as jira_records
 
 Normalize = Callable[..., dict | None]
-
-
-def _body(text: str) -> dict[str, Any]:
-    return {"body": text}
 
 
 @dataclass(frozen=True)
@@ -37,8 +41,6 @@ class Target:
     number_param: str  # the path parameter naming the pull/merge request or issue
     list_params: Mapping[str, str]  # newest first where the provider can sort
     web_path: str | None  # GitLab: where a note lives under the project's web URL
-    payload: Callable[[str], dict[str, Any]] = _body  # the POST body for a comment text
-    items: str | None = None  # the listing's pages hold their items under this key
 
 
 _GITHUB_THREAD = Target("POST /repos/{owner}/{repo}/issues/{issue_number}/comments",
@@ -59,25 +61,63 @@ TARGETS: dict[tuple[str, str], Target] = {
     **{("bitbucket", kind): Target(
         f"POST /repositories/{{workspace}}/{{repo_slug}}/{path}/{{{param}}}/comments",
         f"GET /repositories/{{workspace}}/{{repo_slug}}/{path}/{{{param}}}/comments",
-        param, {"sort": "-created_on"}, None,
-        lambda text: {"content": {"raw": text}}, "values")
+        param, {"sort": "-created_on"}, None)
        for kind, path, param in (("pull_request", "pullrequests", "pull_request_id"),
                                  ("issue", "issues", "issue_id"))},
+    ("jira", "issue"): Target(
+        "POST /rest/api/3/issue/{issueIdOrKey}/comment",
+        "GET /rest/api/3/issue/{issueIdOrKey}/comment",
+        "issueIdOrKey", {"orderBy": "-created", "expand": "properties"}, None),
 }
+JIRA_PROPERTY = "keyway.action"
+
+
+def _jira_issue(repository: dict[str, Any], number: int) -> dict[str, str]:
+    return {"issueIdOrKey": f"{repository['name']}-{number}"}
+
+
 _REPO_PARAMS: dict[str, Callable[[dict], dict[str, str]]] = {
     "github": GITHUB_PLAN.repo_params, "gitlab": GITLAB_PLAN.repo_params,
     "bitbucket": BITBUCKET_PLAN.repo_params}
+_THREAD_PARAMS: dict[str, Callable[[dict[str, Any], int], dict[str, str]]] = {
+    "jira": _jira_issue}
 NORMALIZE: dict[str, Normalize] = {"github": github_records.comment,
                                    "gitlab": gitlab_records.comment,
-                                   "bitbucket": bitbucket_records.comment}
+                                   "bitbucket": bitbucket_records.comment,
+                                   "jira": jira_records.comment}
 SINCE_PARAM = {"github": "since"}  # GitHub lists a thread's comments oldest first
+# a page of comments is an object with its list under this key
+ITEMS_KEY = {"bitbucket": "values", "jira": "comments"}
 MARKER_STYLE = {"bitbucket": "markdown"}  # Bitbucket escapes HTML comments
-AUTHOR = {"github": ("user", "id"), "gitlab": ("author", "id"), "bitbucket": ("user", "uuid")}
-PROVIDERS: tuple[str, ...] = ("github", "gitlab", "bitbucket")
+# where a comment names its author: (object, id field)
+AUTHOR = {"github": ("user", "id"), "gitlab": ("author", "id"), "bitbucket": ("user", "uuid"),
+          "jira": ("author", "accountId")}
+PROVIDERS: tuple[str, ...] = ("github", "gitlab", "bitbucket", "jira")
 
 
-def supports(provider: str) -> bool:
+def supports(provider: str, parent_kind: str | None = None) -> bool:
+    """Whether ``provider`` takes comments (on ``parent_kind``, when given)."""
+    if parent_kind is not None:
+        return (provider, parent_kind) in TARGETS
     return provider in PROVIDERS
+
+
+def payload(provider: str, body: str, action_id: str) -> dict[str, Any]:
+    """What is POSTed: the body with the action's marker (see the module docstring)."""
+    if provider == "jira":
+        return {"body": adf.from_text(body),
+                "properties": [{"key": JIRA_PROPERTY, "value": {"action_id": action_id}}]}
+    text = with_marker(body, action_id, MARKER_STYLE.get(provider, "html"))
+    return {"content": {"raw": text}} if provider == "bitbucket" else {"body": text}
+
+
+def marked(provider: str, raw: dict[str, Any], action_id: str) -> bool:
+    """Whether a listed comment carries ``action_id``'s marker."""
+    if provider != "jira":
+        return has_marker(comment_text(provider, raw), action_id)
+    return any(isinstance(p, dict) and p.get("key") == JIRA_PROPERTY
+               and (p.get("value") or {}).get("action_id") == action_id
+               for p in raw.get("properties") or ())
 
 
 def target_for(provider: str, parent_kind: str) -> Target:
@@ -88,13 +128,11 @@ def path_params(provider: str, repository: dict[str, Any], parent_kind: str,
                 number: int) -> dict[str, str]:
     """The path parameters of a thread: the repository's (as the fetcher builds them) and
     the pull/merge request or issue number."""
+    if provider in _THREAD_PARAMS:
+        return _THREAD_PARAMS[provider](repository, number)
     params = dict(_REPO_PARAMS[provider](repository))
     params[target_for(provider, parent_kind).number_param] = str(number)
     return params
-
-
-def marker_style(provider: str) -> str:
-    return MARKER_STYLE.get(provider, "html")
 
 
 def comment_text(provider: str, raw: dict[str, Any]) -> Any:
@@ -114,6 +152,9 @@ def comment_url(provider: str, raw: dict[str, Any], repository: dict[str, Any],
         html = links.get("html") if isinstance(links, dict) else None
         url = html.get("href") if isinstance(html, dict) else raw.get("html_url")
         return url if isinstance(url, str) else None
+    if provider == "jira":
+        key = _jira_issue(repository, number)["issueIdOrKey"]
+        return jira_records.browse_url(raw, key, f"?focusedCommentId={raw.get('id')}")
     web, where = repository.get("url"), target_for(provider, parent_kind).web_path
     if not isinstance(web, str) or where is None:
         return None
@@ -122,7 +163,7 @@ def comment_url(provider: str, raw: dict[str, Any], repository: dict[str, Any],
 
 def author_id(provider: str, raw: dict[str, Any]) -> str | None:
     """The external id of a comment's author (GitHub ``user.id``, GitLab ``author.id``,
-    Bitbucket ``user.uuid``)."""
+    Bitbucket ``user.uuid``, Jira ``author.accountId``)."""
     field, key = AUTHOR[provider]
     who = raw.get(field)
     ident = who.get(key) if isinstance(who, dict) else None

@@ -1,10 +1,11 @@
 """The document rules every :class:`~shared.ports.DocumentStore` adapter enforces.
 
-The port's value rules plus Firestore's limits (64-bit ints, finite floats, valid UTF-8, no list
-directly in a list, no ``__x__`` keys or ids, names of at most 1500 bytes) and Firestore's query
-rules (dotted-identifier fields, same-typed scalar filter values, ``None`` only with ``==`` and
-``!=``, ``in`` with 1 to 30 values, at most one ``!=``). Each adapter checks them before its
-backend sees anything, so code that works on the embedded store works on Firestore.
+The port's value rules (timestamps must be timezone-aware) plus Firestore's limits (64-bit
+ints, finite floats, valid UTF-8, no list directly in a list, no ``__x__`` keys or ids, names
+of at most 1500 bytes) and Firestore's query rules (dotted-identifier fields, same-typed scalar
+filter values, ``None`` only with ``==`` and ``!=``, ``in`` with 1 to 30 values, at most one
+``!=``). Each adapter checks them before its backend sees anything, so code that works on the
+embedded store works on Firestore.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from shared.errors import InvalidInput
@@ -25,7 +27,7 @@ _INT64 = (-(2**63), 2**63 - 1)
 _SCALARS = (bool, int, float, str, bytes)
 
 
-def _same(raw: bytes) -> Any:
+def _same(raw: Any) -> Any:
     return raw
 
 
@@ -52,10 +54,12 @@ def check_key(key: object) -> str:
 
 
 def check_value(
-    value: Any, *, bytes_as: Callable[[bytes], Any] = _same, in_list: bool = False
+    value: Any, *, bytes_as: Callable[[bytes], Any] = _same,
+    datetime_as: Callable[[datetime], Any] = _same, in_list: bool = False
 ) -> Any:
     """Raise ``InvalidInput`` unless ``value`` follows the value rules; return a copy of it with
-    every ``bytes`` value replaced by ``bytes_as(value)`` (left as is by default)."""
+    every ``bytes`` value replaced by ``bytes_as(value)`` and every timestamp (aware
+    ``datetime``, converted to UTC) by ``datetime_as(value)`` (left as is by default)."""
     if isinstance(value, str):
         utf8(value)
     if value is None or isinstance(value, bool | str):
@@ -68,20 +72,27 @@ def check_value(
         return value
     if isinstance(value, bytes):
         return bytes_as(value)
+    if isinstance(value, datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise InvalidInput("timestamps must be timezone-aware")
+        return datetime_as(value.astimezone(UTC))
     if isinstance(value, list):
         if in_list:
             raise InvalidInput("a list cannot directly contain a list")
-        return [check_value(item, bytes_as=bytes_as, in_list=True) for item in value]
+        return [check_value(item, bytes_as=bytes_as, datetime_as=datetime_as, in_list=True)
+                for item in value]
     if isinstance(value, dict):
-        return {check_key(key): check_value(item, bytes_as=bytes_as) for key, item in value.items()}
+        return {check_key(key): check_value(item, bytes_as=bytes_as, datetime_as=datetime_as)
+                for key, item in value.items()}
     raise InvalidInput(f"unsupported value type: {type(value).__name__}")
 
 
-def check_document(data: Document, *, bytes_as: Callable[[bytes], Any] = _same) -> Document:
+def check_document(data: Document, *, bytes_as: Callable[[bytes], Any] = _same,
+                   datetime_as: Callable[[datetime], Any] = _same) -> Document:
     """:func:`check_value` for a whole document, which must be a dict."""
     if not isinstance(data, dict):
         raise InvalidInput("a document must be a dict")
-    return check_value(data, bytes_as=bytes_as)
+    return check_value(data, bytes_as=bytes_as, datetime_as=datetime_as)
 
 
 # ---- queries --------------------------------------------------------------------------------

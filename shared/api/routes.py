@@ -39,8 +39,11 @@ def create_connection(ctx: Any) -> Response:
     github_app = body.get("github_app", False)
     if not isinstance(github_app, bool):
         raise InvalidInput("github_app must be a boolean")
+    register_webhooks = body.get("register_webhooks")
+    if register_webhooks is not None and not isinstance(register_webhooks, bool):
+        raise InvalidInput("register_webhooks must be a boolean")
     started = start(ctx.ports, ctx.config, ctx.principal, _provider(body), "app", base_url,
-                    github_app=github_app)
+                    github_app=github_app, register_webhooks=register_webhooks)
     return json_response({"authorize_url": started.authorize_url,
                           "connection": started.connection,
                           "expires_in": started.expires_in}, status=201)
@@ -57,8 +60,9 @@ def list_connections(ctx: Any) -> Response:
     ctx.principal.require_scope("connections:read")
     snaps = ctx.ports.business.query("connections", [Filter("tenant", "==", ctx.principal.tenant)])
     keep = ("provider", "kind", "status", "base_url", "account", "created_at", "next_sync_at")
-    return json_response({"items": [{"id": s.id, **{k: s.data.get(k) for k in keep}}
-                                    for s in snaps]})
+    return json_response({"items": [
+        {"id": s.id, **{k: s.data.get(k) for k in keep},
+         "register_webhooks": bool(s.data.get("register_webhooks"))} for s in snaps]})
 
 
 def connect_result(ctx: Any) -> Response:

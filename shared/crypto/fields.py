@@ -35,7 +35,9 @@ import struct
 from dataclasses import dataclass, fields
 from typing import Any, NoReturn
 
-from shared.crypto._aead import IV_SIZE, TAG_SIZE, encode_parts, fail, open_sealed, seal
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from shared.crypto._aead import IV_SIZE, TAG_SIZE, encode_parts, fail, open_with, seal_with
 from shared.crypto.datakeys import DataKeyring
 from shared.errors import InvalidInput
 
@@ -44,6 +46,7 @@ FORMAT = 0x01
 HEADER = struct.Struct(">BBI")  # magic, format, key version
 MIN_SIZE = HEADER.size + IV_SIZE + TAG_SIZE
 _DOMAIN = b"keyway/field"
+_AD_CACHE_SIZE = 4096  # associated data of recent (context, version) pairs, rebuilt when full
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,11 @@ class FieldCipher:
         if not isinstance(keyring, DataKeyring):
             raise InvalidInput("keyring must be a DataKeyring")
         self._keyring = keyring
+        # Per instance, so nothing outlives the cipher: the AESGCM object of each key version
+        # (reused only while the keyring still hands out that very key, so a retired or
+        # re-read key is never used from here) and the associated data of recent contexts.
+        self._aeads: dict[int, tuple[bytes, AESGCM]] = {}
+        self._ads: dict[tuple[FieldContext, int], bytes] = {}
 
     def __repr__(self) -> str:
         return f"FieldCipher(component={self._keyring.component!r})"
@@ -107,7 +115,8 @@ class FieldCipher:
             raise InvalidInput("plaintext must be bytes")
         context = _check_context(context)
         version, key = self._keyring.reserve()
-        iv, sealed = seal(key, plaintext, self._associated_data(context, version))
+        iv, sealed = seal_with(self._aead(version, key), plaintext,
+                               self._associated_data(context, version))
         return HEADER.pack(MAGIC, FORMAT, version) + iv + sealed
 
     def decrypt(self, ciphertext: bytes, context: FieldContext) -> bytes:
@@ -115,13 +124,29 @@ class FieldCipher:
         context = _check_context(context)
         version, iv, sealed = _parse(ciphertext)
         key = self._keyring.key(version)
-        return open_sealed(key, iv, sealed, self._associated_data(context, version))
+        return open_with(self._aead(version, key), iv, sealed,
+                         self._associated_data(context, version))
 
     def key_version(self, ciphertext: bytes) -> int:
         """The data-key version in a ciphertext's header; malformed → ``CryptoError``."""
         return _parse(ciphertext)[0]
 
+    def _aead(self, version: int, key: bytes) -> AESGCM:
+        cached = self._aeads.get(version)
+        if cached is None or cached[0] is not key:
+            cached = (key, AESGCM(key))
+            self._aeads[version] = cached
+        return cached[1]
+
     def _associated_data(self, context: FieldContext, version: int) -> bytes:
+        cached = self._ads.get((context, version))
+        if cached is None:
+            if len(self._ads) >= _AD_CACHE_SIZE:
+                self._ads.clear()
+            cached = self._ads[(context, version)] = self._encode_ad(context, version)
+        return cached
+
+    def _encode_ad(self, context: FieldContext, version: int) -> bytes:
         return encode_parts(
             _DOMAIN,
             bytes([FORMAT]),

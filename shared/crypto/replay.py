@@ -5,7 +5,8 @@ transaction when it is absent; a second claim — from any thread, process or fu
 instance sharing the store — finds it and is refused. Documents hold::
 
     {"expires_at": "2025-01-01T00:05:00.000000Z",   # shared.clock.isoformat, queryable
-     "claimed_at": "2025-01-01T00:00:01.234567Z"}
+     "claimed_at": "2025-01-01T00:00:01.234567Z",
+     "purge_at": datetime(2025, 1, 1, 0, 6, tzinfo=UTC)}  # expiry + grace, for Firestore TTL
 
 :meth:`ReplayGuard.purge_expired` deletes documents whose envelope expired more than
 ``grace_seconds`` ago (the grace covers clock skew between instances: until then a late clock
@@ -17,10 +18,12 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
+from shared import retention
 from shared.clock import isoformat
 from shared.errors import InvalidInput
 from shared.ports import Clock, DocumentStore, Filter, Order, Transaction
 
+COLLECTION = "envelope_nonces"
 NONCE_HEX_CHARS = 32
 _NONCE = re.compile(f"[0-9a-f]{{{NONCE_HEX_CHARS}}}")
 
@@ -30,11 +33,6 @@ def is_valid_nonce(nonce: object) -> bool:
     return isinstance(nonce, str) and _NONCE.fullmatch(nonce) is not None
 
 
-def expiry_iso(expires_at: int) -> str:
-    """Unix seconds as the stored, string-comparable ISO timestamp."""
-    return isoformat(datetime.fromtimestamp(expires_at, UTC))
-
-
 class ReplayGuard:
     """Remembers claimed nonces in ``store`` (see the module docstring)."""
 
@@ -42,7 +40,7 @@ class ReplayGuard:
         self,
         store: DocumentStore,
         clock: Clock,
-        collection: str = "envelope_nonces",
+        collection: str = COLLECTION,
         *,
         grace_seconds: int = 60,
     ) -> None:
@@ -64,7 +62,9 @@ class ReplayGuard:
             raise InvalidInput("nonce must be 32 lowercase hex characters")
         if type(expires_at) is not int or expires_at < 0:
             raise InvalidInput("expires_at must be non-negative unix seconds")
-        record = {"expires_at": expiry_iso(expires_at), "claimed_at": isoformat(self._clock.now())}
+        expiry = datetime.fromtimestamp(expires_at, UTC)
+        record = {"expires_at": isoformat(expiry), "claimed_at": isoformat(self._clock.now()),
+                  **retention.purge_at(expiry + self._grace)}
 
         def attempt(tx: Transaction) -> bool:
             if tx.get(self._collection, nonce) is not None:

@@ -17,16 +17,24 @@ instances see one budget::
   actions); ``webhook`` and ``action`` may spend the reserve but not go below 0. At most
   ``max_concurrent`` live leases per token; a lease expires after ``lease_seconds`` so a crashed
   instance cannot hold a slot forever. A budget never observed allows everything but the cap.
+* One token can have several budgets, one per rate-limit *resource*: GitHub meters REST
+  requests (``core``) and GraphQL points (``graphql``) separately, each with its own limit and
+  reset, and says which in ``X-RateLimit-Resource``. ``core`` keeps the plain key
+  (``github:conn-1:app``); another resource's key adds its name (``github:conn-1:app:graphql``,
+  :meth:`TokenBudget.for_resource`), so spending one never blocks the other. A GraphQL lease
+  counts as one request in flight; the points a query cost arrive through ``observe``.
 * A provider whose answers carry no remaining quota (Bitbucket; the table's
   ``rate_limit.local_budget``) is counted here instead: :meth:`TokenBudget.count` spends one
   request of a fixed window opened by the first request (``limit`` per ``window``), and a 429
   without quota headers calls :meth:`TokenBudget.exhaust`: nothing is left until its retry time.
 * :func:`read_rate_headers`, :func:`is_rate_limited` and :func:`retry_at` read an answer's
-  rate-limit headers with the names and reset style the provider table gives.
+  rate-limit headers with the names and reset style the provider table gives;
+  :func:`answer_resource` reads the resource an answer counted against.
 """
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -50,13 +58,21 @@ Purpose = Literal["fetch", "webhook", "action"]
 PURPOSES: frozenset[str] = frozenset({"fetch", "webhook", "action"})
 
 
-def budget_key(provider: str, connection: str, kind: str = "app") -> str:
-    """The budget document id for a connection's ``kind`` token (``github:conn-1:app``).
+CORE = "core"  # the resource whose budget keeps the plain key
+_RESOURCE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+
+
+def budget_key(provider: str, connection: str, kind: str = "app", resource: str = CORE) -> str:
+    """The budget document id for a connection's ``kind`` token (``github:conn-1:app``), and
+    for one of its other rate-limit resources (``github:conn-1:app:graphql``).
 
     Built from names only, never from the token value; a part that looks like a token is
     refused so a caller cannot pass one by mistake.
     """
-    parts = (provider, connection, kind)
+    if not isinstance(resource, str) or not _RESOURCE.match(resource):
+        raise InvalidInput("a budget resource is a short lowercase name",
+                           key="budget.invalid_key")
+    parts = (provider, connection, kind) + (() if resource == CORE else (resource,))
     if not all(isinstance(p, str) and p for p in parts) or any(redact(p) != p for p in parts):
         raise InvalidInput("budget key parts must be non-empty names", key="budget.invalid_key")
     return ":".join(quote(p, safe="-_.") for p in parts)
@@ -97,16 +113,35 @@ class TokenBudget:
     """The shared budget of one provider token (see the module docstring)."""
 
     def __init__(self, store: DocumentStore, clock: Clock, key: str, *, reserve: int = 100,
-                 max_concurrent: int = 4, lease_seconds: int = 60) -> None:
+                 max_concurrent: int = 4, lease_seconds: int = 60,
+                 resource: str = CORE) -> None:
         if reserve < 0 or max_concurrent < 1 or lease_seconds < 1:
             raise InvalidInput("reserve >= 0, max_concurrent >= 1 and lease_seconds >= 1")
         self._store, self._clock, self.key = store, clock, key
         self.reserve, self.max_concurrent = reserve, max_concurrent
-        self.lease_seconds = lease_seconds
+        self.lease_seconds, self.resource = lease_seconds, resource
+        self._siblings: dict[str, TokenBudget] = {resource: self}
 
     def __repr__(self) -> str:
         return (f"TokenBudget(key={self.key!r}, reserve={self.reserve}, "
                 f"max_concurrent={self.max_concurrent})")
+
+    def for_resource(self, resource: str) -> TokenBudget:
+        """The same token's budget for another rate-limit ``resource`` (same settings): the
+        key of :func:`budget_key` with that resource. Only from the ``core`` budget."""
+        found = self._siblings.get(resource)
+        if found is not None:
+            return found
+        if self.resource != CORE:
+            raise InvalidInput("other resources' budgets are reached from the core budget")
+        if not isinstance(resource, str) or not _RESOURCE.match(resource):
+            raise InvalidInput("a budget resource is a short lowercase name",
+                               key="budget.invalid_key")
+        sibling = TokenBudget(self._store, self._clock, f"{self.key}:{resource}",
+                              reserve=self.reserve, max_concurrent=self.max_concurrent,
+                              lease_seconds=self.lease_seconds, resource=resource)
+        self._siblings[resource] = sibling
+        return sibling
 
     def _floor(self, purpose: str) -> int:
         if purpose not in PURPOSES:
@@ -260,6 +295,15 @@ def read_rate_headers(rate: RateLimitSpec, headers: Mapping[str, str],
         return None
     reset = _reset_at(rate, headers, now)
     return None if reset is None else (limit, remaining, reset)
+
+
+def answer_resource(rate: RateLimitSpec, headers: Mapping[str, str]) -> str | None:
+    """The rate-limit resource an answer names (``core``, ``graphql``), if it names a
+    well-formed one."""
+    if rate.resource_header is None:
+        return None
+    value = (headers.get(rate.resource_header) or "").strip().lower()
+    return value if _RESOURCE.match(value) else None
 
 
 def is_rate_limited(rate: RateLimitSpec, status: int, headers: Mapping[str, str],

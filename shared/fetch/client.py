@@ -14,10 +14,21 @@ on errors); the rate-limit headers of every answer, 304s included, are recorded 
 ``rate_limit.local_budget``, Bitbucket), every answer is counted against that local budget and
 a 429 exhausts it until its retry time. Answers map to :mod:`shared.fetch.errors`: 429 or a
 rate-limited 403 → :class:`RateLimited` (not retried: the caller reschedules at ``retry_at``);
-5xx, timeouts and connection errors → retried (GET only) with exponential backoff through
-``clock.sleep``, then :class:`ProviderUnavailable`; 401 → :class:`TokenRejected`; 404/410 →
-:class:`NotFoundAtProvider`.
+5xx, timeouts and connection errors → retried (GET only; POST and DELETE never) with
+exponential backoff through ``clock.sleep``, then :class:`ProviderUnavailable`; 401 →
+:class:`TokenRejected`; 404/410 → :class:`NotFoundAtProvider`; any other 4xx →
+:class:`ProviderRefused` carrying the status (``provider_status``) only.
 Nothing the client raises or logs contains the token, a header value or a response body.
+
+GraphQL (:meth:`ProviderClient.graphql`) is never a free-form endpoint: the client sends only a
+document the provider table names (``api.graphql.documents``), whose text in code hashes to the
+table's SHA-256, declares exactly the table's variables and selects exactly the table's field
+paths, none of them a code field (:mod:`shared.providers.graphql`); variables must have the
+declared names and types. Anything else raises :class:`EgressRefused` with nothing sent. A
+query is a read, so it is retried like a GET; it leases from the token's budget for the
+table's GraphQL resource (GitHub's separate ``graphql`` points), and every answer is observed
+into the budget its ``X-RateLimit-Resource`` names. GraphQL errors (HTTP 200 with ``errors``)
+map as :mod:`shared.fetch._graphql` describes.
 """
 
 from __future__ import annotations
@@ -34,7 +45,9 @@ import requests
 from requests.structures import CaseInsensitiveDict
 
 from shared.errors import InvalidInput
+from shared.fetch import _graphql
 from shared.fetch import budget as rates
+from shared.fetch._graphql import GraphQLResponse
 from shared.fetch.budget import TokenBudget
 from shared.fetch.errors import (
     EgressRefused,
@@ -47,13 +60,15 @@ from shared.fetch.errors import (
 )
 from shared.log import get_logger
 from shared.ports import Clock
+from shared.providers import graphql as gql
 from shared.providers import registry, ssrf
 from shared.providers.schema import ProviderSpec
 
 log = get_logger(__name__)
 
 MAX_BODY_BYTES = 20 * 1024 * 1024
-_SINGLE_RESOURCES = frozenset({"user", "myself", "approvals"})  # literal-ending, not lists
+# literal-ending endpoints that take no page size (single objects, or a list never paged)
+_SINGLE_RESOURCES = frozenset({"user", "myself", "approvals", "accessible-resources"})
 _PORTS = {"https": 443, "http": 80}
 Query = str | tuple[str, ...]  # a query value; a tuple repeats the parameter (state=A&state=B)
 _GITHUB_HEADERS = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
@@ -93,6 +108,8 @@ def _check_base(spec: ProviderSpec, api_base: str) -> SplitResult:
         raise _refuse(spec, "the API base must be an absolute URL without credentials or query")
     if parts.scheme == "http" and not (host == "localhost" or literal and literal.is_loopback):
         raise _refuse(spec, "https is required (http only to a loopback simulator)")
+    if "{" in parts.path or "}" in parts.path:
+        raise _refuse(spec, "the API base has an unfilled placeholder (no site looked up)")
     if host in ssrf.BLOCKED_NAMES or host.endswith(ssrf.BLOCKED_SUFFIXES):
         raise _refuse(spec, "the API base names a metadata or internal host")
     reason = literal and ssrf.address_refusal(literal, local_mode=True)
@@ -108,7 +125,8 @@ class ProviderClient:
 
     def __init__(self, spec: ProviderSpec, api_base: str, token: str, session: requests.Session,
                  clock: Clock, budget: TokenBudget | None = None, *, timeout: float = 10.0,
-                 max_attempts: int = 3, purpose: str = "fetch") -> None:
+                 max_attempts: int = 3, purpose: str = "fetch",
+                 graphql_documents: Mapping[str, str] | None = None) -> None:
         if not isinstance(token, str) or not token or not token.isprintable() or any(
                 c.isspace() or ord(c) > 126 for c in token):
             raise InvalidInput("the provider token is empty or malformed",
@@ -121,6 +139,7 @@ class ProviderClient:
             raise InvalidInput(f"unknown request purpose {str(purpose)[:20]!r}")
         self._purpose = cast(rates.Purpose, purpose)
         self._one: dict[str, ProviderSpec] = {}
+        self._documents = _graphql.Documents(spec, graphql_documents)
 
     def __repr__(self) -> str:
         return (f"ProviderClient(provider={self._spec.name!r}, api_base={self._base_url!r}, "
@@ -172,6 +191,26 @@ class ProviderClient:
         path = self._path(template, "POST", path_params)
         return self._send("POST", self._base_url + path, template, json=json)
 
+    def delete(self, template: str, path_params: Mapping[str, str]) -> ApiResponse:
+        """DELETE an allowlisted template (a webhook keyway registered). Never retried."""
+        path = self._path(template, "DELETE", path_params)
+        return self._send("DELETE", self._base_url + path, template)
+
+    def graphql(self, name: str, variables: Mapping[str, Any]) -> GraphQLResponse:
+        """Send the vetted GraphQL document ``name`` with ``variables`` (see the module
+        docstring); EgressRefused, with nothing sent, for anything not exactly allowlisted."""
+        try:
+            text, values = self._documents.prepare(name, variables)
+        except gql.DocumentRefused as e:
+            raise _refuse(self._spec, f"GraphQL {str(name)[:60]!r}: {e.args[0]}") from None
+        graphql = self._spec.api.graphql
+        assert graphql is not None
+        response = self._send("POST", _graphql.endpoint(self._spec, self._base),
+                              f"POST graphql {name}", json={"query": text, "variables": values},
+                              resource=graphql.resource, idempotent=True)
+        return _graphql.result(self._spec, name, response.body, response.headers,
+                               self._clock.now())
+
     # ---- egress checks ----------------------------------------------------------------------
     def _allowlisted(self, template: str, method: str) -> None:
         if not isinstance(template, str) or template not in self._spec.api.allowlist:
@@ -217,11 +256,12 @@ class ProviderClient:
         return headers
 
     def _send(self, method: str, url: str, template: str, *, etag: str | None = None,
-              json: Any = None) -> ApiResponse:
-        attempts = self._max_attempts if method == "GET" else 1
+              json: Any = None, resource: str = rates.CORE,
+              idempotent: bool = False) -> ApiResponse:
+        attempts = self._max_attempts if method == "GET" or idempotent else 1
         for attempt in range(1, attempts + 1):
             try:
-                return self._leased(method, url, template, etag, json)
+                return self._leased(method, url, template, etag, json, resource)
             except _Transient as e:
                 fields = {"provider": self._spec.name, "template": template,
                           "attempt": attempt, "reason": e.args[0]}
@@ -234,12 +274,13 @@ class ProviderClient:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _leased(self, method: str, url: str, template: str, etag: str | None,
-                json: Any) -> ApiResponse:
-        """One attempt under a budget lease, released whatever happens (or left to expire)."""
-        budget = self._budget
+                json: Any, resource: str) -> ApiResponse:
+        """One attempt under a lease from ``resource``'s budget, released whatever happens
+        (or left to expire)."""
+        budget = self._budget.for_resource(resource) if self._budget is not None else None
         lease = budget.acquire(self._purpose) if budget is not None else None
         try:
-            return self._once(method, url, template, etag, json)
+            return self._once(method, url, template, etag, json, resource)
         finally:
             try:
                 if budget is not None and lease is not None:
@@ -248,7 +289,7 @@ class ProviderClient:
                 log.warning("budget.release_failed", extra={"fields": {"error": type(e).__name__}})
 
     def _once(self, method: str, url: str, template: str, etag: str | None,
-              json: Any) -> ApiResponse:
+              json: Any, resource: str) -> ApiResponse:
         started = self._clock.monotonic()
         try:
             with self._session.request(method, url, headers=self._headers(etag), json=json,
@@ -259,7 +300,7 @@ class ProviderClient:
             raise _Transient("timeout") from None
         except requests.RequestException as e:
             raise _Transient(f"connection failed ({type(e).__name__})") from None
-        remaining = self._observe(response.headers)
+        remaining = self._observe(response.headers, resource)
         log.debug("provider.request", extra={"fields": {
             "provider": self._spec.name, "method": method, "template": template,
             "status": response.status_code, "remaining": remaining,
@@ -279,14 +320,20 @@ class ProviderClient:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    def _observe(self, headers: Mapping[str, str]) -> int | None:
+    def _observe(self, headers: Mapping[str, str], resource: str) -> int | None:
+        """Record the answer's rate-limit headers in the budget of the resource it names
+        (else of the one the request leased from); with no quota headers, count the answer
+        against the table's local budget."""
         rate = self._spec.api.rate_limit
         reading = rates.read_rate_headers(rate, headers, self._clock.now())
         if reading is not None and self._budget is not None:
-            self._budget.observe(limit=reading[0], remaining=reading[1], reset_at=reading[2])
+            named = rates.answer_resource(rate, headers) or resource
+            self._budget.for_resource(named).observe(limit=reading[0], remaining=reading[1],
+                                                     reset_at=reading[2])
         elif rate.local_budget is not None and self._budget is not None:
             local = rate.local_budget
-            self._budget.count(limit=local.requests, window=timedelta(seconds=local.window_seconds))
+            self._budget.for_resource(resource).count(
+                limit=local.requests, window=timedelta(seconds=local.window_seconds))
         return None if reading is None else reading[1]
 
     def _interpret(self, response: requests.Response, raw: bytes | None, template: str,
@@ -317,10 +364,11 @@ class ProviderClient:
             raise NotFoundAtProvider(f"{what}: not found ({status})")
         if status >= 500:
             raise _Transient(f"answered {status}")
-        raise ProviderRefused(f"{what}: answered {status}")
+        raise ProviderRefused(f"{what}: answered {status}", provider_status=status)
 
     def _next_url(self, headers: Mapping[str, str], body: Any, url: str) -> str | None:
-        """The absolute next-page URL (``Link`` rel=next, ``X-Next-Page`` or a body ``next``)."""
+        """The absolute next-page URL (``Link`` rel=next, ``X-Next-Page``, a body ``next``, or
+        a body cursor: ``nextPageToken`` / ``startAt`` + ``total``)."""
         style = self._spec.api.pagination
         if style in ("link_header", "keyset"):
             links = requests.utils.parse_header_links(headers.get("Link", ""))
@@ -328,11 +376,33 @@ class ProviderClient:
             return urljoin(url, target) if target else None
         if style == "offset":
             page = headers.get("X-Next-Page", "").strip()
-            if not page.isdigit():
-                return None
-            parts = urlsplit(url)
-            query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
-                     if k != "page"] + [("page", page)]
-            return urlunsplit(parts._replace(query=urlencode(query)))
+            return _with_param(url, "page", page) if page.isdigit() else None
+        if style == "body_cursor":
+            return _body_cursor(body, url)
         target = body.get("next") if isinstance(body, dict) else None
         return urljoin(url, target) if isinstance(target, str) and target else None
+
+
+def _with_param(url: str, name: str, value: str) -> str:
+    """``url`` with query parameter ``name`` set to ``value`` (replacing any earlier one)."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+             if k != name] + [(name, value)]
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def _body_cursor(body: Any, url: str) -> str | None:
+    """Atlassian's paging in the JSON body: ``nextPageToken`` (until ``isLast``) as on
+    ``/search/jql``, else ``startAt`` + the page's item count while below ``total`` (comments,
+    project search). A page that says neither, or is empty, is the last."""
+    if not isinstance(body, dict) or body.get("isLast") is True:
+        return None
+    token = body.get("nextPageToken")
+    if isinstance(token, str) and token:
+        return _with_param(url, "nextPageToken", token)
+    start, total = body.get("startAt"), body.get("total")
+    count = max((len(v) for v in body.values() if isinstance(v, list)), default=0)
+    if (isinstance(start, int) and isinstance(total, int) and not isinstance(start, bool)
+            and count and start + count < total):
+        return _with_param(url, "startAt", str(start + count))
+    return None

@@ -8,7 +8,7 @@ written; between pages the walk itself is checkpointed (next page URL, the newes
 A sync that runs out of time continues in further runs; all of them share one ``round`` (the
 first run's start, :func:`begin_round`), and a cursor remembers the round its last walk
 finished in, so a continuation skips the lists its round already finished instead of asking
-for them again (free 304s on GitHub and GitLab, one paid request each on Bitbucket).
+for them again (free 304s on GitHub and GitLab, one paid request each on Bitbucket and Jira).
 """
 
 from __future__ import annotations

@@ -5,25 +5,30 @@
     PolicyViolation (403, permanent)
     └── EgressRefused          egress.refused          refused BEFORE a byte leaves: a template
                                                        not in the allowlist, a path that does not
-                                                       match it, a next URL elsewhere, http
+                                                       match it, a next URL elsewhere, http, a
+                                                       GraphQL document or variables not vetted
     RetryableError (503, retry)
-    ├── RateLimited            provider.rate_limited   429 / rate-limited 403; ``retry_at`` says
-    │                                                  when (Retry-After, else reset, else +60 s)
+    ├── RateLimited            provider.rate_limited   429 / rate-limited 403 / GraphQL
+    │                                                  RATE_LIMITED; ``retry_at`` says when
+    │                                                  (Retry-After, else reset, else +60 s)
     ├── BudgetExhausted        budget.exhausted        the shared token budget refused to spend
     │                                                  (reserve reached or concurrency cap full)
-    ├── MalformedResponse      provider.malformed      invalid JSON or a body over the size cap
+    ├── MalformedResponse      provider.malformed      invalid JSON, a body over the size cap, a
+    │                                                  GraphQL answer without data
     └── UnavailableError
         └── ProviderUnavailable provider.unavailable   5xx, timeouts, connection errors after
                                                        the client's retries
     PermanentError (400, permanent)
     ├── TokenRejected          provider.token_rejected 401: the token is invalid or revoked
-    ├── NotFoundAtProvider     provider.not_found      404 / 410
-    └── ProviderRefused        provider.refused        any other 4xx, or a redirect (never
-                                                       followed: it could lead off the allowlist)
+    ├── NotFoundAtProvider     provider.not_found      404 / 410 / GraphQL NOT_FOUND without data
+    └── ProviderRefused        provider.refused        any other 4xx or GraphQL error, or a
+                                                       redirect (never followed: it could lead
+                                                       off the allowlist)
 
 Retry decisions: ``RateLimited`` and ``BudgetExhausted`` carry ``retry_at``; callers reschedule
 work for then rather than retrying in-process (never spin). Messages name the provider, the
-endpoint template and the HTTP status only: never a token, a header value or a response body.
+endpoint template and the HTTP status (or GraphQL error types) only: never a token, a header
+value or a response body.
 """
 
 from __future__ import annotations
@@ -82,6 +87,16 @@ class MalformedResponse(RetryableError):
 
 
 class ProviderRefused(PermanentError):
-    """Any other refusal (400, 403 without rate-limit signs, 409, 422…) or a redirect."""
+    """Any other refusal (400, 403 without rate-limit signs, 409, 422…) or a redirect;
+    ``provider_status`` is the provider's HTTP status (never its body)."""
 
     status, key, title = 502, "provider.refused", "The provider refused the request"
+
+    def __init__(self, detail: str = "", *, key: str | None = None,
+                 provider_status: int | None = None) -> None:
+        super().__init__(detail, key=key)
+        self.provider_status = provider_status
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.detail,), {"key": self.key,
+                                            "provider_status": self.provider_status}

@@ -11,6 +11,9 @@ Outcomes: finished → ``done``; time budget spent → a continuation ``sync.req
 to the vault (which seals a fresh token) → ``continuing``; rate limit or budget spent → the
 connection's ``next_sync_at`` moves to the reset time → ``waiting`` (no spinning); the
 provider refused the token → ``failed`` (``provider.token_rejected``).
+
+A connection whose admin left webhook registration on also registers keyway's hooks on the
+repositories that have none yet, with the same client and token (:mod:`shared.webhooks.register`).
 """
 
 from __future__ import annotations
@@ -30,13 +33,15 @@ from shared.fetch.client import ProviderClient
 from shared.fetch.errors import BudgetExhausted, RateLimited, TokenRejected
 from shared.fetch.github.plan import PLAN as GITHUB
 from shared.fetch.gitlab.plan import PLAN as GITLAB
+from shared.fetch.jira.plan import PLAN as JIRA
 from shared.fetch.sync import SyncRun
 from shared.log import get_logger
 from shared.ports import Ports
 from shared.providers import registry
 from shared.vault.receive import open_pushed_token
+from shared.webhooks import register
 
-PLANS = {"github": GITHUB, "gitlab": GITLAB, "bitbucket": BITBUCKET}
+PLANS = {"github": GITHUB, "gitlab": GITLAB, "bitbucket": BITBUCKET, "jira": JIRA}
 log = get_logger("keyway.fetch")
 
 
@@ -66,8 +71,12 @@ def _run(provider: str, ports: Ports, tenant: str, connection: str, record: dict
                                                                record.get("base_url"))
     budget = TokenBudget(ports.business, ports.clock, budget_key(provider, connection))
     client = ProviderClient(spec, api_base, token, _session(), ports.clock, budget)
+    config = bootstrap.config()
+    hooks = register.registrar(ports, client, spec, PLANS[provider], tenant, record, connection,
+                               config.public_url)
     run = SyncRun(ports, client, PLANS[provider], tenant, connection,
-                  bootstrap.config().sync_budget_seconds, continuation)
+                  config.sync_budget_seconds, continuation,
+                  on_repositories=hooks.ensure if hooks else None)
     try:
         result = run.run()
     except (RateLimited, BudgetExhausted) as e:

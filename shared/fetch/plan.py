@@ -1,5 +1,6 @@
 """What a provider's sync walks: a declarative list per provider (``github/plan.py``,
-``gitlab/plan.py``, ``bitbucket/plan.py``), interpreted by :mod:`shared.fetch.walk`.
+``gitlab/plan.py``, ``bitbucket/plan.py``, ``jira/plan.py``), interpreted by
+:mod:`shared.fetch.walk` and :mod:`shared.fetch.batch`.
 
 Every list is walked newest-first (sorted by ``updated_at`` descending) from a first page
 whose URL never changes, so an unchanged list answers ``304 Not Modified`` to the stored ETag
@@ -7,13 +8,23 @@ and costs no quota; the walk stops at the first item older than the cursor minus
 window. ``full`` lists (repositories, labels) are walked whole and reconcile deletions; a full
 child list (Bitbucket's participants) reconciles within its parent only.
 
-Providers without ETags (Bitbucket) narrow the first page instead: ``since`` turns the walk's
-lower bound into query parameters (``q=updated_on > …``), so an unchanged list costs one
-request with an empty page. A page that is an envelope names its item list in ``items``
-(Bitbucket's ``values``); ``updated_key`` names the item's update time for the early stop;
-``applies`` skips a list a repository does not have (an issue tracker that is off). Where the
+Where the provider filters by time itself, a list's ``query`` builds its query from the walk's
+parameters and the lower bound the walk would stop at (``None`` on a full walk); the
+parameters it consumes need not be path parameters of its template. Jira sends JQL
+``updated >= …``; Bitbucket, which sends no ETags, narrows the first page with BBQL
+``q=updated_on > …``, so an unchanged list costs one request with an empty page.
+``items_key`` names the field holding the items when a page is a JSON object
+(``{"issues": [...]}``, Bitbucket's ``{"values": [...]}``) rather than a list;
+``updated_key`` names the item's update time for the early stop; ``applies`` skips a list a
+repository does not have (an issue tracker that is off). A plan's ``connection_params`` adds
+settings of the connection (Jira: the account's time zone, which JQL dates are read in) and
+``site_of`` the site its ids belong to (:attr:`shared.records.model.Context.site`). Where the
 repositories are listed per container (Bitbucket workspaces), ``repository_scopes`` lists the
 containers first and the repositories list is walked once per container as one full walk.
+
+Children of changed items come either from a REST list per item (:class:`ListSpec`, e.g.
+GitLab's notes) or, where the provider can batch them, from one vetted GraphQL document for
+up to ``batch_size`` items at a time (:class:`BatchSpec`, GitHub's reviews).
 """
 
 from __future__ import annotations
@@ -26,6 +37,8 @@ from shared.records.model import Context
 
 Normalize = Callable[[dict, Context, "Parent"], dict | list[dict] | None]
 Params = Mapping[str, str | tuple[str, ...]]  # a tuple value repeats its query parameter
+# (the walk's parameters, the ISO lower bound or None for a full walk) → extra query params
+Query = Callable[[Mapping[str, str], str | None], Params]
 
 
 @dataclass(frozen=True)
@@ -47,9 +60,9 @@ class ListSpec:
     full: bool = False  # walk everything; reconcile deletions (no updated_at ordering)
     single: bool = False  # the endpoint answers one object, not a list
     children: tuple[str, ...] = ()  # child specs to fetch for every changed item
-    items: str | None = None  # the page is an object holding its items under this key
+    items_key: str | None = None  # a page is an object: its items are under this field
+    query: Query | None = None  # provider-side time filter built per walk (see above)
     updated_key: str = "updated_at"  # the item field the early stop reads
-    since: Callable[[str], Params] | None = None  # lower bound (ISO) → query parameters
     applies: Callable[[dict], bool] | None = None  # repository record → does it have this list
 
 
@@ -61,7 +74,24 @@ class ScopeList:
     template: str
     params: Params
     path_params: Callable[[dict], dict[str, str]]
-    items: str | None = None
+    items_key: str | None = None
+
+
+@dataclass(frozen=True)
+class BatchSpec:
+    """Children of many items per request: GraphQL document ``document`` takes the items'
+    node ids (``ids``, at most ``batch_size``) and answers ``nodes``, each with its ``id``,
+    its ``number`` and the ``connection`` of children (``nodes`` + ``pageInfo``); a
+    connection with more pages is followed with ``page_document`` (``id``, ``after``)."""
+
+    name: str
+    kind: str  # the records kind it writes
+    document: str
+    page_document: str
+    connection: str
+    node_id: Callable[[dict], str]  # the parent's raw list item → its GraphQL node id
+    normalize: Normalize  # one child node → record
+    batch_size: int = 100
 
 
 @dataclass(frozen=True)
@@ -70,6 +100,8 @@ class ProviderPlan:
     repositories: ListSpec
     repo_params: Callable[[dict], dict[str, str]]  # repository record → path params
     resources: tuple[ListSpec, ...]
-    children: Mapping[str, ListSpec] = field(default_factory=dict)
+    children: Mapping[str, ListSpec | BatchSpec] = field(default_factory=dict)
     parent_of: Callable[[str, dict[str, Any], Mapping[str, str]], Parent] | None = None
+    connection_params: Callable[[dict], dict[str, str]] | None = None  # connection → params
+    site_of: Callable[[dict], str | None] | None = None  # connection → Context.site
     repository_scopes: ScopeList | None = None

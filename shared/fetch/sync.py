@@ -2,24 +2,30 @@
 children of every item that changed — within a time budget, resumable from checkpoints.
 
 Quota: every first page is conditional (ETag), so an unchanged connection costs only 304s;
-children (reviews, notes, approvals) are fetched only for items whose record changed. A
-provider without ETags (Bitbucket) pays one request per list instead, narrowed to what changed
-(``ListSpec.since``); its repositories are listed per workspace (``repository_scopes``), one
-request for the workspaces plus one page per workspace.
+children (reviews, notes, approvals) are fetched only for items whose record changed — per
+item over REST (:class:`~shared.fetch.plan.ListSpec`), or up to 100 items per GraphQL query
+(:class:`~shared.fetch.plan.BatchSpec`, :mod:`shared.fetch.batch`). A provider without ETags
+(Bitbucket) pays one request per list instead, narrowed to what changed (``ListSpec.query``);
+its repositories are listed per workspace (``repository_scopes``), one request for the
+workspaces plus one page per workspace.
+Between the repository list and the repositories' own lists, ``on_repositories`` (the webhook
+registrar, when the connection registers hooks) sees the connection's live repositories and
+when the run's time budget is spent.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from shared.clock import isoformat
 from shared.fetch import cursor as cursors
+from shared.fetch.batch import BatchFetcher
 from shared.fetch.client import ProviderClient
-from shared.fetch.plan import ListSpec, ProviderPlan
+from shared.fetch.plan import BatchSpec, ListSpec, Parent, ProviderPlan
 from shared.fetch.walk import Stats, Walker
-from shared.ports import Filter, Ports
+from shared.ports import Filter, Ports, Snapshot
 from shared.records.model import Context
 
 CONNECTION_SCOPE = "-"
@@ -36,16 +42,23 @@ class SyncRun:
     the lists that sync already finished are not walked again (see :mod:`.cursor`)."""
 
     def __init__(self, ports: Ports, client: ProviderClient, plan: ProviderPlan, tenant: str,
-                 connection: str, budget_seconds: float, continuation: bool = False) -> None:
-        self._ports, self._plan = ports, plan
+                 connection: str, budget_seconds: float, continuation: bool = False,
+                 on_repositories: Callable[[list[Snapshot], Callable[[], bool]], object]
+                 | None = None) -> None:
+        self._ports, self._plan, self._on_repositories = ports, plan, on_repositories
+        doc = (ports.business.get("connections", connection) or {}) if (
+            plan.site_of or plan.connection_params) else {}
+        self._settings = plan.connection_params(doc) if plan.connection_params else {}
         # observed_at: the updated_at of records whose provider gives none (labels)
         now = isoformat(ports.clock.now())
-        self._base = Context(tenant, plan.provider, connection, observed_at=now)
-        deadline = ports.clock.monotonic() + budget_seconds
+        self._base = Context(tenant, plan.provider, connection, observed_at=now,
+                             site=plan.site_of(doc) if plan.site_of else None)
+        self._deadline = ports.clock.monotonic() + budget_seconds
         self.stats = Stats()
         round_ = cursors.begin_round(ports.business, connection, now, continuation)
-        self._walker = Walker(ports.business, client, ports.clock, deadline, self.stats,
+        self._walker = Walker(ports.business, client, ports.clock, self._deadline, self.stats,
                               round_)
+        self._batches = BatchFetcher(ports.business, client, self.stats)
 
     def run(self) -> SyncResult:
         store, connection = self._ports.business, self._base.connection
@@ -55,6 +68,8 @@ class SyncRun:
             return SyncResult(False, self.stats)
         repos = store.query("repositories", [Filter("connection", "==", connection),
                                              Filter("deleted", "==", False)])
+        if self._on_repositories is not None:  # webhook registration (shared.webhooks.register)
+            self._on_repositories(repos, self._past_deadline)
         for repo in repos:
             if not self._repository(repo.id, repo.data):
                 return SyncResult(False, self.stats)
@@ -71,29 +86,38 @@ class SyncRun:
             return True
         return self._walker.walk(spec, self._base, params[0], cursor, more=params[1:])
 
+    def _past_deadline(self) -> bool:
+        return self._ports.clock.monotonic() >= self._deadline
+
     def _repository(self, repo_id: str, repo: dict) -> bool:
         ctx = dataclasses.replace(self._base, repository=repo_id)
-        params = self._plan.repo_params(repo)
+        params = {**self._settings, **self._plan.repo_params(repo)}
         for spec in self._plan.resources:
             if spec.applies is not None and not spec.applies(repo):
                 continue
             if self._walker.out_of_time():
                 return False
             cursor = cursors.load(self._ports.business, ctx.connection, repo_id, spec.name)
-            on_changed = (lambda raw, s=spec: self._children(s.children, ctx, raw, params)
+            on_changed = (lambda raws, s=spec: self._children(s.children, ctx, raws, params)
                           ) if spec.children else None
             if not self._walker.walk(spec, ctx, params, cursor, on_changed=on_changed):
                 return False
         return True
 
-    def _children(self, names: tuple[str, ...], ctx: Context, raw: dict,
+    def _children(self, names: tuple[str, ...], ctx: Context, raws: list[dict],
                   params: Mapping[str, str]) -> None:
+        """The children of one page's changed items ``raws``: batched or per item."""
         assert self._plan.parent_of is not None
         for name in names:
             spec = self._plan.children[name]
-            parent = self._plan.parent_of(name, raw, params)
-            scope = f"{spec.name}#{parent.number}"
-            cursor = cursors.load(self._ports.business, ctx.connection, ctx.repository or "",
-                                  scope)
-            self._walker.walk(spec, ctx, parent.path_params, cursor, parent=parent,
-                              budgeted=False)
+            parents = [(raw, self._plan.parent_of(name, raw, params)) for raw in raws]
+            if isinstance(spec, BatchSpec):
+                self._batches.fetch(spec, ctx, parents)
+                continue
+            for _, parent in parents:
+                self._walk_child(spec, ctx, parent)
+
+    def _walk_child(self, spec, ctx: Context, parent: Parent) -> None:
+        scope = f"{spec.name}#{parent.number}"
+        cursor = cursors.load(self._ports.business, ctx.connection, ctx.repository or "", scope)
+        self._walker.walk(spec, ctx, parent.path_params, cursor, parent=parent, budgeted=False)

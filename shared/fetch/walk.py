@@ -2,10 +2,17 @@
 
 1. No walk in progress: request the first page with the stored ETag. ``304`` → nothing
    changed, done (no quota spent). Otherwise start a walk that stops at the first item older
-   than the cursor's ``since`` minus :data:`OVERLAP` (a full list never stops early).
-2. Each page: normalize and upsert every item (idempotent; older data never overwrites
-   newer), fetch the children of every item that changed, then checkpoint the next page URL
-   and the newest ``updated_at`` seen.
+   than the cursor's ``since`` minus :data:`OVERLAP` (a full list never stops early; the
+   item's time is read from the list's ``updated_key``). A list with a ``query`` sends that
+   bound to the provider as well (Jira: JQL ``updated >=``, to the minute: the overlap covers
+   the lost seconds and the upserts dedupe what it re-reads; Bitbucket: BBQL
+   ``updated_on >``, so an unchanged list answers one empty page).
+2. Each page: normalize every item; hand the items whose record is newer than the stored one
+   to ``on_changed`` (their children are fetched and written, in batches where the plan
+   says so); then upsert every item (idempotent; older data never overwrites newer); then
+   checkpoint the next page URL and the newest ``updated_at`` seen. Children go first so a
+   crash or a rate limit before the items are written loses nothing: the resumed page finds
+   the same items still changed and fetches their children again.
 3. The last page: the cursor's ``since`` becomes the newest ``updated_at`` seen, the first
    page's ETag is stored, and a full list marks records it no longer contains as deleted
    (within the parent, for a child list).
@@ -48,11 +55,17 @@ def page_items(body: Any, key: str | None) -> list:
 
 @dataclass
 class Stats:
-    requests: int = 0
+    requests: int = 0  # every request sent, GraphQL queries included
     not_modified: int = 0
     written: int = 0
     deleted: int = 0
     by_kind: dict[str, int] = field(default_factory=dict)
+    graphql: int = 0  # GraphQL queries (also counted in ``requests``)
+    graphql_points: int = 0  # the points they cost, as the provider reported them
+
+    def wrote(self, kind: str) -> None:
+        self.written += 1
+        self.by_kind[kind] = self.by_kind.get(kind, 0) + 1
 
 
 class Walker:
@@ -69,8 +82,8 @@ class Walker:
 
     def walk(self, spec: ListSpec, ctx: Context, path_params: Mapping[str, str],
              cursor: cursors.Cursor, parent: Parent | None = None,
-             on_changed: Callable[[dict], None] | None = None, budgeted: bool = True,
-             more: Sequence[Mapping[str, str]] = ()) -> bool:
+             on_changed: Callable[[list[dict]], None] | None = None,
+             budgeted: bool = True, more: Sequence[Mapping[str, str]] = ()) -> bool:
         """Walk ``spec``; ``False`` if the budget ran out between pages (never when
         ``budgeted`` is false: a child list is short and is finished with its parent).
         ``more``: path parameters of further scopes walked as part of this (full) walk."""
@@ -81,11 +94,11 @@ class Walker:
         if walk is None:
             stop = None if spec.full or cursor.since is None else isoformat(
                 parse_iso(cursor.since) - OVERLAP)
-            params = {**spec.params, **(spec.since(stop) if spec.since and stop else {})}
-            response = self._get(spec, path_params, params, None if more else cursor.etag)
+            response = self._get(spec, path_params, None if more else cursor.etag, stop)
             if response.not_modified:
                 return True
-            pending = [self._client.url(spec.template, p, spec.params) for p in more]
+            pending = [self._client.url(spec.template, *self._request(spec, p, stop))
+                       for p in more]
             walk = cursors.Walk("", stop, None, None if more else response.etag,
                                 pending=pending)
         else:
@@ -110,14 +123,27 @@ class Walker:
         found: list[dict] = []
         for _ in range(MAX_SCOPE_PAGES):
             self._count(response)
-            found += [i for i in page_items(response.body, scopes.items) if isinstance(i, dict)]
+            found += [i for i in page_items(response.body, scopes.items_key)
+                      if isinstance(i, dict)]
             if not response.next_url:
                 return found
             response = self._client.get_next(response.next_url, scopes.template)
         raise MalformedResponse(f"more than {MAX_SCOPE_PAGES} pages of {scopes.template}")
 
-    def _get(self, spec: ListSpec, path_params: Mapping[str, str], params: Mapping[str, Any],
-             etag: str | None):
+    @staticmethod
+    def _request(spec: ListSpec, path_params: Mapping[str, str],
+                 stop: str | None) -> tuple[Mapping[str, str], dict[str, Any]]:
+        """The path and query parameters of a first page: a list with a ``query`` sends the
+        walk's lower bound to the provider and takes the walk parameters it needs."""
+        params = dict(spec.params)
+        if spec.query is not None:
+            params.update(spec.query(path_params, stop))
+            path_params = {k: v for k, v in path_params.items() if f"{{{k}}}" in spec.template}
+        return path_params, params
+
+    def _get(self, spec: ListSpec, path_params: Mapping[str, str], etag: str | None,
+             stop: str | None):
+        path_params, params = self._request(spec, path_params, stop)
         response = self._client.get(spec.template, path_params, params, etag=etag)
         self._count(response)
         return response
@@ -132,33 +158,40 @@ class Walker:
         self.stats.not_modified += response.not_modified
 
     def _consume(self, spec: ListSpec, ctx: Context, response: ApiResponse, walk: cursors.Walk,
-                 parent: Parent | None, on_changed: Callable[[dict], None] | None) -> bool:
-        items = [response.body] if spec.single else page_items(response.body, spec.items)
+                 parent: Parent | None,
+                 on_changed: Callable[[list[dict]], None] | None) -> bool:
+        """Write one page (children first, see the module docstring); True once an item
+        older than the walk's stop point was reached."""
+        items = [response.body] if spec.single else page_items(response.body, spec.items_key)
+        page: list[tuple[dict, list[dict]]] = []
+        reached = False
         for raw in items:
             if not isinstance(raw, dict):
                 raise MalformedResponse("expected objects in the list")
             updated = raw.get(spec.updated_key)
             if walk.stop_before and updated and isoformat(parse_iso(updated)) < walk.stop_before:
-                return True
-            self._write(spec, ctx, raw, walk, parent, on_changed)
-        return False
+                reached = True
+                break
+            produced = spec.normalize(raw, ctx, parent)
+            page.append((raw, produced if isinstance(produced, list)
+                         else [produced] if produced else []))
+        if on_changed:
+            changed = [raw for raw, batch in page
+                       if any(records.is_newer(self._store, record) for record in batch)]
+            if changed:
+                on_changed(changed)
+        for _, batch in page:
+            self._write(spec, batch, walk)
+        return reached
 
-    def _write(self, spec: ListSpec, ctx: Context, raw: dict, walk: cursors.Walk,
-               parent: Parent | None, on_changed: Callable[[dict], None] | None) -> None:
-        produced = spec.normalize(raw, ctx, parent)
-        batch = produced if isinstance(produced, list) else [produced] if produced else []
-        changed = False
+    def _write(self, spec: ListSpec, batch: list[dict], walk: cursors.Walk) -> None:
         for record in batch:
             if records.upsert(self._store, record):
-                changed = True
-                self.stats.written += 1
-                self.stats.by_kind[record["kind"]] = self.stats.by_kind.get(record["kind"], 0) + 1
+                self.stats.wrote(record["kind"])
             if spec.full:
                 walk.seen.append(record["id"])
             if record.get("updated_at") and (walk.max_seen or "") < record["updated_at"]:
                 walk.max_seen = record["updated_at"]
-        if changed and on_changed:
-            on_changed(raw)
 
     def _finish(self, spec: ListSpec, ctx: Context, cursor: cursors.Cursor,
                 walk: cursors.Walk, parent: Parent | None = None) -> None:

@@ -60,11 +60,12 @@ class Target:
     tenant: str
     connection: str
     repository: str | None = None
+    site: str | None = None  # Context.site, where ids are unique per site (Jira)
 
     def context(self, event: Event) -> Context:
         """Normalization context; ``observed_at`` is when the webhook arrived."""
         return Context(self.tenant, event.provider, self.connection, self.repository,
-                       observed_at=event.received_at)
+                       observed_at=event.received_at, site=self.site)
 
 
 @dataclass(frozen=True)

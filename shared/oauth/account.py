@@ -22,12 +22,21 @@ _WHOAMI: dict[str, tuple[str, str, str]] = {
     "bitbucket": ("GET /user", "uuid", "nickname"),
     "jira": ("GET /rest/api/3/myself", "accountId", "displayName"),
 }
+# provider → the field naming the account's time zone, where dates in queries depend on it
+# (Jira reads JQL dates in the user's zone)
+_TIME_ZONE = {"jira": "timeZone"}
 
 
 @dataclass(frozen=True)
 class Account:
     id: str
     login: str
+    time_zone: str | None = None
+
+    def record(self) -> dict[str, str]:
+        """What connections and identities keep of the account."""
+        kept = {"id": self.id, "login": self.login}
+        return {**kept, "time_zone": self.time_zone} if self.time_zone else kept
 
 
 def whoami(spec: ProviderSpec, api_base: str, access_token: str,
@@ -48,4 +57,6 @@ def whoami(spec: ProviderSpec, api_base: str, access_token: str,
     if not isinstance(body, dict) or body.get(id_field) is None:
         log.warning("oauth.whoami_failed", extra={"fields": {"provider": spec.name}})
         return None
-    return Account(str(body[id_field]), str(body.get(login_field) or ""))
+    zone = body.get(_TIME_ZONE.get(spec.name, ""))
+    return Account(str(body[id_field]), str(body.get(login_field) or ""),
+                   zone if isinstance(zone, str) and zone else None)

@@ -2,10 +2,18 @@
 
 Order: consume the state (unknown, expired, replayed or another provider's → 400, nothing
 stored) → the provider's ``error`` (``access_denied`` → back to the frontend with a status) →
-redeem the code over HTTPS with the PKCE verifier → hand the token to the provider's vault
-in-process (never published, never logged) → record the connection or identity (no token) →
-request the first sync → redirect to the configured frontend URL with the connection id and a
-status. The browser never sees a token and is only ever sent to the configured frontend.
+redeem the code over HTTPS with the PKCE verifier → the provider's post-connect lookup, if any
+(Jira: the site's cloud id, :mod:`shared.oauth.post_connect`) → hand the token to the
+provider's vault in-process (never published, never logged) → record the connection or
+identity (no token) → request the first sync → redirect to the configured frontend URL with the
+connection id and a status. The browser never sees a token and is only ever sent to the
+configured frontend.
+
+When the admin left webhook registration on (``register_webhooks``), the callback first stores
+a fresh random per-connection webhook secret (``webhook-secret-<connection>``, 256 bits, never
+logged) as a new secret version; the connection document records only the choice. The
+fetcher registers the hooks with it during a sync (:mod:`shared.webhooks.register`). If a
+later step fails, the secret is deleted again (best effort).
 
 A GitHub App install flow also brings ``installation_id``: the code's user-to-server token must
 see that installation (``GET /user/installations``, else ``github_app.not_your_installation``
@@ -28,12 +36,13 @@ from shared.config import Config
 from shared.errors import KeywayError, PermanentError
 from shared.http import problem_from_error
 from shared.log import get_logger
-from shared.oauth import account, state
+from shared.oauth import account, post_connect, state
 from shared.ports import Ports
 from shared.providers import registry
 from shared.vault.endpoints import endpoint_for
 from shared.vault.github_app import verify_installation_belongs_to_user
 from shared.vault.handlers import service
+from shared.webhooks import secrets as webhook_secrets
 
 log = get_logger("keyway.oauth")
 SYNC_INTERVAL = timedelta(minutes=15)
@@ -79,7 +88,9 @@ def _complete(ports: Ports, flow: state.PendingFlow, args: Mapping[str, str],
     installation_id = _installation_id(flow, args)
     endpoint = endpoint_for(flow.provider, ports, env, session, base_url=flow.base_url)
     tokens = endpoint.exchange_code(args["code"], flow.redirect_uri, flow.verifier)
-    api_base = registry.api_base_url(spec, env, flow.base_url)
+    found = post_connect.run(spec, env, registry.api_base_url(spec, env, flow.base_url),
+                             tokens.access_token, session)
+    api_base = found.api_base
     if installation_id and not verify_installation_belongs_to_user(
             api_base, tokens.access_token, installation_id, session):
         raise NotYourInstallation("the user cannot access this installation")
@@ -91,17 +102,35 @@ def _complete(ports: Ports, flow: state.PendingFlow, args: Mapping[str, str],
         return {"identity": "linked"}
     if not flow.connection:
         raise PermanentError("app flow without a connection id", key="oauth.bad_state")
-    if installation_id:  # the user token only proved access to the installation: dropped
-        vault.store_installation(flow.tenant, flow.connection, flow.user, installation_id)
-    else:
-        vault.store_app_token(flow.tenant, flow.connection, flow.user, tokens, flow.base_url)
-    _record_connection(ports, flow, who, api_base, installation_id)
-    messages.publish(ports.bus, f"oauth-{flow.provider}", f"sync-requests-{flow.provider}",
-                     "sync.requested", {"tenant": flow.tenant, "connection": flow.connection,
-                                        "scope": "all", "reason": "first_sync",
-                                        "requested_at": isoformat(ports.clock.now())},
-                     ordering_key=flow.connection)
+    hooks = flow.register_webhooks and not installation_id
+    secret_name = webhook_secrets.create_connection_secret(ports.secrets, flow.connection) \
+        if hooks else None
+    try:
+        if installation_id:  # the user token only proved access to the installation: dropped
+            vault.store_installation(flow.tenant, flow.connection, flow.user, installation_id)
+        else:
+            vault.store_app_token(flow.tenant, flow.connection, flow.user, tokens,
+                                  flow.base_url)
+        _record_connection(ports, flow, who, api_base, installation_id, found.fields)
+        messages.publish(ports.bus, f"oauth-{flow.provider}", f"sync-requests-{flow.provider}",
+                         "sync.requested", {"tenant": flow.tenant, "connection": flow.connection,
+                                            "scope": "all", "reason": "first_sync",
+                                            "requested_at": isoformat(ports.clock.now())},
+                         ordering_key=flow.connection)
+    except BaseException:
+        if secret_name is not None:
+            _forget_secret(ports, flow.connection)
+        raise
     return {"connection": flow.connection}
+
+
+def _forget_secret(ports: Ports, connection: str) -> None:
+    """Best effort: the connection was not made, so its webhook secret should not stay."""
+    try:
+        webhook_secrets.delete_connection_secrets(ports.secrets, connection)
+    except KeywayError as e:
+        log.warning("oauth.webhook_secret_cleanup_failed",
+                    extra={"fields": {"connection": connection, "reason": e.key}})
 
 
 def _installation_id(flow: state.PendingFlow, args: Mapping[str, str]) -> str | None:
@@ -116,13 +145,15 @@ def _installation_id(flow: state.PendingFlow, args: Mapping[str, str]) -> str | 
 
 
 def _record_connection(ports: Ports, flow: state.PendingFlow, who: account.Account | None,
-                       api_base: str, installation_id: str | None) -> None:
+                       api_base: str, installation_id: str | None,
+                       extra: dict | None = None) -> None:
     now = ports.clock.now()
-    ports.business.put("connections", flow.connection or "", {
+    ports.business.put("connections", flow.connection or "", {**(extra or {}),
         "tenant": flow.tenant, "provider": flow.provider, "kind": "app", "status": "active",
         "base_url": flow.base_url, "api_base": api_base, "created_by": flow.user,
-        "account": {"id": who.id, "login": who.login} if who else None,
+        "account": who.record() if who else None,
         "installation_id": installation_id,
+        "register_webhooks": bool(flow.register_webhooks and not installation_id),
         "created_at": isoformat(now), "next_sync_at": isoformat(now + SYNC_INTERVAL),
         "interval_seconds": int(SYNC_INTERVAL.total_seconds())})  # first sync: requested above
 
@@ -131,5 +162,5 @@ def _record_identity(ports: Ports, flow: state.PendingFlow,
                      who: account.Account | None) -> None:
     ports.business.put("identities", f"{flow.provider}:{flow.tenant}:{flow.user}", {
         "tenant": flow.tenant, "provider": flow.provider, "user": flow.user,
-        "base_url": flow.base_url, "account": {"id": who.id, "login": who.login} if who else None,
+        "base_url": flow.base_url, "account": who.record() if who else None,
         "linked_at": isoformat(ports.clock.now())})

@@ -5,6 +5,12 @@ provider supports it, the provider's minimal scopes for the token kind and the e
 registered redirect URI ``<public_url>/oauth-<provider>/callback``. A user-supplied base URL
 (GitHub Enterprise Server, self-hosted GitLab) passes the SSRF guard first.
 
+``register_webhooks`` (app connections only; default: the provider table's
+``webhook_registration.default``) adds that table entry's scopes to the app scopes, so the
+fetcher can register keyway's hooks with the app token (:mod:`shared.webhooks.register`).
+Asking for it on a provider without ``webhook_registration``, or on a GitHub App installation
+(whose app-level webhook is used instead), is a 400 ``oauth.no_webhook_registration``.
+
 ``github_app=True`` (admins' app connections to GitHub) installs the GitHub App instead:
 ``<oauth base>/apps/<KEYWAY_GITHUB_APP_SLUG>/installations/new?state=…``. GitHub sends the admin
 back to the same callback with ``installation_id`` and a code for their user-to-server token
@@ -33,6 +39,10 @@ SLUG_ENV = "KEYWAY_GITHUB_APP_SLUG"
 _SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,99}")
 
 
+class NoWebhookRegistration(InvalidInput):
+    key, title = "oauth.no_webhook_registration", "Webhook registration is not available here"
+
+
 class ProviderNotConfigured(Conflict):
     key, title = "oauth.provider_not_configured", "This provider has no OAuth client configured"
 
@@ -50,7 +60,7 @@ def redirect_uri(config: Config, provider: str) -> str:
 
 def start(ports: Ports, config: Config, principal: Principal, provider: str, kind: str,
           base_url: str | None = None, env: Mapping[str, str] | None = None, *,
-          github_app: bool = False) -> Started:
+          github_app: bool = False, register_webhooks: bool | None = None) -> Started:
     env = os.environ if env is None else env
     if kind == "app":
         principal.require_scope("connections:write")
@@ -63,6 +73,7 @@ def start(ports: Ports, config: Config, principal: Principal, provider: str, kin
     if not spec.enabled:
         raise InvalidInput(f"{provider} is not enabled yet", key="oauth.provider_disabled")
     slug = _app_slug(spec, kind, base_url, env) if github_app else None
+    hooks = _webhook_choice(spec, kind, github_app, register_webhooks)
     if base_url is not None:
         if not spec.self_hosted:
             raise InvalidInput(f"{provider} has no self-hosted variant", key="oauth.no_base_url")
@@ -74,7 +85,8 @@ def start(ports: Ports, config: Config, principal: Principal, provider: str, kin
     flow = state.PendingFlow(
         tenant=principal.tenant, user=principal.user, kind=kind, provider=provider,
         redirect_uri=redirect_uri(config, provider), verifier=verifier, base_url=base_url,
-        connection=f"c-{uuid.uuid4().hex}" if kind == "app" else None, github_app=github_app)
+        connection=f"c-{uuid.uuid4().hex}" if kind == "app" else None, github_app=github_app,
+        register_webhooks=hooks)
     value = state.create(ports, flow)
     base = registry.oauth_base_url(spec, env, base_url)
     url = (f"{base}/apps/{slug}/installations/new?{urlencode({'state': value})}" if slug
@@ -84,13 +96,28 @@ def start(ports: Ports, config: Config, principal: Principal, provider: str, kin
 
 def _authorize_url(base: str, spec: ProviderSpec, flow: state.PendingFlow, client_id: str,
                    value: str) -> str:
+    scopes = spec.oauth.scopes[flow.kind]
+    if flow.register_webhooks and spec.webhook_registration is not None:
+        scopes = scopes + spec.webhook_registration.scopes
     params = {"client_id": client_id, "redirect_uri": flow.redirect_uri, "response_type": "code",
-              "scope": spec.oauth.scope_separator.join(spec.oauth.scopes[flow.kind]),
+              "scope": spec.oauth.scope_separator.join(scopes),
               "state": value, **spec.oauth.extra_authorize_params}
     if flow.verifier:
         params.update(code_challenge=pkce.challenge_s256(flow.verifier),
                       code_challenge_method="S256")
     return f"{base}{spec.oauth.authorize_path}?{urlencode(params)}"
+
+
+def _webhook_choice(spec: ProviderSpec, kind: str, github_app: bool,
+                    requested: bool | None) -> bool:
+    """Whether this app connection registers keyway's webhooks (see the module docstring)."""
+    registration = spec.webhook_registration
+    if requested is None:
+        return kind == "app" and not github_app and bool(registration and registration.default)
+    if requested and (kind != "app" or registration is None or github_app):
+        where = "a GitHub App installation" if github_app else f"{spec.name} {kind} flows"
+        raise NoWebhookRegistration(f"keyway registers no webhooks for {where}")
+    return requested
 
 
 def _app_slug(spec: ProviderSpec, kind: str, base_url: str | None,

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from shared import retention
 from shared.clock import isoformat, parse_iso
 from shared.errors import InvalidInput
 from shared.ports import Ports
@@ -38,6 +39,7 @@ class PendingFlow:
     base_url: str | None
     connection: str | None
     github_app: bool = False  # an app flow that installs the GitHub App (kind stays "app")
+    register_webhooks: bool = False  # the app token may register keyway's hooks
 
     def __repr__(self) -> str:
         return f"PendingFlow(provider={self.provider!r}, kind={self.kind!r})"
@@ -54,8 +56,9 @@ def create(ports: Ports, flow: PendingFlow) -> str:
     ports.business.put(COLLECTION, _doc_id(state), {
         "tenant": flow.tenant, "user": flow.user, "kind": flow.kind, "provider": flow.provider,
         "redirect_uri": flow.redirect_uri, "verifier": flow.verifier, "base_url": flow.base_url,
-        "connection": flow.connection, "github_app": flow.github_app, "created_at": isoformat(now),
-        "expires_at": isoformat(now + TTL),
+        "connection": flow.connection, "github_app": flow.github_app,
+        "register_webhooks": flow.register_webhooks, "created_at": isoformat(now),
+        "expires_at": isoformat(now + TTL), **retention.purge_at(now + TTL),
     })
     return state
 
@@ -82,4 +85,5 @@ def consume(ports: Ports, state: str | None, provider: str) -> PendingFlow:
         raise InvalidState("state expired")
     return PendingFlow(doc["tenant"], doc["user"], doc["kind"], doc["provider"],
                        doc["redirect_uri"], doc.get("verifier"), doc.get("base_url"),
-                       doc.get("connection"), bool(doc.get("github_app")))
+                       doc.get("connection"), bool(doc.get("github_app")),
+                       bool(doc.get("register_webhooks")))

@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -28,6 +29,7 @@ from urllib.parse import unquote, urlsplit
 from shared.errors import ConfigError, InvalidInput, NotFound
 from shared.providers.schema import ProviderSpec, parse
 
+_CLOUD_ID = re.compile(r"[A-Za-z0-9-]{1,64}")
 DEFAULT_TABLE = Path(__file__).with_name("providers.json")
 
 
@@ -102,6 +104,25 @@ def api_base_url(spec: ProviderSpec, env: Mapping[str, str] | None = None,
     if override:
         return _override(spec, override) + (spec.api.self_hosted_api_path or "")
     return _from_env(spec, env, "API_URL") or spec.api.base_url
+
+
+def site_api_base(spec: ProviderSpec, cloud_id: str, env: Mapping[str, str] | None = None) -> str:
+    """The API base of one site of a provider whose base names it (Jira Cloud:
+    ``https://api.atlassian.com/ex/jira/{cloud_id}``), from the table or
+    ``KEYWAY_<P>_API_URL``. The cloud id is an opaque id: letters, digits and ``-`` only."""
+    base = api_base_url(spec, env)
+    if "{cloud_id}" not in base:
+        raise ConfigError(f"{_env_name(spec, 'API_URL')} must contain {{cloud_id}}")
+    if not isinstance(cloud_id, str) or not _CLOUD_ID.fullmatch(cloud_id):
+        raise InvalidInput("the site id is not an opaque id", key="providers.bad_site_id")
+    return base.replace("{cloud_id}", cloud_id)
+
+
+def api_origin(spec: ProviderSpec, env: Mapping[str, str] | None = None) -> str:
+    """``scheme://host[:port]`` of the provider's API base (where Atlassian serves
+    ``/oauth/token/accessible-resources``)."""
+    parts = urlsplit(api_base_url(spec, env))
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def client_id(spec: ProviderSpec, env: Mapping[str, str] | None = None) -> str | None:

@@ -9,7 +9,12 @@ promises the table exists for:
 * every allowlist template is well formed, and none matches a forbidden family — contents, git
   data, archives, raw files, repository files, commits, compare/diffs (promise 5); write methods
   are allowed only on comment and webhook-registration templates;
+* every GraphQL document entry (``api.graphql``) names its SHA-256, variables of known types and
+  every field path it selects, none of them a forbidden field (:mod:`shared.providers.graphql`
+  checks the document text against the entry before it is sent);
 * a GitHub App asks only for read permissions and never for ``contents``;
+* webhook registration (``webhook_registration``) names its hook templates, each in the
+  allowlist under its own method, and never asks for a scope that grants code access;
 * webhook, refresh and self-hosting fields are consistent with each other;
 * a provider that sends no remaining-quota header has a ``local_budget`` to count against.
 """
@@ -24,6 +29,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from shared.errors import ConfigError
+from shared.providers import graphql as gql
 
 # Case-insensitive substrings no allowlist template may contain (the brief's families plus the
 # endpoints that return file bodies or patches under other names: readme, license, PR files…).
@@ -90,18 +96,40 @@ class RateLimitSpec:
     reset_style: Literal["epoch_seconds", "seconds_from_now", "iso8601"]
     retry_after_header: str
     local_budget: LocalBudgetSpec | None = None
+    resource_header: str | None = None  # names the budget an answer counts against (GitHub)
+
+
+@dataclass(frozen=True)
+class GraphQLDocumentSpec:
+    """One GraphQL document the client may send; its text lives in code and must hash to
+    ``sha256``, declare exactly ``variables`` and select exactly ``selects``."""
+
+    description: str
+    sha256: str
+    variables: Mapping[str, str]  # name → type, e.g. "ids" → "[ID!]!"
+    selects: tuple[str, ...]  # field paths, "nodes/...PullRequest/number"
+
+
+@dataclass(frozen=True)
+class GraphQLSpec:
+    path: str  # POST {api_base}{path}
+    self_hosted_path: str | None  # replaces api.self_hosted_api_path on a self-hosted base
+    resource: str  # the rate-limit resource its answers count against ("graphql")
+    max_list_length: int  # longest list variable (GitHub: 100 node ids)
+    documents: Mapping[str, GraphQLDocumentSpec]
 
 
 @dataclass(frozen=True)
 class ApiSpec:
     base_url: str
-    pagination: Literal["link_header", "keyset", "next_url", "offset"]
+    pagination: Literal["link_header", "keyset", "next_url", "offset", "body_cursor"]
     per_page: int
     page_size_param: str  # the query parameter carrying per_page (per_page, pagelen, maxResults)
     rate_limit: RateLimitSpec
     allowlist: tuple[str, ...]  # "METHOD /path/{param}", relative to base_url
     self_hosted_api_path: str | None = None  # appended to a per-connection base (GHES, GitLab)
     encoded_slash_params: tuple[str, ...] = ()  # params that may hold a %2F-encoded path
+    graphql: GraphQLSpec | None = None  # vetted GraphQL documents; None: no GraphQL at all
 
 
 @dataclass(frozen=True)
@@ -122,6 +150,21 @@ class GitHubAppSpec:
 
 
 @dataclass(frozen=True)
+class HookRegistrationSpec:
+    """Registering keyway's webhooks with an app token, when an admin opts in: the scopes
+    added to the app scopes for it, where hooks live (``repo`` / ``project``), the events,
+    whether it is on unless the admin says otherwise, and the ``list``/``create``/``delete``
+    hook templates (each also in the allowlist)."""
+
+    scopes: tuple[str, ...]
+    kind: Literal["repo", "project"]
+    events: tuple[str, ...]
+    default: bool
+    templates: Mapping[str, str]
+    description: str = ""
+
+
+@dataclass(frozen=True)
 class ProviderSpec:
     name: str
     display_name: str
@@ -132,6 +175,7 @@ class ProviderSpec:
     webhook: WebhookSpec
     post_connect: Literal["atlassian_accessible_resources"] | None
     github_app: GitHubAppSpec | None
+    webhook_registration: HookRegistrationSpec | None = None
     description: str = ""
 
 
@@ -246,6 +290,32 @@ def _template(value: Any, path: str) -> str:
     return value
 
 
+_SHA256 = _text(re.compile(r"^[0-9a-f]{64}$"), "lower-case hex SHA-256")
+_SELECT = _text(re.compile(r"^(\.\.\.)?[_A-Za-z][_0-9A-Za-z]*(/(\.\.\.)?[_A-Za-z][_0-9A-Za-z]*)*$"),
+                "field path like nodes/...PullRequest/number")
+
+
+def _select(value: Any, path: str) -> str:
+    bad = gql.forbidden_segment(_SELECT(value, path))
+    if bad:
+        raise _fail(path, f"forbidden GraphQL field {bad!r} (metadata only)")
+    return value
+
+
+def _variables(value: Any, path: str) -> Mapping[str, str]:
+    checked = _map(_enum(*sorted(gql.VARIABLE_TYPES)))(value, path)
+    for name in checked:
+        if not re.match(r"^[_A-Za-z][_0-9A-Za-z]*$", name):
+            raise _fail(_join(path, name), "expected a GraphQL variable name")
+    return checked
+
+
+_DOCUMENT = _obj({"description": _text(), "sha256": _SHA256, "variables": _variables,
+                  "selects": _list(_select)})
+_GRAPHQL = _obj({"path": _abs_path, "self_hosted_path": _opt(_abs_path),
+                 "resource": _text(_NAME, "lowercase name"),
+                 "max_list_length": _range(1, 100),
+                 "documents": _map(_DOCUMENT)})
 _scope_list = _list(_text(re.compile(r"^\S+$"), "scope without spaces"))
 _SCOPE_KINDS = _obj({"app": _scope_list, "personal": _scope_list})
 
@@ -272,14 +342,16 @@ _OAUTH = _obj({
 _API = _obj({
     "base_url": _https_url, "self_hosted_api_path": _opt(_abs_path),
     "encoded_slash_params": _list(_text(re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$"), "param name")),
-    "pagination": _enum("link_header", "keyset", "next_url", "offset"),
+    "pagination": _enum("link_header", "keyset", "next_url", "offset", "body_cursor"),
     "per_page": _range(1, 100), "allowlist": _list(_template),
     "page_size_param": _text(re.compile(r"^[A-Za-z_]+$"), "query parameter name"),
     "rate_limit": _obj({"limit_header": _header, "remaining_header": _opt(_header),
                         "reset_header": _opt(_header), "retry_after_header": _header,
+                        "resource_header": _opt(_header),
                         "reset_style": _enum("epoch_seconds", "seconds_from_now", "iso8601"),
                         "local_budget": _opt(_obj({"requests": _range(1, 1_000_000),
                                                    "window_seconds": _range(1, 86400)}))}),
+    "graphql": _opt(_GRAPHQL),
 })
 _WEBHOOK = _obj({
     "scheme": _enum("hmac_sha256_hex", "token_header", "none"),
@@ -290,11 +362,19 @@ _WEBHOOK = _obj({
 _GITHUB_APP = _obj({"permissions": _map(_enum("read")),
                     "installation_token_ttl_seconds": _range(60, 3600),
                     "jwt_ttl_seconds": _range(30, 600)})
+_HOOK_VERBS = {"list": "GET", "create": "POST", "delete": "DELETE"}
+# Scopes that would grant code access (GitHub's repo scopes, GitLab's repository scopes).
+_CODE_SCOPES = frozenset({"repo", "public_repo", "read_repository", "write_repository", "sudo"})
+_REGISTRATION = _obj({
+    "description": _text(), "scopes": _list(_text(re.compile(r"^\S+$"), "scope")),
+    "kind": _enum("repo", "project"), "events": _list(_text(_NAME, "event name")),
+    "default": _bool, "templates": _obj({verb: _template for verb in _HOOK_VERBS}),
+})
 _PROVIDER = _obj({
     "name": _text(_NAME, "lowercase name"), "display_name": _text(), "description": _text(),
     "enabled": _bool, "self_hosted": _bool, "oauth": _OAUTH, "api": _API, "webhook": _WEBHOOK,
     "post_connect": _opt(_enum("atlassian_accessible_resources")),
-    "github_app": _opt(_GITHUB_APP),
+    "github_app": _opt(_GITHUB_APP), "webhook_registration": _opt(_REGISTRATION),
 })
 _TABLE = _obj({"version": _range(1, 1), "providers": _map(_PROVIDER)})
 
@@ -318,8 +398,38 @@ def _cross_checks(raw: dict[str, Any], path: str) -> None:
     if rate["remaining_header"] is None and rate["local_budget"] is None:
         raise _fail(f"{path}.api.rate_limit.local_budget",
                     "required when the provider sends no remaining quota")
+    if (raw["post_connect"] == "atlassian_accessible_resources") != (
+            "{cloud_id}" in api["base_url"]):
+        raise _fail(f"{path}.api.base_url", "has {cloud_id} exactly when post_connect looks "
+                    "the cloud id up")
     if app is not None and "contents" in app["permissions"]:
         raise _fail(f"{path}.github_app.permissions.contents", "code access is never requested")
+    graphql = api["graphql"]
+    if graphql is not None:
+        if (graphql["self_hosted_path"] is None) != (api["self_hosted_api_path"] is None):
+            raise _fail(f"{path}.api.graphql.self_hosted_path",
+                        "required exactly when the API is self-hosted")
+        for name in graphql["documents"]:
+            if not _NAME.match(name):
+                raise _fail(f"{path}.api.graphql.documents.{name}", "expected a lowercase name")
+    if raw["webhook_registration"] is not None:
+        _registration_checks(raw["webhook_registration"], api["allowlist"],
+                             f"{path}.webhook_registration")
+
+
+def _registration_checks(reg: dict[str, Any], allowlist: tuple[str, ...], path: str) -> None:
+    if not reg["scopes"] or not reg["events"]:
+        raise _fail(path, "scopes and events must not be empty")
+    for i, scope in enumerate(reg["scopes"]):
+        if scope in _CODE_SCOPES:
+            raise _fail(f"{path}.scopes[{i}]", f"{scope!r} would grant code access")
+    for verb, template in reg["templates"].items():
+        if template.partition(" ")[0] != _HOOK_VERBS[verb] or template not in allowlist:
+            raise _fail(f"{path}.templates.{verb}",
+                        f"expected an allowlisted {_HOOK_VERBS[verb]} template")
+    create, delete = reg["templates"]["create"], reg["templates"]["delete"]
+    if delete.partition(" ")[2] != create.partition(" ")[2] + "/{hook_id}":
+        raise _fail(f"{path}.templates.delete", "expected the create path + /{hook_id}")
 
 
 def _build(raw: dict[str, Any]) -> ProviderSpec:
@@ -330,10 +440,17 @@ def _build(raw: dict[str, Any]) -> ProviderSpec:
     rate["local_budget"] = LocalBudgetSpec(**rate["local_budget"]) if rate["local_budget"] \
         else None
     api["rate_limit"] = RateLimitSpec(**rate)
-    app = raw["github_app"]
+    if api["graphql"] is not None:
+        graphql = dict(api["graphql"])
+        graphql["documents"] = MappingProxyType({
+            name: GraphQLDocumentSpec(**doc) for name, doc in graphql["documents"].items()})
+        api["graphql"] = GraphQLSpec(**graphql)
+    app, reg = raw["github_app"], raw["webhook_registration"]
     return ProviderSpec(**{
         **raw, "oauth": OAuthSpec(**oauth), "api": ApiSpec(**api),
         "webhook": WebhookSpec(**hook), "github_app": GitHubAppSpec(**app) if app else None,
+        "webhook_registration": HookRegistrationSpec(
+            **{**reg, "templates": MappingProxyType(reg["templates"])}) if reg else None,
     })
 
 

@@ -2,7 +2,8 @@
 
 * :mod:`shared.records.model` — kinds, :class:`~shared.records.model.Context`, record ids and
   the allowlisted field list of every kind.
-* :mod:`shared.records.github` / :mod:`shared.records.gitlab` — the same functions
+* :mod:`shared.records.github` / :mod:`shared.records.gitlab` / :mod:`shared.records.jira`
+  (with :mod:`shared.records.adf` for Jira's comment bodies) — the same functions
   (``repository``, ``pull_request``, ``issue``, ``comment``, ``review``, ``reviews``,
   ``label``, ``user``) turning one provider payload into one record.
 * :mod:`shared.records.store` — ``upsert``, ``upsert_many``, ``mark_deleted``: idempotent,

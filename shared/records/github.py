@@ -142,6 +142,21 @@ def review(raw: dict, ctx: Context, pull_number: int) -> dict:
     )
 
 
+def graphql_review(node: dict, ctx: Context, pull_number: int) -> dict:
+    """A review as GraphQL selects it (``shared/fetch/github/graphql.py``): the same record as
+    :func:`review` of the REST payload. ``fullDatabaseId`` is the REST ``id``, ``url`` the
+    ``html_url``, the author's ``databaseId`` the REST ``user.id``. An author without a database
+    id (``null``, or an actor type that has none) is no author (``None``)."""
+    m.obj(node, "review")
+    author = node.get("author")
+    user = None
+    if isinstance(author, dict) and author.get("databaseId") is not None:
+        user = {"login": author.get("login"), "id": author["databaseId"]}
+    return review({"id": m.require(node, "fullDatabaseId"), "state": node.get("state"),
+                   "submitted_at": node.get("submittedAt"), "html_url": node.get("url"),
+                   "user": user}, ctx, pull_number)
+
+
 def reviews(raw: list, ctx: Context, pull_number: int) -> list[dict]:
     """Every review of one page of ``GET …/pulls/{n}/reviews``."""
     if not isinstance(raw, list):

@@ -1,11 +1,11 @@
 """The normalized common model: kinds, the context of a normalization, record ids, field lists.
 
 Every provider module (:mod:`shared.records.github`, :mod:`shared.records.gitlab`,
-:mod:`shared.records.bitbucket`) turns a raw provider payload into a record of one of
-:data:`KINDS` through :func:`make`, which refuses any field that is not in :data:`FIELDS` — an
-allowlist, so a provider field nobody chose (a diff hunk, a runners token, an e-mail address)
-can never reach the store. ``docs/DATA_MODEL.md`` is
-the human description of the same lists and says where each field comes from.
+:mod:`shared.records.bitbucket`, :mod:`shared.records.jira`) turns a raw provider payload into
+a record of one of :data:`KINDS` through :func:`make`, which refuses any field that is not in
+:data:`FIELDS` — an allowlist, so a provider field nobody chose (a diff hunk, a runners token,
+an e-mail address) can never reach the store. ``docs/DATA_MODEL.md`` is the human description
+of the same lists and says where each field comes from.
 
 Record ids are ``<tenant>:<provider>:<kind prefix>:<key>`` with every part percent-encoded
 (``:``, ``/``, ``%`` and a leading ``_`` included), so ids never contain ``/`` and parts can
@@ -61,6 +61,10 @@ class Context:
     ``observed_at`` (fixed-width ISO, :func:`shared.clock.isoformat`) is when the payload was
     received; it is the ``updated_at`` of records whose provider gives no timestamp (labels on
     both providers, GitLab users) and normalizing such a record without it is refused.
+
+    ``site`` is the id space a provider's ids belong to when they are unique only per site
+    (Jira Cloud: the connection's cloud id, because project ids such as ``10000`` repeat on
+    every site); ``None`` where ids are global (GitHub, GitLab).
     """
 
     tenant: str
@@ -68,6 +72,7 @@ class Context:
     connection: str
     repository: str | None = None
     observed_at: str | None = None
+    site: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("tenant", "provider", "connection"):

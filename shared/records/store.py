@@ -63,6 +63,14 @@ def upsert(store: DocumentStore, record: dict) -> bool:
     return store.transaction(attempt)
 
 
+def is_newer(store: DocumentStore, record: dict) -> bool:
+    """Whether :func:`upsert` would write ``record`` now: a plain read, no transaction, so only
+    a hint (the fetcher uses it to fetch an item's children before writing the item)."""
+    kind, record_id, version = _check_record(record)
+    stored = store.get(kind, record_id)
+    return stored is None or version > _version(stored)
+
+
 def upsert_many(store: DocumentStore, records: Iterable[dict | None]) -> int:
     """Upsert each record (``None`` items — skipped payloads — are ignored); count written."""
     return sum(upsert(store, record) for record in records if record is not None)

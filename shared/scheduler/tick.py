@@ -3,7 +3,8 @@
 Per connection: ``interval_seconds`` (default 15 min) plus up to 10 % jitter so connections
 created together do not sync together; after failed syncs the interval doubles per
 consecutive failure (capped at 64×); a connection whose token budget is spent until its reset
-is not asked to sync before then.
+— the REST budget, or the GraphQL one for a provider whose sync needs GraphQL (GitHub's
+reviews) — is not asked to sync before then.
 
 Idempotent: a sync request names the connection and the due time it answers (``due_at``), and
 after publishing, the connection's ``next_sync_at`` moves forward in a transaction that checks
@@ -23,6 +24,7 @@ from shared.errors import InvalidInput
 from shared.fetch.budget import TokenBudget, budget_key
 from shared.log import get_logger
 from shared.ports import Filter, Order, Ports
+from shared.providers import registry
 
 COMPONENT = "scheduler"
 CONNECTIONS = "connections"
@@ -64,8 +66,7 @@ def next_due(ports: Ports, connection_id: str, connection: dict, now: datetime) 
 
 def _consider(ports: Ports, connection_id: str, connection: dict, now: datetime) -> bool:
     provider, due_at = connection["provider"], connection["next_sync_at"]
-    blocked = TokenBudget(ports.business, ports.clock,
-                          budget_key(provider, connection_id)).blocked_until()
+    blocked = _blocked_until(ports, provider, connection_id)
     if blocked is not None and blocked > now:
         _advance(ports, connection_id, due_at, blocked)
         log.info("scheduler.budget_spent", extra={"fields": {"connection": connection_id}})
@@ -78,6 +79,16 @@ def _consider(ports: Ports, connection_id: str, connection: dict, now: datetime)
     )
     _advance(ports, connection_id, due_at, next_due(ports, connection_id, connection, now))
     return True
+
+
+def _blocked_until(ports: Ports, provider: str, connection_id: str) -> datetime | None:
+    """The latest reset among the connection's spent budgets (REST, and GraphQL when the
+    provider table has GraphQL documents), or None."""
+    core = TokenBudget(ports.business, ports.clock, budget_key(provider, connection_id))
+    graphql = registry.get(provider).api.graphql
+    budgets = [core] + ([core.for_resource(graphql.resource)] if graphql else [])
+    return max((b for b in (x.blocked_until() for x in budgets) if b is not None),
+               default=None)
 
 
 def _advance(ports: Ports, connection_id: str, due_at: str, until: datetime) -> None:

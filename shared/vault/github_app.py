@@ -18,17 +18,25 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 import jwt
 import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
-from shared.clock import parse_iso
+from shared.clock import SystemClock, parse_iso
 from shared.errors import ConfigError, InvalidInput, NotFound, PermanentError, UnavailableError
+from shared.fetch.client import ProviderClient
+from shared.fetch.errors import (
+    EgressRefused,
+    MalformedResponse,
+    NotFoundAtProvider,
+    ProviderRefused,
+    TokenRejected,
+)
 from shared.log import get_logger
 from shared.ports import Clock, SecretSource
+from shared.providers import registry
 from shared.providers.schema import GitHubAppSpec
 from shared.vault.tokens import TokenSet
 
@@ -267,48 +275,36 @@ class InstallationTokenMinter:
 
 
 def verify_installation_belongs_to_user(api_base: str, user_token: str, installation_id: str,
-                                        session: requests.Session, *,
-                                        timeout: float = 10.0) -> bool:
+                                        session: requests.Session) -> bool:
     """Whether the user behind ``user_token`` (a GitHub App user-to-server token) can access
-    ``installation_id``, per ``GET /user/installations`` (every page, by ``Link``)."""
-    wanted, base = _installation_key(installation_id), api_base.rstrip("/")
-    url: str | None = f"{base}/user/installations?per_page=100"
-    for _ in range(MAX_PAGES):
-        items, url = _installations_page(session, url, user_token, base, timeout)
-        if any(isinstance(i, dict) and str(i.get("id")) == wanted for i in items):
-            return True
-        if url is None:
-            return False
+    ``installation_id``, per ``GET /user/installations`` (every page, through the
+    allowlisted :class:`~shared.fetch.client.ProviderClient`, whose next-page check keeps
+    the walk on the API)."""
+    wanted, template = _installation_key(installation_id), "GET /user/installations"
+    what = "listing the user's installations"
+    client = ProviderClient(registry.get("github"), api_base, user_token, session,
+                            SystemClock(), max_attempts=2)
+    try:
+        page = client.get(template)
+        for _ in range(MAX_PAGES):
+            items = page.body.get("installations") if isinstance(page.body, dict) else None
+            if not isinstance(items, list):
+                raise PermanentError(f"{what}: GitHub answered something else",
+                                     key="github_app.installations_refused")
+            if any(isinstance(i, dict) and str(i.get("id")) == wanted for i in items):
+                return True
+            if page.next_url is None:
+                return False
+            try:
+                page = client.get_next(page.next_url, template)
+            except EgressRefused as e:
+                raise PermanentError(f"{what}: the next page points outside the API",
+                                     key="github_app.bad_pagination") from e
+    except TokenRejected as e:
+        raise PermanentError(f"{what}: GitHub refused the user token (401)",
+                             key="github_app.user_token_rejected") from e
+    except (ProviderRefused, NotFoundAtProvider, MalformedResponse) as e:
+        raise PermanentError(f"{what}: GitHub refused ({e.key})",
+                             key="github_app.installations_refused") from e
     raise PermanentError("the user can access too many installations to list",
                          key="github_app.too_many_installations")
-
-
-def _installations_page(session: requests.Session, url: str, user_token: str, base: str,
-                        timeout: float) -> tuple[list[Any], str | None]:
-    """One page of installations and the next page's URL (same API origin only)."""
-    what = "listing the user's installations"
-    try:
-        response = session.get(url, timeout=timeout, headers={
-            **API_HEADERS, "Authorization": f"Bearer {user_token}"})
-    except requests.RequestException as e:
-        raise UnavailableError(f"{what}: GitHub unreachable") from e
-    _raise_for_transient(response, what)
-    if response.status_code == 401:
-        raise PermanentError(f"{what}: GitHub refused the user token (401)",
-                             key="github_app.user_token_rejected")
-    if response.status_code != 200:
-        raise PermanentError(f"{what}: GitHub answered {response.status_code}",
-                             key="github_app.installations_refused")
-    items = _json_object(response).get("installations")
-    next_url = response.links.get("next", {}).get("url")
-    if next_url is not None and not _same_api(next_url, base):
-        raise PermanentError(f"{what}: the next page points outside the API",
-                             key="github_app.bad_pagination")
-    return (items if isinstance(items, list) else []), next_url
-
-
-def _same_api(url: str, base: str) -> bool:
-    """``url`` lies under ``base`` (same scheme, host, port and path prefix)."""
-    target, root = urlsplit(url), urlsplit(base)
-    return (target.scheme, target.netloc) == (root.scheme, root.netloc) and (
-        target.path + "/").startswith(root.path.rstrip("/") + "/")

@@ -9,7 +9,12 @@ Idempotency:
 * ``action.requested`` — keyed by ``action_id``; act-P dedupes on it, so a third delivery
   publishes a third job that act-P acknowledges without acting twice. A requester with no
   linked identity gets the action marked ``failed`` with reason ``no_personal_token``.
-* ``connection.disconnect`` — deleting an already-deleted record is answered as done.
+* ``connection.disconnect`` — first the hooks keyway registered are deleted at the provider
+  with the token (:mod:`shared.webhooks.unregister`), then the token is revoked and deleted,
+  then the per-connection webhook secret is deleted (providers that register webhooks); a
+  redelivery finds the token gone
+  (answered as done, the hooks already handled) and deletes what is left of the secret. A
+  Secret Manager outage raises, so the message is redelivered until the secret is gone.
 
 Messages older than ``STALE_AFTER`` (by their ``requested_at``) are not acted on.
 """
@@ -25,10 +30,13 @@ from shared.clock import isoformat, parse_iso
 from shared.errors import InvalidInput, NotFound
 from shared.log import get_logger
 from shared.ports import Ports
+from shared.providers import registry
 from shared.vault.endpoints import endpoint_for
 from shared.vault.refresh import NeedsReauth
 from shared.vault.release import ReleaseRefused
 from shared.vault.service import NoPersonalToken, VaultService
+from shared.webhooks import secrets as webhook_secrets
+from shared.webhooks import unregister
 
 STALE_AFTER = timedelta(hours=1)
 log = get_logger("keyway.vault")
@@ -125,11 +133,22 @@ def _check_action_record(provider: str, ports: Ports, tenant: str, user: str, ac
 def on_disconnect(provider: str, ports: Ports, inbound: messages.Inbound) -> None:
     body = inbound.body
     tenant, connection = _field(body, "tenant"), _field(body, "connection")
+    cleanup = unregister.remover(ports, provider, tenant, connection)
     try:
-        service(provider, ports).disconnect(tenant, connection, inbound.sender)
+        service(provider, ports).disconnect(tenant, connection, inbound.sender, cleanup)
     except NotFound:
         log.info("vault.already_disconnected", extra={"fields": {"connection": connection}})
+    if _registers_hooks(ports, provider, tenant, connection):
+        webhook_secrets.delete_connection_secrets(ports.secrets, connection)
     _set_connection_status(ports, tenant, connection, "disconnected")
+
+
+def _registers_hooks(ports: Ports, provider: str, tenant: str, connection: str) -> bool:
+    """Whether this is ``tenant``'s connection of a provider that registers webhooks (whose
+    token component alone may delete ``webhook-secret-<connection>``: infra/secrets.tf)."""
+    record = ports.business.get("connections", connection)
+    return (registry.get(provider).webhook_registration is not None and record is not None
+            and record.get("tenant") == tenant and record.get("provider") == provider)
 
 
 def _set_connection_status(ports: Ports, tenant: str, connection: str, status: str) -> None:

@@ -140,9 +140,14 @@ class VaultService:
         return collection, record_id, doc
 
     # -- disconnect ------------------------------------------------------------------------
-    def disconnect(self, tenant: str, connection: str, requester: str) -> bool:
-        """Revoke at the provider where it offers revocation, then delete the record.
+    def disconnect(self, tenant: str, connection: str, requester: str,
+                   cleanup: Callable[[str], None] | None = None) -> bool:
+        """Run ``cleanup`` with the token, revoke at the provider where it offers
+        revocation, then delete the record.
 
+        ``cleanup`` (removing keyway's webhooks, :mod:`shared.webhooks.unregister`) gets a
+        valid access token — refreshed first if it is about to expire — and runs before the
+        revocation; its failure is logged (``vault.cleanup_failed``) and audited, never fatal.
         Returns whether the provider revoked. The record is deleted even if revocation
         fails (audited as ``revoke_failed``): keeping our copy would be the worse outcome.
         """
@@ -151,6 +156,8 @@ class VaultService:
             raise NotFound("no app token for this connection")
         if doc.get("installation_id"):
             self.installations.forget(doc)
+        elif cleanup is not None:
+            doc = self._clean_up(connection, requester, cleanup) or doc
         revoked, outcome = False, "not_offered"
         try:
             tokens = self.codec.decode(APP, connection, doc)
@@ -163,6 +170,20 @@ class VaultService:
         self._ports.vault.delete(APP, connection)
         self._audit("revoke", requester, None, None, connection, outcome)
         return revoked
+
+    def _clean_up(self, connection: str, requester: str,
+                  cleanup: Callable[[str], None]) -> dict | None:
+        """``cleanup(access_token)``; returns the record as it is afterwards (a refresh may
+        have rotated the tokens that revocation then needs)."""
+        try:
+            cleanup(self.refresher.fresh(APP, connection).access_token)
+            outcome = "done"
+        except KeywayError as e:
+            outcome = f"failed:{e.key}"
+            log.warning("vault.cleanup_failed", extra={"fields": {"connection": connection,
+                                                                  "reason": e.key}})
+        self._audit("cleanup", requester, None, None, connection, outcome)
+        return self._ports.vault.get(APP, connection)
 
     # -- key rotation -----------------------------------------------------------------------
     def reencrypt(self, progress: Callable[[int, int], None] | None = None) -> Iterator[str]:

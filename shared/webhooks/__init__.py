@@ -17,6 +17,11 @@ Every request runs one fixed pipeline (:mod:`shared.webhooks.pipeline`)::
 
 The function never calls a provider API: what the event means is ``ingest``'s job, behind the
 ``events-P`` topic.
+
+keyway's own hooks at the provider (per connection, when the admin asked for them) are managed
+elsewhere, by the components that hold the app token: :mod:`~shared.webhooks.register`
+(``fetch-P``, during a sync), :mod:`~shared.webhooks.unregister` (``vault-P``, on disconnect),
+both over :mod:`~shared.webhooks.hooks` (request bodies, the ``webhook_registrations`` records).
 """
 
 from shared.webhooks.pipeline import Receiver, receiver

@@ -11,7 +11,8 @@ one ``X-GitHub-Delivery`` between every hook subscribed to the same event. Its l
    stores nothing and a provider retry after a failed publish is published, not dropped.
 
 A claim left ``pending`` by a crashed instance is taken over after :data:`PENDING_LEASE`.
-``expires_at`` (:data:`RETAIN` after the claim) is there for a Firestore TTL policy.
+Deliveries are kept :data:`RETAIN` after the claim (``expires_at``); the native timestamp
+``purge_at`` lets a Firestore TTL policy delete them (:mod:`shared.retention`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+from shared import retention
 from shared.clock import isoformat
 from shared.ports import Clock, DocumentStore, Transaction
 
@@ -56,7 +58,8 @@ def claim(store: DocumentStore, clock: Clock, key: str, fields: dict[str, Any]) 
             return None
         tx.put(COLLECTION, key, {**fields, "state": "pending", "owner": owner,
                                  "claimed_at": isoformat(now),
-                                 "expires_at": isoformat(now + RETAIN)})
+                                 "expires_at": isoformat(now + RETAIN),
+                                 **retention.purge_at(now + RETAIN)})
         return owner
 
     return store.transaction(attempt)

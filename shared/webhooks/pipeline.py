@@ -5,7 +5,7 @@
 1. size cap — ``max_body_bytes`` from the provider table; larger → 413 ``too_large``
    (at most cap + 1 bytes are read);
 2. raw body — kept as bytes, never decoded before the signature is checked;
-3. signature — the table's scheme (GitHub and Bitbucket ``hmac_sha256_hex``, GitLab
+3. signature — the table's scheme (GitHub, Bitbucket and Jira ``hmac_sha256_hex``, GitLab
    ``token_header``), or GitLab's signed format when its headers are present (then the
    signature alone decides);
    absent → 401 ``missing_signature``, wrong → 401 ``invalid_signature``, a signed timestamp
@@ -75,6 +75,7 @@ PROFILES: dict[str, Profile] = {
                       standard_webhooks=True),
     "bitbucket": Profile({"hook_uuid": "X-Hook-UUID", "attempt": "X-Attempt-Number"},
                          delivery_scope="X-Hook-UUID"),
+    "jira": Profile({"retry": "X-Atlassian-Webhook-Retry"}),
 }
 
 

@@ -19,6 +19,13 @@ found through it. Instead, the previous value lives under the same name plus ``-
 4. at the end of the window, disable (or destroy) ``<name>-previous``'s versions: from then on
    only the new value verifies; any other value — neither current nor previous — never does.
 
+Lifecycle of a connection's secret: :func:`create_connection_secret` when an admin connects
+with webhook registration on (``oauth-P``); read by ``fetch-P`` to register the hooks and by
+``webhook-P`` to verify; :func:`delete_connection_secrets` on disconnect (``vault-P``), after
+the hooks are deleted at the provider. A ``webhook-P`` instance that cached the value keeps
+verifying with it for at most :data:`TTL` seconds after the deletion (there is no cross-instance
+invalidation); after that a delivery to ``/c/<connection>`` answers 404 ``unknown_connection``.
+
 Caching. Values are cached per instance for :data:`TTL` seconds (a Secret Manager call per
 request would cost latency). A request that fails to verify against cached values refetches
 them once if they are older than :data:`MIN_REFRESH` seconds, so a rotation is seen within
@@ -29,10 +36,11 @@ Missing secrets are cached too (negative caching).
 from __future__ import annotations
 
 import re
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from shared.errors import NotFound
+from shared.errors import InvalidInput, NotFound
 from shared.ports import Clock, SecretSource
 
 TTL = 60.0
@@ -50,6 +58,30 @@ def connection_secret_name(connection: str) -> str | None:
     if not isinstance(connection, str) or not _CONNECTION_ID.fullmatch(connection):
         return None
     return f"webhook-secret-{connection}"
+
+
+def create_connection_secret(source: SecretSource, connection: str) -> str:
+    """Store a fresh random secret for ``connection``'s hooks (256 bits, URL-safe text, so
+    GitHub's ``config.secret`` and GitLab's ``token`` take it as is) and return its name."""
+    name = connection_secret_name(connection)
+    if name is None:
+        raise InvalidInput("the connection id cannot name a secret",
+                           key="webhooks.bad_connection_id")
+    source.add_version(name, secrets.token_urlsafe(32).encode("ascii"))
+    return name
+
+
+def delete_connection_secrets(source: SecretSource, connection: str) -> int:
+    """Delete ``connection``'s secret and its ``-previous`` (what exists of them); returns
+    how many were deleted. ``UnavailableError`` propagates (the caller retries)."""
+    name, deleted = connection_secret_name(connection), 0
+    for candidate in (name, f"{name}{PREVIOUS_SUFFIX}") if name else ():
+        try:
+            source.delete(candidate)
+            deleted += 1
+        except NotFound:
+            continue
+    return deleted
 
 
 @dataclass(frozen=True)

@@ -149,10 +149,47 @@ def test_value_limits(harness: Harness) -> None:
             harness.secrets.add_version(NAME, value)
 
 
+def test_delete_removes_the_secret_and_every_version(harness: Harness) -> None:
+    source = harness.secrets
+    source.add_version(NAME, V1)
+    source.add_version(NAME, V2)
+    source.add_version("webhook-secret-c-other", V1)
+    source.delete(NAME)
+    for version in ("latest", "1", "2"):
+        _not_found(source, NAME, version, V1, V2)
+    assert source.access("webhook-secret-c-other") == V1  # only the named secret goes
+
+
+def test_deleting_a_missing_secret_is_not_found_naming_it(harness: Harness) -> None:
+    with pytest.raises(NotFound) as info:
+        harness.secrets.delete("webhook-secret-c-never")
+    assert "'webhook-secret-c-never'" in str(info.value)
+    harness.secrets.add_version(NAME, V1)
+    harness.secrets.delete(NAME)
+    with pytest.raises(NotFound):
+        harness.secrets.delete(NAME)  # a second delete finds nothing
+
+
+def test_a_deleted_secret_can_be_created_again_from_version_one(harness: Harness) -> None:
+    harness.secrets.add_version(NAME, V1)
+    harness.secrets.add_version(NAME, V1)
+    harness.secrets.delete(NAME)
+    assert harness.secrets.add_version(NAME, V2) == "1"
+    assert harness.secrets.access(NAME) == V2
+    _not_found(harness.secrets, NAME, "2", V1, V2)
+
+
+@pytest.mark.parametrize("name", ["", "a/b", "../x", "a:b"])
+def test_delete_refuses_invalid_names(harness: Harness, name: str) -> None:
+    with pytest.raises(InvalidInput):
+        harness.secrets.delete(name)
+
+
 def test_outage_is_unavailable(harness: Harness) -> None:
     harness.secrets.add_version(NAME, V1)
     down = harness.outage()
-    for call in (lambda: down.access(NAME), lambda: down.add_version(NAME, V2)):
+    for call in (lambda: down.access(NAME), lambda: down.add_version(NAME, V2),
+                 lambda: down.delete(NAME)):
         with pytest.raises(UnavailableError) as info:
             call()
         assert info.value.retryable and "value" not in str(info.value)
@@ -187,6 +224,15 @@ def test_secrets_file_is_private_and_written_atomically(tmp_path: Path) -> None:
     assert [p.name for p in path.parent.iterdir()] == ["secrets.json"]
     versions = json.loads(path.read_text())[NAME]["versions"]
     assert [(v["id"], v["enabled"]) for v in versions] == [("1", True), ("2", True)]
+
+
+def test_delete_leaves_an_environment_override_alone(tmp_path: Path) -> None:
+    source = LocalSecretSource(tmp_path / "secrets.json",
+                               env={"KEYWAY_SECRET_GITHUB_WEBHOOK_SECRET": "from-env"})
+    source.add_version(NAME, V1)
+    source.delete(NAME)
+    assert source.access(NAME) == b"from-env"  # operator configuration, not a stored secret
+    _not_found(source, NAME, "1")
 
 
 def test_values_are_not_shown_or_pickled(tmp_path: Path) -> None:

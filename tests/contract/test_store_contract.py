@@ -9,7 +9,7 @@ What only the embedded adapter does (its file, processes sharing it) is tested i
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +74,25 @@ def test_put_get_round_trips_every_value_type(store: DocumentStore) -> None:
     assert got == doc
     assert type(got["int"]) is int and type(got["float"]) is float
     assert got["yes"] is True and type(got["raw"]) is bytes and got["list"][3] == b"\x03"
+
+
+def test_timestamps_round_trip_as_utc_datetimes(store: DocumentStore) -> None:
+    """Aware datetimes (what a Firestore TTL policy needs) come back as UTC datetimes with
+    microsecond precision, whatever offset they were written with, nested ones too."""
+    berlin = timezone(timedelta(hours=2))
+    written = datetime(2031, 5, 6, 9, 8, 7, 654321, tzinfo=berlin)
+    store.put("things", "t", {"purge_at": written, "nested": {"at": [written]}})
+    got = store.get("things", "t")
+    assert got is not None
+    for value in (got["purge_at"], got["nested"]["at"][0]):
+        assert type(value) is datetime and value.utcoffset() == timedelta(0)
+        assert value == written and value.hour == 7 and value.microsecond == 654321
+    assert store.query("things", [Filter("purge_at", "==", None)]) == []  # not a string/null
+
+
+def test_timestamps_are_not_filter_values(store: DocumentStore) -> None:
+    with pytest.raises(InvalidInput):
+        store.query("things", [Filter("purge_at", "<", datetime.now(UTC))])
 
 
 def test_get_missing_is_none(store: DocumentStore) -> None:
@@ -206,9 +225,11 @@ def test_at_most_one_not_equal_filter(store: DocumentStore) -> None:
 # ---- values -------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "bad",
-    [{1, 2}, datetime(2024, 1, 1, tzinfo=UTC), object(), {1: "int key"}, {"": 1},
-     {"__bytes__": "00"}, [[1]], 2**64, float("nan"), (1, 2), bytearray(b"x")],
-    ids=["set", "datetime", "object", "int-key", "empty-key", "reserved-key", "list-in-list",
+    [{1, 2}, datetime(2024, 1, 1), object(), {1: "int key"}, {"": 1},
+     {"__bytes__": "00"}, {"__timestamp__": "x"}, [[1]], 2**64, float("nan"), (1, 2),
+     bytearray(b"x")],
+    ids=["set", "naive-datetime", "object", "int-key", "empty-key", "reserved-key",
+         "reserved-timestamp-key", "list-in-list",
          "big-int", "nan", "tuple", "bytearray"],
 )
 def test_unsupported_value_is_rejected_and_nothing_stored(store: DocumentStore, bad: Any) -> None:
@@ -282,7 +303,7 @@ def test_read_after_write_in_a_transaction_is_invalid(store: DocumentStore) -> N
 def test_unsupported_value_in_a_transaction_writes_nothing(store: DocumentStore) -> None:
     def write_bad(tx: Transaction) -> None:
         tx.put("acct", "a", {"bal": 1})
-        tx.put("acct", "b", {"when": datetime.now(UTC)})
+        tx.put("acct", "b", {"when": datetime.now()})  # naive: no timezone
 
     with pytest.raises(InvalidInput):
         store.transaction(write_bad)

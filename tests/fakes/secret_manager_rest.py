@@ -1,4 +1,5 @@
-"""A fake Secret Manager v1 REST server: create secret, add, list and access versions.
+"""A fake Secret Manager v1 REST server: create and delete secrets, add, list and access
+versions.
 
 ``latest`` is the most recently created version whatever its state, as in Secret Manager; a
 disabled version answers 400 FAILED_PRECONDITION and a missing one 404. Listing versions
@@ -79,6 +80,13 @@ class FakeSecretManager(FakeGoogleServer):
                 "payload": {"data": fakes.b64encode(returned),
                             "dataCrc32c": str(fakes.crc32c(data))}}
 
+    def delete_secret(self, query: Json, body: Json, name: str) -> Json:
+        """Delete a secret and every version (Secret Manager answers ``Empty``)."""
+        if name not in self.secrets:
+            raise fakes.not_found(f"Secret [{name}] not found.")
+        del self.secrets[name]
+        return {}
+
     def list_versions(self, query: Json, body: Json, parent: str) -> Json:
         """Newest first, one page; supports the ``state:ENABLED`` style filter only."""
         versions = self._secret(parent)["versions"]
@@ -96,6 +104,7 @@ class FakeSecretManager(FakeGoogleServer):
         ("POST", re.compile(rf"/v1/(?P<parent>projects/{_ID})/secrets"), create_secret),
         ("POST", re.compile(rf"/v1/(?P<parent>projects/{_ID}/secrets/{_ID}):addVersion"),
          add_version),
+        ("DELETE", re.compile(rf"/v1/(?P<name>projects/{_ID}/secrets/{_ID})"), delete_secret),
         ("GET", re.compile(rf"/v1/(?P<parent>projects/{_ID}/secrets/{_ID})/versions"),
          list_versions),
         ("GET", re.compile(rf"/v1/(?P<name>projects/{_ID}/secrets/{_ID})/versions/"

@@ -21,8 +21,8 @@ from shared.vault import handlers as vault_handlers
 
 ROOT = Path(__file__).resolve().parents[2]
 PUBLIC_URL = "http://127.0.0.1:8080"
-FUNCTIONS = ("api", "oauth-github", "oauth-gitlab", "oauth-bitbucket", "webhook-github",
-             "webhook-gitlab", "webhook-bitbucket")
+FUNCTIONS = ("api", "oauth-github", "oauth-gitlab", "oauth-bitbucket", "oauth-jira",
+             "webhook-github", "webhook-gitlab", "webhook-bitbucket", "webhook-jira")
 
 
 def redirect_uri(provider: str) -> str:
@@ -40,6 +40,7 @@ class LocalStack:
     config: object
     leak_guard: object
     responses: list = field(default_factory=list)
+    app: object = None  # the mounted WSGI app, for tests that serve it over real HTTP
 
     def token(self, tenant: str, user: str, role: str, **kwargs) -> str:
         issuer = authn.local_issuer(self.config, self.ports.clock)
@@ -67,10 +68,17 @@ def _reset_caches() -> None:
     vault_handlers._SERVICES.clear()
 
 
-@pytest.fixture
-def local_stack(tmp_path, monkeypatch, leak_guard) -> Iterator[LocalStack]:
+def function_app(name: str):
+    """A fresh functions-framework app of ``name`` (a new instance: its own caches)."""
+    return functions_framework.create_app("serve", str(ROOT / "functions" / name / "main.py"),
+                                          "http")
+
+
+def build_stack(tmp_path, monkeypatch, leak_guard, port: int = 8080) -> LocalStack:
+    """The stack with its public URL at ``http://127.0.0.1:<port>`` (nothing listens there
+    unless the caller serves :attr:`LocalStack.app`)."""
     monkeypatch.setenv("KEYWAY_STATE_DIR", str(tmp_path / "state"))
-    monkeypatch.setenv("PORT", "8080")
+    monkeypatch.setenv("PORT", str(port))
     for name in ("KEYWAY_BACKEND", "KEYWAY_PUBLIC_URL", "KEYWAY_FRONTEND_URL"):
         monkeypatch.delenv(name, raising=False)
     _reset_caches()
@@ -78,9 +86,11 @@ def local_stack(tmp_path, monkeypatch, leak_guard) -> Iterator[LocalStack]:
     ensure_local_state(ports)
     for spec in subscription_specs():
         ports.bus.ensure_subscription(spec)
-    apps = {name: functions_framework.create_app("serve", str(ROOT / "functions" / name /
-                                                             "main.py"), "http")
-            for name in FUNCTIONS}
-    yield LocalStack(Client(wsgi.mounted("embedded", apps)), ports, bootstrap.config(),
-                     leak_guard)
+    app = wsgi.mounted("embedded", {name: function_app(name) for name in FUNCTIONS})
+    return LocalStack(Client(app), ports, bootstrap.config(), leak_guard, app=app)
+
+
+@pytest.fixture
+def local_stack(tmp_path, monkeypatch, leak_guard) -> Iterator[LocalStack]:
+    yield build_stack(tmp_path, monkeypatch, leak_guard)
     _reset_caches()

@@ -15,10 +15,12 @@ import requests
 from keyway.simulators import GitHubSimulator, GitLabSimulator
 from keyway.simulators.oauth_model import Account
 from shared import messages, policy
+from shared.actions.handler import MAX_RESEALS
 from shared.clock import isoformat
 from shared.crypto.channels import ChannelKeys
 from shared.crypto.seal import new_claims, seal
 from shared.entry import event_function
+from shared.errors import PolicyViolation
 from shared.fetch.errors import ProviderUnavailable
 from shared.records import github as github_records
 from shared.records import gitlab as gitlab_records
@@ -103,6 +105,7 @@ class Setup:
         [requested] = self.pull(f"action-requests-{self.provider}")
         self.deliver(f"action-requests-{self.provider}", requested)
         [job] = self.pull(f"action-jobs-{self.provider}")
+        self.last_job = job
         self.deliver(f"action-jobs-{self.provider}", job)
         return requested, job
 
@@ -222,7 +225,11 @@ def test_a_lost_acknowledgement_after_the_post_leaves_exactly_one_comment(setup)
     before = _lose_the_acknowledgement(setup, action["id"])
     setup.deliver(f"action-jobs-{setup.provider}", job)  # its envelope was opened: acked
     assert setup.status(action["id"])[1]["last_error"] == "envelope.replayed"
-    setup.deliver(f"action-requests-{setup.provider}", requested)  # the vault re-seals
+    [again] = setup.pull(f"action-requests-{setup.provider}")  # act-P asks for a new envelope
+    assert again.sender == f"act-{setup.provider}" and again.body["user"] == "member-1"
+    assert {k: again.body[k] for k in ("tenant", "action_id", "connection", "action")} == {
+        k: requested.body[k] for k in ("tenant", "action_id", "connection", "action")}
+    setup.deliver(f"action-requests-{setup.provider}", again)  # the vault re-seals
     [fresh] = setup.pull(f"action-jobs-{setup.provider}")
     setup.sim.clear_log()
     setup.deliver(f"action-jobs-{setup.provider}", fresh)
@@ -263,6 +270,47 @@ def test_a_provider_outage_is_retryable_and_the_retry_posts_once(github):
     github.run()
     assert len(github.comments()) == 1
     assert github.status(action["id"])[1]["status"] == "done"
+
+
+def test_a_retryable_failure_finishes_on_redelivery_without_the_clients_help(setup):
+    """Pub/Sub redelivers the raised job after its backoff; its envelope is spent, so act-P
+    asks the vault for a fresh one and that job posts exactly once."""
+    _, action = setup.request()
+    prefix = "/api/v3/" if setup.provider == "github" else "/api/v4/projects/"
+    setup.sim.fail_next(502, path_prefix=prefix)
+    with pytest.raises(ProviderUnavailable):
+        setup.run()
+    assert setup.comments() == []
+    setup.deliver(f"action-jobs-{setup.provider}", setup.last_job)  # the redelivery
+    [again] = setup.pull(f"action-requests-{setup.provider}")
+    setup.deliver(f"action-requests-{setup.provider}", again)
+    [fresh] = setup.pull(f"action-jobs-{setup.provider}")
+    setup.deliver(f"action-jobs-{setup.provider}", fresh)
+    assert len(setup.comments()) == 1
+    _, done = setup.status(action["id"])
+    assert done["status"] == "done" and done["last_error"] is None
+
+
+def test_fresh_envelopes_are_bounded_then_the_action_fails(github):
+    _, action = github.request(action_id="bounded-1")
+    _, job = github.run()
+    _lose_the_acknowledgement(github, "bounded-1")
+    for _ in range(MAX_RESEALS):  # each spent-envelope redelivery asks for a fresh one
+        github.deliver("action-jobs-github", job)
+        assert len(github.pull("action-requests-github")) == 1
+    github.deliver("action-jobs-github", job)
+    assert github.pull("action-requests-github") == []
+    _, failed = github.status("bounded-1")
+    assert failed["status"] == "failed" and failed["reason"] == "retries_exhausted"
+
+
+def test_act_may_ask_only_its_own_vault_for_an_envelope():
+    policy.check_publish("act-github", "action-requests-github", "action.requested")
+    for topic, type_ in [("action-requests-gitlab", "action.requested"),
+                         ("action-jobs-github", "action.job"),
+                         ("sync-requests-github", "sync.requested")]:
+        with pytest.raises(PolicyViolation):
+            policy.check_publish("act-github", topic, type_)
 
 
 def test_a_missing_thread_fails_the_action_permanently(github):

@@ -136,7 +136,7 @@ def _exercise(port: int, backend: str, store, process: subprocess.Popen, log: Pa
     webhook = requests.post(f"http://127.0.0.1:{port}/webhook-github/", timeout=10)
     assert webhook.status_code == 401  # unsigned: refused before the body is parsed
     assert webhook.json()["code"] == "webhook.github.missing_signature"
-    assert set(health["sandbox_providers"]) == {"github", "gitlab", "bitbucket"}
+    assert set(health["sandbox_providers"]) == {"github", "gitlab", "bitbucket", "jira"}
     for provider in ("github", "bitbucket"):
         _wait_first_sync(store, _connect_in_the_sandbox(port, token, provider), provider)
     missing = requests.get(f"http://127.0.0.1:{port}/nowhere", timeout=10)

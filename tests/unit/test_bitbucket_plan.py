@@ -24,10 +24,13 @@ def test_lists_are_newest_first_and_narrowed_by_bbql_on_updated_on():
     pulls, issues = PLAN.resources
     assert pulls.params == {"sort": "-updated_on", "state": PR_STATES}
     assert set(PR_STATES) == {"OPEN", "MERGED", "DECLINED", "SUPERSEDED"}  # not just OPEN
-    assert pulls.items == issues.items == "values" and pulls.updated_key == "updated_on"
-    assert updated_since("2024-05-01T10:00:00.000000Z") == {
+    assert pulls.items_key == issues.items_key == "values" and pulls.updated_key == "updated_on"
+    assert pulls.query is issues.query is updated_since
+    params = repo_params({"full_name": "team_name/repo_name"})
+    assert updated_since(params, "2024-05-01T10:00:00.000000Z") == {
         "q": "updated_on > 2024-05-01T10:00:00.000000+00:00"}
-    assert PLAN.repositories.since is None and PLAN.repositories.full  # reconciled whole
+    assert updated_since(params, None) == {}  # a first walk reads everything
+    assert PLAN.repositories.query is None and PLAN.repositories.full  # reconciled whole
 
 
 def test_issues_are_walked_only_where_the_tracker_is_on():

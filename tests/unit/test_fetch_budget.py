@@ -17,6 +17,7 @@ from shared.config import Config
 from shared.errors import InvalidInput
 from shared.fetch.budget import (
     TokenBudget,
+    answer_resource,
     budget_key,
     is_rate_limited,
     read_rate_headers,
@@ -170,6 +171,43 @@ def test_budget_key_is_built_from_names_never_from_a_token():
         with pytest.raises(InvalidInput) as refused:
             budget_key("github", bad)
         assert not bad or bad not in str(refused.value)
+
+
+def test_each_rate_limit_resource_has_its_own_budget_under_its_own_key(store, clock):
+    core = TokenBudget(store, clock, KEY, reserve=10, max_concurrent=3)
+    points = core.for_resource("graphql")
+    assert points.key == budget_key("github", "conn-1", resource="graphql") == KEY + ":graphql"
+    assert budget_key("github", "conn-1", resource="core") == KEY  # REST keeps its key
+    assert (points.reserve, points.max_concurrent) == (10, 3)
+    assert core.for_resource("graphql") is points and core.for_resource("core") is core
+    observed(core, clock, remaining=5)  # REST spent down to its reserve
+    with pytest.raises(BudgetExhausted):
+        core.acquire("fetch")
+    points.release(points.acquire("fetch"))  # GraphQL is not
+    observed(points, clock, remaining=11)
+    assert core.snapshot()["remaining"] == 5 and points.snapshot()["remaining"] == 11
+
+
+@pytest.mark.parametrize("resource", ["", "GraphQL", "a:b", "x" * 40, "gho_" + "a" * 36])
+def test_a_resource_must_be_a_short_lowercase_name(store, clock, resource):
+    with pytest.raises(InvalidInput):
+        budget_key("github", "conn-1", resource=resource)
+    with pytest.raises(InvalidInput):
+        TokenBudget(store, clock, KEY).for_resource(resource)
+
+
+def test_other_resources_are_reached_from_the_core_budget_only(store, clock):
+    points = TokenBudget(store, clock, KEY).for_resource("graphql")
+    with pytest.raises(InvalidInput):
+        points.for_resource("search")
+
+
+def test_the_resource_an_answer_names_is_read_from_the_table_header():
+    assert answer_resource(GITHUB_RATE, {"X-RateLimit-Resource": "graphql"}) == "graphql"
+    assert answer_resource(GITHUB_RATE, {"X-RateLimit-Resource": "Core "}) == "core"
+    assert answer_resource(GITHUB_RATE, {"X-RateLimit-Resource": "../x"}) is None
+    assert answer_resource(GITHUB_RATE, {}) is None
+    assert answer_resource(GITLAB_RATE, {"X-RateLimit-Resource": "graphql"}) is None
 
 
 def test_settings_and_purposes_are_validated(store, clock):

@@ -316,6 +316,60 @@ def test_post_is_never_retried(gh, github):
     assert len(github.requests_log) == 1 and github.requests_log[0].method == "POST"
 
 
+HOOKS, HOOK = "POST /repos/{owner}/{repo}/hooks", "DELETE /repos/{owner}/{repo}/hooks/{hook_id}"
+REPO = {"owner": "acme", "repo": "repo-0001"}
+
+
+@pytest.fixture
+def hooks_client(github, clock, session) -> ProviderClient:
+    token = github.mint_token(scopes=("admin:repo_hook",)).access_token
+    return client_for(github, clock, session, token=token, timeout=5)
+
+
+def test_delete_removes_an_allowlisted_hook_and_answers_204(hooks_client, github):
+    created = hooks_client.post(HOOKS, REPO, json={
+        "name": "web", "config": {"url": "https://keyway.example/webhook-github/c/c-1"}})
+    hook_id = str(created.body["id"])
+    gone = hooks_client.delete(HOOK, {**REPO, "hook_id": hook_id})
+    assert (gone.status, gone.body) == (204, None)
+    assert [h.id for h in github.hooks.deleted] == [int(hook_id)]
+    with pytest.raises(NotFoundAtProvider):  # an unknown hook: 404 maps like any other
+        hooks_client.delete(HOOK, {**REPO, "hook_id": hook_id})
+
+
+def test_delete_is_never_retried(hooks_client, github):
+    github.fail_next(502, count=3)
+    with pytest.raises(ProviderUnavailable):
+        hooks_client.delete(HOOK, {**REPO, "hook_id": "1"})
+    assert [r.method for r in github.requests_log] == ["DELETE"]
+
+
+@pytest.mark.parametrize("call", [
+    lambda c: c.delete("DELETE /repos/{owner}/{repo}", REPO),  # not allowlisted at all
+    lambda c: c.delete("DELETE /repos/{owner}/{repo}/git/refs/{ref}", {**REPO, "ref": "x"}),
+    lambda c: c.delete(HOOKS, REPO),  # a POST template used to DELETE
+    lambda c: c.delete(HOOK, {**REPO, "hook_id": "../../contents/x"}),  # traversal in a param
+    lambda c: c.delete(HOOK, {**REPO, "hook_id": "%2e%2e"}),
+    lambda c: c.delete(HOOK, REPO),  # a missing parameter
+])
+def test_delete_outside_the_allowlist_is_refused_before_a_byte_leaves(hooks_client, github,
+                                                                       call):
+    with pytest.raises(EgressRefused):
+        call(hooks_client)
+    assert github.requests_log == [] and github.hooks.deleted == []
+
+
+def test_a_refusal_carries_the_provider_status_and_nothing_of_the_body(hooks_client, github):
+    body = {"name": "web", "config": {"url": "https://keyway.example/webhook-github/c/c-1"}}
+    hooks_client.post(HOOKS, REPO, json=body)
+    with pytest.raises(ProviderRefused) as refused:
+        hooks_client.post(HOOKS, REPO, json=body)
+    assert refused.value.provider_status == 422
+    assert "already exists" not in str(refused.value)
+    again = pickle.loads(pickle.dumps(refused.value))  # noqa: S301 - our own bytes
+    assert (again.provider_status, again.key) == (422, "provider.refused")
+
+
 def test_429_with_retry_after_is_rate_limited_and_sent_once(gl, gitlab, clock):
     gitlab.fail_next(429, headers={"Retry-After": "120"})
     with pytest.raises(RateLimited) as limited:

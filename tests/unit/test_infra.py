@@ -23,10 +23,11 @@ import hcl2
 import pytest
 
 from keyway import infra_export
-from shared import policy, topology
+from shared import policy, retention, topology
 from shared.audit.chain import KEY_SECRET as AUDIT_KEY
 from shared.components import COMPONENTS
 from shared.crypto import channels, datakeys
+from shared.providers import registry
 from shared.vault.github_app import PRIVATE_KEY_SECRET as GITHUB_APP_KEY
 from shared.webhooks.secrets import app_secret_name
 
@@ -41,6 +42,11 @@ PRIMITIVE = re.compile(r"\broles/(owner|editor|viewer)\b")
 PUBSUB_AGENT = "service-agent:pubsub"
 SCHEDULER_AGENT = "service-agent:cloudscheduler"
 PUSH = "push"  # the Pub/Sub push identity (kw-pubsub-push)
+BUILDER = "builder"  # the functions' build identity (kw-function-builder)
+CONNECTION_SECRETS_ROLE = "google_project_iam_custom_role.connection_webhook_secrets"
+# Exactly what oauth-P (create, add a version) and vault-P (delete) do to a connection's secret.
+CONNECTION_SECRET_PERMISSIONS = {"secretmanager.secrets.create", "secretmanager.versions.add",
+                                 "secretmanager.secrets.delete"}
 
 # ---------------------------------------------------------------------------------------------
 # Loading and evaluating the HCL
@@ -195,6 +201,8 @@ def principal(member: str) -> str:
         return m.group(1)
     if member == "serviceAccount:google_service_account.push":
         return PUSH
+    if member == "serviceAccount:google_service_account.builder":
+        return BUILDER
     m = re.fullmatch(r"serviceAccount:service-.+@gcp-sa-([a-z]+)\.iam\.gserviceaccount\.com",
                      member)
     if m:
@@ -250,6 +258,10 @@ def _target(model: dict[str, Any], rtype: str, body: dict[str, Any], key: Any, v
         ref = ev("service")
         m = re.fullmatch(r"local\.function_service\[(.+)\]", ref)
         return f"function:{m.group(1)}" if m else f"function:{ref}"
+    if rtype == "google_artifact_registry_repository_iam_member":
+        return f"repository:{ev('repository')}"
+    if rtype == "google_storage_bucket_iam_member":
+        return f"bucket:{ev('bucket')}"
     if rtype == "google_service_account_iam_member":
         ref = ev("service_account_id")
         return "account:push" if ref == "google_service_account.push" else f"account:{ref}"
@@ -267,7 +279,8 @@ IAM_TYPES = frozenset({
     "google_project_iam_member", "google_pubsub_topic_iam_member",
     "google_pubsub_subscription_iam_member", "google_secret_manager_secret_iam_member",
     "google_kms_crypto_key_iam_member", "google_cloud_run_service_iam_member",
-    "google_service_account_iam_member",
+    "google_service_account_iam_member", "google_artifact_registry_repository_iam_member",
+    "google_storage_bucket_iam_member",
 })
 
 
@@ -318,6 +331,10 @@ def expected_secret_grants() -> set[tuple[str, str, str]]:
         give(f"webhook-{p}", f"secret:{app_secret_name(p)}")
         give(f"webhook-{p}", f"secret:{app_secret_name(p)}-previous")
         give(f"webhook-{p}", "secret-prefix:webhook-secret-")
+        if registry.get(p).webhook_registration is not None:  # keyway registers its hooks:
+            give(f"fetch-{p}", "secret-prefix:webhook-secret-")  # fetch-P signs them up,
+            give(token, "secret-prefix:webhook-secret-", (CONNECTION_SECRETS_ROLE,))  # the
+            # token component creates the secret at connect and deletes it on disconnect
     return out
 
 
@@ -336,6 +353,11 @@ def expected_grants() -> set[tuple[str, str, str]]:
                  "roles/pubsub.subscriber"))
     out.add((PUBSUB_AGENT, "account:push", "roles/iam.serviceAccountTokenCreator"))
     out.add((PUBSUB_AGENT, "key:pubsub", "roles/cloudkms.cryptoKeyEncrypterDecrypter"))
+    # The build account: its sources, its image repository, its build logs.
+    out.add((BUILDER, "bucket:google_storage_bucket.sources", "roles/storage.objectViewer"))
+    out.add((BUILDER, "repository:google_artifact_registry_repository.functions",
+             "roles/artifactregistry.writer"))
+    out.add((BUILDER, "project", "roles/logging.logWriter"))
     out |= expected_secret_grants()
     for p in policy.PROVIDERS:
         out.add((f"token-{p}", f"key:vault-{p}", "roles/cloudkms.cryptoKeyEncrypterDecrypter"))
@@ -377,6 +399,9 @@ def check_functions(model: dict[str, Any]) -> None:
         ev = lambda expr, k=key, v=value: evaluate(model, expr, k, v)  # noqa: E731
         assert ev(build["runtime"]) == "python311", name
         assert ev(build["entry_point"]) == COMPONENTS[name].entry_point, name
+        assert ev(build.get("service_account", "")) == "google_service_account.builder", name
+        assert ev(build.get("docker_repository", "")) == (
+            "google_artifact_registry_repository.functions"), name
         assert ev(service["service_account_email"]) == (
             f"google_service_account.component[{account_of(name)}]"), name
         ingress = ev(service["ingress_settings"])
@@ -494,6 +519,39 @@ def test_kms_keys_rotate_and_each_is_used_only_by_its_component(model):
     assert kms == {(f"token-{p}", f"key:vault-{p}") for p in policy.PROVIDERS}
 
 
+def test_the_connection_secret_role_can_write_those_secrets_and_never_read_one(model):
+    role = model["resources"]["google_project_iam_custom_role"]["connection_webhook_secrets"]
+    permissions = role["permissions"]
+    if not isinstance(permissions, list):  # taken from the policy-derived inputs
+        assert _strip(permissions) == "var.kw_connection_secret_permissions", permissions
+        permissions = model["vars"]["kw_connection_secret_permissions"]
+    assert set(permissions) == CONNECTION_SECRET_PERMISSIONS
+    assert not [p for p in permissions if p.endswith((".access", ".setIamPolicy", ".list"))]
+    holders = {(who, target) for who, target, r in grants(model) if r == CONNECTION_SECRETS_ROLE}
+    assert holders == {(f"token-{p}", "secret-prefix:webhook-secret-")
+                       for p in ("github", "gitlab")}
+
+
+def test_a_broader_connection_secret_role_fails(model):
+    model["vars"]["kw_connection_secret_permissions"].append(
+        "secretmanager.versions.access")
+    with pytest.raises(AssertionError):
+        test_the_connection_secret_role_can_write_those_secrets_and_never_read_one(model)
+
+
+def test_removing_the_fetchers_read_of_connection_secrets_fails(model):
+    del model["vars"]["kw_secret_prefix_iam"][
+        "webhook-secret-|fetch-github|roles/secretmanager.secretAccessor"]
+    assert "('fetch-github', 'secret-prefix:webhook-secret-'" in _fails(model, check_grants)
+
+
+def test_a_connection_secret_writer_for_another_account_fails(model):
+    model["vars"]["kw_secret_writer_iam"]["webhook-secret-|fetch-github"] = {
+        "prefix": "webhook-secret-", "account": "fetch-github", "provider": "github"}
+    assert "extra grants: [('fetch-github', 'secret-prefix:webhook-secret-', " \
+           f"'{CONNECTION_SECRETS_ROLE}')" in _fails(model, check_grants)
+
+
 def test_firestore_databases_have_pitr_backups_ttl_and_protection(model):
     dbs = model["resources"]["google_firestore_database"]["db"]
     assert set(_map_of(model, dbs["for_each"])) == {"(default)", "vault"}
@@ -502,9 +560,12 @@ def test_firestore_databases_have_pitr_backups_ttl_and_protection(model):
     schedule = model["resources"]["google_firestore_backup_schedule"]["daily"]
     assert "daily_recurrence" in schedule
     ttl = model["resources"]["google_firestore_field"]["ttl"]
-    assert set(_map_of(model, ttl["for_each"])) == {
-        "webhook_deliveries", "envelope_nonces", "oauth_states"}
-    assert ttl["field"] == "expires_at"
+    collections = _map_of(model, ttl["for_each"])
+    assert set(collections) == {"webhook_deliveries", "envelope_nonces", "oauth_states"}
+    assert ttl["field"] == "${each.value.field}" and ttl["collection"] == "${each.key}"
+    assert {c["field"] for c in collections.values()} == {retention.TTL_FIELD}
+    assert {c["database"] for c in collections.values()} == {"(default)"}
+    assert "ttl_config" in ttl
 
 
 def test_the_scheduler_job_publishes_refresh_ticks_as_cloud_scheduler(model):
@@ -650,3 +711,16 @@ def test_a_provider_left_out_gets_no_function_topic_key_secret_or_grant(model):
     expected = {g for g in expected_grants()
                 if not any(o in f"{g[0]} {g[1]}" for o in others)}
     assert grants(model) == expected
+
+
+def test_building_as_the_default_build_account_fails(model):
+    for body in model["resources"]["google_cloudfunctions2_function"].values():
+        del body["build_config"][0]["service_account"]
+    _fails(model, check_functions)
+
+
+def test_an_extra_role_for_the_build_account_fails(model):
+    model["resources"]["google_project_iam_member"]["builder_admin"] = {
+        "project": "${var.project}", "role": "roles/artifactregistry.admin",
+        "member": "serviceAccount:${google_service_account.builder.email}"}
+    assert "('builder', 'project', 'roles/artifactregistry.admin')" in _fails(model, check_grants)

@@ -32,8 +32,8 @@ def rejected(data: dict) -> str:
 def test_the_real_table_loads_with_all_four_providers() -> None:
     specs = registry.load()
     assert list(specs) == ["github", "gitlab", "bitbucket", "jira"]
-    assert registry.enabled() == ["github", "gitlab", "bitbucket"]
-    assert specs["bitbucket"].enabled and not specs["jira"].enabled
+    assert registry.enabled() == ["github", "gitlab", "bitbucket", "jira"]
+    assert all(spec.enabled for spec in specs.values())
 
 
 def test_load_is_cached_and_hands_out_copies() -> None:
@@ -62,6 +62,29 @@ def test_jira_asks_for_consent_offline_access_and_looks_up_its_cloud_id() -> Non
     assert "offline_access" in jira.oauth.scopes["app"]
     assert "offline_access" in jira.oauth.scopes["personal"]
     assert jira.post_connect == "atlassian_accessible_resources"
+    assert jira.api.pagination == "body_cursor" and jira.api.page_size_param == "maxResults"
+    assert "GET /oauth/token/accessible-resources" in jira.api.allowlist
+
+
+def test_a_site_api_base_fills_in_only_an_opaque_cloud_id() -> None:
+    jira = registry.get("jira")
+    assert registry.site_api_base(jira, "1324a887-45db", {}) == \
+        "https://api.atlassian.com/ex/jira/1324a887-45db"
+    assert registry.api_origin(jira, {}) == "https://api.atlassian.com"
+    for bad in ("../x", "a/b", "", "x?y=1"):
+        with pytest.raises(InvalidInput):
+            registry.site_api_base(jira, bad, {})
+    with pytest.raises(ConfigError, match="cloud_id"):
+        registry.site_api_base(jira, "abc", {"KEYWAY_JIRA_API_URL": "https://api.example"})
+
+
+def test_a_site_placeholder_goes_with_the_site_lookup() -> None:
+    data = table()
+    data["providers"]["jira"]["post_connect"] = None
+    assert rejected(data).startswith("providers.jira.api.base_url: has {cloud_id}")
+    data = table()
+    data["providers"]["github"]["api"]["base_url"] = "https://api.github.com/{cloud_id}"
+    assert rejected(data).startswith("providers.github.api.base_url: has {cloud_id}")
 
 
 def test_github_app_asks_only_for_metadata_issue_and_pull_request_reads() -> None:
@@ -104,6 +127,7 @@ def test_bitbucket_uses_basic_client_auth_pagelen_a_local_budget_and_workspace_l
     assert (bitbucket.webhook.signature_header, bitbucket.webhook.signature_prefix,
             bitbucket.webhook.delivery_header, bitbucket.webhook.event_header) == (
         "X-Hub-Signature", "sha256=", "X-Request-UUID", "X-Event-Key")
+    assert bitbucket.webhook_registration is None  # hooks are registered by hand for now
 
 
 def test_a_provider_without_remaining_quota_headers_needs_a_local_budget() -> None:
@@ -161,8 +185,8 @@ def test_an_unknown_key_inside_oauth_is_rejected() -> None:
 
 def test_an_unknown_key_inside_api_is_rejected() -> None:
     data = table()
-    data["providers"]["github"]["api"]["graphql"] = True
-    assert rejected(data) == "providers.github.api.graphql: unknown key"
+    data["providers"]["github"]["api"]["soap"] = True
+    assert rejected(data) == "providers.github.api.soap: unknown key"
 
 
 def test_a_wrong_type_is_rejected_with_its_path() -> None:
@@ -212,6 +236,51 @@ def test_a_github_app_may_not_ask_for_write_or_contents() -> None:
     data = table()
     data["providers"]["github"]["github_app"]["permissions"]["contents"] = "read"
     assert "code access" in rejected(data)
+
+
+def test_webhook_registration_asks_github_for_hooks_only_and_gitlab_only_on_request() -> None:
+    github, gitlab = registry.get("github"), registry.get("gitlab")
+    assert github.webhook_registration.scopes == ("admin:repo_hook",)
+    assert github.webhook_registration.default is True
+    assert github.webhook_registration.kind == "repo"
+    assert gitlab.webhook_registration.scopes == ("api",)  # read_api cannot create a hook
+    assert gitlab.webhook_registration.default is False  # api is broad: the admin opts in
+    assert gitlab.webhook_registration.kind == "project"
+    assert registry.get("bitbucket").webhook_registration is None
+    assert registry.get("jira").webhook_registration is None
+    for spec in (github, gitlab):
+        for template in spec.webhook_registration.templates.values():
+            assert template in spec.api.allowlist
+
+
+def _registration(data: dict) -> dict:
+    return data["providers"]["github"]["webhook_registration"]
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda r: r.update(secret="x"), "webhook_registration.secret: unknown key"),
+    (lambda r: r.pop("default"), "webhook_registration.default: missing required key"),
+    (lambda r: r["scopes"].append("repo"), "would grant code access"),
+    (lambda r: r["scopes"].clear(), "scopes and events must not be empty"),
+    (lambda r: r.update(kind="org"), "webhook_registration.kind: expected one of"),
+    (lambda r: r["templates"].update(create="POST /orgs/{org}/hooks/x"),
+     "templates.create: expected an allowlisted POST template"),
+    (lambda r: r["templates"].update(delete="GET /repos/{owner}/{repo}/hooks"),
+     "templates.delete: expected an allowlisted DELETE template"),
+    (lambda r: r["templates"].update(delete="DELETE /orgs/{org}/hooks/{hook_id}"),
+     "templates.delete: expected the create path + /{hook_id}"),
+])
+def test_a_bad_webhook_registration_is_rejected(change, message: str) -> None:
+    data = table()
+    change(_registration(data))
+    assert message in rejected(data)
+
+
+def test_registration_templates_must_be_in_the_allowlist() -> None:
+    data = table()
+    data["providers"]["github"]["api"]["allowlist"].remove("DELETE /repos/{owner}/{repo}/hooks/"
+                                                           "{hook_id}")
+    assert "templates.delete: expected an allowlisted DELETE template" in rejected(data)
 
 
 def test_a_provider_name_must_match_its_key() -> None:

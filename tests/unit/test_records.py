@@ -170,6 +170,34 @@ def test_a_dismissed_review_outranks_its_approval_and_a_pending_one_ranks_last()
     assert pending["updated_at"] < approved["updated_at"] < dismissed["updated_at"]
 
 
+def as_graphql(raw: dict) -> dict:
+    """The same review as ``shared/fetch/github/graphql.py`` selects it."""
+    user = raw["user"]
+    return {"fullDatabaseId": str(raw["id"]), "state": raw["state"],
+            "submittedAt": raw["submitted_at"], "url": raw["html_url"],
+            "author": None if user is None else {"login": user["login"],
+                                                 "databaseId": user["id"]}}
+
+
+@pytest.mark.parametrize("change", [
+    {}, {"state": "DISMISSED"}, {"state": "PENDING", "submitted_at": None},
+    {"state": "CHANGES_REQUESTED"}, {"user": None}, {"id": 3_000_000_001},
+])
+def test_a_graphql_review_is_the_same_record_as_its_rest_review(change) -> None:
+    raw, c = {**load("github/reviews")[0], **change}, ctx("github", "1296269")
+    assert github.graphql_review(as_graphql(raw), c, 12) == github.review(raw, c, 12)
+
+
+def test_a_graphql_review_author_without_a_database_id_is_no_author() -> None:
+    node, c = as_graphql(load("github/reviews")[0]), ctx("github", "1296269")
+    record = github.graphql_review({**node, "author": {"login": "some-org"}}, c, 12)
+    assert record["author"] is None
+    with pytest.raises(InvalidInput, match="fullDatabaseId"):
+        github.graphql_review({**node, "fullDatabaseId": None}, c, 12)
+    with pytest.raises(InvalidInput, match="state"):
+        github.graphql_review({**node, "state": "RESOLVED"}, c, 12)
+
+
 # ---- spot checks, GitLab -----------------------------------------------------------------
 def test_gitlab_merge_request_maps_to_a_pull_request() -> None:
     mr = gitlab.pull_request(load("gitlab/merge_requests")[0], ctx("gitlab", "3"))

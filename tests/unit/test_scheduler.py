@@ -71,6 +71,18 @@ def test_a_malformed_tick_is_a_permanent_error(ports):
         on_tick(ports, tick({"tick_time": "tomorrow-ish"}))
 
 
+def test_a_spent_graphql_budget_also_waits_for_its_reset(ports):
+    connection(ports, "c-1", -5)
+    reset = datetime.now(UTC) + timedelta(minutes=20)
+    core = TokenBudget(ports.business, ports.clock, budget_key("github", "c-1"))
+    core.observe(limit=5000, remaining=4000, reset_at=reset - timedelta(minutes=10))
+    core.for_resource("graphql").observe(limit=5000, remaining=3, reset_at=reset)
+    on_tick(ports, tick({}))
+    assert requests_sent(ports) == []
+    assert parse_iso(ports.business.get("connections", "c-1")["next_sync_at"]) >= reset - \
+        timedelta(seconds=1)
+
+
 def test_failures_back_off(ports):
     connection(ports, "c-1", -5)
     ports.business.put("sync_status", "c-1", {"consecutive_failures": 3})

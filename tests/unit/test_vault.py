@@ -156,6 +156,36 @@ def test_disconnect_of_another_tenants_connection_changes_nothing(vault, ports, 
     assert ports.vault.get(APP, "conn-1") is not None
 
 
+def test_disconnect_runs_the_cleanup_with_a_fresh_token_before_revoking(vault, ports,
+                                                                         token_server):
+    stored = tokens(token_server, hours=0.01)  # about to expire: refreshed for the cleanup
+    vault.store_app_token(TENANT, "conn-1", "admin-1", stored)
+    seen: list[tuple[str, int]] = []
+    vault.disconnect(TENANT, "conn-1", "api",
+                     cleanup=lambda token: seen.append((token, len(token_server.revoked))))
+    ((used, revoked_before),) = seen
+    assert revoked_before == 0  # the cleanup ran while the token still worked
+    assert used != stored.access_token  # a refreshed access token, not the expiring one
+    assert used in token_server.revoked  # and revocation used the tokens after the refresh
+    assert ports.vault.get(APP, "conn-1") is None
+    entries = [(s.data["event"], s.data["outcome"]) for s in ports.business.query("audit_entries")]
+    assert ("cleanup", "done") in entries and used not in str(entries)
+
+
+def test_a_failing_cleanup_is_audited_and_disconnect_still_completes(vault, ports,
+                                                                      token_server, caplog):
+    vault.store_app_token(TENANT, "conn-1", "admin-1", tokens(token_server))
+
+    def cleanup(token: str) -> None:
+        raise UnavailableError("the provider is down")
+
+    assert vault.disconnect(TENANT, "conn-1", "api", cleanup=cleanup) is True
+    assert ports.vault.get(APP, "conn-1") is None
+    outcomes = [s.data["outcome"] for s in ports.business.query("audit_entries")]
+    assert "failed:backend.unavailable" in outcomes
+    assert "vault.cleanup_failed" in [r.getMessage() for r in caplog.records]
+
+
 class DownKeyService:
     """The key service port while Cloud KMS is unreachable."""
 

@@ -10,8 +10,9 @@ variable counts as unset. Otherwise, and for any explicit version, it reads the 
         {"id": "1", "value_b64": "...", "enabled": true},
         {"id": "2", "value_b64": "...", "enabled": true}]}}
 
-``add_version`` appends ``"1"``, ``"2"``, ... under an exclusive ``flock`` on the file's
-directory and replaces the file atomically (temp file created 0600, fsync, ``os.replace``).
+``add_version`` appends ``"1"``, ``"2"``, ... and ``delete`` drops a secret, each under an
+exclusive ``flock`` on the file's directory, replacing the file atomically (temp file created
+0600, fsync, ``os.replace``).
 Error messages name the secret and never contain a value.
 """
 
@@ -101,6 +102,17 @@ class LocalSecretSource(Unpicklable):
             versions.append({"id": new_id, "value_b64": value_b64, "enabled": True})
             self._write(data)
         return new_id
+
+    def delete(self, name: str) -> None:
+        """Remove ``name`` and its versions from the file; ``NotFound`` if it has none there.
+        An environment override is operator configuration and is left alone."""
+        validate_secret_name(name)
+        with self._locked_dir():
+            data = self._load()
+            if name not in data:
+                raise NotFound(f"secret {name!r} does not exist")
+            del data[name]
+            self._write(data)
 
     def _load(self) -> dict[str, Any]:
         """The parsed secrets file (``{}`` if absent); unreadable → ``UnavailableError``."""

@@ -30,8 +30,10 @@ messages sharing a key are handled one at a time in publish order; a retried mes
 back the later ones until it is acked or dead-lettered.
 
 All time comes from the injected :class:`~shared.ports.Clock` so tests can skip backoff.
-Each operation opens its own connection (``busy_timeout``), so the bus is thread- and
-process-safe. ``sqlite3`` errors become ``UnavailableError``.
+Each thread keeps its own connection (a new one after ``fork``; ``busy_timeout``), so the bus
+is thread- and process-safe; keeping it open matters: closing the last connection of a WAL
+database checkpoints it, which made every publish cost milliseconds. Writers of one process
+queue on an in-process lock (:mod:`._locks`). ``sqlite3`` errors become ``UnavailableError``.
 """
 
 from __future__ import annotations
@@ -39,12 +41,15 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import threading
 import uuid
+import weakref
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
+from shared.adapters.embedded._locks import holding, synchronous_pragma, writer_lock
 from shared.bus_ops import (
     DEAD_LETTER_ATTEMPTS,
     DEAD_LETTER_SOURCE,
@@ -99,19 +104,22 @@ class _Claim:
 class SqliteMessageBus:
     """The embedded bus. ``path`` is created (with its parent directory) if missing."""
 
-    def __init__(self, path: Path, clock: Clock | None = None) -> None:
+    def __init__(self, path: Path, clock: Clock | None = None, *,
+                 synchronous: str = "normal") -> None:
         self._path = Path(path)
         self._clock = clock or SystemClock()
+        self._synchronous = synchronous_pragma(synchronous)
+        self._writer = writer_lock(self._path)
+        self._local = threading.local()
+        self._opened: weakref.WeakSet[_Connection] = weakref.WeakSet()
+        self._opened_lock = threading.Lock()
         try:
             self._path.parent.mkdir(parents=True, exist_ok=True)
             os.close(os.open(self._path, os.O_CREAT | os.O_RDWR, 0o600))
             os.chmod(self._path, 0o600)
             conn = self._connect()
-            try:
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.executescript(_SCHEMA)
-            finally:
-                conn.close()
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.executescript(_SCHEMA)
         except (OSError, sqlite3.Error) as e:
             raise UnavailableError(f"sqlite bus: cannot open store ({type(e).__name__})") from e
 
@@ -262,27 +270,50 @@ class SqliteMessageBus:
         return row
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self._path, timeout=_BUSY_TIMEOUT_S, isolation_level=None)
-        conn.row_factory = sqlite3.Row
-        conn.execute(f"PRAGMA busy_timeout = {int(_BUSY_TIMEOUT_S * 1000)}")
+        """This thread's connection (opened on first use, and again after ``fork``)."""
+        owner, conn = getattr(self._local, "entry", (None, None))
+        if conn is None or owner != os.getpid():
+            conn = sqlite3.connect(self._path, timeout=_BUSY_TIMEOUT_S, isolation_level=None,
+                                   check_same_thread=False, factory=_Connection)
+            conn.row_factory = sqlite3.Row
+            conn.execute(f"PRAGMA busy_timeout = {int(_BUSY_TIMEOUT_S * 1000)}")
+            conn.execute(self._synchronous)
+            self._local.entry = (os.getpid(), conn)
+            with self._opened_lock:
+                self._opened.add(conn)
         return conn
+
+    def close(self) -> None:
+        """Close every connection this bus opened (in this process)."""
+        with self._opened_lock:
+            opened, self._opened = list(self._opened), weakref.WeakSet()
+        for conn in opened:
+            with suppress(sqlite3.Error):
+                conn.close()
 
     @contextmanager
     def _tx(self, what: str) -> Iterator[sqlite3.Connection]:
-        """A write transaction (``BEGIN IMMEDIATE``) on a fresh connection, committed on exit."""
+        """A write transaction (``BEGIN IMMEDIATE``) on this thread's connection, committed on
+        exit and rolled back on any error."""
         conn: sqlite3.Connection | None = None
-        try:
-            conn = self._connect()
-            conn.execute("BEGIN IMMEDIATE")
-            yield conn
-            conn.execute("COMMIT")
-        except sqlite3.Error as e:
-            raise UnavailableError(f"sqlite bus {what}: {type(e).__name__}") from e
-        finally:
-            if conn is not None:
-                if conn.in_transaction:
-                    conn.rollback()
-                conn.close()
+        # threads of this process queue here, not in SQLite's sleeping busy handler
+        with holding(self._writer, _BUSY_TIMEOUT_S,
+                     lambda: UnavailableError(f"sqlite bus {what}: database is busy")):
+            try:
+                conn = self._connect()
+                conn.execute("BEGIN IMMEDIATE")
+                yield conn
+                conn.execute("COMMIT")
+            except sqlite3.Error as e:
+                raise UnavailableError(f"sqlite bus {what}: {type(e).__name__}") from e
+            finally:
+                if conn is not None and conn.in_transaction:
+                    with suppress(sqlite3.Error):
+                        conn.rollback()
+
+
+class _Connection(sqlite3.Connection):
+    """A connection that can sit in a weak set (the plain class cannot be weakly referenced)."""
 
 
 def _message(row: sqlite3.Row, attempt: int) -> Message:

@@ -9,16 +9,20 @@ import threading
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 from shared.adapters import _documents as rules
+from shared.adapters.embedded._locks import holding, synchronous_pragma, writer_lock
+from shared.clock import isoformat, parse_iso
 from shared.errors import ContentionError, InvalidInput, KeywayError, UnavailableError
 from shared.ports import Document, Filter, Order, Snapshot
 
 T = TypeVar("T")
 
 _BYTES = "__bytes__"  # tag for bytes values; user keys of the form __x__ are rejected (Firestore)
+_TIMESTAMP = "__timestamp__"  # tag for timestamps: {"__timestamp__": isoformat(value)}
 _SCHEMA = """CREATE TABLE IF NOT EXISTS documents (
     collection TEXT NOT NULL, id TEXT NOT NULL, data TEXT NOT NULL,
     PRIMARY KEY (collection, id)) WITHOUT ROWID"""
@@ -36,10 +40,16 @@ def _tag(raw: bytes) -> dict[str, str]:
     return {_BYTES: raw.hex()}  # hex keeps byte order when compared as text
 
 
+def _tag_time(moment: datetime) -> dict[str, str]:
+    return {_TIMESTAMP: isoformat(moment)}
+
+
 def _decode(value: Any) -> Any:
     if isinstance(value, dict):
         if _BYTES in value:
             return bytes.fromhex(value[_BYTES])
+        if _TIMESTAMP in value:
+            return parse_iso(value[_TIMESTAMP])
         return {key: _decode(item) for key, item in value.items()}
     if isinstance(value, list):
         return [_decode(item) for item in value]
@@ -47,7 +57,7 @@ def _decode(value: Any) -> Any:
 
 
 def _dumps(data: Document) -> str:
-    encoded = rules.check_document(data, bytes_as=_tag)
+    encoded = rules.check_document(data, bytes_as=_tag, datetime_as=_tag_time)
     return json.dumps(encoded, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 
@@ -143,14 +153,19 @@ class SqliteDocumentStore:
     floats, no list directly in a list, no ``__x__`` keys or ids); ordering by list or map fields
     compares their JSON text. Bytes are stored as ``{"__bytes__": hex}``.
 
-    Safe from many threads (one connection per thread) and processes (SQLite locking,
-    ``busy_timeout``). ``transaction`` holds the write lock (``BEGIN IMMEDIATE``) while ``fn``
-    runs, so it never loses a race; store calls made inside ``fn`` on the same thread join it.
+    Safe from many threads (one connection per thread; writers of one file in one process queue
+    on a Python lock, :mod:`._locks`) and processes (SQLite locking, ``busy_timeout``).
+    ``transaction`` holds the write lock (``BEGIN IMMEDIATE``) while ``fn`` runs, so it never
+    loses a race; store calls made inside ``fn`` on the same thread join it. Timestamps are
+    stored as ``{"__timestamp__": iso}``. ``synchronous`` is SQLite's durability level
+    (``normal``: survives a process crash; ``full``: also fsyncs every commit).
     """
 
-    def __init__(self, path: Path, *, busy_timeout: float = 10.0) -> None:
+    def __init__(self, path: Path, *, busy_timeout: float = 10.0,
+                 synchronous: str = "normal") -> None:
         self._path = Path(path)
         self._busy_timeout = busy_timeout
+        self._synchronous = synchronous_pragma(synchronous)
         self._local = threading.local()
         self._lock = threading.Lock()
         self._connections: weakref.WeakSet[_Connection] = weakref.WeakSet()
@@ -160,6 +175,7 @@ class SqliteDocumentStore:
             connection = self._connection()
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute(_SCHEMA)
+        self._writer = writer_lock(self._path)
 
     def _connection(self) -> sqlite3.Connection:
         """This thread's connection (a new one after ``fork``; closed when the thread ends)."""
@@ -169,6 +185,7 @@ class SqliteDocumentStore:
                 self._path, timeout=self._busy_timeout, isolation_level=None,
                 check_same_thread=False, factory=_Connection,
             )
+            connection.execute(self._synchronous)
             self._local.entry = (os.getpid(), connection)
             with self._lock:
                 self._connections.add(connection)
@@ -185,11 +202,18 @@ class SqliteDocumentStore:
     def get(self, collection: str, doc_id: str) -> Document | None:
         return _read(self._connection(), collection, doc_id)
 
+    def _queue(self, what: str):
+        """This process's turn to write (bounded by ``busy_timeout``, like SQLite's wait)."""
+        return holding(self._writer, self._busy_timeout,
+                       lambda: ContentionError(f"{what}: database is busy"))
+
     def put(self, collection: str, doc_id: str, data: Document) -> None:
-        _write(self._connection(), collection, doc_id, data)
+        with self._queue("sqlite.put"):
+            _write(self._connection(), collection, doc_id, data)
 
     def delete(self, collection: str, doc_id: str) -> None:
-        _remove(self._connection(), collection, doc_id)
+        with self._queue("sqlite.delete"):
+            _remove(self._connection(), collection, doc_id)
 
     def query(self, collection: str, where: Sequence[Filter] = (), order_by: Sequence[Order] = (),
               limit: int | None = None) -> list[Snapshot]:
@@ -216,15 +240,17 @@ class SqliteDocumentStore:
         connection = self._connection()
         if connection.in_transaction:
             raise InvalidInput("transactions cannot be nested")
-        for attempt in range(1, max_attempts + 1):
-            try:
-                connection.execute("BEGIN IMMEDIATE")
-                break
-            except sqlite3.Error as e:
-                error = _translate(e, "sqlite.transaction")
-                if not isinstance(error, ContentionError) or attempt == max_attempts:
-                    raise error from e
-        return _run(connection, fn)
+        # threads of this process queue here, not in SQLite's sleeping busy handler
+        with self._queue("sqlite.transaction"):
+            for attempt in range(1, max_attempts + 1):
+                try:
+                    connection.execute("BEGIN IMMEDIATE")
+                    break
+                except sqlite3.Error as e:
+                    error = _translate(e, "sqlite.transaction")
+                    if not isinstance(error, ContentionError) or attempt == max_attempts:
+                        raise error from e
+            return _run(connection, fn)
 
 
 def _run(connection: sqlite3.Connection, fn: Callable[[SqliteTransaction], T]) -> T:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from google.api_core import exceptions as gexc
@@ -16,7 +16,6 @@ from google.cloud.firestore_v1.field_path import FieldPath
 
 from shared.adapters import _documents as rules
 from shared.adapters.gcp._errors import boundary
-from shared.clock import isoformat
 from shared.errors import ConfigError, ContentionError, InvalidInput
 from shared.ports import Document, Filter, Order, Snapshot
 
@@ -24,13 +23,15 @@ T = TypeVar("T")
 
 
 def _plain(value: Any) -> Any:
-    """Firestore's returned value as plain Python (timestamps, never written by us, as ISO)."""
+    """Firestore's returned value as plain Python (timestamps as plain UTC ``datetime``)."""
     if isinstance(value, dict):
         return {key: _plain(item) for key, item in value.items()}
     if isinstance(value, list):
         return [_plain(item) for item in value]
-    if isinstance(value, datetime):
-        return isoformat(value)
+    if isinstance(value, datetime):  # DatetimeWithNanoseconds → datetime (microseconds)
+        utc = value.astimezone(UTC)
+        return datetime(utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second,
+                        utc.microsecond, tzinfo=UTC)
     return value
 
 
@@ -85,9 +86,9 @@ class FirestoreDocumentStore:
 
     def put(self, collection: str, doc_id: str, data: Document) -> None:
         ref = self._ref(collection, doc_id)
-        rules.check_document(data)
+        checked = rules.check_document(data)
         with boundary("firestore.put"):
-            ref.set(data)
+            ref.set(checked)
 
     def delete(self, collection: str, doc_id: str) -> None:
         ref = self._ref(collection, doc_id)
@@ -173,8 +174,7 @@ class FirestoreTransaction:
 
     def put(self, collection: str, doc_id: str, data: Document) -> None:
         ref = self._store._ref(collection, doc_id)
-        rules.check_document(data)
-        self._transaction.set(ref, data)
+        self._transaction.set(ref, rules.check_document(data))
         self._wrote = True
 
     def delete(self, collection: str, doc_id: str) -> None:

@@ -113,6 +113,15 @@ class SecretManagerSource:
                 version = self._add(name, value)
         return version.name.rsplit("/", 1)[-1]
 
+    def delete(self, name: str) -> None:
+        """Delete the secret with all its versions (``delete_secret``); missing → ``NotFound``."""
+        validate_secret_name(name)
+        with boundary("secretmanager.delete"):
+            try:
+                self._client.delete_secret(name=f"{self._project}/secrets/{name}", **self._opts)
+            except gexc.NotFound as e:
+                raise NotFound(f"secret {name!r} does not exist") from e
+
     def _add(self, name: str, value: bytes):
         return self._client.add_secret_version(
             parent=f"{self._project}/secrets/{name}",

@@ -12,6 +12,7 @@ issue's comments.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC
 
 from shared.clock import parse_iso
@@ -25,16 +26,19 @@ _NUMBER_PARAM = {"pr_comments": "pull_request_id", "participants": "pull_request
                  "issue_comments": "issue_id"}
 
 
-def updated_since(stop: str) -> Params:
-    """BBQL for "updated after ``stop``": ``updated_on > 2024-05-01T10:00:00.000000+00:00``."""
+def updated_since(params: Mapping[str, str], stop: str | None) -> Params:
+    """BBQL for "updated after ``stop``": ``updated_on > 2024-05-01T10:00:00.000000+00:00``
+    (no filter on a first or full walk)."""
+    if stop is None:
+        return {}
     moment = parse_iso(stop).astimezone(UTC).isoformat(timespec="microseconds")
     return {"q": f"updated_on > {moment}"}
 
 
 def _list(name: str, path: str, kind: str, normalize_, params: Params = NEWEST_FIRST,
           **extra) -> ListSpec:
-    return ListSpec(name, f"GET {REPO}{path}", params, kind, normalize_, items="values",
-                    updated_key="updated_on", since=updated_since, **extra)
+    return ListSpec(name, f"GET {REPO}{path}", params, kind, normalize_, items_key="values",
+                    updated_key="updated_on", query=updated_since, **extra)
 
 
 def repo_params(repo: dict) -> dict[str, str]:
@@ -57,11 +61,11 @@ PLAN = ProviderPlan(
     provider="bitbucket",
     repository_scopes=ScopeList("GET /user/workspaces", {},
                                 lambda access: {"workspace": access["workspace"]["slug"]},
-                                items="values"),
+                                items_key="values"),
     repositories=ListSpec("repositories", "GET /repositories/{workspace}",
                           {"role": "member", "pagelen": "100"},  # a list ending in {workspace}
                           "repositories", lambda raw, ctx, p: normalize.repository(raw, ctx),
-                          full=True, items="values", updated_key="updated_on"),
+                          full=True, items_key="values", updated_key="updated_on"),
     repo_params=repo_params,
     resources=(
         _list("pullrequests", "/pullrequests", "pull_requests",

@@ -1,9 +1,16 @@
-"""What a GitHub sync walks. Every list is newest-first from a stable first page (ETag → 304)."""
+"""What a GitHub sync walks. Every list is newest-first from a stable first page (ETag → 304).
+
+Reviews have no list-wide REST endpoint (one ``GET …/pulls/{n}/reviews`` per pull request), so
+the reviews of changed pull requests are read through GraphQL instead: up to 100 pull requests
+per query by their REST ``node_id`` (documents in ``graphql.py``, vetted by the provider
+table). :data:`REST_REVIEWS` is the per-pull-request REST list, kept for plans that want it.
+"""
 
 from __future__ import annotations
 
-from shared.fetch.plan import ListSpec, Parent, ProviderPlan
+from shared.fetch.plan import BatchSpec, ListSpec, Parent, ProviderPlan
 from shared.records import github as normalize
+from shared.records import model as m
 
 NEWEST_FIRST = {"sort": "updated", "direction": "desc"}
 
@@ -28,6 +35,10 @@ def _parent(name: str, raw: dict, params) -> Parent:
                   {**params, "pull_number": str(raw["number"])})
 
 
+REST_REVIEWS = ListSpec(
+    "reviews", "GET /repos/{owner}/{repo}/pulls/{pull_number}/reviews", {}, "reviews",
+    lambda raw, ctx, p: normalize.review(raw, ctx, p.number))
+
 PLAN = ProviderPlan(
     provider="github",
     repositories=ListSpec("repositories", "GET /user/repos", {"sort": "full_name"},
@@ -48,8 +59,9 @@ PLAN = ProviderPlan(
         ListSpec("labels", "GET /repos/{owner}/{repo}/labels", {}, "labels",
                  lambda raw, ctx, p: normalize.label(raw, ctx), full=True),
     ),
-    children={"reviews": ListSpec(
-        "reviews", "GET /repos/{owner}/{repo}/pulls/{pull_number}/reviews", {}, "reviews",
-        lambda raw, ctx, p: normalize.review(raw, ctx, p.number))},
+    children={"reviews": BatchSpec(
+        "reviews", "reviews", "pull_request_reviews", "pull_request_reviews_page", "reviews",
+        node_id=lambda raw: m.text(raw, "node_id"),
+        normalize=lambda node, ctx, p: normalize.graphql_review(node, ctx, p.number))},
     parent_of=_parent,
 )

@@ -1,0 +1,140 @@
+"""GitLab's project hooks as the simulator serves them (under ``/api/v4``), metered like every
+other endpoint (docs.gitlab.com/api/project_webhooks):
+
+* ``GET /projects/{id}/hooks`` - the project's hooks (never their ``token``);
+* ``POST /projects/{id}/hooks`` - form or JSON: ``url`` (required, else 400 ``url is
+  missing``), ``token``, the event flags (``push_events`` defaults to true, every other to
+  false) and ``enable_ssl_verification`` → 201 with the hook. GitLab does not refuse a second
+  hook with the same URL, and neither does the simulator;
+* ``DELETE /projects/{id}/hooks/{hook_id}`` → 204; an unknown hook → 404 ``Not found``.
+
+Access: writing needs the ``api`` scope (``read_api`` may list) — otherwise 403
+``insufficient_scope`` with a ``WWW-Authenticate`` challenge, as Doorkeeper answers; a user
+who is not a maintainer of the project (:meth:`GitLabSimulator.deny_maintainer`) gets 403
+``403 Forbidden``. :func:`deliver` sends an event to every hook of a project subscribed to it,
+with the hook's secret token in ``X-Gitlab-Token``.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import requests
+from werkzeug.wrappers import Request, Response
+
+from keyway.simulators.activity import iso
+from keyway.simulators.gitlab_api import API, GitLabData
+from keyway.simulators.gitlab_data import GitLabActivity, ProjectActivity
+from keyway.simulators.gitlab_metadata import Produced, ProjectEndpoints
+from keyway.simulators.gitlab_render import Site
+from keyway.simulators.hooks import Hook, HookStore, send
+from keyway.simulators.oauth import OAuthAuthority
+from keyway.simulators.oauth_model import TokenInfo
+from keyway.simulators.ratelimit import RateLimiter
+from keyway.simulators.server import Route
+from keyway.simulators.wire import json_response
+
+EVENT_FLAGS = ("push_events", "tag_push_events", "issues_events", "confidential_issues_events",
+               "merge_requests_events", "note_events", "confidential_note_events",
+               "job_events", "pipeline_events", "wiki_page_events", "deployment_events",
+               "releases_events")
+# object_kind of a delivery → (X-Gitlab-Event, the flag that subscribes to it)
+EVENTS = {"merge_request": ("Merge Request Hook", "merge_requests_events"),
+          "issue": ("Issue Hook", "issues_events"), "note": ("Note Hook", "note_events"),
+          "push": ("Push Hook", "push_events")}
+INSUFFICIENT = ("The request requires higher privileges than provided by the access token.")
+
+
+def _flag(value: Any) -> bool:
+    return value is True or str(value).lower() in ("true", "1")
+
+
+def hook_json(hook: Hook, project_id: int) -> dict[str, Any]:
+    """A project hook as GitLab renders it (no token)."""
+    return {"id": hook.id, "url": hook.url, "name": None, "description": None,
+            "project_id": project_id, "created_at": iso(int(hook.created_at)),
+            **{flag: flag in hook.events for flag in EVENT_FLAGS},
+            "push_events_branch_filter": None,
+            "enable_ssl_verification": hook.options.get("enable_ssl_verification", True),
+            "alert_status": "executable", "disabled_until": None}
+
+
+class GitLabHooksApi(ProjectEndpoints):
+    """The project-hook endpoints over ``hooks``."""
+
+    def __init__(self, authority: OAuthAuthority, limiter: RateLimiter, data: GitLabData,
+                 activity: GitLabActivity, hooks: HookStore) -> None:
+        super().__init__(authority, limiter, data, activity)
+        self.hooks = hooks
+
+    def routes(self) -> list[Route]:
+        project = f"{API}/projects/<id>"
+        return [Route(f"{project}/hooks", ("GET", "POST"), self.project_hooks),
+                Route(f"{project}/hooks/<int:hook_id>", ("DELETE",), self.delete_hook)]
+
+    def _hook_call(self, request: Request, id: str, write: bool, produce: Any) -> Response:
+        def run(act: ProjectActivity, site: Site, info: TokenInfo) -> Produced:
+            wanted = {"api"} if write else {"api", "read_api"}
+            if not wanted.intersection(info.scopes):
+                challenge = (f'Bearer realm="Protected by OAuth 2.0", error="insufficient_scope"'
+                             f', error_description="{INSUFFICIENT}", scope="api"')
+                return json_response({"error": "insufficient_scope",
+                                      "error_description": INSUFFICIENT, "scope": "api"}, 403,
+                                     {"WWW-Authenticate": challenge})
+            if act.project["id"] in self.data.maintainer_denied:
+                return json_response({"message": "403 Forbidden"}, 403)
+            return produce(act, info)
+        return self._project_call(request, id, run)
+
+    def project_hooks(self, request: Request, id: str) -> Response:
+        if request.method == "POST":
+            return self._hook_call(request, id, True,
+                                   lambda act, info: self._create(request, act))
+
+        def produce(act: ProjectActivity, info: TokenInfo) -> Produced:
+            found = self.hooks.list(str(act.project["id"]))
+            return self._small(request, found, lambda h: hook_json(h, act.project["id"]))
+        return self._hook_call(request, id, False, produce)
+
+    def _create(self, request: Request, act: ProjectActivity) -> Response:
+        body = request.get_json(silent=True) if request.is_json else None
+        params: dict[str, Any] = body if isinstance(body, dict) else request.form.to_dict()
+        url = params.get("url")
+        if not isinstance(url, str) or not url:
+            return json_response({"error": "url is missing"}, 400)
+        if not url.startswith(("http://", "https://")):
+            return json_response({"message": {"url": ["is blocked: Only allowed schemes are "
+                                                      "http, https"]}}, 422)
+        events = tuple(flag for flag in EVENT_FLAGS
+                       if _flag(params.get(flag, flag == "push_events")))
+        hook = self.hooks.add(str(act.project["id"]), url, str(params.get("token") or ""),
+                              events, self.limiter.clock(), enable_ssl_verification=_flag(
+                                  params.get("enable_ssl_verification", True)))
+        return json_response(hook_json(hook, act.project["id"]), 201)
+
+    def delete_hook(self, request: Request, id: str, hook_id: int) -> Response:
+        def produce(act: ProjectActivity, info: TokenInfo) -> Produced:
+            if not self.hooks.remove(str(act.project["id"]), hook_id):
+                return json_response({"message": "404 Not found"}, 404)
+            return Response(status=204)
+        return self._hook_call(request, id, True, produce)
+
+
+def deliver(hooks: HookStore, project_id: int, payload: dict[str, Any],
+            instance: str = "https://gitlab.example.com") -> list[requests.Response]:
+    """Send ``payload`` (its ``object_kind`` names the event) to every hook of the project
+    subscribed to it, with the hook's token in ``X-Gitlab-Token``; returns the answers."""
+    header, flag = EVENTS[payload["object_kind"]]
+    body, answers = json.dumps(payload).encode(), []
+    for hook in hooks.list(str(project_id)):
+        if flag not in hook.events:
+            continue
+        headers = {"X-Gitlab-Event": header, "X-Gitlab-Event-UUID": str(uuid.uuid4()),
+                   "X-Gitlab-Webhook-UUID": str(uuid.uuid5(uuid.NAMESPACE_URL, hook.url)),
+                   "X-Gitlab-Instance": instance, "User-Agent": "GitLab/sim"}
+        if hook.secret:
+            headers["X-Gitlab-Token"] = hook.secret
+        answers.append(send(hook, body, headers))
+    return answers

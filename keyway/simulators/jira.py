@@ -1,0 +1,113 @@
+"""The Jira Cloud simulator: Atlassian's OAuth 2.0 (3LO) server and the Jira REST API v3
+behind the API gateway, on one loopback server.
+
+Configure a client with the OAuth base URL ``sim.oauth_url`` (``/authorize``,
+``/oauth/token``) and the API base template ``sim.api_url``
+(``<sim.url>/ex/jira/{cloud_id}``) - the same layout as auth.atlassian.com and
+api.atlassian.com, whose origin also serves ``/oauth/token/accessible-resources``::
+
+    with JiraSimulator() as sim:
+        sim.register_client("app-id", "secret", ["http://127.0.0.1:8080/oauth-jira/callback"])
+        sim.seed_activity("acme", repos=2, issues=50, comments=200)
+
+Wire formats: :mod:`keyway.simulators.jira_oauth` (rotating refresh-token families, reuse
+leeway, family revocation) and :mod:`keyway.simulators.jira_api` (JQL, ``nextPageToken``
+and ``startAt`` paging, 429 with ``Retry-After``); data in :mod:`keyway.simulators.jira_data`,
+JSON shapes in :mod:`keyway.simulators.jira_render`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from werkzeug.wrappers import Request, Response
+
+from keyway.simulators.jira_api import JiraApi, errors, rate_limit_fault
+from keyway.simulators.jira_data import JiraData, Project
+from keyway.simulators.jira_oauth import AtlassianOAuth, RotatingAuthority, atlassian_policy
+from keyway.simulators.oauth_model import Account
+from keyway.simulators.server import Route, Simulator
+
+DEFAULT_USER = Account("5b10a2844c20165700ede21g", 4242, "Jane Doe")  # login = accountId
+MINUTE_LIMIT = 6000
+
+
+class JiraSimulator(Simulator):
+    """A Jira Cloud site stand-in (see the module docstring). ``time_zone`` is the signed-in
+    user's (JQL dates and rendered times use it); ``rate_limit`` the per-minute budget."""
+
+    oauth: RotatingAuthority
+
+    def __init__(self, *, port: int = 0, rate_limit: int = MINUTE_LIMIT,
+                 clock: Callable[[], float] = time.time, site: str = "acme",
+                 time_zone: str = "UTC",
+                 on_issue: Callable[[str], object] | None = None) -> None:
+        self.data = JiraData(clock, site)
+        self.time_zone = time_zone
+        super().__init__(policy=atlassian_policy(), account=DEFAULT_USER, rate_limit=rate_limit,
+                         rate_window=60, port=port, clock=clock, on_issue=on_issue,
+                         authority=RotatingAuthority)
+
+    def routes(self) -> list[Route]:
+        return [*AtlassianOAuth(self.oauth).routes(),  # type: ignore[arg-type]
+                *JiraApi(self.oauth, self.rate_limit, self.data, lambda: self.time_zone).routes()]
+
+    def not_found(self, request: Request) -> Response:
+        return errors(404, "Not Found")
+
+    @property
+    def oauth_url(self) -> str:
+        return self.url
+
+    @property
+    def api_url(self) -> str:
+        """The API base template, ``<url>/ex/jira/{cloud_id}`` (``KEYWAY_JIRA_API_URL``)."""
+        return self.url + "/ex/jira/{cloud_id}"
+
+    @property
+    def site_api_url(self) -> str:
+        """The API base of the simulated site (its cloud id filled in)."""
+        return self.url + f"/ex/jira/{self.cloud_id}"
+
+    @property
+    def cloud_id(self) -> str:
+        return self.data.cloud_id
+
+    @property
+    def site_url(self) -> str:
+        return self.data.site_url
+
+    # ---- activity and knobs ---------------------------------------------------------------
+    def seed_activity(self, owner: str, repos: int, issues: int, comments: int,
+                      prs: int = 0, review_comments: int = 0, reviews: int = 0,
+                      labels: int = 5, seed: int = 0) -> list[Project]:
+        """``repos`` projects with ``issues`` issues and ``comments`` comments spread over
+        them. ``owner`` names nothing on Jira (the site is the owner); ``prs``,
+        ``review_comments`` and ``reviews`` are accepted like the other simulators' and
+        ignored: Jira has no pull requests."""
+        return self.data.seed(repos, issues, comments, labels, seed)
+
+    def touch(self, kind: str, count: int, at_ms: int | None = None) -> list[int]:
+        """Edit ``count`` issues or comments (``updated`` = ``at_ms``, default now)."""
+        return self.data.touch(kind, count, at_ms)
+
+    def delete(self, kind: str, ident: int) -> bool:
+        return self.data.delete(kind, ident)
+
+    def rate_limit_next(self, retry_after: int = 60, count: int = 1) -> None:
+        """Answer the next ``count`` API requests with Jira's 429 and ``Retry-After``."""
+        self.queue_fault(rate_limit_fault(self.rate_limit, retry_after, count))
+
+    @property
+    def refresh_calls(self) -> int:
+        return self.oauth.refresh_calls
+
+    @property
+    def reuses(self) -> list:
+        """Every invalidated refresh token presented again (within the leeway or not)."""
+        return list(self.oauth.reuses)
+
+    @property
+    def family_revocations(self) -> int:
+        return self.oauth.family_revocations

@@ -1,0 +1,91 @@
+"""Jira Cloud's REST v3 JSON shapes (developer.atlassian.com/cloud/jira/platform/rest/v3:
+users, projects, issues with ``fields``, comments with ADF bodies), rendered from the
+simulator's stored items. Times are Jira's ``2024-05-01T20:00:00.000+1000``, in the time zone
+of the user who asks (as Jira renders them); ``self`` links point at the site URL.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from keyway.simulators.jira_data import Item, Project
+
+
+def when(ms: int | None, zone: str) -> str | None:
+    """Epoch milliseconds → ``2024-05-01T20:00:00.000+1000`` in ``zone``."""
+    if ms is None:
+        return None
+    moment = datetime.fromtimestamp(ms / 1000, ZoneInfo(zone))
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}" + moment.strftime("%z")
+
+
+def adf(text: Any) -> dict[str, Any]:
+    """A stored body as ADF: posted bodies are ADF already; seeded ones are plain text."""
+    if isinstance(text, dict):
+        return text
+    return {"type": "doc", "version": 1, "content": [
+        {"type": "paragraph", "content": [{"type": "text", "text": str(text)}]}]}
+
+
+def user_json(user: Item | None, site: str, zone: str | None = None) -> dict[str, Any] | None:
+    if user is None:
+        return None
+    account = user["accountId"]
+    found = {"self": f"{site}/rest/api/3/user?accountId={account}", "accountId": account,
+             "accountType": "atlassian", "displayName": user["displayName"], "active": True,
+             "avatarUrls": {size: f"https://avatar.example/{account}/{size}"
+                            for size in ("48x48", "24x24", "16x16", "32x32")}}
+    if zone is not None:
+        found["timeZone"] = zone
+    return found
+
+
+def project_json(project: Project, site: str) -> dict[str, Any]:
+    return {"expand": "description,lead,issueTypes,url,projectKeys,permissions,insight",
+            "self": f"{site}/rest/api/3/project/{project.id}", "id": str(project.id),
+            "key": project.key, "name": project.name,
+            "avatarUrls": {"48x48": f"{site}/rest/api/3/universal_avatar/view/type/project"},
+            "projectTypeKey": "software", "simplified": False, "style": "classic",
+            "isPrivate": False, "properties": {}}
+
+
+def _status(status: tuple[str, str], site: str) -> dict[str, Any]:
+    name, category = status
+    ids = {"new": 2, "indeterminate": 4, "done": 3}
+    return {"self": f"{site}/rest/api/3/status/{ids[category]}", "description": "",
+            "name": name, "id": str(ids[category]), "statusCategory": {
+                "self": f"{site}/rest/api/3/statuscategory/{ids[category]}",
+                "id": ids[category], "key": category, "name": name}}
+
+
+def issue_json(issue: Item, project: Project, site: str, zone: str,
+               fields: set[str]) -> dict[str, Any]:
+    """An issue with the requested ``fields`` (``*all`` for every one we keep)."""
+    every = {
+        "summary": issue["summary"], "status": _status(issue["status"], site),
+        "created": when(issue["created"], zone), "updated": when(issue["updated"], zone),
+        "resolutiondate": when(issue["resolved"], zone),
+        "reporter": user_json(issue["reporter"], site),
+        "creator": user_json(issue["reporter"], site),
+        "assignee": user_json(issue["assignee"], site), "labels": list(issue["labels"]),
+        "project": {"self": f"{site}/rest/api/3/project/{project.id}", "id": str(project.id),
+                    "key": project.key, "name": project.name, "projectTypeKey": "software",
+                    "simplified": False},
+    }
+    chosen = every if "*all" in fields else {k: v for k, v in every.items() if k in fields}
+    return {"expand": "renderedFields,names,schema,operations,editmeta,changelog",
+            "id": str(issue["id"]), "self": f"{site}/rest/api/3/issue/{issue['id']}",
+            "key": issue["key"], **({"fields": chosen} if chosen else {})}
+
+
+def comment_json(comment: Item, site: str, zone: str, properties: bool) -> dict[str, Any]:
+    author = user_json(comment["author"], site)
+    found = {"self": f"{site}/rest/api/3/issue/{comment['issue']}/comment/{comment['id']}",
+             "id": str(comment["id"]), "author": author, "body": adf(comment["body"]),
+             "updateAuthor": author, "created": when(comment["created"], zone),
+             "updated": when(comment["updated"], zone), "jsdPublic": True}
+    if properties:
+        found["properties"] = list(comment["properties"])
+    return found

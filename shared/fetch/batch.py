@@ -1,0 +1,80 @@
+"""Children of many changed items per request, through one vetted GraphQL document
+(:class:`shared.fetch.plan.BatchSpec`; GitHub's reviews).
+
+For the changed items of one page, in chunks of ``batch_size``: one ``document`` query with
+their node ids answers every item's first page of children (``nodes`` in the order of the ids;
+``null`` for an item deleted since it was listed, which is skipped). An item whose children
+have more pages is followed one ``page_document`` query per page, from the previous page's
+``endCursor``. Every child is normalized and upserted (idempotent, never older over newer);
+:mod:`shared.fetch.walk` calls this before it writes the page's items, so a failure here
+leaves them changed and the resumed walk fetches their children again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.fetch._graphql import GraphQLResponse
+from shared.fetch.client import ProviderClient
+from shared.fetch.errors import MalformedResponse
+from shared.fetch.plan import BatchSpec, Parent
+from shared.fetch.walk import Stats
+from shared.ports import DocumentStore
+from shared.records import store as records
+from shared.records.model import Context
+
+
+class BatchFetcher:
+    def __init__(self, store: DocumentStore, client: ProviderClient, stats: Stats) -> None:
+        self._store, self._client, self.stats = store, client, stats
+
+    def fetch(self, spec: BatchSpec, ctx: Context, parents: list[tuple[dict, Parent]]) -> None:
+        """Fetch and write the children of ``parents`` (raw list item, its :class:`Parent`)."""
+        for start in range(0, len(parents), spec.batch_size):
+            chunk = parents[start:start + spec.batch_size]
+            ids = [spec.node_id(raw) for raw, _ in chunk]
+            nodes = self._query(spec.document, {"ids": ids}).data.get("nodes")
+            if not isinstance(nodes, list) or len(nodes) != len(chunk):
+                raise MalformedResponse(f"{spec.name}: expected one node per id")
+            for (_, parent), node_id, node in zip(chunk, ids, nodes, strict=True):
+                if node is not None:  # None: deleted since it was listed (NOT_FOUND)
+                    self._children(spec, ctx, parent, node_id, node)
+
+    def _children(self, spec: BatchSpec, ctx: Context, parent: Parent, node_id: str,
+                  node: Any) -> None:
+        while True:
+            connection = self._connection(spec, parent, node_id, node)
+            for child in connection["nodes"]:
+                record = spec.normalize(child, ctx, parent)
+                if record is not None and records.upsert(self._store, record):
+                    self.stats.wrote(record["kind"])
+            info = connection.get("pageInfo") or {}
+            cursor = info.get("endCursor")
+            if info.get("hasNextPage") is not True:
+                return
+            if not isinstance(cursor, str) or not cursor:
+                raise MalformedResponse(f"{spec.name}: a next page without a cursor")
+            node = self._query(spec.page_document, {"id": node_id, "after": cursor}
+                               ).data.get("node")
+            if node is None:  # deleted between two pages
+                return
+
+    @staticmethod
+    def _connection(spec: BatchSpec, parent: Parent, node_id: str, node: Any) -> dict:
+        """The node's children connection, once the node is the parent it was asked for."""
+        if (not isinstance(node, dict) or node.get("id") != node_id
+                or node.get("number") != parent.number):
+            raise MalformedResponse(f"{spec.name}: a node that is not the one asked for")
+        connection = node.get(spec.connection)
+        if not isinstance(connection, dict) or not isinstance(connection.get("nodes"), list):
+            raise MalformedResponse(f"{spec.name}: expected a {spec.connection} connection")
+        if not all(isinstance(child, dict) for child in connection["nodes"]):
+            raise MalformedResponse(f"{spec.name}: expected objects in the connection")
+        return connection
+
+    def _query(self, document: str, variables: dict[str, Any]) -> GraphQLResponse:
+        answer = self._client.graphql(document, variables)
+        self.stats.requests += 1
+        self.stats.graphql += 1
+        self.stats.graphql_points += answer.cost if answer.cost is not None else 1
+        return answer

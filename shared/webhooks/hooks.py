@@ -1,0 +1,91 @@
+"""keyway's own webhooks at a provider: where they point, what a create request carries, and
+the ``webhook_registrations`` records that remember them (business store, no secret).
+
+The provider table says which templates, scopes and events (``webhook_registration``); this
+module holds what a table cannot say — the request body and where a listed hook keeps its URL
+— as one small profile per provider.
+
+A record per (connection, repository), id ``<connection>:<repository record id>``::
+
+    tenant, provider, connection, repository, external_id
+    target       the hook templates' path parameters ({"owner", "repo"} / {"id"})
+    url          <public_url>/webhook-<provider>/c/<connection>
+    hook_id      the provider's hook id (None until created)
+    status       registering | active | unavailable | removed | remove_failed
+    reason       stable key of the last refusal or failure (None when fine)
+    adopted      True when an existing hook with our URL was taken over instead of created
+    retry_at     when an ``unavailable`` repository is tried again
+    created_at, updated_at
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from shared.clock import isoformat
+from shared.ports import DocumentStore, Filter, Ports
+
+COLLECTION = "webhook_registrations"
+LIVE = ("registering", "active")  # a hook may exist at the provider
+
+
+@dataclass(frozen=True)
+class HookProfile:
+    """``body(url, secret, events)`` of a create request; ``url_of(hook)`` of a listed hook."""
+
+    body: Callable[[str, str, tuple[str, ...]], dict[str, Any]]
+    url_of: Callable[[Mapping[str, Any]], Any]
+
+
+def _github_body(url: str, secret: str, events: tuple[str, ...]) -> dict[str, Any]:
+    return {"name": "web", "active": True, "events": list(events),
+            "config": {"url": url, "content_type": "json", "secret": secret,
+                       "insecure_ssl": "0"}}
+
+
+def _gitlab_body(url: str, secret: str, events: tuple[str, ...]) -> dict[str, Any]:
+    # push_events defaults to true at GitLab: keyway never wants pushes
+    return {"url": url, "token": secret, "push_events": False,
+            "enable_ssl_verification": True, **dict.fromkeys(events, True)}
+
+
+PROFILES: dict[str, HookProfile] = {
+    "github": HookProfile(_github_body, lambda hook: (hook.get("config") or {}).get("url")),
+    "gitlab": HookProfile(_gitlab_body, lambda hook: hook.get("url")),
+}
+
+
+def callback_url(public_url: str, provider: str, connection: str) -> str:
+    """Where the provider delivers a connection's events (``webhook-P``'s per-connection path)."""
+    return f"{public_url.rstrip('/')}/webhook-{provider}/c/{connection}"
+
+
+def find(hooks: Any, provider: str, url: str) -> dict[str, Any] | None:
+    """The hook in a listed page whose URL is ``url`` (None if none is)."""
+    url_of = PROFILES[provider].url_of
+    if not isinstance(hooks, list):
+        return None
+    return next((h for h in hooks if isinstance(h, dict) and url_of(h) == url
+                 and isinstance(h.get("id"), int | str)), None)
+
+
+def doc_id(connection: str, repository: str) -> str:
+    return f"{connection}:{repository}"
+
+
+def for_connection(store: DocumentStore, connection: str) -> dict[str, dict[str, Any]]:
+    """The connection's records by repository record id."""
+    snaps = store.query(COLLECTION, [Filter("connection", "==", connection)])
+    return {s.data["repository"]: s.data for s in snaps}
+
+
+def save(ports: Ports, record: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    """Write ``record`` with ``changes`` (and ``updated_at``); returns what was written."""
+    now = isoformat(ports.clock.now())
+    doc = {"reason": None, "retry_at": None, "adopted": False, **record, **changes,
+           "updated_at": now}
+    doc.setdefault("created_at", now)
+    ports.business.put(COLLECTION, doc_id(doc["connection"], doc["repository"]), doc)
+    return doc

@@ -1,0 +1,216 @@
+"""The simulators' webhook endpoints over real HTTP, with the providers' behaviour: GitHub's
+422 for a second hook on the same URL, the scope each provider demands, a repository the user
+may not administer (GitHub: 404) or maintain (GitLab: 403), deletion, and deliveries signed
+with the hook's own secret sent over real HTTP to the hook's URL."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import requests
+
+from keyway.simulators import GitHubSimulator, GitLabSimulator
+
+TIMEOUT = 5
+
+
+class Receiver:
+    """A loopback HTTP server that records every POST it gets and answers 202."""
+
+    def __init__(self) -> None:
+        self.got: list[tuple[str, dict[str, str], bytes]] = []
+        got = self.got
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                got.append((self.path, dict(self.headers), body))
+                self.send_response(202)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver():
+    server = Receiver()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def github(leak_guard):
+    with GitHubSimulator(on_issue=leak_guard.track) as sim:
+        sim.seed("acme", repos=3)
+        yield sim
+
+
+@pytest.fixture
+def gitlab(leak_guard):
+    with GitLabSimulator(on_issue=leak_guard.track) as sim:
+        sim.seed("acme", projects=3)
+        yield sim
+
+
+def call(method: str, url: str, token: str, **kwargs) -> requests.Response:
+    return requests.request(method, url, timeout=TIMEOUT,
+                            headers={"Authorization": f"Bearer {token}"}, **kwargs)
+
+
+def gh_hook(url: str, secret: str = "hook-secret-value-1", **extra) -> dict:  # noqa: S107
+    return {"name": "web", "active": True, "events": ["pull_request", "issues"],
+            "config": {"url": url, "content_type": "json", "secret": secret,
+                       "insecure_ssl": "0"}, **extra}
+
+
+# ---- GitHub ---------------------------------------------------------------------------------
+def test_github_creates_lists_and_deletes_a_repository_hook(github):
+    token = github.mint_token(scopes=("admin:repo_hook",)).access_token
+    hooks = f"{github.api_url}/repos/acme/repo-0001/hooks"
+    created = call("POST", hooks, token, json=gh_hook("https://k.example/webhook-github/c/c1"))
+    assert created.status_code == 201
+    body = created.json()
+    assert body["config"] == {"content_type": "json", "insecure_ssl": "0", "secret": "********",
+                              "url": "https://k.example/webhook-github/c/c1"}
+    assert body["events"] == ["pull_request", "issues"] and body["active"] is True
+    assert created.headers["Location"] == body["url"]
+    assert "hook-secret-value-1" not in created.text
+    listed = call("GET", hooks, token)
+    assert [h["id"] for h in listed.json()] == [body["id"]]
+    assert call("DELETE", f"{hooks}/{body['id']}", token).status_code == 204
+    assert call("DELETE", f"{hooks}/{body['id']}", token).status_code == 404
+    assert call("GET", hooks, token).json() == []
+    assert [h.id for h in github.hooks.deleted] == [body["id"]]
+
+
+def test_github_refuses_a_second_hook_on_the_same_url_with_its_422(github):
+    token = github.mint_token(scopes=("admin:repo_hook",)).access_token
+    hooks = f"{github.api_url}/repos/acme/repo-0001/hooks"
+    assert call("POST", hooks, token, json=gh_hook("https://k.example/a")).status_code == 201
+    again = call("POST", hooks, token, json=gh_hook("https://k.example/a", secret="other-1234"))
+    assert again.status_code == 422
+    assert again.json()["message"] == "Validation Failed"
+    assert again.json()["errors"][0]["message"] == "Hook already exists on this repository"
+    other_repo = f"{github.api_url}/repos/acme/repo-0002/hooks"
+    assert call("POST", other_repo, token, json=gh_hook("https://k.example/a")).status_code == 201
+
+
+@pytest.mark.parametrize("body", [{"name": "email", "config": {"url": "https://k.example"}},
+                                  {"name": "web", "config": {}},
+                                  {"name": "web", "config": {"url": "ftp://k.example"}}])
+def test_github_validates_the_hook(github, body):
+    token = github.mint_token(scopes=("admin:repo_hook",)).access_token
+    response = call("POST", f"{github.api_url}/repos/acme/repo-0001/hooks", token, json=body)
+    assert response.status_code == 422 and github.hooks.all() == []
+
+
+def test_github_hooks_need_the_repo_hook_scope(github):
+    token = github.mint_token(scopes=("read:org", "read:user")).access_token
+    hooks = f"{github.api_url}/repos/acme/repo-0001/hooks"
+    for method, kwargs in (("GET", {}), ("POST", {"json": gh_hook("https://k.example/a")})):
+        refused = call(method, hooks, token, **kwargs)
+        assert refused.status_code == 403
+        assert "admin:repo_hook" in refused.headers["X-Accepted-OAuth-Scopes"]
+    reader = github.mint_token(scopes=("read:repo_hook",)).access_token
+    assert call("GET", hooks, reader).status_code == 200
+    assert call("POST", hooks, reader, json=gh_hook("https://k.example/a")).status_code == 403
+    assert github.hooks.all() == []
+
+
+def test_github_hides_the_hooks_of_a_repository_the_user_does_not_administer(github):
+    token = github.mint_token(scopes=("admin:repo_hook",)).access_token
+    github.deny_admin("acme/repo-0002")
+    hooks = f"{github.api_url}/repos/acme/repo-0002/hooks"
+    assert call("POST", hooks, token, json=gh_hook("https://k.example/a")).status_code == 404
+    assert call("GET", hooks, token).status_code == 404
+    assert call("DELETE", f"{hooks}/1", token).status_code == 404
+    assert call("GET", f"{github.api_url}/repos/acme/repo-0001/hooks", token).status_code == 200
+
+
+def test_github_delivers_signed_with_the_hooks_own_secret_to_subscribed_hooks(
+        github, receiver, leak_guard):
+    secret = leak_guard.track("per-hook-secret-" + "x" * 12)
+    token = github.mint_token(scopes=("admin:repo_hook",)).access_token
+    hooks = f"{github.api_url}/repos/acme/repo-0001/hooks"
+    call("POST", hooks, token, json=gh_hook(f"{receiver.url}/one", secret=secret))
+    call("POST", hooks, token, json={**gh_hook(f"{receiver.url}/labels"), "events": ["label"]})
+    answers = github.deliver("acme/repo-0001", "issues", {"action": "opened"})
+    assert [a.status_code for a in answers] == [202]
+    ((path, headers, body),) = receiver.got
+    assert path == "/one" and json.loads(body) == {"action": "opened"}
+    expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    assert headers["X-Hub-Signature-256"] == expected
+    assert headers["X-GitHub-Event"] == "issues" and headers["X-GitHub-Delivery"]
+    assert github.deliver("acme/repo-0003", "issues", {}) == []  # no hook there
+
+
+# ---- GitLab ---------------------------------------------------------------------------------
+def test_gitlab_creates_lists_and_deletes_a_project_hook(gitlab):
+    token = gitlab.mint_token(scopes=("api",)).access_token
+    project = gitlab.data.list()[0]["id"]
+    hooks = f"{gitlab.api_url}/projects/{project}/hooks"
+    created = call("POST", hooks, token, json={
+        "url": "https://k.example/webhook-gitlab/c/c1", "token": "hook-token-value-1",
+        "push_events": False, "merge_requests_events": True, "note_events": True})
+    assert created.status_code == 201
+    body = created.json()
+    assert (body["push_events"], body["merge_requests_events"], body["note_events"],
+            body["issues_events"]) == (False, True, True, False)
+    assert body["project_id"] == project and "token" not in body
+    twice = call("POST", hooks, token, data={"url": "https://k.example/webhook-gitlab/c/c1"})
+    assert twice.status_code == 201 and twice.json()["push_events"] is True  # GitLab allows it
+    assert len(call("GET", hooks, token).json()) == 2
+    assert call("DELETE", f"{hooks}/{body['id']}", token).status_code == 204
+    missing = call("DELETE", f"{hooks}/{body['id']}", token)
+    assert (missing.status_code, missing.json()) == (404, {"message": "404 Not found"})
+    assert call("POST", hooks, token, json={"token": "x"}).status_code == 400
+
+
+def test_gitlab_hooks_need_the_api_scope_to_write(gitlab):
+    reader = gitlab.mint_token(scopes=("read_api",)).access_token
+    hooks = f"{gitlab.api_url}/projects/{gitlab.data.list()[0]['id']}/hooks"
+    refused = call("POST", hooks, reader, json={"url": "https://k.example/a"})
+    assert refused.status_code == 403 and refused.json()["error"] == "insufficient_scope"
+    assert 'error="insufficient_scope"' in refused.headers["WWW-Authenticate"]
+    assert call("DELETE", f"{hooks}/1", reader).status_code == 403
+    assert call("GET", hooks, reader).status_code == 200
+    assert gitlab.hooks.all() == []
+
+
+def test_gitlab_refuses_a_user_who_does_not_maintain_the_project(gitlab):
+    token = gitlab.mint_token(scopes=("api",)).access_token
+    project = gitlab.data.list()[1]["id"]
+    gitlab.deny_maintainer(project)
+    refused = call("POST", f"{gitlab.api_url}/projects/{project}/hooks", token,
+                   json={"url": "https://k.example/a"})
+    assert (refused.status_code, refused.json()) == (403, {"message": "403 Forbidden"})
+
+
+def test_gitlab_delivers_with_the_hooks_token_to_subscribed_hooks(gitlab, receiver, leak_guard):
+    secret = leak_guard.track("per-hook-token-" + "y" * 12)
+    token = gitlab.mint_token(scopes=("api",)).access_token
+    project = gitlab.data.list()[0]["id"]
+    hooks = f"{gitlab.api_url}/projects/{project}/hooks"
+    call("POST", hooks, token, json={"url": f"{receiver.url}/mr", "token": secret,
+                                     "push_events": False, "merge_requests_events": True})
+    call("POST", hooks, token, json={"url": f"{receiver.url}/push", "token": secret})
+    answers = gitlab.deliver(project, {"object_kind": "merge_request", "project": {"id": 1}})
+    assert [a.status_code for a in answers] == [202]
+    ((path, headers, _),) = receiver.got
+    assert path == "/mr" and headers["X-Gitlab-Token"] == secret
+    assert headers["X-Gitlab-Event"] == "Merge Request Hook" and headers["X-Gitlab-Event-UUID"]
