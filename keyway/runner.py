@@ -9,8 +9,8 @@
   functions-framework process per function, push subscriptions from the emulator into them,
   and a front proxy on the main port.
 
-Sandbox: every provider with a built-in simulator (GitHub, GitLab, Jira Cloud) and no
-``KEYWAY_<PROVIDER>_CLIENT_ID`` gets its simulator started on loopback, seeded, with an OAuth
+Sandbox: every provider with a built-in simulator (GitHub, GitLab, Bitbucket, Jira Cloud) and
+no ``KEYWAY_<PROVIDER>_CLIENT_ID`` gets its simulator started on loopback, seeded, with an OAuth
 client registered for ``<public_url>/oauth-<provider>/callback`` — so a newcomer can connect,
 sync and browse with no internet and no provider account.
 
@@ -35,7 +35,13 @@ from werkzeug.serving import make_server
 
 from keyway import emulators, wsgi
 from keyway.firststart import ensure_local_state
-from keyway.simulators import GitHubSimulator, GitLabSimulator, JiraSimulator, Simulator
+from keyway.simulators import (
+    BitbucketSimulator,
+    GitHubSimulator,
+    GitLabSimulator,
+    JiraSimulator,
+    Simulator,
+)
 from shared import bootstrap, messages
 from shared.clock import isoformat
 from shared.components import COMPONENTS, Component
@@ -207,9 +213,11 @@ class Runner:
             simulator.stop()
 
 
-SANDBOX_SEED = {"github": "acme", "gitlab": "acme-group", "jira": "acme"}
+SANDBOX_SEED = {"github": "acme", "gitlab": "acme-group", "bitbucket": "acme-workspace",
+                "jira": "acme"}
 SANDBOX_SIMULATORS: tuple[tuple[str, type[Simulator]], ...] = (
-    ("github", GitHubSimulator), ("gitlab", GitLabSimulator), ("jira", JiraSimulator))
+    ("github", GitHubSimulator), ("gitlab", GitLabSimulator), ("bitbucket", BitbucketSimulator),
+    ("jira", JiraSimulator))
 SANDBOX_ACTIVITY = {"repos": 3, "prs": 60, "issues": 90, "comments": 400, "review_comments": 60,
                     "reviews": 40}
 

@@ -1,7 +1,8 @@
-"""webhook-bitbucket (HTTPS): verifies and publishes bitbucket webhooks."""
+"""webhook-bitbucket (HTTPS): verifies and publishes Bitbucket webhooks (shared.webhooks)."""
 
 import functions_framework
 
 from shared.entry import http_function
+from shared.webhooks import receiver
 
-serve = functions_framework.http(http_function("webhook-bitbucket"))
+serve = functions_framework.http(http_function("webhook-bitbucket", receiver("bitbucket")))

@@ -1,6 +1,6 @@
-"""Provider simulators: real loopback HTTP servers speaking GitHub's, GitLab's and Jira
-Cloud's OAuth and REST formats, for tests, benchmarks and the local sandbox (local-only
-tooling, never deployed).
+"""Provider simulators: real loopback HTTP servers speaking GitHub's, GitLab's, Bitbucket
+Cloud's and Jira Cloud's OAuth and REST formats, for tests, benchmarks and the local sandbox
+(local-only tooling, never deployed).
 
 Layout: :mod:`.server` (the :class:`Simulator` base: server, routing table, request log,
 faults, latency), :mod:`.oauth` and :mod:`.oauth_model` (the shared authorization-code + PKCE
@@ -14,6 +14,7 @@ activity), and per provider ``<provider>.py`` (the simulator), ``<provider>_oaut
 (code endpoints keyway must never call, served so the request log can prove it).
 """
 
+from keyway.simulators.bitbucket import BitbucketSimulator
 from keyway.simulators.github import GitHubSimulator
 from keyway.simulators.gitlab import GitLabSimulator
 from keyway.simulators.jira import JiraSimulator
@@ -21,5 +22,5 @@ from keyway.simulators.oauth import s256
 from keyway.simulators.oauth_model import Account, OAuthError
 from keyway.simulators.server import LoggedRequest, Simulator
 
-__all__ = ["Account", "GitHubSimulator", "GitLabSimulator", "JiraSimulator", "LoggedRequest",
-           "OAuthError", "Simulator", "s256"]
+__all__ = ["Account", "BitbucketSimulator", "GitHubSimulator", "GitLabSimulator",
+           "JiraSimulator", "LoggedRequest", "OAuthError", "Simulator", "s256"]

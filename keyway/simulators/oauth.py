@@ -184,7 +184,9 @@ class OAuthAuthority:
 
     def refresh(self, client_id: str, client_secret: str, refresh_token: str) -> Issued:
         """refresh_token grant: single use; the answer carries a new refresh token and the
-        old pair (refresh and access token) stops working."""
+        old pair (refresh and access token) stops working — unless the policy does not rotate
+        (Bitbucket): then a new access token is issued under the same refresh token and the
+        earlier access token lives out its own lifetime."""
         with self._lock:
             self.check_client(client_id, client_secret)
             if self.policy.refresh_token is None:
@@ -194,8 +196,22 @@ class OAuthAuthority:
             if (entry is None or refresh_token in self.revoked or entry.client_id != client_id
                     or (entry.expires_at is not None and self.clock() >= entry.expires_at)):
                 raise OAuthError("invalid_grant", "The refresh token is incorrect or expired.")
+            if not self.policy.rotate_refresh:
+                return self._reissue(refresh_token, entry)
             self._revoke_locked(refresh_token)
             return self._issue(client_id, entry.account, entry.scopes)
+
+    def _reissue(self, refresh_token: str, entry: _Refresh) -> Issued:
+        now, policy = self.clock(), self.policy
+        access = policy.access_token()
+        expires = now + policy.access_ttl if policy.access_ttl is not None else None
+        info = TokenInfo(entry.client_id, entry.account, entry.scopes, now, expires,
+                         refresh_token)
+        self.access_tokens[access] = info
+        self.on_issue(access)
+        self.refresh_tokens[refresh_token] = _Refresh(entry.client_id, entry.account,
+                                                      entry.scopes, entry.expires_at, access)
+        return Issued(access, info, refresh_token)
 
     def mint(self, client_id: str = "simulator", account: Account | None = None,
              scopes: tuple[str, ...] = ()) -> Issued:

@@ -46,6 +46,7 @@ class TokenPolicy:
     code_ttl: int = 600
     redirect_uri_required: bool = False  # GitLab: at authorize and at the token endpoint
     response_type_required: bool = False  # GitLab: ``response_type=code``
+    rotate_refresh: bool = True  # False (Bitbucket): a refresh keeps the same refresh token
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from keyway.simulators.oauth import OAuthAuthority
 from keyway.simulators.oauth_model import OAuthError
 
 JSON_TYPE = "application/json; charset=utf-8"
-API_PREFIX = re.compile(r"^/api/v\d+(?=/)")  # dropped from templates: /repos/{owner}/{repo}
+API_PREFIX = re.compile(r"^/(?:api/v\d+|2\.0)(?=/)")  # dropped from templates: /repos/{owner}
 RULE_VARIABLE = re.compile(r"<(?:[^<>:]+:)?([^<>]+)>")
 
 
@@ -84,7 +84,8 @@ def request_params(request: Request) -> dict[str, str]:
 
 def route_template(rule: str) -> str:
     """A routing rule as the providers document it: ``/api/v3/repos/<owner>/<repo>`` →
-    ``/repos/{owner}/{repo}`` (API version prefix dropped, converters removed)."""
+    ``/repos/{owner}/{repo}`` (API version prefix — ``/api/vN``, Bitbucket's ``/2.0`` —
+    dropped, converters removed)."""
     return RULE_VARIABLE.sub(r"{\1}", API_PREFIX.sub("", rule))
 
 

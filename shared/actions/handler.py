@@ -5,8 +5,9 @@ target, body}, envelope}``; the envelope holds the requesting user's personal to
 for ``act-P`` with purpose ``action``. The handler refuses a job whose action does not match
 ``actions/<action_id>`` (tenant, provider, connection, fingerprint of target and body) or whose
 envelope names another user or connection than the action. The posted body ends with the
-invisible marker ``<!-- keyway-action:<action_id> -->`` (on Jira, whose ADF bodies cannot hide
-it, the action id is a comment property instead: :mod:`shared.actions.targets`).
+invisible marker ``<!-- keyway-action:<action_id> -->`` (on Bitbucket, which escapes HTML, the
+Markdown link reference ``[//]: # (keyway-action:<action_id>)``; on Jira, whose ADF bodies
+cannot hide it, the action id is a comment property instead: :mod:`shared.actions.targets`).
 
 Idempotency — the dedupe key is ``action_id`` (the ``actions/<action_id>`` document):
 

@@ -17,7 +17,9 @@ normalized ``comments`` record once posted. Nothing in the document is a secret.
 
 The marker ``<!-- keyway-action:<action_id> -->`` is appended to every posted body (GitHub
 and GitLab render HTML comments invisibly) so a redelivery can recognise the comment an
-earlier, interrupted attempt already posted.
+earlier, interrupted attempt already posted. Bitbucket escapes HTML in comments, so there the
+marker is the Markdown link reference ``[//]: # (keyway-action:<action_id>)``, which renders as
+nothing (``MARKERS``, chosen per provider by :mod:`shared.actions.targets`).
 """
 
 from __future__ import annotations
@@ -119,19 +121,24 @@ def fingerprint(connection: Any, kind: Any, target: Any, body: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def marker(action_id: str) -> str:
-    """The invisible marker of one action (``action_id`` cannot contain ``>``)."""
-    return f"<!-- keyway-action:{action_id} -->"
+MARKERS = {"html": "<!-- keyway-action:{} -->", "markdown": "[//]: # (keyway-action:{})"}
 
 
-def with_marker(body: str, action_id: str) -> str:
+def marker(action_id: str, style: str = "html") -> str:
+    """The invisible marker of one action (``action_id`` cannot contain ``>`` or ``)``)."""
+    return MARKERS[style].format(action_id)
+
+
+def with_marker(body: str, action_id: str, style: str = "html") -> str:
     """The body as posted: the user's text, a blank line, the marker."""
-    return f"{body}\n\n{marker(action_id)}"
+    return f"{body}\n\n{marker(action_id, style)}"
 
 
 def has_marker(text: Any, action_id: str) -> bool:
-    """True when ``text`` ends with this action's marker (trailing whitespace ignored)."""
-    return isinstance(text, str) and text.rstrip().endswith(marker(action_id))
+    """True when ``text`` ends with this action's marker, in either style (trailing whitespace
+    ignored)."""
+    return isinstance(text, str) and any(
+        text.rstrip().endswith(marker(action_id, style)) for style in MARKERS)
 
 
 def view(action_id: str, doc: dict[str, Any]) -> dict[str, Any]:

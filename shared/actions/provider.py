@@ -14,7 +14,7 @@ from shared.actions import targets
 from shared.fetch.client import ApiResponse, ProviderClient
 from shared.fetch.errors import MalformedResponse
 
-MAX_PAGES = 50  # of up to 100 comments each, newest first (GitLab) or since the attempt (GitHub)
+MAX_PAGES = 50  # pages of comments, newest first (GitLab, Bitbucket) or since the attempt (GitHub)
 SINCE_SLACK = timedelta(minutes=5)  # clock skew between us and the provider
 
 

@@ -1,12 +1,15 @@
 """Where a comment goes, per (provider, parent kind): a table, not an if-chain.
 
 GitHub comments on pull requests and issues alike through the issue comments endpoint (a pull
-request's conversation is its issue's); GitLab has one notes endpoint per noteable; Jira has
+request's conversation is its issue's); GitLab has one notes endpoint per noteable; Bitbucket
+one comments endpoint per pull request and per issue, listing pages of ``values``; Jira has
 issues only, addressed by key (``<project key>-<number>``). What is posted differs too:
-GitHub and GitLab take ``{"body"}`` with the invisible marker appended (an HTML comment); Jira
-takes an ADF body and keeps the action id out of sight as a comment property
-(``keyway.action``), which its comment listing returns with ``expand=properties``. Every
-template here is in the provider table's allowlist (``shared/providers/providers.json``), so
+GitHub and GitLab take ``{"body"}`` with the invisible marker appended (an HTML comment);
+Bitbucket takes ``{"content": {"raw"}}`` and, as it escapes HTML, the marker is a Markdown
+link reference that renders as nothing (:data:`shared.actions.model.MARKERS`); Jira takes an
+ADF body and keeps the action id out of sight as a comment property (``keyway.action``), which
+its comment listing returns with ``expand=properties``. Every template here is in the provider
+table's allowlist (``shared/providers/providers.json``), so
 :class:`~shared.fetch.client.ProviderClient` accepts them and nothing else.
 """
 
@@ -17,9 +20,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.actions.model import has_marker, with_marker
+from shared.fetch.bitbucket.plan import PLAN as BITBUCKET_PLAN
 from shared.fetch.github.plan import PLAN as GITHUB_PLAN
 from shared.fetch.gitlab.plan import PLAN as GITLAB_PLAN
 from shared.records import adf
+from shared.records import bitbucket as bitbucket_records
 from shared.records import github as github_records
 from shared.records import gitlab as gitlab_records
 from shared.records import jira as jira_records
@@ -53,6 +58,12 @@ TARGETS: dict[tuple[str, str], Target] = {
         "POST /projects/{id}/issues/{issue_iid}/notes",
         "GET /projects/{id}/issues/{issue_iid}/notes",
         "issue_iid", _GITLAB_NEWEST, "issues"),
+    **{("bitbucket", kind): Target(
+        f"POST /repositories/{{workspace}}/{{repo_slug}}/{path}/{{{param}}}/comments",
+        f"GET /repositories/{{workspace}}/{{repo_slug}}/{path}/{{{param}}}/comments",
+        param, {"sort": "-created_on"}, None)
+       for kind, path, param in (("pull_request", "pullrequests", "pull_request_id"),
+                                 ("issue", "issues", "issue_id"))},
     ("jira", "issue"): Target(
         "POST /rest/api/3/issue/{issueIdOrKey}/comment",
         "GET /rest/api/3/issue/{issueIdOrKey}/comment",
@@ -66,15 +77,22 @@ def _jira_issue(repository: dict[str, Any], number: int) -> dict[str, str]:
 
 
 _REPO_PARAMS: dict[str, Callable[[dict], dict[str, str]]] = {
-    "github": GITHUB_PLAN.repo_params, "gitlab": GITLAB_PLAN.repo_params}
+    "github": GITHUB_PLAN.repo_params, "gitlab": GITLAB_PLAN.repo_params,
+    "bitbucket": BITBUCKET_PLAN.repo_params}
 _THREAD_PARAMS: dict[str, Callable[[dict[str, Any], int], dict[str, str]]] = {
     "jira": _jira_issue}
 NORMALIZE: dict[str, Normalize] = {"github": github_records.comment,
                                    "gitlab": gitlab_records.comment,
+                                   "bitbucket": bitbucket_records.comment,
                                    "jira": jira_records.comment}
 SINCE_PARAM = {"github": "since"}  # GitHub lists a thread's comments oldest first
-ITEMS_KEY = {"jira": "comments"}  # a page of comments is an object with this list
-PROVIDERS: tuple[str, ...] = ("github", "gitlab", "jira")
+# a page of comments is an object with its list under this key
+ITEMS_KEY = {"bitbucket": "values", "jira": "comments"}
+MARKER_STYLE = {"bitbucket": "markdown"}  # Bitbucket escapes HTML comments
+# where a comment names its author: (object, id field)
+AUTHOR = {"github": ("user", "id"), "gitlab": ("author", "id"), "bitbucket": ("user", "uuid"),
+          "jira": ("author", "accountId")}
+PROVIDERS: tuple[str, ...] = ("github", "gitlab", "bitbucket", "jira")
 
 
 def supports(provider: str, parent_kind: str | None = None) -> bool:
@@ -89,13 +107,14 @@ def payload(provider: str, body: str, action_id: str) -> dict[str, Any]:
     if provider == "jira":
         return {"body": adf.from_text(body),
                 "properties": [{"key": JIRA_PROPERTY, "value": {"action_id": action_id}}]}
-    return {"body": with_marker(body, action_id)}
+    text = with_marker(body, action_id, MARKER_STYLE.get(provider, "html"))
+    return {"content": {"raw": text}} if provider == "bitbucket" else {"body": text}
 
 
 def marked(provider: str, raw: dict[str, Any], action_id: str) -> bool:
     """Whether a listed comment carries ``action_id``'s marker."""
     if provider != "jira":
-        return has_marker(raw.get("body"), action_id)
+        return has_marker(comment_text(provider, raw), action_id)
     return any(isinstance(p, dict) and p.get("key") == JIRA_PROPERTY
                and (p.get("value") or {}).get("action_id") == action_id
                for p in raw.get("properties") or ())
@@ -116,11 +135,22 @@ def path_params(provider: str, repository: dict[str, Any], parent_kind: str,
     return params
 
 
+def comment_text(provider: str, raw: dict[str, Any]) -> Any:
+    """A listed comment's text (Bitbucket: ``content.raw``)."""
+    if provider == "bitbucket":
+        content = raw.get("content")
+        return content.get("raw") if isinstance(content, dict) else None
+    return raw.get("body")
+
+
 def comment_url(provider: str, raw: dict[str, Any], repository: dict[str, Any],
                 parent_kind: str, number: int) -> str | None:
-    """The comment's web address: GitHub says it; for GitLab it is built from the project's."""
-    if provider == "github":
-        url = raw.get("html_url")
+    """The comment's web address: GitHub and Bitbucket say it; for GitLab it is built from the
+    project's."""
+    if provider in ("github", "bitbucket"):
+        links = raw.get("links") if provider == "bitbucket" else None
+        html = links.get("html") if isinstance(links, dict) else None
+        url = html.get("href") if isinstance(html, dict) else raw.get("html_url")
         return url if isinstance(url, str) else None
     if provider == "jira":
         key = _jira_issue(repository, number)["issueIdOrKey"]
@@ -132,9 +162,9 @@ def comment_url(provider: str, raw: dict[str, Any], repository: dict[str, Any],
 
 
 def author_id(provider: str, raw: dict[str, Any]) -> str | None:
-    """The external id of a comment's author (``user`` on GitHub, ``author`` on GitLab and
-    Jira, whose users are named by ``accountId``)."""
-    who = raw.get("user" if provider == "github" else "author")
-    field = "accountId" if provider == "jira" else "id"
-    ident = who.get(field) if isinstance(who, dict) else None
+    """The external id of a comment's author (GitHub ``user.id``, GitLab ``author.id``,
+    Bitbucket ``user.uuid``, Jira ``author.accountId``)."""
+    field, key = AUTHOR[provider]
+    who = raw.get(field)
+    ident = who.get(key) if isinstance(who, dict) else None
     return None if ident is None else str(ident)

@@ -23,6 +23,10 @@ instances see one budget::
   (``github:conn-1:app``); another resource's key adds its name (``github:conn-1:app:graphql``,
   :meth:`TokenBudget.for_resource`), so spending one never blocks the other. A GraphQL lease
   counts as one request in flight; the points a query cost arrive through ``observe``.
+* A provider whose answers carry no remaining quota (Bitbucket; the table's
+  ``rate_limit.local_budget``) is counted here instead: :meth:`TokenBudget.count` spends one
+  request of a fixed window opened by the first request (``limit`` per ``window``), and a 429
+  without quota headers calls :meth:`TokenBudget.exhaust`: nothing is left until its retry time.
 * :func:`read_rate_headers`, :func:`is_rate_limited` and :func:`retry_at` read an answer's
   rate-limit headers with the names and reset style the provider table gives;
   :func:`answer_resource` reads the resource an answer counted against.
@@ -209,6 +213,39 @@ class TokenBudget:
 
         self._store.transaction(merge)
 
+    def count(self, *, limit: int, window: timedelta) -> None:
+        """Spend one request of a budget keyway counts itself (no quota headers): the window
+        opens with the first request and allows ``limit`` requests until it closes."""
+        if limit < 1 or window <= timedelta(0):
+            raise InvalidInput("a counted budget needs limit >= 1 and a positive window")
+
+        def spend(tx: Transaction) -> None:
+            now = self._clock.now()
+            state = _State.load(tx.get(COLLECTION, self.key), now)
+            if state.reset_at is None or now >= state.reset_at or state.remaining is None:
+                state.limit, state.remaining, state.reset_at = limit, limit - 1, now + window
+            else:
+                state.remaining = max(0, state.remaining - 1)
+            state.observed_at = isoformat(now)
+            tx.put(COLLECTION, self.key, state.dump())
+
+        self._store.transaction(spend)
+
+    def exhaust(self, until: datetime, limit: int | None = None) -> None:
+        """The provider refused for quota and said nothing else: none is left until ``until``."""
+        if until.tzinfo is None:
+            raise InvalidInput("exhaust needs an aware time")
+
+        def spend(tx: Transaction) -> None:
+            now = self._clock.now()
+            state = _State.load(tx.get(COLLECTION, self.key), now)
+            state.limit = state.limit if state.limit is not None else limit
+            state.remaining, state.reset_at = 0, max(until, now)
+            state.observed_at = isoformat(now)
+            tx.put(COLLECTION, self.key, state.dump())
+
+        self._store.transaction(spend)
+
     def blocked_until(self) -> datetime | None:
         """The reset time while the quota is spent down to the fetch reserve, else None.
 
@@ -233,7 +270,7 @@ class TokenBudget:
 
 # ---- reading a provider's rate-limit headers (names and reset style from the provider table) --
 def _reset_at(rate: RateLimitSpec, headers: Mapping[str, str], now: datetime) -> datetime | None:
-    value = headers.get(rate.reset_header)
+    value = headers.get(rate.reset_header) if rate.reset_header else None
     try:
         if value is None:
             return None
@@ -248,7 +285,10 @@ def _reset_at(rate: RateLimitSpec, headers: Mapping[str, str], now: datetime) ->
 
 def read_rate_headers(rate: RateLimitSpec, headers: Mapping[str, str],
                       now: datetime) -> tuple[int, int, datetime] | None:
-    """``(limit, remaining, reset_at)`` from an answer's headers, or None when absent."""
+    """``(limit, remaining, reset_at)`` from an answer's headers, or None when absent (always
+    for a provider that sends no remaining quota)."""
+    if rate.remaining_header is None:
+        return None
     try:
         limit, remaining = int(headers[rate.limit_header]), int(headers[rate.remaining_header])
     except (KeyError, ValueError):
@@ -271,7 +311,8 @@ def is_rate_limited(rate: RateLimitSpec, status: int, headers: Mapping[str, str]
     """429, or 403 with ``Retry-After``, no remaining quota or a secondary-limit message."""
     return status == 429 or status == 403 and (
         rate.retry_after_header in headers
-        or headers.get(rate.remaining_header, "").strip() == "0"
+        or bool(rate.remaining_header)
+        and headers.get(rate.remaining_header, "").strip() == "0"
         or b"secondary rate limit" in (body or b"").lower())
 
 

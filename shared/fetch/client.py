@@ -10,12 +10,14 @@ address, for the local simulators) and redirects are never followed.
 
 Each request takes a lease from the token's :class:`TokenBudget` and returns it afterwards (even
 on errors); the rate-limit headers of every answer, 304s included, are recorded with
-``observe``. Answers map to :mod:`shared.fetch.errors`: 429 or a rate-limited 403 →
-:class:`RateLimited` (not retried: the caller reschedules at ``retry_at``); 5xx, timeouts and
-connection errors → retried (GET only; POST and DELETE never) with exponential backoff through
-``clock.sleep``, then :class:`ProviderUnavailable`; 401 → :class:`TokenRejected`; 404/410 →
-:class:`NotFoundAtProvider`; any other 4xx → :class:`ProviderRefused` carrying the status
-(``provider_status``) only.
+``observe`` — or, for a provider whose answers carry no remaining quota (the table's
+``rate_limit.local_budget``, Bitbucket), every answer is counted against that local budget and
+a 429 exhausts it until its retry time. Answers map to :mod:`shared.fetch.errors`: 429 or a
+rate-limited 403 → :class:`RateLimited` (not retried: the caller reschedules at ``retry_at``);
+5xx, timeouts and connection errors → retried (GET only; POST and DELETE never) with
+exponential backoff through ``clock.sleep``, then :class:`ProviderUnavailable`; 401 →
+:class:`TokenRejected`; 404/410 → :class:`NotFoundAtProvider`; any other 4xx →
+:class:`ProviderRefused` carrying the status (``provider_status``) only.
 Nothing the client raises or logs contains the token, a header value or a response body.
 
 GraphQL (:meth:`ProviderClient.graphql`) is never a free-form endpoint: the client sends only a
@@ -35,6 +37,7 @@ import dataclasses
 import ipaddress
 import json as jsonlib
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any, NoReturn, cast
 from urllib.parse import SplitResult, parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsplit
 
@@ -67,6 +70,7 @@ MAX_BODY_BYTES = 20 * 1024 * 1024
 # literal-ending endpoints that take no page size (single objects, or a list never paged)
 _SINGLE_RESOURCES = frozenset({"user", "myself", "approvals", "accessible-resources"})
 _PORTS = {"https": 443, "http": 80}
+Query = str | tuple[str, ...]  # a query value; a tuple repeats the parameter (state=A&state=B)
 _GITHUB_HEADERS = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
 
 
@@ -149,15 +153,20 @@ class ProviderClient:
 
     # ---- public surface ---------------------------------------------------------------------
     def get(self, template: str, path_params: Mapping[str, str] | None = None,
-            params: Mapping[str, str] | None = None, *, etag: str | None = None) -> ApiResponse:
+            params: Mapping[str, Query] | None = None, *, etag: str | None = None) -> ApiResponse:
         """GET an allowlisted ``template`` (``"GET /repos/{owner}/{repo}/pulls"``)."""
+        return self._send("GET", self.url(template, path_params, params), template, etag=etag)
+
+    def url(self, template: str, path_params: Mapping[str, str] | None = None,
+            params: Mapping[str, Query] | None = None) -> str:
+        """The checked URL :meth:`get` would request (a tuple value repeats its parameter);
+        lists get the table's page size under its parameter name (``per_page``, ``pagelen``)."""
         path = self._path(template, "GET", path_params or {})
         query = dict(params or {})
         last = template.rsplit("/", 1)[-1]
         if not last.startswith("{") and last not in _SINGLE_RESOURCES:
             query.setdefault(self._spec.api.page_size_param, str(self._spec.api.per_page))
-        url = self._base_url + path + (f"?{urlencode(query)}" if query else "")
-        return self._send("GET", url, template, etag=etag)
+        return self._base_url + path + (f"?{urlencode(query, doseq=True)}" if query else "")
 
     def get_next(self, next_url: str, template: str, *, etag: str | None = None) -> ApiResponse:
         """GET a provider-supplied next-page URL, only if it stays on ``template``."""
@@ -313,13 +322,18 @@ class ProviderClient:
 
     def _observe(self, headers: Mapping[str, str], resource: str) -> int | None:
         """Record the answer's rate-limit headers in the budget of the resource it names
-        (else of the one the request leased from)."""
+        (else of the one the request leased from); with no quota headers, count the answer
+        against the table's local budget."""
         rate = self._spec.api.rate_limit
         reading = rates.read_rate_headers(rate, headers, self._clock.now())
         if reading is not None and self._budget is not None:
             named = rates.answer_resource(rate, headers) or resource
             self._budget.for_resource(named).observe(limit=reading[0], remaining=reading[1],
                                                      reset_at=reading[2])
+        elif rate.local_budget is not None and self._budget is not None:
+            local = rate.local_budget
+            self._budget.for_resource(resource).count(
+                limit=local.requests, window=timedelta(seconds=local.window_seconds))
         return None if reading is None else reading[1]
 
     def _interpret(self, response: requests.Response, raw: bytes | None, template: str,
@@ -338,6 +352,8 @@ class ProviderClient:
         rate = self._spec.api.rate_limit
         if rates.is_rate_limited(rate, status, headers, raw):
             when = rates.retry_at(rate, headers, self._clock.now())
+            if rate.local_budget is not None and self._budget is not None:
+                self._budget.exhaust(when, rate.local_budget.requests)
             log.info("provider.rate_limited", extra={"fields": {
                 "provider": self._spec.name, "template": template, "status": status,
                 "retry_at": when.isoformat()}})

@@ -27,6 +27,7 @@ from shared import bootstrap, messages
 from shared.clock import isoformat
 from shared.errors import InvalidInput, NotFound, PolicyViolation
 from shared.fetch import status
+from shared.fetch.bitbucket.plan import PLAN as BITBUCKET
 from shared.fetch.budget import TokenBudget, budget_key
 from shared.fetch.client import ProviderClient
 from shared.fetch.errors import BudgetExhausted, RateLimited, TokenRejected
@@ -40,7 +41,7 @@ from shared.providers import registry
 from shared.vault.receive import open_pushed_token
 from shared.webhooks import register
 
-PLANS = {"github": GITHUB, "gitlab": GITLAB, "jira": JIRA}
+PLANS = {"github": GITHUB, "gitlab": GITLAB, "bitbucket": BITBUCKET, "jira": JIRA}
 log = get_logger("keyway.fetch")
 
 
@@ -59,11 +60,12 @@ def on_fetch_job(provider: str, ports: Ports, inbound: messages.Inbound) -> None
     if owner is None:
         log.info("fetch.already_running", extra={"fields": {"connection": connection}})
         return
-    _run(provider, ports, tenant, connection, record, token, owner)
+    _run(provider, ports, tenant, connection, record, token, owner,
+         body.get("resume") == "checkpoint")
 
 
 def _run(provider: str, ports: Ports, tenant: str, connection: str, record: dict, token: str,
-         owner: str) -> None:
+         owner: str, continuation: bool) -> None:
     spec = registry.get(provider)
     api_base = record.get("api_base") or registry.api_base_url(spec, os.environ,
                                                                record.get("base_url"))
@@ -73,7 +75,8 @@ def _run(provider: str, ports: Ports, tenant: str, connection: str, record: dict
     hooks = register.registrar(ports, client, spec, PLANS[provider], tenant, record, connection,
                                config.public_url)
     run = SyncRun(ports, client, PLANS[provider], tenant, connection,
-                  config.sync_budget_seconds, on_repositories=hooks.ensure if hooks else None)
+                  config.sync_budget_seconds, continuation,
+                  on_repositories=hooks.ensure if hooks else None)
     try:
         result = run.run()
     except (RateLimited, BudgetExhausted) as e:

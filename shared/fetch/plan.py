@@ -1,18 +1,26 @@
 """What a provider's sync walks: a declarative list per provider (``github/plan.py``,
-``gitlab/plan.py``), interpreted by :mod:`shared.fetch.walk` and :mod:`shared.fetch.batch`.
+``gitlab/plan.py``, ``bitbucket/plan.py``, ``jira/plan.py``), interpreted by
+:mod:`shared.fetch.walk` and :mod:`shared.fetch.batch`.
 
 Every list is walked newest-first (sorted by ``updated_at`` descending) from a first page
 whose URL never changes, so an unchanged list answers ``304 Not Modified`` to the stored ETag
 and costs no quota; the walk stops at the first item older than the cursor minus an overlap
-window. ``full`` lists (repositories, labels) are walked whole and reconcile deletions.
+window. ``full`` lists (repositories, labels) are walked whole and reconcile deletions; a full
+child list (Bitbucket's participants) reconciles within its parent only.
 
-Where the provider filters by time itself (Jira's JQL ``updated >= …``), a list's ``query``
-builds its query from the walk's parameters and the lower bound the walk would stop at; the
-parameters it consumes need not be path parameters of its template. ``items_key`` names the
-field holding the items when a page is a JSON object (``{"issues": [...]}``) rather than a
-list. A plan's ``connection_params`` adds settings of the connection (Jira: the account's time
-zone, which JQL dates are read in) and ``site_of`` the site its ids belong to
-(:attr:`shared.records.model.Context.site`).
+Where the provider filters by time itself, a list's ``query`` builds its query from the walk's
+parameters and the lower bound the walk would stop at (``None`` on a full walk); the
+parameters it consumes need not be path parameters of its template. Jira sends JQL
+``updated >= …``; Bitbucket, which sends no ETags, narrows the first page with BBQL
+``q=updated_on > …``, so an unchanged list costs one request with an empty page.
+``items_key`` names the field holding the items when a page is a JSON object
+(``{"issues": [...]}``, Bitbucket's ``{"values": [...]}``) rather than a list;
+``updated_key`` names the item's update time for the early stop; ``applies`` skips a list a
+repository does not have (an issue tracker that is off). A plan's ``connection_params`` adds
+settings of the connection (Jira: the account's time zone, which JQL dates are read in) and
+``site_of`` the site its ids belong to (:attr:`shared.records.model.Context.site`). Where the
+repositories are listed per container (Bitbucket workspaces), ``repository_scopes`` lists the
+containers first and the repositories list is walked once per container as one full walk.
 
 Children of changed items come either from a REST list per item (:class:`ListSpec`, e.g.
 GitLab's notes) or, where the provider can batch them, from one vetted GraphQL document for
@@ -28,8 +36,9 @@ from typing import Any
 from shared.records.model import Context
 
 Normalize = Callable[[dict, Context, "Parent"], dict | list[dict] | None]
+Params = Mapping[str, str | tuple[str, ...]]  # a tuple value repeats its query parameter
 # (the walk's parameters, the ISO lower bound or None for a full walk) → extra query params
-Query = Callable[[Mapping[str, str], str | None], Mapping[str, str]]
+Query = Callable[[Mapping[str, str], str | None], Params]
 
 
 @dataclass(frozen=True)
@@ -45,7 +54,7 @@ class Parent:
 class ListSpec:
     name: str
     template: str
-    params: Mapping[str, str]
+    params: Params
     kind: str  # the records kind it writes
     normalize: Normalize
     full: bool = False  # walk everything; reconcile deletions (no updated_at ordering)
@@ -53,6 +62,19 @@ class ListSpec:
     children: tuple[str, ...] = ()  # child specs to fetch for every changed item
     items_key: str | None = None  # a page is an object: its items are under this field
     query: Query | None = None  # provider-side time filter built per walk (see above)
+    updated_key: str = "updated_at"  # the item field the early stop reads
+    applies: Callable[[dict], bool] | None = None  # repository record → does it have this list
+
+
+@dataclass(frozen=True)
+class ScopeList:
+    """The containers repositories are listed in (Bitbucket workspaces): walked first, each
+    item giving the path parameters of one repositories list."""
+
+    template: str
+    params: Params
+    path_params: Callable[[dict], dict[str, str]]
+    items_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -82,3 +104,4 @@ class ProviderPlan:
     parent_of: Callable[[str, dict[str, Any], Mapping[str, str]], Parent] | None = None
     connection_params: Callable[[dict], dict[str, str]] | None = None  # connection → params
     site_of: Callable[[dict], str | None] | None = None  # connection → Context.site
+    repository_scopes: ScopeList | None = None

@@ -4,7 +4,10 @@ children of every item that changed — within a time budget, resumable from che
 Quota: every first page is conditional (ETag), so an unchanged connection costs only 304s;
 children (reviews, notes, approvals) are fetched only for items whose record changed — per
 item over REST (:class:`~shared.fetch.plan.ListSpec`), or up to 100 items per GraphQL query
-(:class:`~shared.fetch.plan.BatchSpec`, :mod:`shared.fetch.batch`).
+(:class:`~shared.fetch.plan.BatchSpec`, :mod:`shared.fetch.batch`). A provider without ETags
+(Bitbucket) pays one request per list instead, narrowed to what changed (``ListSpec.query``);
+its repositories are listed per workspace (``repository_scopes``), one request for the
+workspaces plus one page per workspace.
 Between the repository list and the repositories' own lists, ``on_repositories`` (the webhook
 registrar, when the connection registers hooks) sees the connection's live repositories and
 when the run's time budget is spent.
@@ -20,7 +23,7 @@ from shared.clock import isoformat
 from shared.fetch import cursor as cursors
 from shared.fetch.batch import BatchFetcher
 from shared.fetch.client import ProviderClient
-from shared.fetch.plan import BatchSpec, Parent, ProviderPlan
+from shared.fetch.plan import BatchSpec, ListSpec, Parent, ProviderPlan
 from shared.fetch.walk import Stats, Walker
 from shared.ports import Filter, Ports, Snapshot
 from shared.records.model import Context
@@ -35,8 +38,11 @@ class SyncResult:
 
 
 class SyncRun:
+    """One run; ``continuation``: it continues a sync whose earlier run ran out of time, so
+    the lists that sync already finished are not walked again (see :mod:`.cursor`)."""
+
     def __init__(self, ports: Ports, client: ProviderClient, plan: ProviderPlan, tenant: str,
-                 connection: str, budget_seconds: float,
+                 connection: str, budget_seconds: float, continuation: bool = False,
                  on_repositories: Callable[[list[Snapshot], Callable[[], bool]], object]
                  | None = None) -> None:
         self._ports, self._plan, self._on_repositories = ports, plan, on_repositories
@@ -44,19 +50,21 @@ class SyncRun:
             plan.site_of or plan.connection_params) else {}
         self._settings = plan.connection_params(doc) if plan.connection_params else {}
         # observed_at: the updated_at of records whose provider gives none (labels)
-        self._base = Context(tenant, plan.provider, connection,
-                             observed_at=isoformat(ports.clock.now()),
+        now = isoformat(ports.clock.now())
+        self._base = Context(tenant, plan.provider, connection, observed_at=now,
                              site=plan.site_of(doc) if plan.site_of else None)
         self._deadline = ports.clock.monotonic() + budget_seconds
         self.stats = Stats()
-        self._walker = Walker(ports.business, client, ports.clock, self._deadline, self.stats)
+        round_ = cursors.begin_round(ports.business, connection, now, continuation)
+        self._walker = Walker(ports.business, client, ports.clock, self._deadline, self.stats,
+                              round_)
         self._batches = BatchFetcher(ports.business, client, self.stats)
 
     def run(self) -> SyncResult:
         store, connection = self._ports.business, self._base.connection
         spec = self._plan.repositories
         cursor = cursors.load(store, connection, CONNECTION_SCOPE, spec.name)
-        if not self._walker.walk(spec, self._base, {}, cursor):
+        if not self._repositories(spec, cursor):
             return SyncResult(False, self.stats)
         repos = store.query("repositories", [Filter("connection", "==", connection),
                                              Filter("deleted", "==", False)])
@@ -67,6 +75,17 @@ class SyncRun:
                 return SyncResult(False, self.stats)
         return SyncResult(True, self.stats)
 
+    def _repositories(self, spec: ListSpec, cursor: cursors.Cursor) -> bool:
+        """The repositories list: one list, or one per container (Bitbucket workspaces), all
+        walked as one so that deletions are reconciled across every container."""
+        scopes = self._plan.repository_scopes
+        if scopes is None or cursor.walk is not None or cursor.round == self._walker.round:
+            return self._walker.walk(spec, self._base, {}, cursor)  # scopes: not needed
+        params = [scopes.path_params(item) for item in self._walker.collect(scopes)]
+        if not params:  # no container: nothing to list (and nothing is reconciled away)
+            return True
+        return self._walker.walk(spec, self._base, params[0], cursor, more=params[1:])
+
     def _past_deadline(self) -> bool:
         return self._ports.clock.monotonic() >= self._deadline
 
@@ -74,6 +93,8 @@ class SyncRun:
         ctx = dataclasses.replace(self._base, repository=repo_id)
         params = {**self._settings, **self._plan.repo_params(repo)}
         for spec in self._plan.resources:
+            if spec.applies is not None and not spec.applies(repo):
+                continue
             if self._walker.out_of_time():
                 return False
             cursor = cursors.load(self._ports.business, ctx.connection, repo_id, spec.name)

@@ -2,9 +2,11 @@
 
 1. No walk in progress: request the first page with the stored ETag. ``304`` → nothing
    changed, done (no quota spent). Otherwise start a walk that stops at the first item older
-   than the cursor's ``since`` minus :data:`OVERLAP` (a full list never stops early). A list
-   with a ``query`` sends that bound to the provider instead (Jira: JQL ``updated >=``, to
-   the minute: the overlap covers the lost seconds and the upserts dedupe what it re-reads).
+   than the cursor's ``since`` minus :data:`OVERLAP` (a full list never stops early; the
+   item's time is read from the list's ``updated_key``). A list with a ``query`` sends that
+   bound to the provider as well (Jira: JQL ``updated >=``, to the minute: the overlap covers
+   the lost seconds and the upserts dedupe what it re-reads; Bitbucket: BBQL
+   ``updated_on >``, so an unchanged list answers one empty page).
 2. Each page: normalize every item; hand the items whose record is newer than the stored one
    to ``on_changed`` (their children are fetched and written, in batches where the plan
    says so); then upsert every item (idempotent; older data never overwrites newer); then
@@ -12,27 +14,43 @@
    crash or a rate limit before the items are written loses nothing: the resumed page finds
    the same items still changed and fetches their children again.
 3. The last page: the cursor's ``since`` becomes the newest ``updated_at`` seen, the first
-   page's ETag is stored, and a full list marks records it no longer contains as deleted.
+   page's ETag is stored, and a full list marks records it no longer contains as deleted
+   (within the parent, for a child list).
+
+A list walked over several scopes (``more``: Bitbucket's repositories, one list per workspace)
+is one walk: the first pages of the other scopes wait in the checkpoint (``pending``) and the
+deletions are reconciled once, after the last. It never uses an ETag.
 
 Returns ``False`` when the time budget ran out between pages (the checkpoint resumes it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from shared.clock import isoformat, parse_iso
 from shared.fetch import cursor as cursors
 from shared.fetch.client import ApiResponse, ProviderClient
 from shared.fetch.errors import MalformedResponse
-from shared.fetch.plan import ListSpec, Parent
+from shared.fetch.plan import ListSpec, Parent, ScopeList
 from shared.ports import Clock, DocumentStore, Filter
 from shared.records import store as records
-from shared.records.model import Context
+from shared.records.model import Context, parent_id
 
 OVERLAP = timedelta(minutes=5)
+PARENT_FIELD = {"reviews": "pull_request", "comments": "parent"}  # child kind → its parent id
+MAX_SCOPE_PAGES = 100
+
+
+def page_items(body: Any, key: str | None) -> list:
+    """The items of one page: the body itself, or the list under ``key`` of an envelope."""
+    items = body.get(key) if key is not None and isinstance(body, dict) else body
+    if not isinstance(items, list):
+        raise MalformedResponse("expected a list" + (f" under {key!r}" if key else ""))
+    return items
 
 
 @dataclass
@@ -52,9 +70,9 @@ class Stats:
 
 class Walker:
     def __init__(self, store: DocumentStore, client: ProviderClient, clock: Clock,
-                 deadline: float, stats: Stats) -> None:
+                 deadline: float, stats: Stats, round_: str | None = None) -> None:
         self._store, self._client, self._clock = store, client, clock
-        self._deadline, self.stats = deadline, stats
+        self._deadline, self.stats, self.round = deadline, stats, round_
 
     def out_of_time(self) -> bool:
         """Past the deadline — once this run has made progress (one page that was not a 304),
@@ -65,36 +83,67 @@ class Walker:
     def walk(self, spec: ListSpec, ctx: Context, path_params: Mapping[str, str],
              cursor: cursors.Cursor, parent: Parent | None = None,
              on_changed: Callable[[list[dict]], None] | None = None,
-             budgeted: bool = True) -> bool:
+             budgeted: bool = True, more: Sequence[Mapping[str, str]] = ()) -> bool:
         """Walk ``spec``; ``False`` if the budget ran out between pages (never when
-        ``budgeted`` is false: a child list is short and is finished with its parent)."""
+        ``budgeted`` is false: a child list is short and is finished with its parent).
+        ``more``: path parameters of further scopes walked as part of this (full) walk."""
         walk = cursor.walk
+        if (walk is None and parent is None and self.round is not None
+                and cursor.round == self.round):
+            return True  # finished earlier in this round: a continuation does not redo it
         if walk is None:
             stop = None if spec.full or cursor.since is None else isoformat(
                 parse_iso(cursor.since) - OVERLAP)
-            response = self._get(spec, path_params, cursor.etag, stop)
+            response = self._get(spec, path_params, None if more else cursor.etag, stop)
             if response.not_modified:
                 return True
-            walk = cursors.Walk("", stop, None, response.etag)
+            pending = [self._client.url(spec.template, *self._request(spec, p, stop))
+                       for p in more]
+            walk = cursors.Walk("", stop, None, None if more else response.etag,
+                                pending=pending)
         else:
             response = self._next(spec, walk.next_url)
         while True:
             reached = self._consume(spec, ctx, response, walk, parent, on_changed)
-            if reached or not response.next_url:
-                self._finish(spec, ctx, cursor, walk)
+            next_url = None if reached else response.next_url
+            if not next_url and walk.pending:
+                next_url = walk.pending.pop(0)
+            if not next_url:
+                self._finish(spec, ctx, cursor, walk, parent)
                 return True
-            walk.next_url, cursor.walk = response.next_url, walk
+            walk.next_url, cursor.walk = next_url, walk
             cursors.save(self._store, cursor, ctx.connection)
             if budgeted and self.out_of_time():
                 return False
             response = self._next(spec, walk.next_url)
 
-    def _get(self, spec: ListSpec, path_params: Mapping[str, str], etag: str | None,
-             stop: str | None):
+    def collect(self, scopes: ScopeList) -> list[dict]:
+        """Every item of a scope list (Bitbucket's workspaces), all pages; nothing is written."""
+        response = self._client.get(scopes.template, {}, scopes.params)
+        found: list[dict] = []
+        for _ in range(MAX_SCOPE_PAGES):
+            self._count(response)
+            found += [i for i in page_items(response.body, scopes.items_key)
+                      if isinstance(i, dict)]
+            if not response.next_url:
+                return found
+            response = self._client.get_next(response.next_url, scopes.template)
+        raise MalformedResponse(f"more than {MAX_SCOPE_PAGES} pages of {scopes.template}")
+
+    @staticmethod
+    def _request(spec: ListSpec, path_params: Mapping[str, str],
+                 stop: str | None) -> tuple[Mapping[str, str], dict[str, Any]]:
+        """The path and query parameters of a first page: a list with a ``query`` sends the
+        walk's lower bound to the provider and takes the walk parameters it needs."""
         params = dict(spec.params)
-        if spec.query is not None:  # the provider filters by time; it takes what it needs
+        if spec.query is not None:
             params.update(spec.query(path_params, stop))
             path_params = {k: v for k, v in path_params.items() if f"{{{k}}}" in spec.template}
+        return path_params, params
+
+    def _get(self, spec: ListSpec, path_params: Mapping[str, str], etag: str | None,
+             stop: str | None):
+        path_params, params = self._request(spec, path_params, stop)
         response = self._client.get(spec.template, path_params, params, etag=etag)
         self._count(response)
         return response
@@ -113,17 +162,13 @@ class Walker:
                  on_changed: Callable[[list[dict]], None] | None) -> bool:
         """Write one page (children first, see the module docstring); True once an item
         older than the walk's stop point was reached."""
-        items = [response.body] if spec.single else response.body
-        if spec.items_key is not None:
-            items = items.get(spec.items_key) if isinstance(items, dict) else None
-        if not isinstance(items, list):
-            raise MalformedResponse("expected a list")
+        items = [response.body] if spec.single else page_items(response.body, spec.items_key)
         page: list[tuple[dict, list[dict]]] = []
         reached = False
         for raw in items:
             if not isinstance(raw, dict):
                 raise MalformedResponse("expected objects in the list")
-            updated = raw.get("updated_at")
+            updated = raw.get(spec.updated_key)
             if walk.stop_before and updated and isoformat(parse_iso(updated)) < walk.stop_before:
                 reached = True
                 break
@@ -149,18 +194,22 @@ class Walker:
                 walk.max_seen = record["updated_at"]
 
     def _finish(self, spec: ListSpec, ctx: Context, cursor: cursors.Cursor,
-                walk: cursors.Walk) -> None:
+                walk: cursors.Walk, parent: Parent | None = None) -> None:
         if spec.full:
-            self._reconcile(spec, ctx, set(walk.seen))
+            self._reconcile(spec, ctx, set(walk.seen), parent)
         if walk.max_seen and (cursor.since or "") < walk.max_seen:
             cursor.since = walk.max_seen
-        cursor.etag, cursor.walk = walk.first_etag, None
+        cursor.etag, cursor.walk, cursor.round = walk.first_etag, None, self.round
         cursors.save(self._store, cursor, ctx.connection)
 
-    def _reconcile(self, spec: ListSpec, ctx: Context, seen: set[str]) -> None:
+    def _reconcile(self, spec: ListSpec, ctx: Context, seen: set[str],
+                   parent: Parent | None = None) -> None:
         where = [Filter("connection", "==", ctx.connection), Filter("deleted", "==", False)]
         if ctx.repository and spec.kind != "repositories":
             where.append(Filter("repository", "==", ctx.repository))
+        if parent is not None:  # a full child list is complete for its parent only
+            where.append(Filter(PARENT_FIELD[spec.kind], "==",
+                                parent_id(ctx, parent.kind, parent.number)))
         now = isoformat(self._clock.now())
         for snap in self._store.query(spec.kind, where):
             if snap.id not in seen and records.mark_deleted(self._store, spec.kind, snap.id, now):

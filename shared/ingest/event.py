@@ -85,11 +85,12 @@ Normalizer = Callable[[Event, Context, Ports], list[Change]]
 Scope = Literal["repository", "installation"]
 
 
-def deleted_at(event: Event, raw: dict[str, Any]) -> str:
+def deleted_at(event: Event, raw: dict[str, Any], field: str = "updated_at") -> str:
     """When a deletion happened, as a record version: the webhook's arrival, or just after the
-    deleted object's own ``updated_at`` if that is later (clocks differ)."""
-    if isinstance(raw.get("updated_at"), str):
-        after = m.convert(raw["updated_at"], "updated_at", plus_microseconds=1)
+    deleted object's own update time (``field``: Bitbucket's is ``updated_on``) if that is
+    later (clocks differ)."""
+    if isinstance(raw.get(field), str):
+        after = m.convert(raw[field], field, plus_microseconds=1)
         return max(event.received_at, after)
     return event.received_at
 

@@ -1,13 +1,13 @@
 """``ingest``'s ``webhook.event`` handler: route an event, find its connections, write records.
 
 Routing: each provider module (:mod:`shared.ingest.github`, :mod:`shared.ingest.gitlab`,
-:mod:`shared.ingest.jira`) has a table of event name → :class:`~shared.ingest.routes.Route`;
-a module with ``find_targets`` finds the connections itself (Jira: by site, then project).
-An event type with no route is
-acknowledged and ignored (``ingest.<provider>.ignored_event``). An event whose repository,
-project or installation belongs to no connection is dropped (``ingest.<provider>.
-unknown_account``). A malformed message or payload is a permanent error, logged with its key
-and acknowledged.
+Routing: each provider module (:mod:`shared.ingest.github`, :mod:`shared.ingest.gitlab`,
+:mod:`shared.ingest.bitbucket`, :mod:`shared.ingest.jira`) has a table of event name →
+:class:`~shared.ingest.routes.Route`; a module with ``find_targets`` finds the connections
+itself (Jira: by site, then project). An event type with no route is acknowledged and ignored
+(``ingest.<provider>.ignored_event``). An event whose repository, project or installation
+belongs to no connection is dropped (``ingest.<provider>.unknown_account``). A malformed
+message or payload is a permanent error, logged with its key and acknowledged.
 
 Idempotency — safe to deliver any number of times, in any order:
 
@@ -30,7 +30,7 @@ from __future__ import annotations
 from types import ModuleType
 
 from shared import messages
-from shared.ingest import github, gitlab, jira
+from shared.ingest import bitbucket, github, gitlab, jira
 from shared.ingest import targets as find
 from shared.ingest.event import Event, Target, apply
 from shared.ingest.routes import Route
@@ -39,7 +39,8 @@ from shared.log import get_logger
 from shared.ports import Ports
 
 log = get_logger("keyway.ingest")
-PROVIDERS: dict[str, ModuleType] = {"github": github, "gitlab": gitlab, "jira": jira}
+PROVIDERS: dict[str, ModuleType] = {"github": github, "gitlab": gitlab, "bitbucket": bitbucket,
+                                    "jira": jira}
 
 
 def _fields(event: Event, **extra: object) -> dict:

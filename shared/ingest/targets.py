@@ -1,7 +1,8 @@
 """Which connections an event belongs to.
 
 * Repository-scoped events: the ``repositories`` records (business store) whose provider and
-  ``external_id`` match the payload's repository (GitHub) or project (GitLab), not deleted.
+  ``external_id`` match the payload's repository (GitHub id, Bitbucket uuid) or project
+  (GitLab), not deleted.
 * Installation events (GitHub): the business ``connections`` documents carrying that
   ``installation_id`` (stored as a number or a string).
 

@@ -15,7 +15,8 @@ promises the table exists for:
 * a GitHub App asks only for read permissions and never for ``contents``;
 * webhook registration (``webhook_registration``) names its hook templates, each in the
   allowlist under its own method, and never asks for a scope that grants code access;
-* webhook, refresh and self-hosting fields are consistent with each other.
+* webhook, refresh and self-hosting fields are consistent with each other;
+* a provider that sends no remaining-quota header has a ``local_budget`` to count against.
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ class OAuthSpec:
     revoke: RevokeSpec | None
     pkce: bool
     token_response: Literal["json", "form_unless_json_accepted"]
+    client_auth: Literal["post", "basic"]  # client credentials in the form body / HTTP Basic
     scopes: Mapping[str, tuple[str, ...]]  # exactly "app" and "personal"
     scope_separator: str
     extra_authorize_params: Mapping[str, str]
@@ -79,12 +81,21 @@ class OAuthSpec:
 
 
 @dataclass(frozen=True)
+class LocalBudgetSpec:
+    """A budget keyway counts itself when the provider's answers say nothing (Bitbucket)."""
+
+    requests: int
+    window_seconds: int
+
+
+@dataclass(frozen=True)
 class RateLimitSpec:
     limit_header: str
-    remaining_header: str
-    reset_header: str
+    remaining_header: str | None  # None: the provider sends no remaining quota (Bitbucket)
+    reset_header: str | None
     reset_style: Literal["epoch_seconds", "seconds_from_now", "iso8601"]
     retry_after_header: str
+    local_budget: LocalBudgetSpec | None = None
     resource_header: str | None = None  # names the budget an answer counts against (GitHub)
 
 
@@ -323,7 +334,8 @@ _OAUTH = _obj({
     "description": _text(), "base_url": _https_url, "authorize_path": _abs_path,
     "token_path": _abs_path, "pkce": _bool,
     "revoke": _opt(_obj({"style": _enum("rfc7009", "github_grant"), "path": _abs_path})),
-    "token_response": _enum("json", "form_unless_json_accepted"), "scopes": _scopes,
+    "token_response": _enum("json", "form_unless_json_accepted"),
+    "client_auth": _enum("post", "basic"), "scopes": _scopes,
     "scope_separator": _enum(" ", ","), "extra_authorize_params": _map(_text()),
     "refresh": _REFRESH,
 })
@@ -333,10 +345,12 @@ _API = _obj({
     "pagination": _enum("link_header", "keyset", "next_url", "offset", "body_cursor"),
     "per_page": _range(1, 100), "allowlist": _list(_template),
     "page_size_param": _text(re.compile(r"^[A-Za-z_]+$"), "query parameter name"),
-    "rate_limit": _obj({"limit_header": _header, "remaining_header": _header,
-                        "reset_header": _header, "retry_after_header": _header,
+    "rate_limit": _obj({"limit_header": _header, "remaining_header": _opt(_header),
+                        "reset_header": _opt(_header), "retry_after_header": _header,
                         "resource_header": _opt(_header),
-                        "reset_style": _enum("epoch_seconds", "seconds_from_now", "iso8601")}),
+                        "reset_style": _enum("epoch_seconds", "seconds_from_now", "iso8601"),
+                        "local_budget": _opt(_obj({"requests": _range(1, 1_000_000),
+                                                   "window_seconds": _range(1, 86400)}))}),
     "graphql": _opt(_GRAPHQL),
 })
 _WEBHOOK = _obj({
@@ -378,6 +392,12 @@ def _cross_checks(raw: dict[str, Any], path: str) -> None:
         raise _fail(f"{path}.webhook.signature_header", "required exactly when scheme signs")
     if hook["scheme"] == "token_header" and hook["signature_prefix"]:
         raise _fail(f"{path}.webhook.signature_prefix", "must be empty for token_header")
+    rate = api["rate_limit"]
+    if (rate["remaining_header"] is None) != (rate["reset_header"] is None):
+        raise _fail(f"{path}.api.rate_limit.reset_header", "set exactly with remaining_header")
+    if rate["remaining_header"] is None and rate["local_budget"] is None:
+        raise _fail(f"{path}.api.rate_limit.local_budget",
+                    "required when the provider sends no remaining quota")
     if (raw["post_connect"] == "atlassian_accessible_resources") != (
             "{cloud_id}" in api["base_url"]):
         raise _fail(f"{path}.api.base_url", "has {cloud_id} exactly when post_connect looks "
@@ -416,7 +436,10 @@ def _build(raw: dict[str, Any]) -> ProviderSpec:
     oauth, api, hook = dict(raw["oauth"]), dict(raw["api"]), raw["webhook"]
     oauth["revoke"] = RevokeSpec(**oauth["revoke"]) if oauth["revoke"] else None
     oauth["refresh"] = RefreshSpec(**oauth["refresh"])
-    api["rate_limit"] = RateLimitSpec(**api["rate_limit"])
+    rate = dict(api["rate_limit"])
+    rate["local_budget"] = LocalBudgetSpec(**rate["local_budget"]) if rate["local_budget"] \
+        else None
+    api["rate_limit"] = RateLimitSpec(**rate)
     if api["graphql"] is not None:
         graphql = dict(api["graphql"])
         graphql["documents"] = MappingProxyType({

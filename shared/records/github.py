@@ -30,7 +30,7 @@ def repository(raw: dict, ctx: Context) -> dict:
         name=m.text(raw, "name"), full_name=m.text(raw, "full_name"),
         private=bool(raw.get("private")), archived=bool(raw.get("archived")),
         default_branch=m.optional_text(raw, "default_branch"),
-        owner=m.person(raw.get("owner"), "login"),
+        owner=m.person(raw.get("owner"), "login"), has_issues=m.flag(raw, "has_issues"),
     )
 
 

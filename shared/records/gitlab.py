@@ -46,7 +46,16 @@ def repository(raw: dict, ctx: Context) -> dict:
         private=raw.get("visibility") != "public", archived=bool(raw.get("archived")),
         default_branch=m.optional_text(raw, "default_branch"),
         owner={"login": m.text(namespace, "full_path"), "external_id": m.ident(namespace)},
+        has_issues=_issues_enabled(raw),
     )
+
+
+def _issues_enabled(raw: dict) -> bool | None:
+    """``issues_enabled``, else ``issues_access_level`` (newer GitLab), else unknown."""
+    if isinstance(raw.get("issues_enabled"), bool):
+        return raw["issues_enabled"]
+    level = raw.get("issues_access_level")
+    return level != "disabled" if isinstance(level, str) else None
 
 
 def pull_request(raw: dict, ctx: Context) -> dict:

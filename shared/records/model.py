@@ -1,10 +1,11 @@
 """The normalized common model: kinds, the context of a normalization, record ids, field lists.
 
-Every provider module (:mod:`shared.records.github`, :mod:`shared.records.gitlab`) turns a raw
-provider payload into a record of one of :data:`KINDS` through :func:`make`, which refuses any
-field that is not in :data:`FIELDS` — an allowlist, so a provider field nobody chose (a diff
-hunk, a runners token, an e-mail address) can never reach the store. ``docs/DATA_MODEL.md`` is
-the human description of the same lists and says where each field comes from.
+Every provider module (:mod:`shared.records.github`, :mod:`shared.records.gitlab`,
+:mod:`shared.records.bitbucket`, :mod:`shared.records.jira`) turns a raw provider payload into
+a record of one of :data:`KINDS` through :func:`make`, which refuses any field that is not in
+:data:`FIELDS` — an allowlist, so a provider field nobody chose (a diff hunk, a runners token,
+an e-mail address) can never reach the store. ``docs/DATA_MODEL.md`` is the human description
+of the same lists and says where each field comes from.
 
 Record ids are ``<tenant>:<provider>:<kind prefix>:<key>`` with every part percent-encoded
 (``:``, ``/``, ``%`` and a leading ``_`` included), so ids never contain ``/`` and parts can
@@ -35,7 +36,7 @@ COMMON = ("id", "kind", "tenant", "provider", "connection", "external_id", "url"
           "created_at", "updated_at", "deleted")
 FIELDS: dict[str, tuple[str, ...]] = {
     "repositories": (*COMMON, "name", "full_name", "private", "archived", "default_branch",
-                     "owner"),
+                     "owner", "has_issues"),
     "pull_requests": (*COMMON, "repository", "number", "title", "state", "draft", "author",
                       "labels", "assignees", "closed_at", "merged_at", "source_branch",
                       "target_branch", "head_sha", "merge_commit_sha"),
@@ -185,6 +186,12 @@ def optional_text(raw: dict[str, Any], field: str) -> str | None:
     """A string field, or ``None`` when absent or not a string."""
     value = raw.get(field)
     return value if isinstance(value, str) else None
+
+
+def flag(raw: dict[str, Any], field: str) -> bool | None:
+    """A boolean field, or ``None`` when absent or not a boolean (the provider did not say)."""
+    value = raw.get(field)
+    return value if isinstance(value, bool) else None
 
 
 def timestamp(raw: dict[str, Any], field: str, *, required: bool = True) -> str | None:

@@ -58,5 +58,5 @@ def endpoint_for(provider: str, ports: Ports, env: Mapping[str, str] | None = No
     return OAuthTokenClient(
         oauth_base + spec.oauth.token_path, ClientCredentials(client_id, secret),
         session or requests.Session(), ports.clock,
-        revoke_url=revoke_url, revoke_style=revoke_style,
+        revoke_url=revoke_url, revoke_style=revoke_style, client_auth=spec.oauth.client_auth,
     )

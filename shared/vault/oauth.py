@@ -2,9 +2,12 @@
 (RFC 7009) against a provider's endpoints.
 
 Responses may be JSON or form-encoded (GitHub answers form-encoded unless asked for JSON; we
-always ask). Errors never carry a token or a response body: ``invalid_grant`` (and GitHub's
-``bad_refresh_token``, sent with HTTP 200) → :class:`InvalidGrant`; 5xx, 429 and network
-failures → ``UnavailableError``; other refusals → ``PermanentError``.
+always ask). The client authenticates in the form body (``client_secret_post``) or, where the
+provider table says ``client_auth: basic`` (Bitbucket), with HTTP Basic and no secret in the
+form. Granted scopes are read from ``scope`` or Bitbucket's ``scopes``. Errors never carry a
+token or a response body: ``invalid_grant`` (and GitHub's ``bad_refresh_token``, sent with
+HTTP 200) → :class:`InvalidGrant`; 5xx, 429 and network failures → ``UnavailableError``; other
+refusals → ``PermanentError``.
 """
 
 from __future__ import annotations
@@ -63,8 +66,11 @@ class OAuthTokenClient:
 
     def __init__(self, token_url: str, credentials: ClientCredentials, session: requests.Session,
                  clock: Clock, *, revoke_url: str | None = None, revoke_style: str = "rfc7009",
-                 timeout: float = 10.0) -> None:
+                 timeout: float = 10.0, client_auth: str = "post") -> None:
+        if client_auth not in ("post", "basic"):
+            raise ValueError("client_auth must be post or basic")
         self._token_url, self._revoke_url, self._revoke_style = token_url, revoke_url, revoke_style
+        self._basic = client_auth == "basic"
         self._credentials, self._session = credentials, session
         self._clock, self._timeout = clock, timeout
 
@@ -125,8 +131,12 @@ class OAuthTokenClient:
         return response.status_code in (204, 404)  # 404: already revoked
 
     def _post(self, url: str, form: dict[str, str], *, what: str) -> dict:
+        auth = None
+        if self._basic:  # credentials in the Authorization header only, never in the form
+            form = {k: v for k, v in form.items() if k not in ("client_id", "client_secret")}
+            auth = (self._credentials.client_id, self._credentials.client_secret)
         try:
-            response = self._session.post(url, data=form, timeout=self._timeout,
+            response = self._session.post(url, data=form, timeout=self._timeout, auth=auth,
                                           headers={"Accept": "application/json"})
         except requests.RequestException as e:
             raise UnavailableError(f"{what}: provider unreachable") from e
@@ -143,7 +153,7 @@ class OAuthTokenClient:
         expires_at = None
         if expires_in not in (None, ""):
             expires_at = self._clock.now() + timedelta(seconds=int(expires_in))
-        scope = str(body.get("scope") or "")
+        scope = str(body.get("scope") or body.get("scopes") or "")
         return TokenSet(
             access_token=str(body["access_token"]),
             refresh_token=str(body.get("refresh_token") or old_refresh or "") or None,

@@ -9,8 +9,8 @@ Every request runs one fixed pipeline (:mod:`shared.webhooks.pipeline`)::
 * :mod:`~shared.webhooks.secrets` finds the secrets that may sign a request — the current and
   the previous one during a rotation — and caches them briefly per instance.
 * :mod:`~shared.webhooks.signatures` compares in constant time: GitHub's
-  ``X-Hub-Signature-256``, GitLab's ``X-Gitlab-Token`` and GitLab's signed (Standard Webhooks)
-  format.
+  ``X-Hub-Signature-256`` and Bitbucket's ``X-Hub-Signature`` (both ``sha256=<hex>``),
+  GitLab's ``X-Gitlab-Token`` and GitLab's signed (Standard Webhooks) format.
 * :mod:`~shared.webhooks.deliveries` records each delivery id once in the business store.
 * :mod:`~shared.webhooks.errors` holds the rejections, one stable log key each
   (``webhook.<provider>.<reason>``).

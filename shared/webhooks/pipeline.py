@@ -5,14 +5,14 @@
 1. size cap — ``max_body_bytes`` from the provider table; larger → 413 ``too_large``
    (at most cap + 1 bytes are read);
 2. raw body — kept as bytes, never decoded before the signature is checked;
-3. signature — the table's scheme (GitHub and Jira ``hmac_sha256_hex``, GitLab
-   ``token_header``), or
-   GitLab's signed format when its headers are present (then the signature alone decides);
+3. signature — the table's scheme (GitHub, Bitbucket and Jira ``hmac_sha256_hex``, GitLab
+   ``token_header``), or GitLab's signed format when its headers are present (then the
+   signature alone decides);
    absent → 401 ``missing_signature``, wrong → 401 ``invalid_signature``, a signed timestamp
    more than 5 minutes away → 401 ``stale_timestamp``, a connection without a secret → 404
    ``unknown_connection``;
 4. delivery dedupe — :mod:`shared.webhooks.deliveries`; a redelivery → 202 ``duplicate``,
-   not published again;
+   not published again (Bitbucket: the request UUID within its hook's UUID);
 5. JSON parse — not a JSON object → 400 ``invalid_json`` (the claim is released);
 6. publish ``webhook.event`` to ``events-P`` → 202 ``{"status": "accepted"}``.
 
@@ -57,10 +57,13 @@ _MAX_HEADER = 256
 @dataclass(frozen=True)
 class Profile:
     """What the provider table cannot say: headers worth forwarding to ``ingest`` (message
-    field → header) and whether the provider may sign in the Standard Webhooks format."""
+    field → header), whether the provider may sign in the Standard Webhooks format, and a
+    header scoping the delivery id (Bitbucket's ``X-Request-UUID`` is deduped per hook,
+    ``X-Hook-UUID``, so two hooks' deliveries of one event are never mistaken for a replay)."""
 
     forwarded: Mapping[str, str]
     standard_webhooks: bool = False
+    delivery_scope: str | None = None
 
 
 PROFILES: dict[str, Profile] = {
@@ -70,6 +73,8 @@ PROFILES: dict[str, Profile] = {
                        "enterprise_host": "X-GitHub-Enterprise-Host"}),
     "gitlab": Profile({"instance": "X-Gitlab-Instance", "hook_uuid": "X-Gitlab-Webhook-UUID"},
                       standard_webhooks=True),
+    "bitbucket": Profile({"hook_uuid": "X-Hook-UUID", "attempt": "X-Attempt-Number"},
+                         delivery_scope="X-Hook-UUID"),
     "jira": Profile({"retry": "X-Atlassian-Webhook-Retry"}),
 }
 
@@ -195,8 +200,7 @@ class Receiver:
     # ---- 4. dedupe, 5. parse, 6. publish ------------------------------------------------
     def _accept(self, ports: Ports, request: Any, body: bytes, connection: str | None,
                 signed_id: str | None) -> Response:
-        delivery = deliveries.normalize_id(
-            signed_id or _header(request, self.spec.delivery_header), body)
+        delivery = deliveries.normalize_id(signed_id or self._delivery_header(request), body)
         event = _header(request, self.spec.event_header) or ""
         doc = deliveries.doc_id(self.provider, delivery, connection)
         fields = {"provider": self.provider, "delivery": delivery, "event": event,
@@ -214,6 +218,14 @@ class Receiver:
         deliveries.mark_published(ports.business, ports.clock, doc, owner, message_id)
         log.info(self._key("accepted"), extra={"fields": fields})
         return json_response({"status": "accepted"}, 202)
+
+    def _delivery_header(self, request: Any) -> str | None:
+        """The delivery id header, prefixed by its scope (``<hook uuid>.<request uuid>``)."""
+        delivery = _header(request, self.spec.delivery_header)
+        scope = _header(request, self.profile.delivery_scope)
+        if delivery is None or scope is None:
+            return delivery
+        return f"{scope.strip('{}')}.{delivery.strip('{}')}"
 
     def _parse(self, body: bytes) -> dict[str, Any]:
         try:
@@ -239,12 +251,15 @@ class Receiver:
 
 
 def subject(payload: Mapping[str, Any]) -> dict[str, Any]:
-    """What an event is about, kept when its payload is too large to publish."""
+    """What an event is about, kept when its payload is too large to publish: the ``id`` (or,
+    on Bitbucket, the ``uuid``) of its repository, project or installation."""
     found: dict[str, Any] = {}
     for field in ("repository", "project", "installation"):
         value = payload.get(field)
         if isinstance(value, dict) and isinstance(value.get("id"), int | str):
             found[field] = value["id"]
+        elif isinstance(value, dict) and isinstance(value.get("uuid"), str):
+            found[field] = value["uuid"]
     if "project" not in found and isinstance(payload.get("project_id"), int | str):
         found["project"] = payload["project_id"]
     return found

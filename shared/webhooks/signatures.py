@@ -1,7 +1,8 @@
 """Signature checks, constant-time, over the raw request bytes.
 
 * :func:`hmac_hex` — GitHub: ``X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the body>``;
-  Jira Cloud the same in ``X-Hub-Signature`` (webhooks registered with a ``secret``).
+  Bitbucket Cloud (since 2023) and Jira Cloud (webhooks registered with a ``secret``) the same
+  value in ``X-Hub-Signature``.
 * :func:`token` — GitLab: ``X-Gitlab-Token`` is the secret itself.
 * :func:`standard` — GitLab's signed format (Standard Webhooks): ``webhook-signature`` holds
   one or more space-separated ``v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.

@@ -21,8 +21,8 @@ from shared.vault import handlers as vault_handlers
 
 ROOT = Path(__file__).resolve().parents[2]
 PUBLIC_URL = "http://127.0.0.1:8080"
-FUNCTIONS = ("api", "oauth-github", "oauth-gitlab", "oauth-jira", "webhook-github",
-             "webhook-gitlab", "webhook-jira")
+FUNCTIONS = ("api", "oauth-github", "oauth-gitlab", "oauth-bitbucket", "oauth-jira",
+             "webhook-github", "webhook-gitlab", "webhook-bitbucket", "webhook-jira")
 
 
 def redirect_uri(provider: str) -> str:

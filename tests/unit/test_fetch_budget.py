@@ -252,3 +252,51 @@ def test_rate_limited_answers_are_recognised():
     assert is_rate_limited(GITHUB_RATE, 403, {"X-RateLimit-Remaining": "0"}, None)
     assert is_rate_limited(GITHUB_RATE, 403, {}, b"You have exceeded a Secondary Rate Limit")
     assert not is_rate_limited(GITHUB_RATE, 403, {"X-RateLimit-Remaining": "10"}, b"no access")
+
+
+# ---- a budget counted locally (Bitbucket sends no remaining quota) ---------------------------
+BITBUCKET = registry.get("bitbucket").api.rate_limit
+
+
+def test_a_provider_without_quota_headers_is_never_read_from_headers(clock):
+    headers = {"X-RateLimit-Limit": "1000", "X-RateLimit-Remaining": "3",
+               "X-RateLimit-Reset": "9999999999"}
+    assert read_rate_headers(BITBUCKET, headers, clock.now()) is None
+    assert is_rate_limited(BITBUCKET, 429, {}, b"Rate limit for this resource has been exceeded")
+    assert not is_rate_limited(BITBUCKET, 403, {}, b"")
+    assert retry_at(BITBUCKET, {}, clock.now()) == clock.now() + timedelta(seconds=60)
+    assert retry_at(BITBUCKET, {"Retry-After": "30"}, clock.now()) == \
+        clock.now() + timedelta(seconds=30)
+
+
+def test_a_counted_budget_stops_fetches_at_the_reserve_until_its_window_closes(store, clock):
+    budget = TokenBudget(store, clock, budget_key("bitbucket", "conn-1"), reserve=2)
+    window = timedelta(hours=1)
+    for _ in range(7):
+        budget.release(budget.acquire("fetch"))
+        budget.count(limit=10, window=window)
+    assert budget.snapshot()["remaining"] == 3
+    budget.release(budget.acquire("fetch"))
+    budget.count(limit=10, window=window)
+    with pytest.raises(BudgetExhausted) as refused:  # 2 left: the reserve
+        budget.acquire("fetch")
+    assert refused.value.retry_at == clock.now() + window  # the window opened at the first
+    budget.release(budget.acquire("action"))  # actions may spend the reserve
+    clock.advance(3600)
+    budget.count(limit=10, window=window)  # a new window, opened by this request
+    assert budget.snapshot()["remaining"] == 9 and budget.blocked_until() is None
+
+
+def test_a_429_without_headers_exhausts_the_budget_until_the_retry_time(store, clock):
+    budget = TokenBudget(store, clock, budget_key("bitbucket", "conn-1"))
+    budget.count(limit=1000, window=timedelta(hours=1))
+    until = clock.now() + timedelta(seconds=60)
+    budget.exhaust(until, 1000)
+    for purpose in ("fetch", "webhook", "action"):
+        with pytest.raises(BudgetExhausted) as refused:
+            budget.acquire(purpose)
+        assert refused.value.retry_at == until
+    clock.advance(61)
+    budget.release(budget.acquire("fetch"))
+    with pytest.raises(InvalidInput):
+        budget.count(limit=0, window=timedelta(hours=1))

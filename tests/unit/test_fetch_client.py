@@ -477,3 +477,66 @@ def test_a_malformed_token_is_refused_without_echoing_it(clock, session):
     with pytest.raises(InvalidInput) as refused:
         ProviderClient(GITHUB, "https://api.github.com", bad, session, clock)
     assert "c" * 20 not in str(refused.value)
+
+
+# ---- Bitbucket: pagelen, repeated parameters, next in the body, a budget counted locally -----
+BITBUCKET = registry.get("bitbucket")
+BB_PULLS = "GET /repositories/{workspace}/{repo_slug}/pullrequests"
+BB_REPO = {"workspace": "acme", "repo_slug": "repo-0001"}
+
+
+@pytest.fixture
+def bitbucket(clock, leak_guard):
+    from keyway.simulators import BitbucketSimulator
+
+    with BitbucketSimulator(clock=sim_clock(clock), on_issue=leak_guard.track) as sim:
+        sim.seed_activity("acme", repos=1, prs=120, issues=0, comments=0)
+        yield sim
+
+
+@pytest.fixture
+def bb(bitbucket, clock, session, store) -> ProviderClient:
+    budget = TokenBudget(store, clock, budget_key("bitbucket", "conn-1"), reserve=10)
+    return client_for(bitbucket, clock, session, budget, spec=BITBUCKET, timeout=5)
+
+
+def test_bitbucket_pages_by_pagelen_through_the_bodys_next_and_repeats_state(bb, bitbucket):
+    first = bb.get(BB_PULLS, BB_REPO, {"state": ("OPEN", "MERGED", "DECLINED", "SUPERSEDED")})
+    assert bitbucket.requests_log[0].query["pagelen"] == "50"
+    assert "per_page" not in bitbucket.requests_log[0].query
+    assert first.body["size"] == 120 and len(first.body["values"]) == 50
+    assert first.next_url == first.body["next"]
+    second = bb.get_next(first.next_url, BB_PULLS)
+    assert second.body["page"] == 2
+    assert bitbucket.requests_log[1].query == {**bitbucket.requests_log[0].query, "page": "2"}
+
+
+def test_a_bitbucket_next_link_elsewhere_is_refused_before_sending(bb, bitbucket):
+    host = f"http://127.0.0.1:{bitbucket.port}"
+    for url in ["https://api.bitbucket.org/2.0/repositories/acme/repo-0001/pullrequests?page=2",
+                f"{host}/2.0/repositories/acme/repo-0001/src/main/README.md",
+                f"{host}/2.0/repositories/acme/repo-0001/pullrequests/1/diff",
+                f"{host}/2.0/repositories?page=2"]:
+        with pytest.raises(EgressRefused):
+            bb.get_next(url, BB_PULLS)
+    assert bitbucket.requests_log == []
+
+
+def test_every_bitbucket_answer_is_counted_against_the_local_budget(bb, bitbucket, store):
+    for _ in range(3):
+        bb.get(BB_PULLS, BB_REPO)
+    doc = store.get("rate_budgets", budget_key("bitbucket", "conn-1"))
+    assert (doc["limit"], doc["remaining"]) == (1000, 997)
+
+
+def test_a_bitbucket_429_without_headers_waits_a_minute_and_blocks_the_budget(
+        bb, bitbucket, clock):
+    bitbucket.rate_limit_next()
+    with pytest.raises(RateLimited) as limited:
+        bb.get(BB_PULLS, BB_REPO)
+    assert limited.value.retry_at == clock.now() + timedelta(seconds=60)
+    with pytest.raises(BudgetExhausted):
+        bb.get(BB_PULLS, BB_REPO)
+    assert len(bitbucket.requests_log) == 1
+    clock.advance(61)
+    assert bb.get(BB_PULLS, BB_REPO).status == 200

@@ -32,8 +32,8 @@ def rejected(data: dict) -> str:
 def test_the_real_table_loads_with_all_four_providers() -> None:
     specs = registry.load()
     assert list(specs) == ["github", "gitlab", "bitbucket", "jira"]
-    assert registry.enabled() == ["github", "gitlab", "jira"]
-    assert not specs["bitbucket"].enabled and specs["jira"].enabled
+    assert registry.enabled() == ["github", "gitlab", "bitbucket", "jira"]
+    assert all(spec.enabled for spec in specs.values())
 
 
 def test_load_is_cached_and_hands_out_copies() -> None:
@@ -109,6 +109,37 @@ def test_gitlab_uses_pkce_rotating_refresh_keyset_pages_and_token_header_webhook
     assert (gitlab.webhook.scheme, gitlab.webhook.signature_header) == (
         "token_header", "X-Gitlab-Token")
     assert gitlab.webhook.delivery_header == "X-Gitlab-Event-UUID"
+
+
+def test_bitbucket_uses_basic_client_auth_pagelen_a_local_budget_and_workspace_lists() -> None:
+    bitbucket = registry.get("bitbucket")
+    assert (bitbucket.oauth.client_auth, bitbucket.oauth.pkce) == ("basic", False)
+    assert not bitbucket.oauth.refresh.rotates_refresh_token
+    assert bitbucket.oauth.refresh.access_token_ttl_seconds == 7200
+    assert (bitbucket.api.pagination, bitbucket.api.page_size_param) == ("next_url", "pagelen")
+    rate = bitbucket.api.rate_limit
+    assert rate.remaining_header is None and rate.reset_header is None
+    assert (rate.local_budget.requests, rate.local_budget.window_seconds) == (1000, 3600)
+    # the cross-workspace lists were removed by Atlassian (CHANGE-2770): never allowlisted
+    assert "GET /user/workspaces" in bitbucket.api.allowlist
+    assert not {"GET /repositories", "GET /workspaces", "GET /user/permissions/workspaces"} \
+        & set(bitbucket.api.allowlist)
+    assert (bitbucket.webhook.signature_header, bitbucket.webhook.signature_prefix,
+            bitbucket.webhook.delivery_header, bitbucket.webhook.event_header) == (
+        "X-Hub-Signature", "sha256=", "X-Request-UUID", "X-Event-Key")
+    assert bitbucket.webhook_registration is None  # hooks are registered by hand for now
+
+
+def test_a_provider_without_remaining_quota_headers_needs_a_local_budget() -> None:
+    data = table()
+    data["providers"]["bitbucket"]["api"]["rate_limit"]["local_budget"] = None
+    assert "local_budget: required" in rejected(data)
+    data = table()
+    data["providers"]["github"]["api"]["rate_limit"]["reset_header"] = None
+    assert "reset_header: set exactly with remaining_header" in rejected(data)
+    data = table()
+    data["providers"]["github"]["oauth"]["client_auth"] = "jwt"
+    assert rejected(data).startswith("providers.github.oauth.client_auth: expected one of")
 
 
 def test_specs_are_frozen() -> None:
