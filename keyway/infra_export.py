@@ -29,6 +29,7 @@ from shared.oauth import state as oauth_state
 from shared.providers import registry
 from shared.vault.github_app import PRIVATE_KEY_SECRET as GITHUB_APP_KEY_SECRET
 from shared.webhooks import deliveries
+from shared.webhooks.hooks import uses_connection_secret
 from shared.webhooks.secrets import PREVIOUS_SUFFIX, app_secret_name
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -96,13 +97,17 @@ def secret_grants() -> dict[str, dict[str, tuple[str, ...]]]:
         w = grants.setdefault(f"webhook-{p}", {})
         w[app_secret_name(p)] = read
         w[app_secret_name(p) + PREVIOUS_SUFFIX] = read
+        if registry.get(p).webhook.client_secret_jwt:  # Jira signs dynamic webhooks with it
+            w[f"{p}-client-secret"] = read
+            w[f"{p}-client-secret{PREVIOUS_SUFFIX}"] = read
     return grants
 
 
-def webhook_registering_providers() -> list[str]:
-    """Providers whose table entry registers webhooks: only their ``fetch-P`` reads and their
-    token component writes the per-connection secrets."""
-    return [p for p in policy.PROVIDERS if registry.get(p).webhook_registration is not None]
+def connection_secret_providers() -> list[str]:
+    """Providers whose registered webhooks are signed with per-connection secrets: only their
+    ``fetch-P`` reads and their token component writes those secrets (Jira's dynamic webhooks
+    are signed with the client secret: it has none)."""
+    return [p for p in policy.PROVIDERS if uses_connection_secret(registry.get(p))]
 
 
 def export() -> dict[str, Any]:
@@ -159,7 +164,7 @@ def export() -> dict[str, Any]:
             topic_iam[f"{topic}|{account}|{role}"] = row
 
     grants = secret_grants()
-    registering = webhook_registering_providers()
+    registering = connection_secret_providers()
     secrets = {
         name: {"provider": _provider_of(name)}
         for name in sorted({s for g in grants.values() for s in g})

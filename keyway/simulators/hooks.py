@@ -4,7 +4,8 @@ A :class:`HookStore` keeps the hooks a client created on repositories or project
 ``target`` is a lower-cased ``owner/repo`` or a project id), hands out ids in creation order
 and remembers deleted hooks (:attr:`HookStore.deleted`) so tests can prove a removal.
 :func:`send` POSTs one delivery over real HTTP to a hook's URL, as the provider would; each
-provider module signs it its own way (``github_hooks``, ``gitlab_hooks``).
+provider module signs it its own way (``github_hooks``, ``gitlab_hooks``; ``jira_hooks`` keeps
+Jira's dynamic webhooks in a store of its own and delivers through :func:`post`).
 """
 
 from __future__ import annotations
@@ -75,5 +76,10 @@ class HookStore:
 
 def send(hook: Hook, body: bytes, headers: dict[str, str]) -> requests.Response:
     """POST one delivery to ``hook.url`` (no redirects followed, as the providers do)."""
-    return requests.post(hook.url, data=body, timeout=DELIVERY_TIMEOUT, allow_redirects=False,
+    return post(hook.url, body, headers)
+
+
+def post(url: str, body: bytes, headers: dict[str, str]) -> requests.Response:
+    """POST one JSON delivery to ``url`` over real HTTP, following no redirect."""
+    return requests.post(url, data=body, timeout=DELIVERY_TIMEOUT, allow_redirects=False,
                          headers={"Content-Type": "application/json", **headers})

@@ -11,9 +11,12 @@ api.atlassian.com, whose origin also serves ``/oauth/token/accessible-resources`
         sim.seed_activity("acme", repos=2, issues=50, comments=200)
 
 Wire formats: :mod:`keyway.simulators.jira_oauth` (rotating refresh-token families, reuse
-leeway, family revocation) and :mod:`keyway.simulators.jira_api` (JQL, ``nextPageToken``
-and ``startAt`` paging, 429 with ``Retry-After``); data in :mod:`keyway.simulators.jira_data`,
-JSON shapes in :mod:`keyway.simulators.jira_render`.
+leeway, family revocation), :mod:`keyway.simulators.jira_api` (JQL, ``nextPageToken``
+and ``startAt`` paging, 429 with ``Retry-After``) and :mod:`keyway.simulators.jira_hooks`
+(dynamic webhooks of OAuth 2.0 apps: one URL per app, 30-day expiry, refresh, deletion by ids,
+deliveries signed with a JWT under the app's client secret — :attr:`JiraSimulator.webhooks`,
+:meth:`JiraSimulator.deliver`); data in :mod:`keyway.simulators.jira_data`, JSON shapes in
+:mod:`keyway.simulators.jira_render`.
 """
 
 from __future__ import annotations
@@ -21,11 +24,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+import requests
 from werkzeug.wrappers import Request, Response
 
 from keyway.simulators.jira_api import JiraApi, errors, rate_limit_fault
 from keyway.simulators.jira_data import JiraData, Project
+from keyway.simulators.jira_hooks import DynamicWebhooks, JiraWebhooksApi
 from keyway.simulators.jira_oauth import AtlassianOAuth, RotatingAuthority, atlassian_policy
+from keyway.simulators.jira_render import webhook_event
 from keyway.simulators.oauth_model import Account
 from keyway.simulators.server import Route, Simulator
 
@@ -44,14 +50,18 @@ class JiraSimulator(Simulator):
                  time_zone: str = "UTC",
                  on_issue: Callable[[str], object] | None = None) -> None:
         self.data = JiraData(clock, site)
+        self.webhooks = DynamicWebhooks(clock, on_issue)  # delivery JWTs are issued too
         self.time_zone = time_zone
         super().__init__(policy=atlassian_policy(), account=DEFAULT_USER, rate_limit=rate_limit,
                          rate_window=60, port=port, clock=clock, on_issue=on_issue,
                          authority=RotatingAuthority)
 
     def routes(self) -> list[Route]:
+        zone = lambda: self.time_zone  # noqa: E731 - read at request time
         return [*AtlassianOAuth(self.oauth).routes(),  # type: ignore[arg-type]
-                *JiraApi(self.oauth, self.rate_limit, self.data, lambda: self.time_zone).routes()]
+                *JiraApi(self.oauth, self.rate_limit, self.data, zone).routes(),
+                *JiraWebhooksApi(self.oauth, self.rate_limit, self.data, zone,
+                                 self.webhooks).routes()]
 
     def not_found(self, request: Request) -> Response:
         return errors(404, "Not Found")
@@ -94,6 +104,28 @@ class JiraSimulator(Simulator):
 
     def delete(self, kind: str, ident: int) -> bool:
         return self.data.delete(kind, ident)
+
+    def deliver(self, event: str, issue_key: str,
+                comment_id: int | None = None) -> list[requests.Response]:
+        """Send ``event`` about an issue (and one of its comments) to every app whose live
+        dynamic webhooks match it, signed as Jira signs for OAuth 2.0 apps (real HTTP);
+        returns the answers (none when no webhook matches, e.g. once they expired)."""
+        with self.data.lock:
+            issue = self.data.issue(issue_key)
+            if issue is None:
+                raise KeyError(f"no issue {issue_key}")
+            project = self.data.projects[issue["project"]]
+            comment = self.data.comments.get(comment_id) if comment_id is not None else None
+            user = {"accountId": self.account.login, "displayName": self.account.name}
+            payload = webhook_event(event, issue, project, self.site_url, user,
+                                    self.data.now_ms(), comment)
+        return self.webhooks.deliver(event, project.id, payload, self._client_secret)
+
+    def _client_secret(self, client_id: str) -> str:
+        client = self.oauth.clients.get(client_id)
+        if client is None:
+            raise KeyError(f"client {client_id!r} is not registered: it cannot sign")
+        return client.client_secret
 
     def rate_limit_next(self, retry_after: int = 60, count: int = 1) -> None:
         """Answer the next ``count`` API requests with Jira's 429 and ``Retry-After``."""

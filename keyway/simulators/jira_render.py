@@ -89,3 +89,30 @@ def comment_json(comment: Item, site: str, zone: str, properties: bool) -> dict[
     if properties:
         found["properties"] = list(comment["properties"])
     return found
+
+
+ISSUE_EVENT_TYPES = {"jira:issue_created": "issue_created", "jira:issue_updated": "issue_generic",
+                     "jira:issue_deleted": "issue_deleted"}
+
+
+def webhook_event(event: str, issue: Item, project: Project, site: str, user: Item,
+                  now_ms: int, comment: Item | None = None) -> dict[str, Any]:
+    """A webhook body as Jira sends it (REST v2 shapes: a comment body is a string); times in
+    UTC. ``matchedWebhookIds`` is added by the delivery."""
+    body: dict[str, Any] = {"timestamp": now_ms, "webhookEvent": event,
+                            "user": user_json(user, site)}
+    if comment is None:
+        body["issue_event_type_name"] = ISSUE_EVENT_TYPES.get(event, "issue_generic")
+        body["issue"] = issue_json(issue, project, site, "UTC", {"*all"})
+        return body
+    text = comment["body"] if isinstance(comment["body"], str) else _plain(comment["body"])
+    body["comment"] = {**comment_json(comment, site, "UTC", False), "body": text}
+    body["issue"] = issue_json(issue, project, site, "UTC", {"summary", "status", "project"})
+    return body
+
+
+def _plain(node: Any) -> str:
+    """The text of an ADF body (what a REST v2 payload carries instead)."""
+    if isinstance(node, dict):
+        return str(node.get("text") or "") + "".join(_plain(c) for c in node.get("content", []))
+    return ""

@@ -14,7 +14,7 @@ on errors); the rate-limit headers of every answer, 304s included, are recorded 
 ``rate_limit.local_budget``, Bitbucket), every answer is counted against that local budget and
 a 429 exhausts it until its retry time. Answers map to :mod:`shared.fetch.errors`: 429 or a
 rate-limited 403 → :class:`RateLimited` (not retried: the caller reschedules at ``retry_at``);
-5xx, timeouts and connection errors → retried (GET only; POST and DELETE never) with
+5xx, timeouts and connection errors → retried (GET only; POST, PUT and DELETE never) with
 exponential backoff through ``clock.sleep``, then :class:`ProviderUnavailable`; 401 →
 :class:`TokenRejected`; 404/410 → :class:`NotFoundAtProvider`; any other 4xx →
 :class:`ProviderRefused` carrying the status (``provider_status``) only.
@@ -191,10 +191,17 @@ class ProviderClient:
         path = self._path(template, "POST", path_params)
         return self._send("POST", self._base_url + path, template, json=json)
 
-    def delete(self, template: str, path_params: Mapping[str, str]) -> ApiResponse:
-        """DELETE an allowlisted template (a webhook keyway registered). Never retried."""
+    def delete(self, template: str, path_params: Mapping[str, str],
+               json: Any = None) -> ApiResponse:
+        """DELETE an allowlisted template (a webhook keyway registered; Jira names its ids
+        in a JSON body). Never retried."""
         path = self._path(template, "DELETE", path_params)
-        return self._send("DELETE", self._base_url + path, template)
+        return self._send("DELETE", self._base_url + path, template, json=json)
+
+    def put(self, template: str, path_params: Mapping[str, str], json: Any) -> ApiResponse:
+        """PUT to an allowlisted write template (refreshing Jira webhooks). Never retried."""
+        path = self._path(template, "PUT", path_params)
+        return self._send("PUT", self._base_url + path, template, json=json)
 
     def graphql(self, name: str, variables: Mapping[str, Any]) -> GraphQLResponse:
         """Send the vetted GraphQL document ``name`` with ``variables`` (see the module

@@ -13,7 +13,9 @@ connection's ``next_sync_at`` moves to the reset time → ``waiting`` (no spinni
 provider refused the token → ``failed`` (``provider.token_rejected``).
 
 A connection whose admin left webhook registration on also registers keyway's hooks on the
-repositories that have none yet, with the same client and token (:mod:`shared.webhooks.register`).
+repositories that have none yet, with the same client and token (:mod:`shared.webhooks.register`)
+— for Jira, its one dynamic webhook, renewed by the sync before it expires
+(:mod:`shared.webhooks.dynamic`).
 """
 
 from __future__ import annotations

@@ -30,6 +30,7 @@ class Event:
     headers: dict[str, Any] = field(default_factory=dict)
     omitted: bool = False
     subject: dict[str, Any] = field(default_factory=dict)
+    verified_by: str | None = None  # how webhook-P verified it (its message's verified_by)
 
     @property
     def action(self) -> str | None:
@@ -50,7 +51,8 @@ class Event:
             raise InvalidInput("webhook event lacks a payload or delivery id", key=BAD)
         return cls(provider, str(body.get("event") or ""), delivery, connection,
                    body["received_at"], payload, dict(body.get("headers") or {}),
-                   bool(body.get("payload_omitted")), dict(body.get("subject") or {}))
+                   bool(body.get("payload_omitted")), dict(body.get("subject") or {}),
+                   body["verified_by"] if isinstance(body.get("verified_by"), str) else None)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,12 @@ site first — the origin of the payload's ``self`` URL against the connection's
 (or, for an API-gateway URL ``…/ex/jira/<cloud id>/…``, the cloud id against ``site.id``) —
 then to that site's project record (``<cloud id>:<project id>``). A delivery through
 ``/webhook-jira/c/<connection>`` applies to that connection only, and only if its site is the
-payload's. Unknown sites and projects find no target: ``ingest.jira.unknown_account``.
+payload's. A delivery of a dynamic webhook keyway registered (``webhook-jira`` verified it by
+the OAuth app's JWT, ``verified_by: client_secret_jwt``) applies only to the connections whose
+``webhook_registrations`` record holds one of the payload's ``matchedWebhookIds``: Jira sends
+such a webhook only for issues its registering user may see, so it must not reach another
+tenant's connection to the same site. Unknown sites and projects find no target:
+``ingest.jira.unknown_account``.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from shared.ports import Filter, Ports
 from shared.records import jira
 from shared.records import model as m
 from shared.records.model import Context, record_id
+from shared.webhooks import hooks
 
 GATEWAY_PREFIX = "/ex/jira/"
 
@@ -103,18 +109,36 @@ def _connections(ports: Ports, event: Event, site: tuple[str, str]) -> list[tupl
         Filter("provider", "==", "jira"), Filter(field, "==", site[1])])]
 
 
+def matched_ids(event: Event) -> set[str] | None:
+    """The ids of the dynamic webhooks a JWT-verified delivery names (None: not one)."""
+    if event.verified_by != "client_secret_jwt":
+        return None
+    ids = event.payload.get("matchedWebhookIds")
+    return {str(i) for i in ids if isinstance(i, int | str) and not isinstance(i, bool)} \
+        if isinstance(ids, list) else set()
+
+
+def _registered(ports: Ports, connection: str, matched: set[str]) -> bool:
+    """Whether ``connection``'s active site registration holds one of ``matched``."""
+    record = ports.business.get(hooks.COLLECTION, hooks.doc_id(connection, hooks.SITE)) or {}
+    ids = {*(record.get("hook_ids") or ()), *(record.get("retired_ids") or ())}
+    return record.get("status") == "active" and bool(ids & matched)
+
+
 def find_targets(ports: Ports, event: Event) -> list[Target]:
     """The project records of the payload's site and project (see the module docstring)."""
     site, project = site_of(event.payload), project_of(event.payload)
     if site is None or project is None:
         return []
     found: dict[str, Target] = {}
+    matched = matched_ids(event)
     for connection, doc in _connections(ports, event, site):
         known = doc.get("site") if isinstance(doc.get("site"), dict) else {}
         mine = str(known.get("url" if site[0] == "url" else "id") or "").lower()
         tenant, cloud = doc.get("tenant"), known.get("id")
         if (doc.get("provider") != "jira" or mine != site[1].lower()
-                or not isinstance(tenant, str) or not isinstance(cloud, str)):
+                or not isinstance(tenant, str) or not isinstance(cloud, str)
+                or (matched is not None and not _registered(ports, connection, matched))):
             continue
         rid = record_id(tenant, "jira", "repositories", f"{cloud}:{project}")
         repo = ports.business.get("repositories", rid)

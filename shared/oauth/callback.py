@@ -13,7 +13,8 @@ When the admin left webhook registration on (``register_webhooks``), the callbac
 a fresh random per-connection webhook secret (``webhook-secret-<connection>``, 256 bits, never
 logged) as a new secret version; the connection document records only the choice. The
 fetcher registers the hooks with it during a sync (:mod:`shared.webhooks.register`). If a
-later step fails, the secret is deleted again (best effort).
+later step fails, the secret is deleted again (best effort). Jira's dynamic webhooks are
+signed with the OAuth client secret instead, so no per-connection secret is made for them.
 
 A GitHub App install flow also brings ``installation_id``: the code's user-to-server token must
 see that installation (``GET /user/installations``, else ``github_app.not_your_installation``
@@ -43,6 +44,7 @@ from shared.vault.endpoints import endpoint_for
 from shared.vault.github_app import verify_installation_belongs_to_user
 from shared.vault.handlers import service
 from shared.webhooks import secrets as webhook_secrets
+from shared.webhooks.hooks import uses_connection_secret
 
 log = get_logger("keyway.oauth")
 SYNC_INTERVAL = timedelta(minutes=15)
@@ -102,7 +104,7 @@ def _complete(ports: Ports, flow: state.PendingFlow, args: Mapping[str, str],
         return {"identity": "linked"}
     if not flow.connection:
         raise PermanentError("app flow without a connection id", key="oauth.bad_state")
-    hooks = flow.register_webhooks and not installation_id
+    hooks = flow.register_webhooks and not installation_id and uses_connection_secret(spec)
     secret_name = webhook_secrets.create_connection_secret(ports.secrets, flow.connection) \
         if hooks else None
     try:

@@ -14,7 +14,9 @@ promises the table exists for:
   checks the document text against the entry before it is sent);
 * a GitHub App asks only for read permissions and never for ``contents``;
 * webhook registration (``webhook_registration``) names its hook templates, each in the
-  allowlist under its own method, and never asks for a scope that grants code access;
+  allowlist under its own method (a ``site`` registration — one dynamic webhook per
+  connection that expires, Jira's — also its ``refresh`` template and its lifetime), and never
+  asks for a scope that grants code access;
 * webhook, refresh and self-hosting fields are consistent with each other;
 * a provider that sends no remaining-quota header has a ``local_budget`` to count against.
 """
@@ -47,6 +49,7 @@ _LITERAL = re.compile(r"^(?!\.{1,2}$)[A-Za-z0-9._-]+$")
 _PARAM = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 _HEADER = re.compile(r"^[A-Za-z0-9-]+$")
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_EVENT = re.compile(r"^([a-z]+:)?[a-z][a-z0-9_]*$")  # Jira prefixes some: jira:issue_created
 _RESERVED_PARAMS = frozenset({"client_id", "redirect_uri", "state", "scope", "response_type",
                               "code_challenge", "code_challenge_method"})
 
@@ -140,6 +143,9 @@ class WebhookSpec:
     delivery_header: str | None
     event_header: str | None
     max_body_bytes: int
+    # deliveries to the app-level path may instead carry ``Authorization: Bearer <JWT>``,
+    # HS256-signed with the OAuth client secret (Jira's dynamic webhooks of OAuth 2.0 apps)
+    client_secret_jwt: bool = False
 
 
 @dataclass(frozen=True)
@@ -152,12 +158,16 @@ class GitHubAppSpec:
 @dataclass(frozen=True)
 class HookRegistrationSpec:
     """Registering keyway's webhooks with an app token, when an admin opts in: the scopes
-    added to the app scopes for it, where hooks live (``repo`` / ``project``), the events,
-    whether it is on unless the admin says otherwise, and the ``list``/``create``/``delete``
-    hook templates (each also in the allowlist)."""
+    added to the app scopes for it, where hooks live (``repo`` / ``project``: one per
+    repository, signed with the connection's secret; ``site``: one dynamic webhook per
+    connection at the app-level URL, signed by the provider with the OAuth client secret), how
+    many days a hook lives before it must be refreshed (None: forever), the events, whether it
+    is on unless the admin says otherwise, and the ``list``/``create``/``delete`` hook
+    templates (``site`` also ``refresh``; each also in the allowlist)."""
 
     scopes: tuple[str, ...]
-    kind: Literal["repo", "project"]
+    kind: Literal["repo", "project", "site"]
+    expires_after_days: int | None
     events: tuple[str, ...]
     default: bool
     templates: Mapping[str, str]
@@ -357,18 +367,19 @@ _WEBHOOK = _obj({
     "scheme": _enum("hmac_sha256_hex", "token_header", "none"),
     "signature_header": _opt(_header), "signature_prefix": _str,
     "delivery_header": _opt(_header), "event_header": _opt(_header),
-    "max_body_bytes": _range(1024, 32 * 1024 * 1024),
+    "max_body_bytes": _range(1024, 32 * 1024 * 1024), "client_secret_jwt": _bool,
 })
 _GITHUB_APP = _obj({"permissions": _map(_enum("read")),
                     "installation_token_ttl_seconds": _range(60, 3600),
                     "jwt_ttl_seconds": _range(30, 600)})
-_HOOK_VERBS = {"list": "GET", "create": "POST", "delete": "DELETE"}
+_HOOK_VERBS = {"list": "GET", "create": "POST", "delete": "DELETE", "refresh": "PUT"}
 # Scopes that would grant code access (GitHub's repo scopes, GitLab's repository scopes).
 _CODE_SCOPES = frozenset({"repo", "public_repo", "read_repository", "write_repository", "sudo"})
 _REGISTRATION = _obj({
     "description": _text(), "scopes": _list(_text(re.compile(r"^\S+$"), "scope")),
-    "kind": _enum("repo", "project"), "events": _list(_text(_NAME, "event name")),
-    "default": _bool, "templates": _obj({verb: _template for verb in _HOOK_VERBS}),
+    "kind": _enum("repo", "project", "site"), "expires_after_days": _opt(_range(1, 365)),
+    "events": _list(_text(_EVENT, "event name")), "default": _bool,
+    "templates": _map(_template),
 })
 _PROVIDER = _obj({
     "name": _text(_NAME, "lowercase name"), "display_name": _text(), "description": _text(),
@@ -415,6 +426,8 @@ def _cross_checks(raw: dict[str, Any], path: str) -> None:
     if raw["webhook_registration"] is not None:
         _registration_checks(raw["webhook_registration"], api["allowlist"],
                              f"{path}.webhook_registration")
+        if raw["webhook_registration"]["kind"] == "site" and not hook["client_secret_jwt"]:
+            raise _fail(f"{path}.webhook.client_secret_jwt", "required by a site registration")
 
 
 def _registration_checks(reg: dict[str, Any], allowlist: tuple[str, ...], path: str) -> None:
@@ -423,13 +436,24 @@ def _registration_checks(reg: dict[str, Any], allowlist: tuple[str, ...], path: 
     for i, scope in enumerate(reg["scopes"]):
         if scope in _CODE_SCOPES:
             raise _fail(f"{path}.scopes[{i}]", f"{scope!r} would grant code access")
+    site = reg["kind"] == "site"
+    if site != (reg["expires_after_days"] is not None):
+        raise _fail(f"{path}.expires_after_days", "set exactly for a site registration")
+    verbs = set(_HOOK_VERBS) - (set() if site else {"refresh"})
+    if set(reg["templates"]) != verbs:
+        raise _fail(f"{path}.templates", f"expected exactly {', '.join(sorted(verbs))}")
     for verb, template in reg["templates"].items():
         if template.partition(" ")[0] != _HOOK_VERBS[verb] or template not in allowlist:
             raise _fail(f"{path}.templates.{verb}",
                         f"expected an allowlisted {_HOOK_VERBS[verb]} template")
-    create, delete = reg["templates"]["create"], reg["templates"]["delete"]
-    if delete.partition(" ")[2] != create.partition(" ")[2] + "/{hook_id}":
-        raise _fail(f"{path}.templates.delete", "expected the create path + /{hook_id}")
+    route = {verb: t.partition(" ")[2] for verb, t in reg["templates"].items()}
+    # a site's hooks are deleted and refreshed by id lists in the body; the others by path
+    expected = {"delete": route["create"]} if site else {"delete": route["create"] + "/{hook_id}"}
+    if site:
+        expected["refresh"] = route["create"] + "/refresh"
+    for verb, want in expected.items():
+        if route[verb] != want:
+            raise _fail(f"{path}.templates.{verb}", f"expected the path {want}")
 
 
 def _build(raw: dict[str, Any]) -> ProviderSpec:
@@ -450,7 +474,7 @@ def _build(raw: dict[str, Any]) -> ProviderSpec:
         **raw, "oauth": OAuthSpec(**oauth), "api": ApiSpec(**api),
         "webhook": WebhookSpec(**hook), "github_app": GitHubAppSpec(**app) if app else None,
         "webhook_registration": HookRegistrationSpec(
-            **{**reg, "templates": MappingProxyType(reg["templates"])}) if reg else None,
+            **{**reg, "templates": MappingProxyType(dict(reg["templates"]))}) if reg else None,
     })
 
 

@@ -37,6 +37,7 @@ from shared.vault.release import ReleaseRefused
 from shared.vault.service import NoPersonalToken, VaultService
 from shared.webhooks import secrets as webhook_secrets
 from shared.webhooks import unregister
+from shared.webhooks.hooks import uses_connection_secret
 
 STALE_AFTER = timedelta(hours=1)
 log = get_logger("keyway.vault")
@@ -144,10 +145,11 @@ def on_disconnect(provider: str, ports: Ports, inbound: messages.Inbound) -> Non
 
 
 def _registers_hooks(ports: Ports, provider: str, tenant: str, connection: str) -> bool:
-    """Whether this is ``tenant``'s connection of a provider that registers webhooks (whose
-    token component alone may delete ``webhook-secret-<connection>``: infra/secrets.tf)."""
+    """Whether this is ``tenant``'s connection of a provider that registers webhooks signed
+    with a per-connection secret (whose token component alone may delete
+    ``webhook-secret-<connection>``: infra/secrets.tf)."""
     record = ports.business.get("connections", connection)
-    return (registry.get(provider).webhook_registration is not None and record is not None
+    return (uses_connection_secret(registry.get(provider)) and record is not None
             and record.get("tenant") == tenant and record.get("provider") == provider)
 
 

@@ -9,8 +9,9 @@ Every request runs one fixed pipeline (:mod:`shared.webhooks.pipeline`)::
 * :mod:`~shared.webhooks.secrets` finds the secrets that may sign a request — the current and
   the previous one during a rotation — and caches them briefly per instance.
 * :mod:`~shared.webhooks.signatures` compares in constant time: GitHub's
-  ``X-Hub-Signature-256`` and Bitbucket's ``X-Hub-Signature`` (both ``sha256=<hex>``),
-  GitLab's ``X-Gitlab-Token`` and GitLab's signed (Standard Webhooks) format.
+  ``X-Hub-Signature-256``, Bitbucket's and Jira's ``X-Hub-Signature`` (``sha256=<hex>``),
+  GitLab's ``X-Gitlab-Token`` and GitLab's signed (Standard Webhooks) format; and checks the
+  HS256 JWT Jira's dynamic webhooks carry.
 * :mod:`~shared.webhooks.deliveries` records each delivery id once in the business store.
 * :mod:`~shared.webhooks.errors` holds the rejections, one stable log key each
   (``webhook.<provider>.<reason>``).
@@ -20,8 +21,10 @@ The function never calls a provider API: what the event means is ``ingest``'s jo
 
 keyway's own hooks at the provider (per connection, when the admin asked for them) are managed
 elsewhere, by the components that hold the app token: :mod:`~shared.webhooks.register`
-(``fetch-P``, during a sync), :mod:`~shared.webhooks.unregister` (``vault-P``, on disconnect),
-both over :mod:`~shared.webhooks.hooks` (request bodies, the ``webhook_registrations`` records).
+(``fetch-P``, during a sync; Jira's expiring dynamic webhooks in
+:mod:`~shared.webhooks.dynamic`), :mod:`~shared.webhooks.unregister` (``vault-P``, on
+disconnect), over :mod:`~shared.webhooks.hooks` (request bodies, the ``webhook_registrations``
+records).
 """
 
 from shared.webhooks.pipeline import Receiver, receiver

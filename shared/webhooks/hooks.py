@@ -16,19 +16,45 @@ A record per (connection, repository), id ``<connection>:<repository record id>`
     adopted      True when an existing hook with our URL was taken over instead of created
     retry_at     when an ``unavailable`` repository is tried again
     created_at, updated_at
+
+A ``site`` registration (Jira's dynamic webhooks, :mod:`shared.webhooks.dynamic`) keeps one
+record per connection instead, id ``<connection>:site`` (``repository`` is ``"site"``,
+``external_id`` the site's cloud id, ``target`` empty, ``url`` the app-level
+``<public_url>/webhook-<provider>/``, ``hook_id`` None), with::
+
+    hook_ids     the provider's ids of the connection's webhook (one; a list as Jira has it)
+    jql          the jqlFilter it was registered with ("project in (<ids>)")
+    expires_at   when the provider stops delivering unless it is refreshed first
+    renewed_at   the last successful refresh
+    retired_ids  ids of a replaced webhook whose deletion failed (deleted again later)
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from shared.clock import isoformat
 from shared.ports import DocumentStore, Filter, Ports
+from shared.providers.schema import ProviderSpec
 
 COLLECTION = "webhook_registrations"
 LIVE = ("registering", "active")  # a hook may exist at the provider
+SITE = "site"  # the ``repository`` of a site registration's one record
+RETRY_AFTER = timedelta(days=1)  # an ``unavailable`` registration is tried again after it
+
+
+@dataclass
+class Counts:
+    """What one registration pass did (logged with ``webhooks.registration``)."""
+
+    registered: int = 0
+    adopted: int = 0
+    unavailable: int = 0
+    failed: int = 0
+    renewed: int = 0
 
 
 @dataclass(frozen=True)
@@ -60,6 +86,19 @@ PROFILES: dict[str, HookProfile] = {
 def callback_url(public_url: str, provider: str, connection: str) -> str:
     """Where the provider delivers a connection's events (``webhook-P``'s per-connection path)."""
     return f"{public_url.rstrip('/')}/webhook-{provider}/c/{connection}"
+
+
+def app_url(public_url: str, provider: str) -> str:
+    """``webhook-P``'s app-level path, where a ``site`` registration's webhooks point."""
+    return f"{public_url.rstrip('/')}/webhook-{provider}/"
+
+
+def uses_connection_secret(spec: ProviderSpec) -> bool:
+    """Whether ``spec`` registers hooks signed with a per-connection secret
+    (``webhook-secret-<connection>``): ``repo``/``project`` hooks do; a ``site``
+    registration's webhooks are signed by the provider with the OAuth client secret."""
+    reg = spec.webhook_registration
+    return reg is not None and reg.kind != "site"
 
 
 def find(hooks: Any, provider: str, url: str) -> dict[str, Any] | None:

@@ -5,16 +5,22 @@
 1. size cap — ``max_body_bytes`` from the provider table; larger → 413 ``too_large``
    (at most cap + 1 bytes are read);
 2. raw body — kept as bytes, never decoded before the signature is checked;
-3. signature — the table's scheme (GitHub, Bitbucket and Jira ``hmac_sha256_hex``, GitLab
-   ``token_header``), or GitLab's signed format when its headers are present (then the
-   signature alone decides);
+3. signature — the table's scheme (GitHub, Bitbucket and Jira ``hmac_sha256_hex``,
+   GitLab ``token_header``), or GitLab's signed format when its headers are present (then
+   the signature alone decides), or
+   — at the app-level path of a provider with ``client_secret_jwt`` (Jira's dynamic webhooks
+   of OAuth 2.0 apps), when the table's signature header is absent — ``Authorization: Bearer
+   <JWT>`` verified with ``<provider>-client-secret`` (and its ``-previous``), see
+   :func:`shared.webhooks.signatures.jwt_claims`;
    absent → 401 ``missing_signature``, wrong → 401 ``invalid_signature``, a signed timestamp
-   more than 5 minutes away → 401 ``stale_timestamp``, a connection without a secret → 404
-   ``unknown_connection``;
+   more than 5 minutes away or a JWT outside its ``iat``..``exp`` window (60 s leeway) → 401
+   ``stale_timestamp``, a connection without a secret → 404 ``unknown_connection``;
 4. delivery dedupe — :mod:`shared.webhooks.deliveries`; a redelivery → 202 ``duplicate``,
    not published again (Bitbucket: the request UUID within its hook's UUID);
 5. JSON parse — not a JSON object → 400 ``invalid_json`` (the claim is released);
-6. publish ``webhook.event`` to ``events-P`` → 202 ``{"status": "accepted"}``.
+6. publish ``webhook.event`` to ``events-P`` → 202 ``{"status": "accepted"}``; the message
+   says how it was verified (``verified_by``: the table's scheme, ``standard_webhooks`` or
+   ``client_secret_jwt``), which ``ingest`` uses to attribute Jira's dynamic webhooks.
 
 Another path → 404 ``not_found``, another method → 405 ``method_not_allowed`` (checked once the
 body is read, so no answer ever leaves an oversized body to be drained).
@@ -50,6 +56,7 @@ from shared.webhooks.secrets import SecretCache, app_secret_name, connection_sec
 
 log = get_logger("keyway.webhooks")
 Check = Callable[[tuple[bytes, ...]], bool]
+JWT = "client_secret_jwt"
 SIGNED = ("webhook-id", "webhook-timestamp", "webhook-signature")
 _MAX_HEADER = 256
 
@@ -105,8 +112,8 @@ class Receiver:
         except PayloadTooLarge as e:
             return self._too_large(e, request)
         connection = self._route(request)
-        signed_id = self._verify(ports, request, body, connection)
-        return self._accept(ports, request, body, connection, signed_id)
+        verified = self._verify(ports, request, body, connection)
+        return self._accept(ports, request, body, connection, verified)
 
     def _key(self, reason: str) -> str:
         return key(self.provider, reason)
@@ -143,37 +150,58 @@ class Receiver:
 
     # ---- 3. signature -------------------------------------------------------------------
     def _verify(self, ports: Ports, request: Any, body: bytes,
-                connection: str | None) -> str | None:
+                connection: str | None) -> tuple[str | None, str]:
         """Raise unless one current or previous secret signs the request; returns the signed
-        message id of a Standard Webhooks signature (the delivery id to dedupe on)."""
-        check, signed_id = self._check(ports, request, body)
-        name = self._secret_name(connection)
+        message id of a Standard Webhooks signature (the delivery id to dedupe on) and how
+        the request was verified."""
+        check, signed_id, scheme = self._check(ports, request, body, connection)
+        name = (registry.client_secret_name(registry.get(self.provider)) if scheme == JWT
+                else self._secret_name(connection))
         candidates = self.secrets.candidates(ports.secrets, ports.clock, name)
         if not candidates:
             self._no_secret(connection, name)
         if check(candidates):
-            return signed_id
+            return signed_id, scheme
         refreshed = self.secrets.refreshed(ports.secrets, ports.clock, name)
         if refreshed and check(refreshed):
-            return signed_id
+            return signed_id, scheme
         raise Unauthorized("the signature does not verify", key=self._key("invalid_signature"))
 
-    def _check(self, ports: Ports, request: Any, body: bytes) -> tuple[Check, str | None]:
+    def _check(self, ports: Ports, request: Any, body: bytes,
+               connection: str | None) -> tuple[Check, str | None, str]:
         if self.profile.standard_webhooks and request.headers.get("webhook-signature"):
             return self._standard_check(ports, request, body)
         header = request.headers.get(self.spec.signature_header or "")
+        if not header and self.spec.client_secret_jwt and connection is None:
+            token = _bearer(request)
+            if token:
+                return self._jwt_check(ports, token), None, JWT
         if not header:
-            raise Unauthorized(f"{self.spec.signature_header} is missing",
+            alternative = " (or a Bearer token)" if self.spec.client_secret_jwt else ""
+            raise Unauthorized(f"{self.spec.signature_header}{alternative} is missing",
                                key=self._key("missing_signature"))
-        if self.spec.scheme == "hmac_sha256_hex":
+        scheme = self.spec.scheme
+        if scheme == "hmac_sha256_hex":
             prefix = self.spec.signature_prefix
-            return (lambda secrets: signatures.hmac_hex(body, header, prefix, secrets)), None
-        if self.spec.scheme == "token_header":
-            return (lambda secrets: signatures.token(header, secrets)), None
-        raise ConfigError(f"webhook scheme {self.spec.scheme!r} cannot be verified")
+            return (lambda s: signatures.hmac_hex(body, header, prefix, s)), None, scheme
+        if scheme == "token_header":
+            return (lambda s: signatures.token(header, s)), None, scheme
+        raise ConfigError(f"webhook scheme {scheme!r} cannot be verified")
+
+    def _jwt_check(self, ports: Ports, token: str) -> Check:
+        """Signature first; the token's time window only once it is known to be genuine."""
+        def check(secrets: tuple[bytes, ...]) -> bool:
+            claims = signatures.jwt_claims(token, secrets)
+            if claims is None:
+                return False
+            if not signatures.jwt_current(claims, ports.clock.now().timestamp()):
+                raise Unauthorized("the token is expired or not yet valid",
+                                   key=self._key("stale_timestamp"))
+            return True
+        return check
 
     def _standard_check(self, ports: Ports, request: Any,
-                        body: bytes) -> tuple[Check, str | None]:
+                        body: bytes) -> tuple[Check, str | None, str]:
         message_id, timestamp, signature = (request.headers.get(h) for h in SIGNED)
         if not message_id or not timestamp or not signature:
             raise Unauthorized("webhook-id, webhook-timestamp and webhook-signature go together",
@@ -182,7 +210,7 @@ class Receiver:
             raise Unauthorized("webhook-timestamp is outside the 5-minute tolerance",
                                key=self._key("stale_timestamp"))
         return (lambda secrets: signatures.standard(body, message_id, timestamp, signature,
-                                                    secrets)), message_id
+                                                    secrets)), message_id, "standard_webhooks"
 
     def _secret_name(self, connection: str | None) -> str:
         if connection is None:
@@ -199,8 +227,10 @@ class Receiver:
 
     # ---- 4. dedupe, 5. parse, 6. publish ------------------------------------------------
     def _accept(self, ports: Ports, request: Any, body: bytes, connection: str | None,
-                signed_id: str | None) -> Response:
-        delivery = deliveries.normalize_id(signed_id or self._delivery_header(request), body)
+                verified: tuple[str | None, str]) -> Response:
+        signed_id, scheme = verified
+        delivery = deliveries.normalize_id(
+            signed_id or self._delivery_header(request), body)
         event = _header(request, self.spec.event_header) or ""
         doc = deliveries.doc_id(self.provider, delivery, connection)
         fields = {"provider": self.provider, "delivery": delivery, "event": event,
@@ -211,7 +241,8 @@ class Receiver:
             return json_response({"status": "duplicate"}, 202)
         try:
             payload = self._parse(body)
-            message_id = self._publish(ports, request, fields, payload)
+            message_id = self._publish(ports, request, {**fields, "verified_by": scheme},
+                                       payload)
         except BaseException:
             deliveries.release(ports.business, doc, owner)
             raise
@@ -248,6 +279,12 @@ class Receiver:
                        "subject": subject(payload)}
         return messages.publish(ports.bus, f"webhook-{self.provider}", f"events-{self.provider}",
                                 "webhook.event", message)
+
+
+def _bearer(request: Any) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header (None without one)."""
+    scheme, _, token = (request.headers.get("Authorization") or "").partition(" ")
+    return (token.strip() or None) if scheme.lower() == "bearer" else None
 
 
 def subject(payload: Mapping[str, Any]) -> dict[str, Any]:

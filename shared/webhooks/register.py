@@ -1,6 +1,8 @@
 """``fetch-P`` registers keyway's webhook on each repository (project) of a connection whose
 admin left webhook registration on, with the app token it already holds, through the
-metadata-only client (only the table's allowlisted hook templates).
+metadata-only client (only the table's allowlisted hook templates). A ``site`` registration
+(Jira: one expiring dynamic webhook per connection) is kept by
+:class:`shared.webhooks.dynamic.SiteRegistrar` instead; :func:`registrar` picks.
 
 Once per repository. A sync calls :meth:`Registrar.ensure` after it has walked the
 repositories; a repository with a ``webhook_registrations`` record is skipped with no
@@ -33,8 +35,6 @@ poll hooks; that would cost a request per repository per sync).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from shared.clock import isoformat
@@ -50,19 +50,12 @@ from shared.fetch.plan import ProviderPlan
 from shared.log import get_logger
 from shared.ports import Ports, Snapshot
 from shared.providers.schema import ProviderSpec
-from shared.webhooks import hooks
+from shared.webhooks import dynamic, hooks
+from shared.webhooks.hooks import RETRY_AFTER, Counts
 from shared.webhooks.secrets import connection_secret_name
 
-RETRY_AFTER = timedelta(days=1)
+__all__ = ["RETRY_AFTER", "Counts", "Registrar", "registrar"]
 log = get_logger("keyway.webhooks")
-
-
-@dataclass
-class Counts:
-    registered: int = 0
-    adopted: int = 0
-    unavailable: int = 0
-    failed: int = 0
 
 
 class Registrar:
@@ -176,9 +169,14 @@ class Registrar:
 
 def registrar(ports: Ports, client: ProviderClient, spec: ProviderSpec, plan: ProviderPlan,
               tenant: str, record: dict[str, Any], connection: str,
-              public_url: str) -> Registrar | None:
-    """The registrar of a connection that registers hooks (None for every other one)."""
-    if (not record.get("register_webhooks") or spec.webhook_registration is None
-            or record.get("installation_id") or spec.name not in hooks.PROFILES):
+              public_url: str) -> Registrar | dynamic.SiteRegistrar | None:
+    """The registrar of a connection that registers hooks (None for every other one): one
+    hook per repository, or (a ``site`` registration) one dynamic webhook per connection."""
+    reg = spec.webhook_registration
+    if not record.get("register_webhooks") or reg is None or record.get("installation_id"):
+        return None
+    if reg.kind == "site":
+        return dynamic.SiteRegistrar(ports, client, spec, tenant, connection, public_url)
+    if spec.name not in hooks.PROFILES:
         return None
     return Registrar(ports, client, spec, plan, tenant, connection, public_url)

@@ -8,6 +8,14 @@
   one or more space-separated ``v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.
   <body>">``; a secret written ``whsec_<base64>`` is base64-decoded into the key, any other
   value is the key as is. :func:`fresh` applies the 5-minute tolerance to the timestamp.
+* :func:`jwt_claims` — Jira's dynamic webhooks of an OAuth 2.0 app: ``Authorization: Bearer
+  <JWT>`` signed with the app's OAuth client secret. Only ``HS256`` is accepted (the header's
+  ``alg``; ``none`` and every other algorithm are refused before any key is used), the
+  signature must verify under one secret, and ``exp`` and ``iat`` must be present as numbers;
+  :func:`jwt_current` then checks them against the clock with :data:`JWT_LEEWAY_SECONDS`. No
+  other claim is checked: Atlassian documents none (not ``iss``, ``aud`` or ``qsh``), and a
+  signature under keyway's own client secret already binds the token to keyway's app. The
+  token does not cover the body — it authenticates the sender, TLS protects the request.
 
 Every candidate secret (current, previous) is tried with :func:`hmac.compare_digest`; none of
 these functions logs, raises with, or returns a secret or a signature.
@@ -19,10 +27,19 @@ import base64
 import binascii
 import hashlib
 import hmac
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import jwt
 
 TOLERANCE_SECONDS = 300
+JWT_LEEWAY_SECONDS = 60
+JWT_ALGORITHM = "HS256"
 _SIGNING_PREFIX = b"whsec_"
+_MAX_TOKEN = 8192
+_JWT_OPTIONS = {"verify_signature": True, "verify_exp": False, "verify_iat": False,
+                "verify_nbf": False, "verify_aud": False, "verify_iss": False,
+                "require": ["exp", "iat"]}
 
 
 def _ascii(value: str) -> bytes:
@@ -72,3 +89,35 @@ def fresh(timestamp: str, now: float, tolerance: int = TOLERANCE_SECONDS) -> boo
     if not timestamp.isascii() or not timestamp.isdigit() or len(timestamp) > 12:
         return False
     return abs(now - int(timestamp)) <= tolerance
+
+
+def jwt_claims(token: str, secrets: Iterable[bytes]) -> dict[str, Any] | None:
+    """The claims of ``token`` if it is an HS256 JWT whose signature verifies under one of
+    ``secrets`` and that carries numeric ``exp`` and ``iat``; None otherwise."""
+    if not token or len(token) > _MAX_TOKEN or not token.isascii():
+        return None
+    try:
+        if jwt.get_unverified_header(token).get("alg") != JWT_ALGORITHM:
+            return None  # "none", HS512, RS256…: refused before any key is tried
+    except jwt.InvalidTokenError:
+        return None
+    found = None
+    for secret in secrets:
+        try:
+            claims = jwt.decode(token, secret, algorithms=[JWT_ALGORITHM], options=_JWT_OPTIONS)
+        except jwt.InvalidTokenError:
+            continue
+        found = found or claims
+    if found is None or not all(_number(found.get(c)) for c in ("exp", "iat")):
+        return None
+    return found
+
+
+def jwt_current(claims: Mapping[str, Any], now: float,
+                leeway: int = JWT_LEEWAY_SECONDS) -> bool:
+    """True if ``now`` lies before ``exp`` and after ``iat`` (each give or take ``leeway``)."""
+    return claims["iat"] - leeway <= now < claims["exp"] + leeway
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)

@@ -14,6 +14,11 @@ hook then gets 404 ``unknown_connection`` at ``webhook-P``. After a 401 no furth
 sent. The work stops after :data:`BUDGET_SECONDS` so a connection with very many repositories
 still finishes inside the subscription's ack deadline; the rest are ``remove_failed``
 (``webhooks.out_of_time``).
+
+A ``site`` registration (Jira's dynamic webhooks, :mod:`shared.webhooks.dynamic`) has one
+record per connection: its ``hook_ids`` and ``retired_ids`` go in one ``DELETE`` with the ids
+in the body; an intent whose webhook id was never learnt is looked up among the app's webhooks
+by its ``jqlFilter`` first.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from shared.log import get_logger
 from shared.ports import Ports
 from shared.providers import registry
 from shared.providers.schema import ProviderSpec
-from shared.webhooks import hooks
+from shared.webhooks import dynamic, hooks
 
 BUDGET_SECONDS = 40.0
 log = get_logger("keyway.webhooks")
@@ -72,7 +77,7 @@ def remove(ports: Ports, spec: ProviderSpec, api_base: str, live: list[dict[str,
             _failed(ports, record, stop or "webhooks.remove_failed")
             continue
         try:
-            _delete(client, spec, record)
+            _delete(ports, client, spec, record)
         except NotFoundAtProvider as e:
             hooks.save(ports, record, status="removed", reason=e.key)
         except KeywayError as e:
@@ -83,9 +88,13 @@ def remove(ports: Ports, spec: ProviderSpec, api_base: str, live: list[dict[str,
             hooks.save(ports, record, status="removed", reason=None)
 
 
-def _delete(client: ProviderClient, spec: ProviderSpec, record: dict[str, Any]) -> None:
+def _delete(ports: Ports, client: ProviderClient, spec: ProviderSpec,
+            record: dict[str, Any]) -> None:
     reg = spec.webhook_registration
     assert reg is not None
+    if reg.kind == "site":
+        _delete_site(ports, client, spec, record)
+        return
     params = dict(record.get("target") or {})
     hook_id = record.get("hook_id")
     if not hook_id:  # "registering": created or not, we never learnt its id
@@ -95,6 +104,20 @@ def _delete(client: ProviderClient, spec: ProviderSpec, record: dict[str, Any]) 
             return
         hook_id = str(found["id"])
     client.delete(reg.templates["delete"], {**params, "hook_id": str(hook_id)})
+
+
+def _delete_site(ports: Ports, client: ProviderClient, spec: ProviderSpec,
+                 record: dict[str, Any]) -> None:
+    ids = [*(record.get("hook_ids") or ()), *(record.get("retired_ids") or ())]
+    pending = record.get("pending")
+    if pending:  # a registration whose id was never learnt: the webhook with its filter
+        claimed = {*ids, *dynamic.claimed_elsewhere(ports.business, spec.name,
+                                                    record.get("external_id"),
+                                                    record["connection"])}
+        ids += [str(w["id"]) for w in dynamic.listed(client, spec)
+                if w.get("jqlFilter") == pending and str(w["id"]) not in claimed]
+    if ids:
+        dynamic.delete(client, spec, ids)
 
 
 def _failed(ports: Ports, record: dict[str, Any], reason: str) -> None:

@@ -3,6 +3,8 @@ exactly as `make run` mounts them, real embedded adapters, provider simulators o
 
 from __future__ import annotations
 
+import socket
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,6 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import functions_framework
 import pytest
+from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.test import Client
 
 from keyway import wsgi
@@ -93,4 +96,30 @@ def build_stack(tmp_path, monkeypatch, leak_guard, port: int = 8080) -> LocalSta
 @pytest.fixture
 def local_stack(tmp_path, monkeypatch, leak_guard) -> Iterator[LocalStack]:
     yield build_stack(tmp_path, monkeypatch, leak_guard)
+    _reset_caches()
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_request(self, *args: object) -> None:
+        pass
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def served(tmp_path, monkeypatch, leak_guard) -> Iterator[LocalStack]:
+    """The local stack, also listening on its public URL (where registered hooks point and
+    simulators deliver)."""
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    port = _free_port()
+    stack = build_stack(tmp_path, monkeypatch, leak_guard, port)
+    server = make_server("127.0.0.1", port, stack.app, threaded=True, request_handler=_Quiet)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    yield stack
+    server.shutdown()
+    server.server_close()
     _reset_caches()

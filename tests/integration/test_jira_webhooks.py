@@ -1,19 +1,24 @@
 """Jira webhooks through the real entry points: every documented event signed with
 ``X-Hub-Signature: sha256=…`` is acknowledged, published once (deduped on
-``X-Atlassian-Webhook-Identifier``) and ingested into the sync's records; every rejection
-answers problem+json with one stable key and stores nothing; events of unknown sites or
-projects are dropped with ``ingest.jira.unknown_account``."""
+``X-Atlassian-Webhook-Identifier``) and ingested into the sync's records; a dynamic webhook's
+delivery (a JWT under the OAuth client secret) reaches only the connection that registered
+it; every rejection answers problem+json with one stable key and stores nothing; events of
+unknown sites or projects are dropped with ``ingest.jira.unknown_account``."""
 
 from __future__ import annotations
 
 import json
 import logging
+import secrets
+import time
 
+import jwt
 import pytest
 
 from shared.providers import registry
 from shared.records import jira as jira_records
 from shared.records.model import Context, record_id
+from shared.webhooks import hooks as registrations
 from tests.integration.test_webhooks import (
     FIXTURES,
     Hooks,
@@ -35,6 +40,19 @@ class JiraHooks(Hooks):
     def __init__(self, stack) -> None:
         super().__init__(stack)
         self.jira = stack.leak_guard.track(self.ports.secrets.access("jira-webhook-secret"))
+        self.client_secret = self.track(secrets.token_urlsafe(48))
+        self.ports.secrets.add_version("jira-client-secret", self.client_secret.encode())
+
+    def app_token(self, secret: str | None = None, algorithm: str = "HS256") -> str:
+        """What Jira sends with a dynamic webhook of the OAuth app: an HS256 JWT."""
+        now = int(time.time())
+        return self.track(jwt.encode({"iat": now, "exp": now + 180},
+                                     secret or self.client_secret, algorithm=algorithm))
+
+    def app_post(self, raw: bytes, token: str, *, delivery: str = "d-1"):
+        return self.post("/webhook-jira/", raw, {
+            "Authorization": f"Bearer {token}", "X-Atlassian-Webhook-Identifier": delivery,
+            "Content-Type": "application/json"})
 
     def jira_post(self, raw: bytes, *, delivery: str = "d-1", secret: bytes | None = None,
                   path: str = "/webhook-jira/", **extra):
@@ -140,6 +158,35 @@ def test_an_unhandled_event_is_acknowledged_and_ignored(hooks, caplog):
     assert "ingest.jira.ignored_event" in [r.getMessage() for r in caplog.records]
 
 
+def registered(ports, connection: str, tenant: str, ids: list[str]) -> None:
+    registrations.save(ports, {"tenant": tenant, "provider": "jira", "connection": connection,
+                               "repository": registrations.SITE, "external_id": CLOUD},
+                       status="active", hook_ids=ids)
+
+
+def test_a_dynamic_webhooks_delivery_reaches_only_the_connection_that_registered_it(hooks):
+    connect(hooks.ports, "conn-same-site", "initech", CLOUD, SITE_URL)  # same site, project
+    event = json.loads(body("jira_issue_created"))
+    (matched,) = event["matchedWebhookIds"]
+    registered(hooks.ports, "conn-jira", "acme", [str(matched)])
+    registered(hooks.ports, "conn-same-site", "initech", ["77"])
+    response = hooks.app_post(json.dumps(event).encode(), hooks.app_token())
+    assert (response.status_code, response.json) == (202, {"status": "accepted"})
+    assert hooks.ingest("jira") == 1
+    tenants = {s.data["tenant"] for s in hooks.ports.business.query("issues")}
+    assert tenants == {"acme"}  # not initech, although its site and project match
+
+
+def test_a_dynamic_delivery_that_no_registration_claims_is_dropped(hooks, caplog):
+    event = json.loads(body("jira_issue_created"))
+    event["matchedWebhookIds"] = [424242]
+    hooks.app_post(json.dumps(event).encode(), hooks.app_token())
+    with caplog.at_level(logging.INFO):
+        hooks.ingest("jira")
+    assert "ingest.jira.unknown_account" in [r.getMessage() for r in caplog.records]
+    assert hooks.ports.business.query("issues") == []
+
+
 # ---- rejections ------------------------------------------------------------------------------
 CREATED = body("jira_issue_created")
 
@@ -161,6 +208,13 @@ REJECTIONS = {
                             401, "webhook.jira.invalid_signature"),
     "valid signature over invalid JSON": (lambda h: h.jira_post(b'{"webhookEvent": "ji'), 400,
                                           "webhook.jira.invalid_json"),
+    "a JWT signed by another app": (lambda h: h.app_post(CREATED, h.app_token(
+        h.track(secrets.token_urlsafe(48)))), 401, "webhook.jira.invalid_signature"),
+    "a JWT under the right secret but HS512": (lambda h: h.app_post(CREATED, h.app_token(
+        algorithm="HS512")), 401, "webhook.jira.invalid_signature"),
+    "an unsigned alg none JWT": (lambda h: h.app_post(CREATED, jwt.encode(
+        {"iat": int(time.time()), "exp": int(time.time()) + 180}, None, algorithm="none")),
+        401, "webhook.jira.invalid_signature"),
 }
 
 

@@ -10,14 +10,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import socket
-import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import requests
-from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.test import Client
 
 from keyway.simulators import GitHubSimulator, GitLabSimulator
@@ -27,37 +24,12 @@ from shared.errors import NotFound
 from shared.records.model import record_id
 from shared.routing import handlers_for
 from shared.webhooks import hooks
-from tests.integration.conftest import _reset_caches, build_stack, function_app, query_of
+from tests.integration.conftest import function_app, query_of
 from tests.unit.test_entry import pubsub_event
 
 TENANT, OTHER = "tenant-h", "tenant-x"
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 TOPICS = ("sync-requests", "fetch-jobs", "events")
-
-
-class _Quiet(WSGIRequestHandler):
-    def log_request(self, *args: object) -> None:
-        pass
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture
-def served(tmp_path, monkeypatch, leak_guard):
-    """The local stack, also listening on its public URL (where registered hooks point)."""
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    port = _free_port()
-    stack = build_stack(tmp_path, monkeypatch, leak_guard, port)
-    server = make_server("127.0.0.1", port, stack.app, threaded=True, request_handler=_Quiet)
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-    yield stack
-    server.shutdown()
-    server.server_close()
-    _reset_caches()
 
 
 def _callback(stack, provider: str) -> str:

@@ -335,10 +335,14 @@ def expected_secret_grants() -> set[tuple[str, str, str]]:
         give(f"webhook-{p}", f"secret:{app_secret_name(p)}")
         give(f"webhook-{p}", f"secret:{app_secret_name(p)}-previous")
         give(f"webhook-{p}", "secret-prefix:webhook-secret-")
-        if registry.get(p).webhook_registration is not None:  # keyway registers its hooks:
-            give(f"fetch-{p}", "secret-prefix:webhook-secret-")  # fetch-P signs them up,
-            give(token, "secret-create+prefix:webhook-secret-", (CONNECTION_SECRETS_ROLE,))  # the
-            # token component creates the secret at connect and deletes it on disconnect
+        reg = registry.get(p).webhook_registration
+        if reg is not None and reg.kind != "site":  # keyway registers its hooks with their
+            give(f"fetch-{p}", "secret-prefix:webhook-secret-")  # own secrets: fetch-P signs
+            give(token, "secret-create+prefix:webhook-secret-", (CONNECTION_SECRETS_ROLE,))  # them
+            # up, the token component creates the secret at connect and deletes it later
+        if p == "jira":  # Jira signs its dynamic webhooks with the OAuth client secret
+            give(f"webhook-{p}", f"secret:{p}-client-secret")
+            give(f"webhook-{p}", f"secret:{p}-client-secret-previous")
     return out
 
 

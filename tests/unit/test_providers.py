@@ -239,7 +239,7 @@ def test_a_github_app_may_not_ask_for_write_or_contents() -> None:
 
 
 def test_webhook_registration_asks_github_for_hooks_only_and_gitlab_only_on_request() -> None:
-    github, gitlab = registry.get("github"), registry.get("gitlab")
+    github, gitlab, jira = registry.get("github"), registry.get("gitlab"), registry.get("jira")
     assert github.webhook_registration.scopes == ("admin:repo_hook",)
     assert github.webhook_registration.default is True
     assert github.webhook_registration.kind == "repo"
@@ -247,8 +247,12 @@ def test_webhook_registration_asks_github_for_hooks_only_and_gitlab_only_on_requ
     assert gitlab.webhook_registration.default is False  # api is broad: the admin opts in
     assert gitlab.webhook_registration.kind == "project"
     assert registry.get("bitbucket").webhook_registration is None
-    assert registry.get("jira").webhook_registration is None
-    for spec in (github, gitlab):
+    assert jira.webhook_registration.scopes == ("manage:jira-webhook",)  # webhooks only
+    assert (jira.webhook_registration.kind, jira.webhook_registration.default) == ("site", True)
+    assert jira.webhook_registration.expires_after_days == 30
+    assert jira.webhook.client_secret_jwt is True  # Jira signs them with the client secret
+    assert not github.webhook.client_secret_jwt and not gitlab.webhook.client_secret_jwt
+    for spec in (github, gitlab, jira):
         for template in spec.webhook_registration.templates.values():
             assert template in spec.api.allowlist
 
@@ -268,12 +272,44 @@ def _registration(data: dict) -> dict:
     (lambda r: r["templates"].update(delete="GET /repos/{owner}/{repo}/hooks"),
      "templates.delete: expected an allowlisted DELETE template"),
     (lambda r: r["templates"].update(delete="DELETE /orgs/{org}/hooks/{hook_id}"),
-     "templates.delete: expected the create path + /{hook_id}"),
+     "templates.delete: expected the path /repos/{owner}/{repo}/hooks/{hook_id}"),
 ])
 def test_a_bad_webhook_registration_is_rejected(change, message: str) -> None:
     data = table()
     change(_registration(data))
     assert message in rejected(data)
+
+
+def _site(data: dict) -> dict:
+    return data["providers"]["jira"]["webhook_registration"]
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda r: r["templates"].pop("refresh"), "templates: expected exactly create, delete, "
+                                              "list, refresh"),
+    (lambda r: r.update(expires_after_days=None), "expires_after_days: set exactly for a site"),
+    (lambda r: r["templates"].update(refresh="PUT /rest/api/3/webhook/refreshed"),
+     "templates.refresh: expected an allowlisted PUT template"),
+    (lambda r: r["templates"].update(delete="DELETE /rest/api/3/webhook/refresh"),
+     "templates.delete: expected an allowlisted DELETE template"),
+    (lambda r: r["events"].append("Issue Created"), "expected event name"),
+])
+def test_a_bad_site_registration_is_rejected(change, message: str) -> None:
+    data = table()
+    change(_site(data))
+    assert message in rejected(data)
+
+
+def test_a_site_registration_needs_the_client_secret_jwt_and_others_no_refresh() -> None:
+    data = table()
+    data["providers"]["jira"]["webhook"]["client_secret_jwt"] = False
+    assert "webhook.client_secret_jwt: required by a site registration" in rejected(data)
+    data = table()
+    _registration(data)["templates"]["refresh"] = "GET /repos/{owner}/{repo}/hooks"
+    assert "templates: expected exactly create, delete, list" in rejected(data)
+    data = table()
+    _registration(data)["expires_after_days"] = 30
+    assert "expires_after_days: set exactly for a site" in rejected(data)
 
 
 def test_registration_templates_must_be_in_the_allowlist() -> None:
