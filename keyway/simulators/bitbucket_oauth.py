@@ -79,17 +79,12 @@ class BitbucketOAuth:
             if basic is None or basic.type != "basic" or "client_secret" in form:
                 raise OAuthError("invalid_client", "client authentication must be HTTP Basic")
             client = (basic.username or "", basic.password or "")
-            grant = form.get("grant_type")
-            if grant == "authorization_code":
-                issued = self.authority.exchange_code(
-                    *client, form.get("code", ""), form.get("redirect_uri") or None, None)
-            elif grant == "refresh_token":
-                issued = self.authority.refresh(*client, form.get("refresh_token", ""))
-            else:
-                raise OAuthError("unsupported_grant_type", f"grant_type {grant!r}")
+            form.pop("code_verifier", None)  # Bitbucket has no PKCE
+            issued = self.authority.grant(*client, form, require_code=False)
         except OAuthError as e:
             return oauth_error(e)
         return json_response({
             "access_token": issued.access_token, "scopes": " ".join(issued.info.scopes),
             "expires_in": ACCESS_TTL, "refresh_token": issued.refresh_token,
-            "token_type": "bearer", "state": grant}, headers={"Cache-Control": "no-store"})
+            "token_type": "bearer", "state": form.get("grant_type")},
+            headers={"Cache-Control": "no-store"})

@@ -181,17 +181,7 @@ class AtlassianOAuth:
         params = request_params(request)
         client = (params.get("client_id", ""), params.get("client_secret", ""))
         try:
-            grant = params.get("grant_type")
-            if grant == "authorization_code":
-                if not params.get("code"):
-                    raise OAuthError("invalid_request", "code is missing")
-                issued = self.authority.exchange_code(
-                    *client, params["code"], params.get("redirect_uri") or None,
-                    params.get("code_verifier") or None)
-            elif grant == "refresh_token":
-                issued = self.authority.refresh(*client, params.get("refresh_token", ""))
-            else:
-                raise OAuthError("unsupported_grant_type", f"grant_type {grant!r}")
+            issued = self.authority.grant(*client, params)
         except OAuthError as e:
             return oauth_error(e)
         body = {"access_token": issued.access_token, "expires_in": ACCESS_TTL,

@@ -182,6 +182,22 @@ class OAuthAuthority:
         if not hmac.compare_digest(s256(verifier), challenge):
             raise OAuthError("invalid_grant", "The code_verifier does not match the challenge.")
 
+    def grant(self, client_id: str, client_secret: str, params: Mapping[str, str], *,
+              require_code: bool = True) -> Issued:
+        """The token endpoint's two grants from its form/JSON ``params``: ``authorization_code``
+        (``code``, ``redirect_uri``, ``code_verifier``) or ``refresh_token``; anything else →
+        ``unsupported_grant_type``."""
+        grant = params.get("grant_type")
+        if grant == "authorization_code":
+            if require_code and not params.get("code"):
+                raise OAuthError("invalid_request", "code is missing")
+            return self.exchange_code(client_id, client_secret, params.get("code", ""),
+                                      params.get("redirect_uri") or None,
+                                      params.get("code_verifier") or None)
+        if grant == "refresh_token":
+            return self.refresh(client_id, client_secret, params.get("refresh_token", ""))
+        raise OAuthError("unsupported_grant_type", f"grant_type {grant!r}")
+
     def refresh(self, client_id: str, client_secret: str, refresh_token: str) -> Issued:
         """refresh_token grant: single use; the answer carries a new refresh token and the
         old pair (refresh and access token) stops working — unless the policy does not rotate
