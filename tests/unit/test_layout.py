@@ -66,3 +66,22 @@ def test_every_topic_has_one_subscriber_that_is_a_pubsub_component() -> None:
 def test_every_pubsub_component_consumes_at_least_one_topic() -> None:
     for component in COMPONENTS.values():
         assert bool(component.topics) == (component.trigger == "pubsub"), component.name
+
+
+def test_only_the_kms_adapter_loads_the_kms_client_library() -> None:
+    """A function that never wraps a data key (webhooks, api, fetchers, ingest) must not pay
+    for google.cloud.kms on its first request: the adapters it does load — Firestore, Pub/Sub,
+    Secret Manager — and the bootstrap (Cloud KMS is a Lazy port) never import it."""
+    import subprocess
+    import sys
+
+    code = ("import sys, shared.bootstrap, shared.adapters.gcp.firestore_store, "
+            "shared.adapters.gcp.pubsub_bus, shared.adapters.gcp.secret_manager; "
+            "print(sorted(m for m in sys.modules if m.startswith('google.cloud.kms')))")
+    root = Path(__file__).resolve().parents[2]
+    loaded = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True,
+                            text=True, timeout=120, check=True).stdout.strip()
+    assert loaded == "[]"
+    code = "import sys, shared.adapters.gcp.cloud_kms; print('google.cloud.kms' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True,
+                          text=True, timeout=120, check=True).stdout.strip() == "True"

@@ -16,48 +16,16 @@ import time
 from typing import Any
 
 from google.api_core import exceptions as gexc
-from google.api_core import retry as retries
 from google.cloud import kms
 
 from shared.adapters.embedded.local_kms import validate_key_name, validate_payload
 from shared.adapters.gcp._errors import boundary
+from shared.adapters.gcp._wire import crc32c, transient_retry
 from shared.errors import CryptoError, UnavailableError
 
 _ENABLED = kms.CryptoKeyVersion.CryptoKeyVersionState.ENABLED
 _PENDING = kms.CryptoKeyVersion.CryptoKeyVersionState.PENDING_GENERATION
 _SYMMETRIC = kms.CryptoKeyVersion.CryptoKeyVersionAlgorithm.GOOGLE_SYMMETRIC_ENCRYPTION
-
-
-def _crc32c_table() -> list[int]:
-    table = []
-    for byte in range(256):
-        crc = byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0x82F63B78 if crc & 1 else crc >> 1
-        table.append(crc)
-    return table
-
-
-_TABLE = _crc32c_table()
-
-
-def crc32c(data: bytes) -> int:
-    """CRC32C (Castagnoli), as Cloud KMS and Secret Manager use for integrity checks."""
-    crc = 0xFFFFFFFF
-    for byte in data:
-        crc = _TABLE[(crc ^ byte) & 0xFF] ^ (crc >> 8)
-    return crc ^ 0xFFFFFFFF
-
-
-def transient_retry(deadline: float) -> retries.Retry:
-    """Retry 503s and deadline overruns with backoff, for at most ``deadline`` seconds."""
-    return retries.Retry(
-        initial=0.1,
-        maximum=5.0,
-        multiplier=1.3,
-        predicate=retries.if_exception_type(gexc.ServiceUnavailable, gexc.DeadlineExceeded),
-        timeout=deadline,
-    )
 
 
 class CloudKeyService:

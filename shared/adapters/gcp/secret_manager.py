@@ -21,7 +21,7 @@ from shared.adapters.embedded.local_secrets import (
     validate_version,
 )
 from shared.adapters.gcp._errors import boundary
-from shared.adapters.gcp.cloud_kms import crc32c, transient_retry
+from shared.adapters.gcp._wire import crc32c, transient_retry
 from shared.errors import NotFound, UnavailableError
 
 _ENABLED = secretmanager.SecretVersion.State.ENABLED
