@@ -73,12 +73,13 @@ def main(argv: list[str]) -> int:
     started = time.perf_counter()
     now = datetime.now(UTC).isoformat(timespec="seconds")
     results: dict = {"measured_at": now, "machine": machine(), "benchmarks": {},
-                     "seconds": {}, "measured_at_by_part": {}}
+                     "seconds": {}, "measured_at_by_part": {}, "load_by_part": {}}
     previous = _previous(wanted)
-    for key in ("benchmarks", "seconds", "measured_at_by_part"):
+    for key in ("benchmarks", "seconds", "measured_at_by_part", "load_by_part"):
         results[key].update(previous.get(key, {}))
     for name in wanted:
         t = time.perf_counter()
+        results["load_by_part"][name] = round(os.getloadavg()[0], 2)  # other work's share
         print(f"[bench] {name} ...", file=sys.stderr, flush=True)
         try:
             results["benchmarks"][name] = BENCHES[name]()

@@ -40,12 +40,13 @@ FIRESTORE, PUBSUB, SECRETS, KMS = ("google.cloud.firestore", "google.cloud.pubsu
 def needed_clients(name: str) -> tuple[str, ...]:
     """The google-cloud clients a function truly needs in production (by its role): every
     function reads/writes Firestore and publishes; secrets where it verifies or unseals;
-    KMS only in the vault, which wraps data keys."""
+    KMS only in the token component (vault-P and oauth-P, which stores the token through the
+    vault in-process), which wraps data keys."""
     role = name.split("-", 1)[0]
     return {
         "vault": (FIRESTORE, PUBSUB, SECRETS, KMS),
         "webhook": (FIRESTORE, PUBSUB, SECRETS),
-        "oauth": (FIRESTORE, PUBSUB, SECRETS),
+        "oauth": (FIRESTORE, PUBSUB, SECRETS, KMS),
         "fetch": (FIRESTORE, PUBSUB, SECRETS),
         "act": (FIRESTORE, PUBSUB, SECRETS),
         "api": (FIRESTORE, PUBSUB, SECRETS),
@@ -105,21 +106,25 @@ def imports(env: dict) -> dict:
     return out
 
 
-# what shared.bootstrap.build() imports for KEYWAY_BACKEND=gcp (whatever the function), i.e.
-# what a deployed function loads on its first request: the import itself is lazy
-GCP_ADAPTERS = ("shared.adapters.gcp.firestore_store", "shared.adapters.gcp.pubsub_bus",
-                "shared.adapters.gcp.cloud_kms", "shared.adapters.gcp.secret_manager")
+# What a deployed function loads by the end of its first request on KEYWAY_BACKEND=gcp:
+# shared.bootstrap.build() imports the Firestore and Pub/Sub adapters for every function; Cloud
+# KMS and Secret Manager are Lazy ports, imported on first use, i.e. only by a function whose
+# work touches them (its needed clients).
+EAGER_ADAPTERS = ("shared.adapters.gcp.firestore_store", "shared.adapters.gcp.pubsub_bus")
+LAZY_ADAPTERS = {KMS: "shared.adapters.gcp.cloud_kms",
+                 SECRETS: "shared.adapters.gcp.secret_manager"}
 GCP_FUNCTIONS = ("webhook-github", "api", "ingest", "fetch-github", "vault-github")
 
 
 def gcp_first_request_imports(env: dict) -> dict:
-    """``import main`` plus the GCP adapters bootstrap.build() imports on the first request,
-    against functions-framework + the clients the function needs."""
+    """``import main`` plus the GCP adapters its first request imports (build()'s eager ones
+    and the lazy ones its work uses), against functions-framework + the clients it needs."""
     out = {}
     for name in GCP_FUNCTIONS:
         cwd = ROOT / "functions" / name
         clients = needed_clients(name)
-        code = "import main, " + ", ".join(GCP_ADAPTERS)
+        adapters = EAGER_ADAPTERS + tuple(LAZY_ADAPTERS[c] for c in clients if c in LAZY_ADAPTERS)
+        code = "import main, " + ", ".join(adapters)
         baseline_code = "import functions_framework, " + ", ".join(clients)
         fn, base = [], []
         for _ in range(RUNS):
