@@ -30,8 +30,6 @@ import hmac
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import jwt
-
 TOLERANCE_SECONDS = 300
 JWT_LEEWAY_SECONDS = 60
 JWT_ALGORITHM = "HS256"
@@ -94,6 +92,8 @@ def fresh(timestamp: str, now: float, tolerance: int = TOLERANCE_SECONDS) -> boo
 def jwt_claims(token: str, secrets: Iterable[bytes]) -> dict[str, Any] | None:
     """The claims of ``token`` if it is an HS256 JWT whose signature verifies under one of
     ``secrets`` and that carries numeric ``exp`` and ``iat``; None otherwise."""
+    import jwt  # only Jira's app-level path needs PyJWT: the other webhook functions skip it
+
     if not token or len(token) > _MAX_TOKEN or not token.isascii():
         return None
     try:
