@@ -12,7 +12,9 @@ instances see one budget::
   one) is ignored; within one window the lowest ``remaining`` wins (answers can arrive out of
   order). Once ``reset_at`` has passed, ``remaining`` is taken to be back at ``limit``.
 * :meth:`TokenBudget.acquire` takes a lease before a request and :meth:`TokenBudget.release`
-  returns it. Leases in flight count as already spent. A ``fetch`` is refused once
+  returns it — together with the answer's reading, merged by the same rules as ``observe``,
+  so a request costs two store transactions (acquire, release), not three. Leases in flight
+  count as already spent. A ``fetch`` is refused once
   ``remaining - in_flight <= reserve`` (the reserve is kept for webhooks' follow-ups and
   actions); ``webhook`` and ``action`` may spend the reserve but not go below 0. At most
   ``max_concurrent`` live leases per token; a lease expires after ``lease_seconds`` so a crashed
@@ -109,6 +111,32 @@ class _State:
         return None if self.remaining is None else self.remaining - len(self.leases)
 
 
+def _check_observation(limit: int, remaining: int, reset_at: datetime) -> None:
+    if limit < 0 or reset_at.tzinfo is None:
+        raise InvalidInput("a rate observation needs limit >= 0 and an aware reset time")
+
+
+def _merge(state: _State, stored_doc: bool, limit: int, remaining: int, reset_at: datetime,
+           now: datetime) -> bool:
+    """Fold one answer's headers into ``state`` (see the module docstring); False when they
+    say nothing new (an older window, or a 304's unchanged headers): then nothing is written."""
+    remaining = max(0, min(remaining, limit))
+    stored = state.reset_at
+    if stored is not None and now < stored and reset_at < stored - SAME_WINDOW:
+        return False  # from an older window
+    if (stored is not None and now < stored and state.remaining is not None
+            and reset_at <= stored + SAME_WINDOW):
+        remaining_now = min(state.remaining, remaining)
+        reset_now = max(stored, reset_at)
+    else:
+        remaining_now, reset_now = remaining, reset_at
+    if stored_doc and (state.limit, state.remaining, stored) == (limit, remaining_now, reset_now):
+        return False
+    state.limit, state.remaining, state.reset_at = limit, remaining_now, reset_now
+    state.observed_at = isoformat(now)
+    return True
+
+
 class TokenBudget:
     """The shared budget of one provider token (see the module docstring)."""
 
@@ -174,42 +202,41 @@ class TokenBudget:
                                   "until the reset", retry_at)
         return lease_id
 
-    def release(self, lease_id: str) -> None:
-        """Return a lease (idempotent: an unknown or expired lease is ignored)."""
+    def release(self, lease_id: str,
+                observation: tuple[int, int, datetime] | None = None) -> None:
+        """Return a lease (idempotent: an unknown or expired lease is ignored) and, in the same
+        transaction, record the answer's ``(limit, remaining, reset_at)`` as :meth:`observe`
+        would — one store write per request instead of two."""
+        if observation is not None:
+            _check_observation(*observation)
+
         def drop(tx: Transaction) -> None:
+            now = self._clock.now()
             doc = tx.get(COLLECTION, self.key)
-            if doc and lease_id in (doc.get("leases") or {}):
-                state = _State.load(doc, self._clock.now())
-                state.leases.pop(lease_id, None)
-                tx.put(COLLECTION, self.key, {**doc, "leases": state.leases})
+            held = bool(doc) and lease_id in (doc.get("leases") or {})
+            if observation is None:
+                if held:
+                    state = _State.load(doc, now)
+                    state.leases.pop(lease_id, None)
+                    tx.put(COLLECTION, self.key, {**doc, "leases": state.leases})
+                return
+            state = _State.load(doc, now)
+            state.leases.pop(lease_id, None)
+            if _merge(state, bool(doc), *observation, now) or held:
+                tx.put(COLLECTION, self.key, state.dump())
 
         self._store.transaction(drop)
 
     def observe(self, *, limit: int, remaining: int, reset_at: datetime) -> None:
         """Record the provider's rate-limit headers (see the module docstring for merging)."""
-        if limit < 0 or reset_at.tzinfo is None:
-            raise InvalidInput("a rate observation needs limit >= 0 and an aware reset time")
-        remaining = max(0, min(remaining, limit))
+        _check_observation(limit, remaining, reset_at)
 
         def merge(tx: Transaction) -> None:
             now = self._clock.now()
             doc = tx.get(COLLECTION, self.key)
             state = _State.load(doc, now)
-            stored = state.reset_at
-            if stored is not None and now < stored and reset_at < stored - SAME_WINDOW:
-                return  # from an older window
-            if (stored is not None and now < stored and state.remaining is not None
-                    and reset_at <= stored + SAME_WINDOW):
-                remaining_now = min(state.remaining, remaining)
-                reset_now = max(stored, reset_at)
-            else:
-                remaining_now, reset_now = remaining, reset_at
-            if (doc and (state.limit, state.remaining, stored)
-                    == (limit, remaining_now, reset_now)):
-                return  # nothing new (a 304's unchanged headers): no write
-            state.limit, state.remaining, state.reset_at = limit, remaining_now, reset_now
-            state.observed_at = isoformat(now)
-            tx.put(COLLECTION, self.key, state.dump())
+            if _merge(state, bool(doc), limit, remaining, reset_at, now):
+                tx.put(COLLECTION, self.key, state.dump())
 
         self._store.transaction(merge)
 

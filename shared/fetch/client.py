@@ -37,7 +37,7 @@ import dataclasses
 import ipaddress
 import json as jsonlib
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, NoReturn, cast
 from urllib.parse import SplitResult, parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsplit
 
@@ -286,17 +286,19 @@ class ProviderClient:
         (or left to expire)."""
         budget = self._budget.for_resource(resource) if self._budget is not None else None
         lease = budget.acquire(self._purpose) if budget is not None else None
+        readings: list[tuple[int, int, datetime]] = []  # recorded with the release
         try:
-            return self._once(method, url, template, etag, json, resource)
+            return self._once(method, url, template, etag, json, resource, readings)
         finally:
             try:
                 if budget is not None and lease is not None:
-                    budget.release(lease)
+                    budget.release(lease, readings[0] if readings else None)
             except Exception as e:  # noqa: BLE001 - never mask the answer; the lease expires
                 log.warning("budget.release_failed", extra={"fields": {"error": type(e).__name__}})
 
     def _once(self, method: str, url: str, template: str, etag: str | None,
-              json: Any, resource: str) -> ApiResponse:
+              json: Any, resource: str,
+              readings: list[tuple[int, int, datetime]]) -> ApiResponse:
         started = self._clock.monotonic()
         try:
             with self._session.request(method, url, headers=self._headers(etag), json=json,
@@ -307,7 +309,7 @@ class ProviderClient:
             raise _Transient("timeout") from None
         except requests.RequestException as e:
             raise _Transient(f"connection failed ({type(e).__name__})") from None
-        remaining = self._observe(response.headers, resource)
+        remaining = self._observe(response.headers, resource, readings)
         log.debug("provider.request", extra={"fields": {
             "provider": self._spec.name, "method": method, "template": template,
             "status": response.status_code, "remaining": remaining,
@@ -327,16 +329,21 @@ class ProviderClient:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    def _observe(self, headers: Mapping[str, str], resource: str) -> int | None:
+    def _observe(self, headers: Mapping[str, str], resource: str,
+                 readings: list[tuple[int, int, datetime]]) -> int | None:
         """Record the answer's rate-limit headers in the budget of the resource it names
-        (else of the one the request leased from); with no quota headers, count the answer
-        against the table's local budget."""
+        (else of the one the request leased from) — for the leased one, by handing the
+        reading to the lease's release, so a request costs two budget writes, not three; with
+        no quota headers, count the answer against the table's local budget."""
         rate = self._spec.api.rate_limit
         reading = rates.read_rate_headers(rate, headers, self._clock.now())
         if reading is not None and self._budget is not None:
             named = rates.answer_resource(rate, headers) or resource
-            self._budget.for_resource(named).observe(limit=reading[0], remaining=reading[1],
-                                                     reset_at=reading[2])
+            if named == resource:
+                readings.append(reading)
+            else:
+                self._budget.for_resource(named).observe(
+                    limit=reading[0], remaining=reading[1], reset_at=reading[2])
         elif rate.local_budget is not None and self._budget is not None:
             local = rate.local_budget
             self._budget.for_resource(resource).count(

@@ -300,3 +300,23 @@ def test_a_429_without_headers_exhausts_the_budget_until_the_retry_time(store, c
     budget.release(budget.acquire("fetch"))
     with pytest.raises(InvalidInput):
         budget.count(limit=0, window=timedelta(hours=1))
+
+
+def test_a_release_records_the_answers_headers_by_the_same_rules_as_observe(store, clock):
+    """release(lease, observation) drops the lease and merges the reading in one transaction:
+    a newer reading in the same window lowers remaining, an older window's is ignored (the
+    lease is dropped all the same), and a bad reading is refused before anything is written."""
+    budget = TokenBudget(store, clock, KEY, reserve=10)
+    reset = observed(budget, clock, remaining=1000)
+    lease = budget.acquire("fetch")
+    budget.release(lease, (5000, 990, reset))
+    assert budget.snapshot()["remaining"] == 990 and budget.snapshot()["in_flight"] == 0
+    lease = budget.acquire("fetch")
+    budget.release(lease, (5000, 4999, reset - timedelta(hours=2)))  # an older window
+    assert budget.snapshot()["remaining"] == 990 and budget.snapshot()["in_flight"] == 0
+    lease = budget.acquire("fetch")
+    with pytest.raises(InvalidInput):
+        budget.release(lease, (-1, 0, reset))
+    assert budget.snapshot()["in_flight"] == 1  # nothing written; the lease expires on its own
+    budget.release("unknown-lease", (5000, 980, reset))  # an unknown lease still records
+    assert budget.snapshot()["remaining"] == 980

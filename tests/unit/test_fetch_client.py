@@ -115,6 +115,33 @@ def test_allowlisted_get_carries_the_headers_and_follows_link_pages(gh, github, 
     assert budget.snapshot()["remaining"] == 4998 and budget.snapshot()["in_flight"] == 0
 
 
+class CountingStore:
+    """The business store, counting transactions (each one a budget write or read-modify)."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.transactions = inner, 0
+
+    def transaction(self, fn, **kwargs):
+        self.transactions += 1
+        return self.inner.transaction(fn, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def test_a_request_costs_two_budget_transactions_and_still_records_the_headers(
+        github, clock, session, store):
+    counting = CountingStore(store)
+    budget = TokenBudget(counting, clock, budget_key("github", "conn-1"), reserve=10)
+    gh = client_for(github, clock, session, budget, timeout=5)
+    gh.get(ORG_REPOS, {"org": "acme"})
+    assert counting.transactions == 2  # acquire; release + the answer's rate-limit headers
+    snapshot = budget.snapshot()
+    assert snapshot["remaining"] == 4999 and snapshot["in_flight"] == 0
+    gh.get(ORG_REPOS, {"org": "acme"})
+    assert counting.transactions == 4 and budget.snapshot()["remaining"] == 4998
+
+
 def test_single_resources_get_no_per_page_and_explicit_params_win(gh, github):
     assert gh.get("GET /user").body["login"] == "octocat"
     gh.get(USER_REPOS, params={"per_page": "5", "sort": "created"})
