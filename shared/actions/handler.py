@@ -39,7 +39,8 @@ delivery can reconcile by marker.
 Provider answers: 401 → ``failed``/``token_rejected``, 404/410 → ``target_not_found``,
 any other 4xx (a 403 without rate-limit signs, 422) → ``provider_refused``, a request outside
 the allowlist → ``egress_refused``; the connection or repository deleted meanwhile →
-``unknown_connection`` / ``unknown_repository``; any other permanent error → its stable key.
+``unknown_connection`` / ``unknown_repository``; the requester's identity for another host
+than the connection's → ``identity_mismatch``; any other permanent error → its stable key.
 All permanent: recorded, acknowledged. Rate limits, a spent budget, 5xx, timeouts and
 malformed answers are retryable: the lease is released, the key kept in ``last_error`` (the
 attempt stays, so the next try looks for the marker first), raised.
@@ -219,10 +220,13 @@ def _prepare(ports: Ports, job: Job, doc: dict[str, Any],
     if connection is None or connection.get("tenant") != job.tenant:
         raise StaleTarget("the connection is gone", key="unknown_connection")
     target = doc["target"]
-    repository = ports.business.get("repositories", target["repository"])
-    if (repository is None or repository.get("tenant") != job.tenant
-            or repository.get("provider") != job.provider or repository.get("deleted")):
+    repository = targets.repository_of(ports, job.tenant, job.connection, connection,
+                                       target["repository"])
+    if repository is None:
         raise StaleTarget("the repository is gone", key="unknown_repository")
+    if targets.identity_for(ports, job.tenant, doc["user"], connection) is None:
+        raise StaleTarget("the user's identity is not for this connection's host",
+                          key="identity_mismatch")
     spec = registry.get(job.provider)
     api_base = connection.get("api_base") or registry.api_base_url(spec, os.environ,
                                                                    connection.get("base_url"))

@@ -9,10 +9,12 @@
    (or never happened): then ``action.requested`` goes out again, the vault seals a fresh
    envelope and ``act-P`` finishes by marker without posting twice. Anyone else, or the same
    key with a different request → 409;
-3. the connection and the repository record must be the caller tenant's (404 otherwise,
-   like a missing one), and of a provider that has actions (400);
-4. the user must have linked an identity with that provider (``identities/<provider>:
-   <tenant>:<user>``), else :class:`IdentityRequired` (409, with where to link);
+3. the connection and the repository record must be the caller tenant's, and the repository
+   that connection's (404 otherwise, like a missing one), and of a provider that has actions (400);
+4. the user must have linked an identity with that provider, on the connection's own host
+   (``identities/<provider>:<tenant>:<user>`` with the connection's ``base_url``: a personal
+   token from github.com never goes to an Enterprise Server connection, or the reverse), else
+   :class:`IdentityRequired` (409, with where to link);
 5. create the document (``pending``) and publish ``action.requested`` to
    ``action-requests-<provider>`` as ``api``.
 """
@@ -57,9 +59,6 @@ def request_action(ports: Ports, principal: Principal, payload: Any) -> tuple[di
     if existing is not None:
         return _again(ports, principal, request, existing), False
     provider = _check_target(ports, principal, request)
-    if ports.business.get("identities",
-                          f"{provider}:{principal.tenant}:{principal.user}") is None:
-        raise IdentityRequired(provider)
     doc, created = ledger.create(ports, request.action_id, _document(
         ports, principal, request, provider))
     if not created:  # a concurrent request with the same key won the race
@@ -86,15 +85,16 @@ def _check_target(ports: Ports, principal: Principal, request: ActionRequest) ->
     if connection is None or connection.get("tenant") != principal.tenant:
         raise NotFound("no such connection")
     provider = connection.get("provider")
-    repository = ports.business.get("repositories", request.target["repository"])
-    if (repository is None or repository.get("tenant") != principal.tenant
-            or repository.get("provider") != provider or repository.get("deleted")):
+    if targets.repository_of(ports, principal.tenant, request.connection, connection,
+                             request.target["repository"]) is None:
         raise NotFound("no such repository")
     if not isinstance(provider, str) or not targets.supports(provider):
         raise InvalidInput("comments can be posted on " + " and ".join(targets.PROVIDERS)
                            + " connections only")
     if not targets.supports(provider, request.target["parent_kind"]):
         raise InvalidInput(f"{provider} has no {request.target['parent_kind']} to comment on")
+    if targets.identity_for(ports, principal.tenant, principal.user, connection) is None:
+        raise IdentityRequired(provider)
     return provider
 
 

@@ -168,3 +168,28 @@ def author_id(provider: str, raw: dict[str, Any]) -> str | None:
     who = raw.get(field)
     ident = who.get(key) if isinstance(who, dict) else None
     return None if ident is None else str(ident)
+
+
+def repository_of(ports: Any, tenant: str, connection_id: str, connection: Mapping[str, Any],
+                  repository_id: str) -> dict[str, Any] | None:
+    """The live repository record ``repository_id`` of this tenant's connection, or None: a
+    repository another connection synced (even of the same tenant and provider) is not a
+    target of this one — its path would be sent to this connection's host."""
+    repository = ports.business.get("repositories", repository_id)
+    if (repository is None or repository.get("tenant") != tenant
+            or repository.get("connection") != connection_id
+            or repository.get("provider") != connection.get("provider")
+            or repository.get("deleted")):
+        return None
+    return repository
+
+
+def identity_for(ports: Any, tenant: str, user: str,
+                 connection: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The user's linked identity usable on ``connection``: same provider and same host
+    (``base_url``; None is the provider's cloud). The personal token behind an identity was
+    issued by that host and must never be sent to another."""
+    identity = ports.business.get("identities", f"{connection.get('provider')}:{tenant}:{user}")
+    if identity is None or identity.get("base_url") != connection.get("base_url"):
+        return None
+    return identity

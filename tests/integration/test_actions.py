@@ -347,3 +347,70 @@ def test_a_job_for_another_users_action_is_refused(github):
     assert github.pull("action-jobs-github") == []  # the vault refuses: not member-2's action
     assert github.comments() == []
     assert github.status(action["id"])[1]["status"] == "pending"
+
+
+# ---- targets and identities: a personal token only goes where it was issued ---------------
+def test_a_repository_of_another_connection_is_not_a_target(github):
+    github.ports.business.put("connections", "conn-2", {
+        "tenant": TENANT, "provider": "github", "kind": "app", "status": "active",
+        "api_base": github.sim.api_url, "created_by": "admin-1"})
+    status, problem = github.request(connection="conn-2")  # conn-1's repository
+    assert status == 404 and problem["code"] == "not_found"
+    assert github.pull("action-requests-github") == []
+
+
+def test_an_identity_from_another_host_cannot_act_on_this_connection(github):
+    identity_id = f"github:{TENANT}:member-1"
+    identity = github.ports.business.get("identities", identity_id)
+    github.ports.business.put("identities", identity_id,
+                              {**identity, "base_url": "https://ghe.example.com"})
+    status, problem = github.request()
+    assert status == 409 and problem["code"] == "action.identity_required"
+    assert github.pull("action-requests-github") == []
+
+
+def test_act_refuses_when_the_identity_moved_to_another_host_meanwhile(github):
+    _, action = github.request()
+    identity_id = f"github:{TENANT}:member-1"
+    identity = github.ports.business.get("identities", identity_id)
+    github.ports.business.put("identities", identity_id,
+                              {**identity, "base_url": "https://ghe.example.com"})
+    github.sim.clear_log()
+    github.run()
+    assert github.sim.requests_log == []  # the member's token was sent nowhere
+    _, failed = github.status(action["id"])
+    assert failed["status"] == "failed" and failed["reason"] == "identity_mismatch"
+
+
+def _job(github, requested, envelope, **changes) -> messages.Inbound:
+    body = {**{k: requested.body[k] for k in ("tenant", "action_id", "connection", "action")},
+            "envelope": envelope, **changes}
+    return messages.Inbound("action-jobs-github", "action.job", 1, "vault-github", body, "m-9")
+
+
+def test_act_refuses_a_job_whose_action_differs_from_the_recorded_one(github):
+    _, action = github.request()
+    [requested] = github.pull("action-requests-github")
+    github.deliver("action-requests-github", requested)
+    [job] = github.pull("action-jobs-github")
+    tampered = {**requested.body["action"], "body": "something the member never wrote"}
+    github.sim.clear_log()
+    github.deliver("action-jobs-github", _job(github, requested, job.body["envelope"],
+                                              action=tampered))
+    assert github.sim.requests_log == [] and github.comments() == []
+    assert github.status(action["id"])[1]["status"] == "pending"
+
+
+def test_act_refuses_an_envelope_sealed_for_another_user(github):
+    github.link("member-2", Account("hubot", 888, "Hubot"))
+    _, action = github.request()
+    [requested] = github.pull("action-requests-github")
+    claims = new_claims("vault-github", "act-github", "action", "conn-1", "member-2",
+                        datetime.now(UTC), 300)
+    key = ChannelKeys(github.ports.secrets).key("vault-github", "act-github")
+    others = github.sim.oauth.mint(account=Account("hubot", 888, "Hubot")).access_token
+    github.sim.clear_log()
+    github.deliver("action-jobs-github",
+                   _job(github, requested, seal(key, claims, others.encode())))
+    assert github.sim.requests_log == [] and github.comments() == []
+    assert github.status(action["id"])[1]["status"] == "pending"
