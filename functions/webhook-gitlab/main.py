@@ -3,6 +3,6 @@
 import functions_framework
 
 from shared.entry import http_function
-from shared.webhooks import receiver
+from shared.webhooks.pipeline import receiver
 
 serve = functions_framework.http(http_function("webhook-gitlab", receiver("gitlab")))

@@ -25,8 +25,7 @@ elsewhere, by the components that hold the app token: :mod:`~shared.webhooks.reg
 :mod:`~shared.webhooks.dynamic`), :mod:`~shared.webhooks.unregister` (``vault-P``, on
 disconnect), over :mod:`~shared.webhooks.hooks` (request bodies, the ``webhook_registrations``
 records).
+
+The package imports nothing itself: a component that only needs one module (vault-P's
+``secrets`` and ``unregister``) does not load the pipeline and its web framework.
 """
-
-from shared.webhooks.pipeline import Receiver, receiver
-
-__all__ = ["Receiver", "receiver"]

@@ -85,3 +85,28 @@ def test_only_the_kms_adapter_loads_the_kms_client_library() -> None:
     code = "import sys, shared.adapters.gcp.cloud_kms; print('google.cloud.kms' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True,
                           text=True, timeout=120, check=True).stdout.strip() == "True"
+
+
+def test_a_pubsub_function_imports_only_its_own_roles_handlers() -> None:
+    """Cold start: each Pub/Sub function loads its own handler module, not the other
+    components' (the scheduler has no vault, fetcher or actions code; vault-P no webhook
+    pipeline). (Flask comes with functions-framework, so every function has it anyway.)"""
+    import subprocess
+    import sys
+
+    roles = {"scheduler": "shared.scheduler.tick", "ingest": "shared.ingest.handler",
+             "vault": "shared.vault.handlers", "fetch": "shared.fetch.handler",
+             "act": "shared.actions.handler"}
+    root = Path(__file__).resolve().parents[2]
+    for component in ("scheduler", "ingest", "vault-gitlab", "fetch-github", "act-jira"):
+        role = component.partition("-")[0]
+        code = (f"import sys; from shared.routing import handlers_for; "
+                f"assert handlers_for({component!r}); "
+                f"print(sorted(m for m in {sorted(roles.values())!r} if m in sys.modules))")
+        loaded = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True,
+                                text=True, timeout=120, check=True).stdout.strip()
+        assert loaded == repr([roles[role]]), (component, loaded)
+    code = ("import sys; from shared.routing import handlers_for; handlers_for('vault-github');"
+            " print('shared.webhooks.pipeline' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True,
+                          timeout=120, check=True).stdout.strip() == "False"

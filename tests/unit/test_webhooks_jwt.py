@@ -24,8 +24,9 @@ from shared.bootstrap import build
 from shared.config import Config
 from shared.errors import ConfigError
 from shared.topology import subscription_specs
-from shared.webhooks import Receiver, signatures
+from shared.webhooks import signatures
 from shared.webhooks.errors import Unauthorized
+from shared.webhooks.pipeline import Receiver
 from tests.support import FakeClock
 
 BODY = b'{"webhookEvent":"jira:issue_updated","matchedWebhookIds":[10000]}'

@@ -19,9 +19,10 @@ from shared.bootstrap import build
 from shared.config import Config
 from shared.errors import ConfigError
 from shared.topology import subscription_specs
-from shared.webhooks import Receiver, deliveries, signatures
+from shared.webhooks import deliveries, signatures
 from shared.webhooks.body import read_capped
 from shared.webhooks.errors import Unauthorized
+from shared.webhooks.pipeline import Receiver
 from shared.webhooks.secrets import SecretCache, connection_secret_name, fetch
 from tests.support import FakeClock
 
