@@ -95,8 +95,11 @@ def _refuse(spec: ProviderSpec, why: str) -> EgressRefused:
     return EgressRefused(f"{spec.name}: {why}")
 
 
-def _check_base(spec: ProviderSpec, api_base: str) -> SplitResult:
-    """The parsed API base: https, or http to loopback only; no credentials, query, metadata."""
+def _check_base(spec: ProviderSpec, api_base: str, local_mode: bool) -> SplitResult:
+    """The parsed API base: https (http only to loopback, in local mode); no credentials,
+    query or metadata host; no private, link-local or (outside local mode) loopback address,
+    whether written as a literal or — outside local mode — what the name resolves to
+    (:func:`shared.providers.ssrf.check_base_url`, promise 6)."""
     parts = urlsplit(api_base.rstrip("/"))
     host = (parts.hostname or "").lower()
     try:
@@ -106,15 +109,21 @@ def _check_base(spec: ProviderSpec, api_base: str) -> SplitResult:
     if (parts.scheme not in _PORTS or not host or parts.username or parts.password
             or parts.query or parts.fragment):
         raise _refuse(spec, "the API base must be an absolute URL without credentials or query")
-    if parts.scheme == "http" and not (host == "localhost" or literal and literal.is_loopback):
-        raise _refuse(spec, "https is required (http only to a loopback simulator)")
+    if parts.scheme == "http" and not (local_mode and (
+            host == "localhost" or literal and literal.is_loopback)):
+        raise _refuse(spec, "https is required (http only to a loopback simulator, locally)")
     if "{" in parts.path or "}" in parts.path:
         raise _refuse(spec, "the API base has an unfilled placeholder (no site looked up)")
     if host in ssrf.BLOCKED_NAMES or host.endswith(ssrf.BLOCKED_SUFFIXES):
         raise _refuse(spec, "the API base names a metadata or internal host")
-    reason = literal and ssrf.address_refusal(literal, local_mode=True)
+    reason = literal and ssrf.address_refusal(literal, local_mode=local_mode)
     if reason:
         raise _refuse(spec, f"the API base is a {reason}")
+    if not local_mode and literal is None:  # what the name resolves to, now
+        try:
+            ssrf.check_base_url(urlunsplit(parts), local_mode=False)
+        except InvalidInput as e:
+            raise _refuse(spec, f"the API base is refused: {e.detail}") from None
     return parts
 
 
@@ -126,12 +135,17 @@ class ProviderClient:
     def __init__(self, spec: ProviderSpec, api_base: str, token: str, session: requests.Session,
                  clock: Clock, budget: TokenBudget | None = None, *, timeout: float = 10.0,
                  max_attempts: int = 3, purpose: str = "fetch",
-                 graphql_documents: Mapping[str, str] | None = None) -> None:
+                 graphql_documents: Mapping[str, str] | None = None,
+                 local_mode: bool | None = None) -> None:
         if not isinstance(token, str) or not token or not token.isprintable() or any(
                 c.isspace() or ord(c) > 126 for c in token):
             raise InvalidInput("the provider token is empty or malformed",
                                key="provider.token_malformed")
-        self._spec, self._base = spec, _check_base(spec, api_base)
+        if local_mode is None:  # the process's backend: loopback only on embedded/emulator
+            from shared.bootstrap import environment_config
+
+            local_mode = environment_config().local_mode
+        self._spec, self._base = spec, _check_base(spec, api_base, local_mode)
         self._base_url = urlunsplit(self._base).rstrip("/")
         self._token, self._session, self._clock, self._budget = token, session, clock, budget
         self._timeout, self._max_attempts = timeout, max(1, max_attempts)

@@ -288,6 +288,38 @@ def test_public_https_base_is_accepted_without_sending_anything(clock, session):
     assert "api.github.com" in repr(client)
 
 
+@pytest.mark.parametrize("base", ["https://127.0.0.1/api/v3", "http://127.0.0.1:9/api/v3",
+                                  "http://localhost:9/api/v3", "https://[::1]/api/v3",
+                                  "https://localhost/api/v3"])
+def test_loopback_bases_are_refused_outside_local_mode(base, clock, session, monkeypatch):
+    """Promise 6: loopback is a simulator's address, allowed only on the local backends."""
+    monkeypatch.setattr("shared.providers.ssrf.default_resolver",
+                        lambda host, port: ["127.0.0.1"])
+    with pytest.raises(EgressRefused):
+        ProviderClient(GITHUB, base, "gho_" + "a" * 36, session, clock, local_mode=False)
+    ProviderClient(GITHUB, base, "gho_" + "a" * 36, session, clock, local_mode=True)
+
+
+@pytest.mark.parametrize("answer", [["10.1.2.3"], ["93.184.216.34", "169.254.169.254"],
+                                    ["127.0.0.1"], ["::ffff:192.168.0.1"]])
+def test_a_name_resolving_to_a_private_address_is_refused_outside_local_mode(
+        answer, clock, session, monkeypatch):
+    """A self-hosted base URL checked at connect may later resolve somewhere internal: the
+    client checks what the name resolves to each time it is built."""
+    monkeypatch.setattr("shared.providers.ssrf.default_resolver", lambda host, port: answer)
+    with pytest.raises(EgressRefused):
+        ProviderClient(GITHUB, "https://ghe.example.com/api/v3", "gho_" + "a" * 36, session,
+                       clock, local_mode=False)
+
+
+def test_a_name_resolving_to_public_addresses_is_accepted(clock, session, monkeypatch):
+    monkeypatch.setattr("shared.providers.ssrf.default_resolver",
+                        lambda host, port: ["140.82.112.6"])
+    client = ProviderClient(GITHUB, "https://ghe.example.com/api/v3", "gho_" + "b" * 36,
+                            session, clock, local_mode=False)
+    assert "ghe.example.com" in repr(client)
+
+
 def test_redirects_are_not_followed(gh, github):
     github.fail_next(302, headers={"Location": f"{github.api_url}/repos/a/b/contents/x"})
     with pytest.raises(ProviderRefused):
