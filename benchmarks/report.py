@@ -267,11 +267,11 @@ def _notes(b: dict, loads: dict[str, float] | None = None) -> list[str]:
             notes.append(_reachability_note(peer, g))
     if "per_payload" in (b.get("crypto") or {}):
         notes.append(
-            "Crypto: FieldCipher keeps one AESGCM object per key version and caches the "
-            "associated data per context, yet misses the 1.3x goal against a bare reused "
-            "AESGCM object: per call it still checks its context, takes the keyring lock to "
-            "reserve a use (and to re-check the key's metadata age), draws the IV and packs the "
-            "header; on a 40-byte token that Python work is as long as the AES-GCM itself. "
+            "Crypto: FieldCipher keeps one AESGCM object per key version, yet misses the 1.3x "
+            "goal against a bare reused AESGCM object: per call it still checks its context, "
+            "encodes the 9-part associated data, takes the keyring lock to reserve a use (and "
+            "to re-check the key's metadata age), draws the IV and packs the header; on a "
+            "40-byte token that Python work is longer than the AES-GCM itself. "
             "Against a baseline that builds AESGCM per call the ratio is the second figure. "
             "Unwraps meet the goal: one KMS decrypt per keyring instance.")
     hooks = b.get("webhooks") or {}

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import statistics
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 
 def summary(values: Sequence[float], digits: int = 4) -> dict:
@@ -22,12 +21,6 @@ def percentile(values: Sequence[float], pct: float) -> float:
         return float("nan")
     index = min(len(ordered) - 1, max(0, int(round(pct / 100 * (len(ordered) - 1)))))
     return ordered[index]
-
-
-def timed(fn: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 def ratio(numerators: Sequence[float], denominators: Sequence[float]) -> dict:

@@ -78,11 +78,6 @@ class RollingLimiter:
         with self._lock:
             return len(self._trim(key))
 
-    def fill(self, key: object, count: int) -> None:
-        """Knob: record ``count`` requests just made by ``key``."""
-        with self._lock:
-            self._trim(key).extend([self.clock()] * count)
-
 
 def paginate(request: Request, items: list[Any], total: int, page: int,
              pagelen: int) -> dict[str, Any]:

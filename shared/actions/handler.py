@@ -54,11 +54,8 @@ again (``action.in_progress``) until the holder finishes, then acknowledged as f
 from __future__ import annotations
 
 import functools
-import os
 from dataclasses import dataclass
 from typing import Any
-
-import requests
 
 from shared import messages
 from shared.actions import ledger, provider, targets
@@ -73,7 +70,7 @@ from shared.errors import (
     RetryableError,
 )
 from shared.fetch.budget import TokenBudget, budget_key
-from shared.fetch.client import ProviderClient
+from shared.fetch.client import ProviderClient, connection_api_base, shared_session
 from shared.fetch.errors import EgressRefused, NotFoundAtProvider, ProviderRefused, TokenRejected
 from shared.log import get_logger
 from shared.ports import Ports
@@ -228,11 +225,10 @@ def _prepare(ports: Ports, job: Job, doc: dict[str, Any],
         raise StaleTarget("the user's identity is not for this connection's host",
                           key="identity_mismatch")
     spec = registry.get(job.provider)
-    api_base = connection.get("api_base") or registry.api_base_url(spec, os.environ,
-                                                                   connection.get("base_url"))
+    api_base = connection_api_base(spec, connection)
     budget = TokenBudget(ports.business, ports.clock,
                          budget_key(job.provider, f"{job.tenant}:{doc['user']}", "personal"))
-    client = ProviderClient(spec, api_base, token, _session(), ports.clock, budget,
+    client = ProviderClient(spec, api_base, token, shared_session(), ports.clock, budget,
                             purpose="action")
     thread = provider.Thread(job.provider, repository, target["parent_kind"], target["number"])
     return thread, client
@@ -272,10 +268,6 @@ def _record(ports: Ports, job: Job, thread: provider.Thread, raw: dict[str, Any]
         "comment": record["id"] if record is not None else None})
     log.info("act.done", extra={"fields": job.fields})
 
-
-@functools.cache
-def _session() -> requests.Session:
-    return requests.Session()
 
 
 def handlers(provider_name: str) -> dict:

@@ -48,10 +48,6 @@ class Principal:
     role: Role
     scopes: frozenset[str]
 
-    @property
-    def is_admin(self) -> bool:
-        return self.role == "admin"
-
     def has_scope(self, scope: str) -> bool:
         return scope in self.scopes
 

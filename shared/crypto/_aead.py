@@ -3,10 +3,9 @@
 * :func:`encode_parts` — the canonical, unambiguous encoding used for associated data: every
   part is prefixed with its 4-byte big-endian length, so no two different part lists encode to
   the same bytes (``("ab", "c")`` and ``("a", "bc")`` differ).
-* :func:`seal` / :func:`open_sealed` — AES-256-GCM with a fresh random 96-bit IV per call;
-  every open failure is the same opaque :class:`~shared.errors.CryptoError`. The ``*_with``
-  variants take an ``AESGCM`` object the caller keeps per key (building one per call costs
-  about as much as sealing a small field).
+* :func:`seal_with` / :func:`open_with` — AES-256-GCM under an ``AESGCM`` object the caller
+  keeps per key, with a fresh random 96-bit IV per call; every open failure is the same opaque
+  :class:`~shared.errors.CryptoError`.
 """
 
 from __future__ import annotations
@@ -35,25 +34,15 @@ def encode_parts(*parts: bytes) -> bytes:
     return b"".join(struct.pack(">I", len(part)) + part for part in parts)
 
 
-def seal(key: bytes, plaintext: bytes, associated_data: bytes) -> tuple[bytes, bytes]:
-    """Encrypt under ``key`` with a fresh ``os.urandom`` IV; returns ``(iv, ciphertext+tag)``."""
-    iv = os.urandom(IV_SIZE)
-    return iv, AESGCM(key).encrypt(iv, plaintext, associated_data)
-
-
-def open_sealed(key: bytes, iv: bytes, sealed: bytes, associated_data: bytes) -> bytes:
-    """Authenticate and decrypt; any failure → the opaque ``CryptoError``."""
-    return open_with(AESGCM(key), iv, sealed, associated_data)
-
-
 def seal_with(aead: AESGCM, plaintext: bytes, associated_data: bytes) -> tuple[bytes, bytes]:
-    """:func:`seal` with a cipher object built once per key (see ``FieldCipher``)."""
+    """Encrypt with a fresh ``os.urandom`` IV; returns ``(iv, ciphertext+tag)``. ``aead`` is
+    built once per key by its owner (building one per call costs as much as a small seal)."""
     iv = os.urandom(IV_SIZE)
     return iv, aead.encrypt(iv, plaintext, associated_data)
 
 
 def open_with(aead: AESGCM, iv: bytes, sealed: bytes, associated_data: bytes) -> bytes:
-    """:func:`open_sealed` with a cipher object built once per key."""
+    """Authenticate and decrypt; any failure → the opaque ``CryptoError``."""
     try:
         return aead.decrypt(iv, sealed, associated_data)
     except (InvalidTag, ValueError, TypeError):

@@ -46,7 +46,6 @@ FORMAT = 0x01
 HEADER = struct.Struct(">BBI")  # magic, format, key version
 MIN_SIZE = HEADER.size + IV_SIZE + TAG_SIZE
 _DOMAIN = b"keyway/field"
-_AD_CACHE_SIZE = 4096  # associated data of recent (context, version) pairs, rebuilt when full
 
 
 @dataclass(frozen=True)
@@ -94,11 +93,10 @@ class FieldCipher:
         if not isinstance(keyring, DataKeyring):
             raise InvalidInput("keyring must be a DataKeyring")
         self._keyring = keyring
-        # Per instance, so nothing outlives the cipher: the AESGCM object of each key version
-        # (reused only while the keyring still hands out that very key, so a retired or
-        # re-read key is never used from here) and the associated data of recent contexts.
+        # Per instance, so nothing outlives the cipher: the AESGCM object of each key version,
+        # reused only while the keyring still hands out that very key (a retired or re-read
+        # key is never used from here).
         self._aeads: dict[int, tuple[bytes, AESGCM]] = {}
-        self._ads: dict[tuple[FieldContext, int], bytes] = {}
 
     def __repr__(self) -> str:
         return f"FieldCipher(component={self._keyring.component!r})"
@@ -139,14 +137,6 @@ class FieldCipher:
         return cached[1]
 
     def _associated_data(self, context: FieldContext, version: int) -> bytes:
-        cached = self._ads.get((context, version))
-        if cached is None:
-            if len(self._ads) >= _AD_CACHE_SIZE:
-                self._ads.clear()
-            cached = self._ads[(context, version)] = self._encode_ad(context, version)
-        return cached
-
-    def _encode_ad(self, context: FieldContext, version: int) -> bytes:
         return encode_parts(
             _DOMAIN,
             bytes([FORMAT]),

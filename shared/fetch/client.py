@@ -34,8 +34,10 @@ map as :mod:`shared.fetch._graphql` describes.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import ipaddress
 import json as jsonlib
+import os
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any, NoReturn, cast
@@ -434,3 +436,16 @@ def _body_cursor(body: Any, url: str) -> str | None:
             and count and start + count < total):
         return _with_param(url, "startAt", str(start + count))
     return None
+
+
+def connection_api_base(spec: ProviderSpec, connection: Mapping[str, Any]) -> str:
+    """A connection's API base: the one recorded at connect (self-hosted, or Jira's site),
+    else the provider's (``KEYWAY_<P>_API_URL`` or the table's)."""
+    return connection.get("api_base") or registry.api_base_url(
+        spec, os.environ, connection.get("base_url"))
+
+
+@functools.cache
+def shared_session() -> requests.Session:
+    """One pooled HTTP session per instance for the components that call provider APIs."""
+    return requests.Session()

@@ -67,12 +67,3 @@ def begin_round(store: DocumentStore, connection: str, now: str, continuation: b
         return stored
     store.put(COLLECTION, doc_id, {"connection": connection, "round": now})
     return now
-
-
-def forget_connection(store: DocumentStore, connection: str) -> int:
-    from shared.ports import Filter
-
-    snaps = store.query(COLLECTION, [Filter("connection", "==", connection)])
-    for snap in snaps:
-        store.delete(COLLECTION, snap.id)
-    return len(snaps)

@@ -21,9 +21,6 @@ repositories that have none yet, with the same client and token (:mod:`shared.we
 from __future__ import annotations
 
 import functools
-import os
-
-import requests
 
 from shared import bootstrap, messages
 from shared.clock import isoformat
@@ -31,7 +28,7 @@ from shared.errors import InvalidInput, NotFound, PolicyViolation
 from shared.fetch import status
 from shared.fetch.bitbucket.plan import PLAN as BITBUCKET
 from shared.fetch.budget import TokenBudget, budget_key
-from shared.fetch.client import ProviderClient
+from shared.fetch.client import ProviderClient, connection_api_base, shared_session
 from shared.fetch.errors import BudgetExhausted, RateLimited, TokenRejected
 from shared.fetch.github.plan import PLAN as GITHUB
 from shared.fetch.gitlab.plan import PLAN as GITLAB
@@ -69,10 +66,9 @@ def on_fetch_job(provider: str, ports: Ports, inbound: messages.Inbound) -> None
 def _run(provider: str, ports: Ports, tenant: str, connection: str, record: dict, token: str,
          owner: str, continuation: bool) -> None:
     spec = registry.get(provider)
-    api_base = record.get("api_base") or registry.api_base_url(spec, os.environ,
-                                                               record.get("base_url"))
+    api_base = connection_api_base(spec, record)
     budget = TokenBudget(ports.business, ports.clock, budget_key(provider, connection))
-    client = ProviderClient(spec, api_base, token, _session(), ports.clock, budget)
+    client = ProviderClient(spec, api_base, token, shared_session(), ports.clock, budget)
     config = bootstrap.config()
     hooks = register.registrar(ports, client, spec, PLANS[provider], tenant, record, connection,
                                config.public_url)
@@ -112,10 +108,6 @@ def _defer(ports: Ports, connection: str, retry_at) -> None:
 
     ports.business.transaction(write)
 
-
-@functools.cache
-def _session() -> requests.Session:
-    return requests.Session()
 
 
 def handlers(provider: str) -> dict:

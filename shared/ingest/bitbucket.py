@@ -90,10 +90,6 @@ def repository_of(payload: dict[str, Any]) -> Any:
     return repo.get("uuid") if isinstance(repo, dict) else None
 
 
-def installation_of(payload: dict[str, Any]) -> Any:
-    return None  # Bitbucket has no installations
-
-
 def event_name(event: Event) -> str:
     """Bitbucket names the event in ``X-Event-Key`` (``pullrequest:created``)."""
     return event.name

@@ -79,10 +79,6 @@ def repository_of(payload: dict[str, Any]) -> Any:
     return payload.get("project_id")
 
 
-def installation_of(payload: dict[str, Any]) -> Any:
-    return None  # GitLab has no installations
-
-
 def event_name(event: Event) -> str:
     """GitLab names the event in the body's ``object_kind`` (``X-Gitlab-Event`` is a label)."""
     kind = event.payload.get("object_kind")

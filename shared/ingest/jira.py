@@ -25,7 +25,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from shared.ingest.event import Change, Event, Target, Tombstone, Upsert
+from shared.ingest.event import Change, Event, Target, Tombstone, Upsert, deleted_at
 from shared.ingest.routes import Route
 from shared.ports import Filter, Ports
 from shared.records import jira
@@ -40,14 +40,6 @@ def _issue(event: Event) -> dict[str, Any]:
     return m.obj(event.payload.get("issue"), "issue")
 
 
-def _deleted_at(event: Event, raw: dict) -> str:
-    """The deletion's version: its arrival, or just after the object's own ``updated``."""
-    updated = raw.get("updated")
-    if isinstance(updated, str):
-        return max(event.received_at, m.convert(updated, "updated", plus_microseconds=1))
-    return event.received_at
-
-
 def issue(event: Event, ctx: Context, ports: Ports) -> list[Change]:
     return [Upsert(record) for record in jira.issue_with_labels(_issue(event), ctx)]
 
@@ -57,7 +49,7 @@ def issue_deleted(event: Event, ctx: Context, ports: Ports) -> list[Change]:
     key = m.numbered_key(ctx, jira.number_of(m.text(raw, "key")))
     fields = raw.get("fields") if isinstance(raw.get("fields"), dict) else {}
     return [Tombstone("issues", record_id(ctx.tenant, ctx.provider, "issues", key),
-                      _deleted_at(event, fields))]
+                      deleted_at(event, fields, "updated"))]
 
 
 def comment(event: Event, ctx: Context, ports: Ports) -> list[Change]:
@@ -69,7 +61,7 @@ def comment(event: Event, ctx: Context, ports: Ports) -> list[Change]:
 def comment_deleted(event: Event, ctx: Context, ports: Ports) -> list[Change]:
     raw = m.obj(event.payload.get("comment"), "comment")
     rid = record_id(ctx.tenant, ctx.provider, "comments", jira.comment_key(ctx, m.ident(raw)))
-    return [Tombstone("comments", rid, _deleted_at(event, raw))]
+    return [Tombstone("comments", rid, deleted_at(event, raw, "updated"))]
 
 
 def event_name(event: Event) -> str:
@@ -145,14 +137,6 @@ def find_targets(ports: Ports, event: Event) -> list[Target]:
         if repo is not None and not repo.get("deleted") and rid not in found:
             found[rid] = Target(tenant, connection, rid, site=cloud)
     return list(found.values())
-
-
-def repository_of(payload: dict[str, Any]) -> Any:
-    return project_of(payload)
-
-
-def installation_of(payload: dict[str, Any]) -> Any:
-    return None  # Jira has no installations
 
 
 ROUTES: dict[str, Route] = {

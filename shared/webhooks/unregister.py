@@ -24,14 +24,11 @@ by its ``jqlFilter`` first.
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Callable
 from typing import Any
 
-import requests
-
 from shared.errors import KeywayError
-from shared.fetch.client import ProviderClient
+from shared.fetch.client import ProviderClient, connection_api_base, shared_session
 from shared.fetch.errors import NotFoundAtProvider, TokenRejected
 from shared.log import get_logger
 from shared.ports import Ports
@@ -56,8 +53,7 @@ def remover(ports: Ports, provider: str, tenant: str,
             if r.get("status") in hooks.LIVE and r.get("tenant") == tenant]
     if not live:
         return None
-    api_base = record.get("api_base") or registry.api_base_url(spec, os.environ,
-                                                               record.get("base_url"))
+    api_base = connection_api_base(spec, record)
     return functools.partial(remove, ports, spec, api_base, live)
 
 
@@ -67,7 +63,8 @@ def remove(ports: Ports, spec: ProviderSpec, api_base: str, live: list[dict[str,
     deadline = ports.clock.monotonic() + BUDGET_SECONDS
     stop: str | None = None
     try:
-        client = ProviderClient(spec, api_base, token, _session(), ports.clock, max_attempts=1)
+        client = ProviderClient(spec, api_base, token, shared_session(), ports.clock,
+                                max_attempts=1)
     except KeywayError as e:
         client, stop = None, e.key
     for record in live:
@@ -126,7 +123,3 @@ def _failed(ports: Ports, record: dict[str, Any], reason: str) -> None:
         "provider": record.get("provider"), "connection": record.get("connection"),
         "external_id": record.get("external_id"), "reason": reason}})
 
-
-@functools.cache
-def _session() -> requests.Session:
-    return requests.Session()

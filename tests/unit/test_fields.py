@@ -15,7 +15,6 @@ import pytest
 
 from shared.bootstrap import build
 from shared.config import Config
-from shared.crypto import fields as fields_module
 from shared.crypto.datakeys import COLLECTION, DataKeyring
 from shared.crypto.fields import HEADER, MIN_SIZE, FieldCipher, FieldContext
 from shared.errors import CryptoError, InvalidInput, UnavailableError
@@ -263,16 +262,3 @@ def test_the_key_and_plaintext_appear_in_no_decrypt_error(cipher: FieldCipher,
         text = f"{error!s} {error!r} {error.__context__!r} {error.detail}"
         for secret in (key.hex(), repr(key), TOKEN.decode()):
             assert secret not in text
-
-
-def test_cached_associated_data_stays_bound_to_its_context(
-        cipher: FieldCipher, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The per-instance cache of associated data (and its eviction when full) never lets a
-    ciphertext open under another record's context."""
-    monkeypatch.setattr(fields_module, "_AD_CACHE_SIZE", 4)
-    contexts = [dataclasses.replace(CONTEXT, record_id=f"conn-{i}") for i in range(10)]
-    blobs = [cipher.encrypt(TOKEN + bytes([i]), c) for i, c in enumerate(contexts)]
-    for i, (context, blob) in enumerate(zip(contexts, blobs, strict=True)):
-        assert cipher.decrypt(blob, context) == TOKEN + bytes([i])
-        assert_opaque(lambda b=blob, j=i: cipher.decrypt(b, contexts[(j + 1) % 10]))
-    assert len(cipher._ads) <= 4
