@@ -88,3 +88,16 @@ def test_a_job_whose_envelope_names_another_connection_is_refused(stack):
     receive(pubsub_event("fetch-jobs-github", "vault-github", "fetch.job",
                          {"tenant": "t-1", "connection": "conn-2", "envelope": envelope}))
     assert ports.business.query("pull_requests") == []
+
+
+def test_a_job_naming_another_tenant_for_the_connection_is_refused(stack):
+    """The envelope is for conn-1, but the job says another tenant owns it: nothing is synced
+    and no status is written under that tenant."""
+    ports, _ = stack
+    envelope = vault_handlers.service("github", ports).release_for_fetch("t-1", "conn-1",
+                                                                         "scheduler")
+    receive = event_function("fetch-github", handlers_for("fetch-github"))
+    receive(pubsub_event("fetch-jobs-github", "vault-github", "fetch.job",
+                         {"tenant": "t-2", "connection": "conn-1", "envelope": envelope}))
+    assert ports.business.query("pull_requests") == []
+    assert ports.business.get("sync_status", "conn-1") is None

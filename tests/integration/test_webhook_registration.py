@@ -256,3 +256,20 @@ def test_another_tenant_cannot_disconnect_and_the_hooks_and_secret_stay(served, 
     assert len(github.hooks.all()) == 2 and github.hooks.deleted == []
     assert secret_of(served, connection)
     assert served.ports.business.get("connections", connection)["status"] == "active"
+
+
+def test_a_disconnect_naming_another_tenant_reaching_the_vault_changes_nothing(served, github):
+    """Past the api: a connection.disconnect that names this connection with another tenant
+    (a forged or confused message) deletes no hook, no secret and no token, and leaves the
+    connection active."""
+    connection, _ = connect(served, "github")
+    pump(served, "github")
+    receive = event_function("vault-github", handlers_for("vault-github"))
+    receive(pubsub_event("sync-requests-github", "api", "connection.disconnect",
+                         {"tenant": OTHER, "connection": connection}))
+    assert len(github.hooks.all()) == 2 and github.hooks.deleted == []
+    assert secret_of(served, connection)
+    assert served.ports.business.get("connections", connection)["status"] == "active"
+    app_token = served.ports.vault.query("app_tokens")
+    assert [s.id for s in app_token] == [connection] or any(
+        s.data.get("connection") == connection for s in app_token)
