@@ -90,16 +90,17 @@ def secret_grants() -> dict[str, dict[str, tuple[str, ...]]]:
             name = channels.secret_name(vault, recipient)
             g[name] = read
             grants.setdefault(recipient, {})[name] = read
-        g[f"{p}-client-secret"] = read
+        spec = registry.get(p)
+        g[registry.client_secret_name(spec)] = read
         g[AUDIT_KEY_SECRET] = read
-        if p == "github":
+        if spec.github_app is not None:
             g[GITHUB_APP_KEY_SECRET] = read
         w = grants.setdefault(f"webhook-{p}", {})
         w[app_secret_name(p)] = read
         w[app_secret_name(p) + PREVIOUS_SUFFIX] = read
-        if registry.get(p).webhook.client_secret_jwt:  # Jira signs dynamic webhooks with it
-            w[f"{p}-client-secret"] = read
-            w[f"{p}-client-secret{PREVIOUS_SUFFIX}"] = read
+        if spec.webhook.client_secret_jwt:  # Jira signs dynamic webhooks with it
+            w[registry.client_secret_name(spec)] = read
+            w[registry.client_secret_name(spec) + PREVIOUS_SUFFIX] = read
     return grants
 
 

@@ -44,8 +44,15 @@ def encode(sender: str, type_: str, body: Mapping[str, Any],
 def publish(bus: MessageBus, sender: str, topic: str, type_: str, body: Mapping[str, Any],
             *, version: int = 1, ordering_key: str | None = None) -> str:
     """Publish ``body`` as ``sender`` after the policy table allows it (``PolicyViolation``)."""
-    policy.check_publish(sender, topic, type_)
     data, attributes = encode(sender, type_, body, version)
+    return publish_encoded(bus, topic, data, attributes, ordering_key=ordering_key)
+
+
+def publish_encoded(bus: MessageBus, topic: str, data: bytes, attributes: Mapping[str, str],
+                    *, ordering_key: str | None = None) -> str:
+    """Publish what :func:`encode` made (for a caller that needed its size first), after the
+    policy table allows the sender and type its attributes name (``PolicyViolation``)."""
+    policy.check_publish(attributes[ATTR_SENDER], topic, attributes[ATTR_TYPE])
     return bus.publish(topic, data, attributes, ordering_key=ordering_key)
 
 

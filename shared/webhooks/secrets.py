@@ -30,7 +30,7 @@ Caching. Values are cached per instance for :data:`TTL` seconds (a Secret Manage
 request would cost latency). A request that fails to verify against cached values refetches
 them once if they are older than :data:`MIN_REFRESH` seconds, so a rotation is seen within
 seconds while a flood of bad signatures cannot turn into a flood of Secret Manager calls.
-Missing secrets are cached too (negative caching).
+Missing secrets are cached too (negative caching), and at most :data:`MAX_ENTRIES` names.
 """
 
 from __future__ import annotations
@@ -46,6 +46,9 @@ from shared.ports import Clock, SecretSource
 TTL = 60.0
 MIN_REFRESH = 5.0
 PREVIOUS_SUFFIX = "-previous"
+#: Names kept at most: requests to made-up ``/c/<id>`` paths each cache a miss, so the cache is
+#: bounded (oldest first out) instead of growing with every id an attacker tries.
+MAX_ENTRIES = 1024
 _CONNECTION_ID = re.compile(r"[A-Za-z0-9_-]{1,100}")
 
 
@@ -108,8 +111,9 @@ class SecretCache:
     """Per-instance cache of :func:`fetch` results; holds secret values, so it refuses
     ``repr`` of them and pickling."""
 
-    def __init__(self, ttl: float = TTL, min_refresh: float = MIN_REFRESH) -> None:
-        self._ttl, self._min_refresh = ttl, min_refresh
+    def __init__(self, ttl: float = TTL, min_refresh: float = MIN_REFRESH,
+                 max_entries: int = MAX_ENTRIES) -> None:
+        self._ttl, self._min_refresh, self._max_entries = ttl, min_refresh, max_entries
         self._entries: dict[tuple[int, str], _Entry] = {}
 
     def __repr__(self) -> str:
@@ -138,5 +142,9 @@ class SecretCache:
 
     def _load(self, source: SecretSource, clock: Clock, name: str) -> _Entry:
         entry = _Entry(fetch(source, name), clock.monotonic())
-        self._entries[(id(source), name)] = entry
+        key = (id(source), name)
+        self._entries.pop(key, None)
+        while len(self._entries) >= self._max_entries:  # the oldest loaded goes first
+            del self._entries[next(iter(self._entries))]
+        self._entries[key] = entry
         return entry

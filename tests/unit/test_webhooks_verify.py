@@ -139,6 +139,19 @@ def test_secrets_are_cached_and_refetched_after_a_failure_only_when_not_fresh(tm
         pickle.dumps(cache)
 
 
+def test_the_cache_is_bounded_so_made_up_connection_ids_cannot_grow_it(tmp_path):
+    env = {"KEYWAY_SECRET_GITHUB_WEBHOOK_SECRET": "value-one-1"}
+    source, clock = CountingSource(tmp_path / "s.json", env), FakeClock()
+    cache = SecretCache(max_entries=3)
+    assert cache.candidates(source, clock, "github-webhook-secret") == (b"value-one-1",)
+    for n in range(10):  # misses for ids nobody registered
+        assert cache.candidates(source, clock, f"webhook-secret-made-up-{n}") == ()
+    assert len(cache._entries) == 3
+    calls = source.calls
+    assert cache.candidates(source, clock, "github-webhook-secret") == (b"value-one-1",)
+    assert source.calls > calls  # evicted (oldest first), so read again
+
+
 def test_a_connection_id_that_cannot_name_a_secret_is_refused():
     assert connection_secret_name("c-123_ab") == "webhook-secret-c-123_ab"
     assert connection_secret_name("../etc") is None
