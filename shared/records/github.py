@@ -9,6 +9,7 @@ The same names exist in :mod:`shared.records.gitlab`.
 from __future__ import annotations
 
 from shared.errors import InvalidInput
+from shared.records import common
 from shared.records import model as m
 from shared.records.model import Context
 
@@ -164,23 +165,9 @@ def reviews(raw: list, ctx: Context, pull_number: int) -> list[dict]:
     return [review(item, ctx, pull_number) for item in raw]
 
 
-def label(raw: dict, ctx: Context) -> dict:
-    """A repository label; GitHub labels carry no timestamps (``ctx.observed_at`` is used)."""
-    return m.make(
-        "labels", ctx, external_id=m.ident(raw), url=None, created_at=None,
-        updated_at=m.updated(ctx, None),
-        name=m.text(raw, "name"), color=m.color(raw.get("color")),
-        description=m.optional_text(raw, "description"),
-    )
+label = common.label
 
 
 def user(raw: dict, ctx: Context) -> dict:
-    """A user (``GET /user``); embedded user objects have no timestamps (``observed_at``)."""
-    m.obj(raw)
-    return m.make(
-        "users", ctx, external_id=m.ident(raw), url=m.optional_text(raw, "html_url"),
-        created_at=m.timestamp(raw, "created_at", required=False),
-        updated_at=m.updated(ctx, m.timestamp(raw, "updated_at", required=False)),
-        login=m.text(raw, "login"), name=m.optional_text(raw, "name"),
-        avatar_url=m.optional_text(raw, "avatar_url"),
-    )
+    """A user (``GET /user``)."""
+    return common.user(raw, ctx, url_field="html_url", login_field="login")

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from shared.errors import InvalidInput
+from shared.records import common
 from shared.records import model as m
 from shared.records.model import Context
 
@@ -166,23 +167,9 @@ def reviews(raw: dict, ctx: Context, pull_number: int) -> list[dict]:
                       ctx, pull_number) for entry in entries]
 
 
-def label(raw: dict, ctx: Context) -> dict:
-    """A project or group label; GitLab labels carry no timestamps (``observed_at``)."""
-    return m.make(
-        "labels", ctx, external_id=m.ident(raw), url=None, created_at=None,
-        updated_at=m.updated(ctx, None),
-        name=m.text(raw, "name"), color=m.color(raw.get("color")),
-        description=m.optional_text(raw, "description"),
-    )
+label = common.label
 
 
 def user(raw: dict, ctx: Context) -> dict:
-    """A user (``GET /user``); GitLab users have no ``updated_at`` (``observed_at``)."""
-    m.obj(raw)
-    return m.make(
-        "users", ctx, external_id=m.ident(raw), url=m.optional_text(raw, "web_url"),
-        created_at=m.timestamp(raw, "created_at", required=False),
-        updated_at=m.updated(ctx, m.timestamp(raw, "updated_at", required=False)),
-        login=m.text(raw, "username"), name=m.optional_text(raw, "name"),
-        avatar_url=m.optional_text(raw, "avatar_url"),
-    )
+    """A user (``GET /user``)."""
+    return common.user(raw, ctx, url_field="web_url", login_field="username")
