@@ -41,6 +41,7 @@ from keyway.simulators.server import Fault, Route, Simulator
 from keyway.simulators.wire import json_response
 
 DEFAULT_USER = Account("evzijst", 7_001, "Erik van Zijst")
+SECOND_USER = Account("mkrystof", 7_002, "Mia Krystof")  # a second user who can sign in
 
 
 class BitbucketSimulator(Simulator):
@@ -56,7 +57,7 @@ class BitbucketSimulator(Simulator):
         self._endpoints: list[Any] = []
         super().__init__(policy=bitbucket_policy(), account=DEFAULT_USER,
                          rate_limit=rate_limit, rate_window=3600, port=port, clock=clock,
-                         on_issue=on_issue)
+                         on_issue=on_issue, others=(SECOND_USER,))
 
     def routes(self) -> list[Route]:
         self._oauth = BitbucketOAuth(self.oauth)

@@ -21,7 +21,7 @@ from werkzeug.wrappers import Request, Response
 from keyway.simulators.oauth import OAuthAuthority
 from keyway.simulators.oauth_model import OAuthError, TokenPolicy
 from keyway.simulators.server import Route
-from keyway.simulators.wire import json_response
+from keyway.simulators.wire import json_response, sign_in_page
 
 ACCESS_TTL = 7200
 DEFAULT_SCOPES = ("account", "pullrequest", "issue")
@@ -64,6 +64,8 @@ class BitbucketOAuth:
 
     def authorize(self, request: Request) -> Response:
         args = request.args.to_dict()
+        if self.authority.sign_in_page and args.get("login") not in self.authority.accounts:
+            return sign_in_page(self.authority, request)
         scopes = self.consumer_scopes.get(args.get("client_id", ""), DEFAULT_SCOPES)
         try:
             location = self.authority.authorize({**args, "scope": " ".join(scopes)})

@@ -41,6 +41,7 @@ from keyway.simulators.server import Route, Simulator
 from keyway.simulators.wire import json_response
 
 DEFAULT_USER = Account("octocat", 583231, "The Octocat")
+SECOND_USER = Account("hubot", 7_654_321, "Hubot")  # a second user who can sign in
 HOURLY_LIMIT = 5000  # authenticated user, REST "core" resource
 GRAPHQL_HOURLY_POINTS = 5000  # authenticated user, GraphQL "graphql" resource (points)
 
@@ -69,7 +70,7 @@ class GitHubSimulator(Simulator):
         self.graphql_limiter = RateLimiter(graphql_rate_limit, 3600, clock)
         super().__init__(policy=github_policy(expiring_tokens), account=DEFAULT_USER,
                          rate_limit=rate_limit, rate_window=3600, port=port, clock=clock,
-                         on_issue=on_issue)
+                         on_issue=on_issue, others=(SECOND_USER,))
         self.apps.attach(self.oauth)
 
     def routes(self) -> list[Route]:

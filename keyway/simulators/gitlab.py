@@ -37,6 +37,7 @@ from keyway.simulators.server import Route, Simulator
 from keyway.simulators.wire import json_response
 
 DEFAULT_USER = Account("jdoe", 4242, "Jane Doe")
+SECOND_USER = Account("rsmith", 4343, "Riley Smith")  # a second user who can sign in
 MINUTE_LIMIT = 2000  # gitlab.com authenticated API requests per minute
 
 
@@ -54,7 +55,8 @@ class GitLabSimulator(Simulator):
         self.activity = GitLabActivity(self.data, clock)
         self.hooks = HookStore(first_id=7_000_001)
         super().__init__(policy=gitlab_policy(), account=DEFAULT_USER, rate_limit=rate_limit,
-                         rate_window=60, port=port, clock=clock, on_issue=on_issue)
+                         rate_window=60, port=port, clock=clock, on_issue=on_issue,
+                         others=(SECOND_USER,))
 
     def routes(self) -> list[Route]:
         return [*GitLabOAuth(self.oauth).routes(),

@@ -36,6 +36,7 @@ from keyway.simulators.oauth_model import Account
 from keyway.simulators.server import Route, Simulator
 
 DEFAULT_USER = Account("5b10a2844c20165700ede21g", 4242, "Jane Doe")  # login = accountId
+SECOND_USER = Account("5b10ac8d82e05b22cc7d4ef5", 4343, "Mia Krystof")  # a second user
 MINUTE_LIMIT = 6000
 
 
@@ -54,7 +55,7 @@ class JiraSimulator(Simulator):
         self.time_zone = time_zone
         super().__init__(policy=atlassian_policy(), account=DEFAULT_USER, rate_limit=rate_limit,
                          rate_window=60, port=port, clock=clock, on_issue=on_issue,
-                         authority=RotatingAuthority)
+                         authority=RotatingAuthority, others=(SECOND_USER,))
 
     def routes(self) -> list[Route]:
         zone = lambda: self.time_zone  # noqa: E731 - read at request time

@@ -7,6 +7,15 @@ the access token issued with them; revocation of a token with its partner (RFC 7
 whole grant (one client, one user). The signed-in user approves every request (no consent
 page) unless :attr:`OAuthAuthority.approve` is False.
 
+Every simulator seeds at least two accounts (:attr:`OAuthAuthority.accounts`). Who signs in: the
+account an authorization request names in ``login`` (GitHub documents this parameter: "Suggests
+a specific account to use for signing in and authorizing the app"; the other simulators accept
+it the same way), else the default :attr:`OAuthAuthority.account`. With
+:attr:`OAuthAuthority.sign_in_page` on (``make run``'s sandbox), a request without a known ``login``
+gets the provider's sign-in page instead — one link per account
+(:func:`keyway.simulators.wire.authorize_endpoint`) — so a person in a browser chooses who
+signs in, as on the real site.
+
 Failures raise :class:`OAuthError` with a provider-neutral ``error`` that the provider modules
 translate: ``invalid_client`` (unknown client or wrong secret), ``redirect_uri_mismatch``
 (unregistered, or not the authorize request's), ``invalid_grant`` (code or refresh token
@@ -83,6 +92,8 @@ class OAuthAuthority:
         self.policy, self.account, self.clock = policy, account, clock
         self.on_issue = on_issue or (lambda token: token)  # e.g. the leak guard's track
         self.approve = True
+        self.sign_in_page = False  # True: a request without ``login`` shows who may sign in
+        self.accounts: dict[str, Account] = {account.login: account}
         self.clients: dict[str, Client] = {}
         self.access_tokens: dict[str, TokenInfo] = {}
         self.refresh_tokens: dict[str, _Refresh] = {}
@@ -96,8 +107,20 @@ class OAuthAuthority:
             self.clients[client_id] = Client(client_id, client_secret, tuple(redirect_uris))
 
     def set_account(self, account: Account) -> None:
+        """The default signed-in user (also one of :attr:`accounts`)."""
         with self._lock:
             self.account = account
+            self.accounts[account.login] = account
+
+    def add_account(self, account: Account) -> None:
+        """Another user who can sign in (by ``login``)."""
+        with self._lock:
+            self.accounts[account.login] = account
+
+    def signing_in(self, params: Mapping[str, str]) -> Account:
+        """The account an authorization request signs in: its ``login``, else the default."""
+        with self._lock:
+            return self.accounts.get(params.get("login") or "", self.account)
 
     # ---- authorization endpoint ---------------------------------------------------------------
     def authorize(self, params: Mapping[str, str]) -> str:
@@ -122,7 +145,7 @@ class OAuthAuthority:
             code = self.policy.code()
             self._codes[code] = _Code(
                 client.client_id, given, _parse_scopes(params.get("scope")),
-                params.get("code_challenge") or None, self.account,
+                params.get("code_challenge") or None, self.signing_in(params),
                 self.clock() + self.policy.code_ttl)
             return with_query(target, code=code, state=state)
 

@@ -108,9 +108,12 @@ class Simulator:
     def __init__(self, *, policy: TokenPolicy, account: Account, rate_limit: int,
                  rate_window: int, port: int = 0, clock: Callable[[], float] = time.time,
                  on_issue: Callable[[str], object] | None = None,
-                 authority: type[OAuthAuthority] = OAuthAuthority) -> None:
+                 authority: type[OAuthAuthority] = OAuthAuthority,
+                 others: Iterable[Account] = ()) -> None:
         self.clock, self.port = clock, port
         self.oauth = authority(policy, account, clock=clock, on_issue=on_issue)
+        for other in others:  # more users who can sign in (by ``login``)
+            self.oauth.add_account(other)
         self.rate_limit = RateLimiter(rate_limit, rate_window, clock)
         self.latency = 0.0  # seconds added to every request
         self._log: list[LoggedRequest] = []
@@ -161,6 +164,17 @@ class Simulator:
                         redirect_uris: list[str]) -> None:
         """Register an OAuth client; redirect URIs are matched exactly."""
         self.oauth.register_client(client_id, client_secret, redirect_uris)
+
+    def sign_in_page(self, on: bool = True) -> None:
+        """On: an authorization request without ``login`` gets a sign-in page listing the
+        accounts (a person chooses who signs in); off (default): the default user signs in."""
+        self.oauth.sign_in_page = on
+
+    @property
+    def accounts(self) -> list[Account]:
+        """Every user who can sign in, default first."""
+        default = self.oauth.account
+        return [default, *(a for a in self.oauth.accounts.values() if a != default)]
 
     def set_user(self, login: str, id: int, name: str) -> None:
         """The user who is signed in and auto-approves every authorization request."""

@@ -5,16 +5,17 @@ routing helpers of the server (route templates, ``%2F`` in a path segment, malfo
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 import re
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote, urlencode
 
 from werkzeug.wrappers import Request, Response
 
 from keyway.simulators.oauth import OAuthAuthority
-from keyway.simulators.oauth_model import OAuthError
+from keyway.simulators.oauth_model import Account, OAuthError
 
 JSON_TYPE = "application/json; charset=utf-8"
 API_PREFIX = re.compile(r"^/(?:api/v\d+|2\.0)(?=/)")  # dropped from templates: /repos/{owner}
@@ -59,13 +60,32 @@ def bearer_token(request: Request, schemes: Iterable[str] = ("bearer",)) -> str 
 
 def authorize_endpoint(authority: OAuthAuthority, request: Request) -> Response:
     """An authorization endpoint: 302 to the registered redirect URI (with ``code`` or
-    ``error``), or a 400 page without any redirect when the client or URI is not trusted."""
+    ``error``), or a 400 page without any redirect when the client or URI is not trusted.
+    With ``authority.sign_in_page`` and no known ``login`` in the request: the sign-in page."""
+    if authority.sign_in_page and request.args.get("login") not in authority.accounts:
+        return sign_in_page(authority, request)
     try:
         location = authority.authorize(request.args.to_dict())
     except OAuthError as e:
         page = f"<html><body><h1>Authorization failed</h1><p>{e.description}</p></body></html>"
         return Response(page, status=400, content_type="text/html; charset=utf-8")
     return Response(status=302, headers={"Location": location})
+
+
+def sign_in_page(authority: OAuthAuthority, request: Request) -> Response:
+    """The provider's sign-in page: one link per account, each the same authorization request
+    with ``login`` added. No script, nothing cached."""
+    def link(account: Account) -> str:
+        query = urlencode({**request.args.to_dict(), "login": account.login})
+        return (f'<li><a href="{html.escape(request.base_url + "?" + query)}">Sign in as '
+                f"{html.escape(account.name)} ({html.escape(account.login)})</a></li>")
+
+    links = "".join(link(a) for a in sorted(authority.accounts.values(), key=lambda a: a.id))
+    page = ("<!doctype html><html><head><title>Sign in</title></head><body>"
+            f"<h1>Sign in</h1><ul>{links}</ul></body></html>")
+    return Response(page, content_type="text/html; charset=utf-8",
+                    headers={"Cache-Control": "no-store",
+                             "Content-Security-Policy": "default-src 'none'"})
 
 
 def request_params(request: Request) -> dict[str, str]:
