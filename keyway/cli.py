@@ -11,7 +11,7 @@
     keyway dev token --tenant T --user U --role admin|member [--scope S ...] [--ttl SECONDS]
                                                  print a bearer token from the local issuer
 
-Configuration comes from the environment (README.md's table); a bad variable exits 2 with a
+Configuration comes from the environment (docs/CONFIGURATION.md); a bad variable exits 2 with a
 message naming it. Output never contains a token or key.
 """
 

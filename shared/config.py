@@ -1,6 +1,6 @@
 """Configuration: one typed object built from the environment and validated at start-up.
 
-Every variable is listed in README.md's configuration table. A wrong value raises
+Every variable is listed in docs/CONFIGURATION.md. A wrong value raises
 ``ConfigError`` naming the variable, so a function fails at cold start with a clear message
 instead of misbehaving later.
 """
