@@ -48,6 +48,8 @@ class BitbucketSimulator(Simulator):
     repository data; ``clock`` (epoch seconds) drives code, token and rate-limit expiry;
     ``on_issue`` sees every token issued."""
 
+    mint_scopes = DEFAULT_SCOPES
+
     def __init__(self, *, port: int = 0, rate_limit: int = HOURLY_LIMIT,
                  clock: Callable[[], float] = time.time,
                  on_issue: Callable[[str], object] | None = None) -> None:

@@ -47,6 +47,8 @@ class GitLabSimulator(Simulator):
     token and rate-limit expiry; ``on_issue`` sees every token issued.
     """
 
+    mint_scopes = ("api",)
+
     def __init__(self, *, port: int = 0, rate_limit: int = MINUTE_LIMIT,
                  clock: Callable[[], float] = time.time,
                  on_issue: Callable[[str], object] | None = None) -> None:

@@ -43,6 +43,9 @@ class JiraSimulator(Simulator):
     """A Jira Cloud site stand-in (see the module docstring). ``time_zone`` is the signed-in
     user's (JQL dates and rendered times use it); ``rate_limit`` the per-minute budget."""
 
+    mint_scopes = ("read:jira-work", "read:jira-user", "write:jira-work", "manage:jira-webhook",
+                   "offline_access")
+
     oauth: RotatingAuthority
 
     def __init__(self, *, port: int = 0, rate_limit: int = MINUTE_LIMIT,
