@@ -34,7 +34,12 @@ def connected(request, local_stack, monkeypatch, leak_guard):
     pulls = {} if provider == "jira" else {"prs": 6}  # Jira has no pull requests
     sim.seed_activity("acme", repos=2, issues=6, comments=10, **pulls)
     secret = leak_guard.track(f"{provider}-client-secret-1")
-    sim.register_client(f"{provider}-client", secret, [redirect_uri(provider)])
+    if provider == "bitbucket":  # the consumer is ticked with what providers.json asks of it
+        scopes = registry.get(provider).oauth.scopes
+        sim.register_client(f"{provider}-client", secret, [redirect_uri(provider)],
+                            scopes=tuple(dict.fromkeys((*scopes["app"], *scopes["personal"]))))
+    else:
+        sim.register_client(f"{provider}-client", secret, [redirect_uri(provider)])
     local_stack.provider_config(monkeypatch, provider, f"{provider}-client", secret,
                                 sim.oauth_url, sim.api_url)
     admin = local_stack.token(TENANT, "admin-1", "admin")
