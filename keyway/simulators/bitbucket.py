@@ -9,10 +9,11 @@ Configure a client with the OAuth base URL ``sim.oauth_url`` (``/site/oauth2/aut
         sim.seed_activity("acme", repos=3, prs=60, issues=90, comments=400)
 
 Real behaviours, on purpose: HTTP Basic client authentication only; the consumer's scopes
-whatever the request asks; 2-hour access tokens and refresh tokens that do not rotate; pages
-of ``values`` with an absolute ``next``; no ETags; BBQL ``q=updated_on > …``; 1,000 requests per
-rolling hour on ``/2.0/repositories/*`` with a bare 429 and no quota headers; the removed
-cross-workspace lists answering 410. Wire formats: :mod:`.bitbucket_oauth`,
+whatever the request asks, checked on every API route (:data:`.bitbucket_api.SCOPES`);
+2-hour access tokens and refresh tokens that do not rotate; pages of ``values`` with an
+absolute ``next``; no ETags; BBQL ``q=updated_on > …``; 1,000 requests per rolling hour on
+``/2.0/repositories/*`` with a bare 429 and no quota headers; the removed cross-workspace lists
+answering 410. Wire formats: :mod:`.bitbucket_oauth`,
 :mod:`.bitbucket_api`, :mod:`.bitbucket_metadata`; the families keyway must never call:
 :mod:`.bitbucket_forbidden`.
 """
@@ -48,6 +49,8 @@ class BitbucketSimulator(Simulator):
     """A Bitbucket Cloud stand-in. ``rate_limit`` is the rolling-hour budget per account on
     repository data; ``clock`` (epoch seconds) drives code, token and rate-limit expiry;
     ``on_issue`` sees every token issued."""
+
+    mint_scopes = DEFAULT_SCOPES
 
     def __init__(self, *, port: int = 0, rate_limit: int = HOURLY_LIMIT,
                  clock: Callable[[], float] = time.time,

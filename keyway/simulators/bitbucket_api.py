@@ -10,6 +10,13 @@ endpoint shares and the account-level endpoints.
   (:class:`RollingLimiter`); the 1,001st → 429 ``Rate limit for this resource has been
   exceeded``. OAuth tokens get no ``X-RateLimit-*`` headers (Atlassian sends those to access
   tokens only) and, unless :attr:`BitbucketApi.retry_after` is set, no ``Retry-After``.
+* Scopes (:data:`SCOPES`): each operation needs the ``oauth2`` scopes its ``security`` lists
+  in Bitbucket's published API description, widened by the implications of "Scopes for the
+  Bitbucket Cloud REST API" (``pullrequest`` implies ``repository``, ``issue:write``
+  implies ``issue``...). A token without them → 403 ``{"type": "error", "error": {"message":
+  "Your credentials lack one or more required privilege scopes.", "detail": {"granted",
+  "required"}}}``, before anything is read or counted. A token's scopes are the permissions
+  ticked on its consumer (:mod:`.bitbucket_oauth`), whatever was asked.
 * ``GET /2.0/user``, ``GET /2.0/user/workspaces``, ``GET /2.0/repositories/{workspace}``
   (``role``), ``GET /2.0/repositories/{workspace}/{repo_slug}``; the removed cross-workspace
   lists ``GET /2.0/repositories`` and ``GET /2.0/workspaces`` answer 410 (CHANGE-2770).
@@ -36,6 +43,7 @@ from keyway.simulators.bitbucket_render import (
 )
 from keyway.simulators.oauth import OAuthAuthority
 from keyway.simulators.oauth_model import OAuthError, TokenInfo
+from keyway.simulators.scopes import ScopeTable, all_of, flat
 from keyway.simulators.server import Route
 from keyway.simulators.wire import bearer_token, json_response
 
@@ -45,6 +53,31 @@ TOKEN_ERRORS = {"expired": "Access token expired. Use your refresh token to obta
                            "access token.",
                 "revoked": "Access token revoked.", "unknown": "Token is invalid or expired."}
 Produced = tuple[Any, int] | Response
+LACKING = "Your credentials lack one or more required privilege scopes."
+_REPO, _PR, _ISSUE = all_of("repository"), all_of("pullrequest"), all_of("issue")
+_HOOKS = all_of("webhook")
+SCOPES = ScopeTable(
+    rules={"GET /user": all_of("account"), "GET /user/workspaces": all_of("account"),
+           "GET /repositories/{workspace}": _REPO,
+           "GET /repositories/{workspace}/{repo_slug}": _REPO,
+           **{f"{verb} /repositories/{{workspace}}/{{repo_slug}}/{path}": need
+              for verb, path, need in (
+                  ("GET", "pullrequests", _PR), ("GET", "pullrequests/{pull_request_id}", _PR),
+                  ("GET", "pullrequests/{pull_request_id}/comments", _PR),
+                  ("POST", "pullrequests/{pull_request_id}/comments", _PR),
+                  ("GET", "pullrequests/{pull_request_id}/diff", _PR),
+                  ("GET", "pullrequests/{pull_request_id}/patch", _PR),
+                  ("GET", "issues", _ISSUE), ("GET", "issues/{issue_id}", _ISSUE),
+                  ("GET", "issues/{issue_id}/comments", _ISSUE),
+                  ("POST", "issues/{issue_id}/comments", all_of("issue:write")),
+                  ("GET", "hooks", _HOOKS), ("POST", "hooks", _HOOKS),
+                  ("DELETE", "hooks/{uid}", _HOOKS))}},
+    implies={"pullrequest": ("repository",), "pullrequest:write": ("pullrequest",
+                                                                    "repository:write"),
+             "repository:write": ("repository",), "issue:write": ("issue",),
+             "account:write": ("account",), "project": ("repository",),
+             "snippet:write": ("snippet",), "team:write": ("team",)},
+    default={"GET": _REPO})  # the code endpoints (src, diff, commits, downloads)
 
 
 def error(message: str, status: int) -> Response:
@@ -121,6 +154,10 @@ class BitbucketApi:
             info = self.authority.authenticate(bearer_token(request))
         except OAuthError as e:
             return error(TOKEN_ERRORS.get(e.reason, TOKEN_ERRORS["unknown"]), 401)
+        needed = SCOPES.missing(request, info.scopes)
+        if needed is not None:
+            return json_response({"type": "error", "error": {"message": LACKING, "detail": {
+                "granted": sorted(info.scopes), "required": flat(needed)}}}, 403)
         if metered and not self.limiter.spend(info.account.id):
             response = error(RATE_LIMITED, 429)
             if self.retry_after is not None:

@@ -24,7 +24,8 @@ from keyway.simulators.server import Route
 from keyway.simulators.wire import json_response, sign_in_page
 
 ACCESS_TTL = 7200
-DEFAULT_SCOPES = ("account", "pullrequest", "issue")
+# A consumer ticked Account read, Pull requests read, Issues write (what keyway needs)
+DEFAULT_SCOPES = ("account", "pullrequest", "issue:write")
 ERRORS = {
     "invalid_client": (401, "invalid_client", "Invalid OAuth client credentials"),
     "invalid_grant": (400, "invalid_grant", "Invalid authorization code or refresh token"),

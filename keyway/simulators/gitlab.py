@@ -13,7 +13,8 @@ Wire formats are described in :mod:`keyway.simulators.gitlab_oauth` and
 :meth:`GitLabSimulator.seed_activity`) in :mod:`keyway.simulators.gitlab_metadata`, the
 families it must never call in :mod:`keyway.simulators.gitlab_forbidden`, project hooks
 (:attr:`GitLabSimulator.hooks`, :meth:`GitLabSimulator.deliver`) in
-:mod:`keyway.simulators.gitlab_hooks`.
+:mod:`keyway.simulators.gitlab_hooks`. Every API route checks the token's scopes
+(:data:`keyway.simulators.gitlab_api.SCOPES`); :meth:`mint_token` grants ``api`` unless told.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ class GitLabSimulator(Simulator):
     ``rate_limit`` is the per-minute budget per user; ``clock`` (epoch seconds) drives code,
     token and rate-limit expiry; ``on_issue`` sees every token issued.
     """
+
+    mint_scopes = ("api",)
 
     def __init__(self, *, port: int = 0, rate_limit: int = MINUTE_LIMIT,
                  clock: Callable[[], float] = time.time,

@@ -14,6 +14,13 @@ Pagination: ``pagination=keyset&order_by=id&sort=asc|desc&per_page=N`` answers a
 ``RateLimit-ResetTime``; every request but a 304 (``If-None-Match`` naming the current weak
 ``ETag``) spends one unit of the user's per-minute budget; with none left: 429 ``Retry later``
 with ``Retry-After``.
+
+Scopes (:data:`SCOPES`, from GitLab's "OAuth 2.0 identity provider API" and "Personal access
+token scopes" pages): ``read_api`` reads the whole API, ``api`` reads and writes it,
+``read_user`` reads only ``/user`` and ``/users``. A token without what the route needs gets
+403 ``{"error": "insufficient_scope", "error_description", "scope": <the scopes that would
+do>}`` with a ``WWW-Authenticate: Bearer realm="Protected by OAuth 2.0",
+error="insufficient_scope", ...`` challenge, as Doorkeeper answers, before anything is read.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from werkzeug.wrappers import Request, Response
 from keyway.simulators.oauth import OAuthAuthority
 from keyway.simulators.oauth_model import OAuthError, TokenInfo
 from keyway.simulators.ratelimit import Budget, RateLimiter, metered_json
+from keyway.simulators.scopes import ScopeTable, any_of
 from keyway.simulators.server import Route
 from keyway.simulators.wire import bearer_token, json_response
 
@@ -42,6 +50,12 @@ TOKEN_ERRORS = {
     "expired": "Token is expired. You can either do re-authorization or token refresh.",
     "revoked": "Token was revoked. You have to re-authorize from the user.",
 }
+INSUFFICIENT = "The request requires higher privileges than provided by the access token."
+_READ, _PROFILE, _WRITE = any_of("read_api", "api"), any_of("read_user", "read_api", "api"), \
+    any_of("api")
+SCOPES = ScopeTable(rules={"GET /user": _PROFILE, "GET /users/{user_id}": _PROFILE},
+                    default={"GET": _READ, "HEAD": _READ, "POST": _WRITE, "PUT": _WRITE,
+                             "PATCH": _WRITE, "DELETE": _WRITE})
 
 
 def _iso(moment: datetime) -> str:
@@ -148,6 +162,14 @@ def offset_page(request: Request, projects: list[dict]) -> tuple[list[dict], dic
     return ordered[(page - 1) * per_page:page * per_page], headers
 
 
+def insufficient_scope(scope: str) -> Response:
+    """GitLab's 403 for a token without the scope a route needs (``scope``: what would do)."""
+    challenge = (f'Bearer realm="Protected by OAuth 2.0", error="insufficient_scope", '
+                 f'error_description="{INSUFFICIENT}", scope="{scope}"')
+    return json_response({"error": "insufficient_scope", "error_description": INSUFFICIENT,
+                          "scope": scope}, 403, {"WWW-Authenticate": challenge})
+
+
 class GitLabApi:
     """The REST endpoints, metered against each user's budget."""
 
@@ -170,6 +192,9 @@ class GitLabApi:
             return json_response({"error": "invalid_token", "error_description": text}, 401, {
                 "WWW-Authenticate": f'Bearer realm="Protected by OAuth 2.0", '
                                     f'error="invalid_token", error_description="{text}"'})
+        needed = SCOPES.missing(request, info.scopes)
+        if needed is not None:
+            return insufficient_scope(" ".join(s for alt in needed for s in sorted(alt)))
         return metered_json(request, self.limiter, info.account.id, lambda: produce(info),
                             self._rate_headers, self._exhausted)
 

@@ -8,11 +8,11 @@ other endpoint (docs.gitlab.com/api/project_webhooks):
   hook with the same URL, and neither does the simulator;
 * ``DELETE /projects/{id}/hooks/{hook_id}`` → 204; an unknown hook → 404 ``Not found``.
 
-Access: writing needs the ``api`` scope (``read_api`` may list) — otherwise 403
-``insufficient_scope`` with a ``WWW-Authenticate`` challenge, as Doorkeeper answers; a user
-who is not a maintainer of the project (:meth:`GitLabSimulator.deny_maintainer`) gets 403
-``403 Forbidden``. :func:`deliver` sends an event to every hook of a project subscribed to it,
-with the hook's secret token in ``X-Gitlab-Token``.
+Access: writing needs the ``api`` scope (``read_api`` may list), as every GitLab write does
+(:data:`.gitlab_api.SCOPES`); a user who is not a maintainer of the project
+(:meth:`GitLabSimulator.deny_maintainer`) gets 403 ``403 Forbidden``. :func:`deliver` sends an
+event to every hook of a project subscribed to it, with the hook's secret token in
+``X-Gitlab-Token``.
 """
 
 from __future__ import annotations
@@ -44,7 +44,6 @@ EVENT_FLAGS = ("push_events", "tag_push_events", "issues_events", "confidential_
 EVENTS = {"merge_request": ("Merge Request Hook", "merge_requests_events"),
           "issue": ("Issue Hook", "issues_events"), "note": ("Note Hook", "note_events"),
           "push": ("Push Hook", "push_events")}
-INSUFFICIENT = ("The request requires higher privileges than provided by the access token.")
 
 
 def _flag(value: Any) -> bool:
@@ -74,15 +73,8 @@ class GitLabHooksApi(ProjectEndpoints):
         return [Route(f"{project}/hooks", ("GET", "POST"), self.project_hooks),
                 Route(f"{project}/hooks/<int:hook_id>", ("DELETE",), self.delete_hook)]
 
-    def _hook_call(self, request: Request, id: str, write: bool, produce: Any) -> Response:
+    def _hook_call(self, request: Request, id: str, produce: Any) -> Response:
         def run(act: ProjectActivity, site: Site, info: TokenInfo) -> Produced:
-            wanted = {"api"} if write else {"api", "read_api"}
-            if not wanted.intersection(info.scopes):
-                challenge = (f'Bearer realm="Protected by OAuth 2.0", error="insufficient_scope"'
-                             f', error_description="{INSUFFICIENT}", scope="api"')
-                return json_response({"error": "insufficient_scope",
-                                      "error_description": INSUFFICIENT, "scope": "api"}, 403,
-                                     {"WWW-Authenticate": challenge})
             if act.project["id"] in self.data.maintainer_denied:
                 return json_response({"message": "403 Forbidden"}, 403)
             return produce(act, info)
@@ -90,13 +82,13 @@ class GitLabHooksApi(ProjectEndpoints):
 
     def project_hooks(self, request: Request, id: str) -> Response:
         if request.method == "POST":
-            return self._hook_call(request, id, True,
+            return self._hook_call(request, id,
                                    lambda act, info: self._create(request, act))
 
         def produce(act: ProjectActivity, info: TokenInfo) -> Produced:
             found = self.hooks.list(str(act.project["id"]))
             return self._small(request, found, lambda h: hook_json(h, act.project["id"]))
-        return self._hook_call(request, id, False, produce)
+        return self._hook_call(request, id, produce)
 
     def _create(self, request: Request, act: ProjectActivity) -> Response:
         body = request.get_json(silent=True) if request.is_json else None
@@ -119,7 +111,7 @@ class GitLabHooksApi(ProjectEndpoints):
             if not self.hooks.remove(str(act.project["id"]), hook_id):
                 return json_response({"message": "404 Not found"}, 404)
             return Response(status=204)
-        return self._hook_call(request, id, True, produce)
+        return self._hook_call(request, id, produce)
 
 
 def deliver(hooks: HookStore, project_id: int, payload: dict[str, Any],

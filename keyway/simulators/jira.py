@@ -16,7 +16,9 @@ and ``startAt`` paging, 429 with ``Retry-After``) and :mod:`keyway.simulators.ji
 (dynamic webhooks of OAuth 2.0 apps: one URL per app, 30-day expiry, refresh, deletion by ids,
 deliveries signed with a JWT under the app's client secret — :attr:`JiraSimulator.webhooks`,
 :meth:`JiraSimulator.deliver`); data in :mod:`keyway.simulators.jira_data`, JSON shapes in
-:mod:`keyway.simulators.jira_render`.
+:mod:`keyway.simulators.jira_render`. Every REST route checks the token's scopes
+(:data:`keyway.simulators.jira_api.SCOPES`); :meth:`mint_token` grants every scope the routes
+need unless told.
 """
 
 from __future__ import annotations
@@ -43,6 +45,9 @@ MINUTE_LIMIT = 6000
 class JiraSimulator(Simulator):
     """A Jira Cloud site stand-in (see the module docstring). ``time_zone`` is the signed-in
     user's (JQL dates and rendered times use it); ``rate_limit`` the per-minute budget."""
+
+    mint_scopes = ("read:jira-work", "read:jira-user", "write:jira-work", "manage:jira-webhook",
+                   "offline_access")
 
     oauth: RotatingAuthority
 

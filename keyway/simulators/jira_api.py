@@ -15,6 +15,12 @@ JQL: the subset keyway sends, ``project = <id|KEY> [AND updated >= "yyyy/MM/dd H
 updated ASC|DESC``; dates are read in the token user's time zone, to the minute, as Jira does;
 anything else is a 400 ``Error in the JQL Query``. A ``nextPageToken`` belongs to its query.
 
+Scopes (:data:`SCOPES`): each operation needs what Atlassian's published REST v3 description
+lists for it (its ``security`` and ``x-atlassian-oauth2-scopes``): the classic scopes, or every
+granular scope of the granular alternative. A token without them → 401 ``{"code": 401,
+"message": "Unauthorized; scope does not match"}`` as the API gateway answers, before anything
+is read. ``accessible-resources`` is the OAuth service's, outside that description.
+
 Rate limits: every answer spends one unit of the site's budget and carries
 ``X-RateLimit-Limit``/``-Remaining``/``-Reset`` (ISO 8601); with none left, or through
 :func:`rate_limit_fault`, a 429 with ``Retry-After`` (seconds). Jira sends no ``ETag``.
@@ -37,6 +43,7 @@ from keyway.simulators.jira_render import comment_json, issue_json, project_json
 from keyway.simulators.oauth import OAuthAuthority
 from keyway.simulators.oauth_model import OAuthError, TokenInfo
 from keyway.simulators.ratelimit import Budget, RateLimiter
+from keyway.simulators.scopes import ScopeTable
 from keyway.simulators.server import Fault, Route
 from keyway.simulators.wire import bearer_token, json_response
 
@@ -45,6 +52,35 @@ JQL = re.compile(r'^project\s*=\s*(\d+|[A-Z][A-Z0-9_]*)'
                  r'(?:\s+AND\s+updated\s*>=\s*"(\d{4}/\d\d/\d\d \d\d:\d\d)")?'
                  r'\s+ORDER\s+BY\s+updated\s+(ASC|DESC)\s*$', re.IGNORECASE)
 Produced = dict[str, Any] | list[Any] | Response
+_COMMENTS_READ = ("read:comment:jira", "read:comment.property:jira", "read:group:jira",
+                  "read:project:jira", "read:project-role:jira", "read:user:jira",
+                  "read:avatar:jira")
+_WEBHOOK = ("read:jira-work", "manage:jira-webhook")
+SCOPES = ScopeTable(strip="/ex/jira/{cloud_id}", rules={
+    "GET /rest/api/3/myself": (frozenset({"read:jira-user"}), frozenset({
+        "read:application-role:jira", "read:group:jira", "read:user:jira",
+        "read:avatar:jira"})),
+    "GET /rest/api/3/project/search": (frozenset({"read:jira-work"}), frozenset({
+        "read:issue-type:jira", "read:project:jira", "read:project.property:jira",
+        "read:user:jira", "read:application-role:jira", "read:avatar:jira", "read:group:jira",
+        "read:issue-type-hierarchy:jira", "read:project-category:jira",
+        "read:project-version:jira", "read:project.component:jira"})),
+    "GET /rest/api/3/search/jql": (frozenset({"read:jira-work"}), frozenset({
+        "read:issue-details:jira", "read:audit-log:jira", "read:avatar:jira",
+        "read:field-configuration:jira", "read:issue-meta:jira"})),
+    "GET /rest/api/3/issue/{issueIdOrKey}/comment": (frozenset({"read:jira-work"}),
+                                                     frozenset(_COMMENTS_READ)),
+    "POST /rest/api/3/issue/{issueIdOrKey}/comment": (frozenset({"write:jira-work"}),
+                                                      frozenset({*_COMMENTS_READ,
+                                                                 "write:comment:jira"})),
+    "GET /rest/api/3/webhook": (frozenset(_WEBHOOK),
+                                frozenset({"read:webhook:jira", "read:jql:jira"})),
+    "POST /rest/api/3/webhook": (frozenset(_WEBHOOK), frozenset({
+        "read:field:jira", "read:project:jira", "write:webhook:jira"})),
+    "DELETE /rest/api/3/webhook": (frozenset(_WEBHOOK), frozenset({"delete:webhook:jira"})),
+    "PUT /rest/api/3/webhook/refresh": (frozenset(_WEBHOOK), frozenset({
+        "write:webhook:jira", "read:webhook:jira"})),
+})
 
 
 def errors(status: int, *messages: str) -> Response:
@@ -104,6 +140,9 @@ class JiraApi:
             info = self.authority.authenticate(bearer_token(request))
         except OAuthError:
             return json_response({"code": 401, "message": "Unauthorized"}, 401)
+        if SCOPES.missing(request, info.scopes) is not None:
+            return json_response({"code": 401, "message": "Unauthorized; scope does not match"},
+                                 401)
         if cloud_id is not None and cloud_id != self.data.cloud_id:
             return errors(404, "Site not found.")
         budget = self.limiter.peek("site")

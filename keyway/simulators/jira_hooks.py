@@ -18,7 +18,8 @@ their deliveries.
 
 A webhook lives 30 days after its creation or last refresh; ``expirationDate`` is epoch
 milliseconds (the REST schema's ``int64``). An expired webhook is neither listed, refreshed nor
-delivered. Every call needs the ``manage:jira-webhook`` scope, otherwise 403.
+delivered. Every call needs ``read:jira-work`` and ``manage:jira-webhook`` (or their granular
+equivalents; :data:`.jira_api.SCOPES`), otherwise the gateway's 401 ``scope does not match``.
 
 :meth:`DynamicWebhooks.deliver` sends an event as Jira does to an OAuth 2.0 app: one POST per
 app whose live webhooks match (their events include it, their filter the issue's project),
@@ -49,10 +50,8 @@ from keyway.simulators.oauth import OAuthAuthority
 from keyway.simulators.oauth_model import TokenInfo
 from keyway.simulators.ratelimit import RateLimiter
 from keyway.simulators.server import Route
-from keyway.simulators.wire import json_response
 
 LIFETIME = 30 * 86400.0
-SCOPE = "manage:jira-webhook"
 JWT_TTL = 180
 EVENTS = frozenset({"jira:issue_created", "jira:issue_updated", "jira:issue_deleted",
                     "comment_created", "comment_updated", "comment_deleted",
@@ -151,19 +150,10 @@ class JiraWebhooksApi(JiraApi):
         return [Route(f"{API}/webhook", ("GET", "POST", "DELETE"), self.webhooks),
                 Route(f"{API}/webhook/refresh", ("PUT",), self.refresh)]
 
-    def _scoped(self, request: Request, cloud_id: str,
-                produce: Callable[[TokenInfo], Produced]) -> Response:
-        def guarded(info: TokenInfo) -> Produced:
-            if SCOPE not in info.scopes:
-                return json_response({"code": 403, "message": "The app is not authorized to "
-                                      f"manage webhooks: the scope {SCOPE} is required."}, 403)
-            return produce(info)
-        return self._call(request, cloud_id, guarded)
-
     def webhooks(self, request: Request, cloud_id: str) -> Response:
         handler = {"GET": self._list, "POST": self._register, "DELETE": self._delete}
-        return self._scoped(request, cloud_id,
-                            lambda info: handler[request.method](request, info))
+        return self._call(request, cloud_id,
+                          lambda info: handler[request.method](request, info))
 
     def refresh(self, request: Request, cloud_id: str) -> Response:
         def produce(info: TokenInfo) -> Produced:
@@ -172,7 +162,7 @@ class JiraWebhooksApi(JiraApi):
                 return errors(400, "webhookIds must be a list of webhook ids.")
             until = self.store.refresh(info.client_id, ids)
             return {"expirationDate": int(until * 1000)}
-        return self._scoped(request, cloud_id, produce)
+        return self._call(request, cloud_id, produce)
 
     # ---- the verbs of /webhook ----------------------------------------------------------
     def _list(self, request: Request, info: TokenInfo) -> Produced:

@@ -30,6 +30,7 @@ from keyway.simulators.oauth_model import Account, Issued, TokenInfo, TokenPolic
 from keyway.simulators.ratelimit import RateLimiter
 from keyway.simulators.wire import (
     JSON_TYPE,
+    ROUTE,
     json_response,
     route_template,
     routing_path,
@@ -237,9 +238,13 @@ class Simulator:
         """Tokens revoked or used up (refresh tokens after rotation)."""
         return self.oauth.revoked
 
-    def mint_token(self, scopes: tuple[str, ...] = (), client_id: str = "simulator") -> Issued:
-        """A token pair for the current user without the browser flow (fetcher tests)."""
-        return self.oauth.mint(client_id, scopes=scopes)
+    mint_scopes: tuple[str, ...] = ()  # what :meth:`mint_token` grants unless told
+
+    def mint_token(self, scopes: tuple[str, ...] | None = None,
+                   client_id: str = "simulator") -> Issued:
+        """A token pair for the current user without the browser flow (fetcher tests); by
+        default with :attr:`mint_scopes`, which lets it do everything the simulator serves."""
+        return self.oauth.mint(client_id, scopes=self.mint_scopes if scopes is None else scopes)
 
     # ---- provider hooks -----------------------------------------------------------------------
     def routes(self) -> list[Route]:
@@ -255,8 +260,9 @@ class Simulator:
         request = Request(environ)
         received = self.clock()
         rule, args, miss = self._match(request)
-        response = self._respond(request, rule, args, miss)
         template = route_template(rule.rule) if rule is not None else None
+        request.environ[ROUTE] = template  # what :func:`.scopes.route_of` reads
+        response = self._respond(request, rule, args, miss)
         self._record(request, response.status_code, received, template)
         return response(environ, start_response)
 

@@ -102,6 +102,9 @@ def request_params(request: Request) -> dict[str, str]:
     return params
 
 
+ROUTE = "keyway.simulator.route"  # the environ key holding the matched route's template
+
+
 def route_template(rule: str) -> str:
     """A routing rule as the providers document it: ``/api/v3/repos/<owner>/<repo>`` →
     ``/repos/{owner}/{repo}`` (API version prefix — ``/api/vN``, Bitbucket's ``/2.0`` —

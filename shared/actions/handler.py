@@ -36,7 +36,9 @@ posts late: with no attempt recorded the action fails with reason ``expired_enve
 attempt recorded (a comment may exist) act-P asks for a fresh envelope as above, so a
 delivery can reconcile by marker.
 
-Provider answers: 401 → ``failed``/``token_rejected``, 404/410 → ``target_not_found``,
+Provider answers: a refusal saying the token lacks a scope (the personal scopes are too narrow
+for the write) → ``failed``/``insufficient_scope``; 401 → ``failed``/``token_rejected``,
+404/410 → ``target_not_found``,
 any other 4xx (a 403 without rate-limit signs, 422) → ``provider_refused``, a request outside
 the allowlist → ``egress_refused``; the connection or repository deleted meanwhile →
 ``unknown_connection`` / ``unknown_repository``; the requester's identity for another host
@@ -71,7 +73,13 @@ from shared.errors import (
 )
 from shared.fetch.budget import TokenBudget, budget_key
 from shared.fetch.client import ProviderClient, connection_api_base, shared_session
-from shared.fetch.errors import EgressRefused, NotFoundAtProvider, ProviderRefused, TokenRejected
+from shared.fetch.errors import (
+    EgressRefused,
+    InsufficientScope,
+    NotFoundAtProvider,
+    ProviderRefused,
+    TokenRejected,
+)
 from shared.log import get_logger
 from shared.ports import Ports
 from shared.providers import registry
@@ -84,7 +92,8 @@ MAX_RESEALS = 5
 PROVIDERS = targets.PROVIDERS  # the providers act-P has handlers for
 REASONS: dict[type, str] = {TokenRejected: "token_rejected", NotFoundAtProvider:
                             "target_not_found", ProviderRefused: "provider_refused",
-                            EgressRefused: "egress_refused"}
+                            EgressRefused: "egress_refused",
+                            InsufficientScope: "insufficient_scope"}
 
 
 class ActionInProgress(RetryableError):

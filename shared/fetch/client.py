@@ -15,7 +15,8 @@ on errors); the rate-limit headers of every answer, 304s included, are recorded 
 a 429 exhausts it until its retry time. Answers map to :mod:`shared.fetch.errors`: 429 or a
 rate-limited 403 → :class:`RateLimited` (not retried: the caller reschedules at ``retry_at``);
 5xx, timeouts and connection errors → retried (GET only; POST, PUT and DELETE never) with
-exponential backoff through ``clock.sleep``, then :class:`ProviderUnavailable`; 401 →
+exponential backoff through ``clock.sleep``, then :class:`ProviderUnavailable`; a 401/403
+saying the token lacks a scope (:mod:`._scopes`) → :class:`InsufficientScope`; 401 →
 :class:`TokenRejected`; 404/410 → :class:`NotFoundAtProvider`; any other 4xx →
 :class:`ProviderRefused` carrying the status (``provider_status``) only.
 Nothing the client raises or logs contains the token, a header value or a response body.
@@ -47,12 +48,13 @@ import requests
 from requests.structures import CaseInsensitiveDict
 
 from shared.errors import InvalidInput
-from shared.fetch import _graphql
+from shared.fetch import _graphql, _scopes
 from shared.fetch import budget as rates
 from shared.fetch._graphql import GraphQLResponse
 from shared.fetch.budget import TokenBudget
 from shared.fetch.errors import (
     EgressRefused,
+    InsufficientScope,
     MalformedResponse,
     NotFoundAtProvider,
     ProviderRefused,
@@ -388,6 +390,9 @@ class ProviderClient:
                 "provider": self._spec.name, "template": template, "status": status,
                 "retry_at": when.isoformat()}})
             raise RateLimited(f"{what}: rate limited ({status})", when)
+        if _scopes.lacks_scope(status, headers, raw):
+            raise InsufficientScope(f"{what}: the token lacks a scope ({status})",
+                                    provider_status=status)
         if status == 401:
             raise TokenRejected(f"{what}: the provider rejected the token (401)")
         if status in (404, 410):

@@ -22,8 +22,13 @@
     ├── TokenRejected          provider.token_rejected 401: the token is invalid or revoked
     ├── NotFoundAtProvider     provider.not_found      404 / 410 / GraphQL NOT_FOUND without data
     └── ProviderRefused        provider.refused        any other 4xx or GraphQL error, or a
-                                                       redirect (never followed: it could lead
-                                                       off the allowlist)
+        │                                              redirect (never followed: it could lead
+        │                                              off the allowlist)
+        └── InsufficientScope  provider.insufficient_scope  a 401/403 saying the token lacks
+                                                       a scope the endpoint needs (GitLab
+                                                       ``insufficient_scope``, Jira ``scope does
+                                                       not match``, Bitbucket ``privilege
+                                                       scopes``): a new consent, not a refresh
 
 Retry decisions: ``RateLimited`` and ``BudgetExhausted`` carry ``retry_at``; callers reschedule
 work for then rather than retrying in-process (never spin). Messages name the provider, the
@@ -100,3 +105,11 @@ class ProviderRefused(PermanentError):
     def __reduce__(self) -> tuple[Any, ...]:
         return type(self), (self.detail,), {"key": self.key,
                                             "provider_status": self.provider_status}
+
+
+class InsufficientScope(ProviderRefused):
+    """The token was granted too few scopes for this endpoint (see :mod:`._scopes`): the
+    provider table's scopes, or the consent the user gave, do not cover what keyway called.
+    Refreshing cannot help; the connection or identity must be made again."""
+
+    key, title = "provider.insufficient_scope", "The token lacks a scope this request needs"

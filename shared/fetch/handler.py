@@ -10,7 +10,9 @@ the next scheduled sync takes over.
 Outcomes: finished → ``done``; time budget spent → a continuation ``sync.requested`` goes back
 to the vault (which seals a fresh token) → ``continuing``; rate limit or budget spent → the
 connection's ``next_sync_at`` moves to the reset time → ``waiting`` (no spinning); the
-provider refused the token → ``failed`` (``provider.token_rejected``).
+provider refused the token → ``failed`` (``provider.token_rejected``); the token lacks a scope
+an endpoint needs (the scopes asked for, or consented to, are too narrow) → ``failed``
+(``provider.insufficient_scope``), stored records untouched.
 
 A connection whose admin left webhook registration on also registers keyway's hooks on the
 repositories that have none yet, with the same client and token (:mod:`shared.webhooks.register`)
@@ -29,7 +31,7 @@ from shared.fetch import status
 from shared.fetch.bitbucket.plan import PLAN as BITBUCKET
 from shared.fetch.budget import TokenBudget, budget_key
 from shared.fetch.client import ProviderClient, connection_api_base, shared_session
-from shared.fetch.errors import BudgetExhausted, RateLimited, TokenRejected
+from shared.fetch.errors import BudgetExhausted, InsufficientScope, RateLimited, TokenRejected
 from shared.fetch.github.plan import PLAN as GITHUB
 from shared.fetch.gitlab.plan import PLAN as GITLAB
 from shared.fetch.jira.plan import PLAN as JIRA
@@ -82,7 +84,7 @@ def _run(provider: str, ports: Ports, tenant: str, connection: str, record: dict
         status.end(ports, connection, owner, "waiting", retry_at=e.retry_at, reason=e.key,
                    stats=vars(run.stats))
         return
-    except TokenRejected as e:
+    except (TokenRejected, InsufficientScope) as e:
         status.end(ports, connection, owner, "failed", reason=e.key, stats=vars(run.stats))
         raise
     except BaseException:

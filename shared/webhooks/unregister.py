@@ -10,10 +10,11 @@ visible to the user; ``reason`` says ``provider.not_found``). Any other failure 
 already revoked (401), the provider down, the time budget spent — logs
 ``webhooks.remove_failed`` and marks the record ``remove_failed``: disconnect goes on, the
 vault still deletes the token and the per-connection secret, so a stray delivery to such a
-hook then gets 404 ``unknown_connection`` at ``webhook-P``. After a 401 no further request is
-sent. The work stops after :data:`BUDGET_SECONDS` so a connection with very many repositories
-still finishes inside the subscription's ack deadline; the rest are ``remove_failed``
-(``webhooks.out_of_time``).
+hook then gets 404 ``unknown_connection`` at ``webhook-P``. After a 401, or a refusal saying
+the token lacks the hook scope (``provider.insufficient_scope``: every other hook would be
+refused alike), no further request is sent. The work stops after :data:`BUDGET_SECONDS` so a
+connection with very many repositories still finishes inside the subscription's ack deadline;
+the rest are ``remove_failed`` (``webhooks.out_of_time``).
 
 A ``site`` registration (Jira's dynamic webhooks, :mod:`shared.webhooks.dynamic`) has one
 record per connection: its ``hook_ids`` and ``retired_ids`` go in one ``DELETE`` with the ids
@@ -29,7 +30,7 @@ from typing import Any
 
 from shared.errors import KeywayError
 from shared.fetch.client import ProviderClient, connection_api_base, shared_session
-from shared.fetch.errors import NotFoundAtProvider, TokenRejected
+from shared.fetch.errors import InsufficientScope, NotFoundAtProvider, TokenRejected
 from shared.log import get_logger
 from shared.ports import Ports
 from shared.providers import registry
@@ -79,7 +80,7 @@ def remove(ports: Ports, spec: ProviderSpec, api_base: str, live: list[dict[str,
             hooks.save(ports, record, status="removed", reason=e.key)
         except KeywayError as e:
             _failed(ports, record, e.key)
-            if isinstance(e, TokenRejected):
+            if isinstance(e, TokenRejected | InsufficientScope):
                 stop = e.key
         else:
             hooks.save(ports, record, status="removed", reason=None)

@@ -67,8 +67,9 @@ class Setup:
         records.upsert(self.ports.business, record)
         return record
 
-    def link(self, user: str, account: Account) -> str:
-        issued = self.sim.oauth.mint(account=account, scopes=("repo", "api"))
+    def link(self, user: str, account: Account, scopes: tuple[str, ...] = ("repo", "api")
+             ) -> str:
+        issued = self.sim.oauth.mint(account=account, scopes=scopes)
         self.service.store_personal_token(TENANT, user, self._tokens(issued))
         self.ports.business.put("identities", f"{self.provider}:{TENANT}:{user}", {
             "tenant": TENANT, "provider": self.provider, "user": user, "base_url": None,
@@ -168,6 +169,17 @@ def test_a_comment_on_an_issue_lands_on_the_issue(setup):
     setup.run()
     assert len(setup.comments(number, "issue")) == 1
     assert setup.status(action["id"])[1]["status"] == "done"
+
+
+@pytest.mark.parametrize("setup", ["gitlab"], indirect=True)
+def test_a_gitlab_note_with_a_read_api_token_fails_as_insufficient_scope(setup):
+    setup.link("member-1", MEMBER, scopes=("read_api",))  # consented to reads only
+    _, action = setup.request()
+    setup.run()
+    _, failed = setup.status(action["id"])
+    assert (failed["status"], failed["reason"]) == ("failed", "insufficient_scope")
+    assert setup.comments() == []
+    assert [r.status for r in setup.sim.requests_log if r.method == "POST"] == [403]
 
 
 def test_a_user_without_a_linked_identity_gets_409_with_where_to_link(github):

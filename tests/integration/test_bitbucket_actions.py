@@ -13,6 +13,7 @@ import requests
 from keyway.simulators import BitbucketSimulator
 from keyway.simulators.oauth_model import Account
 from shared.clock import isoformat
+from shared.providers import registry
 from shared.records import bitbucket as bb_records
 from shared.records import store as records
 from shared.records.model import Context
@@ -22,7 +23,7 @@ from tests.integration.test_actions import Setup, _lose_the_acknowledgement
 
 TENANT = "t-1"
 ADMIN, MEMBER = Account("evzijst", 7_001, "Erik van Zijst"), Account("mona", 7_777, "Mona")
-SCOPES = ("account", "pullrequest", "issue")
+SCOPES = registry.get("bitbucket").oauth.scopes  # what the consumer is ticked with, per kind
 
 
 class BitbucketSetup(Setup):
@@ -31,7 +32,7 @@ class BitbucketSetup(Setup):
 
     def __init__(self, stack, sim) -> None:  # not super(): its setup is GitHub/GitLab-shaped
         self.stack, self.sim, self.provider, self.ports = stack, sim, "bitbucket", stack.ports
-        admin = sim.oauth.mint(account=ADMIN, scopes=SCOPES)
+        admin = sim.oauth.mint(account=ADMIN, scopes=SCOPES["app"])
         self.service = vault_handlers.service("bitbucket", self.ports)
         self.service.store_app_token(TENANT, "conn-1", "admin-1", self._tokens(admin))
         self.ports.business.put("connections", "conn-1", {
@@ -49,11 +50,12 @@ class BitbucketSetup(Setup):
         records.upsert(self.ports.business, record)
         return record
 
-    def link(self, user: str, account: Account) -> str:
-        issued = self.sim.oauth.mint(account=account, scopes=SCOPES)
+    def link(self, user: str, account: Account, scopes: tuple[str, ...] = SCOPES["personal"]
+             ) -> str:
+        issued = self.sim.oauth.mint(account=account, scopes=scopes)
         self.service.store_personal_token(TENANT, user, TokenSet(
             issued.access_token, issued.refresh_token, datetime.now(UTC) + timedelta(hours=2),
-            SCOPES))
+            scopes))
         self.ports.business.put("identities", f"bitbucket:{TENANT}:{user}", {
             "tenant": TENANT, "provider": "bitbucket", "user": user, "base_url": None,
             "account": {"id": self.sim.user_json_fields(account)["uuid"],
@@ -62,7 +64,7 @@ class BitbucketSetup(Setup):
         return issued.access_token
 
     def comments(self, number: int = 1, parent_kind: str = "pull_request") -> list[dict]:
-        token = self.sim.oauth.mint(account=ADMIN, scopes=SCOPES).access_token
+        token = self.sim.oauth.mint(account=ADMIN, scopes=SCOPES["app"]).access_token
         kind = "pullrequests" if parent_kind == "pull_request" else "issues"
         found = requests.get(
             f"{self.sim.api_url}/repositories/{self.repo['full_name']}/{kind}/{number}/comments",
@@ -106,6 +108,18 @@ def test_a_member_comments_on_an_issue(bitbucket):
     [comment] = bitbucket.comments(1, "issue")
     assert comment["user"]["nickname"] == "mona"
     assert bitbucket.status(action["id"])[1]["status"] == "done"
+
+
+def test_an_issue_comment_without_issue_write_fails_as_insufficient_scope(bitbucket):
+    # a consumer ticked "Issues: Read" only: Bitbucket refuses the POST (its API description
+    # asks issue:write for it), and the action says so instead of a bare provider refusal
+    bitbucket.link("member-1", MEMBER, scopes=("account", "pullrequest", "issue"))
+    _, action = bitbucket.request(number=1, parent_kind="issue")
+    bitbucket.run()
+    _, failed = bitbucket.status(action["id"])
+    assert (failed["status"], failed["reason"]) == ("failed", "insufficient_scope")
+    assert bitbucket.comments(1, "issue") == []
+    assert [r.status for r in bitbucket.sim.requests_log if r.method == "POST"] == [403]
 
 
 def test_a_bitbucket_job_delivered_three_times_leaves_exactly_one_comment(bitbucket):

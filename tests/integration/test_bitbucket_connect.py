@@ -12,7 +12,8 @@ from tests.integration.conftest import query_of, redirect_uri
 from tests.integration.test_connect_flow import authorize, begin, finish, vault_records
 
 TENANT = "tenant-a"
-SCOPES = "account pullrequest issue"
+SCOPES = "account pullrequest issue"  # app tokens ask to read
+PERSONAL = "account pullrequest issue:write"  # commenting on an issue needs issue:write
 
 
 @pytest.fixture
@@ -56,7 +57,7 @@ def test_an_admin_connects_bitbucket_end_to_end(local_stack, bitbucket):
 def test_a_member_links_their_own_bitbucket_identity(local_stack, bitbucket):
     token = local_stack.token(TENANT, "member-7", "member")
     started = begin(local_stack, "bitbucket", token, "/api/v1/identities")
-    assert query_of(started["authorize_url"])["scope"] == SCOPES
+    assert query_of(started["authorize_url"])["scope"] == PERSONAL
     done = finish(local_stack, "bitbucket", authorize(started["authorize_url"]))
     assert query_of(done.headers["Location"])["identity"] == "linked"
     assert local_stack.ports.vault.get("personal_tokens", f"bitbucket:{TENANT}:member-7")

@@ -13,6 +13,7 @@ import requests
 from keyway.simulators import JiraSimulator
 from keyway.simulators.oauth_model import Account
 from shared.clock import isoformat
+from shared.providers import registry
 from shared.records import adf
 from shared.records import jira as jira_records
 from shared.records import store as records
@@ -48,11 +49,11 @@ class JiraSetup(Setup):
         records.upsert(self.ports.business, self.repo)
         self.member_token = self.link("member-1", MEMBER)
 
-    def link(self, user: str, account: Account) -> str:
-        issued = self.sim.oauth.mint(account=account, scopes=SCOPES)
+    def link(self, user: str, account: Account, scopes: tuple[str, ...] = SCOPES) -> str:
+        issued = self.sim.oauth.mint(account=account, scopes=scopes)
         self.service.store_personal_token(TENANT, user, TokenSet(
             issued.access_token, issued.refresh_token,
-            datetime.now(UTC) + timedelta(hours=1), SCOPES))
+            datetime.now(UTC) + timedelta(hours=1), scopes))
         self.ports.business.put("identities", f"jira:{TENANT}:{user}", {
             "tenant": TENANT, "provider": "jira", "user": user, "base_url": None,
             "account": {"id": account.login, "login": account.name},
@@ -130,3 +131,13 @@ def test_a_missing_jira_issue_fails_the_action(jira):
     jira.run()
     _, failed = jira.status(action["id"])
     assert (failed["status"], failed["reason"]) == ("failed", "target_not_found")
+
+
+def test_a_jira_comment_without_write_jira_work_fails_as_insufficient_scope(jira):
+    jira.link("member-1", MEMBER, scopes=registry.get("jira").oauth.scopes["app"])
+    _, action = jira.request(parent_kind="issue")
+    jira.run()
+    _, failed = jira.status(action["id"])
+    assert (failed["status"], failed["reason"]) == ("failed", "insufficient_scope")
+    assert jira.comments() == []
+    assert [r.status for r in jira.sim.requests_log if r.method == "POST"] == [401]

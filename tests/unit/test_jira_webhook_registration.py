@@ -290,7 +290,7 @@ def test_a_token_without_manage_jira_webhook_is_refused_and_retried_daily(site, 
         counts = site.ensure(token=narrow)
     assert counts.unavailable == 1 and site.live() == []
     record = site.record()
-    assert (record["status"], record["reason"]) == ("unavailable", "provider.refused")
+    assert (record["status"], record["reason"]) == ("unavailable", "provider.insufficient_scope")
     assert "webhooks.unavailable" in [r.getMessage() for r in caplog.records]
     site.sim.clear_log()
     site.clock.advance(DAY - 60)
@@ -306,7 +306,7 @@ def test_a_refused_renewal_waits_a_day_and_an_expired_webhook_then_becomes_unava
     narrow = site.token(SCOPES[:-1])  # the admin re-consented without manage:jira-webhook
     assert site.ensure(token=narrow).unavailable == 1
     record = site.record()
-    assert (record["status"], record["reason"]) == ("active", "provider.refused")  # it lives
+    assert (record["status"], record["reason"]) == ("active", "provider.insufficient_scope")
     site.sim.clear_log()
     site.clock.advance(DAY / 2)
     site.ensure(token=site.token(SCOPES[:-1]))

@@ -89,8 +89,10 @@ def test_every_webhook_call_needs_the_manage_scope(jira, receiver):
     for method, path, body in (("GET", "", None), ("POST", "", {"url": url, "webhooks": []}),
                                ("DELETE", "", {"webhookIds": [1]}),
                                ("PUT", "/refresh", {"webhookIds": [1]})):
-        answer = call(jira, method, path, scopes=("read:jira-work",), json=body)
-        assert answer.status_code == 403, method
+        for scopes in (("read:jira-work",), ("manage:jira-webhook",)):
+            answer = call(jira, method, path, scopes=scopes, json=body)
+            assert (answer.status_code, answer.json()) == (401, {
+                "code": 401, "message": "Unauthorized; scope does not match"}), method
     assert jira.sim.webhooks.live() == []
 
 

@@ -199,7 +199,8 @@ def test_a_token_without_the_hook_scope_registers_nothing(setup):
     narrow = setup.sim.mint_token(scopes=SCOPES[setup.provider][:1]).access_token
     counts = setup.ensure(token=narrow)
     assert counts.unavailable == 3 and setup.sim.hooks.all() == []
-    assert {r["reason"] for r in setup.records().values()} == {"provider.refused"}
+    assert {r["reason"] for r in setup.records().values()} == {  # GitLab says why
+        "provider.insufficient_scope" if setup.provider == "gitlab" else "provider.refused"}
 
 
 def test_a_rate_limit_propagates_to_the_sync_and_keeps_the_intent(setup):
@@ -292,6 +293,19 @@ def test_a_revoked_token_stops_removal_at_the_first_refusal_and_logs_it(setup, c
     assert {(r["status"], r["reason"]) for r in records} == {
         ("remove_failed", "provider.token_rejected")}
     assert [r.getMessage() for r in caplog.records].count("webhooks.remove_failed") == 3
+
+
+@pytest.mark.parametrize("setup", ["gitlab"], indirect=True)
+def test_a_token_without_the_hook_scope_stops_removal_at_the_first_refusal(setup):
+    setup.ensure()
+    _connection(setup)
+    narrow = setup.sim.mint_token(scopes=("read_api",)).access_token  # api consent withdrawn
+    setup.sim.clear_log()
+    unregister.remover(setup.ports, setup.provider, TENANT, CONNECTION)(narrow)
+    assert [r.status for r in setup.sim.requests_log] == [403]  # the others would be alike
+    assert len(setup.sim.hooks.all()) == 3
+    assert {(r["status"], r["reason"]) for r in setup.records().values()} == {
+        ("remove_failed", "provider.insufficient_scope")}
 
 
 def test_removal_that_runs_out_of_time_marks_the_rest(setup, monkeypatch):
