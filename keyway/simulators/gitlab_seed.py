@@ -20,19 +20,17 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
 
-from keyway.simulators.activity import (
-    DEFAULT_LABELS,
-    NOUNS,
-    PATHS,
-    QUIET,
-    VERBS,
-    YEAR,
-    Collection,
-    Item,
-    later,
-    spread,
-)
+from keyway.simulators.activity import NOUNS, PATHS, QUIET, VERBS, Collection, Item, later
 from keyway.simulators.gitlab_api import GitLabData
+from keyway.simulators.seeding import (
+    bump,
+    check_counts,
+    deal_threads,
+    label_specs,
+    load,
+    pick,
+    timed,
+)
 
 FIRST_ID = {"pull": 300_000_000, "issue": 140_000_000, "comment": 1_900_000_000,
             "review": 7_000_000, "label": 30_000_000}
@@ -62,6 +60,10 @@ class ProjectActivity:
     def name(self) -> str:
         return self.project["path_with_namespace"]
 
+    def collection(self, thread: Item) -> Collection:
+        """The index a merge request or issue lives in."""
+        return self.merge_requests if thread["noteable_type"] == "MergeRequest" else self.issues
+
 
 class GitLabSeeding:
     """``seed_activity`` and its helpers, mixed into the activity store."""
@@ -80,9 +82,8 @@ class GitLabSeeding:
         """Create ``repos`` new projects in ``group`` and spread ``prs`` merge requests,
         ``issues`` issues, ``comments`` user notes, ``review_comments`` diff notes and
         ``reviews`` approvals over them; ``labels`` labels each. Returns the projects."""
-        if min(repos, prs, issues, comments, review_comments, reviews, labels) < 0 or (
-                repos == 0 and prs + issues > 0):
-            raise ValueError("counts must be >= 0 and activity needs a project")
+        check_counts(repos, prs, issues, comments, review_comments, reviews, labels,
+                     container="project")
         rng, now = random.Random(f"gitlab:{group}:{seed}"), int(self.clock())
         with self.lock:
             made = self.data.seed(group, repos)
@@ -101,10 +102,7 @@ class GitLabSeeding:
 
     def _open(self, project: dict[str, Any], labels: int) -> ProjectActivity:
         act = ProjectActivity(project)
-        for i in range(labels):
-            name, color, text = (DEFAULT_LABELS[i] if i < len(DEFAULT_LABELS)
-                                 else (f"area-{i + 1}", f"{(i * 2654435761) % 0xFFFFFF:06x}",
-                                       f"Area {i + 1}"))
+        for name, color, text, _ in label_specs(labels):
             label = {"id": next(self._ids["label"]), "name": name, "color": f"#{color}",
                      "description": text, "open_issues_count": 0, "closed_issues_count": 0,
                      "open_merge_requests_count": 0}
@@ -115,11 +113,8 @@ class GitLabSeeding:
 
     def _seed_threads(self, acts: list[ProjectActivity], mrs: int, issues: int,
                       rng: random.Random, now: int) -> list[Item]:
-        kinds = ["MergeRequest"] * mrs + ["Issue"] * issues
-        rng.shuffle(kinds)
-        times = spread(rng, len(kinds), now - YEAR, now - QUIET)
-        return [self._thread(acts[i % len(acts)], kind, created, rng, now)
-                for i, (kind, created) in enumerate(zip(kinds, times, strict=True))]
+        return [self._thread(act, kind, created, rng, now) for act, kind, created
+                in deal_threads(acts, ["MergeRequest"] * mrs + ["Issue"] * issues, rng, now)]
 
     def _thread(self, act: ProjectActivity, kind: str, created: int, rng: random.Random,
                 now: int) -> Item:
@@ -150,10 +145,8 @@ class GitLabSeeding:
     @staticmethod
     def _plan(parents: list[Item], count: int, kind: str, rng: random.Random,
               now: int) -> list[tuple[int, Item, str, str]]:
-        if not parents:
-            return []
-        chosen = (rng.choice(parents) for _ in range(count))
-        return [(rng.randint(p["created"], now - QUIET), p, kind, "") for p in chosen]
+        return [(created, p, kind, "") for created, p in timed(rng, pick(rng, parents, count),
+                                                                  now)]
 
     def _seed_notes(self, planned: list[tuple[int, Item, str, str]], rng: random.Random,
                     now: int) -> None:
@@ -175,12 +168,11 @@ class GitLabSeeding:
                 self._where["review_comment" if kind == "diff" else "comment"][note["id"]] = act
             act.notes[note["id"]] = note
             act.threads[(parent["noteable_type"], parent["iid"])].append(note["id"])
-            parent["updated"] = max(parent["updated"], created)
+            bump(parent, created)
 
     def _seed_approvals(self, mrs: list[Item], count: int, rng: random.Random,
                         now: int) -> None:
-        for _ in range(count if mrs else 0):
-            mr = rng.choice(mrs)
+        for mr in pick(rng, mrs, count):
             act = self.projects[mr["project_id"]]
             taken = {a["user"]["id"] for a in act.approvals[mr["iid"]]}
             free = [u for u in self.users if u["id"] not in taken and u is not mr["user"]]
@@ -190,18 +182,12 @@ class GitLabSeeding:
                             "iid": mr["iid"], "created": created}
                 act.approvals[mr["iid"]].append(approval)
                 self._where["review"][approval["id"]] = act
-                mr["updated"] = max(mr["updated"], created)
+                bump(mr, created)
 
-    @staticmethod
-    def _load(acts: list[ProjectActivity], threads: list[Item]) -> None:
+    def _load(self, acts: list[ProjectActivity], threads: list[Item]) -> None:
         """Build the indexes once everything is seeded (``updated`` is final by then)."""
-        grouped: dict[int, list[Item]] = defaultdict(list)
-        for item in threads:
-            grouped[item["project_id"]].append(item)
+        load(threads, lambda thread: self.projects[thread["project_id"]].collection(thread))
         for act in acts:
-            group = grouped.get(act.project["id"], [])
-            act.merge_requests.load(t for t in group if t["noteable_type"] == "MergeRequest")
-            act.issues.load(t for t in group if t["noteable_type"] == "Issue")
             for approvals in act.approvals.values():
                 approvals.sort(key=itemgetter("created", "id"))
 
