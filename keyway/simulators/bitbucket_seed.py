@@ -23,7 +23,15 @@ from operator import itemgetter
 from typing import Any
 
 from keyway.simulators.activity import NOUNS, PATHS, QUIET, VERBS, Collection, Item, later
-from keyway.simulators.seeding import bump, check_counts, load, pick, seeded_times, timed
+from keyway.simulators.seeding import (
+    bump,
+    check_counts,
+    load,
+    pick,
+    seeded_times,
+    threads_by_state,
+    timed,
+)
 
 PR_STATES = ("OPEN", "MERGED", "DECLINED", "SUPERSEDED")
 EPOCH = 1_420_070_400  # 2015-01-01, when seeded repositories were created
@@ -34,17 +42,13 @@ def uuid_of(*parts: object) -> str:
     return "{" + str(uuid.uuid5(uuid.NAMESPACE_URL, "/".join(map(str, parts)))) + "}"
 
 
-def _state(item: Item) -> str:
-    return item["state"]
-
-
 @dataclass
 class RepoActivity:
     """One repository, its pull requests, issues, comments and participants."""
 
     repo: dict[str, Any]
-    pulls: Collection = field(default_factory=lambda: Collection("id", _state))
-    issues: Collection = field(default_factory=lambda: Collection("id", _state))
+    pulls: Collection = field(default_factory=threads_by_state)
+    issues: Collection = field(default_factory=threads_by_state)
     comments: dict[int, Item] = field(default_factory=dict)  # pull request comments by id
     issue_comments: dict[int, Item] = field(default_factory=dict)
     threads: dict[tuple[str, int], list[int]] = field(

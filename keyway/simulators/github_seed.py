@@ -20,15 +20,19 @@ from typing import Any
 
 from keyway.simulators.activity import NOUNS, PATHS, QUIET, VERBS, Collection, Item, later
 from keyway.simulators.github_api import GitHubData
-from keyway.simulators.seeding import bump, check_counts, children, deal_threads, label_specs, load
+from keyway.simulators.seeding import (
+    bump,
+    check_counts,
+    children,
+    deal_threads,
+    label_specs,
+    load,
+    threads_by_state,
+)
 
 REVIEW_STATES = ("APPROVED", "CHANGES_REQUESTED", "COMMENTED")
 FIRST_ID = {"issue": 2_000_000_000, "pull": 1_500_000_000, "comment": 2_500_000_000,
             "review_comment": 1_300_000_000, "review": 2_100_000_000, "label": 6_000_000_000}
-
-
-def _state(item: Item) -> str:
-    return item["state"]
 
 
 @dataclass
@@ -36,8 +40,8 @@ class RepoActivity:
     """One repository's activity and its indexes."""
 
     repo: dict[str, Any]
-    threads: Collection = field(default_factory=lambda: Collection("id", _state))
-    pulls: Collection = field(default_factory=lambda: Collection("pull_id", _state))
+    threads: Collection = field(default_factory=threads_by_state)
+    pulls: Collection = field(default_factory=lambda: threads_by_state("pull_id"))
     comments: Collection = field(default_factory=Collection)
     review_comments: Collection = field(default_factory=Collection)
     reviews: dict[int, list[Item]] = field(default_factory=lambda: defaultdict(list))

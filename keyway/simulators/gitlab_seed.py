@@ -29,6 +29,7 @@ from keyway.simulators.seeding import (
     label_specs,
     load,
     pick,
+    threads_by_state,
     timed,
 )
 
@@ -37,17 +38,13 @@ FIRST_ID = {"pull": 300_000_000, "issue": 140_000_000, "comment": 1_900_000_000,
 NOTE_KINDS = ("comment", "review_comment")  # both are notes and share the note id sequence
 
 
-def _state(item: Item) -> str:
-    return item["state"]
-
-
 @dataclass
 class ProjectActivity:
     """One project's activity and its indexes."""
 
     project: dict[str, Any]
-    merge_requests: Collection = field(default_factory=lambda: Collection("id", _state))
-    issues: Collection = field(default_factory=lambda: Collection("id", _state))
+    merge_requests: Collection = field(default_factory=threads_by_state)
+    issues: Collection = field(default_factory=threads_by_state)
     notes: dict[int, Item] = field(default_factory=dict)  # by note id
     threads: dict[tuple[str, int], list[int]] = field(
         default_factory=lambda: defaultdict(list))  # (noteable type, iid) -> note ids

@@ -1,7 +1,8 @@
 """The seeding machinery every provider's ``seed_activity`` shares: the count check, the
 default labels, threads spread over the seeded year and round-robin over the new
 repositories, child items (comments, reviews, approvals) placed under random parents in
-creation order, and loading seeded items into their :class:`~.activity.Collection` indexes.
+creation order, the per-state thread index, and loading seeded items into their
+:class:`~.activity.Collection` indexes.
 
 Providers keep only what differs (item shapes, numbering, states). Every helper draws from the
 caller's ``random.Random`` in a fixed order, so seeding stays deterministic per seed.
@@ -18,6 +19,12 @@ from keyway.simulators.activity import DEFAULT_LABELS, QUIET, YEAR, Collection, 
 
 A = TypeVar("A")  # a provider's per-repository (or per-project) activity
 K = TypeVar("K")  # a provider's thread kind
+
+
+def threads_by_state(ident: str = "id") -> Collection:
+    """An empty index of threads keyed by ``ident`` with a bucket per ``state`` (so
+    ``state=open`` is one range of one sorted list)."""
+    return Collection(ident, itemgetter("state"))
 
 
 def check_counts(repos: int, prs: int, issues: int, *others: int,
