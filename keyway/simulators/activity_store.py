@@ -8,6 +8,9 @@ provider does differently is in a few hooks with one signature each: ``_item`` (
 kind and id), ``_touched`` (re-date what an edit moves), ``_remove`` (take an item and what
 hangs under it out of the indexes). Bitbucket, whose items are found by ``<full name>#<id>``
 keys instead of ids, also overrides ``_touchable``, ``_locate`` and ``_forget``.
+
+Each provider's ``<provider>_seed`` class (``seed_activity``) subclasses the store and its
+``<provider>_data`` class completes it (the API's reads and writes, the hooks).
 """
 
 from __future__ import annotations

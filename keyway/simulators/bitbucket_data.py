@@ -17,7 +17,6 @@ import itertools
 from collections.abc import Callable
 
 from keyway.simulators.activity import Deletion, Item, Query
-from keyway.simulators.activity_store import ActivityStore
 from keyway.simulators.bitbucket_seed import BitbucketSeeding, RepoActivity, uuid_of
 from keyway.simulators.oauth_model import Account
 
@@ -31,7 +30,7 @@ def account_json_fields(account: Account) -> Item:
             "display_name": account.name}
 
 
-class BitbucketActivity(BitbucketSeeding, ActivityStore[RepoActivity]):
+class BitbucketActivity(BitbucketSeeding):
     """Workspaces, repositories, their activity, the users who author it and the deletions.
     Items are found by ``<full name>#<id>`` keys (``_where`` stays empty)."""
 

@@ -12,17 +12,15 @@ requests). Deterministic per ``(workspace, seed)`` and clock; nothing after ``no
 
 from __future__ import annotations
 
-import itertools
 import random
-import threading
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
 
 from keyway.simulators.activity import NOUNS, PATHS, QUIET, VERBS, Collection, Item, later
+from keyway.simulators.activity_store import ActivityStore
 from keyway.simulators.seeding import (
     bump,
     check_counts,
@@ -64,15 +62,11 @@ class RepoActivity:
         return (self.pulls if kind == "pr" else self.issues).items.get(number)
 
 
-class BitbucketSeeding:
-    """``seed_activity`` and its helpers, mixed into the activity store."""
+class BitbucketSeeding(ActivityStore[RepoActivity]):
+    """``seed_activity`` and its helpers: the seeding half of the activity store."""
 
-    clock: Callable[[], float]
     workspaces: dict[str, dict[str, Any]]
     repos: dict[str, RepoActivity]  # full_name -> activity
-    users: list[Item]
-    _ids: dict[str, itertools.count]
-    lock: threading.RLock
 
     def workspace(self, slug: str) -> dict[str, Any]:
         with self.lock:

@@ -12,13 +12,13 @@ import itertools
 from collections.abc import Callable
 
 from keyway.simulators.activity import Item, Query
-from keyway.simulators.activity_store import ActivityStore, drop_by_id, drop_label
+from keyway.simulators.activity_store import drop_by_id, drop_label
 from keyway.simulators.github_api import GitHubData
 from keyway.simulators.github_seed import FIRST_ID, GitHubSeeding, RepoActivity
 from keyway.simulators.oauth_model import Account
 
 
-class GitHubActivity(GitHubSeeding, ActivityStore[RepoActivity]):
+class GitHubActivity(GitHubSeeding):
     """Every repository's activity, the users who author it and the deletion record."""
 
     def __init__(self, data: GitHubData, clock: Callable[[], float]) -> None:

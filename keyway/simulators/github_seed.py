@@ -11,7 +11,6 @@ handed out in creation order, as GitHub's are.
 
 from __future__ import annotations
 
-import itertools
 import random
 from collections import defaultdict
 from collections.abc import Callable
@@ -19,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from keyway.simulators.activity import NOUNS, PATHS, QUIET, VERBS, Collection, Item, later
+from keyway.simulators.activity_store import ActivityStore
 from keyway.simulators.github_api import GitHubData
 from keyway.simulators.seeding import (
     bump,
@@ -55,16 +55,11 @@ class RepoActivity:
         return self.repo["full_name"]
 
 
-class GitHubSeeding:
-    """``seed_activity`` and its helpers; mixed into the activity store, whose attributes
-    these are."""
+class GitHubSeeding(ActivityStore[RepoActivity]):
+    """``seed_activity`` and its helpers: the seeding half of the activity store."""
 
     data: GitHubData
-    clock: Callable[[], float]
     repos: dict[str, RepoActivity]
-    users: list[Item]
-    _where: dict[str, dict[int, RepoActivity]]
-    _ids: dict[str, itertools.count]
 
     def seed_activity(self, owner: str, repos: int, prs: int, issues: int, comments: int,
                       review_comments: int = 0, reviews: int = 0, labels: int = 5,

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from urllib.parse import unquote
 
 from keyway.simulators.activity import Item, Query
-from keyway.simulators.activity_store import ActivityStore, drop_by_id, drop_label
+from keyway.simulators.activity_store import drop_by_id, drop_label
 from keyway.simulators.gitlab_api import GitLabData
 from keyway.simulators.gitlab_seed import FIRST_ID, NOTE_KINDS, GitLabSeeding, ProjectActivity
 from keyway.simulators.oauth_model import Account
@@ -23,7 +23,7 @@ from keyway.simulators.oauth_model import Account
 ORDER = {"created_at": "created", "updated_at": "updated"}
 
 
-class GitLabActivity(GitLabSeeding, ActivityStore[ProjectActivity]):
+class GitLabActivity(GitLabSeeding):
     """Every project's activity, the users who author it and the deletion record."""
 
     def __init__(self, data: GitLabData, clock: Callable[[], float]) -> None:

@@ -11,16 +11,14 @@ per ``(group, seed)`` and clock; timestamps in the year before "now", none after
 
 from __future__ import annotations
 
-import itertools
 import random
-import threading
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
 
 from keyway.simulators.activity import NOUNS, PATHS, QUIET, VERBS, Collection, Item, later
+from keyway.simulators.activity_store import ActivityStore
 from keyway.simulators.gitlab_api import GitLabData
 from keyway.simulators.seeding import (
     bump,
@@ -62,16 +60,11 @@ class ProjectActivity:
         return self.merge_requests if thread["noteable_type"] == "MergeRequest" else self.issues
 
 
-class GitLabSeeding:
-    """``seed_activity`` and its helpers, mixed into the activity store."""
+class GitLabSeeding(ActivityStore[ProjectActivity]):
+    """``seed_activity`` and its helpers: the seeding half of the activity store."""
 
     data: GitLabData
-    clock: Callable[[], float]
     projects: dict[int, ProjectActivity]
-    users: list[Item]
-    _where: dict[str, dict[int, ProjectActivity]]
-    _ids: dict[str, itertools.count]
-    lock: threading.RLock
 
     def seed_activity(self, group: str, repos: int, prs: int, issues: int, comments: int,
                       review_comments: int = 0, reviews: int = 0, labels: int = 5,
@@ -142,8 +135,10 @@ class GitLabSeeding:
     @staticmethod
     def _plan(parents: list[Item], count: int, kind: str, rng: random.Random,
               now: int) -> list[tuple[int, Item, str, str]]:
-        return [(created, p, kind, "") for created, p in timed(rng, pick(rng, parents, count),
-                                                                  now)]
+        """``count`` notes of ``kind`` under random parents, unordered (system notes join
+        them before :meth:`_seed_notes` sorts by time)."""
+        moments = timed(rng, pick(rng, parents, count), now)
+        return [(created, parent, kind, "") for created, parent in moments]
 
     def _seed_notes(self, planned: list[tuple[int, Item, str, str]], rng: random.Random,
                     now: int) -> None:
