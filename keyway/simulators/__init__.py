@@ -6,10 +6,13 @@ Layout: :mod:`.server` (the :class:`Simulator` base: server, routing table, requ
 faults, latency), :mod:`.oauth` and :mod:`.oauth_model` (the shared authorization-code + PKCE
 + refresh machinery), :mod:`.ratelimit` (per-account budgets, 304s free), :mod:`.wire` (JSON,
 ETags, credentials, route templates), :mod:`.activity` (time-ordered indexes of seeded
-activity), and per provider ``<provider>.py`` (the simulator), ``<provider>_oauth.py``,
-``<provider>_api.py`` (user, repositories/projects), ``<provider>_seed.py`` and
-``<provider>_data.py`` (seeded pull/merge requests, issues, comments, reviews, labels and the
-``touch``/``delete`` knobs), ``<provider>_render.py`` (the provider's JSON shapes),
+activity), :mod:`.seeding` (the seeding machinery every provider shares),
+:mod:`.activity_store` (the activity store base: lock, ids, deletion record, the
+``touch``/``delete`` knobs), :mod:`.activity_knobs` (GitHub's and GitLab's knob methods), and
+per provider ``<provider>.py`` (the simulator), ``<provider>_oauth.py``, ``<provider>_api.py``
+(user, repositories/projects), ``<provider>_seed.py`` and ``<provider>_data.py`` (seeded
+pull/merge requests, issues, comments, reviews, labels and the hooks the knobs call),
+``<provider>_render.py`` (the provider's JSON shapes),
 ``<provider>_metadata.py`` (the endpoints a fetcher syncs) and ``<provider>_forbidden.py``
 (code endpoints keyway must never call, served so the request log can prove it).
 """

@@ -1,9 +1,9 @@
 """Seeded Bitbucket Cloud activity as the simulator serves it: :class:`BitbucketActivity` holds
 every workspace's repositories with their pull requests, issues, comments and participants
 (:mod:`.bitbucket_seed` makes them), answers the API's reads, takes its writes (a new comment)
-and offers the knobs tests use: :meth:`~BitbucketActivity.touch`,
-:meth:`~BitbucketActivity.decide` (approve, request changes, withdraw) and
-:meth:`~BitbucketActivity.delete`, whose removals are kept in
+and offers the knobs tests use: :meth:`~BitbucketActivity.decide` (approve, request changes,
+withdraw), :meth:`~BitbucketActivity.remove_repository`, and the hooks of the ``touch`` and
+``delete`` knobs (:mod:`.activity_store`), whose removals are kept in
 :attr:`~BitbucketActivity.deleted`. Thread-safe; see :mod:`.activity` for the indexes.
 
 Kinds: ``pull`` (by ``<full name>#<id>``), ``issue`` (same), ``comment`` (a pull request
@@ -14,11 +14,9 @@ bumps its pull request's or issue's ``updated_on``, as Bitbucket does.
 from __future__ import annotations
 
 import itertools
-import random
-import threading
 from collections.abc import Callable
 
-from keyway.simulators.activity import Deletion, Item, Query, choose
+from keyway.simulators.activity import Deletion, Item, Query
 from keyway.simulators.bitbucket_seed import BitbucketSeeding, RepoActivity, uuid_of
 from keyway.simulators.oauth_model import Account
 
@@ -33,19 +31,19 @@ def account_json_fields(account: Account) -> Item:
 
 
 class BitbucketActivity(BitbucketSeeding):
-    """Workspaces, repositories, their activity, the users who author it and the deletions."""
+    """Workspaces, repositories, their activity, the users who author it and the deletions.
+    Items are found by ``<full name>#<id>`` keys (``_where`` stays empty)."""
+
+    KINDS = TOUCHABLE = KINDS  # (the module's: pull, issue, comment, issue_comment)
+    TEXT = "text"
 
     def __init__(self, clock: Callable[[], float]) -> None:
-        self.clock = clock
+        super().__init__(clock, [{"id": 9_000 + i, "uuid": uuid_of("user", 9_000 + i),
+                                  "nickname": f"dev-{i:03d}", "display_name": f"Developer {i}"}
+                                 for i in range(1, 41)],
+                         {kind: itertools.count(first) for kind, first in FIRST_ID.items()})
         self.workspaces: dict = {}
         self.repos: dict[str, RepoActivity] = {}
-        self.deleted: list[Deletion] = []
-        self.users = [{"id": 9_000 + i, "uuid": uuid_of("user", 9_000 + i),
-                       "nickname": f"dev-{i:03d}", "display_name": f"Developer {i}"}
-                      for i in range(1, 41)]
-        self._ids = {kind: itertools.count(first) for kind, first in FIRST_ID.items()}
-        self._touches = 0
-        self.lock = threading.RLock()
 
     # ---- reads ----------------------------------------------------------------------------------
     def find(self, workspace: str, slug: str) -> RepoActivity | None:
@@ -106,29 +104,6 @@ class BitbucketActivity(BitbucketSeeding):
             self._reindex(act, thread, old)
             return dict(comment)
 
-    def touch(self, kind: str, count: int) -> list[str]:
-        """Edit ``count`` items of ``kind`` (``pull``, ``issue``, ``comment``,
-        ``issue_comment``): updated now; a comment's thread is updated with it."""
-        if kind not in KINDS:
-            raise ValueError(f"touch: kind must be one of {KINDS}")
-        with self.lock:
-            self._touches += 1
-            chosen = choose(random.Random(f"touch:{self._touches}"), sorted(self._keys(kind)),
-                            count)
-            now = int(self.clock())
-            for key in chosen:
-                act, item = self._find(kind, key)
-                name = "title" if kind in ("pull", "issue") else "text"
-                item[name] = item[name].split(" (edited")[0] + f" (edited {now})"
-                thread = item if kind in ("pull", "issue") else act.thread(item["kind"],
-                                                                            item["thread"])
-                if kind not in ("pull", "issue"):
-                    item["updated"] = now
-                old = thread["updated"]
-                thread["updated"] = now
-                self._reindex(act, thread, old)
-            return chosen
-
     def decide(self, full_name: str, number: int, user: Item, state: str | None) -> None:
         """``user`` approves (``approved``), requests changes (``changes_requested``) or
         withdraws their decision (``None``) on pull request ``number``, now."""
@@ -150,30 +125,8 @@ class BitbucketActivity(BitbucketSeeding):
                 self.deleted.append(Deletion("repository", 0, full_name, int(self.clock())))
             return act is not None
 
-    def delete(self, kind: str, key: str) -> bool:
-        """Remove an item (a thread takes its comments with it); False if unknown."""
-        if kind not in KINDS:
-            raise ValueError(f"delete: kind must be one of {KINDS}")
-        with self.lock:
-            if key not in self._keys(kind):
-                return False
-            act, item = self._find(kind, key)
-            now = int(self.clock())
-            if kind in ("comment", "issue_comment"):
-                store = act.comments if kind == "comment" else act.issue_comments
-                del store[item["id"]]
-                act.threads[(item["kind"], item["thread"])].remove(item["id"])
-                thread = act.thread(item["kind"], item["thread"])
-                old, thread["updated"] = thread["updated"], now
-                self._reindex(act, thread, old)
-            else:
-                (act.pulls if kind == "pull" else act.issues).remove(item["id"])
-                act.threads.pop(("pr" if kind == "pull" else "issue", item["id"]), None)
-            self.deleted.append(Deletion(kind, int(str(key).rsplit("#", 1)[-1]), act.name, now))
-            return True
-
-    # ---- helpers --------------------------------------------------------------------------------
-    def _keys(self, kind: str) -> list[str]:
+    # ---- the knobs' hooks (activity_store): keys are ``<full name>#<id>`` ----------------------
+    def _touchable(self, kind: str) -> list[str]:
         found = []
         for act in self.repos.values():
             if kind == "pull":
@@ -185,7 +138,36 @@ class BitbucketActivity(BitbucketSeeding):
                 found += [f"{act.name}#{i}" for i in store]
         return found
 
-    def _find(self, kind: str, key: str) -> tuple[RepoActivity, Item]:
+    def _forget(self, kind: str, key: str) -> RepoActivity | None:
+        return self._locate(kind, key)[0] if key in self._touchable(kind) else None
+
+    def _touched(self, act: RepoActivity, kind: str, item: Item, now: int) -> None:
+        """A comment's thread is updated with it."""
+        thread = item if kind in ("pull", "issue") else act.thread(item["kind"], item["thread"])
+        if kind not in ("pull", "issue"):
+            item["updated"] = now
+        old = thread["updated"]
+        thread["updated"] = now
+        self._reindex(act, thread, old)
+
+    def _remove(self, act: RepoActivity, kind: str, key: str,
+                now: int) -> list[tuple[str, int]]:
+        """A thread takes its comments with it (only the thread is recorded); a comment bumps
+        its thread."""
+        _, item = self._locate(kind, key)
+        if kind in ("comment", "issue_comment"):
+            store = act.comments if kind == "comment" else act.issue_comments
+            del store[item["id"]]
+            act.threads[(item["kind"], item["thread"])].remove(item["id"])
+            thread = act.thread(item["kind"], item["thread"])
+            old, thread["updated"] = thread["updated"], now
+            self._reindex(act, thread, old)
+        else:
+            (act.pulls if kind == "pull" else act.issues).remove(item["id"])
+            act.threads.pop(("pr" if kind == "pull" else "issue", item["id"]), None)
+        return [(kind, int(str(key).rsplit("#", 1)[-1]))]
+
+    def _locate(self, kind: str, key: str) -> tuple[RepoActivity, Item]:
         full_name, ident = key.rsplit("#", 1)
         act = self.repos[full_name]
         store = {"pull": act.pulls.items, "issue": act.issues.items, "comment": act.comments,

@@ -12,17 +12,24 @@ requests). Deterministic per ``(workspace, seed)`` and clock; nothing after ``no
 
 from __future__ import annotations
 
-import itertools
 import random
-import threading
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
-from keyway.simulators.activity import NOUNS, PATHS, QUIET, VERBS, YEAR, Collection, Item, later
-from keyway.simulators.activity import spread as spread_times
+from keyway.simulators.activity import NOUNS, PATHS, QUIET, VERBS, Collection, Item, later
+from keyway.simulators.activity_store import ActivityStore
+from keyway.simulators.seeding import (
+    bump,
+    check_counts,
+    load,
+    pick,
+    seeded_times,
+    threads_by_state,
+    timed,
+)
 
 PR_STATES = ("OPEN", "MERGED", "DECLINED", "SUPERSEDED")
 EPOCH = 1_420_070_400  # 2015-01-01, when seeded repositories were created
@@ -33,17 +40,13 @@ def uuid_of(*parts: object) -> str:
     return "{" + str(uuid.uuid5(uuid.NAMESPACE_URL, "/".join(map(str, parts)))) + "}"
 
 
-def _state(item: Item) -> str:
-    return item["state"]
-
-
 @dataclass
 class RepoActivity:
     """One repository, its pull requests, issues, comments and participants."""
 
     repo: dict[str, Any]
-    pulls: Collection = field(default_factory=lambda: Collection("id", _state))
-    issues: Collection = field(default_factory=lambda: Collection("id", _state))
+    pulls: Collection = field(default_factory=threads_by_state)
+    issues: Collection = field(default_factory=threads_by_state)
     comments: dict[int, Item] = field(default_factory=dict)  # pull request comments by id
     issue_comments: dict[int, Item] = field(default_factory=dict)
     threads: dict[tuple[str, int], list[int]] = field(
@@ -59,15 +62,11 @@ class RepoActivity:
         return (self.pulls if kind == "pr" else self.issues).items.get(number)
 
 
-class BitbucketSeeding:
-    """``seed_activity`` and its helpers, mixed into the activity store."""
+class BitbucketSeeding(ActivityStore[RepoActivity]):
+    """``seed_activity`` and its helpers: the seeding half of the activity store."""
 
-    clock: Callable[[], float]
     workspaces: dict[str, dict[str, Any]]
     repos: dict[str, RepoActivity]  # full_name -> activity
-    users: list[Item]
-    _ids: dict[str, itertools.count]
-    lock: threading.RLock
 
     def workspace(self, slug: str) -> dict[str, Any]:
         with self.lock:
@@ -91,9 +90,7 @@ class BitbucketSeeding:
                       seed: int = 0) -> list[dict[str, Any]]:
         """Create ``repos`` repositories in workspace ``owner`` and spread the activity over
         them (``labels`` is accepted for symmetry: Bitbucket has none). Returns the repos."""
-        if min(repos, prs, issues, comments, review_comments, reviews) < 0 or (
-                repos == 0 and prs + issues > 0):
-            raise ValueError("counts must be >= 0 and activity needs a repository")
+        check_counts(repos, prs, issues, comments, review_comments, reviews)
         rng, now = random.Random(f"bitbucket:{owner}:{seed}"), int(self.clock())
         with self.lock:
             start = sum(1 for a in self.repos.values() if a.repo["workspace"]["slug"]
@@ -107,9 +104,7 @@ class BitbucketSeeding:
             self._comments(threads, comments, rng, now, inline=False)
             self._comments(pulls, review_comments, rng, now, inline=True)
             self._decisions(pulls, reviews, rng, now)
-            for act in acts:
-                act.pulls.load(t for t in threads if t["kind"] == "pr" and t["repo"] is act)
-                act.issues.load(t for t in threads if t["kind"] == "issue" and t["repo"] is act)
+            load(threads, lambda t: t["repo"].pulls if t["kind"] == "pr" else t["repo"].issues)
         return [dict(a.repo) for a in acts]
 
     def _threads(self, acts: list[RepoActivity], kind: str, count: int, rng: random.Random,
@@ -117,7 +112,7 @@ class BitbucketSeeding:
         if not acts or not count:
             return []
         made = []
-        for i, created in enumerate(spread_times(rng, count, now - YEAR, now - QUIET)):
+        for i, created in enumerate(seeded_times(rng, count, now)):
             act = acts[i % len(acts)]
             number = act.next_id[kind]
             act.next_id[kind] += 1
@@ -138,12 +133,8 @@ class BitbucketSeeding:
 
     def _comments(self, threads: list[Item], count: int, rng: random.Random, now: int,
                   inline: bool) -> None:
-        if not threads:
-            return
-        chosen = [rng.choice(threads) for _ in range(count)]
-        planned = sorted(((rng.randint(t["created"], now - QUIET), t) for t in chosen),
-                         key=lambda pair: pair[0])
-        for created, thread in planned:
+        chosen = list(pick(rng, threads, count))  # every parent first, then every time
+        for created, thread in sorted(timed(rng, chosen, now), key=itemgetter(0)):
             text = f"{'Inline c' if inline else 'C'}omment on {thread['title'].lower()}"
             self._new_comment(thread, rng.choice(self.users), text, created,
                               {"path": rng.choice(PATHS), "from": None,
@@ -152,8 +143,7 @@ class BitbucketSeeding:
                 self._last_comment(thread)["updated"] = later(rng, created, now - QUIET)
 
     def _decisions(self, pulls: list[Item], count: int, rng: random.Random, now: int) -> None:
-        for _ in range(count if pulls else 0):
-            pull = rng.choice(pulls)
+        for pull in pick(rng, pulls, count):
             act = pull["repo"]
             taken = {p["user"]["id"] for p in act.participants[pull["id"]]}
             free = [u for u in self.users if u["id"] not in taken and u is not pull["author"]]
@@ -162,7 +152,7 @@ class BitbucketSeeding:
                 state = "approved" if rng.random() < 0.8 else "changes_requested"
                 act.participants[pull["id"]].append(
                     {"user": rng.choice(free), "role": "REVIEWER", "state": state, "at": when})
-                pull["updated"] = max(pull["updated"], when)
+                bump(pull, when)
 
     def _new_comment(self, thread: Item, author: Item, text: str, created: int,
                      inline: dict | None) -> Item:
@@ -174,7 +164,7 @@ class BitbucketSeeding:
         store[comment["id"]] = comment
         act.threads[(kind, thread["id"])].append(comment["id"])
         thread["comments"] += 1
-        thread["updated"] = max(thread["updated"], created)
+        bump(thread, created)
         return comment
 
     @staticmethod

@@ -25,6 +25,7 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
+from keyway.simulators.activity_knobs import ActivityKnobs
 from keyway.simulators.github_api import API, DOCS, GitHubApi, GitHubData
 from keyway.simulators.github_app import GitHubApps
 from keyway.simulators.github_data import GitHubActivity
@@ -46,7 +47,7 @@ HOURLY_LIMIT = 5000  # authenticated user, REST "core" resource
 GRAPHQL_HOURLY_POINTS = 5000  # authenticated user, GraphQL "graphql" resource (points)
 
 
-class GitHubSimulator(Simulator):
+class GitHubSimulator(ActivityKnobs, Simulator):
     """A GitHub (github.com / Enterprise Server) stand-in.
 
     ``expiring_tokens=True`` models a GitHub App's user-to-server tokens (8-hour ``ghu_``
@@ -113,16 +114,7 @@ class GitHubSimulator(Simulator):
         """Create organisation ``org`` (once) with ``repos`` more repositories."""
         return self.data.seed(org, repos)
 
-    # ---- activity: the metadata endpoints' data and knobs (github_data, github_metadata) ----
-    def seed_activity(self, owner: str, repos: int, prs: int, issues: int, comments: int,
-                      review_comments: int = 0, reviews: int = 0, labels: int = 5,
-                      seed: int = 0) -> list[dict[str, Any]]:
-        """Create ``repos`` repositories under ``owner`` and spread ``prs`` pull requests,
-        ``issues`` issues, ``comments`` issue comments, ``review_comments`` and ``reviews``
-        over them (deterministic per ``seed``); returns the repositories."""
-        return self.activity.seed_activity(owner, repos, prs, issues, comments,
-                                           review_comments, reviews, labels, seed)
-
+    # ---- activity (github_data; seed_activity, touch, delete, deleted: ActivityKnobs) -------
     def add_review(self, full_name: str, number: int, state: str = "APPROVED") -> dict | None:
         """A new review of pull request ``number`` in ``full_name``, submitted now (the pull
         request's ``updated_at`` moves to now too); None if there is no such pull request."""
@@ -143,20 +135,6 @@ class GitHubSimulator(Simulator):
     def graphql_queries(self) -> list[dict[str, Any]]:
         """Every parsed (keyway) GraphQL query so far: operation name and variables."""
         return list(self._graphql.queries)
-
-    def touch(self, kind: str, count: int) -> list[int]:
-        """Edit ``count`` items of ``kind`` (``pull``, ``issue``, ``comment``,
-        ``review_comment``): ``updated_at`` becomes now. Returns their ids."""
-        return self.activity.touch(kind, count)
-
-    def delete(self, kind: str, id: int) -> bool:
-        """Remove an item (recorded in :attr:`deleted`); it vanishes from every list."""
-        return self.activity.delete(kind, id)
-
-    @property
-    def deleted(self) -> list:
-        """Every removal so far (:class:`~keyway.simulators.activity.Deletion`)."""
-        return list(self.activity.deleted)
 
     # ---- repository webhooks (github_hooks) -------------------------------------------------
     def deny_admin(self, full_name: str) -> None:

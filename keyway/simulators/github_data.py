@@ -1,19 +1,18 @@
 """Seeded GitHub activity as the simulator serves it: :class:`GitHubActivity` holds every
 repository's pull requests, issues, comments, review comments, reviews and labels
 (:mod:`.github_seed` makes them), answers the API's reads, takes its one write (a new issue
-comment) and offers the knobs tests use: :meth:`~GitHubActivity.touch` and
-:meth:`~GitHubActivity.delete`, whose removals are kept in :attr:`~GitHubActivity.deleted`.
+comment, a new review) and fills in the hooks of the ``touch`` and ``delete`` knobs
+(:mod:`.activity_store`), whose removals are kept in :attr:`~GitHubActivity.deleted`.
 Thread-safe; see :mod:`.activity` for the indexes.
 """
 
 from __future__ import annotations
 
 import itertools
-import random
-import threading
 from collections.abc import Callable
 
-from keyway.simulators.activity import KINDS, TOUCHABLE, Deletion, Item, Query, choose
+from keyway.simulators.activity import Item, Query
+from keyway.simulators.activity_store import drop_by_id, drop_label
 from keyway.simulators.github_api import GitHubData
 from keyway.simulators.github_seed import FIRST_ID, GitHubSeeding, RepoActivity
 from keyway.simulators.oauth_model import Account
@@ -23,15 +22,11 @@ class GitHubActivity(GitHubSeeding):
     """Every repository's activity, the users who author it and the deletion record."""
 
     def __init__(self, data: GitHubData, clock: Callable[[], float]) -> None:
-        self.data, self.clock = data, clock
+        super().__init__(clock, [{"login": f"dev-{i:03d}", "id": 70_000_000 + i, "type": "User"}
+                                 for i in range(1, 41)],
+                         {kind: itertools.count(first) for kind, first in FIRST_ID.items()})
+        self.data = data
         self.repos: dict[str, RepoActivity] = {}  # by lower-cased full name
-        self.deleted: list[Deletion] = []
-        self.users = [{"login": f"dev-{i:03d}", "id": 70_000_000 + i, "type": "User"}
-                      for i in range(1, 41)]
-        self._where: dict[str, dict[int, RepoActivity]] = {kind: {} for kind in KINDS}
-        self._ids = {kind: itertools.count(first) for kind, first in FIRST_ID.items()}
-        self._touches = 0
-        self.lock = threading.RLock()
 
     # ---- reads (the API) ----------------------------------------------------------------------
     def find(self, owner: str, name: str) -> RepoActivity | None:
@@ -122,29 +117,14 @@ class GitHubActivity(GitHubSeeding):
             self._retime(act, "pull", thread, now)
             return dict(item)
 
-    def touch(self, kind: str, count: int) -> list[int]:
-        """Edit ``count`` seeded-order-random items of ``kind`` (``pull``, ``issue``,
-        ``comment``, ``review_comment``): ``updated_at`` becomes now and the title or body
-        changes. Returns their ids (pull ids for ``pull``)."""
-        if kind not in TOUCHABLE:
-            raise ValueError(f"touch: kind must be one of {TOUCHABLE}")
-        with self.lock:
-            self._touches += 1
-            chosen = choose(random.Random(f"touch:{self._touches}"),
-                            sorted(self._where[kind]), count)
-            now = int(self.clock())
-            for ident in chosen:
-                act = self._where[kind][ident]
-                item = self._item(act, kind, ident)
-                field_name = "title" if kind in ("pull", "issue") else "body"
-                item[field_name] = item[field_name].split(" (edited")[0] + f" (edited {now})"
-                self._retime(act, kind, item, now)
-            return chosen
-
+    # ---- the knobs' hooks (activity_store): pull ids for ``pull``, else item ids -------------
     def _item(self, act: RepoActivity, kind: str, ident: int) -> Item:
         source = {"pull": act.pulls, "issue": act.threads, "comment": act.comments,
                   "review_comment": act.review_comments}[kind]
         return source.items[ident]
+
+    def _touched(self, act: RepoActivity, kind: str, item: Item, now: int) -> None:
+        self._retime(act, kind, item, now)
 
     @staticmethod
     def _retime(act: RepoActivity, kind: str, item: Item, now: int) -> None:
@@ -157,29 +137,13 @@ class GitHubActivity(GitHubSeeding):
             (act.comments if kind == "comment" else act.review_comments).reindex(
                 item["id"], old)
 
-    def delete(self, kind: str, ident: int) -> bool:
-        """Remove an item of ``kind`` (any of :data:`~.activity.KINDS`; a pull request or
-        issue takes its comments, review comments and reviews with it). Every removal is
-        appended to :attr:`deleted`; removed items vanish from every list. False if unknown."""
-        if kind not in KINDS:
-            raise ValueError(f"delete: kind must be one of {KINDS}")
-        with self.lock:
-            act = self._where[kind].pop(ident, None)
-            if act is None:
-                return False
-            now = int(self.clock())
-            self.deleted += [Deletion(k, i, act.name, now)
-                             for k, i in self._remove(act, kind, ident)]
-            return True
-
-    def _remove(self, act: RepoActivity, kind: str, ident: int) -> list[tuple[str, int]]:
+    def _remove(self, act: RepoActivity, kind: str, ident: int,
+                now: int) -> list[tuple[str, int]]:
+        """A pull request or issue takes its comments, review comments and reviews along."""
         if kind == "label":
-            act.labels = [label for label in act.labels if label["id"] != ident]
-            for thread in act.threads.items.values():
-                thread["labels"] = [label for label in thread["labels"] if label["id"] != ident]
+            drop_label(act, act.threads.items.values(), ident)
         elif kind == "review":
-            for reviews in act.reviews.values():
-                reviews[:] = [review for review in reviews if review["id"] != ident]
+            drop_by_id(act.reviews.values(), ident)
         elif kind in ("comment", "review_comment"):
             item = self._item(act, kind, ident)
             (act.comments if kind == "comment" else act.review_comments).remove(ident)

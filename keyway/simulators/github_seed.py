@@ -11,35 +11,28 @@ handed out in creation order, as GitHub's are.
 
 from __future__ import annotations
 
-import itertools
 import random
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from operator import itemgetter
 from typing import Any
 
-from keyway.simulators.activity import (
-    DEFAULT_LABELS,
-    NOUNS,
-    PATHS,
-    QUIET,
-    VERBS,
-    YEAR,
-    Collection,
-    Item,
-    later,
-    spread,
-)
+from keyway.simulators.activity import NOUNS, PATHS, QUIET, VERBS, Collection, Item, later
+from keyway.simulators.activity_store import ActivityStore
 from keyway.simulators.github_api import GitHubData
+from keyway.simulators.seeding import (
+    bump,
+    check_counts,
+    children,
+    deal_threads,
+    label_specs,
+    load,
+    threads_by_state,
+)
 
 REVIEW_STATES = ("APPROVED", "CHANGES_REQUESTED", "COMMENTED")
 FIRST_ID = {"issue": 2_000_000_000, "pull": 1_500_000_000, "comment": 2_500_000_000,
             "review_comment": 1_300_000_000, "review": 2_100_000_000, "label": 6_000_000_000}
-
-
-def _state(item: Item) -> str:
-    return item["state"]
 
 
 @dataclass
@@ -47,8 +40,8 @@ class RepoActivity:
     """One repository's activity and its indexes."""
 
     repo: dict[str, Any]
-    threads: Collection = field(default_factory=lambda: Collection("id", _state))
-    pulls: Collection = field(default_factory=lambda: Collection("pull_id", _state))
+    threads: Collection = field(default_factory=threads_by_state)
+    pulls: Collection = field(default_factory=lambda: threads_by_state("pull_id"))
     comments: Collection = field(default_factory=Collection)
     review_comments: Collection = field(default_factory=Collection)
     reviews: dict[int, list[Item]] = field(default_factory=lambda: defaultdict(list))
@@ -62,16 +55,11 @@ class RepoActivity:
         return self.repo["full_name"]
 
 
-class GitHubSeeding:
-    """``seed_activity`` and its helpers; mixed into the activity store, whose attributes
-    these are."""
+class GitHubSeeding(ActivityStore[RepoActivity]):
+    """``seed_activity`` and its helpers: the seeding half of the activity store."""
 
     data: GitHubData
-    clock: Callable[[], float]
     repos: dict[str, RepoActivity]
-    users: list[Item]
-    _where: dict[str, dict[int, RepoActivity]]
-    _ids: dict[str, itertools.count]
 
     def seed_activity(self, owner: str, repos: int, prs: int, issues: int, comments: int,
                       review_comments: int = 0, reviews: int = 0, labels: int = 5,
@@ -79,9 +67,7 @@ class GitHubSeeding:
         """Create ``repos`` new repositories under ``owner`` and spread the given numbers of
         pull requests, issues, issue comments, review comments and reviews over them; each
         repository gets ``labels`` labels. Returns the repositories."""
-        if min(repos, prs, issues, comments, review_comments, reviews, labels) < 0 or (
-                repos == 0 and prs + issues > 0):
-            raise ValueError("counts must be >= 0 and activity needs a repository")
+        check_counts(repos, prs, issues, comments, review_comments, reviews, labels)
         rng, now = random.Random(f"github:{owner}:{seed}"), int(self.clock())
         with self.lock:
             made = self.data.seed(owner, repos)
@@ -91,17 +77,14 @@ class GitHubSeeding:
             notes = self._seed_comments(threads, comments, rng, now)
             verdicts = self._seed_reviews(pulls, reviews, rng, now)
             remarks = self._seed_review_comments(pulls, review_comments, rng, now)
-            self._load(threads, notes, verdicts, remarks)
+            self._load(threads, pulls, notes, verdicts, remarks)
         return made
 
     def _open(self, repo: dict[str, Any], labels: int) -> RepoActivity:
         act = RepoActivity(repo)
-        for i in range(labels):
-            name, color, text = (DEFAULT_LABELS[i] if i < len(DEFAULT_LABELS)
-                                 else (f"area-{i + 1}", f"{(i * 2654435761) % 0xFFFFFF:06x}",
-                                       f"Area {i + 1}"))
+        for name, color, text, default in label_specs(labels):
             label = {"id": next(self._ids["label"]), "name": name, "color": color,
-                     "description": text, "default": i < len(DEFAULT_LABELS)}
+                     "description": text, "default": default}
             act.labels.append(label)
             self._where["label"][label["id"]] = act
         self.repos[act.name.lower()] = act
@@ -109,11 +92,8 @@ class GitHubSeeding:
 
     def _seed_threads(self, acts: list[RepoActivity], prs: int, issues: int,
                       rng: random.Random, now: int) -> list[Item]:
-        kinds = [True] * prs + [False] * issues
-        rng.shuffle(kinds)
-        times = spread(rng, len(kinds), now - YEAR, now - QUIET)
-        return [self._thread(acts[i % len(acts)], is_pull, created, rng, now)
-                for i, (is_pull, created) in enumerate(zip(kinds, times, strict=True))]
+        return [self._thread(act, is_pull, created, rng, now) for act, is_pull, created
+                in deal_threads(acts, [True] * prs + [False] * issues, rng, now)]
 
     def _thread(self, act: RepoActivity, is_pull: bool, created: int, rng: random.Random,
                 now: int) -> Item:
@@ -141,18 +121,14 @@ class GitHubSeeding:
                   now: int) -> list[Item]:
         """``count`` items under random parents, created after them, ids in creation order;
         each bumps its parent's ``updated`` (GitHub does on a new comment or review)."""
-        if not parents:
-            return []
-        moments = sorted(((rng.randint(p["created"], now - QUIET), p) for p in
-                          (rng.choice(parents) for _ in range(count))), key=itemgetter(0))
         made = []
-        for created, parent in moments:
+        for created, parent in children(rng, parents, count, now):
             edited = rng.random() < 0.15
             made.append({"id": next(self._ids[kind]), "number": parent["number"],
                          "repo": parent["repo"], "user": rng.choice(self.users),
                          "created": created,
                          "updated": later(rng, created, now - QUIET) if edited else created})
-            parent["updated"] = max(parent["updated"], created)
+            bump(parent, created)
         return made
 
     def _seed_comments(self, threads: list[Item], count: int, rng: random.Random,
@@ -184,18 +160,16 @@ class GitHubSeeding:
                         else next(self._ids["review"]))
         return made
 
-    def _load(self, threads: list[Item], notes: list[Item], verdicts: list[Item],
-              remarks: list[Item]) -> None:
+    def _load(self, threads: list[Item], pulls: list[Item], notes: list[Item],
+              verdicts: list[Item], remarks: list[Item]) -> None:
         """Build the indexes once everything is seeded (``updated`` is final by then)."""
         for attribute, items in (("threads", threads), ("comments", notes),
-                                 ("review_comments", remarks)):
-            grouped: dict[str, list[Item]] = defaultdict(list)
-            for item in items:
-                grouped[item["repo"].lower()].append(item)
-            for key, group in grouped.items():
-                getattr(self.repos[key], attribute).load(group)
-                if attribute == "threads":
-                    self.repos[key].pulls.load(t for t in group if t["pull_id"] is not None)
+                                 ("review_comments", remarks), ("pulls", pulls)):
+            load(items, self._collection(attribute))
         for kind, items in (("comment", notes), ("review", verdicts),
                             ("review_comment", remarks)):
             self._where[kind].update((i["id"], self.repos[i["repo"].lower()]) for i in items)
+
+    def _collection(self, attribute: str) -> Callable[[Item], Collection]:
+        """Where an item goes: collection ``attribute`` of its repository."""
+        return lambda item: getattr(self.repos[item["repo"].lower()], attribute)

@@ -25,6 +25,7 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
+from keyway.simulators.activity_knobs import ActivityKnobs
 from keyway.simulators.gitlab_api import API, GitLabApi, GitLabData
 from keyway.simulators.gitlab_data import GitLabActivity
 from keyway.simulators.gitlab_forbidden import GitLabForbiddenApi
@@ -42,11 +43,13 @@ SECOND_USER = Account("rsmith", 4343, "Riley Smith")  # a second user who can si
 MINUTE_LIMIT = 2000  # gitlab.com authenticated API requests per minute
 
 
-class GitLabSimulator(Simulator):
+class GitLabSimulator(ActivityKnobs, Simulator):
     """A GitLab (gitlab.com / self-managed) stand-in.
 
     ``rate_limit`` is the per-minute budget per user; ``clock`` (epoch seconds) drives code,
-    token and rate-limit expiry; ``on_issue`` sees every token issued.
+    token and rate-limit expiry; ``on_issue`` sees every token issued. The activity knobs
+    (``seed_activity``, ``touch``, ``delete``, ``deleted``) come from
+    :class:`~keyway.simulators.activity_knobs.ActivityKnobs`.
     """
 
     mint_scopes = ("api",)
@@ -91,31 +94,6 @@ class GitLabSimulator(Simulator):
     def seed(self, group: str, projects: int) -> list[dict[str, Any]]:
         """Create group ``group`` (once) with ``projects`` more projects."""
         return self.data.seed(group, projects)
-
-    # ---- activity: the metadata endpoints' data and knobs (gitlab_data, gitlab_metadata) ----
-    def seed_activity(self, owner: str, repos: int, prs: int, issues: int, comments: int,
-                      review_comments: int = 0, reviews: int = 0, labels: int = 5,
-                      seed: int = 0) -> list[dict[str, Any]]:
-        """Create ``repos`` projects in group ``owner`` and spread ``prs`` merge requests,
-        ``issues`` issues, ``comments`` user notes, ``review_comments`` diff notes and
-        ``reviews`` approvals over them (deterministic per ``seed``; GitLab's own system
-        notes come on top); returns the projects."""
-        return self.activity.seed_activity(owner, repos, prs, issues, comments,
-                                           review_comments, reviews, labels, seed)
-
-    def touch(self, kind: str, count: int) -> list[int]:
-        """Edit ``count`` items of ``kind`` (``pull`` = merge request, ``issue``,
-        ``comment``, ``review_comment``): ``updated_at`` becomes now. Returns their ids."""
-        return self.activity.touch(kind, count)
-
-    def delete(self, kind: str, id: int) -> bool:
-        """Remove an item (recorded in :attr:`deleted`); it vanishes from every list."""
-        return self.activity.delete(kind, id)
-
-    @property
-    def deleted(self) -> list:
-        """Every removal so far (:class:`~keyway.simulators.activity.Deletion`)."""
-        return list(self.activity.deleted)
 
     # ---- project hooks (gitlab_hooks) --------------------------------------------------------
     def deny_maintainer(self, project_id: int) -> None:

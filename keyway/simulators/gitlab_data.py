@@ -1,8 +1,8 @@
 """Seeded GitLab activity as the simulator serves it: :class:`GitLabActivity` holds every
 project's merge requests, issues, notes, approvals and labels (:mod:`.gitlab_seed` makes
-them), answers the API's reads, takes its one write (a new note) and offers the knobs tests
-use: :meth:`~GitLabActivity.touch` and :meth:`~GitLabActivity.delete`, whose removals are
-kept in :attr:`~GitLabActivity.deleted`. Thread-safe; see :mod:`.activity` for the indexes.
+them), answers the API's reads, takes its one write (a new note) and fills in the hooks of
+the ``touch`` and ``delete`` knobs (:mod:`.activity_store`), whose removals are kept in
+:attr:`~GitLabActivity.deleted`. Thread-safe; see :mod:`.activity` for the indexes.
 
 Kinds (shared with GitHub's store): ``pull`` = merge request (by global id), ``issue``,
 ``comment`` = user note, ``review_comment`` = diff note, ``review`` = approval, ``label``.
@@ -11,14 +11,13 @@ Kinds (shared with GitHub's store): ``pull`` = merge request (by global id), ``i
 from __future__ import annotations
 
 import itertools
-import random
-import threading
 from collections.abc import Callable
 from urllib.parse import unquote
 
-from keyway.simulators.activity import KINDS, TOUCHABLE, Deletion, Item, Query, choose
+from keyway.simulators.activity import Item, Query
+from keyway.simulators.activity_store import drop_by_id, drop_label
 from keyway.simulators.gitlab_api import GitLabData
-from keyway.simulators.gitlab_seed import FIRST_ID, GitLabSeeding, ProjectActivity
+from keyway.simulators.gitlab_seed import FIRST_ID, NOTE_KINDS, GitLabSeeding, ProjectActivity
 from keyway.simulators.oauth_model import Account
 
 ORDER = {"created_at": "created", "updated_at": "updated"}
@@ -28,19 +27,14 @@ class GitLabActivity(GitLabSeeding):
     """Every project's activity, the users who author it and the deletion record."""
 
     def __init__(self, data: GitLabData, clock: Callable[[], float]) -> None:
-        self.data, self.clock = data, clock
+        ids = {kind: itertools.count(first) for kind, first in FIRST_ID.items()
+               if kind not in NOTE_KINDS}
+        ids.update(dict.fromkeys(NOTE_KINDS, itertools.count(FIRST_ID["comment"])))
+        super().__init__(clock, [{"id": 8_000 + i, "username": f"dev-{i:03d}",
+                                  "name": f"Developer {i}"} for i in range(1, 41)], ids)
+        self.data = data
         self.projects: dict[int, ProjectActivity] = {}
-        self.deleted: list[Deletion] = []
-        self.users = [{"id": 8_000 + i, "username": f"dev-{i:03d}", "name": f"Developer {i}"}
-                      for i in range(1, 41)]
-        self._where: dict[str, dict[int, ProjectActivity]] = {kind: {} for kind in KINDS}
-        ids = {**FIRST_ID, "review_comment": FIRST_ID["comment"]}
-        notes = itertools.count(FIRST_ID["comment"])
-        self._ids = {kind: notes if kind in ("comment", "review_comment")
-                     else itertools.count(first) for kind, first in ids.items()}
-        self._touches = 0
         self._keys: dict[str, ProjectActivity] = {}  # "id" and "group/project" -> activity
-        self.lock = threading.RLock()
 
     # ---- reads (the API) ----------------------------------------------------------------------
     def find(self, ident: str) -> ProjectActivity | None:
@@ -105,28 +99,13 @@ class GitLabActivity(GitLabSeeding):
             self._retime(act, thread, now)
             return dict(note)
 
-    def touch(self, kind: str, count: int) -> list[int]:
-        """Edit ``count`` items of ``kind`` (``pull``, ``issue``, ``comment``,
-        ``review_comment``): ``updated_at`` becomes now and the title or body changes (a
-        note's merge request or issue is updated with it). Returns their ids."""
-        if kind not in TOUCHABLE:
-            raise ValueError(f"touch: kind must be one of {TOUCHABLE}")
-        with self.lock:
-            self._touches += 1
-            chosen = choose(random.Random(f"touch:{self._touches}"),
-                            sorted(self._where[kind]), count)
-            now = int(self.clock())
-            for ident in chosen:
-                act = self._where[kind][ident]
-                item = self._item(act, kind, ident)
-                name = "title" if kind in ("pull", "issue") else "body"
-                item[name] = item[name].split(" (edited")[0] + f" (edited {now})"
-                if kind in ("pull", "issue"):
-                    self._retime(act, item, now)
-                else:  # an edited note touches its noteable, as GitLab's do
-                    item["updated"] = now
-                    self._retime(act, act.by_iid[(item["noteable_type"], item["iid"])], now)
-            return chosen
+    # ---- the knobs' hooks (activity_store) ----------------------------------------------------
+    def _touched(self, act: ProjectActivity, kind: str, item: Item, now: int) -> None:
+        if kind in ("pull", "issue"):
+            self._retime(act, item, now)
+        else:  # an edited note touches its noteable, as GitLab's do
+            item["updated"] = now
+            self._retime(act, act.by_iid[(item["noteable_type"], item["iid"])], now)
 
     @staticmethod
     def _item(act: ProjectActivity, kind: str, ident: int) -> Item:
@@ -137,32 +116,15 @@ class GitLabActivity(GitLabSeeding):
     @staticmethod
     def _retime(act: ProjectActivity, thread: Item, now: int) -> None:
         old, thread["updated"] = thread["updated"], now
-        collection = act.merge_requests if thread["noteable_type"] == "MergeRequest" \
-            else act.issues
-        collection.reindex(thread["id"], old)
+        act.collection(thread).reindex(thread["id"], old)
 
-    def delete(self, kind: str, ident: int) -> bool:
-        """Remove an item of ``kind`` (a merge request or issue takes its notes and
-        approvals with it). Every removal is appended to :attr:`deleted`. False if unknown."""
-        if kind not in KINDS:
-            raise ValueError(f"delete: kind must be one of {KINDS}")
-        with self.lock:
-            act = self._where[kind].pop(ident, None)
-            if act is None:
-                return False
-            now = int(self.clock())
-            self.deleted += [Deletion(k, i, act.name, now)
-                             for k, i in self._remove(act, kind, ident)]
-            return True
-
-    def _remove(self, act: ProjectActivity, kind: str, ident: int) -> list[tuple[str, int]]:
+    def _remove(self, act: ProjectActivity, kind: str, ident: int,
+                now: int) -> list[tuple[str, int]]:
+        """A merge request or issue takes its notes and approvals along."""
         if kind == "label":
-            act.labels = [label for label in act.labels if label["id"] != ident]
-            for thread in act.by_iid.values():
-                thread["labels"] = [label for label in thread["labels"] if label["id"] != ident]
+            drop_label(act, act.by_iid.values(), ident)
         elif kind == "review":
-            for approvals in act.approvals.values():
-                approvals[:] = [a for a in approvals if a["id"] != ident]
+            drop_by_id(act.approvals.values(), ident)
         elif kind in ("comment", "review_comment"):
             note = act.notes.pop(ident)
             act.threads[(note["noteable_type"], note["iid"])].remove(ident)
@@ -174,7 +136,7 @@ class GitLabActivity(GitLabSeeding):
     def _remove_thread(self, act: ProjectActivity, thread: Item) -> list[tuple[str, int]]:
         """A merge request or issue with its notes and approvals."""
         kind, iid = thread["noteable_type"], thread["iid"]
-        (act.merge_requests if kind == "MergeRequest" else act.issues).remove(thread["id"])
+        act.collection(thread).remove(thread["id"])
         del act.by_iid[(kind, iid)]
         removed = [("pull" if kind == "MergeRequest" else "issue", thread["id"])]
         for note_id in act.threads.pop((kind, iid), []):

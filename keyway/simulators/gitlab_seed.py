@@ -11,36 +11,29 @@ per ``(group, seed)`` and clock; timestamps in the year before "now", none after
 
 from __future__ import annotations
 
-import itertools
 import random
-import threading
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
 
-from keyway.simulators.activity import (
-    DEFAULT_LABELS,
-    NOUNS,
-    PATHS,
-    QUIET,
-    VERBS,
-    YEAR,
-    Collection,
-    Item,
-    later,
-    spread,
-)
+from keyway.simulators.activity import NOUNS, PATHS, QUIET, VERBS, Collection, Item, later
+from keyway.simulators.activity_store import ActivityStore
 from keyway.simulators.gitlab_api import GitLabData
+from keyway.simulators.seeding import (
+    bump,
+    check_counts,
+    deal_threads,
+    label_specs,
+    load,
+    pick,
+    threads_by_state,
+    timed,
+)
 
 FIRST_ID = {"pull": 300_000_000, "issue": 140_000_000, "comment": 1_900_000_000,
             "review": 7_000_000, "label": 30_000_000}
 NOTE_KINDS = ("comment", "review_comment")  # both are notes and share the note id sequence
-
-
-def _state(item: Item) -> str:
-    return item["state"]
 
 
 @dataclass
@@ -48,8 +41,8 @@ class ProjectActivity:
     """One project's activity and its indexes."""
 
     project: dict[str, Any]
-    merge_requests: Collection = field(default_factory=lambda: Collection("id", _state))
-    issues: Collection = field(default_factory=lambda: Collection("id", _state))
+    merge_requests: Collection = field(default_factory=threads_by_state)
+    issues: Collection = field(default_factory=threads_by_state)
     notes: dict[int, Item] = field(default_factory=dict)  # by note id
     threads: dict[tuple[str, int], list[int]] = field(
         default_factory=lambda: defaultdict(list))  # (noteable type, iid) -> note ids
@@ -62,17 +55,16 @@ class ProjectActivity:
     def name(self) -> str:
         return self.project["path_with_namespace"]
 
+    def collection(self, thread: Item) -> Collection:
+        """The index a merge request or issue lives in."""
+        return self.merge_requests if thread["noteable_type"] == "MergeRequest" else self.issues
 
-class GitLabSeeding:
-    """``seed_activity`` and its helpers, mixed into the activity store."""
+
+class GitLabSeeding(ActivityStore[ProjectActivity]):
+    """``seed_activity`` and its helpers: the seeding half of the activity store."""
 
     data: GitLabData
-    clock: Callable[[], float]
     projects: dict[int, ProjectActivity]
-    users: list[Item]
-    _where: dict[str, dict[int, ProjectActivity]]
-    _ids: dict[str, itertools.count]
-    lock: threading.RLock
 
     def seed_activity(self, group: str, repos: int, prs: int, issues: int, comments: int,
                       review_comments: int = 0, reviews: int = 0, labels: int = 5,
@@ -80,9 +72,8 @@ class GitLabSeeding:
         """Create ``repos`` new projects in ``group`` and spread ``prs`` merge requests,
         ``issues`` issues, ``comments`` user notes, ``review_comments`` diff notes and
         ``reviews`` approvals over them; ``labels`` labels each. Returns the projects."""
-        if min(repos, prs, issues, comments, review_comments, reviews, labels) < 0 or (
-                repos == 0 and prs + issues > 0):
-            raise ValueError("counts must be >= 0 and activity needs a project")
+        check_counts(repos, prs, issues, comments, review_comments, reviews, labels,
+                     container="project")
         rng, now = random.Random(f"gitlab:{group}:{seed}"), int(self.clock())
         with self.lock:
             made = self.data.seed(group, repos)
@@ -101,10 +92,7 @@ class GitLabSeeding:
 
     def _open(self, project: dict[str, Any], labels: int) -> ProjectActivity:
         act = ProjectActivity(project)
-        for i in range(labels):
-            name, color, text = (DEFAULT_LABELS[i] if i < len(DEFAULT_LABELS)
-                                 else (f"area-{i + 1}", f"{(i * 2654435761) % 0xFFFFFF:06x}",
-                                       f"Area {i + 1}"))
+        for name, color, text, _ in label_specs(labels):
             label = {"id": next(self._ids["label"]), "name": name, "color": f"#{color}",
                      "description": text, "open_issues_count": 0, "closed_issues_count": 0,
                      "open_merge_requests_count": 0}
@@ -115,11 +103,8 @@ class GitLabSeeding:
 
     def _seed_threads(self, acts: list[ProjectActivity], mrs: int, issues: int,
                       rng: random.Random, now: int) -> list[Item]:
-        kinds = ["MergeRequest"] * mrs + ["Issue"] * issues
-        rng.shuffle(kinds)
-        times = spread(rng, len(kinds), now - YEAR, now - QUIET)
-        return [self._thread(acts[i % len(acts)], kind, created, rng, now)
-                for i, (kind, created) in enumerate(zip(kinds, times, strict=True))]
+        return [self._thread(act, kind, created, rng, now) for act, kind, created
+                in deal_threads(acts, ["MergeRequest"] * mrs + ["Issue"] * issues, rng, now)]
 
     def _thread(self, act: ProjectActivity, kind: str, created: int, rng: random.Random,
                 now: int) -> Item:
@@ -150,10 +135,10 @@ class GitLabSeeding:
     @staticmethod
     def _plan(parents: list[Item], count: int, kind: str, rng: random.Random,
               now: int) -> list[tuple[int, Item, str, str]]:
-        if not parents:
-            return []
-        chosen = (rng.choice(parents) for _ in range(count))
-        return [(rng.randint(p["created"], now - QUIET), p, kind, "") for p in chosen]
+        """``count`` notes of ``kind`` under random parents, unordered (system notes join
+        them before :meth:`_seed_notes` sorts by time)."""
+        moments = timed(rng, pick(rng, parents, count), now)
+        return [(created, parent, kind, "") for created, parent in moments]
 
     def _seed_notes(self, planned: list[tuple[int, Item, str, str]], rng: random.Random,
                     now: int) -> None:
@@ -175,12 +160,11 @@ class GitLabSeeding:
                 self._where["review_comment" if kind == "diff" else "comment"][note["id"]] = act
             act.notes[note["id"]] = note
             act.threads[(parent["noteable_type"], parent["iid"])].append(note["id"])
-            parent["updated"] = max(parent["updated"], created)
+            bump(parent, created)
 
     def _seed_approvals(self, mrs: list[Item], count: int, rng: random.Random,
                         now: int) -> None:
-        for _ in range(count if mrs else 0):
-            mr = rng.choice(mrs)
+        for mr in pick(rng, mrs, count):
             act = self.projects[mr["project_id"]]
             taken = {a["user"]["id"] for a in act.approvals[mr["iid"]]}
             free = [u for u in self.users if u["id"] not in taken and u is not mr["user"]]
@@ -190,18 +174,12 @@ class GitLabSeeding:
                             "iid": mr["iid"], "created": created}
                 act.approvals[mr["iid"]].append(approval)
                 self._where["review"][approval["id"]] = act
-                mr["updated"] = max(mr["updated"], created)
+                bump(mr, created)
 
-    @staticmethod
-    def _load(acts: list[ProjectActivity], threads: list[Item]) -> None:
+    def _load(self, acts: list[ProjectActivity], threads: list[Item]) -> None:
         """Build the indexes once everything is seeded (``updated`` is final by then)."""
-        grouped: dict[int, list[Item]] = defaultdict(list)
-        for item in threads:
-            grouped[item["project_id"]].append(item)
+        load(threads, lambda thread: self.projects[thread["project_id"]].collection(thread))
         for act in acts:
-            group = grouped.get(act.project["id"], [])
-            act.merge_requests.load(t for t in group if t["noteable_type"] == "MergeRequest")
-            act.issues.load(t for t in group if t["noteable_type"] == "Issue")
             for approvals in act.approvals.values():
                 approvals.sort(key=itemgetter("created", "id"))
 
