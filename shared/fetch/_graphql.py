@@ -135,9 +135,11 @@ def result(spec: ProviderSpec, name: str, body: Any, headers: Mapping[str, str],
         if not isinstance(data, dict):
             if kinds == ["NOT_FOUND"]:
                 raise NotFoundAtProvider(f"{what}: not found (GraphQL)")
-            raise ProviderRefused(f"{what}: answered GraphQL errors {kinds}")
+            raise ProviderRefused(f"{what}: answered GraphQL errors {kinds}",
+                                  types=tuple(kinds))
         if kinds != ["NOT_FOUND"]:
-            raise ProviderRefused(f"{what}: answered GraphQL errors {kinds}")
+            raise ProviderRefused(f"{what}: answered GraphQL errors {kinds}",
+                                  types=tuple(kinds))
     if not isinstance(data, dict):
         raise MalformedResponse(f"{what}: answered no data")
     return GraphQLResponse(data, tuple(_path(e) for e in errors), _cost(data), headers)
