@@ -10,7 +10,10 @@ the next scheduled sync takes over.
 Outcomes: finished → ``done``; time budget spent → a continuation ``sync.requested`` goes back
 to the vault (which seals a fresh token) → ``continuing``; rate limit or budget spent → the
 connection's ``next_sync_at`` moves to the reset time → ``waiting`` (no spinning); the
-provider refused the token → ``failed`` (``provider.token_rejected``).
+provider refused the token → ``failed`` (``provider.token_rejected``). A child list the
+provider refuses for good (403/404, GraphQL ``FORBIDDEN``) does not fail the job: it ends
+``done`` with ``degraded`` and ``missing`` in the status (:mod:`shared.fetch.status`), is
+acknowledged, and the next sync reads the missing children first.
 
 A connection whose admin left webhook registration on also registers keyway's hooks on the
 repositories that have none yet, with the same client and token (:mod:`shared.webhooks.register`)
