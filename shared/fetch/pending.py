@@ -3,8 +3,9 @@
 
 When the provider refuses a child list permanently (:func:`shared.fetch.errors.
 unavailable_reason`), the parents are still written and the parents whose children are missing
-are remembered here, per repository and child: each parent's kind, number, path parameters and
-GraphQL node id, the reason, when it was first seen and in which sync round it last failed.
+are remembered here, per repository and child: each parent's kind, number, path parameters,
+GraphQL node id and reason; when the child was first seen missing there, and in which sync
+round it last failed.
 Their list will not offer them again (it answers ``304`` until they change), so the next sync
 of the repository reads the children of exactly these parents first — one GraphQL query per
 100 parents, or one REST list per parent — before walking its lists; what it reads is taken
@@ -32,9 +33,9 @@ MAX_PARENTS = 1000
 Failed = tuple[str | None, Parent, str]  # (GraphQL node id or None, parent, reason)
 
 
-def _entry(node_id: str | None, parent: Parent) -> dict[str, Any]:
+def _entry(node_id: str | None, parent: Parent, reason: str) -> dict[str, Any]:
     return {"kind": parent.kind, "number": parent.number,
-            "path_params": dict(parent.path_params), "node_id": node_id}
+            "path_params": dict(parent.path_params), "node_id": node_id, "reason": reason}
 
 
 def parents_of(doc: dict[str, Any]) -> list[tuple[str | None, Parent]]:
@@ -73,22 +74,18 @@ class PendingBook:
         doc = dict(doc or {"connection": self._connection, "repository": repository,
                            "child": child, "first_seen": self._now, "parents": [],
                            "dropped": 0, "attempts": 0})
-        kept = [e for e in doc["parents"] if e["number"] not in numbers]
+        kept = {e["number"]: e for e in doc["parents"] if e["number"] not in numbers}
         if not failed and len(kept) == len(doc["parents"]):
             return
-        listed = {e["number"] for e in kept}
-        for node_id, parent, _ in failed:
-            if parent.number in listed:
-                continue
-            if len(kept) >= MAX_PARENTS:
+        for node_id, parent, reason in failed:
+            if parent.number in kept or len(kept) < MAX_PARENTS:
+                kept[parent.number] = _entry(node_id, parent, reason)
+            else:
                 doc["dropped"] += 1
-                continue
-            kept.append(_entry(node_id, parent))
-            listed.add(parent.number)
         if failed:
             doc.update(reason=failed[-1][2], last_seen=self._now, round=self._round,
                        attempts=int(doc.get("attempts") or 0) + 1)
-        doc["parents"] = kept
+        doc["parents"] = list(kept.values())
         self._save(cursor_id(self._connection, repository, child), doc)
 
     def keep_only(self, repositories: set[str]) -> None:
@@ -111,15 +108,18 @@ class PendingBook:
 def summary(store: DocumentStore, connection: str) -> list[dict[str, Any]]:
     """What is missing, per child and reason: ``reason`` (``<child>.unavailable: <why>``),
     ``child``, ``parents`` (how many parents lack it), ``repositories``, ``first_seen``."""
-    found: dict[tuple[str, str], dict[str, Any]] = {}
+    found: dict[str, dict[str, Any]] = {}
     for snap in store.query(COLLECTION, [Filter("connection", "==", connection)]):
-        doc = snap.data
-        child, why = str(doc.get("child")), str(doc.get("reason"))
-        entry = found.setdefault((child, why), {
-            "child": child, "reason": f"{child}.unavailable: {why}", "parents": 0,
-            "repositories": 0, "first_seen": doc.get("first_seen")})
-        entry["parents"] += len(doc.get("parents") or []) + int(doc.get("dropped") or 0)
-        entry["repositories"] += 1
-        if (doc.get("first_seen") or "") < (entry["first_seen"] or ""):
-            entry["first_seen"] = doc.get("first_seen")
-    return sorted(found.values(), key=lambda e: e["reason"])
+        doc, child = snap.data, str(snap.data.get("child"))
+        whys = [str(e.get("reason") or doc.get("reason")) for e in doc.get("parents") or []]
+        whys += [str(doc.get("reason"))] * int(doc.get("dropped") or 0)
+        for why in sorted(set(whys)):
+            reason = f"{child}.unavailable: {why}"
+            entry = found.setdefault(reason, {
+                "child": child, "reason": reason, "parents": 0, "repositories": 0,
+                "first_seen": doc.get("first_seen")})
+            entry["parents"] += whys.count(why)
+            entry["repositories"] += 1
+            seen = [t for t in (entry["first_seen"], doc.get("first_seen")) if t]
+            entry["first_seen"] = min(seen) if seen else None
+    return [found[k] for k in sorted(found)]
