@@ -123,9 +123,8 @@ class SyncRun:
         """The children the provider refused in an earlier round, read first: their parents
         are unchanged, so the lists will not offer them again."""
         for name, spec in self._plan.children.items():
-            doc = self._pending.due(ctx.repository or "", name)
-            if doc is not None:
-                parents = pending.parents_of(doc)
+            parents = self._pending.due(ctx.repository or "", name)
+            if parents:
                 self.stats.retried += len(parents)
                 self._read(spec, ctx, parents)
 

@@ -58,9 +58,9 @@ def test_refused_parents_are_remembered_then_taken_off_once_read(store):
     book = pending.PendingBook(store, "c-1", "round-1", NOW)
     book.settle("repo-a", "reviews", [pr(1)], [("N2", pr(2), "permission"),
                                                ("N3", pr(3), "not_found")])
-    doc = pending.PendingBook(store, "c-1", "round-2", LATER).due("repo-a", "reviews")
-    assert [(i, p.number) for i, p in pending.parents_of(doc)] == [("N2", 2), ("N3", 3)]
-    assert book.due("repo-a", "reviews") is None  # failed in this round: not retried again
+    due = pending.PendingBook(store, "c-1", "round-2", LATER).due("repo-a", "reviews")
+    assert [(i, p.number) for i, p in due] == [("N2", 2), ("N3", 3)]
+    assert book.due("repo-a", "reviews") == []  # failed in this round: not retried again
     assert pending.summary(store, "c-1") == [
         {"child": "reviews", "reason": "reviews.unavailable: not_found", "parents": 1,
          "repositories": 1, "first_seen": NOW},
@@ -81,13 +81,17 @@ def test_nothing_is_written_when_nothing_was_missing(store):
     assert store.query(pending.COLLECTION) == []
 
 
-def test_the_record_is_bounded_and_counts_the_rest(store, monkeypatch):
-    monkeypatch.setattr(pending, "MAX_PARENTS", 3)
+def test_a_document_holds_one_bucket_of_parent_numbers_and_nothing_is_dropped(store):
     book = pending.PendingBook(store, "c-1", "round-1", NOW)
-    book.settle("repo-a", "reviews", [], [(f"N{n}", pr(n), "permission") for n in range(5)])
-    (doc,) = [s.data for s in store.query(pending.COLLECTION)]
-    assert len(doc["parents"]) == 3 and doc["dropped"] == 2
-    assert pending.summary(store, "c-1")[0]["parents"] == 5  # still counted as missing
+    numbers = range(1, 2 * pending.BUCKET + 2)
+    book.settle("repo-a", "reviews", [], [(f"N{n}", pr(n), "permission") for n in numbers])
+    sizes = sorted(len(s.data["parents"]) for s in store.query(pending.COLLECTION))
+    assert sizes == [2, pending.BUCKET - 1, pending.BUCKET]  # 1-499, 500-999, 1000-1001
+    assert pending.summary(store, "c-1")[0]["parents"] == len(numbers)
+    again = pending.PendingBook(store, "c-1", "round-2", LATER)
+    assert [p.number for _, p in again.due("repo-a", "reviews")] == list(numbers)
+    again.settle("repo-a", "reviews", [pr(n) for n in numbers], [])
+    assert store.query(pending.COLLECTION) == []
 
 
 def test_the_summary_adds_up_repositories_and_keeps_the_earliest_first_seen(store):
@@ -108,4 +112,4 @@ def test_repositories_that_are_gone_are_forgotten(store):
     book.settle("repo-b", "reviews", [], [("N1", pr(1), "permission")])
     book.keep_only({"repo-b"})
     assert [s.data["repository"] for s in store.query(pending.COLLECTION)] == ["repo-b"]
-    assert book.get("repo-a", "reviews") is None
+    assert book.due("repo-a", "reviews") == []
