@@ -10,7 +10,10 @@ round it last recorded a failure. The parents' list will not offer them again (i
 these parents first — one GraphQL query per 100 parents, or one REST list per parent —
 before walking its lists; what it reads is taken off, and a document is deleted once empty.
 A retry is not repeated within the round that recorded the failure (a continuation does not
-pay for it twice).
+pay for it twice), and a document refused again backs off: the sync after the first failure
+retries it, then at most every :data:`BACKOFF` doubled per further failed round, up to
+:data:`MAX_BACKOFF` — a part that stays forbidden does not spend a request per parent on
+every sync.
 
 Bounded: parent number ``n`` lives in bucket ``n // BUCKET``, so a document never holds more
 than :data:`BUCKET` parents however many are missing, and nothing is ever dropped. A run reads
@@ -21,14 +24,17 @@ shows (:mod:`shared.fetch.status`).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import timedelta
 from typing import Any
 
+from shared.clock import parse_iso
 from shared.fetch.cursor import cursor_id
 from shared.fetch.plan import Parent
 from shared.ports import DocumentStore, Filter
 
 COLLECTION = "sync_pending"
 BUCKET = 500  # parents per document at most (numbers n // BUCKET share one)
+BACKOFF, MAX_BACKOFF = timedelta(hours=1), timedelta(hours=24)
 
 Failed = tuple[str | None, Parent, str]  # (GraphQL node id or None, parent, reason)
 
@@ -53,12 +59,21 @@ class PendingBook:
         self._docs = {snap.id: snap.data for snap in _query(store, connection)}
 
     def due(self, repository: str, child: str) -> list[tuple[str | None, Parent]]:
-        """The parents to read again now: those of documents without a failure this round."""
+        """The parents to read again now: those of documents that failed neither in this
+        round nor too recently (see the module docstring)."""
         return [found for doc_id in sorted(self._docs)
                 if self._docs[doc_id]["repository"] == repository
-                and self._docs[doc_id]["child"] == child
-                and self._docs[doc_id].get("round") != self._round
+                and self._docs[doc_id]["child"] == child and self._due(self._docs[doc_id])
                 for found in parents_of(self._docs[doc_id])]
+
+    def _due(self, doc: dict[str, Any]) -> bool:
+        failures = int(doc.get("failures") or 1)
+        if doc.get("round") == self._round:
+            return False
+        if failures <= 1 or not doc.get("last_seen"):
+            return True
+        wait = min(BACKOFF * 2 ** (failures - 2), MAX_BACKOFF)
+        return parse_iso(self._now) >= parse_iso(doc["last_seen"]) + wait
 
     def settle(self, repository: str, child: str, read: Iterable[Parent],
                failed: list[Failed]) -> None:
@@ -87,10 +102,14 @@ class PendingBook:
             doc["parents"][str(parent.number)] = {
                 "kind": parent.kind, "number": parent.number, "node_id": node_id,
                 "path_params": dict(parent.path_params), "reason": reason}
+            if doc.get("round") != self._round:  # one more round that failed
+                doc["failures"] = int(doc.get("failures") or 0) + 1
             doc.update(last_seen=self._now, round=self._round)
         for doc_id, doc in touched.items():
-            if doc["parents"] == (self._docs.get(doc_id) or {}).get("parents"):
-                continue  # nothing read from it, nothing new in it
+            before = self._docs.get(doc_id) or {}
+            if doc["parents"] == before.get("parents") and doc.get("round") == before.get(
+                    "round"):
+                continue  # nothing read from it, no new failure in another round
             self._save(doc_id, doc)
 
     def keep_only(self, repositories: set[str]) -> None:

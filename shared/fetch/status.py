@@ -21,7 +21,8 @@ child name (``reviews``; GitLab ``mr_notes``, ``issue_notes``, ``approvals``; Bi
   (GitHub Enterprise Server with GraphQL off);
 * ``refused`` — any other permanent refusal (400, 422, another GraphQL error type).
 
-Every later sync tries them again first; transient failures (5xx, timeouts, rate limits) never
+The next sync tries them again first (then, while still refused, at most hourly, backing off
+to daily: :mod:`shared.fetch.pending`); transient failures (5xx, timeouts, rate limits) never
 land here: they fail or defer the run as before.
 """
 

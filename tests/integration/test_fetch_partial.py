@@ -94,16 +94,19 @@ def test_refused_reviews_keep_the_pull_requests_and_are_read_next_sync_at_least_
     assert queries == [] and all(r.status == 304 for r in log)  # nothing left to retry
 
 
-def test_reviews_still_refused_stay_missing_since_they_were_first_seen(ports, github):
+def test_reviews_still_refused_stay_missing_and_their_retries_back_off(ports, github):
     sim, token = github
     sim.refuse_graphql("FORBIDDEN")
     synced(ports, sim, GITHUB_PLAN, token)
     first_seen = sync_status(ports)["missing"][0]["first_seen"]
-    again = synced(ports, sim, GITHUB_PLAN, token)  # still refused: tried once more
-    assert again.stats.retried == 150 and again.stats.missing == 150
+    again, log, _ = counted(sim, lambda: synced(ports, sim, GITHUB_PLAN, token))
+    assert again.stats.retried == 150 and again.stats.missing == 150  # tried once more
+    assert [r.path for r in log if r.status != 304] == ["/api/graphql"] * 2  # one a repository
     (missing,) = sync_status(ports)["missing"]
     assert missing["first_seen"] == first_seen and missing["parents"] == 150
-    assert sync_status(ports)["degraded"] is True
+    third, log, _ = counted(sim, lambda: synced(ports, sim, GITHUB_PLAN, token))
+    assert third.stats.retried == 0 and all(r.status == 304 for r in log)  # waits an hour
+    assert sync_status(ports)["degraded"] is True and sync_status(ports)["missing"] == [missing]
 
 
 def test_a_graphql_outage_still_fails_the_run_and_its_resume_finishes(ports, github):

@@ -5,10 +5,12 @@ missing children, and the summary the status shows."""
 from __future__ import annotations
 
 from copy import deepcopy
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from shared.bootstrap import build
+from shared.clock import isoformat
 from shared.config import Config
 from shared.fetch import pending
 from shared.fetch.errors import (
@@ -113,3 +115,23 @@ def test_repositories_that_are_gone_are_forgotten(store):
     book.keep_only({"repo-b"})
     assert [s.data["repository"] for s in store.query(pending.COLLECTION)] == ["repo-b"]
     assert book.due("repo-a", "reviews") == []
+
+
+def test_a_part_refused_again_backs_off_instead_of_costing_every_sync(store):
+    def at(round_: str, hours: float) -> pending.PendingBook:
+        moment = datetime(2026, 1, 2, tzinfo=UTC) + timedelta(hours=hours)
+        return pending.PendingBook(store, "c-1", round_, isoformat(moment))
+
+    refused = [(None, pr(4), "permission")]
+    at("r1", 0).settle("repo-a", "mr_notes", [], refused)
+    assert at("r2", 0.1).due("repo-a", "mr_notes")  # the next sync retries at once
+    at("r2", 0.1).settle("repo-a", "mr_notes", [], refused)  # refused again
+    assert not at("r3", 0.5).due("repo-a", "mr_notes")  # then waits an hour
+    assert at("r3", 1.2).due("repo-a", "mr_notes")
+    at("r3", 1.2).settle("repo-a", "mr_notes", [], refused)
+    assert not at("r4", 2.5).due("repo-a", "mr_notes")  # two hours
+    assert at("r4", 3.3).due("repo-a", "mr_notes")
+    for n in range(5, 12):
+        at(f"r{n}", 100 * n).settle("repo-a", "mr_notes", [], refused)
+    assert not at("r99", 100 * 11 + 23).due("repo-a", "mr_notes")
+    assert at("r99", 100 * 11 + 24).due("repo-a", "mr_notes")  # never more than a day
