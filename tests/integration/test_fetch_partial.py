@@ -9,11 +9,12 @@ import math
 
 import pytest
 
-from keyway.simulators import GitHubSimulator, GitLabSimulator
+from keyway.simulators import BitbucketSimulator, GitHubSimulator, GitLabSimulator
 from keyway.simulators.github_api import node_id
 from shared.bootstrap import build
 from shared.config import Config
 from shared.fetch import pending, status
+from shared.fetch.bitbucket.plan import PLAN as BITBUCKET_PLAN
 from shared.fetch.errors import ProviderUnavailable
 from shared.fetch.github.plan import PLAN as GITHUB_PLAN
 from shared.fetch.gitlab.plan import PLAN as GITLAB_PLAN
@@ -180,3 +181,33 @@ def test_a_transient_503_on_notes_still_fails_the_run_and_records_nothing(ports,
     assert synced(ports, sim, GITLAB_PLAN, token).finished
     assert count(ports, "pull_requests") == 40 and sync_status(ports)["degraded"] is False
 
+
+
+# ---- Bitbucket: a pull request's comments -----------------------------------------------------
+@pytest.fixture
+def bitbucket(leak_guard):
+    with BitbucketSimulator(on_issue=leak_guard.track) as sim:
+        sim.seed_activity("acme", repos=1, prs=30, issues=10, comments=200)
+        yield sim, sim.mint_token(scopes=("account", "pullrequest", "issue")).access_token
+
+
+def test_comments_of_one_bitbucket_pull_request_not_found_are_read_next_sync(ports, bitbucket):
+    sim, token = bitbucket
+    (act,) = sim.activity.repos.values()
+    number = next(n for (kind, n), ids in sorted(act.threads.items()) if kind == "pr" and ids)
+    path = f"/2.0/repositories/{act.repo['full_name']}/pullrequests/{number}/comments"
+    sim.fail_next(404, count=1_000, path_prefix=path)
+    first = synced(ports, sim, BITBUCKET_PLAN, token)
+    assert first.finished and count(ports, "pull_requests") == 30
+    assert [(m["reason"], m["parents"]) for m in sync_status(ports)["missing"]] == [
+        ("pr_comments.unavailable: not_found", 1)]
+    without = count(ports, "comments")
+
+    sim.clear_faults()
+    before = len(sim.requests_log)
+    retried = synced(ports, sim, BITBUCKET_PLAN, token)
+    again = [r.path for r in sim.requests_log[before:]]
+    assert retried.stats.retried == 1 and again.count(path) == 1
+    assert not any("/comments" in p and p != path for p in again)  # no other child list
+    assert count(ports, "comments") == without + len(act.threads[("pr", number)])
+    assert sync_status(ports)["degraded"] is False
