@@ -99,4 +99,3 @@ class BatchFetcher:
         self.stats.graphql += 1
         self.stats.graphql_points += answer.cost if answer.cost is not None else 1
         return answer
-
