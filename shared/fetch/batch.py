@@ -11,8 +11,9 @@ leaves them changed and the resumed walk fetches their children again.
 
 A permanent refusal (:func:`shared.fetch.errors.unavailable_reason`: a 403/404 answer, a
 GraphQL ``FORBIDDEN``/``NOT_FOUND`` for the whole query, a GraphQL endpoint that is off) does
-not raise: the items it concerns — the whole chunk, or the one item whose next page was
-refused — are returned with the reason, for :mod:`shared.fetch.pending`, and the other chunks
+not raise: the items it concerns — the whole chunk, the one item the answer says the token
+may not read (``FORBIDDEN`` at its path), or the one item whose next page was refused — are
+returned with the reason, for :mod:`shared.fetch.pending`, and the other chunks
 are still read. Everything else (rate limits, 5xx, a malformed answer, a rejected token)
 raises as before.
 """
@@ -24,7 +25,7 @@ from typing import Any
 from shared.errors import PermanentError
 from shared.fetch._graphql import GraphQLResponse
 from shared.fetch.client import ProviderClient
-from shared.fetch.errors import MalformedResponse, reason_or_raise
+from shared.fetch.errors import MalformedResponse, ProviderRefused, reason_or_raise
 from shared.fetch.pending import Failed
 from shared.fetch.plan import BatchSpec, Parent
 from shared.fetch.walk import Stats
@@ -46,13 +47,17 @@ class BatchFetcher:
             chunk = parents[start:start + spec.batch_size]
             ids = [node_id for node_id, _ in chunk]
             try:
-                nodes = self._query(spec.document, {"ids": ids}).data.get("nodes")
+                answer = self._query(spec.document, {"ids": ids})
             except PermanentError as e:
                 failed += [(node_id, parent, reason_or_raise(e)) for node_id, parent in chunk]
                 continue
+            nodes = answer.data.get("nodes")
             if not isinstance(nodes, list) or len(nodes) != len(chunk):
                 raise MalformedResponse(f"{spec.name}: expected one node per id")
-            for (node_id, parent), node in zip(chunk, nodes, strict=True):
+            for index, ((node_id, parent), node) in enumerate(zip(chunk, nodes, strict=True)):
+                if node is None and ("nodes", index) in answer.forbidden:
+                    failed.append((node_id, parent, "permission"))  # this one only
+                    continue
                 if node is None:  # deleted since it was listed (NOT_FOUND)
                     continue
                 try:
@@ -75,8 +80,11 @@ class BatchFetcher:
                 return
             if not isinstance(cursor, str) or not cursor:
                 raise MalformedResponse(f"{spec.name}: a next page without a cursor")
-            node = self._query(spec.page_document, {"id": node_id, "after": cursor}
-                               ).data.get("node")
+            answer = self._query(spec.page_document, {"id": node_id, "after": cursor})
+            node = answer.data.get("node")
+            if node is None and answer.forbidden:
+                raise ProviderRefused(f"{spec.name}: a next page refused",
+                                      types=("FORBIDDEN",))
             if node is None:  # deleted between two pages
                 return
 

@@ -171,3 +171,18 @@ def test_a_rejected_token_or_an_outage_still_raises(github, ports, status, error
     with pytest.raises(error):
         fetcher(github, ports).fetch(SPEC, ctx, ids(pulls[:1]))
     assert stored_reviews(ports) == 0
+
+
+def test_one_pull_request_the_token_may_not_read_misses_only_its_reviews(github, ports):
+    ctx, pulls = parents(github, "acme")
+    chunk = ids(pulls[:3])
+    client = fetcher(github, ports)._client
+    nodes = client.graphql(SPEC.document, {"ids": [i for i, _ in chunk]}).data["nodes"]
+    body = {"data": {"nodes": [nodes[0], None, nodes[2]]}, "errors": [
+        {"type": "FORBIDDEN", "path": ["nodes", 1], "message": "SAML enforcement"}]}
+    github.fail_next(200, body=json.dumps(body).encode(), path_prefix="/api/graphql")
+    failed = fetcher(github, ports).fetch(SPEC, ctx, chunk)
+    assert failed == [(chunk[1][0], chunk[1][1], "permission")]
+    (act,) = [a for a in github.activity.repos.values() if a.name.startswith("acme/")]
+    expected = sum(len(act.reviews.get(p.number, [])) for p in (chunk[0][1], chunk[2][1]))
+    assert stored_reviews(ports) == expected > 0
