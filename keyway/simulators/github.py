@@ -19,6 +19,7 @@ families it must never call in :mod:`keyway.simulators.github_forbidden`, reposi
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -44,6 +45,7 @@ from keyway.simulators.wire import json_response
 DEFAULT_USER = Account("octocat", 583231, "The Octocat")
 SECOND_USER = Account("hubot", 7_654_321, "Hubot")  # a second user who can sign in
 HOURLY_LIMIT = 5000  # authenticated user, REST "core" resource
+GRAPHQL_PATH = "/api/graphql"  # where a client of api_url (…/api/v3) sends GraphQL
 GRAPHQL_HOURLY_POINTS = 5000  # authenticated user, GraphQL "graphql" resource (points)
 
 
@@ -153,3 +155,14 @@ class GitHubSimulator(ActivityKnobs, Simulator):
         else the primary one (remaining 0). Spends nothing."""
         self.queue_fault(rate_limit_fault(self.oauth, self.rate_limit, status, retry_after,
                                           count, secondary))
+
+    def refuse_graphql(self, kind: str | None = "FORBIDDEN", count: int = 1_000_000) -> None:
+        """Refuse the next ``count`` GraphQL queries as a whole, until :meth:`clear_faults`:
+        HTTP 200 with one error of type ``kind`` and no data (``FORBIDDEN``, ``NOT_FOUND``),
+        or, for ``kind=None``, HTTP 404 (GitHub Enterprise Server with GraphQL turned off)."""
+        if kind is None:
+            self.fail_next(404, count, path_prefix=GRAPHQL_PATH)
+            return
+        body = json.dumps({"data": None, "errors": [
+            {"type": kind, "message": f"simulated {kind}"}]}).encode()
+        self.fail_next(200, count, body=body, path_prefix=GRAPHQL_PATH)

@@ -204,6 +204,12 @@ class Simulator:
         with self._lock:
             self._faults.append(Fault(None, count, path_prefix=path_prefix, truncate=True))
 
+    def clear_faults(self, *, path_prefix: str | None = None) -> None:
+        """Drop the queued faults (those under ``path_prefix`` only, when given): heal."""
+        with self._lock:
+            self._faults = [f for f in self._faults if path_prefix is not None and not (
+                f.path_prefix or "").startswith(path_prefix)]
+
     def queue_fault(self, fault: Fault) -> None:
         """Queue a provider-built fault (e.g. a rate-limit answer); first queued, first used."""
         with self._lock:

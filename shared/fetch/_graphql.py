@@ -9,8 +9,12 @@ as REST answers (:mod:`shared.fetch.errors`), reading only each error's ``type``
 * no ``data`` and only ``NOT_FOUND`` → :class:`NotFoundAtProvider`;
 * ``data`` with ``NOT_FOUND`` errors only (a node deleted since it was listed: its entry is
   ``null``) → the answer, with those paths in :attr:`GraphQLResponse.missing`;
-* any other error (``ARGUMENT_LIMIT``, ``FORBIDDEN``, ``undefinedField``…) →
-  :class:`ProviderRefused` naming the error types;
+* ``data`` with ``FORBIDDEN`` errors that each name a path (a node the token may not read,
+  e.g. behind an organization's SAML enforcement: its entry is ``null``), besides any
+  ``NOT_FOUND`` ones → the answer, with those paths in :attr:`GraphQLResponse.forbidden`, so
+  the readable nodes are not lost with it;
+* any other error (``ARGUMENT_LIMIT``, ``FORBIDDEN`` for the whole query, ``undefinedField``…)
+  → :class:`ProviderRefused` naming the error types;
 * an answer that is not a JSON object, or ``data`` that is not one → :class:`MalformedResponse`.
 """
 
@@ -35,18 +39,21 @@ log = get_logger("shared.fetch.client")
 # The document texts each provider's code holds (vetted against the table before use).
 DOCUMENTS: Mapping[str, Mapping[str, str]] = {"github": github_documents.DOCUMENTS}
 RATE_LIMITED_TYPES = frozenset({"RATE_LIMITED", "RATE_LIMIT"})
+PER_NODE_TYPES = frozenset({"NOT_FOUND", "FORBIDDEN"})  # with data and a path: one node
 _KIND = re.compile(r"^[A-Za-z_]{1,40}$")
 
 
 @dataclass(frozen=True)
 class GraphQLResponse:
     """A GraphQL answer's ``data``; ``missing``: paths of nodes the provider could not find;
-    ``cost``: the points it spent (``rateLimit.cost``), when the document asks for it."""
+    ``cost``: the points it spent (``rateLimit.cost``), when the document asks for it;
+    ``forbidden``: paths of nodes the token may not read."""
 
     data: dict[str, Any]
     missing: tuple[tuple[str | int, ...], ...]
     cost: int | None
     headers: Mapping[str, str]
+    forbidden: tuple[tuple[str | int, ...], ...] = ()
 
 
 class Documents:
@@ -135,9 +142,14 @@ def result(spec: ProviderSpec, name: str, body: Any, headers: Mapping[str, str],
         if not isinstance(data, dict):
             if kinds == ["NOT_FOUND"]:
                 raise NotFoundAtProvider(f"{what}: not found (GraphQL)")
-            raise ProviderRefused(f"{what}: answered GraphQL errors {kinds}")
-        if kinds != ["NOT_FOUND"]:
-            raise ProviderRefused(f"{what}: answered GraphQL errors {kinds}")
+            raise ProviderRefused(f"{what}: answered GraphQL errors {kinds}",
+                                  types=tuple(kinds))
+        if not set(kinds) <= PER_NODE_TYPES or not all(
+                _path(e) for e in errors if _kind(e) == "FORBIDDEN"):
+            raise ProviderRefused(f"{what}: answered GraphQL errors {kinds}",
+                                  types=tuple(kinds))
     if not isinstance(data, dict):
         raise MalformedResponse(f"{what}: answered no data")
-    return GraphQLResponse(data, tuple(_path(e) for e in errors), _cost(data), headers)
+    return GraphQLResponse(
+        data, tuple(_path(e) for e in errors if _kind(e) == "NOT_FOUND"), _cost(data), headers,
+        tuple(_path(e) for e in errors if _kind(e) == "FORBIDDEN"))

@@ -30,6 +30,14 @@
                                                        not match``, Bitbucket ``privilege
                                                        scopes``): a new consent, not a refresh
 
+A part of a sync (one child list: reviews, notes, approvals, participants, comments) that the
+provider refuses permanently does not fail the sync: :func:`unavailable_reason` names why, in
+the vocabulary of :mod:`shared.fetch.status` — ``permission`` (403, GraphQL ``FORBIDDEN``),
+``not_found`` (404, 410, GraphQL ``NOT_FOUND`` without data, a GraphQL endpoint that answers
+404) or ``refused`` (any other permanent refusal). ``TokenRejected``, ``InsufficientScope`` and
+``EgressRefused`` are about the whole connection (or keyway itself) and have no such reason:
+they still fail the run.
+
 Retry decisions: ``RateLimited`` and ``BudgetExhausted`` carry ``retry_at``; callers reschedule
 work for then rather than retrying in-process (never spin). Messages name the provider, the
 endpoint template and the HTTP status (or GraphQL error types) only: never a token, a header
@@ -93,17 +101,18 @@ class MalformedResponse(RetryableError):
 
 class ProviderRefused(PermanentError):
     """Any other refusal (400, 403 without rate-limit signs, 409, 422…) or a redirect;
-    ``provider_status`` is the provider's HTTP status (never its body)."""
+    ``provider_status`` is the provider's HTTP status (never its body); ``types`` the GraphQL
+    error types of a GraphQL refusal (answered with HTTP 200)."""
 
     status, key, title = 502, "provider.refused", "The provider refused the request"
 
     def __init__(self, detail: str = "", *, key: str | None = None,
-                 provider_status: int | None = None) -> None:
+                 provider_status: int | None = None, types: tuple[str, ...] = ()) -> None:
         super().__init__(detail, key=key)
-        self.provider_status = provider_status
+        self.provider_status, self.types = provider_status, tuple(types)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return type(self), (self.detail,), {"key": self.key,
+        return type(self), (self.detail,), {"key": self.key, "types": self.types,
                                             "provider_status": self.provider_status}
 
 
@@ -113,3 +122,24 @@ class InsufficientScope(ProviderRefused):
     Refreshing cannot help; the connection or identity must be made again."""
 
     key, title = "provider.insufficient_scope", "The token lacks a scope this request needs"
+
+
+def unavailable_reason(error: PermanentError) -> str | None:
+    """Why a part cannot be read (``permission`` | ``not_found`` | ``refused``), or ``None``
+    when ``error`` is not the provider refusing that part (see the module docstring)."""
+    if isinstance(error, NotFoundAtProvider):
+        return "not_found"
+    if isinstance(error, InsufficientScope):  # the whole token is short of a scope: fail
+        return None
+    if isinstance(error, ProviderRefused):
+        forbidden = error.provider_status == 403 or "FORBIDDEN" in error.types
+        return "permission" if forbidden else "refused"
+    return None
+
+
+def reason_or_raise(error: PermanentError) -> str:
+    """:func:`unavailable_reason` of ``error``, which is raised again when it has none."""
+    reason = unavailable_reason(error)
+    if reason is None:
+        raise error
+    return reason

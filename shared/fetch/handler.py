@@ -12,7 +12,10 @@ to the vault (which seals a fresh token) → ``continuing``; rate limit or budge
 connection's ``next_sync_at`` moves to the reset time → ``waiting`` (no spinning); the
 provider refused the token → ``failed`` (``provider.token_rejected``); the token lacks a scope
 an endpoint needs (the scopes asked for, or consented to, are too narrow) → ``failed``
-(``provider.insufficient_scope``), stored records untouched.
+(``provider.insufficient_scope``), stored records untouched. A child list the provider refuses
+for good (403/404, GraphQL ``FORBIDDEN``) does not fail the job: it ends ``done`` with
+``degraded`` and ``missing`` in the status (:mod:`shared.fetch.status`), is acknowledged, and
+the next sync reads the missing children first.
 
 A connection whose admin left webhook registration on also registers keyway's hooks on the
 repositories that have none yet, with the same client and token (:mod:`shared.webhooks.register`)

@@ -8,6 +8,10 @@ item over REST (:class:`~shared.fetch.plan.ListSpec`), or up to 100 items per Gr
 (Bitbucket) pays one request per list instead, narrowed to what changed (``ListSpec.query``);
 its repositories are listed per workspace (``repository_scopes``), one request for the
 workspaces plus one page per workspace.
+A child list the provider refuses permanently (403/404, GraphQL ``FORBIDDEN``) does not fail
+the run: its parents are written, the parents missing their children are remembered
+(:mod:`shared.fetch.pending`) and the next sync of that repository reads those children first,
+before its lists (which answer 304 for unchanged parents); the status shows what is missing.
 Between the repository list and the repositories' own lists, ``on_repositories`` (the webhook
 registrar, when the connection registers hooks) sees the connection's live repositories and
 when the run's time budget is spent.
@@ -20,13 +24,19 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from shared.clock import isoformat
+from shared.errors import PermanentError
 from shared.fetch import cursor as cursors
+from shared.fetch import pending
 from shared.fetch.batch import BatchFetcher
 from shared.fetch.client import ProviderClient
+from shared.fetch.errors import reason_or_raise
 from shared.fetch.plan import BatchSpec, ListSpec, Parent, ProviderPlan
 from shared.fetch.walk import Stats, Walker
+from shared.log import get_logger
 from shared.ports import Filter, Ports, Snapshot
 from shared.records.model import Context
+
+log = get_logger("keyway.fetch")
 
 CONNECTION_SCOPE = "-"
 
@@ -59,6 +69,7 @@ class SyncRun:
         self._walker = Walker(ports.business, client, ports.clock, self._deadline, self.stats,
                               round_)
         self._batches = BatchFetcher(ports.business, client, self.stats)
+        self._pending = pending.PendingBook(ports.business, connection, round_, now)
 
     def run(self) -> SyncResult:
         store, connection = self._ports.business, self._base.connection
@@ -68,6 +79,7 @@ class SyncRun:
             return SyncResult(False, self.stats)
         repos = store.query("repositories", [Filter("connection", "==", connection),
                                              Filter("deleted", "==", False)])
+        self._pending.keep_only({repo.id for repo in repos})
         if self._on_repositories is not None:  # webhook registration (shared.webhooks.register)
             self._on_repositories(repos, self._past_deadline)
         for repo in repos:
@@ -92,6 +104,9 @@ class SyncRun:
     def _repository(self, repo_id: str, repo: dict) -> bool:
         ctx = dataclasses.replace(self._base, repository=repo_id)
         params = {**self._settings, **self._plan.repo_params(repo)}
+        if self._walker.out_of_time():
+            return False
+        self._retry_pending(ctx)
         for spec in self._plan.resources:
             if spec.applies is not None and not spec.applies(repo):
                 continue
@@ -104,20 +119,50 @@ class SyncRun:
                 return False
         return True
 
+    def _retry_pending(self, ctx: Context) -> None:
+        """The children the provider refused in an earlier round, read first: their parents
+        are unchanged, so the lists will not offer them again."""
+        for name, spec in self._plan.children.items():
+            parents = self._pending.due(ctx.repository or "", name)
+            if parents:
+                self.stats.retried += len(parents)
+                self._read(spec, ctx, parents)
+
     def _children(self, names: tuple[str, ...], ctx: Context, raws: list[dict],
                   params: Mapping[str, str]) -> None:
         """The children of one page's changed items ``raws``: batched or per item."""
-        assert self._plan.parent_of is not None
+        parent_of = self._plan.parent_of
+        assert parent_of is not None
         for name in names:
             spec = self._plan.children[name]
-            parents = [(raw, self._plan.parent_of(name, raw, params)) for raw in raws]
-            if isinstance(spec, BatchSpec):
-                self._batches.fetch(spec, ctx, parents)
-                continue
-            for _, parent in parents:
-                self._walk_child(spec, ctx, parent)
+            node_id = spec.node_id if isinstance(spec, BatchSpec) else None
+            self._read(spec, ctx, [(node_id(raw) if node_id else None,
+                                    parent_of(name, raw, params)) for raw in raws])
 
-    def _walk_child(self, spec, ctx: Context, parent: Parent) -> None:
+    def _read(self, spec: ListSpec | BatchSpec, ctx: Context,
+              parents: list[tuple[str | None, Parent]]) -> None:
+        """Read and write the children of ``parents`` ((GraphQL node id, parent)); remember
+        those the provider refuses and forget those read (:mod:`.pending`)."""
+        if isinstance(spec, BatchSpec):
+            failed = self._batches.fetch(spec, ctx, [(str(i), p) for i, p in parents])
+        else:
+            failed = []
+            for node_id, parent in parents:
+                try:
+                    self._walk_child(spec, ctx, parent)
+                except PermanentError as e:
+                    failed.append((node_id, parent, reason_or_raise(e)))
+        refused = {parent.number for _, parent, _ in failed}
+        self._pending.settle(ctx.repository or "", spec.name,
+                             [p for _, p in parents if p.number not in refused], failed)
+        if failed:
+            self.stats.missing += len(failed)
+            log.warning("fetch.part_unavailable", extra={"fields": {
+                "connection": ctx.connection, "repository": ctx.repository,
+                "child": spec.name, "reasons": sorted({r for _, _, r in failed}),
+                "parents": len(failed)}})
+
+    def _walk_child(self, spec: ListSpec, ctx: Context, parent: Parent) -> None:
         scope = f"{spec.name}#{parent.number}"
         cursor = cursors.load(self._ports.business, ctx.connection, ctx.repository or "", scope)
         self._walker.walk(spec, ctx, parent.path_params, cursor, parent=parent, budgeted=False)

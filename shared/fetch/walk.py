@@ -62,6 +62,8 @@ class Stats:
     by_kind: dict[str, int] = field(default_factory=dict)
     graphql: int = 0  # GraphQL queries (also counted in ``requests``)
     graphql_points: int = 0  # the points they cost, as the provider reported them
+    missing: int = 0  # parents whose children the provider refused (see shared.fetch.pending)
+    retried: int = 0  # parents whose children an earlier sync missed, read again
 
     def wrote(self, kind: str) -> None:
         self.written += 1

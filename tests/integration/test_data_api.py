@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from urllib.parse import quote
 
+from shared.fetch import pending, status
+from shared.fetch.plan import Parent
 from shared.records import store as records
 from shared.records.model import record_id
 
@@ -90,3 +92,27 @@ def test_sync_status_of_another_tenants_connection_is_404(local_stack):
     mine = local_stack.token(OTHER, "u-2", "admin")
     status, body = get(local_stack, "/api/v1/connections/conn-x/status", mine)
     assert status == 200 and body["sync"]["state"] == "never"
+
+
+def test_sync_status_shows_what_the_provider_refused_and_never_reads_fully_healthy(local_stack):
+    ports = local_stack.ports
+    ports.business.put("connections", "conn-d", {"tenant": TENANT, "status": "active"})
+    owner = status.begin(ports, TENANT, "conn-d")
+    book = pending.PendingBook(ports.business, "conn-d", "round-1", "2026-01-02T03:04:05Z")
+    book.settle(f"{TENANT}:repo", "reviews", [], [
+        ("PR_1", Parent("pull_request", 1, {"pull_number": "1"}), "permission"),
+        ("PR_2", Parent("pull_request", 2, {"pull_number": "2"}), "permission")])
+    status.end(ports, "conn-d", owner, "done", stats={"requests": 3})
+    token = local_stack.token(TENANT, "u-1", "admin")
+    code, body = get(local_stack, "/api/v1/connections/conn-d/status", token)
+    assert code == 200 and body["sync"]["state"] == "done"
+    assert body["sync"]["degraded"] is True
+    assert body["sync"]["missing"] == [{
+        "child": "reviews", "reason": "reviews.unavailable: permission", "parents": 2,
+        "repositories": 1, "first_seen": "2026-01-02T03:04:05Z"}]
+
+    book.settle(f"{TENANT}:repo", "reviews", [Parent("pull_request", n, {}) for n in (1, 2)],
+                [])  # a later sync read them
+    status.end(ports, "conn-d", status.begin(ports, TENANT, "conn-d"), "done")
+    _, healed = get(local_stack, "/api/v1/connections/conn-d/status", token)
+    assert healed["sync"]["degraded"] is False and healed["sync"]["missing"] == []

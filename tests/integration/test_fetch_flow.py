@@ -101,3 +101,21 @@ def test_a_job_naming_another_tenant_for_the_connection_is_refused(stack):
                          {"tenant": "t-2", "connection": "conn-1", "envelope": envelope}))
     assert ports.business.query("pull_requests") == []
     assert ports.business.get("sync_status", "conn-1") is None
+
+
+def test_a_scheduled_sync_whose_reviews_are_refused_ends_done_but_degraded(stack):
+    """GraphQL refused for the whole query: the pull requests are stored, the job is
+    acknowledged (no redelivery loop) and the status names what is missing and why."""
+    ports, sim = stack
+    sim.refuse_graphql("FORBIDDEN")
+    tick = event_function("scheduler", handlers_for("scheduler"))
+    tick(pubsub_event("refresh-ticks", "cloud-scheduler", "refresh.tick",
+                      {"tick_time": isoformat(datetime.now(UTC))}))
+    deliver(ports, "sync-requests-github")
+    assert len(deliver(ports, "fetch-jobs-github")) == 1  # handled without raising
+    assert len(ports.business.query("pull_requests")) == 120
+    shown = ports.business.get("sync_status", "conn-1")
+    assert shown["state"] == "done" and shown["degraded"] is True
+    assert [(m["reason"], m["parents"], m["repositories"]) for m in shown["missing"]] == [
+        ("reviews.unavailable: permission", 120, 2)]
+    assert shown["last_run"]["missing"] == 120

@@ -151,7 +151,9 @@ def seed(ports) -> dict[str, str]:
     ports.business.put("sync_status", CONNECTION, {
         "tenant": TENANT, "state": "done", "started_at": NOW, "finished_at": NOW, "lease": None,
         "reason": None, "retry_at": None, "last_run": {"requests": 3, "written": 6},
-        "last_success_at": NOW, "consecutive_failures": 0})
+        "last_success_at": NOW, "consecutive_failures": 0, "degraded": True,
+        "missing": [{"child": "reviews", "reason": "reviews.unavailable: permission",
+                     "parents": 2, "repositories": 1, "first_seen": NOW}]})
     ports.business.put("identities", f"github:{TENANT}:admin-1", {
         "tenant": TENANT, "provider": "github", "user": "admin-1", "base_url": None,
         "account": {"id": "7", "login": "alice"}, "linked_at": NOW})

@@ -15,7 +15,7 @@ from shared.bootstrap import build
 from shared.config import Config
 from shared.fetch.batch import BatchFetcher
 from shared.fetch.client import ProviderClient
-from shared.fetch.errors import MalformedResponse
+from shared.fetch.errors import MalformedResponse, ProviderUnavailable, TokenRejected
 from shared.fetch.github.plan import PLAN
 from shared.fetch.walk import Stats
 from shared.providers import registry
@@ -59,6 +59,11 @@ def parents(sim, owner: str) -> tuple[Context, list]:
     return ctx, [(raw, PLAN.parent_of("reviews", raw, params)) for raw in raws]
 
 
+def ids(pulls: list) -> list:
+    """``(node id, Parent)`` of ``(raw, Parent)`` pairs, as :meth:`BatchFetcher.fetch` takes."""
+    return [(SPEC.node_id(raw), parent) for raw, parent in pulls]
+
+
 def seeded_reviews(sim, owner: str) -> int:
     return sum(len(r) for a in sim.activity.repos.values() if a.name.startswith(owner + "/")
                for r in a.reviews.values())
@@ -71,7 +76,7 @@ def stored_reviews(ports) -> int:
 def test_reviews_of_250_pull_requests_take_three_queries(github, ports):
     ctx, pulls = parents(github, "acme")
     batches = fetcher(github, ports)
-    batches.fetch(SPEC, ctx, pulls)
+    batches.fetch(SPEC, ctx, ids(pulls))
     assert len(pulls) == 250 and stored_reviews(ports) == seeded_reviews(github, "acme") == 600
     sizes = [len(q["variables"]["ids"]) for q in github.graphql_queries]
     assert sizes == [100, 100, 50]
@@ -85,7 +90,7 @@ def test_more_than_100_reviews_are_followed_page_by_page(github, ports):
     counts = sorted(len(r) for a in github.activity.repos.values() for r in a.reviews.values()
                     if a.name.startswith("busy/"))
     batches = fetcher(github, ports)
-    batches.fetch(SPEC, ctx, pulls)
+    batches.fetch(SPEC, ctx, ids(pulls))
     assert stored_reviews(ports) == 330
     pages = sum(math.ceil(c / 100) - 1 for c in counts if c)
     operations = [q["operation"] for q in github.graphql_queries]
@@ -95,9 +100,9 @@ def test_more_than_100_reviews_are_followed_page_by_page(github, ports):
 
 def test_writing_the_same_reviews_again_writes_nothing(github, ports):
     ctx, pulls = parents(github, "acme")
-    fetcher(github, ports).fetch(SPEC, ctx, pulls)
+    fetcher(github, ports).fetch(SPEC, ctx, ids(pulls))
     again = fetcher(github, ports)
-    again.fetch(SPEC, ctx, pulls)
+    again.fetch(SPEC, ctx, ids(pulls))
     assert again.stats.written == 0 and stored_reviews(ports) == 600
 
 
@@ -105,7 +110,7 @@ def test_a_pull_request_deleted_since_it_was_listed_is_skipped(github, ports):
     ctx, pulls = parents(github, "acme")
     gone = pulls[5][0]
     github.delete("pull", gone["id"])
-    fetcher(github, ports).fetch(SPEC, ctx, pulls[:10])
+    fetcher(github, ports).fetch(SPEC, ctx, ids(pulls[:10]))
     (act,) = [a for a in github.activity.repos.values() if a.name.startswith("acme/")]
     expected = sum(len(act.reviews.get(raw["number"], [])) for raw, _ in pulls[:10])
     assert stored_reviews(ports) == expected
@@ -127,5 +132,57 @@ def test_an_answer_that_is_not_about_the_nodes_asked_for_is_refused(github, port
         '"N"', str(parent.number))
     github.fail_next(200, body=body.encode(), path_prefix="/api/graphql")
     with pytest.raises(MalformedResponse):
-        fetcher(github, ports).fetch(SPEC, ctx, pulls[:1])
+        fetcher(github, ports).fetch(SPEC, ctx, ids(pulls[:1]))
     assert stored_reviews(ports) == 0
+
+
+@pytest.mark.parametrize(("kind", "reason"), [
+    ("FORBIDDEN", "permission"), ("NOT_FOUND", "not_found"), (None, "not_found")])
+def test_a_refused_query_returns_its_pull_requests_and_the_others_are_read(github, ports,
+                                                                           kind, reason):
+    ctx, pulls = parents(github, "acme")
+    github.refuse_graphql(kind, count=1)  # the first chunk of 100 only
+    batches = fetcher(github, ports)
+    failed = batches.fetch(SPEC, ctx, ids(pulls))
+    assert [(node, parent) for node, parent, _ in failed] == ids(pulls[:100])
+    assert {why for _, _, why in failed} == {reason}
+    (act,) = [a for a in github.activity.repos.values() if a.name.startswith("acme/")]
+    expected = sum(len(act.reviews.get(raw["number"], [])) for raw, _ in pulls[100:])
+    assert stored_reviews(ports) == expected > 0
+    assert [r.path for r in github.requests_log].count("/api/graphql") == 3
+
+
+def test_a_refused_follow_up_page_misses_only_that_pull_request(github, ports):
+    ctx, pulls = parents(github, "busy")
+    github.stall_next(0.0, path_prefix="/api/graphql")  # the first query is answered
+    github.refuse_graphql("FORBIDDEN", count=1)  # the first follow-up page is refused
+    failed = fetcher(github, ports).fetch(SPEC, ctx, ids(pulls))
+    assert len(failed) == 1 and failed[0][2] == "permission"
+    (act,) = [a for a in github.activity.repos.values() if a.name.startswith("busy/")]
+    lost = len(act.reviews[failed[0][1].number]) - 100  # its first page was read
+    assert lost > 0 and stored_reviews(ports) == 330 - lost
+
+
+@pytest.mark.parametrize(("status", "error"), [(401, TokenRejected),
+                                               (503, ProviderUnavailable)])
+def test_a_rejected_token_or_an_outage_still_raises(github, ports, status, error):
+    ctx, pulls = parents(github, "acme")
+    github.fail_next(status, count=5, path_prefix="/api/graphql")
+    with pytest.raises(error):
+        fetcher(github, ports).fetch(SPEC, ctx, ids(pulls[:1]))
+    assert stored_reviews(ports) == 0
+
+
+def test_one_pull_request_the_token_may_not_read_misses_only_its_reviews(github, ports):
+    ctx, pulls = parents(github, "acme")
+    chunk = ids(pulls[:3])
+    client = fetcher(github, ports)._client
+    nodes = client.graphql(SPEC.document, {"ids": [i for i, _ in chunk]}).data["nodes"]
+    body = {"data": {"nodes": [nodes[0], None, nodes[2]]}, "errors": [
+        {"type": "FORBIDDEN", "path": ["nodes", 1], "message": "SAML enforcement"}]}
+    github.fail_next(200, body=json.dumps(body).encode(), path_prefix="/api/graphql")
+    failed = fetcher(github, ports).fetch(SPEC, ctx, chunk)
+    assert failed == [(chunk[1][0], chunk[1][1], "permission")]
+    (act,) = [a for a in github.activity.repos.values() if a.name.startswith("acme/")]
+    expected = sum(len(act.reviews.get(p.number, [])) for p in (chunk[0][1], chunk[2][1]))
+    assert stored_reviews(ports) == expected > 0

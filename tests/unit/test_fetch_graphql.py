@@ -237,9 +237,9 @@ SECRET_IN_MESSAGE = "customer-private-repo-name-xyz"
      ProviderRefused, "undefinedField"),
     ({"data": None, "errors": [{"type": "ARGUMENT_LIMIT", "message": SECRET_IN_MESSAGE}]},
      ProviderRefused, "ARGUMENT_LIMIT"),
-    ({"data": {"nodes": [None]}, "errors": [{"type": "FORBIDDEN", "path": ["nodes", 0],
+    ({"data": {"nodes": [None]}, "errors": [{"type": "FORBIDDEN",
                                              "message": SECRET_IN_MESSAGE}]},
-     ProviderRefused, "FORBIDDEN"),
+     ProviderRefused, "FORBIDDEN"),  # with data, but about no node in it: the whole query
     ({"errors": [{"type": "RATE_LIMIT", "message": SECRET_IN_MESSAGE}]}, RateLimited, None),
     ({"errors": [{"type": "RATE_LIMITED", "message": SECRET_IN_MESSAGE}]}, RateLimited, None),
     ({"data": [1]}, MalformedResponse, None),
@@ -269,6 +269,17 @@ def test_a_node_deleted_since_it_was_listed_is_a_null_entry_not_a_failure(gh, gi
     answer = gh.graphql(REVIEWS, {"ids": ids})
     assert answer.data["nodes"][1] is None and answer.missing == (("nodes", 1),)
     assert [n["id"] for n in answer.data["nodes"] if n] == [ids[0], ids[2]]
+
+
+def test_a_node_the_token_may_not_read_is_a_null_entry_and_the_others_are_kept(gh, github):
+    ids = pull_ids(github)[:2]
+    nodes = gh.graphql(REVIEWS, {"ids": ids}).data["nodes"]
+    body = {"data": {"nodes": [nodes[0], None]}, "errors": [
+        {"type": "FORBIDDEN", "path": ["nodes", 1], "message": SECRET_IN_MESSAGE}]}
+    github.fail_next(200, body=json.dumps(body).encode(), path_prefix=GRAPHQL_PATH)
+    answer = gh.graphql(REVIEWS, {"ids": ids})
+    assert answer.data["nodes"] == [nodes[0], None]
+    assert answer.forbidden == (("nodes", 1),) and answer.missing == ()
 
 
 def test_server_errors_are_retried_because_a_query_only_reads(gh, github):
