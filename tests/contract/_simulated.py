@@ -45,7 +45,8 @@ class Case:
     op: str
     token: str = "app"
     path: Callable[[Mapping[str, Any]], dict[str, str]] = lambda seeded: {}
-    query: dict[str, Any] = field(default_factory=dict)
+    query: dict[str, Any] | Callable[[Mapping[str, Any]], dict[str, Any]] = field(
+        default_factory=dict)
     body: Callable[[Mapping[str, Any]], Any] | None = None
 
     @property
@@ -56,11 +57,14 @@ class Case:
     def template(self) -> str:
         return self.op.split(" ", 1)[1]
 
+    def params(self, seeded: Mapping[str, Any]) -> dict[str, Any]:
+        return self.query(seeded) if callable(self.query) else self.query
+
     def send(self, api: ProviderClient, seeded: Mapping[str, Any]) -> ApiResponse:
         params = self.path(seeded)
         body = self.body(seeded) if self.body else None
         if self.method == "GET":
-            return api.get(self.op, params, self.query)
+            return api.get(self.op, params, self.params(seeded))
         return getattr(api, self.method.lower())(self.op, params, body)
 
 
