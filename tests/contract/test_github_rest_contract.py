@@ -19,8 +19,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from keyway.simulators import GitHubSimulator
 from shared.actions.targets import payload
+from shared.fetch.client import ApiResponse
 from shared.providers import registry
-from shared.vault.github_app import AppCredentials, app_jwt
+from shared.vault.github_app import API_HEADERS, AppCredentials, app_jwt
 from shared.webhooks.hooks import PROFILES
 from tests.contract import _described
 from tests.contract._simulated import (
@@ -110,7 +111,16 @@ def description() -> _described.Description:
     return _described.github()
 
 
-def _installation_token(sim: GitHubSimulator) -> str:
+def _mint(sim: GitHubSimulator, pem: bytes) -> requests.Response:
+    """What keyway's vault sends to mint an installation token (shared/vault/github_app.py)."""
+    assertion = app_jwt(AppCredentials(APP_ID, pem), datetime.now(UTC), 540)
+    return requests.post(f"{sim.api_url}/app/installations/{INSTALLATION}/access_tokens",
+                         json={"permissions": dict(registry.get("github").github_app.permissions)},
+                         headers={**API_HEADERS, "Authorization": f"Bearer {assertion}"},
+                         timeout=10)
+
+
+def _installation_token(sim: GitHubSimulator) -> tuple[str, bytes]:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
@@ -118,11 +128,9 @@ def _installation_token(sim: GitHubSimulator) -> str:
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo),
         dict(registry.get("github").github_app.permissions))
     sim.apps.add_installation(INSTALLATION, OWNER, users=[sim.account.id])
-    assertion = app_jwt(AppCredentials(APP_ID, pem), datetime.now(UTC), 540)
-    answer = requests.post(f"{sim.api_url}/app/installations/{INSTALLATION}/access_tokens",
-                           headers={"Authorization": f"Bearer {assertion}"}, timeout=10)
+    answer = _mint(sim, pem)
     assert answer.status_code == 201, answer.text
-    return answer.json()["token"]
+    return answer.json()["token"], pem
 
 
 @pytest.fixture(scope="module")
@@ -137,9 +145,10 @@ def world():
         tokens = {"app": sim.mint_token(scopes=app_scopes).access_token,
                   "user": sim.mint_token(scopes=tuple(scopes["app"])).access_token,
                   "personal": sim.mint_token(scopes=tuple(scopes["personal"])).access_token,
-                  "installation": _installation_token(sim)}
+                  "installation": ""}
+        tokens["installation"], seeded_pem = _installation_token(sim)
         api = client("github", sim.api_url, tokens["app"])
-        seeded = {"repo": repo["name"]}
+        seeded = {"repo": repo["name"], "pem": seeded_pem}
         pulls = api.get("GET /repos/{owner}/{repo}/pulls", {**REPO, "repo": repo["name"]},
                         {"state": "all"}).body
         issues = api.get("GET /repos/{owner}/{repo}/issues", {**REPO, "repo": repo["name"]},
@@ -222,3 +231,26 @@ def test_a_missing_required_field_fails_validation(world, description) -> None:
     assert any("number" in p for p in conforms(description, CASES[6].op, broken))
     wrong = type(answer)(201, answer.body, None, None, False, answer.headers)
     assert conforms(description, CASES[6].op, wrong)  # an undocumented status
+
+
+def _raw(answer: requests.Response) -> ApiResponse:
+    body = answer.json() if answer.content else None
+    return ApiResponse(answer.status_code, body, None, None, False, answer.headers)
+
+
+def test_token_endpoints_match_the_published_description(world, description) -> None:
+    """The token endpoints the description has: minting an installation token, an installation
+    token revoking itself, and an OAuth App grant's revocation (disconnect)."""
+    sim, _, seeded = world
+    assert_conforms(description, "POST /app/installations/{installation_id}/access_tokens",
+                    _raw(_mint(sim, seeded["pem"])))
+    token = _mint(sim, seeded["pem"]).json()["token"]
+    revoked = requests.delete(f"{sim.api_url}/installation/token", timeout=10,
+                              headers={**API_HEADERS, "Authorization": f"Bearer {token}"})
+    assert_conforms(description, "DELETE /installation/token", _raw(revoked))
+    sim.register_client("Iv1.contract", "contract-secret", ["https://keyway.example/cb"])
+    grant = sim.mint_token(scopes=("read:user",), client_id="Iv1.contract").access_token
+    answer = requests.delete(f"{sim.api_url}/applications/Iv1.contract/grant", timeout=10,
+                             auth=("Iv1.contract", "contract-secret"),
+                             json={"access_token": grant}, headers=API_HEADERS)
+    assert_conforms(description, "DELETE /applications/{client_id}/grant", _raw(answer))
