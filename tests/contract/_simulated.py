@@ -10,6 +10,7 @@ that status's schema.
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -27,8 +28,16 @@ ETAG = re.compile(r'^(W/)?"[\x21\x23-\x7e]*"$')  # RFC 9110 entity-tag
 LINK = re.compile(r'^<([^>]+)>;\s*rel="([a-z]+)"$')
 
 
-def allowlist(provider: str) -> frozenset[str]:
-    return frozenset(registry.get(provider).api.allowlist)
+def plan_params(provider: str, op: str) -> dict[str, Any]:
+    """The query parameters keyway's sync plan (``shared/fetch/<provider>/plan.py``) sends to
+    ``op``, so a case asks exactly what a sync asks."""
+    plan = importlib.import_module(f"shared.fetch.{provider}.plan").PLAN
+    specs = [plan.repositories, *plan.resources, *plan.children.values()]
+    if plan.repository_scopes is not None:
+        specs.append(plan.repository_scopes)
+    found = [dict(s.params) for s in specs if getattr(s, "template", None) == op]
+    assert found, f"no {provider} sync plan list calls {op}"
+    return found[0]
 
 
 def client(provider: str, api_base: str, token: str, purpose: str = "fetch") -> ProviderClient:

@@ -19,12 +19,22 @@ from shared.actions.targets import payload
 from shared.fetch.bitbucket.plan import PR_STATES
 from shared.providers import registry
 from tests.contract import _described
-from tests.contract._simulated import Case, assert_conforms, client, conforms, without
+from tests.contract._simulated import (
+    Case,
+    assert_conforms,
+    client,
+    conforms,
+    plan_params,
+    without,
+)
 
 OWNER = "acme"
 REPO = "/repositories/{workspace}/{repo_slug}"
-NEWEST_FIRST = {"sort": "-updated_on"}
 PAGE = {"pagelen": "1"}  # small pages, so lists carry `next`
+
+
+def _planned(op: str) -> dict[str, str]:
+    return {**plan_params("bitbucket", op), **PAGE}
 
 
 def _repo(seeded):
@@ -34,26 +44,27 @@ def _repo(seeded):
 CASES = [
     Case("GET /user"),
     Case("GET /repositories/{workspace}", path=lambda s: {"workspace": OWNER},
-         query={"role": "member", **PAGE}),
+         query=_planned("GET /repositories/{workspace}")),
     Case(f"GET {REPO}", path=_repo),
-    Case(f"GET {REPO}/pullrequests", path=_repo,
-         query={**NEWEST_FIRST, "state": PR_STATES, **PAGE}),
+    Case(f"GET {REPO}/pullrequests", path=_repo, query=_planned(f"GET {REPO}/pullrequests")),
     Case(f"GET {REPO}/pullrequests/{{pull_request_id}}",
          path=lambda s: {**_repo(s), "pull_request_id": s["pull"]}),
     Case(f"GET {REPO}/pullrequests/{{pull_request_id}}/comments",
-         path=lambda s: {**_repo(s), "pull_request_id": s["pull"]}, query=NEWEST_FIRST),
+         path=lambda s: {**_repo(s), "pull_request_id": s["pull"]},
+         query=plan_params("bitbucket", f"GET {REPO}/pullrequests/{{pull_request_id}}/comments")),
     Case(f"POST {REPO}/pullrequests/{{pull_request_id}}/comments", token="personal",
          path=lambda s: {**_repo(s), "pull_request_id": s["pull"]},
          body=lambda s: payload("bitbucket", "Looks good", "act-contract-1")),
-    Case(f"GET {REPO}/issues", path=_repo, query={**NEWEST_FIRST, **PAGE}),
+    Case(f"GET {REPO}/issues", path=_repo, query=_planned(f"GET {REPO}/issues")),
     Case(f"GET {REPO}/issues/{{issue_id}}", path=lambda s: {**_repo(s), "issue_id": s["issue"]}),
     Case(f"GET {REPO}/issues/{{issue_id}}/comments",
-         path=lambda s: {**_repo(s), "issue_id": s["issue"]}, query=NEWEST_FIRST),
+         path=lambda s: {**_repo(s), "issue_id": s["issue"]},
+         query=plan_params("bitbucket", f"GET {REPO}/issues/{{issue_id}}/comments")),
     Case(f"POST {REPO}/issues/{{issue_id}}/comments", token="personal",
          path=lambda s: {**_repo(s), "issue_id": s["issue"]},
          body=lambda s: payload("bitbucket", "Noted", "act-contract-2")),
 ]
-WORKSPACES = Case("GET /user/workspaces", query=PAGE)
+WORKSPACES = Case("GET /user/workspaces", query=_planned("GET /user/workspaces"))
 
 NOT_APPLICABLE = {
     f"GET {REPO}/hooks": "keyway registers no Bitbucket webhooks (providers.json "

@@ -32,13 +32,17 @@ from tests.contract._simulated import (
     conforms,
     integer_header,
     links,
+    plan_params,
     without,
 )
 
 OWNER, APP_ID, INSTALLATION = "acme", "424242", 9_000_001
 REPO = {"owner": OWNER}
-NEWEST_FIRST = {"sort": "updated", "direction": "desc"}
 PAGE = {"per_page": "2"}  # small pages, so lists carry a Link header
+
+
+def _planned(resource: str) -> dict[str, str]:
+    return {**plan_params("github", f"GET /repos/{{owner}}/{{repo}}/{resource}"), **PAGE}
 
 
 def _repo(seeded):
@@ -52,20 +56,19 @@ def _hook_body(url: str):
 
 CASES = [
     Case("GET /user"),
-    Case("GET /user/repos", query={"sort": "full_name", **PAGE}),
+    Case("GET /user/repos", query={**plan_params("github", "GET /user/repos"), **PAGE}),
     Case("GET /user/installations", token="user"),
     Case("GET /orgs/{org}/repos", path=lambda s: {"org": OWNER}, query=PAGE),
     Case("GET /repos/{owner}/{repo}", path=_repo),
-    Case("GET /repos/{owner}/{repo}/labels", path=_repo, query=PAGE),
-    Case("GET /repos/{owner}/{repo}/pulls", path=_repo,
-         query={"state": "all", **NEWEST_FIRST, **PAGE}),
-    Case("GET /repos/{owner}/{repo}/pulls/comments", path=_repo, query={**NEWEST_FIRST, **PAGE}),
+    Case("GET /repos/{owner}/{repo}/labels", path=_repo, query=_planned("labels")),
+    Case("GET /repos/{owner}/{repo}/pulls", path=_repo, query=_planned("pulls")),
+    Case("GET /repos/{owner}/{repo}/pulls/comments", path=_repo,
+         query=_planned("pulls/comments")),
     Case("GET /repos/{owner}/{repo}/pulls/{pull_number}/reviews",
          path=lambda s: {**_repo(s), "pull_number": s["pull"]}, query=PAGE),
-    Case("GET /repos/{owner}/{repo}/issues", path=_repo,
-         query={"state": "all", **NEWEST_FIRST, **PAGE}),
+    Case("GET /repos/{owner}/{repo}/issues", path=_repo, query=_planned("issues")),
     Case("GET /repos/{owner}/{repo}/issues/comments", path=_repo,
-         query={**NEWEST_FIRST, **PAGE}),
+         query=_planned("issues/comments")),
     Case("GET /repos/{owner}/{repo}/issues/{issue_number}/comments",
          path=lambda s: {**_repo(s), "issue_number": s["issue"]}, query=PAGE),
     Case("POST /repos/{owner}/{repo}/issues/{issue_number}/comments", token="personal",

@@ -18,13 +18,16 @@ from shared.actions.targets import payload
 from shared.providers import registry
 from shared.webhooks.hooks import PROFILES
 from tests.contract import gitlab_schemas as schemas
-from tests.contract._simulated import ETAG, Case, client, integer_header, links
+from tests.contract._simulated import ETAG, Case, client, integer_header, links, plan_params
 
 P = "/projects/{id}"
 MR = P + "/merge_requests/{merge_request_iid}"
 ISSUE = P + "/issues/{issue_iid}"
-NEWEST_FIRST = {"order_by": "updated_at", "sort": "desc"}
 PAGE = {"per_page": "2"}
+
+
+def _planned(op: str) -> dict[str, str]:
+    return {**plan_params("gitlab", op), **PAGE}
 
 
 def _project(seeded):
@@ -47,19 +50,22 @@ def _hook(seeded):
 
 CASES = [
     (Case("GET /user"), schemas.CURRENT_USER),
-    (Case("GET /projects", query={"membership": "true", "order_by": "id", "sort": "asc",
-                                 **PAGE}), schemas.page(schemas.PROJECT)),
+    (Case("GET /projects", query=_planned("GET /projects")), schemas.page(schemas.PROJECT)),
     (Case(f"GET {P}", path=_project), schemas.SINGLE_PROJECT),
-    (Case(f"GET {P}/labels", path=_project, query=PAGE), schemas.page(schemas.LABEL)),
-    (Case(f"GET {P}/merge_requests", path=_project,
-         query={"state": "all", **NEWEST_FIRST, **PAGE}), schemas.page(schemas.MERGE_REQUEST)),
-    (Case(f"GET {MR}/notes", path=_mr, query=NEWEST_FIRST), schemas.page(schemas.NOTE)),
+    (Case(f"GET {P}/labels", path=_project, query=_planned(f"GET {P}/labels")),
+     schemas.page(schemas.LABEL)),
+    (Case(f"GET {P}/merge_requests", path=_project, query=_planned(f"GET {P}/merge_requests")),
+     schemas.page(schemas.MERGE_REQUEST)),
+    (Case(f"GET {MR}/notes", path=_mr, query=plan_params("gitlab", f"GET {MR}/notes")),
+     schemas.page(schemas.NOTE)),
     (Case(f"POST {MR}/notes", token="personal", path=_mr,
          body=lambda s: payload("gitlab", "Looks good", "act-contract-1")), schemas.NOTE),
-    (Case(f"GET {MR}/approvals", path=_mr), schemas.APPROVALS),
-    (Case(f"GET {P}/issues", path=_project,
-         query={"scope": "all", **NEWEST_FIRST, **PAGE}), schemas.page(schemas.ISSUE)),
-    (Case(f"GET {ISSUE}/notes", path=_issue, query=NEWEST_FIRST), schemas.page(schemas.NOTE)),
+    (Case(f"GET {MR}/approvals", path=_mr, query=plan_params("gitlab", f"GET {MR}/approvals")),
+     schemas.APPROVALS),
+    (Case(f"GET {P}/issues", path=_project, query=_planned(f"GET {P}/issues")),
+     schemas.page(schemas.ISSUE)),
+    (Case(f"GET {ISSUE}/notes", path=_issue, query=plan_params("gitlab", f"GET {ISSUE}/notes")),
+     schemas.page(schemas.NOTE)),
     (Case(f"POST {ISSUE}/notes", token="personal", path=_issue,
          body=lambda s: payload("gitlab", "Noted", "act-contract-2")), schemas.NOTE),
     (Case(f"GET {P}/hooks", path=_project), schemas.page(schemas.HOOK)),

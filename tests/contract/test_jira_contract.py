@@ -17,7 +17,7 @@ import pytest
 
 from keyway.simulators import JiraSimulator
 from shared.actions.targets import payload
-from shared.fetch.jira.plan import FIELDS, issues_query
+from shared.fetch.jira.plan import issues_query
 from shared.providers import registry
 from tests.contract import _described
 from tests.contract._simulated import (
@@ -26,6 +26,7 @@ from tests.contract._simulated import (
     client,
     conforms,
     integer_header,
+    plan_params,
 )
 
 ISSUE = "/rest/api/3/issue/{issueIdOrKey}/comment"
@@ -47,10 +48,12 @@ def _webhook(seeded):
 
 CASES = [
     Case("GET /rest/api/3/myself"),
-    Case("GET /rest/api/3/project/search", query={"orderBy": "key", "maxResults": "1"}),
+    Case("GET /rest/api/3/project/search",
+         query={**plan_params("jira", "GET /rest/api/3/project/search"), "maxResults": "1"}),
     Case("GET /rest/api/3/search/jql", query=lambda s: {
-        "fields": FIELDS, "maxResults": "2", **issues_query({"project": s["project"]}, None)}),
-    Case(f"GET {ISSUE}", path=_issue, query={"orderBy": "created"}),
+        **plan_params("jira", "GET /rest/api/3/search/jql"), "maxResults": "2",
+        **issues_query({"project": s["project"]}, None)}),
+    Case(f"GET {ISSUE}", path=_issue, query=plan_params("jira", f"GET {ISSUE}")),
     Case(f"POST {ISSUE}", token="personal", path=_issue,
          body=lambda s: payload("jira", "Looks good", "act-contract-1")),
     Case("GET /rest/api/3/webhook"),
