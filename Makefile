@@ -19,6 +19,11 @@ tests/oidc_server/node_modules/.installed: tests/oidc_server/package.json tests/
 	npm ci --prefix tests/oidc_server --no-audit --no-fund --loglevel=error
 	touch $@
 
+# GitHub's published REST and GraphQL descriptions, for the simulator contract tests (npm, pinned).
+tests/provider_specs/node_modules/.installed: tests/provider_specs/package.json tests/provider_specs/package-lock.json
+	npm ci --prefix tests/provider_specs --no-audit --no-fund --loglevel=error
+	touch $@
+
 install: $(VENV)/.installed
 
 # checkov pins packaging<24, which pytest cannot share: it gets a venv of its own.
@@ -37,7 +42,7 @@ infra-check: install .venv-checkov/.installed
 	$(BIN)/python -m keyway.infra_export --check
 	.venv-checkov/bin/checkov -d infra --quiet --compact --skip-download
 
-test-deps: install tests/oidc_server/node_modules/.installed
+test-deps: install tests/oidc_server/node_modules/.installed tests/provider_specs/node_modules/.installed
 
 ## Serve every function at http://127.0.0.1:$(PORT)/<function-name>/ (BACKEND=embedded|emulator)
 run: install

@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from werkzeug.wrappers import Request, Response
 
@@ -191,25 +191,69 @@ class GitHubApi:
         return [repo_json(r, request.host_url) for r in chunk], {**COMMON_HEADERS, **link}
 
 
-def _account_urls(login: str, host: str) -> dict[str, str]:
-    return {"url": f"{host}api/v3/users/{login}", "html_url": f"{host}{login}",
-            "avatar_url": f"{host}avatars/{login}",
-            "repos_url": f"{host}api/v3/users/{login}/repos"}
+def account_urls(login: str, host: str) -> dict[str, str]:
+    """Every URL of GitHub's "simple user" shape for ``login`` (``host`` ends with ``/``)."""
+    api = f"{host}api/v3/users/{login}"
+    return {"avatar_url": f"{host}avatars/{login}", "gravatar_id": "", "url": api,
+            "html_url": f"{host}{login}", "followers_url": f"{api}/followers",
+            "following_url": f"{api}/following{{/other_user}}",
+            "gists_url": f"{api}/gists{{/gist_id}}",
+            "starred_url": f"{api}/starred{{/owner}}{{/repo}}",
+            "subscriptions_url": f"{api}/subscriptions", "organizations_url": f"{api}/orgs",
+            "repos_url": f"{api}/repos", "events_url": f"{api}/events{{/privacy}}",
+            "received_events_url": f"{api}/received_events"}
+
+
+_REPO_URLS = {  # name → path under the repository's API URL, as GitHub spells them
+    "forks_url": "/forks", "keys_url": "/keys{/key_id}",
+    "collaborators_url": "/collaborators{/collaborator}", "teams_url": "/teams",
+    "hooks_url": "/hooks", "issue_events_url": "/issues/events{/number}",
+    "events_url": "/events", "assignees_url": "/assignees{/user}",
+    "branches_url": "/branches{/branch}", "tags_url": "/tags",
+    "blobs_url": "/git/blobs{/sha}", "git_tags_url": "/git/tags{/sha}",
+    "git_refs_url": "/git/refs{/sha}", "trees_url": "/git/trees{/sha}",
+    "statuses_url": "/statuses/{sha}", "languages_url": "/languages",
+    "stargazers_url": "/stargazers", "contributors_url": "/contributors",
+    "subscribers_url": "/subscribers", "subscription_url": "/subscription",
+    "commits_url": "/commits{/sha}", "git_commits_url": "/git/commits{/sha}",
+    "comments_url": "/comments{/number}", "issue_comment_url": "/issues/comments{/number}",
+    "contents_url": "/contents/{+path}", "compare_url": "/compare/{base}...{head}",
+    "merges_url": "/merges", "archive_url": "/{archive_format}{/ref}",
+    "downloads_url": "/downloads", "issues_url": "/issues{/number}",
+    "pulls_url": "/pulls{/number}", "milestones_url": "/milestones{/number}",
+    "notifications_url": "/notifications{?since,all,participating}",
+    "labels_url": "/labels{/name}", "releases_url": "/releases{/id}",
+    "deployments_url": "/deployments",
+}
 
 
 def user_json(info: TokenInfo, host: str) -> dict[str, Any]:
     """``GET /user`` for the token's account (``host`` ends with ``/``)."""
     account = info.account
     return {"login": account.login, "id": account.id,
-            "node_id": node_id("04", "User", account.id), **_account_urls(account.login, host),
-            "type": "User", "site_admin": False, "name": account.name, "company": None,
-            "blog": "", "location": None, "email": None, "bio": None, "public_repos": 0,
-            "followers": 0, "following": 0, "created_at": _iso(EPOCH),
-            "updated_at": _iso(EPOCH + timedelta(days=365))}
+            "node_id": node_id("04", "User", account.id), **account_urls(account.login, host),
+            "type": "User", "user_view_type": "private", "site_admin": False,
+            "name": account.name, "company": None, "blog": "", "location": None, "email": None,
+            "hireable": None, "bio": None, "twitter_username": None, "public_repos": 0,
+            "public_gists": 0, "followers": 0, "following": 0, "created_at": _iso(EPOCH),
+            "updated_at": _iso(EPOCH + timedelta(days=365)), "private_gists": 0,
+            "total_private_repos": 0, "owned_private_repos": 0, "disk_usage": 0,
+            "collaborators": 0, "two_factor_authentication": True}
 
 
 def repo_json(repo: dict[str, Any], host: str) -> dict[str, Any]:
     """A repository as the list endpoints render it (URLs point at the simulator)."""
-    owner = {**repo["owner"], **_account_urls(repo["owner"]["login"], host)}
-    return {**repo, "owner": owner, "html_url": f"{host}{repo['full_name']}",
-            "url": f"{host}api/v3/repos/{repo['full_name']}"}
+    owner = {**repo["owner"], **account_urls(repo["owner"]["login"], host)}
+    api, web = f"{host}api/v3/repos/{repo['full_name']}", f"{host}{repo['full_name']}"
+    return {**repo, "owner": owner, "html_url": web, "url": api,
+            **{name: api + path for name, path in _REPO_URLS.items()},
+            "git_url": f"git://{urlsplit(host).netloc}/{repo['full_name']}.git",
+            "ssh_url": f"git@{urlsplit(host).hostname}:{repo['full_name']}.git",
+            "clone_url": f"{web}.git", "svn_url": web, "homepage": None, "size": 1024,
+            "forks": repo["forks_count"], "open_issues": repo["open_issues_count"],
+            "watchers": repo["watchers_count"], "mirror_url": None, "license": None,
+            "topics": [], "is_template": False, "has_projects": True, "has_wiki": True,
+            "has_pages": False, "has_discussions": False, "has_downloads": True,
+            "allow_forking": True, "web_commit_signoff_required": False,
+            "permissions": {"admin": False, "maintain": False, "push": True,
+                            "triage": True, "pull": True}}

@@ -26,7 +26,14 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from werkzeug.wrappers import Request, Response
 
-from keyway.simulators.github_api import API, COMMON_HEADERS, DOCS, GitHubData
+from keyway.simulators.github_api import (
+    API,
+    COMMON_HEADERS,
+    DOCS,
+    GitHubData,
+    account_urls,
+    node_id,
+)
 from keyway.simulators.github_oauth import random_base62
 from keyway.simulators.oauth import OAuthAuthority
 from keyway.simulators.oauth_model import Account, OAuthError, TokenInfo
@@ -307,7 +314,9 @@ class GitHubApps:
         account, api = installation.account, f"{host}api/v3"
         app_id = installation.app.app_id
         return {
-            "id": installation.id, "account": account,
+            "id": installation.id, "account": {
+                **account, "node_id": node_id("012", "Organization", account["id"]),
+                **account_urls(account["login"], host)},
             "app_id": int(app_id) if app_id.isdigit() else app_id,
             "app_slug": installation.app.slug,
             "target_id": account["id"], "target_type": account["type"],
@@ -315,6 +324,10 @@ class GitHubApps:
             "repository_selection": installation.repository_selection,
             "access_tokens_url": f"{api}/app/installations/{installation.id}/access_tokens",
             "repositories_url": f"{api}/installation/repositories",
-            "single_file_name": None, "created_at": CREATED, "updated_at": CREATED,
+            "html_url": f"{host}organizations/{account['login']}/settings/installations/"
+                        f"{installation.id}",
+            "single_file_name": None, "has_multiple_single_files": False,
+            "single_file_paths": [], "created_at": CREATED, "updated_at": CREATED,
             "suspended_at": CREATED if installation.suspended else None,
+            "suspended_by": None,
         }

@@ -30,7 +30,15 @@ from urllib.parse import urlencode
 from werkzeug.wrappers import Request, Response
 
 from keyway.simulators.activity import Item, Query, parse_time
-from keyway.simulators.github_api import API, COMMON_HEADERS, DOCS, GitHubApi, GitHubData, _error
+from keyway.simulators.github_api import (
+    API,
+    COMMON_HEADERS,
+    DOCS,
+    GitHubApi,
+    GitHubData,
+    _error,
+    repo_json,
+)
 from keyway.simulators.github_data import GitHubActivity, RepoActivity
 from keyway.simulators.github_render import (
     Site,
@@ -175,7 +183,11 @@ class GitHubMetadataApi(RepoEndpoints):
 
     @staticmethod
     def _repo_view(act: RepoActivity, site: Site) -> dict[str, Any]:
-        return repository_json(act.repo, site.host, act.threads.count("open"))
+        """A pull request's ``head.repo``/``base.repo``: the list shape of a repository (no
+        ``temp_clone_token``, ``network_count``, ``organization``: those are the full one's)."""
+        open_issues = act.threads.count("open")
+        return {**repo_json(act.repo, site.host), "open_issues_count": open_issues,
+                "open_issues": open_issues}
 
     def pulls(self, request: Request, owner: str, repo: str) -> Response:
         return self._threads(request, owner, repo, "pulls", None)

@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 from keyway.simulators.activity import Item, iso, sha
-from keyway.simulators.github_api import node_id, repo_json
+from keyway.simulators.github_api import account_urls, node_id, repo_json
 
 REACTION_KEYS = ("+1", "-1", "laugh", "hooray", "confused", "heart", "rocket", "eyes")
 
@@ -44,12 +44,9 @@ class Site:
 
 def user_json(user: Item, host: str) -> dict[str, Any]:
     """A "simple user" (an issue's ``user``, a comment's author...)."""
-    login, api = user["login"], f"{host}api/v3/users/{user['login']}"
-    return {"login": login, "id": user["id"], "node_id": node_id("04", "User", user["id"]),
-            "avatar_url": f"{host}avatars/{login}", "gravatar_id": "", "url": api,
-            "html_url": f"{host}{login}", "followers_url": f"{api}/followers",
-            "repos_url": f"{api}/repos", "type": user.get("type", "User"),
-            "site_admin": False}
+    return {"login": user["login"], "id": user["id"],
+            "node_id": node_id("04", "User", user["id"]), **account_urls(user["login"], host),
+            "type": user.get("type", "User"), "user_view_type": "public", "site_admin": False}
 
 
 def _association(user: Item) -> str:
@@ -195,16 +192,6 @@ def review_json(item: Item, site: Site) -> dict[str, Any]:
 def repository_json(repo: dict[str, Any], host: str, open_issues: int) -> dict[str, Any]:
     """``GET /repos/{owner}/{repo}``: the list shape plus the full repository's fields."""
     body = repo_json(repo, host)
-    api, web = body["url"], body["html_url"]
     return {**body, "open_issues_count": open_issues, "open_issues": open_issues,
-            "watchers": repo["watchers_count"], "forks": repo["forks_count"],
-            "network_count": 0, "subscribers_count": 1, "size": 1024, "homepage": None,
-            "mirror_url": None, "license": None, "topics": [], "is_template": False,
-            "has_projects": True, "has_wiki": True, "has_pages": False,
-            "has_discussions": False, "has_downloads": True, "allow_forking": True,
-            "web_commit_signoff_required": False, "temp_clone_token": None,
-            "organization": body["owner"], "clone_url": f"{web}.git", "svn_url": web,
-            "pulls_url": f"{api}/pulls{{/number}}", "issues_url": f"{api}/issues{{/number}}",
-            "labels_url": f"{api}/labels{{/name}}",
-            "permissions": {"admin": False, "maintain": False, "push": True,
-                            "triage": True, "pull": True}}
+            "network_count": 0, "subscribers_count": 1, "temp_clone_token": None,
+            "organization": body["owner"]}
