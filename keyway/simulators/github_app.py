@@ -13,21 +13,20 @@ token for 1 h), ``GET /user/installations`` (user token, ``Link`` pages) and ``D
 
 from __future__ import annotations
 
-import math
 import threading
 import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlencode
 
 import jwt
 from cryptography.hazmat.primitives import serialization
 from werkzeug.wrappers import Request, Response
 
-from keyway.simulators.github_api import API, COMMON_HEADERS, DOCS, GitHubData
+from keyway.simulators.github_api import API, COMMON_HEADERS, DOCS, GitHubData, _paginate
 from keyway.simulators.github_oauth import random_base62
+from keyway.simulators.github_tokens import BOT_CLIENT
 from keyway.simulators.oauth import OAuthAuthority
 from keyway.simulators.oauth_model import Account, OAuthError, TokenInfo
 from keyway.simulators.server import Route
@@ -37,7 +36,6 @@ TOKEN_TTL = 3600  # installation tokens live one hour
 MAX_JWT_AHEAD = 600  # exp at most 10 minutes into the future
 DRIFT = 60  # iat leeway and the back-dating GitHub recommends
 LEVELS = {"read": 1, "write": 2, "admin": 3}
-BOT_CLIENT = "github-app:"  # TokenInfo.client_id prefix of installation tokens
 BAD_JWT = "A JSON web token could not be decoded"
 CREATED = "2020-01-01T00:00:00Z"
 
@@ -50,6 +48,7 @@ class App:
     public_key: Any
     permissions: Mapping[str, str]
     slug: str
+    client_id: str | None = None
 
 
 @dataclass
@@ -65,6 +64,14 @@ class Installation:
     repository_selection: str = "all"
     suspended: bool = False
     tokens: list[str] = field(default_factory=list)
+    repositories: frozenset[str] = frozenset()  # lower-cased full names, when "selected"
+
+    def covers(self, repo: Mapping[str, Any]) -> bool:
+        """Whether ``repo`` (private ones too) is one of this installation's repositories."""
+        owner = str(repo.get("owner", {}).get("login", "")).lower()
+        return owner == str(self.account["login"]).lower() and (
+            self.repository_selection == "all" or
+            str(repo.get("full_name", "")).lower() in self.repositories)
 
 
 def _error(status: int, message: str) -> Response:
@@ -74,18 +81,6 @@ def _error(status: int, message: str) -> Response:
 
 def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _page(request: Request, items: list[Any]) -> tuple[list[Any], dict[str, str]]:
-    """One page of ``items`` (``per_page`` up to 100, ``page``), ``Link`` next and last."""
-    per_page = min(max(request.args.get("per_page", 30, type=int) or 30, 1), 100)
-    page = max(request.args.get("page", 1, type=int) or 1, 1)
-    last = max(math.ceil(len(items) / per_page), 1)
-    rels = [(page + 1, "next"), (last, "last")] if page < last else []
-    links = [f'<{request.base_url}?{urlencode({"per_page": per_page, "page": n})}>; rel="{rel}"'
-             for n, rel in rels]
-    return items[(page - 1) * per_page:page * per_page], ({"Link": ", ".join(links)}
-                                                          if links else {})
 
 
 def _within(requested: Mapping[str, Any], granted: Mapping[str, str]) -> bool:
@@ -104,6 +99,7 @@ class GitHubApps:
         self.overgrant: bool | Mapping[str, str] = False
         self._authority: OAuthAuthority | None = None
         self._lock = threading.RLock()
+        data.installation_of = self.installation_of
 
     def attach(self, authority: OAuthAuthority) -> None:
         """Share the simulator's token bookkeeping, clock and ``on_issue``."""
@@ -118,11 +114,13 @@ class GitHubApps:
     # ---- knobs --------------------------------------------------------------------------------
     def register_app(self, app_id: str, public_key_pem: bytes,
                      permissions: Mapping[str, str] | None = None, *,
-                     slug: str | None = None) -> App:
-        """Register an app by id with the public key that verifies its JWTs."""
+                     slug: str | None = None, client_id: str | None = None) -> App:
+        """Register an app by id with the public key that verifies its JWTs; ``client_id``:
+        its OAuth client (registered with the simulator), which the install page's redirect
+        brings a code for (:mod:`.github_installation`)."""
         key = serialization.load_pem_public_key(public_key_pem)
         app = App(str(app_id), key, dict(permissions or {"metadata": "read"}),
-                  slug or f"keyway-app-{app_id}".lower())
+                  slug or f"keyway-app-{app_id}".lower(), client_id)
         with self._lock:
             self.apps[app.app_id] = app
         return app
@@ -130,9 +128,11 @@ class GitHubApps:
     def add_installation(self, installation_id: int, account_login: str,
                          granted_permissions: Mapping[str, str] | None = None,
                          users: Iterable[int] = (), *, app_id: str | None = None,
-                         repository_selection: str = "all") -> Installation:
+                         repositories: Iterable[str] | None = None) -> Installation:
         """Install an app (default: the last registered) on ``account_login``; ``users`` are
-        the user ids who may access it. Granted permissions default to the app's."""
+        the user ids who may access it. Granted permissions default to the app's. With
+        ``repositories`` (full names) the installation covers only those ("selected"),
+        otherwise every repository of the account ("all"), private ones included."""
         with self._lock:
             if not self.apps:
                 raise ValueError("register an app first")
@@ -142,9 +142,16 @@ class GitHubApps:
             installation = Installation(
                 ident, app, self._account(account_login),
                 dict(granted_permissions or app.permissions), frozenset(users), bot,
-                repository_selection)
+                "all" if repositories is None else "selected",
+                repositories=frozenset(r.lower() for r in repositories or ()))
             self.installations[ident] = installation
             return installation
+
+    def installation_of(self, info: TokenInfo) -> Installation | None:
+        """The installation an installation token was minted for (by its bot account)."""
+        with self._lock:
+            return next((i for i in self.installations.values()
+                         if i.bot.id == info.account.id and not i.suspended), None)
 
     def remove_installation(self, installation_id: int) -> bool:
         """Uninstall: minting answers 404 and every token issued for it is revoked."""
@@ -225,7 +232,7 @@ class GitHubApps:
         with self._lock:
             mine = sorted((i for i in self.installations.values()
                            if info.account.id in i.users), key=lambda i: i.id)
-        chunk, link = _page(request, mine)
+        chunk, link = _paginate(request, mine)
         return json_response({"total_count": len(mine),
                               "installations": [self._json(i, request.host_url) for i in chunk]},
                              200, {**COMMON_HEADERS, **link})

@@ -241,8 +241,9 @@ class Simulator:
         request = Request(environ)
         received = self.clock()
         rule, args, miss = self._match(request)
-        response = self._respond(request, rule, args, miss)
         template = route_template(rule.rule) if rule is not None else None
+        environ["keyway.simulator.route"] = template  # the handlers' rules read it
+        response = self._respond(request, rule, args, miss)
         self._record(request, response.status_code, received, template)
         return response(environ, start_response)
 
