@@ -36,9 +36,10 @@ posts late: with no attempt recorded the action fails with reason ``expired_enve
 attempt recorded (a comment may exist) act-P asks for a fresh envelope as above, so a
 delivery can reconcile by marker.
 
-Provider answers: 401 → ``failed``/``token_rejected``, 404/410 → ``target_not_found``,
-any other 4xx (a 403 without rate-limit signs, 422) → ``provider_refused``, a request outside
-the allowlist → ``egress_refused``; the connection or repository deleted meanwhile →
+Provider answers: 401 → ``failed``/``token_rejected``, 404/410 → ``target_not_found``, a 403
+without rate-limit signs → ``forbidden`` (the user's token lacks the scope or permission the
+action needs: GitHub's ``public_repo``), any other 4xx (422…) → ``provider_refused``, a
+request outside the allowlist → ``egress_refused``; the connection or repository deleted meanwhile →
 ``unknown_connection`` / ``unknown_repository``; the requester's identity for another host
 than the connection's → ``identity_mismatch``; any other permanent error → its stable key.
 All permanent: recorded, acknowledged. Rate limits, a spent budget, 5xx, timeouts and
@@ -197,12 +198,19 @@ def _act(ports: Ports, job: Job, doc: dict[str, Any], token: str) -> None:
         if raw is None:
             raw = provider.post(client, thread, job.action["body"], job.action_id)
     except PermanentError as e:  # nothing was posted by this attempt, and none will be
-        _failed(ports, job, REASONS.get(type(e), e.key))
+        _failed(ports, job, _reason(e))
         return
     except RetryableError as e:
         ledger.note_error(ports, job.action_id, job.tenant, e.key, release=True)
         raise
     _record(ports, job, thread, raw)
+
+
+def _reason(error: PermanentError) -> str:
+    """The stable reason an action failed with (see the module docstring)."""
+    if isinstance(error, ProviderRefused) and error.provider_status == 403:
+        return "forbidden"
+    return REASONS.get(type(error), error.key)
 
 
 def _failed(ports: Ports, job: Job, reason: str) -> None:
