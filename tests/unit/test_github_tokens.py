@@ -153,3 +153,25 @@ def test_a_comment_needs_public_repo_on_a_public_repository_and_repo_on_a_privat
     assert comment(github, PUBLIC, public_repo).status_code == 201
     assert comment(github, PRIVATE, public_repo).status_code == 404
     assert comment(github, PRIVATE, github.mint_token(("repo",)).access_token).status_code == 201
+
+
+# ---- the install page ---------------------------------------------------------------------
+def test_the_install_page_redirects_like_github_after_an_install(github, key):
+    page = f"{github.url}/apps/k/installations/new"
+    assert requests.get(page, params={"state": "s1"}, timeout=TIMEOUT,
+                        allow_redirects=False).status_code == 404  # none the user may access
+    github.apps.add_installation(501, "acme", users=[github.account.id])
+    assert requests.get(page, params={"state": "s1"}, timeout=TIMEOUT,
+                        allow_redirects=False).status_code == 400  # the app has no OAuth client
+    github.register_client("app-client", "app-secret", ["http://127.0.0.1:9/cb"])
+    github.apps.register_app("77", public_pem(key), slug="k", client_id="app-client")
+    github.apps.add_installation(502, "acme", users=[github.account.id])
+    answer = requests.get(page, params={"state": "s1"}, timeout=TIMEOUT, allow_redirects=False)
+    assert answer.status_code == 302
+    target, _, query = answer.headers["Location"].partition("?")
+    params = dict(p.split("=", 1) for p in query.split("&"))
+    assert target == "http://127.0.0.1:9/cb" and params["state"] == "s1"
+    assert (params["installation_id"], params["setup_action"]) == ("502", "install")
+    assert len(params["code"]) == 20
+    assert requests.get(f"{github.url}/apps/nope/installations/new", timeout=TIMEOUT,
+                        allow_redirects=False).status_code == 404
