@@ -6,9 +6,10 @@ both revoke the installation's tokens) and :attr:`~GitHubApps.overgrant` (True: 
 ``contents: read``; or a mapping of extra permissions). Endpoints under ``/api/v3``: ``POST
 /app/installations/<id>/access_tokens`` and ``GET /app/installations/<id>`` (app JWT, see
 :meth:`~GitHubApps._time_problem`; permissions beyond the grant → 422; 201 with a ``ghs_``
-token for 1 h), ``GET /user/installations`` (user token, ``Link`` pages) and ``DELETE
-/installation/token``. An installation token authenticates the other endpoints as
-``<slug>[bot]`` (one rate-limit budget per installation); app endpoints are not metered.
+token for 1 h) and ``DELETE /installation/token``. An installation token authenticates the
+other endpoints as ``<slug>[bot]`` (one rate-limit budget per installation; what it may call:
+:mod:`.github_tokens`); app endpoints are not metered. ``/user/installations``,
+``/installation/repositories`` and the install page: :mod:`.github_installation`.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from werkzeug.wrappers import Request, Response
 
-from keyway.simulators.github_api import API, COMMON_HEADERS, DOCS, GitHubData, _paginate
+from keyway.simulators.github_api import API, COMMON_HEADERS, DOCS, GitHubData
 from keyway.simulators.github_oauth import random_base62
 from keyway.simulators.github_tokens import BOT_CLIENT
 from keyway.simulators.oauth import OAuthAuthority
@@ -185,7 +186,6 @@ class GitHubApps:
                   self.access_tokens),
             Route(f"{API}/app/installations/<int:installation_id>", ("GET",),
                   self.get_installation),
-            Route(f"{API}/user/installations", ("GET",), self.user_installations),
             Route(f"{API}/installation/token", ("DELETE",), self.revoke_token),
         ]
 
@@ -214,28 +214,14 @@ class GitHubApps:
         found = self._authorized_installation(request, installation_id, suspended_ok=True)
         if isinstance(found, Response):
             return found
-        return json_response(self._json(found, request.host_url), 200, dict(COMMON_HEADERS))
+        return json_response(self.installation_json(found, request.host_url), 200,
+                             dict(COMMON_HEADERS))
 
     def _token_info(self, request: Request) -> TokenInfo | None:
         try:
             return self.authority.authenticate(bearer_token(request, ("bearer", "token")))
         except OAuthError:
             return None
-
-    def user_installations(self, request: Request) -> Response:
-        """The installations the token's user may access."""
-        info = self._token_info(request)
-        if info is None:
-            return _error(401, "Bad credentials")
-        if info.client_id.startswith(BOT_CLIENT):
-            return _error(403, "Resource not accessible by integration")
-        with self._lock:
-            mine = sorted((i for i in self.installations.values()
-                           if info.account.id in i.users), key=lambda i: i.id)
-        chunk, link = _paginate(request, mine)
-        return json_response({"total_count": len(mine),
-                              "installations": [self._json(i, request.host_url) for i in chunk]},
-                             200, {**COMMON_HEADERS, **link})
 
     def revoke_token(self, request: Request) -> Response:
         """An installation token revokes itself."""
@@ -310,7 +296,7 @@ class GitHubApps:
             installation.tokens.append(token)
         return token, now + TOKEN_TTL
 
-    def _json(self, installation: Installation, host: str) -> dict[str, Any]:
+    def installation_json(self, installation: Installation, host: str) -> dict[str, Any]:
         account, api = installation.account, f"{host}api/v3"
         app_id = installation.app.app_id
         return {

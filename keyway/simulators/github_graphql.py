@@ -105,7 +105,9 @@ class GitHubGraphQL:
                 self.queries.append({"operation": operation.name, "variables": variables})
             answer = lambda rate: json_response(NodeQuery(  # noqa: E731
                 self.activity, request.host_url, variables, rate, who).answer(operation))
-        return self._metered(account.id, points, answer)
+        response = self._metered(account.id, points, answer)
+        response.headers.update(who.headers(tokens.GRAPHQL))
+        return response
 
     def _metered(self, key: object, points: int,
                  answer: Callable[[dict[str, Any]], Response]) -> Response:

@@ -5,6 +5,7 @@
   accessible by integration``). Answer
   ``{"total_count", "repository_selection": "all"|"selected", "repositories": [...]}``, paged
   with ``per_page`` / ``page`` and a ``Link`` header, metered like every REST call.
+* ``GET /user/installations`` - the installations the token's user may access (user tokens).
 * ``GET /apps/<slug>/installations/new?state=…`` - the install page. GitHub lets the signed-in
   user pick an account, installs, then (the app asks for user authorization during
   installation) redirects to the app's callback URL with ``code``, ``installation_id``,
@@ -41,7 +42,20 @@ class GitHubInstallationApi(GitHubApi):
 
     def routes(self) -> list[Route]:
         return [Route(f"{API}/installation/repositories", ("GET",), self.repositories),
+                Route(f"{API}/user/installations", ("GET",), self.user_installations),
                 Route("/apps/<slug>/installations/new", ("GET",), self.install_page)]
+
+    def user_installations(self, request: Request) -> Response:
+        """The installations the token's user may access (user tokens only: an installation
+        token is refused by the token rules, ``NOT_FOR_INSTALLATIONS``)."""
+        def produce(info: TokenInfo) -> tuple[Any, dict[str, str]]:
+            mine = sorted((i for i in list(self.apps.installations.values())
+                           if info.account.id in i.users), key=lambda i: i.id)
+            chunk, link = _paginate(request, mine)
+            return ({"total_count": len(mine), "installations": [
+                self.apps.installation_json(i, request.host_url) for i in chunk]},
+                {**COMMON_HEADERS, **link})
+        return self._call(request, produce)
 
     def repositories(self, request: Request) -> Response:
         def produce(info: TokenInfo) -> tuple[Any, dict[str, str]] | Response:

@@ -135,6 +135,7 @@ def test_an_installation_syncs_a_private_repository_then_resyncs_for_free(instal
     assert "/installation/repositories" in called
     assert not {t.split(" ", 1)[1] for t in NOT_FOR_INSTALLATIONS} & called
     assert {r.status for r in synced} <= {200, 201}  # nothing refused
+    assert not [t for t in called if t.endswith("/hooks")]  # no registrar: the App's own hook
     assert sim.graphql_points_used(BOT) > 0
     rest, graphql = sim.quota_used(BOT), sim.graphql_points_used(BOT)
     sync(stack, connection)
