@@ -6,16 +6,22 @@ pair (:func:`shared.crypto.channels.ensure`); the audit chain key (``audit-chain
 here once so concurrent first appends cannot race to create two.
 
 Idempotent: each step checks before it creates, so every ``make run`` may call it.
+:func:`ensure_github_app_key` makes the sandbox GitHub App's private key (only when the runner
+offers the sandbox GitHub, so other stacks pay nothing for an RSA key).
 """
 
 from __future__ import annotations
 
 import secrets
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
 from shared import audit, policy
 from shared.crypto import channels
 from shared.errors import NotFound
-from shared.ports import Ports
+from shared.ports import Ports, SecretSource
+from shared.vault.github_app import PRIVATE_KEY_SECRET
 
 
 def ensure_local_state(ports: Ports) -> list[str]:
@@ -36,3 +42,16 @@ def ensure_local_state(ports: Ports) -> list[str]:
         ports.secrets.add_version(audit.KEY_SECRET, secrets.token_bytes(32))
         created.append(audit.KEY_SECRET)
     return created
+
+
+def ensure_github_app_key(source: SecretSource) -> bytes:
+    """The GitHub App private key (secret ``github-app-private-key``, where the vault reads
+    it): the existing one, or a fresh RSA 2048 key (PKCS#8 PEM) stored at first start."""
+    try:
+        return source.access(PRIVATE_KEY_SECRET)
+    except NotFound:
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+        source.add_version(PRIVATE_KEY_SECRET, pem)
+        return pem

@@ -12,7 +12,11 @@
 Sandbox: every provider with a built-in simulator (GitHub, GitLab, Bitbucket, Jira Cloud) and
 no ``KEYWAY_<PROVIDER>_CLIENT_ID`` gets its simulator started on loopback, seeded, with an OAuth
 client registered for ``<public_url>/oauth-<provider>/callback`` — so a newcomer can connect,
-sync and browse with no internet and no provider account.
+sync and browse with no internet and no provider account. The sandbox GitHub also offers the
+GitHub App flow (``{"provider": "github", "github_app": true}``): a sandbox app whose private
+key is made at first start (secret ``github-app-private-key``), installed on the seeded
+organisation (all its repositories, private ones included), with ``KEYWAY_GITHUB_APP_ID`` and
+``KEYWAY_GITHUB_APP_SLUG`` set — unless an app id is configured already.
 
 Ctrl-C (SIGINT) or SIGTERM stops every process this runner started.
 """
@@ -30,11 +34,12 @@ import time
 from pathlib import Path
 
 import requests
+from cryptography.hazmat.primitives import serialization
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.serving import make_server
 
 from keyway import emulators, wsgi
-from keyway.firststart import ensure_local_state
+from keyway.firststart import ensure_github_app_key, ensure_local_state
 from keyway.simulators import (
     BitbucketSimulator,
     GitHubSimulator,
@@ -48,7 +53,8 @@ from shared.components import COMPONENTS, Component
 from shared.config import Config
 from shared.errors import RetryableError
 from shared.log import configure, get_logger
-from shared.ports import Message, Ports
+from shared.ports import Message, Ports, SecretSource
+from shared.providers import registry
 from shared.topology import subscription_specs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -222,8 +228,14 @@ SANDBOX_ACTIVITY = {"repos": 3, "prs": 60, "issues": 90, "comments": 400, "revie
                     "reviews": 40}
 
 
-def start_sandbox(public_url: str) -> dict[str, Simulator]:
-    """Simulators for providers with no configured OAuth client; sets their env variables."""
+SANDBOX_APP = {"KEYWAY_GITHUB_APP_ID": "1000001", "KEYWAY_GITHUB_APP_SLUG": "keyway-sandbox"}
+SANDBOX_INSTALLATION = 1
+
+
+def start_sandbox(public_url: str, secrets_source: SecretSource | None = None
+                  ) -> dict[str, Simulator]:
+    """Simulators for providers with no configured OAuth client; sets their env variables.
+    With ``secrets_source``, the sandbox GitHub gets its App too (:func:`_sandbox_app`)."""
     started: dict[str, Simulator] = {}
     for provider, simulator_class in SANDBOX_SIMULATORS:
         up = provider.upper()
@@ -234,6 +246,8 @@ def start_sandbox(public_url: str) -> dict[str, Simulator]:
         simulator.register_client(f"keyway-sandbox-{provider}", secret,
                                   [f"{public_url}/oauth-{provider}/callback"])
         simulator.seed_activity(SANDBOX_SEED[provider], **SANDBOX_ACTIVITY)
+        if isinstance(simulator, GitHubSimulator) and secrets_source is not None:
+            _sandbox_app(simulator, secrets_source, f"keyway-sandbox-{provider}")
         os.environ.update({f"KEYWAY_{up}_CLIENT_ID": f"keyway-sandbox-{provider}",
                            f"KEYWAY_{up}_OAUTH_URL": simulator.oauth_url,
                            f"KEYWAY_{up}_API_URL": simulator.api_url,
@@ -242,6 +256,21 @@ def start_sandbox(public_url: str) -> dict[str, Simulator]:
                                                                "url": simulator.url}})
         started[provider] = simulator
     return started
+
+
+def _sandbox_app(sim: GitHubSimulator, source: SecretSource, client_id: str) -> None:
+    """Register the sandbox GitHub App and install it on the seeded organisation."""
+    if os.environ.get("KEYWAY_GITHUB_APP_ID"):
+        return  # an app is configured: its own key and id, not the sandbox's
+    key = serialization.load_pem_private_key(ensure_github_app_key(source), password=None)
+    public = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                           serialization.PublicFormat.SubjectPublicKeyInfo)
+    sim.apps.register_app(SANDBOX_APP["KEYWAY_GITHUB_APP_ID"], public,
+                          registry.get("github").github_app.permissions,
+                          slug=SANDBOX_APP["KEYWAY_GITHUB_APP_SLUG"], client_id=client_id)
+    sim.apps.add_installation(SANDBOX_INSTALLATION, SANDBOX_SEED["github"],
+                              users=[sim.account.id])
+    os.environ.update(SANDBOX_APP)
 
 
 def run(backend: str) -> None:
@@ -258,7 +287,7 @@ def run(backend: str) -> None:
     configure(config.log_level)
     runner = Runner(config)
     runner.emulators = started
-    runner.simulators = start_sandbox(config.public_url)
+    runner.simulators = start_sandbox(config.public_url, bootstrap.ports(config).secrets)
     signal.signal(signal.SIGTERM, lambda *_: runner.stop_event.set())
     try:
         if config.backend == "embedded":

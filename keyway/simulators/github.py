@@ -34,6 +34,7 @@ from keyway.simulators.github_forbidden import GitHubForbiddenApi
 from keyway.simulators.github_graphql import GitHubGraphQL
 from keyway.simulators.github_hooks import GitHubHooksApi
 from keyway.simulators.github_hooks import deliver as deliver_event
+from keyway.simulators.github_installation import GitHubInstallationApi
 from keyway.simulators.github_metadata import GitHubMetadataApi, rate_limit_fault
 from keyway.simulators.github_oauth import GitHubOAuth, github_policy
 from keyway.simulators.hooks import HookStore
@@ -59,7 +60,9 @@ class GitHubSimulator(ActivityKnobs, Simulator):
     meter, :mod:`keyway.simulators.github_graphql`); ``clock`` (epoch seconds) drives code,
     token and rate-limit expiry; ``on_issue`` sees every token issued (e.g. the leak guard's
     ``track``). ``apps``: GitHub App installations and their tokens
-    (:mod:`keyway.simulators.github_app`).
+    (:mod:`keyway.simulators.github_app`; ``/installation/repositories`` and the install page
+    in :mod:`keyway.simulators.github_installation`). What each kind of token may call and see
+    is :mod:`keyway.simulators.github_tokens`'s table.
     """
 
     def __init__(self, *, expiring_tokens: bool = True, port: int = 0,
@@ -81,6 +84,8 @@ class GitHubSimulator(ActivityKnobs, Simulator):
         return [*GitHubOAuth(self.oauth).routes(),
                 *GitHubApi(self.oauth, self.rate_limit, self.data).routes(),
                 *self.apps.routes(),
+                *GitHubInstallationApi(self.apps, self.oauth, self.rate_limit,
+                                       self.data).routes(),
                 *GitHubMetadataApi(self.oauth, self.rate_limit, self.data,
                                    self.activity).routes(),
                 *GitHubForbiddenApi(self.oauth, self.rate_limit, self.data,

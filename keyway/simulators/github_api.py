@@ -4,8 +4,10 @@ URL for the simulator is ``<sim.url>/api/v3``.
 
 Endpoints: ``GET /user``, ``GET /user/repos``, ``GET /orgs/<org>/repos``. Authentication
 ``Authorization: Bearer <token>`` or ``token <token>``; a missing, unknown, revoked or expired
-token gets 401 ``{"message": "Bad credentials", ...}``. Lists page with ``per_page`` (default
-30, max 100) and ``page`` and a ``Link`` header (``prev``, ``next``, ``last``, ``first``).
+token gets 401 ``{"message": "Bad credentials", ...}``; what each kind of token may call and
+see (installation, OAuth App, user-to-server) is :mod:`.github_tokens`'s table. Lists page
+with ``per_page`` (default 30, max 100) and ``page`` and a ``Link`` header (``prev``,
+``next``, ``last``, ``first``).
 Every answer carries ``X-RateLimit-Limit/Remaining/Reset/Used/Resource``; each request spends
 one unit of the user's hourly budget except a 304, answered when ``If-None-Match`` names the
 current ``ETag``. With no budget left: 403 ``API rate limit exceeded``.
@@ -23,6 +25,7 @@ from urllib.parse import urlencode, urlsplit
 
 from werkzeug.wrappers import Request, Response
 
+from keyway.simulators import github_tokens as tokens
 from keyway.simulators.oauth import OAuthAuthority
 from keyway.simulators.oauth_model import OAuthError, TokenInfo
 from keyway.simulators.ratelimit import Budget, RateLimiter, metered_json
@@ -34,6 +37,7 @@ DOCS = "https://docs.github.com/rest"
 EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
 SORT_KEYS = {"created": "created_at", "updated": "updated_at", "pushed": "pushed_at",
              "full_name": "full_name"}
+CALLER = "keyway.simulator.caller"  # request.environ: the token's github_tokens.Caller
 COMMON_HEADERS = {"Cache-Control": "private, max-age=60, s-maxage=60",
                   "Vary": "Accept, Authorization, Cookie, X-GitHub-OTP",
                   "X-GitHub-Api-Version-Selected": "2022-11-28",
@@ -61,6 +65,8 @@ class GitHubData:
         self.orgs: dict[str, dict[str, Any]] = {}
         self.repos: list[dict[str, Any]] = []
         self.admin_denied: set[str] = set()  # lower-cased full names the user cannot admin
+        # an installation token's installation (set by github_app.GitHubApps)
+        self.installation_of: Callable[[TokenInfo], Any] = lambda info: None
         self._lock = threading.Lock()
 
     def seed(self, org: str, repos: int) -> list[dict[str, Any]]:
@@ -142,7 +148,11 @@ class GitHubApi:
         ]
 
     def _call(self, request: Request,
-              produce: Callable[[TokenInfo], tuple[Any, dict[str, str]] | Response]) -> Response:
+              produce: Callable[[TokenInfo], tuple[Any, dict[str, str]] | Response], *,
+              check: bool = True) -> Response:
+        """Authenticate, apply the token rules (:mod:`.github_tokens`; ``check=False``: the
+        producer applies them once it knows the repository), meter, answer. The caller is
+        left in ``request.environ[CALLER]`` for the producer."""
         token = bearer_token(request, ("bearer", "token"))
         if token is None:
             return _error(401, "Requires authentication")
@@ -150,14 +160,24 @@ class GitHubApi:
             info = self.authority.authenticate(token)
         except OAuthError:
             return _error(401, "Bad credentials")
-        account = info.account
+        account, where = info.account, tokens.endpoint(request)
+        who = request.environ[CALLER] = tokens.caller(token, info, self.data.installation_of)
+        refused = tokens.refusal(who, where) if check else None
 
         def exhausted(budget: Budget) -> Response:
             return _error(403, f"API rate limit exceeded for user ID {account.id}.",
                           f"{DOCS}/overview/rate-limits-for-the-rest-api")
 
-        return metered_json(request, self.limiter, account.id, lambda: produce(info),
-                            self._rate_headers, exhausted)
+        response = metered_json(request, self.limiter, account.id,
+                                lambda: refused or produce(info), self._rate_headers,
+                                exhausted)
+        response.headers.update(who.headers(where))
+        return response
+
+    @staticmethod
+    def caller(request: Request) -> tokens.Caller:
+        """The request's caller, as :meth:`_call` found it."""
+        return request.environ[CALLER]
 
     @staticmethod
     def _rate_headers(budget: Budget) -> dict[str, str]:
@@ -173,7 +193,9 @@ class GitHubApi:
 
     def user_repos(self, request: Request) -> Response:
         def produce(info: TokenInfo) -> tuple[Any, dict[str, str]]:
-            repos = _sorted(request, self.data.list() or [], "full_name")
+            who = self.caller(request)
+            repos = _sorted(request, [r for r in self.data.list() or [] if who.sees(r)],
+                            "full_name")
             return self._page(request, repos)
         return self._call(request, produce)
 
@@ -183,7 +205,9 @@ class GitHubApi:
             if repos is None:
                 return _error(404, "Not Found", f"{DOCS}/repos/repos#list-organization-"
                                                 "repositories")
-            return self._page(request, _sorted(request, repos, "created"))
+            who = self.caller(request)
+            return self._page(request, _sorted(request, [r for r in repos if who.sees(r)],
+                                               "created"))
         return self._call(request, produce)
 
     def _page(self, request: Request, repos: list[dict]) -> tuple[Any, dict[str, str]]:

@@ -6,21 +6,20 @@ both revoke the installation's tokens) and :attr:`~GitHubApps.overgrant` (True: 
 ``contents: read``; or a mapping of extra permissions). Endpoints under ``/api/v3``: ``POST
 /app/installations/<id>/access_tokens`` and ``GET /app/installations/<id>`` (app JWT, see
 :meth:`~GitHubApps._time_problem`; permissions beyond the grant → 422; 201 with a ``ghs_``
-token for 1 h), ``GET /user/installations`` (user token, ``Link`` pages) and ``DELETE
-/installation/token``. An installation token authenticates the other endpoints as
-``<slug>[bot]`` (one rate-limit budget per installation); app endpoints are not metered.
+token for 1 h) and ``DELETE /installation/token``. An installation token authenticates the
+other endpoints as ``<slug>[bot]`` (one rate-limit budget per installation; what it may call:
+:mod:`.github_tokens`); app endpoints are not metered. ``/user/installations``,
+``/installation/repositories`` and the install page: :mod:`.github_installation`.
 """
 
 from __future__ import annotations
 
-import math
 import threading
 import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlencode
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -35,6 +34,7 @@ from keyway.simulators.github_api import (
     node_id,
 )
 from keyway.simulators.github_oauth import random_base62
+from keyway.simulators.github_tokens import BOT_CLIENT
 from keyway.simulators.oauth import OAuthAuthority
 from keyway.simulators.oauth_model import Account, OAuthError, TokenInfo
 from keyway.simulators.server import Route
@@ -44,7 +44,6 @@ TOKEN_TTL = 3600  # installation tokens live one hour
 MAX_JWT_AHEAD = 600  # exp at most 10 minutes into the future
 DRIFT = 60  # iat leeway and the back-dating GitHub recommends
 LEVELS = {"read": 1, "write": 2, "admin": 3}
-BOT_CLIENT = "github-app:"  # TokenInfo.client_id prefix of installation tokens
 BAD_JWT = "A JSON web token could not be decoded"
 CREATED = "2020-01-01T00:00:00Z"
 
@@ -57,6 +56,7 @@ class App:
     public_key: Any
     permissions: Mapping[str, str]
     slug: str
+    client_id: str | None = None
 
 
 @dataclass
@@ -72,6 +72,14 @@ class Installation:
     repository_selection: str = "all"
     suspended: bool = False
     tokens: list[str] = field(default_factory=list)
+    repositories: frozenset[str] = frozenset()  # lower-cased full names, when "selected"
+
+    def covers(self, repo: Mapping[str, Any]) -> bool:
+        """Whether ``repo`` (private ones too) is one of this installation's repositories."""
+        owner = str(repo.get("owner", {}).get("login", "")).lower()
+        return owner == str(self.account["login"]).lower() and (
+            self.repository_selection == "all" or
+            str(repo.get("full_name", "")).lower() in self.repositories)
 
 
 def _error(status: int, message: str) -> Response:
@@ -81,18 +89,6 @@ def _error(status: int, message: str) -> Response:
 
 def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _page(request: Request, items: list[Any]) -> tuple[list[Any], dict[str, str]]:
-    """One page of ``items`` (``per_page`` up to 100, ``page``), ``Link`` next and last."""
-    per_page = min(max(request.args.get("per_page", 30, type=int) or 30, 1), 100)
-    page = max(request.args.get("page", 1, type=int) or 1, 1)
-    last = max(math.ceil(len(items) / per_page), 1)
-    rels = [(page + 1, "next"), (last, "last")] if page < last else []
-    links = [f'<{request.base_url}?{urlencode({"per_page": per_page, "page": n})}>; rel="{rel}"'
-             for n, rel in rels]
-    return items[(page - 1) * per_page:page * per_page], ({"Link": ", ".join(links)}
-                                                          if links else {})
 
 
 def _within(requested: Mapping[str, Any], granted: Mapping[str, str]) -> bool:
@@ -111,6 +107,7 @@ class GitHubApps:
         self.overgrant: bool | Mapping[str, str] = False
         self._authority: OAuthAuthority | None = None
         self._lock = threading.RLock()
+        data.installation_of = self.installation_of
 
     def attach(self, authority: OAuthAuthority) -> None:
         """Share the simulator's token bookkeeping, clock and ``on_issue``."""
@@ -125,11 +122,13 @@ class GitHubApps:
     # ---- knobs --------------------------------------------------------------------------------
     def register_app(self, app_id: str, public_key_pem: bytes,
                      permissions: Mapping[str, str] | None = None, *,
-                     slug: str | None = None) -> App:
-        """Register an app by id with the public key that verifies its JWTs."""
+                     slug: str | None = None, client_id: str | None = None) -> App:
+        """Register an app by id with the public key that verifies its JWTs; ``client_id``:
+        its OAuth client (registered with the simulator), which the install page's redirect
+        brings a code for (:mod:`.github_installation`)."""
         key = serialization.load_pem_public_key(public_key_pem)
         app = App(str(app_id), key, dict(permissions or {"metadata": "read"}),
-                  slug or f"keyway-app-{app_id}".lower())
+                  slug or f"keyway-app-{app_id}".lower(), client_id)
         with self._lock:
             self.apps[app.app_id] = app
         return app
@@ -137,9 +136,11 @@ class GitHubApps:
     def add_installation(self, installation_id: int, account_login: str,
                          granted_permissions: Mapping[str, str] | None = None,
                          users: Iterable[int] = (), *, app_id: str | None = None,
-                         repository_selection: str = "all") -> Installation:
+                         repositories: Iterable[str] | None = None) -> Installation:
         """Install an app (default: the last registered) on ``account_login``; ``users`` are
-        the user ids who may access it. Granted permissions default to the app's."""
+        the user ids who may access it. Granted permissions default to the app's. With
+        ``repositories`` (full names) the installation covers only those ("selected"),
+        otherwise every repository of the account ("all"), private ones included."""
         with self._lock:
             if not self.apps:
                 raise ValueError("register an app first")
@@ -149,9 +150,16 @@ class GitHubApps:
             installation = Installation(
                 ident, app, self._account(account_login),
                 dict(granted_permissions or app.permissions), frozenset(users), bot,
-                repository_selection)
+                "all" if repositories is None else "selected",
+                repositories=frozenset(r.lower() for r in repositories or ()))
             self.installations[ident] = installation
             return installation
+
+    def installation_of(self, info: TokenInfo) -> Installation | None:
+        """The installation an installation token was minted for (by its bot account)."""
+        with self._lock:
+            return next((i for i in self.installations.values()
+                         if i.bot.id == info.account.id and not i.suspended), None)
 
     def remove_installation(self, installation_id: int) -> bool:
         """Uninstall: minting answers 404 and every token issued for it is revoked."""
@@ -185,7 +193,6 @@ class GitHubApps:
                   self.access_tokens),
             Route(f"{API}/app/installations/<int:installation_id>", ("GET",),
                   self.get_installation),
-            Route(f"{API}/user/installations", ("GET",), self.user_installations),
             Route(f"{API}/installation/token", ("DELETE",), self.revoke_token),
         ]
 
@@ -214,28 +221,14 @@ class GitHubApps:
         found = self._authorized_installation(request, installation_id, suspended_ok=True)
         if isinstance(found, Response):
             return found
-        return json_response(self._json(found, request.host_url), 200, dict(COMMON_HEADERS))
+        return json_response(self.installation_json(found, request.host_url), 200,
+                             dict(COMMON_HEADERS))
 
     def _token_info(self, request: Request) -> TokenInfo | None:
         try:
             return self.authority.authenticate(bearer_token(request, ("bearer", "token")))
         except OAuthError:
             return None
-
-    def user_installations(self, request: Request) -> Response:
-        """The installations the token's user may access."""
-        info = self._token_info(request)
-        if info is None:
-            return _error(401, "Bad credentials")
-        if info.client_id.startswith(BOT_CLIENT):
-            return _error(403, "Resource not accessible by integration")
-        with self._lock:
-            mine = sorted((i for i in self.installations.values()
-                           if info.account.id in i.users), key=lambda i: i.id)
-        chunk, link = _page(request, mine)
-        return json_response({"total_count": len(mine),
-                              "installations": [self._json(i, request.host_url) for i in chunk]},
-                             200, {**COMMON_HEADERS, **link})
 
     def revoke_token(self, request: Request) -> Response:
         """An installation token revokes itself."""
@@ -310,7 +303,7 @@ class GitHubApps:
             installation.tokens.append(token)
         return token, now + TOKEN_TTL
 
-    def _json(self, installation: Installation, host: str) -> dict[str, Any]:
+    def installation_json(self, installation: Installation, host: str) -> dict[str, Any]:
         account, api = installation.account, f"{host}api/v3"
         app_id = installation.app.app_id
         return {

@@ -18,7 +18,9 @@ REST's. Every query spends its cost (:func:`~.github_graphql_nodes.cost`; at lea
 meter of its own, and every answer carries ``X-RateLimit-Limit/Remaining/Reset/Used`` and
 ``X-RateLimit-Resource: graphql``. A query that costs more than what remains is answered as
 GitHub does: HTTP 200, ``{"errors": [{"type": "RATE_LIMITED", …}]}``, remaining 0, nothing
-spent. Cursors are opaque base64 offsets. :attr:`GitHubGraphQL.queries` keeps each query's
+spent. Which pull requests a token may read follows :mod:`.github_tokens` (a repository the
+token does not see: ``NOT_FOUND``; an installation without ``pull_requests``: ``FORBIDDEN``).
+Cursors are opaque base64 offsets. :attr:`GitHubGraphQL.queries` keeps each query's
 operation name and variables (tests read which ids were asked for).
 """
 
@@ -33,6 +35,7 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
+from keyway.simulators import github_tokens as tokens
 from keyway.simulators.activity import iso
 from keyway.simulators.github_api import API, DOCS, node_id
 from keyway.simulators.github_data import GitHubActivity
@@ -74,9 +77,9 @@ class GitHubGraphQL:
                 Route("/api/graphql", ("POST",), self.graphql)]
 
     def graphql(self, request: Request) -> Response:
+        token = bearer_token(request, ("bearer", "token")) or ""
         try:
-            account = self.authority.authenticate(
-                bearer_token(request, ("bearer", "token"))).account
+            info = self.authority.authenticate(token)
         except OAuthError:
             return json_response({"message": "Bad credentials", "documentation_url": DOCS},
                                  401)
@@ -88,9 +91,10 @@ class GitHubGraphQL:
         except (ValueError, KeyError, TypeError):
             return json_response({"message": "Problems parsing JSON",
                                   "documentation_url": GRAPHQL_DOCS}, 400)
+        account, who = info.account, tokens.caller(token, info, self.activity.data.installation_of)
         if "repository(" in query:  # the peer's documents
             points, answer = self._peer_cost(query, variables), lambda rate: self._peer(
-                request, query, variables)
+                request, query, variables, who)
         else:
             try:
                 operation = parse(query)
@@ -100,8 +104,10 @@ class GitHubGraphQL:
             with self._lock:
                 self.queries.append({"operation": operation.name, "variables": variables})
             answer = lambda rate: json_response(NodeQuery(  # noqa: E731
-                self.activity, request.host_url, variables, rate).answer(operation))
-        return self._metered(account.id, points, answer)
+                self.activity, request.host_url, variables, rate, who).answer(operation))
+        response = self._metered(account.id, points, answer)
+        response.headers.update(who.headers(tokens.GRAPHQL))
+        return response
 
     def _metered(self, key: object, points: int,
                  answer: Callable[[dict[str, Any]], Response]) -> Response:
@@ -129,14 +135,15 @@ class GitHubGraphQL:
         first = min(max(first, 0), 100) if isinstance(first, int) else 10
         return max(1, round((1 + first if "pullRequests(" in query else 1) / 100))
 
-    def _peer(self, request: Request, query: str, variables: dict[str, Any]) -> Response:
+    def _peer(self, request: Request, query: str, variables: dict[str, Any],
+              who: tokens.Caller) -> Response:
         try:
             owner, name = variables["owner"], variables["name"]
             first = max(1, min(100, int(variables.get("first", 10))))
         except (ValueError, KeyError, TypeError):
             return json_response({"errors": [{"message": "unsupported query"}]})
         act = self.activity.find(owner, name)
-        if act is None:
+        if act is None or not who.sees(act.repo):
             return json_response({"data": {"repository": None}, "errors": [
                 {"type": "NOT_FOUND", "message": f"Could not resolve {owner}/{name}"}]})
         base = f"{request.host_url.rstrip('/')}/{act.name}"

@@ -11,7 +11,9 @@ Types and fields are checked as GitHub's schema has them: ``databaseId`` is on `
 * a field the type lacks → ``undefinedField`` (``extensions.code``), no ``data``;
 * more than 100 ids → ``ARGUMENT_LIMIT`` ("You may not provide more than 100 node ids"),
   no ``data``; a connection without ``first`` or with ``first`` over 100 → an error, no data;
-* an id that names nothing → its entry is ``null`` plus a ``NOT_FOUND`` error at its path.
+* an id that names nothing (or a pull request the token may not see) → its entry is ``null``
+  plus a ``NOT_FOUND`` error at its path; an installation token without ``pull_requests``
+  permission → ``null`` plus ``FORBIDDEN`` (``Resource not accessible by integration``).
 
 Cost (:func:`cost`) follows GitHub's documented formula: every connection counts as many
 requests as its enclosing lists can hold (``nodes`` of n ids: n; a connection: its
@@ -31,6 +33,7 @@ from keyway.simulators.activity import iso
 from keyway.simulators.github_api import node_id
 from keyway.simulators.github_data import GitHubActivity
 from keyway.simulators.github_render import Site
+from keyway.simulators.github_tokens import GRAPHQL, INTEGRATION, Caller, refusal
 from shared.providers.graphql import Field, Operation
 
 MAX_IDS = MAX_FIRST = 100
@@ -124,8 +127,9 @@ class NodeQuery:
     after this query's cost, for ``rateLimit``)."""
 
     def __init__(self, activity: GitHubActivity, host: str, variables: dict[str, Any],
-                 rate: dict[str, Any]) -> None:
+                 rate: dict[str, Any], caller: Caller | None = None) -> None:
         self.activity, self.host, self.variables, self.rate = activity, host, variables, rate
+        self.caller = caller  # None: every pull request is readable
         self.errors: list[dict[str, Any]] = []
 
     def answer(self, operation: Operation) -> dict[str, Any]:
@@ -189,6 +193,13 @@ class NodeQuery:
 
     def _pull(self, ident: Any, path: list) -> Obj | None:
         found = self._lookup(ident)
+        if found is not None and self.caller is not None:
+            if not self.caller.sees(found[0].repo):
+                found = None
+            elif refusal(self.caller, GRAPHQL) is not None:
+                self.errors.append({"type": "FORBIDDEN", "path": path,
+                                    "message": INTEGRATION})
+                return None
         if found is None:
             self.errors.append({"type": "NOT_FOUND", "path": path, "message":
                                 f"Could not resolve to a node with the global id of "

@@ -11,7 +11,9 @@ every other endpoint (REST API 2022-11-28, docs.github.com/rest/repos/webhooks):
 * ``DELETE /repos/{owner}/{repo}/hooks/{hook_id}`` → 204; an unknown hook → 404.
 
 Access: the token needs ``admin:repo_hook`` (``write:repo_hook``/``repo`` also do; reading
-takes ``read:repo_hook`` too) — otherwise 403 with ``X-Accepted-OAuth-Scopes``; a repository
+takes ``read:repo_hook`` too) — otherwise 403 with ``X-Accepted-OAuth-Scopes`` (the rule lives
+in :mod:`.github_tokens` with the others; installation tokens need ``repository_hooks``); a
+repository
 the token's user does not administer (:meth:`GitHubSimulator.deny_admin`) answers 404, because
 GitHub hides what a user may not manage. :func:`deliver` sends an event to every
 matching hook of a repository, signed ``X-Hub-Signature-256`` with that hook's secret.
@@ -41,8 +43,6 @@ from keyway.simulators.server import Route
 from keyway.simulators.wire import json_response
 
 HOOK_DOCS = f"{DOCS}/repos/webhooks"
-WRITE_SCOPES = frozenset({"admin:repo_hook", "write:repo_hook", "repo"})
-READ_SCOPES = WRITE_SCOPES | {"read:repo_hook"}
 
 
 def _validation(message: str, field: str | None = None) -> Response:
@@ -82,15 +82,10 @@ class GitHubHooksApi(RepoEndpoints):
         return [Route(f"{repo}/hooks", ("GET", "POST"), self.repo_hooks),
                 Route(f"{repo}/hooks/<int:hook_id>", ("DELETE",), self.delete_hook)]
 
-    def _hook_call(self, request: Request, owner: str, repo: str, scopes: frozenset[str],
-                   produce: Any) -> Response:
+    def _hook_call(self, request: Request, owner: str, repo: str, produce: Any) -> Response:
+        """The scopes a hook endpoint needs are checked with every other token rule
+        (:data:`.github_tokens.OAUTH_SCOPES`); here only whether the user administers it."""
         def run(act: RepoActivity, site: Site, info: TokenInfo) -> Produced:
-            if not scopes.intersection(info.scopes):
-                return json_response(
-                    {"message": "Resource not accessible by this token: it lacks the "
-                     "admin:repo_hook scope.", "documentation_url": HOOK_DOCS, "status": "403"},
-                    403, {"X-Accepted-OAuth-Scopes": ", ".join(sorted(scopes)),
-                          "X-OAuth-Scopes": ", ".join(info.scopes)})
             if act.name.lower() in self.data.admin_denied:
                 return _error(404, "Not Found", HOOK_DOCS)
             return produce(act, site, info)
@@ -98,13 +93,13 @@ class GitHubHooksApi(RepoEndpoints):
 
     def repo_hooks(self, request: Request, owner: str, repo: str) -> Response:
         if request.method == "POST":
-            return self._hook_call(request, owner, repo, WRITE_SCOPES,
+            return self._hook_call(request, owner, repo,
                                    lambda act, site, info: self._create(request, act, site))
 
         def produce(act: RepoActivity, site: Site, info: TokenInfo) -> Produced:
             found = self.hooks.list(act.name.lower())
             return self._small(request, found, lambda hook: hook_json(hook, site))
-        return self._hook_call(request, owner, repo, READ_SCOPES, produce)
+        return self._hook_call(request, owner, repo, produce)
 
     def _create(self, request: Request, act: RepoActivity, site: Site) -> Response:
         payload = request.get_json(force=True, silent=True)
@@ -134,7 +129,7 @@ class GitHubHooksApi(RepoEndpoints):
             if not self.hooks.remove(act.name.lower(), hook_id):
                 return _error(404, "Not Found", f"{HOOK_DOCS}#delete-a-repository-webhook")
             return Response(status=204, headers=COMMON_HEADERS)
-        return self._hook_call(request, owner, repo, WRITE_SCOPES, produce)
+        return self._hook_call(request, owner, repo, produce)
 
 
 

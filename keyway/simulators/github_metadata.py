@@ -29,6 +29,7 @@ from urllib.parse import urlencode
 
 from werkzeug.wrappers import Request, Response
 
+from keyway.simulators import github_tokens as tokens
 from keyway.simulators.activity import Item, Query, parse_time
 from keyway.simulators.github_api import (
     API,
@@ -102,8 +103,9 @@ class RepoEndpoints(GitHubApi):
             act = self.activity.find(owner, repo)
             if act is None:
                 return _error(404, "Not Found", f"{DOCS}/repos/repos#get-a-repository")
-            return produce(act, Site(request.host_url, act.repo), info)
-        return self._call(request, run)
+            refused = tokens.refusal(self.caller(request), tokens.endpoint(request), act.repo)
+            return refused or produce(act, Site(request.host_url, act.repo), info)
+        return self._call(request, run, check=False)
 
     @staticmethod
     def _query(request: Request, order: str, descending: bool, bucket: str = "all",

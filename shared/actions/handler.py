@@ -37,10 +37,12 @@ attempt recorded (a comment may exist) act-P asks for a fresh envelope as above,
 delivery can reconcile by marker.
 
 Provider answers: a refusal saying the token lacks a scope (the personal scopes are too narrow
-for the write) → ``failed``/``insufficient_scope``; 401 → ``failed``/``token_rejected``,
-404/410 → ``target_not_found``,
-any other 4xx (a 403 without rate-limit signs, 422) → ``provider_refused``, a request outside
-the allowlist → ``egress_refused``; the connection or repository deleted meanwhile →
+for the write: GitHub's ``public_repo``, GitLab's ``api``, Jira's ``write:jira-work``,
+Bitbucket's ``issue:write``) → ``failed``/``insufficient_scope``; 401 → ``failed``/
+``token_rejected``, 404/410 → ``target_not_found``, any other 403 without rate-limit signs →
+``forbidden`` (the user may not write there, or a GitHub App lacks the permission), any other
+4xx (422…) → ``provider_refused``, a request outside the allowlist → ``egress_refused``; the
+connection or repository deleted meanwhile →
 ``unknown_connection`` / ``unknown_repository``; the requester's identity for another host
 than the connection's → ``identity_mismatch``; any other permanent error → its stable key.
 All permanent: recorded, acknowledged. Rate limits, a spent budget, 5xx, timeouts and
@@ -206,12 +208,21 @@ def _act(ports: Ports, job: Job, doc: dict[str, Any], token: str) -> None:
         if raw is None:
             raw = provider.post(client, thread, job.action["body"], job.action_id)
     except PermanentError as e:  # nothing was posted by this attempt, and none will be
-        _failed(ports, job, REASONS.get(type(e), e.key))
+        _failed(ports, job, _reason(e))
         return
     except RetryableError as e:
         ledger.note_error(ports, job.action_id, job.tenant, e.key, release=True)
         raise
     _record(ports, job, thread, raw)
+
+
+def _reason(error: PermanentError) -> str:
+    """The stable reason an action failed with (see the module docstring)."""
+    if isinstance(error, InsufficientScope):
+        return "insufficient_scope"
+    if isinstance(error, ProviderRefused) and error.provider_status == 403:
+        return "forbidden"
+    return REASONS.get(type(error), error.key)
 
 
 def _failed(ports: Ports, job: Job, reason: str) -> None:

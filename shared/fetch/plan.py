@@ -21,6 +21,9 @@ settings of the connection (Jira: the account's time zone, which JQL dates are r
 ``site_of`` the site its ids belong to (:attr:`shared.records.model.Context.site`). Where the
 repositories are listed per container (Bitbucket workspaces), ``repository_scopes`` lists the
 containers first and the repositories list is walked once per container as one full walk.
+Where the kind of connection decides how repositories are listed (a GitHub App installation
+lists ``GET /installation/repositories``, a user token ``GET /user/repos``),
+``repositories_for`` picks the list from the connection document.
 
 Children of changed items come either from a REST list per item (:class:`ListSpec`, e.g.
 GitLab's notes) or, where the provider can batch them, from one vetted GraphQL document for
@@ -105,3 +108,9 @@ class ProviderPlan:
     connection_params: Callable[[dict], dict[str, str]] | None = None  # connection → params
     site_of: Callable[[dict], str | None] | None = None  # connection → Context.site
     repository_scopes: ScopeList | None = None
+    repositories_for: Callable[[dict], ListSpec] | None = None  # connection → its list
+
+    def repositories_of(self, connection: dict) -> ListSpec:
+        """The repositories list of this connection (``repositories`` unless chosen)."""
+        return self.repositories_for(connection) if self.repositories_for else \
+            self.repositories

@@ -57,7 +57,8 @@ class SyncRun:
                  | None = None) -> None:
         self._ports, self._plan, self._on_repositories = ports, plan, on_repositories
         doc = (ports.business.get("connections", connection) or {}) if (
-            plan.site_of or plan.connection_params) else {}
+            plan.site_of or plan.connection_params or plan.repositories_for) else {}
+        self._repositories_spec = plan.repositories_of(doc)
         self._settings = plan.connection_params(doc) if plan.connection_params else {}
         # observed_at: the updated_at of records whose provider gives none (labels)
         now = isoformat(ports.clock.now())
@@ -73,7 +74,7 @@ class SyncRun:
 
     def run(self) -> SyncResult:
         store, connection = self._ports.business, self._base.connection
-        spec = self._plan.repositories
+        spec = self._repositories_spec
         cursor = cursors.load(store, connection, CONNECTION_SCOPE, spec.name)
         if not self._repositories(spec, cursor):
             return SyncResult(False, self.stats)

@@ -77,13 +77,17 @@ def function_app(name: str):
                                           "http")
 
 
-def build_stack(tmp_path, monkeypatch, leak_guard, port: int = 8080) -> LocalStack:
+def build_stack(tmp_path, monkeypatch, leak_guard, port: int = 8080,
+                backend_env: dict[str, str] | None = None) -> LocalStack:
     """The stack with its public URL at ``http://127.0.0.1:<port>`` (nothing listens there
-    unless the caller serves :attr:`LocalStack.app`)."""
+    unless the caller serves :attr:`LocalStack.app`); ``backend_env`` (e.g.
+    ``KEYWAY_BACKEND=emulator`` and its project) selects another backend than embedded."""
     monkeypatch.setenv("KEYWAY_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("PORT", str(port))
     for name in ("KEYWAY_BACKEND", "KEYWAY_PUBLIC_URL", "KEYWAY_FRONTEND_URL"):
         monkeypatch.delenv(name, raising=False)
+    for name, value in (backend_env or {}).items():
+        monkeypatch.setenv(name, value)
     _reset_caches()
     ports = bootstrap.ports()
     ensure_local_state(ports)

@@ -426,3 +426,27 @@ def test_act_refuses_an_envelope_sealed_for_another_user(github):
                    _job(github, requested, seal(key, claims, others.encode())))
     assert github.sim.requests_log == [] and github.comments() == []
     assert github.status(action["id"])[1]["status"] == "pending"
+
+
+@pytest.fixture
+def oauth_app(local_stack, leak_guard):
+    """GitHub with OAuth App tokens (``gho_``), whose classic scopes GitHub enforces."""
+    sim = GitHubSimulator(expiring_tokens=False, on_issue=leak_guard.track).start()
+    yield Setup(local_stack, sim, "github")
+    sim.stop()
+
+
+def test_a_personal_token_without_public_repo_fails_the_comment_as_insufficient_scope(oauth_app):
+    narrow = oauth_app.sim.oauth.mint(account=MEMBER, scopes=("read:user",))
+    oauth_app.service.store_personal_token(TENANT, "member-1", oauth_app._tokens(narrow))
+    stored = [(s.id, s.data) for s in oauth_app.ports.business.query("comments")]
+    _, action = oauth_app.request()
+    oauth_app.run()
+    _, failed = oauth_app.status(action["id"])
+    assert (failed["status"], failed["reason"]) == ("failed", "insufficient_scope")
+    refused = [r for r in oauth_app.sim.requests_log if r.method == "POST"]
+    assert [r.status for r in refused] == [403]  # GitHub was asked once and said no
+    assert oauth_app.comments() == []
+    assert [(s.id, s.data) for s in oauth_app.ports.business.query("comments")] == stored
+    kept = oauth_app.ports.vault.get("personal_tokens", f"github:{TENANT}:member-1")
+    assert kept is not None and kept.get("status", "active") == "active"  # no reauth asked

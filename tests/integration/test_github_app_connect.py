@@ -2,9 +2,10 @@
 oauth-github functions against the GitHub simulator over HTTP, then vault-github minting a
 1-hour installation token (from the app's private key) for fetch-github — and only for it.
 
-The simulator has no ``/apps/<slug>/installations/new`` page yet, so :func:`install` does what
-GitHub does after an install: its OAuth authorize endpoint issues the admin's user-to-server
-code, and the test appends ``installation_id`` and ``setup_action=install`` to that redirect.
+:func:`install` goes through the simulator's ``/apps/<slug>/installations/new`` page, which
+redirects like GitHub after an install (``code``, ``installation_id``, ``setup_action=install``,
+``state``); naming another installation, it tampers with that redirect the way a forged URL
+would (the admin's code is real, the installation is not theirs).
 
 Secrets tracked by the leak guard: the app's private key (a fresh RSA key per module), every
 app JWT keyway could sign while the test runs (RS256 PKCS#1 v1.5 is deterministic, so they are
@@ -77,19 +78,25 @@ def github(local_stack, monkeypatch, leak_guard, app_key):
     monkeypatch.setenv("KEYWAY_GITHUB_APP_SLUG", SLUG)
     monkeypatch.setenv("KEYWAY_SECRET_GITHUB_APP_PRIVATE_KEY", pem.decode())
     sim.seed("acme", repos=3)
-    sim.apps.register_app(APP_ID, public_pem(app_key), GRANTED, slug=SLUG)
+    sim.apps.register_app(APP_ID, public_pem(app_key), GRANTED, slug=SLUG,
+                          client_id="gh-client")
     sim.apps.add_installation(INSTALLATION, "acme", GRANTED, users=[OCTOCAT.id])
     yield sim
     sim.stop()
 
 
-def install(stack, sim, installation: int = INSTALLATION, **extra: str):
-    """Start the install flow as an admin; come back the way GitHub redirects after it."""
+def install(stack, sim, installation: int | None = None):
+    """Start the install flow as an admin and install on the simulator's page; with
+    ``installation``, come back naming that one instead (a tampered redirect)."""
     started = begin(stack, "github", stack.token(TENANT, ADMIN, "admin"), github_app=True)
+    if installation is None:
+        back = authorize(started["authorize_url"])
+        assert query_of(back)["installation_id"] == str(INSTALLATION)
+        return started, finish(stack, "github", back)
     state = query_of(started["authorize_url"])["state"]
     code_url = authorize(f"{sim.oauth_url}/login/oauth/authorize?" + urlencode(
         {"client_id": "gh-client", "redirect_uri": redirect_uri("github"), "state": state}))
-    back = {"installation_id": str(installation), "setup_action": "install", **extra}
+    back = {"installation_id": str(installation), "setup_action": "install"}
     return started, finish(stack, "github", f"{code_url}&{urlencode(back)}")
 
 

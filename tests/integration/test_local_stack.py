@@ -52,19 +52,20 @@ def _start(env: dict[str, str], port: int, log: Path) -> subprocess.Popen:
     return process
 
 
-def _dev_token(process: subprocess.Popen) -> str:
+def _dev_token(process: subprocess.Popen, tenant: str = "t-1") -> str:
     """`keyway dev token` against the running stack's state dir."""
     env = {**os.environ, **process.keyway_env, "PYTHONPATH": str(ROOT)}
-    out = subprocess.run([sys.executable, "-m", "keyway", "dev", "token", "--tenant", "t-1",
+    out = subprocess.run([sys.executable, "-m", "keyway", "dev", "token", "--tenant", tenant,
                           "--user", "u-1", "--role", "admin"], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=60, check=True)
     return out.stdout.strip()
 
 
-def _connect_in_the_sandbox(port: int, token: str, provider: str) -> str:
-    """A newcomer's first connection, over real HTTP: api → simulator → oauth-P → back."""
+def _connect_in_the_sandbox(port: int, token: str, provider: str, **body) -> str:
+    """A newcomer's first connection, over real HTTP: api → simulator → oauth-P → back
+    (``github_app=True``: through the sandbox GitHub App's install page)."""
     base = f"http://127.0.0.1:{port}"
-    started = requests.post(f"{base}/api/v1/connections", json={"provider": provider},
+    started = requests.post(f"{base}/api/v1/connections", json={"provider": provider, **body},
                             headers={"Authorization": f"Bearer {token}"}, timeout=10)
     assert started.status_code == 201, started.text
     landing = requests.get(started.json()["authorize_url"], timeout=30)  # follows redirects
@@ -77,7 +78,8 @@ def _connect_in_the_sandbox(port: int, token: str, provider: str) -> str:
 
 
 def _wait_first_sync(store, connection: str, provider: str, timeout: float = 90) -> None:
-    """oauth-P → vault-P → sealed token → fetch-P → records, over the bus."""
+    """oauth-P → vault-P → sealed token → fetch-P → records of ``connection``, over the
+    bus: the seeded 3 repositories (the third private) and their 60 pull requests."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         status = store.get("sync_status", connection) or {}
@@ -87,7 +89,17 @@ def _wait_first_sync(store, connection: str, provider: str, timeout: float = 90)
     else:
         pytest.fail(f"the first sync did not finish: {store.get('sync_status', connection)}")
     for kind, expected in (("pull_requests", 60), ("repositories", 3)):
-        assert len([s for s in store.query(kind) if s.data["provider"] == provider]) == expected
+        mine = [s for s in store.query(kind) if s.data["provider"] == provider
+                and s.data["connection"] == connection]
+        assert len(mine) == expected, kind
+
+
+def _private_records(store, connection: str) -> None:
+    """The installation synced its private repository's pull requests."""
+    private = [s.id for s in store.query("repositories")
+               if s.data["connection"] == connection and s.data["private"]]
+    assert private
+    assert [s for s in store.query("pull_requests") if s.data["repository"] in private]
 
 
 def _wait_healthy(port: int, process: subprocess.Popen, log: Path, timeout: float = 180) -> dict:
@@ -139,6 +151,12 @@ def _exercise(port: int, backend: str, store, process: subprocess.Popen, log: Pa
     assert set(health["sandbox_providers"]) == {"github", "gitlab", "bitbucket", "jira"}
     for provider in ("github", "bitbucket"):
         _wait_first_sync(store, _connect_in_the_sandbox(port, token, provider), provider)
+    # another tenant: records are keyed by tenant, so t-1's would already hold these
+    installed = _connect_in_the_sandbox(port, _dev_token(process, "t-2"), "github",
+                                        github_app=True)
+    _wait_first_sync(store, installed, "github")
+    assert store.get("connections", installed)["installation_id"]
+    _private_records(store, installed)
     missing = requests.get(f"http://127.0.0.1:{port}/nowhere", timeout=10)
     assert missing.status_code == 404
     _due_connection(store)

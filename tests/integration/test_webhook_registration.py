@@ -42,8 +42,9 @@ def github(served, monkeypatch, leak_guard):
     sim.register_client("gh-client", "gh-client-secret-1", [_callback(served, "github")])
     served.provider_config(monkeypatch, "github", "gh-client", "gh-client-secret-1",
                            sim.oauth_url, sim.api_url)
-    sim.seed_activity("acme", repos=3, prs=4, issues=4, comments=6)
-    sim.deny_admin("acme/repo-0003")  # the admin does not administer this one
+    # repo-0003 is private: an OAuth App token without ``repo`` does not see it at all
+    sim.seed_activity("acme", repos=4, prs=4, issues=4, comments=6)
+    sim.deny_admin("acme/repo-0004")  # the admin does not administer this one
     yield sim
     sim.stop()
 
@@ -155,6 +156,8 @@ def test_github_connect_registers_hooks_that_deliver_and_disconnect_removes_them
     assert {h.secret.encode() for h in at_github} == {secret}
     records = registrations(served, connection)
     assert sorted(r["status"] for r in records.values()) == ["active", "active", "unavailable"]
+    private = next(r for r in github.data.list() if r["private"])
+    assert str(private["id"]) not in records  # invisible without the repo scope
     assert secret.decode() not in json.dumps(list(records.values()))
 
     repo = github.data.list()[0]

@@ -158,11 +158,23 @@ def test_minted_token_has_exactly_the_table_reads_and_works_against_the_api(
     assert sent.status == 201 and sent.headers["authorization"] == "Bearer"
     assert sent.headers["accept"] == "application/vnd.github+json"
     assert sent.headers["x-github-api-version"] == "2022-11-28"
-    repos = api_get(github, "/user/repos", tokens.access_token, leak_guard)
-    assert repos.status_code == 200 and len(repos.json()) == 3
-    me = api_get(github, "/user", tokens.access_token, leak_guard).json()
-    assert me["login"] == f"keyway-app-{APP_ID}[bot]"
+    listed = api_get(github, "/installation/repositories", tokens.access_token, leak_guard)
+    assert listed.status_code == 200 and listed.json()["total_count"] == 3
+    assert listed.json()["repository_selection"] == "all"
+    assert [r["full_name"] for r in listed.json()["repositories"]] == [
+        "acme/repo-0001", "acme/repo-0002", "acme/repo-0003"]  # repo-0003 is private
     assert tokens.access_token not in repr(tokens)
+
+
+@pytest.mark.parametrize("path", ["/user/repos", "/user", "/user/installations"])
+def test_an_installation_token_is_refused_where_github_apps_are_not_enabled(
+        github, minter, leak_guard, path):
+    token = minter.mint(str(INSTALLATION)).access_token
+    refused = api_get(github, path, token, leak_guard)
+    assert refused.status_code == 403
+    assert refused.json() == {"message": "Resource not accessible by integration",
+                              "documentation_url": "https://docs.github.com/rest",
+                              "status": "403"}
 
 
 def test_tokens_are_cached_and_reminted_five_minutes_before_expiry(github, minter, clock):

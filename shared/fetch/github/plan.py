@@ -35,15 +35,31 @@ def _parent(name: str, raw: dict, params) -> Parent:
                   {**params, "pull_number": str(raw["number"])})
 
 
+def _repository(raw, ctx, parent):
+    return normalize.repository(raw, ctx)
+
+
+USER_REPOSITORIES = ListSpec("repositories", "GET /user/repos", {"sort": "full_name"},
+                             "repositories", _repository, full=True)
+# A GitHub App installation token is refused on /user/repos ("Resource not accessible by
+# integration"): it lists its installation's repositories, an object page.
+INSTALLATION_REPOSITORIES = ListSpec(
+    "repositories", "GET /installation/repositories", {}, "repositories", _repository,
+    full=True, items_key="repositories")
+
+
+def _repositories_for(connection: dict) -> ListSpec:
+    return INSTALLATION_REPOSITORIES if connection.get("installation_id") else USER_REPOSITORIES
+
+
 REST_REVIEWS = ListSpec(
     "reviews", "GET /repos/{owner}/{repo}/pulls/{pull_number}/reviews", {}, "reviews",
     lambda raw, ctx, p: normalize.review(raw, ctx, p.number))
 
 PLAN = ProviderPlan(
     provider="github",
-    repositories=ListSpec("repositories", "GET /user/repos", {"sort": "full_name"},
-                          "repositories", lambda raw, ctx, p: normalize.repository(raw, ctx),
-                          full=True),
+    repositories=USER_REPOSITORIES,
+    repositories_for=_repositories_for,
     repo_params=_repo_params,
     resources=(
         ListSpec("pulls", "GET /repos/{owner}/{repo}/pulls", {"state": "all", **NEWEST_FIRST},
