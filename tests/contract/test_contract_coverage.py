@@ -16,7 +16,7 @@ from tests.contract import (
     test_jira_contract,
 )
 
-EXTRA = {  # cases kept outside CASES (checked against a hand-written schema, or xfail)
+EXTRA = {  # cases kept outside CASES (checked against a hand-written schema)
     "github": {test_github_rest_contract.INSTALLATION_CASE.op},
     "bitbucket": {test_bitbucket_contract.WORKSPACES.op},
     "jira": {test_jira_contract.RESOURCES.op},
@@ -47,9 +47,7 @@ def test_installation_refusals_match_enabled_for_github_apps() -> None:
     """``NOT_FOR_INSTALLATIONS`` (the "METHOD /template"s the simulator refuses to installation
     tokens) is exactly the allowlisted operations @octokit/openapi marks
     ``x-github.enabledForGitHubApps: false``."""
-    tokens = pytest.importorskip(
-        "keyway.simulators.github_tokens",
-        reason="keyway.simulators.github_tokens (NOT_FOR_INSTALLATIONS) comes with fid-github")
+    from keyway.simulators import github_tokens as tokens
     description = _described.github()
     disabled = set()
     for op in registry.get("github").api.allowlist:

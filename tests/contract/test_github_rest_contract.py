@@ -186,15 +186,12 @@ def test_answer_matches_the_published_description(world, description, case: Case
         _check_rate_headers(answer.headers)
 
 
-@pytest.mark.xfail(strict=True, reason="github_app.py routes are neither metered nor "
-                                       "ETagged yet (being reworked on fid-github)")
 def test_user_installations_carry_rate_limit_headers_and_an_etag(world) -> None:
     answer = _answer(world, CASES[2])
     _check_rate_headers(answer.headers)
     assert answer.etag and ETAG.match(answer.etag)
 
 
-@pytest.mark.xfail(strict=True, reason="served from fid-github")
 def test_installation_repositories_match_the_published_description(world, description) -> None:
     answer = _answer(world, INSTALLATION_CASE)
     assert_conforms(description, INSTALLATION_CASE.op, answer)
