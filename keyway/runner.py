@@ -12,11 +12,14 @@
 Sandbox: every provider with a built-in simulator (GitHub, GitLab, Bitbucket, Jira Cloud) and
 no ``KEYWAY_<PROVIDER>_CLIENT_ID`` gets its simulator started on loopback, seeded, with an OAuth
 client registered for ``<public_url>/oauth-<provider>/callback`` — so a newcomer can connect,
-sync and browse with no internet and no provider account. The sandbox GitHub also offers the
-GitHub App flow (``{"provider": "github", "github_app": true}``): a sandbox app whose private
-key is made at first start (secret ``github-app-private-key``), installed on the seeded
-organisation (all its repositories, private ones included), with ``KEYWAY_GITHUB_APP_ID`` and
-``KEYWAY_GITHUB_APP_SLUG`` set — unless an app id is configured already.
+sync and browse with no internet and no provider account. Each simulator shows its sign-in page
+(two seeded accounts) instead of signing anyone in by itself, so an admin's connection and a
+member's identity can be different accounts and a comment's author shows who acted. The
+sandbox GitHub also offers the GitHub App flow (``{"provider": "github", "github_app": true}``):
+a sandbox app whose private key is made at first start (secret ``github-app-private-key``),
+installed on the seeded organisation (all its repositories, private ones included), with
+``KEYWAY_GITHUB_APP_ID`` and ``KEYWAY_GITHUB_APP_SLUG`` set — unless an app id is configured
+already.
 
 Ctrl-C (SIGINT) or SIGTERM stops every process this runner started.
 """
@@ -242,6 +245,7 @@ def start_sandbox(public_url: str, secrets_source: SecretSource | None = None
         if os.environ.get(f"KEYWAY_{up}_CLIENT_ID"):
             continue
         simulator = simulator_class().start()
+        simulator.sign_in_page()  # a person chooses which seeded account signs in
         secret = secrets.token_urlsafe(24)
         simulator.register_client(f"keyway-sandbox-{provider}", secret,
                                   [f"{public_url}/oauth-{provider}/callback"])

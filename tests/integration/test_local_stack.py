@@ -7,13 +7,16 @@ subscriptions). Both prove a scheduler tick travels bus → HTTP push → functi
 
 from __future__ import annotations
 
+import html
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
@@ -52,11 +55,12 @@ def _start(env: dict[str, str], port: int, log: Path) -> subprocess.Popen:
     return process
 
 
-def _dev_token(process: subprocess.Popen, tenant: str = "t-1") -> str:
+def _dev_token(process: subprocess.Popen, tenant: str = "t-1", user: str = "u-1",
+               role: str = "admin") -> str:
     """`keyway dev token` against the running stack's state dir."""
     env = {**os.environ, **process.keyway_env, "PYTHONPATH": str(ROOT)}
     out = subprocess.run([sys.executable, "-m", "keyway", "dev", "token", "--tenant", tenant,
-                          "--user", "u-1", "--role", "admin"], cwd=ROOT, env=env,
+                          "--user", user, "--role", role], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=60, check=True)
     return out.stdout.strip()
 
@@ -68,13 +72,56 @@ def _connect_in_the_sandbox(port: int, token: str, provider: str, **body) -> str
     started = requests.post(f"{base}/api/v1/connections", json={"provider": provider, **body},
                             headers={"Authorization": f"Bearer {token}"}, timeout=10)
     assert started.status_code == 201, started.text
-    landing = requests.get(started.json()["authorize_url"], timeout=30)  # follows redirects
+    landing = _signed_in(requests.get(started.json()["authorize_url"], timeout=30))
     assert landing.status_code == 200 and landing.url.startswith(f"{base}/api/v1/connect-result")
     assert landing.json()["status"] == "connected", landing.json()
     listed = requests.get(f"{base}/api/v1/connections", timeout=10,
                           headers={"Authorization": f"Bearer {token}"}).json()["items"]
     assert started.json()["connection"] in [c["id"] for c in listed]
     return started.json()["connection"]
+
+
+def _signed_in(page: requests.Response, login: str | None = None) -> requests.Response:
+    """Through a simulator's sign-in page, as a person clicks it: the link for ``login`` (the
+    first account when None), followed to wherever it leads. Any other page passes through."""
+    if "<h1>Sign in</h1>" not in page.text:
+        return page
+    links = [html.unescape(h) for h in re.findall(r'href="([^"]+)"', page.text)]
+    assert len(links) >= 2, "every simulator offers two accounts"
+    chosen = next(link for link in links if login is None
+                  or parse_qs(urlsplit(link).query)["login"] == [login])
+    return requests.get(chosen, timeout=30)
+
+
+def _comment_as_a_member(port: int, store, connection: str, process: subprocess.Popen) -> None:
+    """A member links an identity as the simulator's second account and comments: the comment
+    is recorded as that account's, not the admin's who connected."""
+    base, member = f"http://127.0.0.1:{port}", _dev_token(process, user="u-2", role="member")
+    auth = {"Authorization": f"Bearer {member}"}
+    started = requests.post(f"{base}/api/v1/identities", json={"provider": "github"},
+                            headers=auth, timeout=10)
+    assert started.status_code == 201, started.text
+    landing = _signed_in(requests.get(started.json()["authorize_url"], timeout=30), "hubot")
+    assert landing.json()["status"] == "connected", landing.json()
+    public = next(s for s in store.query("repositories")
+                  if s.data["connection"] == connection and not s.data["private"])
+    pull = next(s for s in store.query("pull_requests") if s.data["repository"] == public.id)
+    asked = requests.post(f"{base}/api/v1/actions", headers=auth, timeout=10, json={
+        "connection": connection, "kind": "comment", "body": "Signed by hubot",
+        "target": {"repository": public.id, "parent_kind": "pull_request",
+                   "number": pull.data["number"]}})
+    assert asked.status_code == 202, asked.text
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        action = requests.get(f"{base}/api/v1/actions/{asked.json()['id']}", headers=auth,
+                              timeout=10).json()
+        if action["status"] != "pending":
+            break
+        time.sleep(0.5)
+    assert action["status"] == "done", action
+    posted = [s.data for s in store.query("comments") if s.data["connection"] == connection
+              and s.data["body"].startswith("Signed by hubot")]
+    assert [c["author"]["login"] for c in posted] == ["hubot"]
 
 
 def _wait_first_sync(store, connection: str, provider: str, timeout: float = 90) -> None:
@@ -149,8 +196,11 @@ def _exercise(port: int, backend: str, store, process: subprocess.Popen, log: Pa
     assert webhook.status_code == 401  # unsigned: refused before the body is parsed
     assert webhook.json()["code"] == "webhook.github.missing_signature"
     assert set(health["sandbox_providers"]) == {"github", "gitlab", "bitbucket", "jira"}
-    for provider in ("github", "bitbucket"):
-        _wait_first_sync(store, _connect_in_the_sandbox(port, token, provider), provider)
+    connected = {provider: _connect_in_the_sandbox(port, token, provider)
+                 for provider in ("github", "bitbucket")}
+    for provider, connection in connected.items():
+        _wait_first_sync(store, connection, provider)
+    _comment_as_a_member(port, store, connected["github"], process)
     # another tenant: records are keyed by tenant, so t-1's would already hold these
     installed = _connect_in_the_sandbox(port, _dev_token(process, "t-2"), "github",
                                         github_app=True)
