@@ -2,7 +2,7 @@
 
 GitLab publishes no machine-readable description usable here (its ``openapi_v2.yaml`` lives in
 GitLab's own repository and covers few of these endpoints), so each schema below is derived
-from the fields its GitLab documentation page lists (page titles in ``docs/PROVIDER_RULES.md``),
+from the fields its GitLab documentation page lists (page titles in ``docs/PROVIDERS.md``),
 limited to what keyway reads plus the fields that identify an object. ``required`` lists what
 the page shows in every answer; ``nullable`` fields are the ones the page shows as ``null``.
 """

@@ -1,6 +1,6 @@
 """The GitLab simulator answers every endpoint keyway calls with the fields GitLab's REST v4
 documentation lists (the hand-written schemas in :mod:`tests.contract.gitlab_schemas`; the rule
-behind each check, with its documentation page, is in ``docs/PROVIDER_RULES.md``): offset
+behind each check, with its documentation page, is in ``docs/PROVIDERS.md``): offset
 pages carry ``X-Page``/``X-Per-Page``/``X-Next-Page``/``X-Total`` and a ``Link``, keyset pages
 a ``Link`` with ``rel="next"``, every answer the ``RateLimit-*`` headers, every GET a weak
 ``ETag`` that answers 304 to ``If-None-Match``.
