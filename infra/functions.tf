@@ -11,9 +11,11 @@ locals {
     )
   ]...)
 
+  # The App's own OAuth client redeems the install flow's code (secret github-app-client-secret).
   github_app_env = var.github_app_id == "" ? {} : {
-    KEYWAY_GITHUB_APP_ID   = var.github_app_id
-    KEYWAY_GITHUB_APP_SLUG = var.github_app_slug
+    KEYWAY_GITHUB_APP_ID        = var.github_app_id
+    KEYWAY_GITHUB_APP_SLUG      = var.github_app_slug
+    KEYWAY_GITHUB_APP_CLIENT_ID = var.github_app_client_id
   }
 
   common_env = merge(

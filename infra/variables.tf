@@ -87,6 +87,12 @@ variable "github_app_slug" {
   default     = ""
 }
 
+variable "github_app_client_id" {
+  description = "The GitHub App's own Client ID (KEYWAY_GITHUB_APP_CLIENT_ID, not the app id and not the OAuth App's); its client secret goes in the secret github-app-client-secret."
+  type        = string
+  default     = ""
+}
+
 variable "log_level" {
   description = "KEYWAY_LOG_LEVEL of every function."
   type        = string

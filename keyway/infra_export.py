@@ -93,8 +93,9 @@ def secret_grants() -> dict[str, dict[str, tuple[str, ...]]]:
         spec = registry.get(p)
         g[registry.client_secret_name(spec)] = read
         g[AUDIT_KEY_SECRET] = read
-        if spec.github_app is not None:
-            g[GITHUB_APP_KEY_SECRET] = read
+        if spec.github_app is not None:  # the App's key (installation tokens) and its own
+            g[GITHUB_APP_KEY_SECRET] = read  # OAuth client's secret (the install flow's code)
+            g[registry.client_secret_name(spec, github_app=True)] = read
         w = grants.setdefault(f"webhook-{p}", {})
         w[app_secret_name(p)] = read
         w[app_secret_name(p) + PREVIOUS_SUFFIX] = read

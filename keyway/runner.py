@@ -231,7 +231,8 @@ SANDBOX_ACTIVITY = {"repos": 3, "prs": 60, "issues": 90, "comments": 400, "revie
                     "reviews": 40}
 
 
-SANDBOX_APP = {"KEYWAY_GITHUB_APP_ID": "1000001", "KEYWAY_GITHUB_APP_SLUG": "keyway-sandbox"}
+SANDBOX_APP = {"KEYWAY_GITHUB_APP_ID": "1000001", "KEYWAY_GITHUB_APP_SLUG": "keyway-sandbox",
+               "KEYWAY_GITHUB_APP_CLIENT_ID": "keyway-sandbox-github-app"}
 SANDBOX_INSTALLATION = 1
 
 
@@ -262,19 +263,26 @@ def start_sandbox(public_url: str, secrets_source: SecretSource | None = None
     return started
 
 
-def _sandbox_app(sim: GitHubSimulator, source: SecretSource, client_id: str) -> None:
-    """Register the sandbox GitHub App and install it on the seeded organisation."""
+def _sandbox_app(sim: GitHubSimulator, source: SecretSource, oauth_client_id: str) -> None:
+    """Register the sandbox GitHub App and install it on the seeded organisation. Like a real
+    App it has its own OAuth client (``keyway-sandbox-github-app``, a fresh random secret in
+    ``KEYWAY_SECRET_GITHUB_APP_CLIENT_SECRET``), apart from the sandbox OAuth App
+    ``oauth_client_id``, whose callback URL it shares: the install code is the App client's."""
     if os.environ.get("KEYWAY_GITHUB_APP_ID"):
         return  # an app is configured: its own key and id, not the sandbox's
     key = serialization.load_pem_private_key(ensure_github_app_key(source), password=None)
     public = key.public_key().public_bytes(serialization.Encoding.PEM,
                                            serialization.PublicFormat.SubjectPublicKeyInfo)
+    client_secret = secrets.token_urlsafe(24)
     sim.apps.register_app(SANDBOX_APP["KEYWAY_GITHUB_APP_ID"], public,
                           registry.get("github").github_app.permissions,
-                          slug=SANDBOX_APP["KEYWAY_GITHUB_APP_SLUG"], client_id=client_id)
+                          slug=SANDBOX_APP["KEYWAY_GITHUB_APP_SLUG"],
+                          client_id=SANDBOX_APP["KEYWAY_GITHUB_APP_CLIENT_ID"],
+                          client_secret=client_secret,
+                          redirect_uris=sim.oauth.clients[oauth_client_id].redirect_uris)
     sim.apps.add_installation(SANDBOX_INSTALLATION, SANDBOX_SEED["github"],
                               users=[sim.account.id])
-    os.environ.update(SANDBOX_APP)
+    os.environ.update(SANDBOX_APP, KEYWAY_SECRET_GITHUB_APP_CLIENT_SECRET=client_secret)
 
 
 def run(backend: str) -> None:

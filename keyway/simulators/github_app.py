@@ -121,15 +121,23 @@ class GitHubApps:
 
     # ---- knobs --------------------------------------------------------------------------------
     def register_app(self, app_id: str, public_key_pem: bytes,
-                     permissions: Mapping[str, str] | None = None, *,
-                     slug: str | None = None, client_id: str | None = None) -> App:
-        """Register an app by id with the public key that verifies its JWTs; ``client_id``:
-        its OAuth client (registered with the simulator), which the install page's redirect
-        brings a code for (:mod:`.github_installation`)."""
+                     permissions: Mapping[str, str] | None = None, *, slug: str | None = None,
+                     client_id: str | None = None, client_secret: str | None = None,
+                     redirect_uris: Iterable[str] = ()) -> App:
+        """Register an app by id with the public key that verifies its JWTs. ``client_id``,
+        ``client_secret``, ``redirect_uris``: the app's own OAuth client (GitHub gives every
+        App one, distinct from any OAuth App), registered here; the install page's redirect
+        brings a code for it (:mod:`.github_installation`), which the token endpoint refuses
+        to every other client (``bad_verification_code``). A client id some other client
+        already has is refused (ValueError): an App never shares its client."""
         key = serialization.load_pem_public_key(public_key_pem)
         app = App(str(app_id), key, dict(permissions or {"metadata": "read"}),
                   slug or f"keyway-app-{app_id}".lower(), client_id)
         with self._lock:
+            if client_id is not None:
+                if not client_secret or client_id in self.authority.clients:
+                    raise ValueError("a GitHub App's OAuth client needs its own id and a secret")
+                self.authority.register_client(client_id, client_secret, list(redirect_uris))
             self.apps[app.app_id] = app
         return app
 

@@ -12,7 +12,9 @@
   ``setup_action=install`` and the ``state`` it was given. The simulator auto-approves: the
   installation is the app's most recent one whose users include the signed-in user (add it
   beforehand with :meth:`~.github_app.GitHubApps.add_installation`); the code is issued for
-  the app's OAuth client (``register_app(client_id=…)``) to its first registered redirect URI.
+  the app's own OAuth client (``register_app(client_id=…, client_secret=…, redirect_uris=…)``,
+  never an OAuth App's) to its first registered redirect URI, and only that client can redeem
+  it.
   An unknown app or no such installation: 404 page; an app without an OAuth client: 400.
 """
 

@@ -16,9 +16,13 @@ fetcher registers the hooks with it during a sync (:mod:`shared.webhooks.registe
 later step fails, the secret is deleted again (best effort). Jira's dynamic webhooks are
 signed with the OAuth client secret instead, so no per-connection secret is made for them.
 
-A GitHub App install flow also brings ``installation_id``: the code's user-to-server token must
-see that installation (``GET /user/installations``, else ``github_app.not_your_installation``
-and nothing stored); then the vault records the installation and the user token is dropped.
+A GitHub App install flow also brings ``installation_id`` and a code GitHub issued to the
+GitHub App's own OAuth client, so it is redeemed with that client (``KEYWAY_GITHUB_APP_CLIENT_ID``
+and the secret ``github-app-client-secret``; GitHub refuses it to the OAuth App's client with
+``bad_verification_code`` → ``oauth.code_rejected``, nothing stored). The code's user-to-server
+token must see that installation (``GET /user/installations``, else
+``github_app.not_your_installation`` and nothing stored); then the vault records the
+installation and the user token is dropped, never stored or logged.
 """
 
 from __future__ import annotations
@@ -88,7 +92,8 @@ def _complete(ports: Ports, flow: state.PendingFlow, args: Mapping[str, str],
               env: Mapping[str, str], session: requests.Session) -> dict[str, str]:
     spec = registry.get(flow.provider)
     installation_id = _installation_id(flow, args)
-    endpoint = endpoint_for(flow.provider, ports, env, session, base_url=flow.base_url)
+    endpoint = endpoint_for(flow.provider, ports, env, session, base_url=flow.base_url,
+                            github_app=flow.github_app)  # the install code is the App's
     tokens = endpoint.exchange_code(args["code"], flow.redirect_uri, flow.verifier)
     found = post_connect.run(spec, env, registry.api_base_url(spec, env, flow.base_url),
                              tokens.access_token, session)

@@ -14,7 +14,10 @@ Asking for it on a provider without ``webhook_registration``, or on a GitHub App
 ``github_app=True`` (admins' app connections to GitHub) installs the GitHub App instead:
 ``<oauth base>/apps/<KEYWAY_GITHUB_APP_SLUG>/installations/new?state=…``. GitHub sends the admin
 back to the same callback with ``installation_id`` and a code for their user-to-server token
-(the app must "request user authorization during installation"); no PKCE on that path.
+(the app must "request user authorization during installation"); no PKCE on that path. That
+code belongs to the GitHub App's own OAuth client, so the flow needs
+``KEYWAY_GITHUB_APP_CLIENT_ID`` (not the OAuth App's ``KEYWAY_GITHUB_CLIENT_ID``); without it
+the start is a 409 ``oauth.provider_not_configured`` naming the variable, nothing stored.
 """
 
 from __future__ import annotations
@@ -78,9 +81,9 @@ def start(ports: Ports, config: Config, principal: Principal, provider: str, kin
         if not spec.self_hosted:
             raise InvalidInput(f"{provider} has no self-hosted variant", key="oauth.no_base_url")
         base_url = ssrf.check_base_url(base_url, local_mode=config.local_mode)
-    client_id = registry.client_id(spec, env)
-    if not client_id:
-        raise ProviderNotConfigured(f"set KEYWAY_{provider.upper()}_CLIENT_ID")
+    client_id = registry.client_id(spec, env, github_app=github_app)
+    if not client_id:  # an install flow's code is redeemed with the App's own client
+        raise ProviderNotConfigured(f"set {registry.client_id_env(spec, github_app=github_app)}")
     verifier = pkce.new_verifier() if spec.oauth.pkce and not github_app else None
     flow = state.PendingFlow(
         tenant=principal.tenant, user=principal.user, kind=kind, provider=provider,

@@ -6,6 +6,9 @@
   then the table. An override comes from a user, so callers must have passed it through
   :func:`shared.providers.ssrf.check_base_url` first (and connect to the addresses
   :func:`~shared.providers.ssrf.resolve_checked` returns); this module only normalizes it.
+* Each OAuth client is an id from the environment and a secret by name (:func:`client_id`,
+  :func:`client_secret_name`): the provider's one client, and for GitHub also the GitHub App's
+  own client, which only the App's install flow uses.
 * :func:`endpoint_allowed` is the allowlist gate (promise 5) every provider client calls before
   a request leaves.
 
@@ -125,15 +128,30 @@ def api_origin(spec: ProviderSpec, env: Mapping[str, str] | None = None) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def client_id(spec: ProviderSpec, env: Mapping[str, str] | None = None) -> str | None:
-    """The OAuth client id from ``KEYWAY_<P>_CLIENT_ID``, or None when not configured."""
+def _app_client(spec: ProviderSpec, github_app: bool) -> str:
+    if github_app and spec.github_app is None:
+        raise InvalidInput(f"{spec.name} has no GitHub App", key="oauth.no_github_app")
+    return "app-client" if github_app else "client"
+
+
+def client_id_env(spec: ProviderSpec, *, github_app: bool = False) -> str:
+    """The variable holding the OAuth client id: ``KEYWAY_<P>_CLIENT_ID`` (the OAuth App, or
+    the provider's one client), or with ``github_app`` the GitHub App's own client,
+    ``KEYWAY_<P>_APP_CLIENT_ID`` — the client GitHub issues the install flow's code to."""
+    return _env_name(spec, _app_client(spec, github_app).upper().replace("-", "_") + "_ID")
+
+
+def client_id(spec: ProviderSpec, env: Mapping[str, str] | None = None, *,
+              github_app: bool = False) -> str | None:
+    """The OAuth client id from :func:`client_id_env`, or None when not configured."""
     env = os.environ if env is None else env
-    return (env.get(_env_name(spec, "CLIENT_ID")) or "").strip() or None
+    return (env.get(client_id_env(spec, github_app=github_app)) or "").strip() or None
 
 
-def client_secret_name(spec: ProviderSpec) -> str:
-    """The secret holding the OAuth client secret: ``<provider>-client-secret``."""
-    return f"{spec.name}-client-secret"
+def client_secret_name(spec: ProviderSpec, *, github_app: bool = False) -> str:
+    """The secret holding that client's secret: ``<provider>-client-secret``, or with
+    ``github_app`` ``<provider>-app-client-secret``."""
+    return f"{spec.name}-{_app_client(spec, github_app)}-secret"
 
 
 def _segment_ok(segment: str, template: str, encodable: tuple[str, ...]) -> bool:

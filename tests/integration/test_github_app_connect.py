@@ -7,14 +7,20 @@ redirects like GitHub after an install (``code``, ``installation_id``, ``setup_a
 ``state``); naming another installation, it tampers with that redirect the way a forged URL
 would (the admin's code is real, the installation is not theirs).
 
-Secrets tracked by the leak guard: the app's private key (a fresh RSA key per module), every
-app JWT keyway could sign while the test runs (RS256 PKCS#1 v1.5 is deterministic, so they are
-computed ahead for each second) and every token the simulator issues (``on_issue``).
+The App has its own OAuth client (``APP_CLIENT``), distinct from keyway's OAuth App client
+(``gh-client``), as on GitHub: the install page's code belongs to the App's client, and the
+simulator refuses it to any other client (``bad_verification_code``).
+
+Secrets tracked by the leak guard: the app's private key (a fresh RSA key per module), the App
+client's secret, every app JWT keyway could sign while the test runs (RS256 PKCS#1 v1.5 is
+deterministic, so they are computed ahead for each second) and every token the simulator issues
+(``on_issue``).
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from datetime import UTC, datetime
 from urllib.parse import urlencode
@@ -48,6 +54,8 @@ TABLE_SCOPES = ("issues:read", "metadata:read", "pull_requests:read")
 GRANTED = {"metadata": "read", "issues": "write", "pull_requests": "write", "contents": "read"}
 OCTOCAT = Account("octocat", 583231, "The Octocat")  # the simulator's signed-in user
 JWT_WINDOW = 180  # seconds of app JWTs tracked ahead; a test runs far shorter
+OAUTH_APP_CLIENT, OAUTH_APP_SECRET = "gh-client", "gh-client-secret-1"
+APP_CLIENT = "Iv23.keywaytestapp"  # the GitHub App's own client id (not its app id)
 
 
 @pytest.fixture(scope="module")
@@ -66,20 +74,31 @@ def track_app_jwts(leak_guard, app_key: rsa.RSAPrivateKey, credentials: AppCrede
         leak_guard.track(assertion)
 
 
-@pytest.fixture
-def github(local_stack, monkeypatch, leak_guard, app_key):
+def github_with_app(stack, monkeypatch, leak_guard, app_key: rsa.RSAPrivateKey
+                    ) -> GitHubSimulator:
+    """A GitHub simulator with keyway's OAuth App client and a GitHub App (its own client,
+    id and key), configured for ``stack`` the way DEPLOY.md says; the caller stops it."""
     pem = track_key(leak_guard, private_pem(app_key))
     track_app_jwts(leak_guard, app_key, AppCredentials(APP_ID, pem))
+    app_secret = leak_guard.track(secrets.token_urlsafe(24))
     sim = GitHubSimulator(on_issue=leak_guard.track).start()
-    sim.register_client("gh-client", "gh-client-secret-1", [redirect_uri("github")])
-    local_stack.provider_config(monkeypatch, "github", "gh-client", "gh-client-secret-1",
-                                sim.oauth_url, sim.api_url)
+    sim.register_client(OAUTH_APP_CLIENT, OAUTH_APP_SECRET, [redirect_uri("github")])
+    stack.provider_config(monkeypatch, "github", OAUTH_APP_CLIENT, OAUTH_APP_SECRET,
+                          sim.oauth_url, sim.api_url)
     monkeypatch.setenv("KEYWAY_GITHUB_APP_ID", APP_ID)
     monkeypatch.setenv("KEYWAY_GITHUB_APP_SLUG", SLUG)
+    monkeypatch.setenv("KEYWAY_GITHUB_APP_CLIENT_ID", APP_CLIENT)
+    monkeypatch.setenv("KEYWAY_SECRET_GITHUB_APP_CLIENT_SECRET", app_secret)
     monkeypatch.setenv("KEYWAY_SECRET_GITHUB_APP_PRIVATE_KEY", pem.decode())
+    sim.apps.register_app(APP_ID, public_pem(app_key), GRANTED, slug=SLUG, client_id=APP_CLIENT,
+                          client_secret=app_secret, redirect_uris=[redirect_uri("github")])
+    return sim
+
+
+@pytest.fixture
+def github(local_stack, monkeypatch, leak_guard, app_key):
+    sim = github_with_app(local_stack, monkeypatch, leak_guard, app_key)
     sim.seed("acme", repos=3)
-    sim.apps.register_app(APP_ID, public_pem(app_key), GRANTED, slug=SLUG,
-                          client_id="gh-client")
     sim.apps.add_installation(INSTALLATION, "acme", GRANTED, users=[OCTOCAT.id])
     yield sim
     sim.stop()
@@ -95,7 +114,7 @@ def install(stack, sim, installation: int | None = None):
         return started, finish(stack, "github", back)
     state = query_of(started["authorize_url"])["state"]
     code_url = authorize(f"{sim.oauth_url}/login/oauth/authorize?" + urlencode(
-        {"client_id": "gh-client", "redirect_uri": redirect_uri("github"), "state": state}))
+        {"client_id": APP_CLIENT, "redirect_uri": redirect_uri("github"), "state": state}))
     back = {"installation_id": str(installation), "setup_action": "install"}
     return started, finish(stack, "github", f"{code_url}&{urlencode(back)}")
 
@@ -209,7 +228,7 @@ def test_an_install_request_awaiting_approval_stores_nothing(local_stack, github
                     github_app=True)
     state = query_of(started["authorize_url"])["state"]
     code_url = authorize(f"{github.oauth_url}/login/oauth/authorize?" + urlencode(
-        {"client_id": "gh-client", "redirect_uri": redirect_uri("github"), "state": state}))
+        {"client_id": APP_CLIENT, "redirect_uri": redirect_uri("github"), "state": state}))
     done = finish(local_stack, "github", code_url + "&setup_action=request")
     assert query_of(done.headers["Location"])["reason"] == "github_app.no_installation"
     assert local_stack.ports.vault.query("app_tokens") == []

@@ -12,27 +12,23 @@ import time
 
 import pytest
 
-from keyway.simulators import GitHubSimulator
 from keyway.simulators.github_tokens import NOT_FOR_INSTALLATIONS
 from shared import messages, policy
 from shared.clock import isoformat
 from shared.entry import event_function
 from shared.routing import handlers_for
-from tests.integration.conftest import _reset_caches, build_stack, query_of, redirect_uri
+from tests.integration.conftest import _reset_caches, build_stack, query_of
 from tests.integration.test_connect_flow import authorize, begin, finish
 from tests.integration.test_github_app_connect import (
     ADMIN,
-    APP_ID,
     GRANTED,
     INSTALLATION,
     OCTOCAT,
-    SLUG,
     TENANT,
     app_key,  # noqa: F401 - a fixture
-    track_app_jwts,
+    github_with_app,
 )
 from tests.unit.test_entry import pubsub_event
-from tests.unit.test_github_app import private_pem, public_pem, track_key
 
 PRIVATE, PUBLIC, OUTSIDE = "acme/repo-0003", "acme/repo-0001", "acme/repo-0002"
 BOT = 41_000_000 + INSTALLATION  # the installation's bot account: its rate-limit key
@@ -50,20 +46,10 @@ def backend_stack(request, tmp_path, monkeypatch, leak_guard):
 
 @pytest.fixture
 def installed(backend_stack, monkeypatch, leak_guard, app_key):  # noqa: F811
-    """An app installed on two of acme's three repositories, one of them private."""
-    pem = track_key(leak_guard, private_pem(app_key))
-    from shared.vault.github_app import AppCredentials
-    track_app_jwts(leak_guard, app_key, AppCredentials(APP_ID, pem))
-    sim = GitHubSimulator(on_issue=leak_guard.track).start()
-    sim.register_client("gh-client", "gh-client-secret-1", [redirect_uri("github")])
-    backend_stack.provider_config(monkeypatch, "github", "gh-client", "gh-client-secret-1",
-                                  sim.oauth_url, sim.api_url)
-    monkeypatch.setenv("KEYWAY_GITHUB_APP_ID", APP_ID)
-    monkeypatch.setenv("KEYWAY_GITHUB_APP_SLUG", SLUG)
-    monkeypatch.setenv("KEYWAY_SECRET_GITHUB_APP_PRIVATE_KEY", pem.decode())
+    """An app (with its own OAuth client) installed on two of acme's three repositories, one
+    of them private."""
+    sim = github_with_app(backend_stack, monkeypatch, leak_guard, app_key)
     sim.seed_activity("acme", repos=3, prs=12, issues=9, comments=30, reviews=15, labels=4)
-    sim.apps.register_app(APP_ID, public_pem(app_key), GRANTED, slug=SLUG,
-                          client_id="gh-client")
     sim.apps.add_installation(INSTALLATION, "acme", GRANTED, users=[OCTOCAT.id],
                               repositories=[PUBLIC, PRIVATE])
     yield backend_stack, sim

@@ -163,8 +163,8 @@ def test_the_install_page_redirects_like_github_after_an_install(github, key):
     github.apps.add_installation(501, "acme", users=[github.account.id])
     assert requests.get(page, params={"state": "s1"}, timeout=TIMEOUT,
                         allow_redirects=False).status_code == 400  # the app has no OAuth client
-    github.register_client("app-client", "app-secret", ["http://127.0.0.1:9/cb"])
-    github.apps.register_app("77", public_pem(key), slug="k", client_id="app-client")
+    github.apps.register_app("77", public_pem(key), slug="k", client_id="app-client",
+                             client_secret="app-secret", redirect_uris=["http://127.0.0.1:9/cb"])
     github.apps.add_installation(502, "acme", users=[github.account.id])
     answer = requests.get(page, params={"state": "s1"}, timeout=TIMEOUT, allow_redirects=False)
     assert answer.status_code == 302
@@ -175,3 +175,14 @@ def test_the_install_page_redirects_like_github_after_an_install(github, key):
     assert len(params["code"]) == 20
     assert requests.get(f"{github.url}/apps/nope/installations/new", timeout=TIMEOUT,
                         allow_redirects=False).status_code == 404
+
+
+def test_a_github_app_never_shares_an_oauth_client(github, key):
+    github.register_client("oauth-app", "oauth-secret", ["http://127.0.0.1:9/cb"])
+    with pytest.raises(ValueError):  # an OAuth App's client is not the App's
+        github.apps.register_app("90", public_pem(key), slug="k", client_id="oauth-app",
+                                 client_secret="oauth-secret")
+    with pytest.raises(ValueError):  # an App's client has a secret of its own
+        github.apps.register_app("91", public_pem(key), slug="k2", client_id="app-client")
+    assert "90" not in github.apps.apps and "91" not in github.apps.apps
+    assert github.oauth.clients["oauth-app"].client_secret == "oauth-secret"

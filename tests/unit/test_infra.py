@@ -330,8 +330,9 @@ def expected_secret_grants() -> set[tuple[str, str, str]]:
             give(f"{kind}-{p}", f"secret:{name}")
         give(token, f"secret:{p}-client-secret")
         give(token, f"secret:{AUDIT_KEY}")
-        if p == "github":
+        if p == "github":  # the App's key and its own OAuth client's secret
             give(token, f"secret:{GITHUB_APP_KEY}")
+            give(token, "secret:github-app-client-secret")
         give(f"webhook-{p}", f"secret:{app_secret_name(p)}")
         give(f"webhook-{p}", f"secret:{app_secret_name(p)}-previous")
         give(f"webhook-{p}", "secret-prefix:webhook-secret-")

@@ -468,3 +468,17 @@ def test_client_id_and_secret_name_follow_the_naming_convention() -> None:
     assert registry.client_id(gitlab, {}) is None
     assert registry.client_id(gitlab, {"KEYWAY_GITLAB_CLIENT_ID": " abc "}) == "abc"
     assert registry.client_secret_name(gitlab) == "gitlab-client-secret"
+
+
+def test_the_github_app_has_its_own_client_apart_from_the_oauth_app() -> None:
+    github = registry.get("github")
+    env = {"KEYWAY_GITHUB_CLIENT_ID": "oauth-app", "KEYWAY_GITHUB_APP_CLIENT_ID": " Iv23.app "}
+    assert registry.client_id(github, env) == "oauth-app"
+    assert registry.client_id(github, env, github_app=True) == "Iv23.app"
+    assert registry.client_id(github, {"KEYWAY_GITHUB_CLIENT_ID": "oauth-app"},
+                              github_app=True) is None  # never falls back to the OAuth App
+    assert registry.client_id_env(github, github_app=True) == "KEYWAY_GITHUB_APP_CLIENT_ID"
+    assert registry.client_secret_name(github) == "github-client-secret"
+    assert registry.client_secret_name(github, github_app=True) == "github-app-client-secret"
+    with pytest.raises(InvalidInput):
+        registry.client_secret_name(registry.get("gitlab"), github_app=True)
