@@ -227,6 +227,9 @@ SANDBOX_SEED = {"github": "acme", "gitlab": "acme-group", "bitbucket": "acme-wor
 SANDBOX_SIMULATORS: tuple[tuple[str, type[Simulator]], ...] = (
     ("github", GitHubSimulator), ("gitlab", GitLabSimulator), ("bitbucket", BitbucketSimulator),
     ("jira", JiraSimulator))
+# GitHub: keyway's KEYWAY_GITHUB_CLIENT_ID is an OAuth App (never-expiring gho_ tokens with
+# classic scopes, so public repositories only); the sandbox GitHub App has its own client.
+SANDBOX_OPTIONS: dict[str, dict] = {"github": {"expiring_tokens": False}}
 SANDBOX_ACTIVITY = {"repos": 3, "prs": 60, "issues": 90, "comments": 400, "review_comments": 60,
                     "reviews": 40}
 
@@ -245,7 +248,7 @@ def start_sandbox(public_url: str, secrets_source: SecretSource | None = None
         up = provider.upper()
         if os.environ.get(f"KEYWAY_{up}_CLIENT_ID"):
             continue
-        simulator = simulator_class().start()
+        simulator = simulator_class(**SANDBOX_OPTIONS.get(provider, {})).start()
         simulator.sign_in_page()  # a person chooses which seeded account signs in
         secret = secrets.token_urlsafe(24)
         simulator.register_client(f"keyway-sandbox-{provider}", secret,

@@ -33,7 +33,7 @@ from keyway.simulators.github_api import (
     account_urls,
     node_id,
 )
-from keyway.simulators.github_oauth import random_base62
+from keyway.simulators.github_oauth import github_policy, random_base62
 from keyway.simulators.github_tokens import BOT_CLIENT
 from keyway.simulators.oauth import OAuthAuthority
 from keyway.simulators.oauth_model import Account, OAuthError, TokenInfo
@@ -138,6 +138,8 @@ class GitHubApps:
                 if not client_secret or client_id in self.authority.clients:
                     raise ValueError("a GitHub App's OAuth client needs its own id and a secret")
                 self.authority.register_client(client_id, client_secret, list(redirect_uris))
+                # an App's client issues user-to-server tokens (ghu_, expiring, ghr_ refresh)
+                self.authority.client_policies[client_id] = github_policy(True)
             self.apps[app.app_id] = app
         return app
 

@@ -93,6 +93,7 @@ class OAuthAuthority:
         self.on_issue = on_issue or (lambda token: token)  # e.g. the leak guard's track
         self.approve = True
         self.sign_in_page = False  # True: a request without ``login`` shows who may sign in
+        self.client_policies: dict[str, TokenPolicy] = {}  # a client's own token kind
         self.accounts: dict[str, Account] = {account.login: account}
         self.clients: dict[str, Client] = {}
         self.access_tokens: dict[str, TokenInfo] = {}
@@ -228,20 +229,20 @@ class OAuthAuthority:
         earlier access token lives out its own lifetime."""
         with self._lock:
             self.check_client(client_id, client_secret)
-            if self.policy.refresh_token is None:
+            if self.policy_for(client_id).refresh_token is None:
                 raise OAuthError("unsupported_grant_type", "This application has no refresh "
                                  "tokens.")
             entry = self.refresh_tokens.get(refresh_token or "")
             if (entry is None or refresh_token in self.revoked or entry.client_id != client_id
                     or (entry.expires_at is not None and self.clock() >= entry.expires_at)):
                 raise OAuthError("invalid_grant", "The refresh token is incorrect or expired.")
-            if not self.policy.rotate_refresh:
+            if not self.policy_for(client_id).rotate_refresh:
                 return self._reissue(refresh_token, entry)
             self._revoke_locked(refresh_token)
             return self._issue(client_id, entry.account, entry.scopes)
 
     def _reissue(self, refresh_token: str, entry: _Refresh) -> Issued:
-        now, policy = self.clock(), self.policy
+        now, policy = self.clock(), self.policy_for(entry.client_id)
         access = policy.access_token()
         expires = now + policy.access_ttl if policy.access_ttl is not None else None
         info = TokenInfo(entry.client_id, entry.account, entry.scopes, now, expires,
@@ -267,8 +268,13 @@ class OAuthAuthority:
                              "are incorrect.")
         return client
 
+    def policy_for(self, client_id: str) -> TokenPolicy:
+        """The kind of token ``client_id`` is issued: its own (a GitHub App's client gets
+        user-to-server tokens where an OAuth App's gets classic ones), else the server's."""
+        return self.client_policies.get(client_id, self.policy)
+
     def _issue(self, client_id: str, account: Account, scopes: tuple[str, ...]) -> Issued:
-        now, policy = self.clock(), self.policy
+        now, policy = self.clock(), self.policy_for(client_id)
         access = policy.access_token()
         refresh = policy.refresh_token() if policy.refresh_token else None
         expires = now + policy.access_ttl if policy.access_ttl is not None else None

@@ -124,9 +124,9 @@ def _comment_as_a_member(port: int, store, connection: str, process: subprocess.
     assert [c["author"]["login"] for c in posted] == ["hubot"]
 
 
-def _wait_first_sync(store, connection: str, provider: str, timeout: float = 90) -> None:
-    """oauth-P → vault-P → sealed token → fetch-P → records of ``connection``, over the
-    bus: the seeded 3 repositories (the third private) and their 60 pull requests."""
+def _wait_first_sync(store, connection: str, timeout: float = 90) -> dict[str, list[dict]]:
+    """oauth-P → vault-P → sealed token → fetch-P → records of ``connection``, over the bus;
+    returns its repositories and pull requests."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         status = store.get("sync_status", connection) or {}
@@ -135,18 +135,29 @@ def _wait_first_sync(store, connection: str, provider: str, timeout: float = 90)
         time.sleep(0.5)
     else:
         pytest.fail(f"the first sync did not finish: {store.get('sync_status', connection)}")
-    for kind, expected in (("pull_requests", 60), ("repositories", 3)):
-        mine = [s for s in store.query(kind) if s.data["provider"] == provider
-                and s.data["connection"] == connection]
-        assert len(mine) == expected, kind
+    return {kind: [s.data for s in store.query(kind) if s.data["connection"] == connection]
+            for kind in ("repositories", "pull_requests")}
 
 
-def _private_records(store, connection: str) -> None:
-    """The installation synced its private repository's pull requests."""
-    private = [s.id for s in store.query("repositories")
-               if s.data["connection"] == connection and s.data["private"]]
-    assert private
-    assert [s for s in store.query("pull_requests") if s.data["repository"] in private]
+def _pulls_by_repository(synced: dict[str, list[dict]]) -> dict[str, int]:
+    names = {r["id"]: r["full_name"] for r in synced["repositories"]}
+    counts: dict[str, int] = {}
+    for pull in synced["pull_requests"]:
+        counts[names[pull["repository"]]] = counts.get(names[pull["repository"]], 0) + 1
+    return counts
+
+
+def _check_what_each_github_connection_reads(oauth: dict, installation: dict) -> None:
+    """The seeded organisation has 3 repositories, the third private, and 60 pull requests.
+    The sandbox's OAuth App token (no ``repo`` scope) reads the public ones only; the App
+    installation reads all three — and the same pull requests where both can look."""
+    assert len(installation["repositories"]) == 3
+    assert len(installation["pull_requests"]) == 60
+    public = {r["full_name"] for r in installation["repositories"] if not r["private"]}
+    assert len(public) == 2
+    assert {r["full_name"] for r in oauth["repositories"]} == public
+    everything = _pulls_by_repository(installation)
+    assert _pulls_by_repository(oauth) == {name: everything[name] for name in public}
 
 
 def _wait_healthy(port: int, process: subprocess.Popen, log: Path, timeout: float = 180) -> dict:
@@ -198,15 +209,16 @@ def _exercise(port: int, backend: str, store, process: subprocess.Popen, log: Pa
     assert set(health["sandbox_providers"]) == {"github", "gitlab", "bitbucket", "jira"}
     connected = {provider: _connect_in_the_sandbox(port, token, provider)
                  for provider in ("github", "bitbucket")}
-    for provider, connection in connected.items():
-        _wait_first_sync(store, connection, provider)
+    synced = {provider: _wait_first_sync(store, connection)
+              for provider, connection in connected.items()}
+    assert (len(synced["bitbucket"]["repositories"]), len(synced["bitbucket"]["pull_requests"])
+            ) == (3, 60)
     _comment_as_a_member(port, store, connected["github"], process)
     # another tenant: records are keyed by tenant, so t-1's would already hold these
     installed = _connect_in_the_sandbox(port, _dev_token(process, "t-2"), "github",
                                         github_app=True)
-    _wait_first_sync(store, installed, "github")
     assert store.get("connections", installed)["installation_id"]
-    _private_records(store, installed)
+    _check_what_each_github_connection_reads(synced["github"], _wait_first_sync(store, installed))
     missing = requests.get(f"http://127.0.0.1:{port}/nowhere", timeout=10)
     assert missing.status_code == 404
     _due_connection(store)

@@ -409,3 +409,19 @@ def test_membership_check_refuses_bad_tokens_and_foreign_pages(github, minter, l
         verify_installation_belongs_to_user(github.api_url, member, str(INSTALLATION), session)
     assert foreign.value.key == "github_app.bad_pagination"
     assert_clean(leak_guard, foreign.value)
+
+
+def test_an_apps_own_client_gets_user_to_server_tokens_and_an_oauth_app_classic_ones(
+        app_key, leak_guard):
+    """GitHub issues an OAuth App's client never-expiring ``gho_`` tokens and a GitHub App's
+    own client expiring ``ghu_`` tokens with a ``ghr_`` refresh token, on one server."""
+    with GitHubSimulator(expiring_tokens=False, on_issue=leak_guard.track) as sim:
+        sim.register_client("oauth-app", "oauth-secret", ["http://127.0.0.1/cb"])
+        sim.apps.register_app("77", public_pem(app_key), client_id="Iv23.app",
+                              client_secret="app-secret", redirect_uris=["http://127.0.0.1/cb"])
+        classic = sim.oauth.mint("oauth-app", scopes=("read:user",))
+        user = sim.oauth.mint("Iv23.app")
+    assert classic.access_token.startswith("gho_") and classic.refresh_token is None
+    assert classic.info.expires_at is None
+    assert user.access_token.startswith("ghu_") and user.refresh_token.startswith("ghr_")
+    assert user.info.expires_at is not None
