@@ -7,7 +7,10 @@
     keyway keys rotate COMPONENT                 add a data-key version new writes use
     keyway keys reencrypt COMPONENT              rewrite vault-P's records under the newest key
     keyway keys retire COMPONENT VERSION         make an old version unreadable
-    keyway audit verify [CHAIN]                  check the audit hash chains (exit 1 if broken)
+    keyway audit verify [CHAIN] [--checkpoints FILE]
+                                                 check the audit hash chains against their
+                                                 checkpoints (and those of a log export);
+                                                 exit 1 if broken
     keyway dev token --tenant T --user U --role admin|member [--scope S ...] [--ttl SECONDS]
                                                  print a bearer token from the local issuer
 
@@ -51,6 +54,8 @@ def _parser() -> argparse.ArgumentParser:
     audit_sub = audit.add_subparsers(dest="action", required=True)
     verify = audit_sub.add_parser("verify")
     verify.add_argument("chain", nargs="?", default=None)
+    verify.add_argument("--checkpoints", type=argparse.FileType("r"), default=None,
+                        help="a log export holding audit.checkpoint lines")
     dev = sub.add_parser("dev", help="local development helpers")
     dev_sub = dev.add_subparsers(dest="action", required=True)
     token = dev_sub.add_parser("token", help="print a bearer token for the local api")
@@ -114,15 +119,18 @@ def _keys(args: argparse.Namespace) -> int:
 
 
 def _audit(args: argparse.Namespace) -> int:
-    from shared.audit.chain import chains, verify
+    from shared.audit import chains, from_log_lines, verify
 
     ports = bootstrap.ports()
-    names = [args.chain] if args.chain else chains(ports.business)
+    anchors = from_log_lines(args.checkpoints) if args.checkpoints else []
+    names = [args.chain] if args.chain else sorted(
+        set(chains(ports.business)) | {a.chain for a in anchors})
     broken = 0
     for name in names:
-        result = verify(ports.business, ports.secrets, name)
+        result = verify(ports.business, ports.secrets, name, checkpoints=anchors)
         broken += not result.ok
-        status = "ok" if result.ok else f"BROKEN at seq {result.seq}: {result.problem}"
+        status = ("ok" if result.ok else
+                  f"BROKEN ({result.reason}) at seq {result.seq}: {result.problem}")
         print(f"{name}: {result.checked} entries checked, {status}")
     return 1 if broken else 0
 

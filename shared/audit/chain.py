@@ -5,21 +5,22 @@ Layout (default database)::
     audit_heads/<chain>                  {"seq": n, "mac": hex}          the newest entry
     audit_entries/<chain>-<seq:012d>     {chain, seq, time, event, requester, recipient,
                                           purpose, connection, outcome, detail, prev_mac, mac}
+    audit_checkpoints/<chain>            the head, MACed in its own domain (checkpoint.py)
 
-``mac = HMAC-SHA256(audit key, prev_mac + "\\n" + canonical JSON of the entry fields)`` where the
-first entry's ``prev_mac`` is 64 zeros and the audit key is the secret ``audit-chain-key`` (32
-random bytes, created on first use). Someone who can write the database but cannot read the
-secret can edit, drop, insert or reorder entries, but cannot make :func:`verify` accept the
-result. Limit: dropping the newest entries *and* rolling the head back to an older entry is a
-consistent truncation that only an outside copy of the head can reveal.
+``mac = HMAC-SHA256(audit key, prev_mac + "\\n" + canonical(entry))`` where the first entry's
+``prev_mac`` is 64 zeros and the audit key is the secret ``audit-chain-key`` (32 random bytes,
+created on first use). :func:`canonical` is the one encoding: every field of the stored entry
+except ``mac`` and ``prev_mac`` (which the message already starts with), as sorted, compact
+JSON — so a field added, removed or changed changes the MAC. Someone who can write the database
+but cannot read the secret can edit, drop, insert or reorder entries, but cannot make
+:func:`shared.audit.verify.verify` accept the result; a deleted chain or a dropped tail with its
+head rolled back shows against the checkpoints (the threat model: docs/ARCHITECTURE.md).
 
 Each chain (e.g. ``vault-github``) is appended to in one store transaction that reads the head
-and writes the entry and the new head, so concurrent appenders of a chain serialize and never
-fork it; separate chains per component keep components from contending with each other.
-Entries never carry a secret: any field that :func:`shared.log.redact` would change is refused.
-
-On Firestore, :func:`verify`'s query needs the composite index
-``audit_entries (chain ASC, seq ASC)``.
+and writes the entry, the new head and the checkpoint, so concurrent appenders of a chain
+serialize and never fork it; separate chains per component keep components from contending
+with each other. Entries never carry a secret: any field that :func:`shared.log.redact` would
+change is refused.
 """
 
 from __future__ import annotations
@@ -31,39 +32,27 @@ import re
 import secrets as random_source
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
+from shared.audit import checkpoint
 from shared.clock import isoformat
 from shared.errors import ConfigError, Conflict, InvalidInput, NotFound
 from shared.log import redact
-from shared.ports import Clock, DocumentStore, Filter, Order, SecretSource, Snapshot, Transaction
+from shared.ports import Clock, DocumentStore, SecretSource, Transaction
 
 HEADS = "audit_heads"
 ENTRIES = "audit_entries"
 KEY_SECRET = "audit-chain-key"  # noqa: S105 - the secret's name, not a value
 GENESIS_MAC = "0" * 64
 MAX_FIELD = 500
-PAGE_SIZE = 200
-_MAX_ROUNDS = 100
 _CHAIN = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 _HEX_MAC = re.compile(r"[0-9a-f]{64}")
 _REQUIRED = ("event", "requester", "outcome")
 _OPTIONAL = ("recipient", "purpose", "connection")
-_MACED = ("chain", "seq", "time", "event", "requester", "recipient", "purpose", "connection",
-          "outcome", "detail")
+FIELDS = frozenset({"chain", "seq", "time", "event", "requester", "recipient", "purpose",
+                    "connection", "outcome", "detail", "prev_mac", "mac"})  # what append writes
+_UNMACED = ("mac", "prev_mac")  # the MAC itself, and the link the MAC message starts with
 _key_lock = threading.Lock()  # one process creates the audit key once, not once per thread
-
-
-@dataclass(frozen=True)
-class VerifyResult:
-    """Outcome of :func:`verify`: ``checked`` entries were sound; ``problem`` names the first
-    inconsistency (never a field value) and ``seq`` the entry where it was found."""
-
-    ok: bool
-    checked: int
-    problem: str | None = None
-    seq: int | None = None
 
 
 def entry_id(chain: str, seq: int) -> str:
@@ -72,9 +61,9 @@ def entry_id(chain: str, seq: int) -> str:
 
 
 def canonical(entry: Mapping[str, Any]) -> bytes:
-    """The MACed bytes of an entry: its fields as sorted, compact JSON (``KeyError`` if one is
-    missing)."""
-    fields = {name: entry[name] for name in _MACED}
+    """The MACed bytes of an entry: every field but ``mac`` and ``prev_mac``, as sorted,
+    compact JSON (``TypeError`` for a value JSON cannot encode)."""
+    fields = {name: value for name, value in entry.items() if name not in _UNMACED}
     return json.dumps(fields, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
 
@@ -92,7 +81,7 @@ class AuditLog:
         self._store = store
         self._secrets = secrets
         self._clock = clock
-        self.chain = _check_chain(chain)
+        self.chain = check_chain(chain)
         self._key: bytes | None = None
 
     def __repr__(self) -> str:
@@ -111,7 +100,9 @@ class AuditLog:
             "purpose": purpose, "connection": connection, "outcome": outcome, "detail": detail,
         })
         key = self._audit_key()
-        return self._store.transaction(lambda txn: self._append_in(txn, key, fields))
+        entry = self._store.transaction(lambda txn: self._append_in(txn, key, fields))
+        checkpoint.emit(self.chain, entry["seq"], entry["mac"])
+        return entry
 
     def _append_in(self, txn: Transaction, key: bytes, fields: dict[str, Any]) -> dict[str, Any]:
         """The transaction body: read the head, write the entry and the new head."""
@@ -128,6 +119,7 @@ class AuditLog:
         entry["mac"] = entry_mac(key, prev_mac, entry)
         txn.put(ENTRIES, entry_id(self.chain, seq), entry)
         txn.put(HEADS, self.chain, {"seq": seq, "mac": entry["mac"]})
+        checkpoint.write(txn, key, self.chain, seq, entry["mac"], entry["time"])
         return dict(entry)
 
     def _audit_key(self) -> bytes:
@@ -136,119 +128,7 @@ class AuditLog:
         return self._key
 
 
-def verify(store: DocumentStore, secrets: SecretSource, chain: str, *,
-           page_size: int = PAGE_SIZE) -> VerifyResult:
-    """Walk ``chain`` in seq order and check every MAC, link and seq, then the head.
-
-    Entries appended while the walk runs are followed until the walk catches up with the head.
-    """
-    walk = _Walk(_check_chain(chain), _read_key(secrets))
-    for _ in range(_MAX_ROUNDS):
-        before = walk.checked
-        problem = _walk_entries(store, walk, page_size)
-        if problem is None:
-            problem, done = walk.check_head(store.get(HEADS, chain), walk.checked > before)
-            if done:
-                return VerifyResult(ok=True, checked=walk.checked)
-        if problem is not None:
-            return VerifyResult(ok=False, checked=walk.checked, problem=problem, seq=walk.at)
-    return VerifyResult(ok=False, checked=walk.checked, problem="the chain kept growing")
-
-
-def chains(store: DocumentStore) -> list[str]:
-    """The names of every audit chain that has a head."""
-    return sorted(snapshot.id for snapshot in store.query(HEADS))
-
-
-class _Walk:
-    """The state of one verification: how far the chain has been checked."""
-
-    def __init__(self, chain: str, key: bytes | None) -> None:
-        self.chain, self.key = chain, key
-        self.last_seq, self.last_id, self.prev_mac, self.checked = 0, "", GENESIS_MAC, 0
-        self.at: int | None = None  # the seq a problem was found at
-
-    def _problem(self, text: str, seq: int | None) -> str:
-        self.at = seq
-        return text
-
-    def step(self, snapshot: Snapshot) -> str | None:
-        """Check the next entry in seq order; return a problem or ``None`` and advance."""
-        if snapshot.id == self.last_id:
-            return None  # the previous page's last entry, fetched again on purpose
-        entry, expected = snapshot.data, self.last_seq + 1
-        seq = entry.get("seq")
-        if type(seq) is not int:
-            return self._problem("a document with a non-integer seq is in the chain", expected)
-        if seq != expected:
-            text = "duplicated or reordered" if seq < expected else f"missing (next is {seq})"
-            return self._problem(f"entry {expected}: {text}", expected)
-        if snapshot.id != entry_id(self.chain, seq):
-            return self._problem(f"entry {seq}: stored under the wrong id", seq)
-        if entry.get("prev_mac") != self.prev_mac:
-            return self._problem(f"entry {seq}: does not link to the previous entry", seq)
-        if self.key is None:
-            return self._problem("the audit key is missing", seq)
-        try:
-            mac = entry_mac(self.key, self.prev_mac, entry)
-        except (KeyError, TypeError, ValueError):
-            return self._problem(f"entry {seq}: malformed", seq)
-        stored = entry.get("mac")
-        if not isinstance(stored, str) or not hmac.compare_digest(
-                mac.encode(), stored.encode("utf-8", "replace")):
-            return self._problem(f"entry {seq}: altered (MAC mismatch)", seq)
-        self.last_seq, self.last_id, self.prev_mac = seq, snapshot.id, stored
-        self.checked += 1
-        return None
-
-    def check_head(
-        self, head: Mapping[str, Any] | None, progressed: bool
-    ) -> tuple[str | None, bool]:
-        """Compare the head with the last checked entry: ``(problem, done)``."""
-        if head is None:
-            if self.checked == 0:
-                return None, True
-            return self._problem("the head is missing", self.last_seq), False
-        seq = head.get("seq")
-        if type(seq) is not int:
-            return self._problem("the head is malformed", None), False
-        if seq > self.last_seq and progressed:
-            return None, False  # appended while walking: walk on
-        if seq > self.last_seq:
-            return self._problem(f"entries {self.last_seq + 1}-{seq} are missing",
-                                 self.last_seq + 1), False
-        if seq < self.last_seq:
-            return self._problem("the head is behind the entries", seq), False
-        if head.get("mac") != self.prev_mac:
-            return self._problem("the head does not match the last entry", seq), False
-        return None, True
-
-
-def _walk_entries(store: DocumentStore, walk: _Walk, page_size: int) -> str | None:
-    """Check every entry after ``walk.last_seq``, one page at a time.
-
-    Each page starts at the last checked seq (inclusive) so a second document claiming that
-    seq cannot hide on a page boundary; the entry already checked is skipped by its id.
-    """
-    if page_size < 2:
-        raise InvalidInput("page_size must be at least 2")
-    while True:
-        page = store.query(
-            ENTRIES,
-            [Filter("chain", "==", walk.chain), Filter("seq", ">=", walk.last_seq)],
-            [Order("seq")],
-            limit=page_size,
-        )
-        before = walk.checked
-        for snapshot in page:
-            problem = walk.step(snapshot)
-            if problem is not None:
-                return problem
-        if len(page) < page_size or walk.checked == before:
-            return None
-
-
-def _check_chain(chain: str) -> str:
+def check_chain(chain: str) -> str:
     if not isinstance(chain, str) or not _CHAIN.fullmatch(chain):
         raise InvalidInput("an audit chain name is 1-63 lowercase letters, digits or '-'")
     return chain
@@ -270,7 +150,7 @@ def _validated(values: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
-def _read_key(secrets: SecretSource) -> bytes | None:
+def read_key(secrets: SecretSource) -> bytes | None:
     try:
         return _load_key(secrets, create=False)
     except NotFound:
@@ -296,3 +176,11 @@ def _checked_key(key: bytes) -> bytes:
     if len(key) < 32:
         raise ConfigError(f"secret {KEY_SECRET!r} must be at least 32 bytes")
     return key
+
+
+# Verification lives in its own module; its names stay importable from here for callers that
+# always imported them from the chain. Imported last: verify.py uses the names above.
+from shared.audit.verify import VerifyResult, chains, verify  # noqa: E402
+
+__all__ = ["ENTRIES", "HEADS", "KEY_SECRET", "AuditLog", "VerifyResult", "canonical", "chains",
+           "entry_id", "entry_mac", "verify"]

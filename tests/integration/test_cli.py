@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -84,3 +85,33 @@ def test_a_bad_variable_exits_2_naming_it(tmp_path):
                                  "KEYWAY_BACKEND": "mainframe", "PYTHONPATH": str(ROOT)},
                             capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 2 and "KEYWAY_BACKEND" in result.stderr
+
+
+def test_audit_verify_reports_a_deleted_chain_with_its_reason(tmp_path):
+    state = tmp_path / "state"
+    ports, _, _ = seeded(state, 2)
+    for name in ("audit_entries", "audit_heads"):
+        for snapshot in ports.business.query(name):
+            ports.business.delete(name, snapshot.id)
+    broken = keyway(state, "audit", "verify")
+    assert broken.returncode == 1
+    assert "vault-github: 0 entries checked, BROKEN (audit.chain_deleted)" in broken.stdout
+
+
+def test_audit_verify_reads_checkpoints_from_a_log_export(tmp_path):
+    state = tmp_path / "state"
+    ports, _, _ = seeded(state, 3)
+    head = ports.business.get("audit_heads", "vault-github")
+    export = tmp_path / "checkpoints.json"
+    export.write_text(json.dumps([{"jsonPayload": {
+        "message": "audit.checkpoint", "chain": "vault-github", "seq": head["seq"],
+        "head": head["mac"]}}]))
+    assert keyway(state, "audit", "verify", "--checkpoints", str(export)).returncode == 0
+    last = f"vault-github-{head['seq']:012d}"
+    previous = ports.business.get("audit_entries", f"vault-github-{head['seq'] - 1:012d}")
+    ports.business.delete("audit_entries", last)
+    ports.business.put("audit_heads", "vault-github",
+                       {"seq": head["seq"] - 1, "mac": previous["mac"]})
+    ports.business.delete("audit_checkpoints", "vault-github")  # a careful attacker
+    broken = keyway(state, "audit", "verify", "--checkpoints", str(export))
+    assert broken.returncode == 1 and "BROKEN (audit.head_rolled_back)" in broken.stdout
