@@ -6,7 +6,9 @@
     keyway keys list COMPONENT                   data-key versions of vault-P
     keyway keys rotate COMPONENT                 add a data-key version new writes use
     keyway keys reencrypt COMPONENT              rewrite vault-P's records under the newest key
-    keyway keys retire COMPONENT VERSION         make an old version unreadable
+    keyway keys retire COMPONENT VERSION [--force] [--by OPERATOR]
+                                                 make an old version unreadable; refused while
+                                                 records use it, unless --force (audited)
     keyway audit verify [CHAIN] [--checkpoints FILE]
                                                  check the audit hash chains against their
                                                  checkpoints (and those of a log export);
@@ -21,7 +23,9 @@ message naming it. Output never contains a token or key.
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
+import os
 import sys
 
 from shared import bootstrap, bus_ops, policy
@@ -50,6 +54,11 @@ def _parser() -> argparse.ArgumentParser:
         cmd.add_argument("component", choices=VAULTS)
         if name == "retire":
             cmd.add_argument("version", type=int)
+            cmd.add_argument("--force", action="store_true",
+                             help="retire even though records still use it (they become "
+                                  "unreadable; audited)")
+            cmd.add_argument("--by", default=None,
+                             help="who retires, for the audit chain (default: $USER)")
     audit = sub.add_parser("audit", help="verify the audit hash chains")
     audit_sub = audit.add_subparsers(dest="action", required=True)
     verify = audit_sub.add_parser("verify")
@@ -95,7 +104,13 @@ def _bus(args: argparse.Namespace) -> int:
     return 0
 
 
+def _operator(by: str | None) -> str:
+    """Who runs an audited operator command: ``operator:<--by or $USER>``."""
+    return f"operator:{by or os.environ.get('USER') or getpass.getuser()}"
+
+
 def _keys(args: argparse.Namespace) -> int:
+    from shared.vault import keys
     from shared.vault.handlers import service
 
     vault = service(args.component.removeprefix("vault-"), bootstrap.ports())
@@ -107,8 +122,9 @@ def _keys(args: argparse.Namespace) -> int:
     elif args.action == "rotate":
         print(f"{args.component}: data key version {vault.keyring.rotate()} is now primary")
     elif args.action == "retire":
-        vault.keyring.retire(args.version)
-        print(f"{args.component}: data key version {args.version} retired")
+        in_use = keys.retire(vault, args.version, _operator(args.by), force=args.force)
+        lost = f" ({sum(in_use.values())} record(s) now unreadable)" if in_use else ""
+        print(f"{args.component}: data key version {args.version} retired{lost}")
     else:
         def progress(done: int, total: int) -> None:
             print(f"\r{args.component}: re-encrypted {done}/{total}", end="", flush=True)

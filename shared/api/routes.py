@@ -59,7 +59,8 @@ def create_identity(ctx: Any) -> Response:
 def list_connections(ctx: Any) -> Response:
     ctx.principal.require_scope("connections:read")
     snaps = ctx.ports.business.query("connections", [Filter("tenant", "==", ctx.principal.tenant)])
-    keep = ("provider", "kind", "status", "base_url", "account", "created_at", "next_sync_at")
+    keep = ("provider", "kind", "status", "status_reason", "base_url", "account", "created_at",
+            "next_sync_at")
     return json_response({"items": [
         {"id": s.id, **{k: s.data.get(k) for k in keep},
          "register_webhooks": bool(s.data.get("register_webhooks"))} for s in snaps]})

@@ -5,10 +5,15 @@ Idempotency:
 * ``sync.requested`` — deduped downstream: a redelivered request releases a fresh envelope
   (new nonce) and publishes another ``fetch.job`` for the same (connection, due_at); the
   fetcher's cursors make a second run of the same sync cheap and harmless. A request for a
-  connection whose token needs re-authorization is acknowledged; the status is recorded.
+  connection whose token needs re-authorization is acknowledged; the status is recorded
+  (``needs_reauth`` with ``status_reason`` ``vault.needs_reauth``, or ``vault.undecryptable``
+  when the stored token no longer decrypts, e.g. after a forced key retirement).
 * ``action.requested`` — keyed by ``action_id``; act-P dedupes on it, so a third delivery
   publishes a third job that act-P acknowledges without acting twice. A requester with no
-  linked identity gets the action marked ``failed`` with reason ``no_personal_token``.
+  linked identity gets the action marked ``failed`` with reason ``no_personal_token``; one
+  whose token needs re-authorization or no longer decrypts gets ``needs_reauth`` /
+  ``undecryptable``, and the identity the same ``status`` and ``status_reason`` as a
+  connection would.
 * ``connection.disconnect`` — first the hooks keyway registered are deleted at the provider
   with the token (:mod:`shared.webhooks.unregister`), then the token is revoked and deleted,
   then the per-connection webhook secret is deleted (providers that register webhooks); a
@@ -32,6 +37,7 @@ from shared.log import get_logger
 from shared.ports import Ports
 from shared.providers import registry
 from shared.vault.endpoints import endpoint_for
+from shared.vault.records import personal_id
 from shared.vault.refresh import NeedsReauth
 from shared.vault.release import ReleaseRefused
 from shared.vault.service import NoPersonalToken, VaultService
@@ -87,8 +93,8 @@ def on_sync_requested(provider: str, ports: Ports, inbound: messages.Inbound) ->
         return
     try:
         envelope = service(provider, ports).release_for_fetch(tenant, connection, inbound.sender)
-    except NeedsReauth:
-        _set_connection_status(ports, tenant, connection, "needs_reauth")
+    except NeedsReauth as e:  # Undecryptable too: reason vault.undecryptable
+        _set_connection_status(ports, tenant, connection, "needs_reauth", reason=e.key)
         raise
     messages.publish(ports.bus, f"vault-{provider}", f"fetch-jobs-{provider}", "fetch.job",
                      {"tenant": tenant, "connection": connection,
@@ -108,6 +114,8 @@ def on_action_requested(provider: str, ports: Ports, inbound: messages.Inbound) 
         envelope = service(provider, ports).release_for_action(tenant, user, connection)
     except (NoPersonalToken, NeedsReauth) as e:
         _fail_action(ports, tenant, action_id, e.key.removeprefix("vault."))
+        if isinstance(e, NeedsReauth):
+            _set_identity_status(ports, provider, tenant, user, "needs_reauth", e.key)
         raise
     messages.publish(ports.bus, f"vault-{provider}", f"action-jobs-{provider}", "action.job",
                      {"tenant": tenant, "action_id": action_id, "connection": connection,
@@ -153,12 +161,30 @@ def _registers_hooks(ports: Ports, provider: str, tenant: str, connection: str) 
             and record.get("tenant") == tenant and record.get("provider") == provider)
 
 
-def _set_connection_status(ports: Ports, tenant: str, connection: str, status: str) -> None:
+def _set_connection_status(ports: Ports, tenant: str, connection: str, status: str,
+                           reason: str | None = None) -> None:
+    """Write the connection's ``status`` and ``status_reason`` (a stable key, or ``None``)."""
     def write(tx):
         doc = tx.get("connections", connection)
         if doc is not None and doc.get("tenant") == tenant:
             tx.put("connections", connection, dict(
-                doc, status=status, status_changed_at=isoformat(ports.clock.now())))
+                doc, status=status, status_reason=reason,
+                status_changed_at=isoformat(ports.clock.now())))
+
+    ports.business.transaction(write)
+
+
+def _set_identity_status(ports: Ports, provider: str, tenant: str, user: str, status: str,
+                         reason: str) -> None:
+    """Mark the user's linked identity (``identities/<provider>:<tenant>:<user>``)."""
+    identity = personal_id(provider, tenant, user)
+
+    def write(tx):
+        doc = tx.get("identities", identity)
+        if doc is not None and doc.get("tenant") == tenant:
+            tx.put("identities", identity, dict(
+                doc, status=status, status_reason=reason,
+                status_changed_at=isoformat(ports.clock.now())))
 
     ports.business.transaction(write)
 

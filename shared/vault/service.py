@@ -2,7 +2,13 @@
 
 Plaintext tokens live here only for the duration of a call: stored encrypted field by field,
 released only sealed to one recipient, never returned by any API and never logged. Every
-release, refusal, refresh and revocation appends to the provider's audit chain.
+release, refusal, refresh and revocation appends to the provider's audit chain, and so does
+retiring a data key (:mod:`shared.vault.keys`).
+
+A stored token that no longer decrypts (its data-key version was retired, its ciphertext
+damaged: the opaque ``CryptoError``) marks its record ``needs_reauth`` with ``status_reason``
+``vault.undecryptable`` (log key ``vault.undecryptable``, no token, no ciphertext) and the
+release raises :class:`Undecryptable`, which the handlers turn into the connection's status.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from shared.crypto.channels import ChannelKeys
 from shared.crypto.datakeys import DataKeyring
 from shared.crypto.fields import FieldCipher
 from shared.crypto.seal import new_claims, seal
-from shared.errors import Conflict, KeywayError, NotFound, RetryableError
+from shared.errors import Conflict, CryptoError, KeywayError, NotFound, RetryableError
 from shared.log import get_logger
 from shared.ports import Filter, Ports
 from shared.vault import _installation as installation
@@ -28,6 +34,10 @@ from shared.vault.tokens import TokenSet
 
 ENVELOPE_TTL_SECONDS = 300
 log = get_logger("keyway.vault")
+
+
+class Undecryptable(NeedsReauth):
+    key, title = "vault.undecryptable", "A stored token can no longer be decrypted; reconnect"
 
 
 class NoPersonalToken(Conflict):
@@ -83,7 +93,8 @@ class VaultService:
                 raise Conflict("record id already belongs to another tenant")
             doc = dict(encoded)
             doc.update(generation=int(current.get("generation") or 0) + 1, status="active",
-                       refresh_lease=None, updated_at=isoformat(self._ports.clock.now()))
+                       status_reason=None, refresh_lease=None,
+                       updated_at=isoformat(self._ports.clock.now()))
             tx.put(collection, record_id, doc)
 
         self._ports.vault.transaction(write)
@@ -108,7 +119,7 @@ class VaultService:
             collection, record_id, doc = self._locate(request)
             tokens = (self.installations.mint(collection, record_id, doc)
                       if doc.get("installation_id")  # minted, never refreshed
-                      else self.refresher.fresh(collection, record_id))
+                      else self._fresh(collection, record_id))
             claims = new_claims(self.component, request.recipient, request.purpose,
                                 request.connection or record_id, user,
                                 self._ports.clock.now(), ENVELOPE_TTL_SECONDS)
@@ -136,8 +147,33 @@ class VaultService:
         if doc is None or doc.get("tenant") != request.tenant:
             raise missing
         if doc.get("status") == "needs_reauth":
-            raise NeedsReauth("the provider refused this token; reconnect")
+            raise NeedsReauth("this token must be authorized again; reconnect",
+                              key=doc.get("status_reason") or NeedsReauth.key)
         return collection, record_id, doc
+
+    def _fresh(self, collection: str, record_id: str) -> TokenSet:
+        try:
+            return self.refresher.fresh(collection, record_id)
+        except CryptoError:
+            self.mark_undecryptable(collection, record_id)
+            raise Undecryptable("a stored token can no longer be decrypted; reconnect") from None
+
+    def mark_undecryptable(self, collection: str, record_id: str) -> None:
+        """Record that a vault record's tokens no longer decrypt: ``needs_reauth`` with the
+        reason ``vault.undecryptable`` (a retired key never comes back)."""
+        now = isoformat(self._ports.clock.now())
+
+        def write(tx):
+            current = tx.get(collection, record_id)
+            if current is not None:
+                tx.put(collection, record_id, dict(
+                    current, status="needs_reauth", status_reason=Undecryptable.key,
+                    refresh_lease=None, updated_at=now))
+
+        self._ports.vault.transaction(write)
+        log.warning(Undecryptable.key, extra={"fields": {
+            "component": self.component, "collection": collection,
+            "connection": record_id if collection == APP else None}})
 
     # -- disconnect ------------------------------------------------------------------------
     def disconnect(self, tenant: str, connection: str, requester: str,
@@ -186,19 +222,30 @@ class VaultService:
         return self._ports.vault.get(APP, connection)
 
     # -- key rotation -----------------------------------------------------------------------
-    def reencrypt(self, progress: Callable[[int, int], None] | None = None) -> Iterator[str]:
-        """Rewrite every record of this provider under the newest data key; yields ids."""
+    def encrypted_records(self) -> Iterator[tuple[str, Any]]:
+        """Every record of this provider that holds encrypted fields, as (collection, snapshot)."""
         for collection in (APP, PERSONAL):
-            snaps = [s for s in self._ports.vault.query(
-                collection, [Filter("provider", "==", self.provider)])
-                if not s.data.get("installation_id")]  # nothing encrypted in those
-            for done, snap in enumerate(snaps, 1):
+            for snap in self._ports.vault.query(collection,
+                                                [Filter("provider", "==", self.provider)]):
+                if not snap.data.get("installation_id"):  # nothing encrypted in those
+                    yield collection, snap
+
+    def reencrypt(self, progress: Callable[[int, int], None] | None = None) -> Iterator[str]:
+        """Rewrite every record of this provider under the newest data key; yields ids.
+
+        A record that no longer decrypts is marked (:meth:`mark_undecryptable`) and skipped."""
+        snaps = list(self.encrypted_records())
+        for done, (collection, snap) in enumerate(snaps, 1):
+            try:
                 fresh = self.codec.reencrypt(collection, snap.id, snap.data)
-                self._ports.vault.transaction(
-                    lambda tx, c=collection, s=snap, f=fresh: self._rewrite(tx, c, s, f))
-                if progress:
-                    progress(done, len(snaps))
-                yield f"{collection}/{snap.id}"
+            except CryptoError:
+                self.mark_undecryptable(collection, snap.id)
+                continue
+            self._ports.vault.transaction(
+                lambda tx, c=collection, s=snap, f=fresh: self._rewrite(tx, c, s, f))
+            if progress:
+                progress(done, len(snaps))
+            yield f"{collection}/{snap.id}"
 
     def _rewrite(self, tx: Any, collection: str, snap: Any, fresh: dict) -> None:
         """Write ``fresh`` unless the record changed meanwhile (then it is already new)."""

@@ -14,7 +14,7 @@ from shared.errors import CryptoError, NotFound, UnavailableError
 from shared.vault.receive import open_pushed_token
 from shared.vault.records import APP, PERSONAL, personal_id
 from shared.vault.release import ReleaseRefused, ReleaseRequest
-from shared.vault.service import NoPersonalToken
+from shared.vault.service import NoPersonalToken, Undecryptable
 from shared.vault.tokens import TokenSet
 from tests.fakes.oauth_token_server import OAuthTokenServer
 from tests.unit.conftest import make_service
@@ -106,8 +106,9 @@ def test_ciphertext_moved_to_another_record_fails(vault, ports, token_server):
     bob = ports.vault.get(PERSONAL, bob_id)
     bob["access_token"] = ports.vault.get(PERSONAL, alice_id)["access_token"]
     ports.vault.put(PERSONAL, bob_id, bob)
-    with pytest.raises(CryptoError):
+    with pytest.raises(Undecryptable):  # the opaque decrypt failure, recorded on the record
         vault.release_for_action(TENANT, "bob", "conn-1")
+    assert ports.vault.get(PERSONAL, bob_id)["status_reason"] == "vault.undecryptable"
 
 
 def test_another_providers_vault_cannot_read_the_record(vault, ports, token_server):
