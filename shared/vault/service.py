@@ -155,17 +155,28 @@ class VaultService:
         try:
             return self.refresher.fresh(collection, record_id)
         except CryptoError:
-            self.mark_undecryptable(collection, record_id)
+            doc = self._ports.vault.get(collection, record_id)
+            if doc is None or self._decrypts(collection, record_id, doc):
+                raise  # not the stored token (e.g. the primary key failed to encrypt)
+            self.mark_undecryptable(collection, record_id, doc)
             raise Undecryptable("a stored token can no longer be decrypted; reconnect") from None
 
-    def mark_undecryptable(self, collection: str, record_id: str) -> None:
-        """Record that a vault record's tokens no longer decrypt: ``needs_reauth`` with the
-        reason ``vault.undecryptable`` (a retired key never comes back)."""
+    def _decrypts(self, collection: str, record_id: str, doc: dict) -> bool:
+        try:
+            self.codec.decode(collection, record_id, doc)
+        except CryptoError:
+            return False
+        return True
+
+    def mark_undecryptable(self, collection: str, record_id: str, seen: dict) -> None:
+        """Record that the tokens of ``seen`` (the record as read) no longer decrypt:
+        ``needs_reauth`` with the reason ``vault.undecryptable`` (a retired key never comes
+        back) — unless the record was stored again since (its generation moved)."""
         now = isoformat(self._ports.clock.now())
 
         def write(tx):
             current = tx.get(collection, record_id)
-            if current is not None:
+            if current is not None and current.get("generation") == seen.get("generation"):
                 tx.put(collection, record_id, dict(
                     current, status="needs_reauth", status_reason=Undecryptable.key,
                     refresh_lease=None, updated_at=now))
@@ -236,11 +247,10 @@ class VaultService:
         A record that no longer decrypts is marked (:meth:`mark_undecryptable`) and skipped."""
         snaps = list(self.encrypted_records())
         for done, (collection, snap) in enumerate(snaps, 1):
-            try:
-                fresh = self.codec.reencrypt(collection, snap.id, snap.data)
-            except CryptoError:
-                self.mark_undecryptable(collection, snap.id)
+            if not self._decrypts(collection, snap.id, snap.data):
+                self.mark_undecryptable(collection, snap.id, snap.data)
                 continue
+            fresh = self.codec.reencrypt(collection, snap.id, snap.data)
             self._ports.vault.transaction(
                 lambda tx, c=collection, s=snap, f=fresh: self._rewrite(tx, c, s, f))
             if progress:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from shared.audit import ENTRIES, verify
+from shared.errors import CryptoError
 from shared.messages import Inbound
 from shared.vault import handlers, keys
 from shared.vault.refresh import NeedsReauth
@@ -143,3 +144,23 @@ def test_an_action_after_a_forced_retire_marks_the_identity(local_stack):
     identity = ports.business.get("identities", f"github:{TENANT}:u-1")
     assert (identity["status"], identity["status_reason"]) == ("needs_reauth",
                                                                "vault.undecryptable")
+
+
+class _PrimaryKeyBroken:
+    """A refresher whose re-encryption fails (the primary key cannot be unwrapped) while the
+    stored token itself still decrypts."""
+
+    def fresh(self, collection: str, record_id: str):
+        raise CryptoError
+
+
+def test_a_failure_that_is_not_the_stored_token_does_not_mark_it(local_stack):
+    ports = local_stack.ports
+    vault = handlers.service("github", ports)
+    vault.store_app_token(TENANT, "conn-1", "admin", TokenSet(
+        local_stack.leak_guard.track("gho_" + "W" * 36), None, None))
+    vault.refresher = _PrimaryKeyBroken()
+    with pytest.raises(CryptoError):
+        vault.release_for_fetch(TENANT, "conn-1", "scheduler")
+    record = ports.vault.get("app_tokens", "conn-1")
+    assert (record["status"], record.get("status_reason")) == ("active", None)
