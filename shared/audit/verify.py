@@ -95,6 +95,8 @@ def chains(store: DocumentStore) -> list[str]:
 
 def _anchors(store: DocumentStore, key: bytes | None, chain: str,
              extra: Iterable[checkpoint.Checkpoint]) -> list[checkpoint.Checkpoint]:
+    if key is None and store.get(checkpoint.CHECKPOINTS, chain) is not None:
+        raise _Problem("audit.key_missing", "the audit key is missing", None)
     try:
         stored = checkpoint.read(store, key, chain)
     except checkpoint.InvalidCheckpoint:
