@@ -18,7 +18,7 @@ from shared.providers import registry, ssrf
 from shared.vault.endpoints import endpoint_for
 from shared.vault.github_app import AppCredentials, InstallationTokenMinter
 from shared.vault.oauth import ClientCredentials, OAuthTokenClient
-from tests.fakes.egress_servers import Listener, Recorder, ScriptedDns
+from tests.fakes.egress_servers import Listener, Recorder, ScriptedDns, TlsRecorder, self_signed
 from tests.unit.test_github_app import SPEC, private_pem
 
 GITHUB = registry.get("github")
@@ -170,3 +170,18 @@ def test_loopback_is_refused_outside_local_mode_before_connecting(second_address
     with pytest.raises(AddressRefused):
         session.get(f"https://sim.keyway.test:{second_address.port}/", timeout=2)
     assert second_address.connections == 0
+
+
+def test_pinned_tls_still_sends_and_verifies_the_host_name(tmp_path):
+    cert, key = self_signed("pinned.keyway.test", tmp_path)
+    server = TlsRecorder(cert, key).start()
+    session = egress_session(local_mode=True, resolve=lambda host, port: ["127.0.0.1"])
+    try:
+        answer = session.get(f"https://pinned.keyway.test:{server.port}/x", verify=cert,
+                             timeout=5)
+        with pytest.raises(requests.exceptions.SSLError):  # same address, another name
+            session.get(f"https://other.keyway.test:{server.port}/x", verify=cert, timeout=5)
+    finally:
+        server.stop()
+    assert answer.ok and server.sni[0] == "pinned.keyway.test"
+    assert [r["host"] for r in server.requests] == [f"pinned.keyway.test:{server.port}"]
