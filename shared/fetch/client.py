@@ -6,7 +6,8 @@ the provider table's allowlist and that the concrete path (path parameters subst
 :func:`shared.providers.registry.endpoint_allowed` — so ``../contents`` or ``%2F..`` in a
 parameter, or a ``Link`` header pointing at another host or a forbidden path, raise
 :class:`EgressRefused` with nothing sent. The API base must be https (http only to a loopback
-address, for the local simulators) and redirects are never followed.
+address, for the local simulators); every request leaves through :mod:`shared.http_egress`
+(addresses checked at each request, connection pinned, redirects refused).
 
 Each request takes a lease from the token's :class:`TokenBudget` and returns it afterwards (even
 on errors); the rate-limit headers of every answer, 304s included, are recorded with
@@ -47,6 +48,7 @@ from urllib.parse import SplitResult, parse_qsl, quote, urlencode, urljoin, urls
 import requests
 from requests.structures import CaseInsensitiveDict
 
+from shared import http_egress
 from shared.errors import InvalidInput
 from shared.fetch import _graphql, _scopes
 from shared.fetch import budget as rates
@@ -151,7 +153,8 @@ class ProviderClient:
             local_mode = environment_config().local_mode
         self._spec, self._base = spec, _check_base(spec, api_base, local_mode)
         self._base_url = urlunsplit(self._base).rstrip("/")
-        self._token, self._session, self._clock, self._budget = token, session, clock, budget
+        self._session = http_egress.harden(session, local_mode=local_mode)
+        self._token, self._clock, self._budget = token, clock, budget
         self._timeout, self._max_attempts = timeout, max(1, max_attempts)
         if purpose not in rates.PURPOSES:
             raise InvalidInput(f"unknown request purpose {str(purpose)[:20]!r}")

@@ -10,6 +10,7 @@ import requests
 from shared.clock import SystemClock
 from shared.errors import PermanentError
 from shared.fetch.client import ProviderClient
+from shared.http_egress import EgressBlocked
 from shared.log import get_logger
 from shared.providers.schema import ProviderSpec
 
@@ -43,7 +44,8 @@ def whoami(spec: ProviderSpec, api_base: str, access_token: str,
            session: requests.Session) -> Account | None:
     """The provider account, or ``None`` if the provider would not say (logged, not fatal).
 
-    Egress refusals raise (a table without the endpoint is a bug); an unreachable provider
+    Egress refusals raise (a table without the endpoint is a bug; a redirect or a refused
+    address is never "the provider would not say"); an unreachable provider
     raises ``UnavailableError`` through the client.
     """
     template, id_field, login_field = _WHOAMI[spec.name]
@@ -51,7 +53,7 @@ def whoami(spec: ProviderSpec, api_base: str, access_token: str,
     try:
         body = client.get(template).body
     except PermanentError as e:
-        if e.key == "egress.refused":
+        if e.key == "egress.refused" or isinstance(e, EgressBlocked):
             raise
         body = None
     if not isinstance(body, dict) or body.get(id_field) is None:

@@ -15,9 +15,9 @@ provider simulators work, and allows ``http`` — but only when every address is
 
 DNS rebinding: a check followed by a fresh lookup at connect time is worthless, because the
 name can resolve to 10.0.0.1 the second time. A transport must therefore connect to the
-addresses :func:`resolve_checked` returned (pinning them, with the original host name kept for
+addresses :func:`check_host` returned (pinning them, with the original host name kept for
 TLS SNI and certificate verification and for the ``Host`` header), and must re-run the check
-for every new connection rather than caching the name.
+for every request rather than caching the name: :mod:`shared.http_egress` does both.
 
 Every refusal raises :class:`InvalidInput` with key ``ssrf.refused`` and a message naming the
 reason. Messages never repeat the URL itself, so credentials or tokens in it are not echoed.
@@ -145,11 +145,9 @@ def _resolve(host: str, port: int, resolve: Resolver) -> list[IPAddress]:
         raise _refuse("resolver returned an invalid address") from None
 
 
-def _inspect(url: str, local_mode: bool, resolve: Resolver | None) -> tuple[str, list[str]]:
-    """The normalized base URL and the checked addresses it may be reached at."""
-    scheme, host, literal, port, path = _parse(url)
-    effective_port = port or _DEFAULT_PORTS[scheme]
-    addresses = [literal] if literal is not None else _resolve(host, effective_port,
+def _checked(scheme: str, host: str, literal: IPAddress | None, port: int, local_mode: bool,
+             resolve: Resolver | None) -> list[IPAddress]:
+    addresses = [literal] if literal is not None else _resolve(host, port,
                                                    resolve or default_resolver)
     for ip in addresses:
         reason = address_refusal(ip, local_mode=local_mode)
@@ -157,6 +155,24 @@ def _inspect(url: str, local_mode: bool, resolve: Resolver | None) -> tuple[str,
             raise _refuse(f"{host} is or resolves to a {reason}")
     if scheme == "http" and not (local_mode and all(ip.is_loopback for ip in addresses)):
         raise _refuse("https is required (http only for loopback in local mode)")
+    return addresses
+
+
+def check_host(scheme: str, host: str, port: int, *, local_mode: bool,
+               resolve: Resolver | None = None) -> list[str]:
+    """Every address ``host`` resolves to NOW, each one checked, for a transport to connect
+    to (:mod:`shared.http_egress` calls this for every request); ``ssrf.refused`` otherwise."""
+    if scheme not in _DEFAULT_PORTS:
+        raise _refuse("an absolute https URL is required")
+    name, literal = _host(host)
+    return [ip.compressed for ip in _checked(scheme, name, literal, port, local_mode, resolve)]
+
+
+def _inspect(url: str, local_mode: bool, resolve: Resolver | None) -> tuple[str, list[str]]:
+    """The normalized base URL and the checked addresses it may be reached at."""
+    scheme, host, literal, port, path = _parse(url)
+    effective_port = port or _DEFAULT_PORTS[scheme]
+    addresses = _checked(scheme, host, literal, effective_port, local_mode, resolve)
     shown = f"[{literal.compressed}]" if isinstance(literal, ipaddress.IPv6Address) else host
     netloc = shown if port in (None, _DEFAULT_PORTS[scheme]) else f"{shown}:{port}"
     return f"{scheme}://{netloc}{path}", [ip.compressed for ip in addresses]

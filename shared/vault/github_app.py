@@ -24,6 +24,7 @@ import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
+from shared import http_egress
 from shared.clock import SystemClock, parse_iso
 from shared.errors import ConfigError, InvalidInput, NotFound, PermanentError, UnavailableError
 from shared.fetch.client import ProviderClient
@@ -163,11 +164,13 @@ class InstallationTokenMinter:
     """Mints (and caches) installation tokens narrowed to ``spec.permissions``; thread-safe."""
 
     def __init__(self, credentials: AppCredentials, api_base: str, session: requests.Session,
-                 clock: Clock, spec: GitHubAppSpec, *, timeout: float = 10.0) -> None:
+                 clock: Clock, spec: GitHubAppSpec, *, timeout: float = 10.0,
+                 local_mode: bool | None = None) -> None:
         if "contents" in spec.permissions or any(v != "read" for v in spec.permissions.values()):
             raise ConfigError("a GitHub App token asks only for read permissions, never "
                               "contents", key="github_app.bad_permissions")
-        self._credentials, self._session, self._clock = credentials, session, clock
+        self._credentials, self._clock = credentials, clock
+        self._session = http_egress.harden(session, local_mode=local_mode)
         self._api_base, self._spec, self._timeout = api_base.rstrip("/"), spec, timeout
         self._requested = dict(spec.permissions)
         self._cache: dict[str, TokenSet] = {}
@@ -268,7 +271,7 @@ class InstallationTokenMinter:
                 f"{self._api_base}/installation/token", timeout=self._timeout,
                 headers={**API_HEADERS, "Authorization": f"Bearer {token}"})
             revoked = response.status_code == 204
-        except requests.RequestException:
+        except (requests.RequestException, http_egress.EgressBlocked):
             revoked = False
         if not revoked:
             log.warning("github_app.refused_token_not_revoked")

@@ -7,7 +7,9 @@ provider table says ``client_auth: basic`` (Bitbucket), with HTTP Basic and no s
 form. Granted scopes are read from ``scope`` or Bitbucket's ``scopes``. Errors never carry a
 token or a response body: ``invalid_grant`` (and GitHub's ``bad_refresh_token``, sent with
 HTTP 200) → :class:`InvalidGrant`; 5xx, 429 and network failures → ``UnavailableError``; other
-refusals → ``PermanentError``.
+refusals → ``PermanentError``. Every request leaves through :mod:`shared.http_egress`: the
+host's addresses are checked at each use and the connection pinned to a checked one, and a
+redirect is refused (``provider.redirect_refused``), never followed with the form.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from urllib.parse import parse_qsl
 
 import requests
 
+from shared import http_egress
 from shared.errors import PermanentError, UnavailableError
 from shared.ports import Clock
 from shared.vault.tokens import TokenSet
@@ -66,12 +69,14 @@ class OAuthTokenClient:
 
     def __init__(self, token_url: str, credentials: ClientCredentials, session: requests.Session,
                  clock: Clock, *, revoke_url: str | None = None, revoke_style: str = "rfc7009",
-                 timeout: float = 10.0, client_auth: str = "post") -> None:
+                 timeout: float = 10.0, client_auth: str = "post",
+                 local_mode: bool | None = None) -> None:
         if client_auth not in ("post", "basic"):
             raise ValueError("client_auth must be post or basic")
         self._token_url, self._revoke_url, self._revoke_style = token_url, revoke_url, revoke_style
         self._basic = client_auth == "basic"
-        self._credentials, self._session = credentials, session
+        self._credentials = credentials
+        self._session = http_egress.harden(session, local_mode=local_mode)
         self._clock, self._timeout = clock, timeout
 
     def exchange_code(self, code: str, redirect_uri: str,
@@ -84,6 +89,8 @@ class OAuthTokenClient:
             form["code_verifier"] = code_verifier
         try:
             body = self._post(self._token_url, form, what="code exchange")
+        except http_egress.EgressBlocked:
+            raise
         except PermanentError as e:
             raise CodeRejected("the provider refused the code exchange") from e
         if body.get("error"):  # e.g. GitHub's bad_verification_code, sent with HTTP 200

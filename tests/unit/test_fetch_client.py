@@ -34,6 +34,7 @@ from shared.fetch.errors import (
     RateLimited,
     TokenRejected,
 )
+from shared.http_egress import RedirectRefused
 from shared.providers import registry
 from tests.support import FakeClock
 
@@ -322,8 +323,9 @@ def test_a_name_resolving_to_public_addresses_is_accepted(clock, session, monkey
 
 def test_redirects_are_not_followed(gh, github):
     github.fail_next(302, headers={"Location": f"{github.api_url}/repos/a/b/contents/x"})
-    with pytest.raises(ProviderRefused):
+    with pytest.raises(RedirectRefused) as refused:
         gh.get(USER_REPOS)
+    assert refused.value.key == "provider.redirect_refused"
     assert len(github.requests_log) == 1
 
 
