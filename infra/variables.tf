@@ -179,4 +179,11 @@ variable "deployer_service_account" {
   description = "Email of the account Cloud Build deploys as (created by the operator, docs/DEPLOY.md); empty = no trigger."
   type        = string
   default     = ""
+
+  validation {
+    condition = var.deployer_service_account == "" || (
+      !endswith(var.deployer_service_account, "@cloudbuild.gserviceaccount.com") &&
+    !endswith(var.deployer_service_account, "-compute@developer.gserviceaccount.com"))
+    error_message = "deployer_service_account must be a dedicated account (kw-deployer, docs/DEPLOY.md), not the default Cloud Build or Compute Engine account."
+  }
 }

@@ -3,7 +3,8 @@
 Created: a KMS key per token component (``vault-P``, wrapping its data keys); one webhook
 secret per provider; one channel key per allowed ``vault-P → fetch-P`` / ``vault-P → act-P``
 pair (:func:`shared.crypto.channels.ensure`); the audit chain key (``audit-chain-key``), made
-here once so concurrent first appends cannot race to create two.
+here once so concurrent first appends cannot race to create two; the local push credential
+(``local-push-token``, :func:`push_token`) that the runner's push endpoints require.
 
 Idempotent: each step checks before it creates, so every ``make run`` may call it.
 :func:`ensure_github_app_key` makes the sandbox GitHub App's private key (only when the runner
@@ -23,6 +24,8 @@ from shared.errors import NotFound
 from shared.ports import Ports, SecretSource
 from shared.vault.github_app import PRIVATE_KEY_SECRET
 
+PUSH_TOKEN_SECRET = "local-push-token"  # noqa: S105 - the secret's name, not a value
+
 
 def ensure_local_state(ports: Ports) -> list[str]:
     """Create what a fresh state directory lacks; returns what was created (names only)."""
@@ -41,7 +44,17 @@ def ensure_local_state(ports: Ports) -> list[str]:
     except NotFound:
         ports.secrets.add_version(audit.KEY_SECRET, secrets.token_bytes(32))
         created.append(audit.KEY_SECRET)
+    try:
+        ports.secrets.access(PUSH_TOKEN_SECRET)
+    except NotFound:
+        ports.secrets.add_version(PUSH_TOKEN_SECRET, secrets.token_urlsafe(32).encode())
+        created.append(PUSH_TOKEN_SECRET)
     return created
+
+
+def push_token(ports: Ports) -> bytes:
+    """The local push credential (URL-safe, so it can ride in a push endpoint's query)."""
+    return ports.secrets.access(PUSH_TOKEN_SECRET)
 
 
 def ensure_github_app_key(source: SecretSource) -> bytes:

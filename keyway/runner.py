@@ -3,11 +3,14 @@
 * ``embedded`` — one process: every function's functions-framework app is mounted under
   ``/<function-name>``; a pump thread pulls each subscription from the SQLite bus and POSTs the
   message to its subscriber exactly as a Pub/Sub push would (functions-framework turns it into
-  a CloudEvent); a ticker publishes ``refresh.tick`` like Cloud Scheduler.
+  a CloudEvent), with the local push credential (:func:`keyway.wsgi.push_guard`: a push
+  endpoint refuses a request without it, as Cloud Run refuses a push without Pub/Sub's OIDC
+  token); a ticker publishes ``refresh.tick`` like Cloud Scheduler.
 * ``emulator`` — production topology: the official Firestore and Pub/Sub emulators (started
   here unless ``FIRESTORE_EMULATOR_HOST``/``PUBSUB_EMULATOR_HOST`` point at running ones), one
-  functions-framework process per function, push subscriptions from the emulator into them,
-  and a front proxy on the main port.
+  functions-framework process per function and a front proxy on the main port; the emulator's
+  push subscriptions deliver through that proxy, their endpoint URL carrying the push
+  credential as ``?token=`` (the emulator can set nothing else on a push).
 
 Sandbox: every provider with a built-in simulator (GitHub, GitLab, Bitbucket, Jira Cloud) and
 no ``KEYWAY_<PROVIDER>_CLIENT_ID`` gets its simulator started on loopback, seeded, with an OAuth
@@ -42,7 +45,7 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.serving import make_server
 
 from keyway import emulators, wsgi
-from keyway.firststart import ensure_github_app_key, ensure_local_state
+from keyway.firststart import ensure_github_app_key, ensure_local_state, push_token
 from keyway.simulators import (
     BitbucketSimulator,
     GitHubSimulator,
@@ -109,7 +112,8 @@ class Runner:
             self.stop_event.wait(self.config.tick_seconds)
 
     def _serve(self, app) -> None:
-        self.server = make_server("127.0.0.1", self.config.port, app, threaded=True)
+        self.server = make_server("127.0.0.1", self.config.port, app, threaded=True,
+                                  request_handler=wsgi.RequestLog)
         threading.Thread(target=self.server.serve_forever, name="http", daemon=True).start()
         log.info("runner.listening", extra={"fields": {
             "url": f"http://127.0.0.1:{self.config.port}", "backend": self.config.backend}})
@@ -125,26 +129,30 @@ class Runner:
             ports.bus.ensure_subscription(spec)
         apps = {c.name: functions_framework.create_app(c.entry_point, _source(c), _signature(c))
                 for c in COMPONENTS.values()}
-        self._serve(wsgi.mounted("embedded", apps, self._sandbox()))
-        threading.Thread(target=self._pump, args=(ports, specs), name="pump", daemon=True).start()
+        token = push_token(ports)
+        self._serve(wsgi.mounted("embedded", apps, self._sandbox(), push_token=token))
+        threading.Thread(target=self._pump, args=(ports, specs, token), name="pump",
+                         daemon=True).start()
         threading.Thread(target=self._ticker, args=(ports,), name="ticker", daemon=True).start()
 
-    def _pump(self, ports: Ports, specs) -> None:
+    def _pump(self, ports: Ports, specs, token: bytes) -> None:
         while not self.stop_event.is_set():
             delivered = 0
             for spec in specs:
                 subscriber = next(c for c in COMPONENTS.values() if spec.topic in c.topics)
                 url = (f"http://127.0.0.1:{self.config.port}/{subscriber.name}"
                        f"/projects/{self.config.project}/topics/{spec.topic}")
-                delivered += ports.bus.pull(spec.name, self._pusher(url, spec.name))
+                delivered += ports.bus.pull(spec.name, self._pusher(url, spec.name, token))
             if not delivered:
                 self.stop_event.wait(0.2)
 
-    def _pusher(self, url: str, subscription: str):
+    def _pusher(self, url: str, subscription: str, token: bytes):
+        headers = {wsgi.PUSH_HEADER: token.decode()}
+
         def deliver(message: Message) -> None:
             body = push_body(self.config.project, subscription, message)
             try:
-                response = self.session.post(url, json=body, timeout=60)
+                response = self.session.post(url, json=body, headers=headers, timeout=60)
             except requests.RequestException as e:
                 raise RetryableError("push delivery failed") from e
             if response.status_code >= 300:
@@ -158,17 +166,20 @@ class Runner:
         config = self.config
         ports = bootstrap.build(config)
         ensure_local_state(ports)
+        token = push_token(ports)
         fn_ports = self._spawn_functions(env)
+        proxies = {f"/{name}": wsgi.guarded(
+            name, wsgi.proxy_app(f"http://127.0.0.1:{p}", self.session), token)
+            for name, p in fn_ports.items()}
+        self._serve(DispatcherMiddleware(wsgi.root_app("emulator", self._sandbox()), proxies))
 
         def endpoint(component: str, topic: str) -> str:
-            return f"http://127.0.0.1:{fn_ports[component]}/projects/{config.project}/topics/{topic}"
+            return (f"http://127.0.0.1:{config.port}/{component}/projects/{config.project}"
+                    f"/topics/{topic}?{wsgi.PUSH_QUERY}={token.decode()}")
 
         for spec in subscription_specs(endpoint, min_backoff=LOCAL_MIN_BACKOFF,
                                        max_backoff=LOCAL_MAX_BACKOFF):
             ports.bus.ensure_subscription(spec)
-        proxies = {f"/{name}": wsgi.proxy_app(f"http://127.0.0.1:{p}", self.session)
-                   for name, p in fn_ports.items()}
-        self._serve(DispatcherMiddleware(wsgi.root_app("emulator", self._sandbox()), proxies))
         threading.Thread(target=self._ticker, args=(ports,), name="ticker", daemon=True).start()
 
     def _spawn_functions(self, env: dict[str, str]) -> dict[str, int]:

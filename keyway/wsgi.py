@@ -2,18 +2,35 @@
 
 Embedded mode mounts every function's functions-framework app in this process; emulator mode
 forwards to one functions-framework process per function (production topology).
+
+Push endpoints: in production only Pub/Sub reaches a Pub/Sub-triggered function (a push
+authenticated with an OIDC token that Cloud Run checks). Locally :func:`push_guard` stands in
+for that check: every request to such a function must carry the local push credential (secret
+``local-push-token``, made at first start) in ``X-Keyway-Push-Token`` (the embedded pump) or
+as the ``token`` query parameter (the Pub/Sub emulator's push endpoint, which can carry only a
+URL); it is compared in constant time and removed before the function sees the request.
+Anything else is a 401 problem+json (``runner.push_unauthorized``) and nothing is processed.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 from collections.abc import Callable, Mapping
+from urllib.parse import parse_qsl, urlencode
 
 import requests
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
+from werkzeug.serving import WSGIRequestHandler
 from werkzeug.wrappers import Request, Response
 
 from shared.components import COMPONENTS
+from shared.http import problem
+from shared.log import get_logger
+
+PUSH_HEADER = "X-Keyway-Push-Token"
+PUSH_QUERY = "token"
+log = get_logger("keyway.wsgi")
 
 _HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
                "trailers", "transfer-encoding", "upgrade", "content-length", "content-encoding"}
@@ -44,9 +61,38 @@ def root_app(backend: str, sandbox: Mapping[str, str] | None = None) -> Callable
 
 
 def mounted(backend: str, apps: Mapping[str, Callable],
-            sandbox: Mapping[str, str] | None = None) -> Callable:
+            sandbox: Mapping[str, str] | None = None,
+            push_token: bytes | None = None) -> Callable:
+    """Every app under ``/<name>``; with ``push_token``, each Pub/Sub-triggered function's
+    app behind :func:`push_guard`."""
     return DispatcherMiddleware(root_app(backend, sandbox),
-                                {f"/{name}": app for name, app in apps.items()})
+                                {f"/{name}": guarded(name, app, push_token)
+                                 for name, app in apps.items()})
+
+
+def guarded(name: str, app: Callable, push_token: bytes | None) -> Callable:
+    """``app`` behind :func:`push_guard` if ``name`` is Pub/Sub-triggered and a token is set."""
+    if push_token is None or COMPONENTS[name].trigger == "http":
+        return app
+    return push_guard(app, push_token, name)
+
+
+def push_guard(app: Callable, push_token: bytes, component: str) -> Callable:
+    """WSGI middleware: ``app`` only for requests carrying ``push_token`` (see module doc)."""
+    def guard(environ: dict, start_response: Callable):
+        query = parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+        given = environ.get("HTTP_X_KEYWAY_PUSH_TOKEN") or next(
+            (v for k, v in query if k == PUSH_QUERY), "")
+        if not hmac.compare_digest(given.encode("utf-8", "replace"), push_token):
+            log.warning("runner.push_unauthorized", extra={"fields": {
+                "component": component, "path": environ.get("PATH_INFO", "")}})
+            return problem(401, "Unauthorized", "a push endpoint needs the local push credential",
+                           code="runner.push_unauthorized")(environ, start_response)
+        environ = {**environ, "QUERY_STRING": urlencode(
+            [(k, v) for k, v in query if k != PUSH_QUERY])}
+        environ.pop("HTTP_X_KEYWAY_PUSH_TOKEN", None)
+        return app(environ, start_response)
+    return guard
 
 
 def proxy_app(target: str, session: requests.Session) -> Callable:
@@ -68,3 +114,12 @@ def proxy_app(target: str, session: requests.Session) -> Callable:
         return Response(upstream.content, status=upstream.status_code, headers=out_headers)
 
     return app
+
+
+class RequestLog(WSGIRequestHandler):
+    """werkzeug's request line without its query string (a push endpoint's ``?token=``)."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        if "?" in self.requestline:
+            self.requestline = f"{self.requestline.split('?', 1)[0]} {self.request_version}"
+        super().log_request(code, size)

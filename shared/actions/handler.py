@@ -61,7 +61,7 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
-from shared import messages
+from shared import ids, messages
 from shared.actions import ledger, provider, targets
 from shared.actions.model import COLLECTION, PENDING, fingerprint
 from shared.clock import isoformat, parse_iso
@@ -258,7 +258,7 @@ def _find_earlier(ports: Ports, job: Job, doc: dict[str, Any], thread: provider.
                   client: ProviderClient) -> dict[str, Any] | None:
     """The comment an interrupted attempt posted, found by its marker (and its author)."""
     identity = ports.business.get("identities",
-                                  f"{job.provider}:{job.tenant}:{doc['user']}") or {}
+                                  ids.identity_id(job.provider, job.tenant, doc["user"])) or {}
     account = identity.get("account") or {}
     author = str(account["id"]) if account.get("id") is not None else None
     attempt = doc.get("attempt") or {}

@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from shared import ids
 from shared.actions.model import has_marker, with_marker
 from shared.fetch.bitbucket.plan import PLAN as BITBUCKET_PLAN
 from shared.fetch.github.plan import PLAN as GITHUB_PLAN
@@ -189,7 +190,8 @@ def identity_for(ports: Any, tenant: str, user: str,
     """The user's linked identity usable on ``connection``: same provider and same host
     (``base_url``; None is the provider's cloud). The personal token behind an identity was
     issued by that host and must never be sent to another."""
-    identity = ports.business.get("identities", f"{connection.get('provider')}:{tenant}:{user}")
+    identity = ports.business.get("identities",
+                                  ids.identity_id(connection.get("provider"), tenant, user))
     if identity is None or identity.get("base_url") != connection.get("base_url"):
         return None
     return identity

@@ -35,7 +35,7 @@ from urllib.parse import urlencode
 import requests
 from flask import Response, redirect
 
-from shared import messages
+from shared import ids, messages
 from shared.clock import isoformat
 from shared.config import Config
 from shared.errors import KeywayError, PermanentError
@@ -167,7 +167,7 @@ def _record_connection(ports: Ports, flow: state.PendingFlow, who: account.Accou
 
 def _record_identity(ports: Ports, flow: state.PendingFlow,
                      who: account.Account | None) -> None:
-    ports.business.put("identities", f"{flow.provider}:{flow.tenant}:{flow.user}", {
+    ports.business.put("identities", ids.identity_id(flow.provider, flow.tenant, flow.user), {
         "tenant": flow.tenant, "provider": flow.provider, "user": flow.user,
         "base_url": flow.base_url, "account": who.record() if who else None,
         "linked_at": isoformat(ports.clock.now())})

@@ -20,8 +20,9 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import unquote
 
+from shared import ids
 from shared.clock import isoformat
 from shared.errors import InvalidInput
 
@@ -83,10 +84,7 @@ class Context:
 
 
 # ---- ids -------------------------------------------------------------------------------------
-def _escape(part: str) -> str:
-    """Percent-encode everything but ``A-Za-z0-9_.-~``, and a leading ``_`` too."""
-    text = quote(part, safe="")
-    return "%5F" + text[1:] if text.startswith("_") else text
+_escape = ids.escape
 
 
 def record_id(tenant: str, provider: str, kind: str, external_id: str) -> str:

@@ -7,7 +7,8 @@ and field):
 * ``app_tokens/<connection>`` — the token an admin connected for a connection (fetch only), or
   for a GitHub App installation only its ``installation_id``: no token is stored, the vault
   mints a one-hour installation token from the app's private key at each release;
-* ``personal_tokens/<provider>:<tenant>:<user>`` — a user's linked identity (actions only).
+* ``personal_tokens/<provider>:<tenant>:<user>`` — a user's linked identity (actions only);
+  the id is :func:`shared.ids.identity_id` (each part escaped).
 
 Clear fields, because queries and the refresh protocol need them: tenant, provider, kind,
 connection, user, expires_at, scopes, account_id, generation, status, refresh_lease,
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared import ids
 from shared.clock import isoformat, parse_iso
 from shared.crypto.fields import FieldCipher, FieldContext
 from shared.vault.tokens import TokenKind, TokenSet
@@ -27,8 +29,7 @@ COLLECTIONS: dict[TokenKind, str] = {"app": APP, "personal": PERSONAL}
 ENCRYPTED_FIELDS = ("access_token", "refresh_token")
 
 
-def personal_id(provider: str, tenant: str, user: str) -> str:
-    return f"{provider}:{tenant}:{user}"
+personal_id = ids.identity_id  # the same id as the user's ``identities`` record
 
 
 class RecordCodec:

@@ -15,6 +15,7 @@ from shared.errors import PermanentError
 
 OUTCOMES = ("accepted", "duplicate",  # acknowledged (202)
             "too_large", "missing_signature", "invalid_signature", "stale_timestamp",
+            "token_lifetime",
             "invalid_json", "unknown_connection", "not_found", "method_not_allowed",  # rejected
             "secret_missing")  # misconfigured (500)
 

@@ -13,8 +13,10 @@
    <JWT>`` verified with ``<provider>-client-secret`` (and its ``-previous``), see
    :func:`shared.webhooks.signatures.jwt_claims`;
    absent → 401 ``missing_signature``, wrong → 401 ``invalid_signature``, a signed timestamp
-   more than 5 minutes away or a JWT outside its ``iat``..``exp`` window (60 s leeway) → 401
-   ``stale_timestamp``, a connection without a secret → 404 ``unknown_connection``;
+   more than 5 minutes away, or a JWT outside its ``iat``..``exp`` window or issued more than
+   5 minutes ago (60 s leeway each) → 401 ``stale_timestamp``, a JWT whose ``exp - iat``
+   exceeds an hour → 401 ``token_lifetime``, a connection without a secret → 404
+   ``unknown_connection``;
 4. delivery dedupe — :mod:`shared.webhooks.deliveries`; a redelivery → 202 ``duplicate``,
    not published again (Bitbucket: the request UUID within its hook's UUID);
 5. JSON parse — not a JSON object → 400 ``invalid_json`` (the claim is released);
@@ -59,6 +61,8 @@ Check = Callable[[tuple[bytes, ...]], bool]
 JWT = "client_secret_jwt"
 SIGNED = ("webhook-id", "webhook-timestamp", "webhook-signature")
 _MAX_HEADER = 256
+_JWT_REFUSALS = {"token_lifetime": "the token's lifetime (exp - iat) is longer than allowed",
+                 "stale_timestamp": "the token is expired, too old or not yet valid"}
 
 
 @dataclass(frozen=True)
@@ -194,9 +198,9 @@ class Receiver:
             claims = signatures.jwt_claims(token, secrets)
             if claims is None:
                 return False
-            if not signatures.jwt_current(claims, ports.clock.now().timestamp()):
-                raise Unauthorized("the token is expired or not yet valid",
-                                   key=self._key("stale_timestamp"))
+            refusal = signatures.jwt_refusal(claims, ports.clock.now().timestamp())
+            if refusal is not None:
+                raise Unauthorized(_JWT_REFUSALS[refusal], key=self._key(refusal))
             return True
         return check
 

@@ -12,10 +12,13 @@
   <JWT>`` signed with the app's OAuth client secret. Only ``HS256`` is accepted (the header's
   ``alg``; ``none`` and every other algorithm are refused before any key is used), the
   signature must verify under one secret, and ``exp`` and ``iat`` must be present as numbers;
-  :func:`jwt_current` then checks them against the clock with :data:`JWT_LEEWAY_SECONDS`. No
-  other claim is checked: Atlassian documents none (not ``iss``, ``aud`` or ``qsh``), and a
-  signature under keyway's own client secret already binds the token to keyway's app. The
-  token does not cover the body — it authenticates the sender, TLS protects the request.
+  :func:`jwt_refusal` then bounds them: a lifetime ``exp - iat`` of at most
+  :data:`JWT_MAX_LIFETIME_SECONDS` (a token minted for one delivery, not a reusable credential),
+  ``iat`` no older than :data:`JWT_MAX_AGE_SECONDS` and now within ``iat``..``exp``, each give
+  or take :data:`JWT_LEEWAY_SECONDS` of clock skew. No other claim is checked: Atlassian
+  documents none (not ``iss``, ``aud`` or ``qsh``), and a signature under keyway's own client
+  secret already binds the token to keyway's app. The token does not cover the body — it
+  authenticates the sender, TLS protects the request; its age bounds a replay.
 
 Every candidate secret (current, previous) is tried with :func:`hmac.compare_digest`; none of
 these functions logs, raises with, or returns a secret or a signature.
@@ -32,6 +35,8 @@ from typing import Any
 
 TOLERANCE_SECONDS = 300
 JWT_LEEWAY_SECONDS = 60
+JWT_MAX_LIFETIME_SECONDS = 3600
+JWT_MAX_AGE_SECONDS = 300
 JWT_ALGORITHM = "HS256"
 _SIGNING_PREFIX = b"whsec_"
 _MAX_TOKEN = 8192
@@ -113,10 +118,20 @@ def jwt_claims(token: str, secrets: Iterable[bytes]) -> dict[str, Any] | None:
     return found
 
 
-def jwt_current(claims: Mapping[str, Any], now: float,
-                leeway: int = JWT_LEEWAY_SECONDS) -> bool:
-    """True if ``now`` lies before ``exp`` and after ``iat`` (each give or take ``leeway``)."""
-    return claims["iat"] - leeway <= now < claims["exp"] + leeway
+def jwt_refusal(claims: Mapping[str, Any], now: float,
+                leeway: int = JWT_LEEWAY_SECONDS) -> str | None:
+    """Why the verified ``claims`` may not be used at ``now``, or None if they may:
+    ``token_lifetime`` if ``exp - iat`` is negative or above :data:`JWT_MAX_LIFETIME_SECONDS`;
+    ``stale_timestamp`` if ``iat`` is more than :data:`JWT_MAX_AGE_SECONDS` in the past or
+    ``now`` lies outside ``iat``..``exp`` (each give or take ``leeway``)."""
+    issued, expires = claims["iat"], claims["exp"]
+    if not 0 <= expires - issued <= JWT_MAX_LIFETIME_SECONDS:
+        return "token_lifetime"
+    if now - issued > JWT_MAX_AGE_SECONDS + leeway:
+        return "stale_timestamp"
+    if not issued - leeway <= now < expires + leeway:
+        return "stale_timestamp"
+    return None
 
 
 def _number(value: Any) -> bool:

@@ -14,7 +14,7 @@ import requests
 
 from keyway.simulators import GitHubSimulator, GitLabSimulator
 from keyway.simulators.oauth_model import Account
-from shared import messages, policy
+from shared import ids, messages, policy
 from shared.actions.handler import MAX_RESEALS
 from shared.clock import isoformat
 from shared.crypto.channels import ChannelKeys
@@ -71,7 +71,7 @@ class Setup:
              ) -> str:
         issued = self.sim.oauth.mint(account=account, scopes=scopes)
         self.service.store_personal_token(TENANT, user, self._tokens(issued))
-        self.ports.business.put("identities", f"{self.provider}:{TENANT}:{user}", {
+        self.ports.business.put("identities", ids.identity_id(self.provider, TENANT, user), {
             "tenant": TENANT, "provider": self.provider, "user": user, "base_url": None,
             "account": {"id": str(account.id), "login": account.login},
             "linked_at": isoformat(datetime.now(UTC))})

@@ -206,6 +206,10 @@ def _exercise(port: int, backend: str, store, process: subprocess.Popen, log: Pa
     webhook = requests.post(f"http://127.0.0.1:{port}/webhook-github/", timeout=10)
     assert webhook.status_code == 401  # unsigned: refused before the body is parsed
     assert webhook.json()["code"] == "webhook.github.missing_signature"
+    forged = requests.post(f"http://127.0.0.1:{port}/scheduler/projects/p/topics/refresh-ticks",
+                           json={"message": {"data": "", "messageId": "forged"}}, timeout=10)
+    assert forged.status_code == 401  # a push without the local push credential
+    assert forged.json()["code"] == "runner.push_unauthorized"
     assert set(health["sandbox_providers"]) == {"github", "gitlab", "bitbucket", "jira"}
     connected = {provider: _connect_in_the_sandbox(port, token, provider)
                  for provider in ("github", "bitbucket")}

@@ -69,7 +69,8 @@ def _clean(node: Any) -> Any:
 
 def load(infra: Path = INFRA) -> dict[str, Any]:
     """The parsed model: resources by type and name, locals, variable defaults, tfvars."""
-    model: dict[str, Any] = {"resources": {}, "locals": {}, "variables": {}, "vars": {}}
+    model: dict[str, Any] = {"resources": {}, "locals": {}, "variables": {}, "vars": {},
+                             "validations": {}}
     for path in sorted(infra.glob("*.tf")):
         with path.open() as f:
             parsed = _clean(hcl2.load(f))
@@ -83,6 +84,7 @@ def load(infra: Path = INFRA) -> dict[str, Any]:
         for block in parsed.get("variable", []):
             for name, body in block.items():
                 model["variables"][name] = body.get("default")
+                model["validations"][name] = body.get("validation", [])
     model["vars"] = json.loads(TFVARS.read_text())
     return model
 
@@ -482,8 +484,28 @@ def check_public(model: dict[str, Any]) -> None:
         assert bucket.get("public_access_prevention") == "enforced"
 
 
+DEPLOYER = "projects/${var.project}/serviceAccounts/${var.deployer_service_account}"
+DEFAULT_ACCOUNTS = ("@cloudbuild.gserviceaccount.com", "-compute@developer.gserviceaccount.com")
+
+
+def check_build_identity(model: dict[str, Any]) -> None:
+    """The deploy trigger runs as the dedicated deployer account, never Cloud Build's default:
+    it names ``var.deployer_service_account`` explicitly, exists only when that is set, and
+    the variable refuses the default build and compute accounts."""
+    for name, trigger in model["resources"].get("google_cloudbuild_trigger", {}).items():
+        account = trigger.get("service_account", "")
+        assert account == DEPLOYER, f"trigger {name} has no explicit service account"
+        assert 'var.deployer_service_account == ""' in trigger.get("count", ""), (
+            f"trigger {name} must not exist without a deployer account")
+    conditions = " ".join(str(v.get("condition")) for v in
+                          model["validations"].get("deployer_service_account", []))
+    assert all(f'"{suffix}"' in conditions for suffix in DEFAULT_ACCOUNTS), (
+        "deployer_service_account must refuse the default build and compute accounts")
+
+
 CHECKS: list[Callable[[dict[str, Any]], None]] = [
     check_grants, check_functions, check_topics, check_no_primitive_roles, check_public,
+    check_build_identity,
 ]
 
 # ---------------------------------------------------------------------------------------------
@@ -726,6 +748,21 @@ def test_building_as_the_default_build_account_fails(model):
     for body in model["resources"]["google_cloudfunctions2_function"].values():
         del body["build_config"][0]["service_account"]
     _fails(model, check_functions)
+
+
+def test_a_deploy_trigger_without_an_explicit_service_account_fails(model):
+    """Without ``service_account`` Cloud Build runs the trigger as its default account."""
+    del model["resources"]["google_cloudbuild_trigger"]["deploy"]["service_account"]
+    assert "no explicit service account" in _fails(model, check_build_identity)
+
+
+def test_a_deploy_trigger_without_the_deployer_condition_or_validation_fails(model):
+    model["resources"]["google_cloudbuild_trigger"]["deploy"]["count"] = (
+        '${var.github_owner == "" ? 0 : 1}')
+    _fails(model, check_build_identity)
+    model = load()
+    model["validations"]["deployer_service_account"] = []
+    assert "default build" in _fails(model, check_build_identity)
 
 
 def test_an_extra_role_for_the_build_account_fails(model):

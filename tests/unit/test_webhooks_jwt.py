@@ -146,8 +146,32 @@ def test_garbage_is_refused(hooks, garbage):
 def test_an_expired_token_is_refused_after_the_leeway(hooks):
     stale = hooks.token(iat=hooks.now() - 600, exp=hooks.now() - LEEWAY - 1)
     assert hooks.refused(stale) == "webhook.jira.stale_timestamp"
-    assert hooks.post(hooks.token(iat=hooks.now() - 600,
+    assert hooks.post(hooks.token(iat=hooks.now() - 300,
                                   exp=hooks.now() - LEEWAY + 5)).status_code == 202
+
+
+def test_a_token_valid_for_ten_years_is_refused(hooks):
+    """Signed with the right secret and current, but a lifetime no per-delivery token needs."""
+    decade = hooks.token(iat=hooks.now(), exp=hooks.now() + 10 * 365 * 86400)
+    assert hooks.refused(decade) == "webhook.jira.token_lifetime"
+    just_over = hooks.token(exp=hooks.now() + signatures.JWT_MAX_LIFETIME_SECONDS + 1)
+    assert hooks.refused(just_over) == "webhook.jira.token_lifetime"
+    backwards = hooks.token(iat=hooks.now(), exp=hooks.now() - 1)
+    assert hooks.refused(backwards) == "webhook.jira.token_lifetime"
+
+
+def test_a_token_issued_too_long_ago_is_refused_even_before_its_exp(hooks):
+    """The token does not cover the body: its age, not its exp, bounds a replay."""
+    age = signatures.JWT_MAX_AGE_SECONDS + LEEWAY
+    old = hooks.token(iat=hooks.now() - age - 1, exp=hooks.now() + 600)
+    assert hooks.refused(old) == "webhook.jira.stale_timestamp"
+    assert hooks.post(hooks.token(iat=hooks.now() - age + 5,
+                                  exp=hooks.now() + 600)).status_code == 202
+
+
+def test_a_token_with_the_longest_allowed_lifetime_is_still_accepted(hooks):
+    token = hooks.token(exp=hooks.now() + signatures.JWT_MAX_LIFETIME_SECONDS)
+    assert hooks.post(token).status_code == 202
 
 
 def test_a_token_issued_in_the_future_is_refused(hooks):
