@@ -42,6 +42,7 @@ from shared.records.model import _escape as _escape_part
 
 COLLECTION = "actions"
 KINDS = ("comment",)
+FIELDS = ("connection", "kind", "target", "body", "action_id")  # of a request body
 PENDING, DONE, FAILED = "pending", "done", "failed"
 MARKER_RESERVE = 256  # characters kept free for the marker under the providers' 65536 limit
 MAX_BODY_CHARS = 65536 - MARKER_RESERVE
@@ -114,7 +115,7 @@ def parse_request(payload: Any) -> ActionRequest:
     """Validate a request body; anything malformed raises ``InvalidInput`` (400)."""
     if not isinstance(payload, dict):
         raise InvalidInput("the request body must be a JSON object")
-    unknown = set(payload) - {"connection", "kind", "target", "body", "action_id"}
+    unknown = set(payload) - set(FIELDS)
     if unknown:
         raise InvalidInput(f"unknown fields: {', '.join(sorted(unknown))[:200]}")
     if payload.get("kind") not in KINDS:

@@ -32,8 +32,7 @@ _READ_SCOPES = ("actions:write", "data:read")
 
 def create_action(ctx: Any) -> Response:
     try:
-        action, created = request_action(ctx.ports, ctx.principal,
-                                          ctx.request.get_json(silent=True))
+        action, created = request_action(ctx.ports, ctx.principal, ctx.json(model.FIELDS))
     except IdentityRequired as e:
         return problem(e.status, e.title, e.detail, code=e.key, provider=e.provider,
                        link_url=LINK_URL, link_method="POST",
