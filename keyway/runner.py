@@ -109,7 +109,8 @@ class Runner:
             self.stop_event.wait(self.config.tick_seconds)
 
     def _serve(self, app) -> None:
-        self.server = make_server("127.0.0.1", self.config.port, app, threaded=True)
+        self.server = make_server("127.0.0.1", self.config.port, app, threaded=True,
+                                  request_handler=wsgi.ProblemRequestHandler)
         threading.Thread(target=self.server.serve_forever, name="http", daemon=True).start()
         log.info("runner.listening", extra={"fields": {
             "url": f"http://127.0.0.1:{self.config.port}", "backend": self.config.backend}})

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 
 import requests
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
+from werkzeug.serving import WSGIRequestHandler
 from werkzeug.wrappers import Request, Response
 
 from shared.components import COMPONENTS
@@ -22,6 +23,25 @@ _HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authoriz
 def _problem(status: int, title: str, detail: str) -> Response:
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
     return Response(json.dumps(body), status=status, mimetype="application/problem+json")
+
+
+class ProblemRequestHandler(WSGIRequestHandler):
+    """The local server's own refusals (a request line over 65536 bytes → 414, a malformed
+    request line → 400, too many headers → 431) as problem+json, like every function's."""
+
+    def send_error(self, code: int, message: str | None = None,
+                   explain: str | None = None) -> None:
+        title = self.responses.get(code, ("Error", ""))[0]
+        body = json.dumps({"type": "about:blank", "title": title, "status": code,
+                           "code": f"http.{code}"}).encode()
+        self.log_error("code %d, message %s", code, title)
+        self.send_response(code, title)
+        self.send_header("Connection", "close")
+        self.send_header("Content-Type", "application/problem+json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
 
 
 def root_app(backend: str, sandbox: Mapping[str, str] | None = None) -> Callable:

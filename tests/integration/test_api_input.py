@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 from urllib.parse import urlsplit
 
 import pytest
 import requests
+from werkzeug.serving import make_server
 
+from keyway import wsgi
 from shared import bootstrap
 from shared.config import Config
 from shared.errors import ConfigError
@@ -162,3 +165,20 @@ def test_a_body_shorter_than_its_content_length_is_a_400(served):
     assert head.split(b" ")[1] == b"400" and b"application/problem+json" in head
     assert b'"code": "input.truncated"' in body  # (the streamed answer is chunked)
     _nothing_stored(served)
+
+
+def test_the_local_servers_own_414_is_problem_json():
+    """Past the api's cap, ``make run``'s server refuses a request line over 65536 bytes
+    itself: that answer is problem+json too."""
+    server = make_server("127.0.0.1", 0, wsgi.root_app("embedded"), threaded=True,
+                         request_handler=wsgi.ProblemRequestHandler)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        response = requests.get(f"http://127.0.0.1:{server.server_port}/api/v1/issues?q="
+                                + "a" * 70_000, timeout=10)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert response.status_code == 414
+    assert response.headers["Content-Type"] == PROBLEM_JSON
+    assert response.json()["code"] == "http.414" and response.json()["status"] == 414
