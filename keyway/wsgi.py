@@ -41,6 +41,25 @@ def _problem(status: int, title: str, detail: str) -> Response:
     return Response(json.dumps(body), status=status, mimetype="application/problem+json")
 
 
+class ProblemRequestHandler(WSGIRequestHandler):
+    """The local server's own refusals (a request line over 65536 bytes → 414, a malformed
+    request line → 400, too many headers → 431) as problem+json, like every function's."""
+
+    def send_error(self, code: int, message: str | None = None,
+                   explain: str | None = None) -> None:
+        title = self.responses.get(code, ("Error", ""))[0]
+        body = json.dumps({"type": "about:blank", "title": title, "status": code,
+                           "code": f"http.{code}"}).encode()
+        self.log_error("code %d, message %s", code, title)
+        self.send_response(code, title)
+        self.send_header("Connection", "close")
+        self.send_header("Content-Type", "application/problem+json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+
 def root_app(backend: str, sandbox: Mapping[str, str] | None = None) -> Callable:
     """Answers ``/healthz`` and a problem+json 404 for anything that is not a function."""
 
@@ -116,8 +135,10 @@ def proxy_app(target: str, session: requests.Session) -> Callable:
     return app
 
 
-class RequestLog(WSGIRequestHandler):
-    """werkzeug's request line without its query string (a push endpoint's ``?token=``)."""
+class RequestLog(ProblemRequestHandler):
+    """The local server's handler: its own refusals as problem+json
+    (:class:`ProblemRequestHandler`), and werkzeug's request line without its query string
+    (a push endpoint's ``?token=``)."""
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         if "?" in self.requestline:

@@ -53,6 +53,7 @@ class Config:
     auth_role_claim: str
     sync_budget_seconds: float = 60.0
     sqlite_synchronous: str = "normal"
+    api_max_body_bytes: int = 1024 * 1024
 
     @property
     def local_mode(self) -> bool:
@@ -113,6 +114,8 @@ class Config:
             sync_budget_seconds=float(_int(env, "KEYWAY_SYNC_BUDGET_SECONDS", 60, 1, 3600)),
             sqlite_synchronous=_choice(env, "KEYWAY_SQLITE_SYNCHRONOUS", "normal",
                                        SQLITE_SYNCHRONOUS),
+            api_max_body_bytes=_int(env, "KEYWAY_API_MAX_BODY_BYTES", 1024 * 1024, 1024,
+                                    32 * 1024 * 1024),
         )
 
 

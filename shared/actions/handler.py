@@ -3,13 +3,14 @@
 The job (from ``vault-P`` only) carries ``{tenant, action_id, connection, action: {kind,
 target, body}, envelope}``; the envelope holds the requesting user's personal token, sealed
 for ``act-P`` with purpose ``action``. The handler refuses a job whose action does not match
-``actions/<action_id>`` (tenant, provider, connection, fingerprint of target and body) or whose
+its action document (tenant, provider, connection, fingerprint of target and body) or whose
 envelope names another user or connection than the action. The posted body ends with the
 invisible marker ``<!-- keyway-action:<action_id> -->`` (on Bitbucket, which escapes HTML, the
 Markdown link reference ``[//]: # (keyway-action:<action_id>)``; on Jira, whose ADF bodies
 cannot hide it, the action id is a comment property instead: :mod:`shared.actions.targets`).
 
-Idempotency — the dedupe key is ``action_id`` (the ``actions/<action_id>`` document):
+Idempotency — the dedupe key is ``(tenant, action_id)`` (the action document, keyed by
+:func:`shared.actions.model.doc_id`):
 
 * The document is read before the envelope is opened: an action already ``done`` or
   ``failed`` is acknowledged and nothing is posted. So the second, third, … delivery of a job
@@ -63,7 +64,7 @@ from typing import Any
 
 from shared import ids, messages
 from shared.actions import ledger, provider, targets
-from shared.actions.model import COLLECTION, PENDING, fingerprint
+from shared.actions.model import COLLECTION, PENDING, doc_id, fingerprint
 from shared.clock import isoformat, parse_iso
 from shared.crypto.seal import EnvelopeExpired, EnvelopeReplayed
 from shared.errors import (
@@ -143,7 +144,7 @@ def _check_job(job: Job, doc: dict[str, Any]) -> None:
 def on_action_job(provider_name: str, ports: Ports, inbound: messages.Inbound) -> None:
     """Handle one ``action.job`` (see the module docstring for the contract)."""
     job = _job(provider_name, inbound.body)
-    doc = ports.business.get(COLLECTION, job.action_id)
+    doc = ports.business.get(COLLECTION, doc_id(job.tenant, job.action_id))
     if doc is None or doc.get("tenant") != job.tenant or doc.get("provider") != provider_name:
         raise NotFound("no such action", key="act.unknown_action")
     if doc.get("status") != PENDING:

@@ -1,4 +1,7 @@
-"""Every write to ``actions/<id>`` (see :mod:`shared.actions.model`), one transaction each.
+"""Every write to an action document (see :mod:`shared.actions.model`), one transaction each.
+
+Each function names the action by ``(tenant, action_id)`` and keys it with
+:func:`shared.actions.model.doc_id`: another tenant's action of the same id is never touched.
 
 The status only moves forward: ``pending`` → ``done`` | ``failed``, never back and never from
 one final status to the other, so a late or duplicate writer cannot undo an outcome.
@@ -18,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from shared.actions.model import COLLECTION, DONE, FAILED, PENDING, marker
+from shared.actions.model import COLLECTION, DONE, FAILED, PENDING, doc_id, marker
 from shared.clock import isoformat
 from shared.ports import Ports, Transaction
 
@@ -44,13 +47,16 @@ def leased(doc: dict[str, Any], now: datetime) -> bool:
     return isinstance(until, str) and until > isoformat(now)
 
 
-def create(ports: Ports, action_id: str, doc: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-    """Create ``actions/<action_id>`` unless it exists: ``(stored document, created?)``."""
+def create(ports: Ports, tenant: str, action_id: str,
+           doc: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """Create ``tenant``'s action ``action_id`` unless it exists: (stored document, created?)."""
+    key = doc_id(tenant, action_id)
+
     def write(tx: Transaction) -> tuple[dict[str, Any], bool]:
-        current = tx.get(COLLECTION, action_id)
+        current = tx.get(COLLECTION, key)
         if current is not None:
             return current, False
-        tx.put(COLLECTION, action_id, doc)
+        tx.put(COLLECTION, key, doc)
         return doc, True
 
     return ports.business.transaction(write)
@@ -59,11 +65,13 @@ def create(ports: Ports, action_id: str, doc: dict[str, Any]) -> tuple[dict[str,
 def _update(ports: Ports, action_id: str, tenant: str,
             change: Callable[[dict[str, Any]], dict[str, Any]]) -> bool:
     """Merge ``change(doc)`` into a still-pending action of ``tenant``; False when it is not."""
+    key = doc_id(tenant, action_id)
+
     def write(tx: Transaction) -> bool:
-        doc = tx.get(COLLECTION, action_id)
+        doc = tx.get(COLLECTION, key)
         if not _mine(doc, tenant) or doc.get("status") != PENDING:
             return False
-        tx.put(COLLECTION, action_id, {**doc, **change(doc)})
+        tx.put(COLLECTION, key, {**doc, **change(doc)})
         return True
 
     return ports.business.transaction(write)
@@ -75,8 +83,10 @@ def mark_published(ports: Ports, action_id: str, tenant: str, now: datetime) -> 
 
 def begin(ports: Ports, action_id: str, tenant: str, now: datetime) -> Begun:
     """Claim the attempt lease before posting (see the module docstring)."""
+    key = doc_id(tenant, action_id)
+
     def write(tx: Transaction) -> Begun:
-        doc = tx.get(COLLECTION, action_id)
+        doc = tx.get(COLLECTION, key)
         if not _mine(doc, tenant):
             return Begun("missing", None)
         if doc.get("status") != PENDING:
@@ -87,7 +97,7 @@ def begin(ports: Ports, action_id: str, tenant: str, now: datetime) -> Begun:
         attempt = {"started_at": isoformat(now), "lease_until": isoformat(now + ATTEMPT_LEASE),
                    "first_started_at": previous.get("first_started_at") or isoformat(now),
                    "marker": marker(action_id), "count": int(previous.get("count") or 0) + 1}
-        tx.put(COLLECTION, action_id, {**doc, "attempt": attempt})
+        tx.put(COLLECTION, key, {**doc, "attempt": attempt})
         return Begun("resume" if previous else "first", doc)
 
     return ports.business.transaction(write)

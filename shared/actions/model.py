@@ -1,6 +1,11 @@
 """The action document, what an action request must say, and the invisible marker.
 
-``actions/<action_id>`` in the business store (the id is the idempotency key)::
+``actions/<doc_id(tenant, action_id)>`` in the business store: the ``action_id`` is the
+idempotency key, and its namespace is the tenant's. The same ``action_id`` in two tenants is
+two independent actions; within a tenant it names one action, whoever of its users sent it
+(a repeat by another user of the tenant is a 409: every member reading ``data:read`` sees the
+tenant's actions anyway, so the conflict discloses nothing new). :func:`doc_id` is the one
+function every reader and writer (api, ``vault-P``, ``act-P``, the ledger) keys by::
 
     {"tenant", "user", "provider", "connection", "kind": "comment",
      "target": {"repository": <repository record id>, "parent_kind": "pull_request"|"issue",
@@ -33,9 +38,11 @@ from typing import Any
 
 from shared.errors import InvalidInput
 from shared.records.model import PARENT_KINDS
+from shared.records.model import _escape as _escape_part
 
 COLLECTION = "actions"
 KINDS = ("comment",)
+FIELDS = ("connection", "kind", "target", "body", "action_id")  # of a request body
 PENDING, DONE, FAILED = "pending", "done", "failed"
 MARKER_RESERVE = 256  # characters kept free for the marker under the providers' 65536 limit
 MAX_BODY_CHARS = 65536 - MARKER_RESERVE
@@ -59,6 +66,15 @@ class ActionRequest:
     def fingerprint(self) -> str:
         """Same key, same request: what a repeated ``action_id`` must match to be a retry."""
         return fingerprint(self.connection, self.kind, self.target, self.body)
+
+
+def doc_id(tenant: str, action_id: str) -> str:
+    """The store id of ``tenant``'s action ``action_id``: both parts percent-encoded as record
+    ids are (``:``, ``/`` and ``%`` included) and joined by ``:``, so no two (tenant, action id)
+    pairs share a document."""
+    if not isinstance(tenant, str) or not tenant or not isinstance(action_id, str) or not action_id:
+        raise InvalidInput("an action is keyed by a non-empty tenant and action id")
+    return f"{_escape_part(tenant)}:{_escape_part(action_id)}"
 
 
 def is_action_id(value: Any) -> bool:
@@ -99,7 +115,7 @@ def parse_request(payload: Any) -> ActionRequest:
     """Validate a request body; anything malformed raises ``InvalidInput`` (400)."""
     if not isinstance(payload, dict):
         raise InvalidInput("the request body must be a JSON object")
-    unknown = set(payload) - {"connection", "kind", "target", "body", "action_id"}
+    unknown = set(payload) - set(FIELDS)
     if unknown:
         raise InvalidInput(f"unknown fields: {', '.join(sorted(unknown))[:200]}")
     if payload.get("kind") not in KINDS:

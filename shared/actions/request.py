@@ -3,7 +3,9 @@
 ``request_action`` is what ``POST /v1/actions`` runs:
 
 1. validate the body (400) and require the scope ``actions:write`` (403);
-2. an existing ``actions/<action_id>``: the same user of the same tenant sending the same
+2. an existing action of the caller's tenant with that ``action_id`` (the namespace is the
+   tenant's: :func:`shared.actions.model.doc_id`; another tenant's equal id is another action
+   and is never seen here): the same user of the same tenant sending the same
    request (fingerprint) gets it back (``created`` False) — a retry, nothing published unless
    the action is still pending and its last publish is older than :data:`REPUBLISH_AFTER`
    (or never happened): then ``action.requested`` goes out again, the vault seals a fresh
@@ -26,7 +28,7 @@ from typing import Any
 
 from shared import messages
 from shared.actions import ledger, targets
-from shared.actions.model import COLLECTION, PENDING, ActionRequest, parse_request, view
+from shared.actions.model import COLLECTION, PENDING, ActionRequest, doc_id, parse_request, view
 from shared.auth.principal import Principal
 from shared.clock import isoformat
 from shared.errors import Conflict, InvalidInput, NotFound
@@ -55,11 +57,11 @@ def request_action(ports: Ports, principal: Principal, payload: Any) -> tuple[di
     """``(the action as the API shows it, created?)`` — see the module docstring."""
     principal.require_scope("actions:write")
     request = parse_request(payload)
-    existing = ports.business.get(COLLECTION, request.action_id)
+    existing = ports.business.get(COLLECTION, doc_id(principal.tenant, request.action_id))
     if existing is not None:
         return _again(ports, principal, request, existing), False
     provider = _check_target(ports, principal, request)
-    doc, created = ledger.create(ports, request.action_id, _document(
+    doc, created = ledger.create(ports, principal.tenant, request.action_id, _document(
         ports, principal, request, provider))
     if not created:  # a concurrent request with the same key won the race
         return _again(ports, principal, request, doc), False

@@ -24,6 +24,7 @@ def _own(ctx: Any, connection: str) -> dict:
 
 
 def delete_connection(ctx: Any) -> Response:
+    ctx.json((), required=False)  # no body, or an empty JSON object
     ctx.principal.require_scope("connections:write")
     ctx.principal.require_admin()
     connection = ctx.params["connection"]
@@ -42,6 +43,7 @@ def delete_connection(ctx: Any) -> Response:
 
 
 def sync_now(ctx: Any) -> Response:
+    ctx.json((), required=False)  # no body, or an empty JSON object
     ctx.principal.require_scope("connections:write")
     connection = ctx.params["connection"]
     record = _own(ctx, connection)

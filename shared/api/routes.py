@@ -17,13 +17,6 @@ from shared.providers import registry
 _RESULT_KEYS = ("provider", "kind", "status", "reason", "connection", "identity")
 
 
-def _body(ctx: Any) -> dict[str, Any]:
-    body = ctx.request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise InvalidInput("the request body must be a JSON object")
-    return body
-
-
 def _provider(body: dict[str, Any]) -> str:
     provider = body.get("provider")
     if not isinstance(provider, str) or provider not in registry.load():
@@ -32,7 +25,7 @@ def _provider(body: dict[str, Any]) -> str:
 
 
 def create_connection(ctx: Any) -> Response:
-    body = _body(ctx)
+    body = ctx.json(("provider", "base_url", "github_app", "register_webhooks"))
     base_url = body.get("base_url")
     if base_url is not None and not isinstance(base_url, str):
         raise InvalidInput("base_url must be a string")
@@ -50,7 +43,7 @@ def create_connection(ctx: Any) -> Response:
 
 
 def create_identity(ctx: Any) -> Response:
-    body = _body(ctx)
+    body = ctx.json(("provider",))
     started = start(ctx.ports, ctx.config, ctx.principal, _provider(body), "personal")
     return json_response({"authorize_url": started.authorize_url,
                           "expires_in": started.expires_in}, status=201)

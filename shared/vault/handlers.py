@@ -8,7 +8,7 @@ Idempotency:
   connection whose token needs re-authorization is acknowledged; the status is recorded
   (``needs_reauth`` with ``status_reason`` ``vault.needs_reauth``, or ``vault.undecryptable``
   when the stored token no longer decrypts, e.g. after a forced key retirement).
-* ``action.requested`` — keyed by ``action_id``; act-P dedupes on it, so a third delivery
+* ``action.requested`` — keyed by ``(tenant, action_id)``; act-P dedupes on it, so a third delivery
   publishes a third job that act-P acknowledges without acting twice. A requester with no
   linked identity gets the action marked ``failed`` with reason ``no_personal_token``; one
   whose token needs re-authorization or no longer decrypts gets ``needs_reauth`` /
@@ -31,6 +31,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 
 from shared import messages
+from shared.actions import model as actions_model
 from shared.clock import isoformat, parse_iso
 from shared.errors import InvalidInput, NotFound
 from shared.log import get_logger
@@ -128,7 +129,7 @@ def _check_action_record(provider: str, ports: Ports, tenant: str, user: str, ac
     """Release a personal token only for a pending action that this very user created in this
     tenant, on this provider and connection — the message alone is never trusted to name whose
     token to release. A mismatch is refused and audited."""
-    action = ports.business.get("actions", action_id)
+    action = ports.business.get(actions_model.COLLECTION, actions_model.doc_id(tenant, action_id))
     expected = {"tenant": tenant, "user": user, "provider": provider, "connection": connection,
                 "status": "pending"}
     if action is None or any(action.get(k) != v for k, v in expected.items()):
@@ -190,10 +191,12 @@ def _set_identity_status(ports: Ports, provider: str, tenant: str, user: str, st
 
 
 def _fail_action(ports: Ports, tenant: str, action_id: str, reason: str) -> None:
+    key = actions_model.doc_id(tenant, action_id)
+
     def write(tx):
-        doc = tx.get("actions", action_id)
+        doc = tx.get(actions_model.COLLECTION, key)
         if doc is not None and doc.get("tenant") == tenant and doc.get("status") == "pending":
-            tx.put("actions", action_id, dict(
+            tx.put(actions_model.COLLECTION, key, dict(
                 doc, status="failed", reason=reason, finished_at=isoformat(ports.clock.now())))
 
     ports.business.transaction(write)

@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from keyway.simulators import Account, GitHubSimulator
 from shared import messages, policy
+from shared.actions.model import doc_id
 from shared.audit.chain import verify
 from shared.entry import event_function
 from shared.errors import PermanentError
@@ -201,14 +202,15 @@ def test_an_installation_connection_is_never_released_for_actions(local_stack, g
         with pytest.raises(ReleaseRefused):
             service.release(ReleaseRequest("app", purpose, recipient, TENANT, connection,
                                            ADMIN), user=ADMIN)
-    local_stack.ports.business.put("actions", "act-1", {
+    local_stack.ports.business.put("actions", doc_id(TENANT, "act-1"), {
         "tenant": TENANT, "user": ADMIN, "provider": "github", "connection": connection,
         "status": "pending"})
     receive = event_function("vault-github", handlers_for("vault-github"))
     receive(pubsub_event("action-requests-github", "api", "action.requested",
                          {"tenant": TENANT, "user": ADMIN, "action_id": "act-1",
                           "connection": connection, "action": {"kind": "comment"}}))
-    assert local_stack.ports.business.get("actions", "act-1")["reason"] == "no_personal_token"
+    action = local_stack.ports.business.get("actions", doc_id(TENANT, "act-1"))
+    assert action["reason"] == "no_personal_token"
     assert pulled(local_stack, "action-jobs-github") == []
     assert github.apps.installations[INSTALLATION].tokens == []  # nothing was even minted
 

@@ -10,6 +10,7 @@ import pytest
 
 from keyway.firststart import ensure_local_state
 from shared import bootstrap, messages, policy
+from shared.actions.model import doc_id
 from shared.entry import event_function
 from shared.routing import handlers_for
 from shared.topology import subscription_specs
@@ -67,14 +68,14 @@ def test_a_sync_request_reaches_fetch_as_a_sealed_envelope(stack):
 
 def test_an_action_for_a_user_without_an_identity_fails_the_action(stack):
     ports, server = stack
-    ports.business.put("actions", "act-1", {"tenant": "t-1", "user": "member-1",
-                                            "status": "pending", "provider": "github",
-                                            "connection": "conn-1"})
+    ports.business.put("actions", doc_id("t-1", "act-1"), {
+        "tenant": "t-1", "user": "member-1", "status": "pending", "provider": "github",
+        "connection": "conn-1"})
     receive = event_function("vault-github", handlers_for("vault-github"))
     receive(pubsub_event("action-requests-github", "api", "action.requested",
                          {"tenant": "t-1", "user": "member-1", "action_id": "act-1",
                           "connection": "conn-1", "action": {"kind": "comment"}}))
-    action = ports.business.get("actions", "act-1")
+    action = ports.business.get("actions", doc_id("t-1", "act-1"))
     assert action["status"] == "failed" and action["reason"] == "no_personal_token"
     got: list = []
     ports.bus.pull(policy.subscription_name("action-jobs-github"), got.append)
@@ -97,8 +98,9 @@ def test_the_vault_releases_a_personal_token_only_for_the_users_own_pending_acti
     token = TokenSet("gho_" + "B" * 36, server.issue_refresh_token(),
                      datetime.now(UTC) + timedelta(hours=8), ("repo",))
     vault_handlers.service("github", ports).store_personal_token("t-1", "bob", token)
-    ports.business.put("actions", "act-9", {"tenant": "t-1", "user": "alice", "status": "pending",
-                                            "provider": "github", "connection": "conn-1"})
+    ports.business.put("actions", doc_id("t-1", "act-9"), {
+        "tenant": "t-1", "user": "alice", "status": "pending", "provider": "github",
+        "connection": "conn-1"})
     receive = event_function("vault-github", handlers_for("vault-github"))
     for user in ("bob", "alice"):  # bob is not the author; alice has no token → both refused
         receive(pubsub_event("action-requests-github", "api", "action.requested",
