@@ -50,7 +50,7 @@ def odd_tenant(monkeypatch, local_stack, leak_guard):
     """test_actions' setup, for a tenant and a member whose ids hold ``:``, ``/`` and ``%``."""
     monkeypatch.setattr(test_actions, "TENANT", "acme:eu/1%")
     sim = test_actions.GitHubSimulator(on_issue=leak_guard.track).start()
-    setup = test_actions.Setup(local_stack, sim, "github")
+    setup = test_actions.Setup(local_stack, sim, "github", tenant="acme:eu/1%")
     setup.member_token = setup.link("mona:x/y%z", test_actions.MEMBER)
     yield setup
     sim.stop()
