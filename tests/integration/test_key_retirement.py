@@ -8,8 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from shared.actions.model import doc_id
 from shared.audit import ENTRIES, verify
 from shared.errors import CryptoError
+from shared.ids import identity_id
 from shared.messages import Inbound
 from shared.vault import handlers, keys
 from shared.vault.refresh import NeedsReauth
@@ -128,10 +130,11 @@ def test_an_action_after_a_forced_retire_marks_the_identity(local_stack):
     vault = handlers.service("github", ports)
     vault.store_personal_token(TENANT, "u-1", TokenSet(
         local_stack.leak_guard.track("gho_" + "V" * 36), None, None))
-    ports.business.put("identities", f"github:{TENANT}:u-1",
+    ports.business.put("identities", identity_id("github", TENANT, "u-1"),
                        {"tenant": TENANT, "provider": "github", "user": "u-1"})
-    ports.business.put("actions", "a-1", {"tenant": TENANT, "user": "u-1", "provider": "github",
-                                          "connection": "conn-1", "status": "pending"})
+    ports.business.put("actions", doc_id(TENANT, "a-1"), {
+        "tenant": TENANT, "user": "u-1", "provider": "github", "connection": "conn-1",
+        "status": "pending"})
     vault.keyring.rotate()
     keys.retire(vault, 1, "operator:alice", force=True)
     act = Inbound("action-requests-github", "action.requested", 1, "api",
@@ -139,9 +142,9 @@ def test_an_action_after_a_forced_retire_marks_the_identity(local_stack):
                    "action": {"type": "comment"}}, "m-2")
     with pytest.raises(Undecryptable):
         handlers.on_action_requested("github", ports, act)
-    action = ports.business.get("actions", "a-1")
+    action = ports.business.get("actions", doc_id(TENANT, "a-1"))
     assert (action["status"], action["reason"]) == ("failed", "undecryptable")
-    identity = ports.business.get("identities", f"github:{TENANT}:u-1")
+    identity = ports.business.get("identities", identity_id("github", TENANT, "u-1"))
     assert (identity["status"], identity["status_reason"]) == ("needs_reauth",
                                                                "vault.undecryptable")
 
