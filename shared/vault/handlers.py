@@ -165,27 +165,23 @@ def _registers_hooks(ports: Ports, provider: str, tenant: str, connection: str) 
 def _set_connection_status(ports: Ports, tenant: str, connection: str, status: str,
                            reason: str | None = None) -> None:
     """Write the connection's ``status`` and ``status_reason`` (a stable key, or ``None``)."""
-    def write(tx):
-        doc = tx.get("connections", connection)
-        if doc is not None and doc.get("tenant") == tenant:
-            tx.put("connections", connection, dict(
-                doc, status=status, status_reason=reason,
-                status_changed_at=isoformat(ports.clock.now())))
-
-    ports.business.transaction(write)
+    _set_status(ports, "connections", connection, tenant, status, reason)
 
 
 def _set_identity_status(ports: Ports, provider: str, tenant: str, user: str, status: str,
                          reason: str) -> None:
     """Mark the user's linked identity (``identities/<provider>:<tenant>:<user>``)."""
-    identity = personal_id(provider, tenant, user)
+    _set_status(ports, "identities", personal_id(provider, tenant, user), tenant, status, reason)
 
+
+def _set_status(ports: Ports, collection: str, doc_id: str, tenant: str, status: str,
+                reason: str | None) -> None:
+    """``status``, ``status_reason`` and when they changed, on the tenant's own document."""
     def write(tx):
-        doc = tx.get("identities", identity)
+        doc = tx.get(collection, doc_id)
         if doc is not None and doc.get("tenant") == tenant:
-            tx.put("identities", identity, dict(
-                doc, status=status, status_reason=reason,
-                status_changed_at=isoformat(ports.clock.now())))
+            tx.put(collection, doc_id, dict(doc, status=status, status_reason=reason,
+                                            status_changed_at=isoformat(ports.clock.now())))
 
     ports.business.transaction(write)
 
