@@ -122,7 +122,7 @@ def _keyway(sim, ports, token: str) -> dict:
     client = ProviderClient(registry.get("github"), sim.api_url, token, requests.Session(),
                             ports.clock, TokenBudget(ports.business, ports.clock,
                                                      budget_key("github", "conn-1")),
-                            timeout=30.0)
+                            timeout=30.0, purpose="fetch")
     start = time.perf_counter()
     result = SyncRun(ports, client, GITHUB_PLAN, "t-1", "conn-1", 3600.0).run()
     return {"seconds": time.perf_counter() - start, "finished": result.finished,

@@ -119,7 +119,7 @@ def _measure(sim, ports, plan, token: str, prefix: str) -> dict:
     spec = registry.get(plan.provider)
     budget = TokenBudget(ports.business, ports.clock, budget_key(plan.provider, "conn-1"))
     client = ProviderClient(spec, sim.api_url, token, requests.Session(), ports.clock, budget,
-                            timeout=30.0)
+                            timeout=30.0, purpose="fetch")
     before_log = len(sim.requests_log)
     before_points, before_graphql = sim.quota_used(sim.account.id), graphql_points(sim)
     start = time.perf_counter()

@@ -250,7 +250,7 @@ def _prepare(ports: Ports, job: Job, doc: dict[str, Any],
     budget = TokenBudget(ports.business, ports.clock,
                          budget_key(job.provider, f"{job.tenant}:{doc['user']}", "personal"))
     client = ProviderClient(spec, api_base, token, shared_session(), ports.clock, budget,
-                            purpose="action")
+                            purpose="act")
     thread = provider.Thread(job.provider, repository, target["parent_kind"], target["number"])
     return thread, client
 

@@ -1,10 +1,13 @@
 """The metadata-only provider client (promises 5 and 6): every provider request goes through it.
 
-Before a byte leaves, :class:`ProviderClient` checks that the endpoint template is literally in
-the provider table's allowlist and that the concrete path (path parameters substituted with
-``quote(value, safe="")``) still matches that template under
-:func:`shared.providers.registry.endpoint_allowed` — so ``../contents`` or ``%2F..`` in a
-parameter, or a ``Link`` header pointing at another host or a forbidden path, raise
+Every client is built for one purpose (``purpose=``, required: ``fetch``, ``act``, ``oauth`` or
+``unhook``, :data:`shared.providers.schema.PURPOSES`). Before a byte leaves, :class:`ProviderClient`
+checks that the endpoint template is literally in the provider table's allowlist *for that
+purpose* (``api.allowlist.<purpose>``; a GraphQL document only for the purposes it names)
+and that the concrete path (path parameters substituted with ``quote(value, safe="")``)
+still matches that template under :func:`shared.providers.registry.endpoint_allowed` — so
+``../contents`` or ``%2F..`` in a parameter, or a ``Link`` header pointing at another host or
+a forbidden path, raise
 :class:`EgressRefused` with nothing sent. The API base must be https (http only to a loopback
 address, for the local simulators); every request leaves through :mod:`shared.http_egress`
 (addresses checked at each request, connection pinned, redirects refused).
@@ -139,8 +142,8 @@ class ProviderClient:
     max_body_bytes = MAX_BODY_BYTES
 
     def __init__(self, spec: ProviderSpec, api_base: str, token: str, session: requests.Session,
-                 clock: Clock, budget: TokenBudget | None = None, *, timeout: float = 10.0,
-                 max_attempts: int = 3, purpose: str = "fetch",
+                 clock: Clock, budget: TokenBudget | None = None, *, purpose: str,
+                 timeout: float = 10.0, max_attempts: int = 3,
                  graphql_documents: Mapping[str, str] | None = None,
                  local_mode: bool | None = None) -> None:
         if not isinstance(token, str) or not token or not token.isprintable() or any(
@@ -156,9 +159,12 @@ class ProviderClient:
         self._session = http_egress.harden(session, local_mode=local_mode)
         self._token, self._clock, self._budget = token, clock, budget
         self._timeout, self._max_attempts = timeout, max(1, max_attempts)
-        if purpose not in rates.PURPOSES:
+        if not isinstance(purpose, str) or purpose not in spec.api.purposes:
             raise InvalidInput(f"unknown request purpose {str(purpose)[:20]!r}")
-        self._purpose = cast(rates.Purpose, purpose)
+        self._purpose = purpose
+        self._allowed = frozenset(spec.api.purposes[purpose])
+        # the budget lease: an action's requests count as actions, the rest as fetches
+        self._lease = cast(rates.Purpose, "action" if purpose == "act" else "fetch")
         self._one: dict[str, ProviderSpec] = {}
         self._documents = _graphql.Documents(spec, graphql_documents)
 
@@ -227,11 +233,14 @@ class ProviderClient:
     def graphql(self, name: str, variables: Mapping[str, Any]) -> GraphQLResponse:
         """Send the vetted GraphQL document ``name`` with ``variables`` (see the module
         docstring); EgressRefused, with nothing sent, for anything not exactly allowlisted."""
+        graphql = self._spec.api.graphql
+        document = graphql.documents.get(name) if graphql and isinstance(name, str) else None
+        if document is not None and self._purpose not in document.purposes:
+            raise _refuse(self._spec, f"GraphQL {name[:60]!r} is not for {self._purpose} clients")
         try:
             text, values = self._documents.prepare(name, variables)
         except gql.DocumentRefused as e:
             raise _refuse(self._spec, f"GraphQL {str(name)[:60]!r}: {e.args[0]}") from None
-        graphql = self._spec.api.graphql
         assert graphql is not None
         response = self._send("POST", _graphql.endpoint(self._spec, self._base),
                               f"POST graphql {name}", json={"query": text, "variables": values},
@@ -241,8 +250,9 @@ class ProviderClient:
 
     # ---- egress checks ----------------------------------------------------------------------
     def _allowlisted(self, template: str, method: str) -> None:
-        if not isinstance(template, str) or template not in self._spec.api.allowlist:
-            raise _refuse(self._spec, f"{str(template)[:120]!r} is not an allowlisted endpoint")
+        if not isinstance(template, str) or template not in self._allowed:
+            raise _refuse(self._spec, f"{str(template)[:120]!r} is not an allowlisted endpoint "
+                          f"for {self._purpose} clients")
         if template.partition(" ")[0] != method:
             raise _refuse(self._spec, f"{template!r} is not a {method} endpoint")
 
@@ -306,7 +316,7 @@ class ProviderClient:
         """One attempt under a lease from ``resource``'s budget, released whatever happens
         (or left to expire)."""
         budget = self._budget.for_resource(resource) if self._budget is not None else None
-        lease = budget.acquire(self._purpose) if budget is not None else None
+        lease = budget.acquire(self._lease) if budget is not None else None
         readings: list[tuple[int, int, datetime]] = []  # recorded with the release
         try:
             return self._once(method, url, template, etag, json, resource, readings)

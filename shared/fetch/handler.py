@@ -73,7 +73,8 @@ def _run(provider: str, ports: Ports, tenant: str, connection: str, record: dict
     spec = registry.get(provider)
     api_base = connection_api_base(spec, record)
     budget = TokenBudget(ports.business, ports.clock, budget_key(provider, connection))
-    client = ProviderClient(spec, api_base, token, shared_session(), ports.clock, budget)
+    client = ProviderClient(spec, api_base, token, shared_session(), ports.clock, budget,
+                            purpose="fetch")
     config = bootstrap.config()
     hooks = register.registrar(ports, client, spec, PLANS[provider], tenant, record, connection,
                                config.public_url)

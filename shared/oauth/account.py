@@ -49,7 +49,8 @@ def whoami(spec: ProviderSpec, api_base: str, access_token: str,
     raises ``UnavailableError`` through the client.
     """
     template, id_field, login_field = _WHOAMI[spec.name]
-    client = ProviderClient(spec, api_base, access_token, session, SystemClock(), max_attempts=2)
+    client = ProviderClient(spec, api_base, access_token, session, SystemClock(), purpose="oauth",
+                            max_attempts=2)
     try:
         body = client.get(template).body
     except PermanentError as e:

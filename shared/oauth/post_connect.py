@@ -52,7 +52,7 @@ def _jira_site(resource: Any) -> bool:
 def accessible_resources(spec: ProviderSpec, env: Mapping[str, str], access_token: str,
                          session: requests.Session) -> Found:
     client = ProviderClient(spec, registry.api_origin(spec, env), access_token, session,
-                            SystemClock(), max_attempts=2)
+                            SystemClock(), purpose="oauth", max_attempts=2)
     body = client.get(RESOURCES).body
     sites = [r for r in body if _jira_site(r)] if isinstance(body, list) else []
     if not sites:

@@ -6,17 +6,20 @@ values outside an enum are all rejected with :class:`ConfigError` naming the JSO
 promises the table exists for:
 
 * app-token scopes contain no write scope (promise 4);
-* every allowlist template is well formed, and none matches a forbidden family — contents, git
-  data, archives, raw files, repository files, commits, compare/diffs (promise 5); write methods
-  are allowed only on comment and webhook-registration templates;
+* the allowlist names, per client purpose (:data:`PURPOSES`, exactly those keys), the templates
+  that purpose may call; every one is well formed, and none, in any purpose, matches a forbidden
+  family — contents, git data, archives, raw files, repository files, commits, compare/diffs
+  (promise 5); write methods are allowed only on comment and webhook-registration templates;
+  ``ApiSpec.allowlist`` is the derived union, ``ApiSpec.purposes`` the split;
+* every GraphQL document names the purposes that may send it;
 * every GraphQL document entry (``api.graphql``) names its SHA-256, variables of known types and
   every field path it selects, none of them a forbidden field (:mod:`shared.providers.graphql`
   checks the document text against the entry before it is sent);
 * a GitHub App asks only for read permissions and never for ``contents``;
 * webhook registration (``webhook_registration``) names its hook templates, each in the
-  allowlist under its own method (a ``site`` registration — one dynamic webhook per
-  connection that expires, Jira's — also its ``refresh`` template and its lifetime), and never
-  asks for a scope that grants code access;
+  fetch allowlist under its own method (``list`` and ``delete`` also in the unhook one; a
+  ``site`` registration — one dynamic webhook per connection that expires, Jira's — also its
+  ``refresh`` template and its lifetime), and never asks for a scope that grants code access;
 * webhook, refresh and self-hosting fields are consistent with each other;
 * a provider that sends no remaining-quota header has a ``local_budget`` to count against.
 """
@@ -49,6 +52,11 @@ _LITERAL = re.compile(r"^(?!\.{1,2}$)[A-Za-z0-9._-]+$")
 _PARAM = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 _HEADER = re.compile(r"^[A-Za-z0-9-]+$")
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+# What a ProviderClient is built for; each purpose has its own allowlist (``api.allowlist``):
+# fetch — sync reads and keyway's own hook management; act — an action's comment write and the
+# thread's comments it reconciles by; oauth — identity reads at connect; unhook — listing and
+# deleting keyway's hooks when a connection goes away.
+PURPOSES = ("fetch", "act", "oauth", "unhook")
 _EVENT = re.compile(r"^([a-z]+:)?[a-z][a-z0-9_]*$")  # Jira prefixes some: jira:issue_created
 _RESERVED_PARAMS = frozenset({"client_id", "redirect_uri", "state", "scope", "response_type",
                               "code_challenge", "code_challenge_method"})
@@ -111,6 +119,7 @@ class GraphQLDocumentSpec:
     sha256: str
     variables: Mapping[str, str]  # name → type, e.g. "ids" → "[ID!]!"
     selects: tuple[str, ...]  # field paths, "nodes/...PullRequest/number"
+    purposes: tuple[str, ...] = ("fetch",)  # the client purposes that may send it
 
 
 @dataclass(frozen=True)
@@ -129,7 +138,8 @@ class ApiSpec:
     per_page: int
     page_size_param: str  # the query parameter carrying per_page (per_page, pagelen, maxResults)
     rate_limit: RateLimitSpec
-    allowlist: tuple[str, ...]  # "METHOD /path/{param}", relative to base_url
+    allowlist: tuple[str, ...]  # every purpose's templates (derived), "METHOD /path/{param}"
+    purposes: Mapping[str, tuple[str, ...]]  # purpose → the templates it may call
     self_hosted_api_path: str | None = None  # appended to a per-connection base (GHES, GitLab)
     encoded_slash_params: tuple[str, ...] = ()  # params that may hold a %2F-encoded path
     graphql: GraphQLSpec | None = None  # vetted GraphQL documents; None: no GraphQL at all
@@ -321,7 +331,7 @@ def _variables(value: Any, path: str) -> Mapping[str, str]:
 
 
 _DOCUMENT = _obj({"description": _text(), "sha256": _SHA256, "variables": _variables,
-                  "selects": _list(_select)})
+                  "selects": _list(_select), "purposes": _list(_enum(*PURPOSES))})
 _GRAPHQL = _obj({"path": _abs_path, "self_hosted_path": _opt(_abs_path),
                  "resource": _text(_NAME, "lowercase name"),
                  "max_list_length": _range(1, 100),
@@ -353,7 +363,7 @@ _API = _obj({
     "base_url": _https_url, "self_hosted_api_path": _opt(_abs_path),
     "encoded_slash_params": _list(_text(re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$"), "param name")),
     "pagination": _enum("link_header", "keyset", "next_url", "offset", "body_cursor"),
-    "per_page": _range(1, 100), "allowlist": _list(_template),
+    "per_page": _range(1, 100), "allowlist": _obj({p: _list(_template) for p in PURPOSES}),
     "page_size_param": _text(re.compile(r"^[A-Za-z_]+$"), "query parameter name"),
     "rate_limit": _obj({"limit_header": _header, "remaining_header": _opt(_header),
                         "reset_header": _opt(_header), "retry_after_header": _header,
@@ -430,7 +440,8 @@ def _cross_checks(raw: dict[str, Any], path: str) -> None:
             raise _fail(f"{path}.webhook.client_secret_jwt", "required by a site registration")
 
 
-def _registration_checks(reg: dict[str, Any], allowlist: tuple[str, ...], path: str) -> None:
+def _registration_checks(reg: dict[str, Any], allowlist: Mapping[str, tuple[str, ...]],
+                         path: str) -> None:
     if not reg["scopes"] or not reg["events"]:
         raise _fail(path, "scopes and events must not be empty")
     for i, scope in enumerate(reg["scopes"]):
@@ -443,9 +454,11 @@ def _registration_checks(reg: dict[str, Any], allowlist: tuple[str, ...], path: 
     if set(reg["templates"]) != verbs:
         raise _fail(f"{path}.templates", f"expected exactly {', '.join(sorted(verbs))}")
     for verb, template in reg["templates"].items():
-        if template.partition(" ")[0] != _HOOK_VERBS[verb] or template not in allowlist:
+        if template.partition(" ")[0] != _HOOK_VERBS[verb] or template not in allowlist["fetch"]:
             raise _fail(f"{path}.templates.{verb}",
                         f"expected an allowlisted {_HOOK_VERBS[verb]} template")
+        if verb in ("list", "delete") and template not in allowlist["unhook"]:
+            raise _fail(f"{path}.templates.{verb}", "expected in the unhook allowlist too")
     route = {verb: t.partition(" ")[2] for verb, t in reg["templates"].items()}
     # a site's hooks are deleted and refreshed by id lists in the body; the others by path
     expected = {"delete": route["create"]} if site else {"delete": route["create"] + "/{hook_id}"}
@@ -464,6 +477,8 @@ def _build(raw: dict[str, Any]) -> ProviderSpec:
     rate["local_budget"] = LocalBudgetSpec(**rate["local_budget"]) if rate["local_budget"] \
         else None
     api["rate_limit"] = RateLimitSpec(**rate)
+    api["purposes"] = MappingProxyType(dict(api["allowlist"]))
+    api["allowlist"] = tuple(dict.fromkeys(t for p in PURPOSES for t in api["purposes"][p]))
     if api["graphql"] is not None:
         graphql = dict(api["graphql"])
         graphql["documents"] = MappingProxyType({

@@ -286,7 +286,7 @@ def verify_installation_belongs_to_user(api_base: str, user_token: str, installa
     wanted, template = _installation_key(installation_id), "GET /user/installations"
     what = "listing the user's installations"
     client = ProviderClient(registry.get("github"), api_base, user_token, session,
-                            SystemClock(), max_attempts=2)
+                            SystemClock(), purpose="oauth", max_attempts=2)
     try:
         page = client.get(template)
         for _ in range(MAX_PAGES):

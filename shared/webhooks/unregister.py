@@ -65,7 +65,7 @@ def remove(ports: Ports, spec: ProviderSpec, api_base: str, live: list[dict[str,
     stop: str | None = None
     try:
         client = ProviderClient(spec, api_base, token, shared_session(), ports.clock,
-                                max_attempts=1)
+                                purpose="unhook", max_attempts=1)
     except KeywayError as e:
         client, stop = None, e.key
     for record in live:

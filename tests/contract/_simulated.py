@@ -40,8 +40,14 @@ def plan_params(provider: str, op: str) -> dict[str, Any]:
     return found[0]
 
 
+def purpose_of(provider: str, op: str) -> str:
+    """The first client purpose whose allowlist names ``op`` (a comment write: ``act``)."""
+    purposes = registry.get(provider).api.purposes
+    return next(p for p, templates in purposes.items() if op in templates)
+
+
 def client(provider: str, api_base: str, token: str, purpose: str = "fetch") -> ProviderClient:
-    """keyway's client for ``provider`` at a loopback simulator (local mode)."""
+    """keyway's ``purpose`` client for ``provider`` at a loopback simulator (local mode)."""
     return ProviderClient(registry.get(provider), api_base, token, requests.Session(),
                           SystemClock(), purpose=purpose, local_mode=True, max_attempts=1)
 

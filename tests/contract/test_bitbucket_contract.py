@@ -25,6 +25,7 @@ from tests.contract._simulated import (
     client,
     conforms,
     plan_params,
+    purpose_of,
     without,
 )
 
@@ -126,7 +127,8 @@ def world():
 
 def _answer(world, case: Case):
     sim, tokens, seeded = world
-    return case.send(client("bitbucket", sim.api_url, tokens[case.token]), seeded)
+    api = client("bitbucket", sim.api_url, tokens[case.token], purpose_of("bitbucket", case.op))
+    return case.send(api, seeded)
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.op)

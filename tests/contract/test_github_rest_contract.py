@@ -33,6 +33,7 @@ from tests.contract._simulated import (
     integer_header,
     links,
     plan_params,
+    purpose_of,
     without,
 )
 
@@ -166,7 +167,8 @@ def world():
 
 def _answer(world, case: Case):
     sim, tokens, seeded = world
-    return case.send(client("github", sim.api_url, tokens[case.token]), seeded)
+    api = client("github", sim.api_url, tokens[case.token], purpose_of("github", case.op))
+    return case.send(api, seeded)
 
 
 def _check_rate_headers(headers) -> None:

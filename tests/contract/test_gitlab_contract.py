@@ -18,7 +18,15 @@ from shared.actions.targets import payload
 from shared.providers import registry
 from shared.webhooks.hooks import PROFILES
 from tests.contract import gitlab_schemas as schemas
-from tests.contract._simulated import ETAG, Case, client, integer_header, links, plan_params
+from tests.contract._simulated import (
+    ETAG,
+    Case,
+    client,
+    integer_header,
+    links,
+    plan_params,
+    purpose_of,
+)
 
 P = "/projects/{id}"
 MR = P + "/merge_requests/{merge_request_iid}"
@@ -107,7 +115,8 @@ def world():
 
 def _answer(world, case: Case):
     sim, tokens, seeded = world
-    return case.send(client("gitlab", sim.api_url, tokens[case.token]), seeded)
+    api = client("gitlab", sim.api_url, tokens[case.token], purpose_of("gitlab", case.op))
+    return case.send(api, seeded)
 
 
 def _errors(schema, body) -> list[str]:

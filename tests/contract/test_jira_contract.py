@@ -27,6 +27,7 @@ from tests.contract._simulated import (
     conforms,
     integer_header,
     plan_params,
+    purpose_of,
 )
 
 ISSUE = "/rest/api/3/issue/{issueIdOrKey}/comment"
@@ -99,7 +100,8 @@ def world():
 
 def _answer(world, case: Case, base: str | None = None):
     sim, tokens, seeded = world
-    return case.send(client("jira", base or sim.site_api_url, tokens[case.token]), seeded)
+    api = client("jira", base or sim.site_api_url, tokens[case.token], purpose_of("jira", case.op))
+    return case.send(api, seeded)
 
 
 def _check_rate_headers(headers) -> None:

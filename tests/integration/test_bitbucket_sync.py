@@ -56,7 +56,7 @@ def sim(leak_guard):
 def sync(ports, sim, token: str, budget_seconds: float = 600.0, continuation: bool = False):
     budget = TokenBudget(ports.business, ports.clock, budget_key("bitbucket", "conn-1"))
     client = ProviderClient(registry.get("bitbucket"), sim.api_url, token, requests.Session(),
-                            ports.clock, budget)
+                            ports.clock, budget, purpose="fetch")
     return SyncRun(ports, client, PLAN, "t-1", "conn-1", budget_seconds, continuation).run()
 
 

@@ -56,7 +56,7 @@ def sync(ports, sim, plan, token: str, budget_seconds: float = 600.0, connection
     spec = registry.get(plan.provider)
     budget = TokenBudget(ports.business, ports.clock, budget_key(plan.provider, connection))
     client = ProviderClient(spec, sim.api_url, token, requests.Session(), ports.clock, budget,
-                            timeout=timeout)
+                            timeout=timeout, purpose="fetch")
     return SyncRun(ports, client, plan, "t-1", connection, budget_seconds).run()
 
 

@@ -52,9 +52,10 @@ def ports(tmp_path):
     return build(Config.from_env({"KEYWAY_STATE_DIR": str(tmp_path / "state")}))
 
 
-def client(ports, sim, token: str) -> ProviderClient:
+def client(ports, sim, token: str, purpose: str = "fetch") -> ProviderClient:
     budget = TokenBudget(ports.business, ports.clock, budget_key("github", "conn-1"))
-    return ProviderClient(SPEC, sim.api_url, token, requests.Session(), ports.clock, budget)
+    return ProviderClient(SPEC, sim.api_url, token, requests.Session(), ports.clock, budget,
+                          purpose=purpose)
 
 
 def sync(ports, sim, token: str, installation: bool = False):
@@ -71,7 +72,7 @@ def without_each(grants: tuple[str, ...]) -> list[tuple[str, tuple[str, ...]]]:
 def comment(ports, sim, token: str):
     number = next(iter(sim.activity.find("acme", "repo-0001").by_number))
     owner, repo = REPO.split("/")
-    return client(ports, sim, token).post(
+    return client(ports, sim, token, "act").post(
         targets.target_for("github", "issue").post,
         {"owner": owner, "repo": repo, "issue_number": str(number)}, {"body": "hi"})
 

@@ -123,7 +123,7 @@ def synced(tmp_path, leak_guard):
 def sync(ports, sim, token: str):
     budget = TokenBudget(ports.business, ports.clock, budget_key("jira", "conn-1"))
     client = ProviderClient(registry.get("jira"), sim.site_api_url, token, requests.Session(),
-                            ports.clock, budget)
+                            ports.clock, budget, purpose="fetch")
     return SyncRun(ports, client, PLAN, "t-1", "conn-1", 600.0).run()
 
 
@@ -190,5 +190,5 @@ def test_an_api_base_without_its_looked_up_site_is_refused_before_sending(synced
     ports, sim, token = synced
     with pytest.raises(EgressRefused, match="placeholder"):
         ProviderClient(registry.get("jira"), sim.api_url, token, requests.Session(),
-                       ports.clock)
+                       ports.clock, purpose="fetch")
     assert sim.requests_log == []

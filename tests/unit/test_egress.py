@@ -109,6 +109,7 @@ def test_dns_rebinding_after_the_check_never_reaches_the_second_address(
     monkeypatch.setattr("socket.getaddrinfo", dns)
     client = ProviderClient(GITHUB, f"https://{NAME}:{second_address.port}/api/v3", token,
                             requests.Session(), SystemClock(), local_mode=False, max_attempts=1,
+                            purpose="fetch",
                             timeout=2)  # the construction check saw a public address
     with pytest.raises(AddressRefused) as refused:
         client.get("GET /user")

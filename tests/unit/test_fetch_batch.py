@@ -39,7 +39,7 @@ def ports(tmp_path):
 
 def fetcher(sim, ports) -> BatchFetcher:
     client = ProviderClient(registry.get("github"), sim.api_url, sim.mint_token().access_token,
-                            requests.Session(), ports.clock, timeout=5)
+                            requests.Session(), ports.clock, timeout=5, purpose="fetch")
     return BatchFetcher(ports.business, client, Stats())
 
 

@@ -86,6 +86,7 @@ def session():
 def client_for(sim, clock, session, budget=None, **options) -> ProviderClient:
     spec = options.pop("spec", GITHUB if isinstance(sim, GitHubSimulator) else GITLAB)
     token = options.pop("token", None) or sim.mint_token().access_token
+    options.setdefault("purpose", "fetch")
     return ProviderClient(spec, sim.api_url, token, session, clock, budget, **options)
 
 
@@ -281,11 +282,12 @@ def test_a_provider_link_header_pointing_elsewhere_is_never_followed(gh, github)
                                   "ftp://api.github.com"])
 def test_api_base_must_be_https_or_loopback_http(base, clock, session):
     with pytest.raises(EgressRefused):
-        ProviderClient(GITHUB, base, "gho_" + "a" * 36, session, clock)
+        ProviderClient(GITHUB, base, "gho_" + "a" * 36, session, clock, purpose="fetch")
 
 
 def test_public_https_base_is_accepted_without_sending_anything(clock, session):
-    client = ProviderClient(GITHUB, "https://api.github.com", "gho_" + "b" * 36, session, clock)
+    client = ProviderClient(GITHUB, "https://api.github.com", "gho_" + "b" * 36, session, clock,
+                            purpose="fetch")
     assert "api.github.com" in repr(client)
 
 
@@ -297,8 +299,10 @@ def test_loopback_bases_are_refused_outside_local_mode(base, clock, session, mon
     monkeypatch.setattr("shared.providers.ssrf.default_resolver",
                         lambda host, port: ["127.0.0.1"])
     with pytest.raises(EgressRefused):
-        ProviderClient(GITHUB, base, "gho_" + "a" * 36, session, clock, local_mode=False)
-    ProviderClient(GITHUB, base, "gho_" + "a" * 36, session, clock, local_mode=True)
+        ProviderClient(GITHUB, base, "gho_" + "a" * 36, session, clock,
+                       local_mode=False, purpose="fetch")
+    ProviderClient(GITHUB, base, "gho_" + "a" * 36, session, clock,
+                   local_mode=True, purpose="fetch")
 
 
 @pytest.mark.parametrize("answer", [["10.1.2.3"], ["93.184.216.34", "169.254.169.254"],
@@ -310,14 +314,14 @@ def test_a_name_resolving_to_a_private_address_is_refused_outside_local_mode(
     monkeypatch.setattr("shared.providers.ssrf.default_resolver", lambda host, port: answer)
     with pytest.raises(EgressRefused):
         ProviderClient(GITHUB, "https://ghe.example.com/api/v3", "gho_" + "a" * 36, session,
-                       clock, local_mode=False)
+                       clock, local_mode=False, purpose="fetch")
 
 
 def test_a_name_resolving_to_public_addresses_is_accepted(clock, session, monkeypatch):
     monkeypatch.setattr("shared.providers.ssrf.default_resolver",
                         lambda host, port: ["140.82.112.6"])
     client = ProviderClient(GITHUB, "https://ghe.example.com/api/v3", "gho_" + "b" * 36,
-                            session, clock, local_mode=False)
+                            session, clock, local_mode=False, purpose="fetch")
     assert "ghe.example.com" in repr(client)
 
 
@@ -369,10 +373,11 @@ def test_timeouts_are_retried_then_provider_unavailable(github, clock, session, 
     assert len(github.requests_log) == 3 and budget.snapshot()["in_flight"] == 0
 
 
-def test_post_is_never_retried(gh, github):
+def test_post_is_never_retried(github, clock, session):
+    acting = client_for(github, clock, session, purpose="act")
     github.fail_next(502, count=3)
     with pytest.raises(ProviderUnavailable):
-        gh.post("POST /repos/{owner}/{repo}/issues/{issue_number}/comments",
+        acting.post("POST /repos/{owner}/{repo}/issues/{issue_number}/comments",
                 {"owner": "acme", "repo": "repo-0001", "issue_number": 7}, json={"body": "hi"})
     assert len(github.requests_log) == 1 and github.requests_log[0].method == "POST"
 
@@ -473,8 +478,11 @@ def test_budget_refusal_sends_nothing_but_actions_may_use_the_reserve(
     with pytest.raises(BudgetExhausted):
         client_for(github, clock, session, budget).get("GET /user")
     assert github.requests_log == []
-    acting = client_for(github, clock, session, budget, purpose="action")
-    assert acting.get("GET /user").status == 200
+    acting = client_for(github, clock, session, budget, purpose="act")
+    with pytest.raises(NotFoundAtProvider):  # sent (no such issue there): not held back
+        acting.get("GET /repos/{owner}/{repo}/issues/{issue_number}/comments",
+                   {"owner": "acme", "repo": "repo-0001", "issue_number": "7"})
+    assert len(github.requests_log) == 1
 
 
 def test_other_answers_map_to_the_error_tree(gh, github):
@@ -536,7 +544,7 @@ def test_the_token_never_appears_in_errors_reprs_or_logs(github, clock, session,
 def test_a_malformed_token_is_refused_without_echoing_it(clock, session):
     bad = "gho_" + "c" * 20 + "\r\nX-Evil: 1"
     with pytest.raises(InvalidInput) as refused:
-        ProviderClient(GITHUB, "https://api.github.com", bad, session, clock)
+        ProviderClient(GITHUB, "https://api.github.com", bad, session, clock, purpose="fetch")
     assert "c" * 20 not in str(refused.value)
 
 

@@ -81,7 +81,7 @@ def session():
 def client(sim, clock, session, budget=None, **options) -> ProviderClient:
     token = sim.mint_token().access_token
     return ProviderClient(options.pop("spec", GITHUB), sim.api_url, token, session, clock,
-                          budget, timeout=5, **options)
+                          budget, timeout=5, **{"purpose": "fetch", **options})
 
 
 @pytest.fixture

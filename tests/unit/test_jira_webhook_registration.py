@@ -51,7 +51,7 @@ class Site:
 
     def client(self, token: str | None = None) -> ProviderClient:
         return ProviderClient(SPEC, self.sim.site_api_url, token or self.token(),
-                              requests.Session(), self.clock)
+                              requests.Session(), self.clock, purpose="fetch")
 
     def ensure(self, repos: list | None = None, *, connection: str = CONNECTION,
                token: str | None = None) -> hooks.Counts:

@@ -314,8 +314,8 @@ def test_a_site_registration_needs_the_client_secret_jwt_and_others_no_refresh()
 
 def test_registration_templates_must_be_in_the_allowlist() -> None:
     data = table()
-    data["providers"]["github"]["api"]["allowlist"].remove("DELETE /repos/{owner}/{repo}/hooks/"
-                                                           "{hook_id}")
+    fetch = data["providers"]["github"]["api"]["allowlist"]["fetch"]
+    fetch.remove("DELETE /repos/{owner}/{repo}/hooks/{hook_id}")
     assert "templates.delete: expected an allowlisted DELETE template" in rejected(data)
 
 
@@ -363,7 +363,7 @@ def test_a_table_base_url_must_be_https() -> None:
 ])
 def test_an_allowlist_entry_from_a_forbidden_family_is_rejected(template: str) -> None:
     data = table()
-    data["providers"]["github"]["api"]["allowlist"].append(template)
+    data["providers"]["github"]["api"]["allowlist"]["fetch"].append(template)
     assert "forbidden endpoint family" in rejected(data)
 
 
@@ -378,8 +378,8 @@ def test_an_allowlist_entry_from_a_forbidden_family_is_rejected(template: str) -
 ])
 def test_malformed_or_write_allowlist_entries_are_rejected(template: str) -> None:
     data = table()
-    data["providers"]["github"]["api"]["allowlist"].append(template)
-    assert rejected(data).startswith("providers.github.api.allowlist[")
+    data["providers"]["github"]["api"]["allowlist"]["fetch"].append(template)
+    assert rejected(data).startswith("providers.github.api.allowlist.fetch[")
 
 
 # --- endpoint_allowed -------------------------------------------------------------------------

@@ -47,7 +47,8 @@ class Setup:
 
     def registrar(self, token: str | None = None) -> register.Registrar:
         client = ProviderClient(registry.get(self.provider), self.sim.api_url,
-                                token or self.token, requests.Session(), self.clock)
+                                token or self.token, requests.Session(), self.clock,
+                                purpose="fetch")
         return register.Registrar(self.ports, client, registry.get(self.provider),
                                   PLANS[self.provider], TENANT, CONNECTION, PUBLIC)
 
@@ -227,7 +228,7 @@ def test_without_the_connections_secret_nothing_is_registered(setup, caplog):
 def test_only_a_connection_that_asked_for_hooks_gets_a_registrar(setup):
     spec, plan = registry.get(setup.provider), PLANS[setup.provider]
     client = ProviderClient(spec, setup.sim.api_url, setup.token, requests.Session(),
-                            setup.clock)
+                            setup.clock, purpose="fetch")
 
     def build_for(record: dict, spec=spec):
         return register.registrar(setup.ports, client, spec, plan, TENANT, record, CONNECTION,
