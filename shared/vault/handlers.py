@@ -14,7 +14,9 @@ Idempotency:
   whose token needs re-authorization or no longer decrypts gets ``needs_reauth`` /
   ``undecryptable``, and the identity the same ``status`` and ``status_reason`` as a
   connection would.
-* ``connection.disconnect`` — first the hooks keyway registered are deleted at the provider
+* ``connection.disconnect`` (only from ``connection-control-P``, the topic only ``api`` may
+  publish to; one arriving on ``sync-requests-P`` is refused before any handler runs, see
+  :mod:`shared.policy`) — first the hooks keyway registered are deleted at the provider
   with the token (:mod:`shared.webhooks.unregister`), then the token is revoked and deleted,
   then the per-connection webhook secret is deleted (providers that register webhooks); a
   redelivery finds the token gone

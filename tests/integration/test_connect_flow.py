@@ -216,8 +216,8 @@ def test_disconnect_goes_through_the_vault_and_revokes(local_stack, github):
     assert local_stack.call("DELETE", f"/api/v1/connections/{cid}", member).status_code == 403
     assert local_stack.call("DELETE", f"/api/v1/connections/{cid}", other).status_code == 404
     assert local_stack.call("DELETE", f"/api/v1/connections/{cid}", admin).status_code == 202
-    got = drain(local_stack, "sync-requests-github")
-    assert "connection.disconnect" in [m.attributes["type"] for m in got]
+    got = drain(local_stack, "connection-control-github")
+    assert [m.attributes["type"] for m in got] == ["connection.disconnect"]
     from shared.entry import event_function
     from shared.messages import decode
     from shared.routing import handlers_for
@@ -225,12 +225,29 @@ def test_disconnect_goes_through_the_vault_and_revokes(local_stack, github):
 
     receive = event_function("vault-github", handlers_for("vault-github"))
     for m in got:
-        inbound = decode("sync-requests-github", m.data, m.attributes, m.message_id)
-        if inbound.type == "connection.disconnect":
-            receive(pubsub_event("sync-requests-github", inbound.sender, inbound.type,
-                                 inbound.body))
+        inbound = decode("connection-control-github", m.data, m.attributes, m.message_id)
+        receive(pubsub_event("connection-control-github", inbound.sender, inbound.type,
+                             inbound.body))
     assert local_stack.ports.vault.get("app_tokens", cid) is None
     assert local_stack.ports.business.get("connections", cid)["status"] == "disconnected"
+
+
+def test_a_repeated_disconnect_asks_the_vault_again_until_it_is_done(local_stack, github):
+    """A disconnect lost on the way (or refused, e.g. sent on the old topic before an upgrade)
+    leaves the connection ``disconnecting``: another DELETE publishes it again; once the vault
+    has finished, a DELETE publishes nothing."""
+    started, _ = connect(local_stack, "github")
+    cid = started["connection"]
+    admin = local_stack.token(TENANT, "admin-1", "admin")
+    for _ in range(2):
+        response = local_stack.call("DELETE", f"/api/v1/connections/{cid}", admin)
+        assert response.status_code == 202 and response.json["status"] == "disconnecting"
+    assert len(drain(local_stack, "connection-control-github")) == 2
+    record = local_stack.ports.business.get("connections", cid)
+    local_stack.ports.business.put("connections", cid, {**record, "status": "disconnected"})
+    response = local_stack.call("DELETE", f"/api/v1/connections/{cid}", admin)
+    assert response.status_code == 202 and response.json["status"] == "disconnected"
+    assert drain(local_stack, "connection-control-github") == []
 
 
 def test_sync_now_asks_the_vault_and_only_for_your_own_connection(local_stack, github):
