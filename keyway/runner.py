@@ -8,9 +8,11 @@
   token); a ticker publishes ``refresh.tick`` like Cloud Scheduler.
 * ``emulator`` — production topology: the official Firestore and Pub/Sub emulators (started
   here unless ``FIRESTORE_EMULATOR_HOST``/``PUBSUB_EMULATOR_HOST`` point at running ones), one
-  functions-framework process per function and a front proxy on the main port; the emulator's
-  push subscriptions deliver through that proxy, their endpoint URL carrying the push
-  credential as ``?token=`` (the emulator can set nothing else on a push).
+  functions-framework process per function (:mod:`keyway.fnserve`) and a front proxy on the
+  main port; the emulator's push subscriptions deliver through that proxy, their endpoint URL
+  carrying the push credential as ``?token=`` (the emulator can set nothing else on a push).
+  Each Pub/Sub-triggered function's own loopback port requires the credential too; the proxy
+  passes it on in ``X-Keyway-Push-Token``.
 
 Sandbox: every provider with a built-in simulator (GitHub, GitLab, Bitbucket, Jira Cloud) and
 no ``KEYWAY_<PROVIDER>_CLIENT_ID`` gets its simulator started on loopback, seeded, with an OAuth
@@ -34,7 +36,6 @@ import os
 import secrets
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -44,7 +45,7 @@ from cryptography.hazmat.primitives import serialization
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.serving import make_server
 
-from keyway import emulators, wsgi
+from keyway import emulators, fnserve, wsgi
 from keyway.firststart import ensure_github_app_key, ensure_local_state, push_token
 from keyway.simulators import (
     BitbucketSimulator,
@@ -55,7 +56,7 @@ from keyway.simulators import (
 )
 from shared import bootstrap, messages
 from shared.clock import isoformat
-from shared.components import COMPONENTS, Component
+from shared.components import COMPONENTS
 from shared.config import Config
 from shared.errors import RetryableError
 from shared.log import configure, get_logger
@@ -66,14 +67,6 @@ from shared.topology import subscription_specs
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL_MIN_BACKOFF, LOCAL_MAX_BACKOFF = 1.0, 60.0
 log = get_logger("keyway.runner")
-
-
-def _signature(component: Component) -> str:
-    return "http" if component.trigger == "http" else "cloudevent"
-
-
-def _source(component: Component) -> str:
-    return str(ROOT / "functions" / component.name / "main.py")
 
 
 def push_body(project: str, subscription: str, message: Message) -> dict:
@@ -127,7 +120,8 @@ class Runner:
         specs = subscription_specs(min_backoff=LOCAL_MIN_BACKOFF, max_backoff=LOCAL_MAX_BACKOFF)
         for spec in specs:
             ports.bus.ensure_subscription(spec)
-        apps = {c.name: functions_framework.create_app(c.entry_point, _source(c), _signature(c))
+        apps = {c.name: functions_framework.create_app(c.entry_point, fnserve.source(c),
+                                                       fnserve.signature(c))
                 for c in COMPONENTS.values()}
         token = push_token(ports)
         self._serve(wsgi.mounted("embedded", apps, self._sandbox(), push_token=token))
@@ -168,8 +162,9 @@ class Runner:
         ensure_local_state(ports)
         token = push_token(ports)
         fn_ports = self._spawn_functions(env)
-        proxies = {f"/{name}": wsgi.guarded(
-            name, wsgi.proxy_app(f"http://127.0.0.1:{p}", self.session), token)
+        proxies = {f"/{name}": wsgi.guarded(name, wsgi.proxy_app(
+            f"http://127.0.0.1:{p}", self.session,
+            push_token=None if COMPONENTS[name].trigger == "http" else token), token)
             for name, p in fn_ports.items()}
         self._serve(DispatcherMiddleware(wsgi.root_app("emulator", self._sandbox()), proxies))
 
@@ -190,13 +185,7 @@ class Runner:
         fn_ports: dict[str, int] = {}
         for c in COMPONENTS.values():
             fn_ports[c.name] = port = emulators.free_port()
-            argv = [sys.executable, "-m", "functions_framework", "--target", c.entry_point,
-                    "--source", _source(c), "--signature-type", _signature(c),
-                    "--host", "127.0.0.1", "--port", str(port)]
-            with open(log_dir / f"{c.name}.log", "ab") as out:
-                self.processes.append(subprocess.Popen(
-                    argv, stdout=out, stderr=subprocess.STDOUT, env=env | {"K_SERVICE": c.name},
-                    start_new_session=True, cwd=ROOT))
+            self.processes.append(fnserve.spawn(c, port, env, log_dir / f"{c.name}.log"))
         for name, port in fn_ports.items():
             self._wait_up(name, port)
         return fn_ports

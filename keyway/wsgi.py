@@ -10,6 +10,8 @@ for that check: every request to such a function must carry the local push crede
 as the ``token`` query parameter (the Pub/Sub emulator's push endpoint, which can carry only a
 URL); it is compared in constant time and removed before the function sees the request.
 Anything else is a 401 problem+json (``runner.push_unauthorized``) and nothing is processed.
+The same guard sits in front of each such function on its own loopback port in emulator mode
+(:mod:`keyway.fnserve`), so no local port takes a push without the credential.
 """
 
 from __future__ import annotations
@@ -114,8 +116,12 @@ def push_guard(app: Callable, push_token: bytes, component: str) -> Callable:
     return guard
 
 
-def proxy_app(target: str, session: requests.Session) -> Callable:
-    """Forward every request to ``target`` (``http://127.0.0.1:N``), path and body intact."""
+def proxy_app(target: str, session: requests.Session,
+              push_token: bytes | None = None) -> Callable:
+    """Forward every request to ``target`` (``http://127.0.0.1:N``), path and body intact;
+    with ``push_token``, carrying it in ``X-Keyway-Push-Token`` (a Pub/Sub-triggered
+    function's own port asks for it too: :mod:`keyway.fnserve`). Mounted behind
+    :func:`push_guard`, so only a request that brought the credential is forwarded."""
 
     @Request.application
     def app(request: Request) -> Response:
@@ -124,6 +130,8 @@ def proxy_app(target: str, session: requests.Session) -> Callable:
             url += "?" + request.query_string.decode("latin-1")
         skip = _HOP_BY_HOP | {"host"}
         headers = {k: v for k, v in request.headers.items() if k.lower() not in skip}
+        if push_token is not None:
+            headers[PUSH_HEADER] = push_token.decode()
         try:
             upstream = session.request(request.method, url, headers=headers,
                                        data=request.get_data(), allow_redirects=False, timeout=60)
