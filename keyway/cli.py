@@ -13,6 +13,9 @@
                                                  check the audit hash chains against their
                                                  checkpoints (and those of a log export);
                                                  exit 1 if broken
+    keyway migrate actions                       move action documents from their old ids to
+                                                 the per-tenant ones; exit 1 if any is left
+                                                 for an operator (no tenant, id taken)
     keyway dev token --tenant T --user U --role admin|member [--scope S ...] [--ttl SECONDS]
                                                  print a bearer token from the local issuer
 
@@ -65,6 +68,8 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("chain", nargs="?", default=None)
     verify.add_argument("--checkpoints", type=argparse.FileType("r"), default=None,
                         help="a log export holding audit.checkpoint lines")
+    migrate = sub.add_parser("migrate", help="data migrations after an upgrade")
+    migrate.add_argument("step", choices=["actions"])
     dev = sub.add_parser("dev", help="local development helpers")
     dev_sub = dev.add_subparsers(dest="action", required=True)
     token = dev_sub.add_parser("token", help="print a bearer token for the local api")
@@ -151,6 +156,17 @@ def _audit(args: argparse.Namespace) -> int:
     return 1 if broken else 0
 
 
+def _migrate(args: argparse.Namespace) -> int:
+    from keyway import migrate
+
+    outcomes = migrate.migrate_actions(bootstrap.ports().business)
+    for outcome in outcomes:
+        print(json.dumps({"action": outcome.old_id, "outcome": outcome.result}))
+    left = sum(o.result in migrate.LEFT for o in outcomes)
+    print(f"actions: {len(outcomes) - left} moved, {left} left for an operator")
+    return 1 if left else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -159,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
 
             runner.run(args.backend or Config.from_env().backend)
             return 0
-        handlers = {"bus": _bus, "keys": _keys, "audit": _audit, "dev": _dev}
+        handlers = {"bus": _bus, "keys": _keys, "audit": _audit, "migrate": _migrate,
+                    "dev": _dev}
         return handlers[args.command](args)
     except ConfigError as e:
         print(f"keyway: configuration error: {e.detail}", file=sys.stderr)
