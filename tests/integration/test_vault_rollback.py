@@ -12,12 +12,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from shared import messages, policy
+from shared.actions.model import doc_id
 from shared.crypto.fields import FieldContext
 from shared.errors import CryptoError
+from shared.ids import identity_id
 from shared.messages import Inbound
 from shared.vault import handlers
 from shared.vault.anchors import COLLECTION as ANCHORS
-from shared.vault.records import APP
+from shared.vault.receive import open_pushed_token
+from shared.vault.records import APP, PERSONAL
 from shared.vault.service import Undecryptable, VaultService
 from shared.vault.tokens import TokenSet
 from tests.integration.test_vault_flow import stack  # noqa: F401 - the fixture
@@ -56,8 +59,6 @@ def _jobs(ports) -> list[messages.Inbound]:
 
 def _synced_token(ports) -> str:
     """Run one sync request; the token fetch-github receives."""
-    from shared.vault.receive import open_pushed_token
-
     handlers.on_sync_requested("github", ports, SYNC)
     [job] = _jobs(ports)
     return open_pushed_token(ports, "fetch-github", job.body["envelope"], "fetch")[1]
@@ -219,3 +220,31 @@ def test_a_legacy_record_is_read_once_then_rewritten_with_a_generation(stack):  
         vault.codec.decode(APP, CONN, {**doc, "access_token": legacy["access_token"]}, 4)
     ports.vault.put(APP, CONN, legacy)
     _assert_failed_closed(ports, server, refresh_calls=0)
+
+
+def test_an_older_personal_token_swapped_back_marks_the_identity(stack):  # noqa: F811
+    ports, _ = stack
+    vault, record_id = _vault(ports), identity_id("github", TENANT, "u-1")
+    vault.store_personal_token(TENANT, "u-1", TokenSet("gho_" + "P" * 36, None, None))
+    unlinked = ports.vault.get(PERSONAL, record_id)
+    vault.store_personal_token(TENANT, "u-1", TokenSet("gho_" + "Q" * 36, None, None))
+    ports.business.put("identities", record_id, {"tenant": TENANT, "provider": "github",
+                                                 "user": "u-1", "status": "active"})
+    ports.business.put("actions", doc_id(TENANT, "a-1"), {
+        "tenant": TENANT, "user": "u-1", "provider": "github", "connection": CONN,
+        "status": "pending"})
+    doc = ports.vault.get(PERSONAL, record_id)
+    ports.vault.put(PERSONAL, record_id, {**doc, "access_token": unlinked["access_token"]})
+    act = Inbound("action-requests-github", "action.requested", 1, "api",
+                  {"tenant": TENANT, "user": "u-1", "action_id": "a-1", "connection": CONN,
+                   "action": {"type": "comment"}}, "m-2")
+    with pytest.raises(Undecryptable):
+        handlers.on_action_requested("github", ports, act)
+    action = ports.business.get("actions", doc_id(TENANT, "a-1"))
+    assert (action["status"], action["reason"]) == ("failed", "undecryptable")
+    identity = ports.business.get("identities", record_id)
+    assert (identity["status"], identity["status_reason"]) == ("needs_reauth",
+                                                               "vault.undecryptable")
+    got: list = []
+    ports.bus.pull(policy.subscription_name("action-jobs-github"), got.append)
+    assert got == []  # no envelope pushed to act-github
