@@ -110,7 +110,6 @@ class Refresher:
             self._anchors.advance(collection, record_id, doc["tenant"], generation)
 
     def _migrate(self, collection: str, record_id: str, doc: dict, tokens: TokenSet) -> None:
-        generation = int(doc.get("generation") or 0)
         encoded = self._codec.encode(collection, record_id, doc["tenant"], tokens, {},
                                      self._codec.next_generation(doc, 0))
 
@@ -125,7 +124,8 @@ class Refresher:
 
         if self._store.transaction(write):
             self._anchors.advance(collection, record_id, doc["tenant"], encoded["generation"])
-            self._on_event("rebind", collection, record_id, f"generation={generation + 1}")
+            self._on_event("rebind", collection, record_id,
+                           f"generation={encoded['generation']}")
 
     def _refresh(self, collection: str, record_id: str, doc: dict, owner: str,
                  floor: int) -> TokenSet:

@@ -215,6 +215,8 @@ def test_a_legacy_record_is_read_once_then_rewritten_with_a_generation(stack):  
     assert doc["generation"] == 4
     assert doc["access_token"][1] == doc["refresh_token"][1] == 0x02  # format 2: bound
     assert ports.business.get(ANCHORS, f"{APP}:{CONN}")["generation"] == 4
+    audited = [(e.data["event"], e.data["outcome"]) for e in ports.business.query("audit_entries")]
+    assert ("rebind", "generation=4") in audited
     assert vault.codec.decode(APP, CONN, doc, 4).refresh_token == token.refresh_token
     with pytest.raises(CryptoError):  # the legacy ciphertexts are now a rollback
         vault.codec.decode(APP, CONN, {**doc, "access_token": legacy["access_token"]}, 4)
