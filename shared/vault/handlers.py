@@ -7,7 +7,8 @@ Idempotency:
   fetcher's cursors make a second run of the same sync cheap and harmless. A request for a
   connection whose token needs re-authorization is acknowledged; the status is recorded
   (``needs_reauth`` with ``status_reason`` ``vault.needs_reauth``, or ``vault.undecryptable``
-  when the stored token no longer decrypts, e.g. after a forced key retirement).
+  when the stored token no longer decrypts, e.g. after a forced key retirement or when the
+  record was rolled back to an older generation).
 * ``action.requested`` — keyed by ``(tenant, action_id)``; act-P dedupes on it, so a third delivery
   publishes a third job that act-P acknowledges without acting twice. A requester with no
   linked identity gets the action marked ``failed`` with reason ``no_personal_token``; one
