@@ -1,16 +1,17 @@
 """``GET /oauth-<provider>/callback``: the only place a provider's code becomes a token.
 
-Order: consume the state (unknown, expired, replayed or another provider's → 400, nothing
-stored) → the browser binding: the flow's cookie from the start step must be present and match
-the hash on the state (:mod:`shared.oauth.flowcookie`), else a 400 plain page
-``oauth.flow_not_bound`` and nothing stored; that attempt uses the state up too, so the flow
-must be started again → the provider's ``error`` (``access_denied`` → back to the frontend
-with a status) → redeem the code over HTTPS with the PKCE verifier → the provider's
-post-connect lookup, if any (Jira: the site's cloud id, :mod:`shared.oauth.post_connect`) →
-hand the token to the provider's vault in-process (never published, never logged) → record
-the connection or identity (no token) → request the first sync → redirect to the configured
-frontend URL with the connection id and a status. The browser never sees a token and is only
-ever sent to the configured frontend. Every answer also expires the flow's cookie.
+Order: consume the state (unknown, expired, replayed or another provider's → a 400 plain
+page ``oauth.invalid_state``, nothing stored) → the browser binding: the flow's cookie from
+the start step must be present and match the hash on the state
+(:mod:`shared.oauth.flowcookie`), else a 400 plain page ``oauth.flow_not_bound`` and nothing
+stored; that attempt uses the state up too, so the flow must be started again → the
+provider's ``error`` (``access_denied`` → back to the frontend with a status) → redeem the
+code over HTTPS with the PKCE verifier → the provider's post-connect lookup, if any (Jira: the
+site's cloud id, :mod:`shared.oauth.post_connect`) → hand the token to the provider's vault
+in-process (never published, never logged) → record the connection or identity (no token) →
+request the first sync → redirect to the configured frontend URL with the connection id and a
+status. The browser never sees a token and is only ever sent to the configured frontend.
+Every answer also expires the flow's cookie.
 
 When the admin left webhook registration on (``register_webhooks``), the callback first stores
 a fresh random per-connection webhook secret (``webhook-secret-<connection>``, 256 bits, never
@@ -42,7 +43,6 @@ from shared import ids, messages
 from shared.clock import isoformat
 from shared.config import Config
 from shared.errors import InvalidInput, KeywayError, PermanentError
-from shared.http import problem_from_error
 from shared.log import get_logger
 from shared.oauth import account, flowcookie, pages, post_connect, state
 from shared.ports import Ports
@@ -87,7 +87,7 @@ def _answer(ports: Ports, config: Config, provider: str, args: Mapping[str, str]
         flow = state.consume(ports, args.get("state"), provider)
     except state.InvalidState as e:
         log.warning(e.key, extra={"fields": {"provider": provider}})
-        return problem_from_error(e)
+        return pages.refusal(e)
     fields = {"provider": provider, "kind": flow.kind, "tenant": flow.tenant}
     if not flowcookie.matches(config, args.get("state") or "", flow, cookies):
         refused = NotBound("this sign-in was finished in another browser than the one that "
@@ -99,7 +99,7 @@ def _answer(ports: Ports, config: Config, provider: str, args: Mapping[str, str]
         log.info("oauth.provider_error", extra={"fields": {**fields, "status": status}})
         return _back(config, provider=provider, kind=flow.kind, status=status)
     if not args.get("code"):
-        return problem_from_error(state.InvalidState("callback without a code"))
+        return pages.refusal(state.InvalidState("callback without a code"))
     try:
         result = _complete(ports, flow, args, env, session or requests.Session())
     except KeywayError as e:
