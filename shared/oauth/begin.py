@@ -89,20 +89,23 @@ def _start(ports: Ports, config: Config, provider: str, request: Any) -> Respons
     if "access_token" in request.args:
         raise TokenInUrl("send the access token in the form body, never in the URL")
     posted = request.method == "POST"
-    value, token = _form(config, request) if posted else (request.args.get("state"), None)
-    flow = state.peek(ports, value, provider)
+    given, token = _form(config, request) if posted else (request.args.get("state"), None)
+    flow = state.peek(ports, given, provider)
+    value = given or ""  # peek refused an empty state
+    if not flow.provider_url:  # a flow stored without its authorize URL cannot go on
+        raise state.InvalidState("this flow has no start step; start again")
     if posted:
         _prove(ports, config, flow, token)
     elif flow.kind == "personal":
         action = f"{config.public_url}/oauth-{provider}/start"
-        return pages.sign_in_form(action, value or "", provider, flow.provider_url)
+        return pages.sign_in_form(action, value, provider, flow.provider_url)
     secret = flowcookie.new_secret()
-    fresh = state.bind(ports, value or "", provider, flowcookie.digest(secret),
-                       flowcookie.presented(config, value or "", request.cookies))
+    fresh = state.bind(ports, value, provider, flowcookie.digest(secret),
+                       flowcookie.presented(config, value, request.cookies))
     separator = "&" if "?" in flow.provider_url else "?"
     response = redirect(f"{flow.provider_url}{separator}{urlencode({'state': value})}", 302)
     if fresh:
-        flowcookie.set_cookie(config, response, value or "", secret, request.cookies)
+        flowcookie.set_cookie(config, response, value, secret, request.cookies)
     log.info("oauth.flow_bound" if fresh else "oauth.flow_resumed", extra={"fields": {
         "provider": provider, "kind": flow.kind, "tenant": flow.tenant}})
     return pages.harden(response)
