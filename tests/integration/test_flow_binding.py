@@ -273,3 +273,12 @@ def test_no_token_state_or_cookie_value_is_logged(local_stack, github, leak_guar
     finish_in(browser(local_stack), authorize(provider_url))
     keys = [r.getMessage() for r in caplog.records]
     assert {"oauth.start_wrong_user", "oauth.flow_bound", "oauth.flow_not_bound"} <= set(keys)
+
+
+def test_a_flow_stored_without_its_provider_url_is_refused_at_the_start(local_stack, github):
+    started = ask(local_stack, "/api/v1/connections",
+                  local_stack.token(TENANT, "admin-1", "admin"))
+    for snap in local_stack.ports.business.query("oauth_states"):
+        local_stack.ports.business.put("oauth_states", snap.id, {**snap.data, "provider_url": ""})
+    refused_page(local_stack.client.get(start_path(started)), 400, "oauth.invalid_state")
+    assert [s.data["binding"] for s in local_stack.ports.business.query("oauth_states")] == [None]
