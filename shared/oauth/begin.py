@@ -98,7 +98,7 @@ def _start(ports: Ports, config: Config, provider: str, request: Any) -> Respons
         _prove(ports, config, flow, token)
     elif flow.kind == "personal":
         action = f"{config.public_url}/oauth-{provider}/start"
-        return pages.sign_in_form(action, value, provider, flow.provider_url)
+        return pages.sign_in_form(action, value, provider)
     secret = flowcookie.new_secret()
     fresh = state.bind(ports, value, provider, flowcookie.digest(secret),
                        flowcookie.presented(config, value, request.cookies))

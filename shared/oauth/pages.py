@@ -3,22 +3,22 @@ identity link's start step.
 
 Every answer of the start step and every page carries :func:`harden`'s headers: never cached,
 never framed, no referrer (the start URL carries the state), and a Content-Security-Policy
-without any script. The form posts only to this same URL (and the redirect it answers leads to
-the provider, whose origin ``form-action`` therefore names). No page renders a token, a cookie
-or the state other than the form's own hidden ``state`` field.
+without any script. Pages without a form also say ``form-action 'none'``; the sign-in form's
+page leaves ``form-action`` out, because browsers apply it to every redirect after the post
+too, and the provider may send the browser on to its own sign-in host (Atlassian, a GitLab's
+single sign-on) before coming back. No page renders a token, a cookie or the state other than
+the form's own hidden ``state`` field.
 """
 
 from __future__ import annotations
 
 from html import escape
-from urllib.parse import urlsplit
 
 from flask import Response
 
 from shared.errors import KeywayError
 
-_CSP = ("default-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
-        "form-action 'self'{extra}")
+_CSP = "default-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
 <meta name="referrer" content="no-referrer"></head>
@@ -27,11 +27,9 @@ _PAGE = """<!doctype html>
 """
 
 
-def harden(response: Response, form_target: str = "") -> Response:
+def harden(response: Response, *, form: bool = False) -> Response:
     """The headers every start-step and refusal answer carries (see the module docstring)."""
-    origin = urlsplit(form_target)
-    extra = f" {origin.scheme}://{origin.netloc}" if origin.scheme and origin.netloc else ""
-    response.headers["Content-Security-Policy"] = _CSP.format(extra=extra)
+    response.headers["Content-Security-Policy"] = _CSP if form else f"{_CSP}; form-action 'none'"
     response.headers["Cache-Control"] = "no-store"
     response.headers["Pragma"] = "no-cache"
     response.headers["X-Frame-Options"] = "DENY"
@@ -40,9 +38,9 @@ def harden(response: Response, form_target: str = "") -> Response:
     return response
 
 
-def _html(status: int, title: str, body: str, form_target: str = "") -> Response:
+def _html(status: int, title: str, body: str, *, form: bool = False) -> Response:
     page = _PAGE.format(title=escape(title), body=body)
-    return harden(Response(page, status=status, mimetype="text/html"), form_target)
+    return harden(Response(page, status=status, mimetype="text/html"), form=form)
 
 
 def refusal(error: KeywayError) -> Response:
@@ -53,7 +51,7 @@ def refusal(error: KeywayError) -> Response:
     return _html(error.status, error.title, body)
 
 
-def sign_in_form(action: str, state_value: str, provider: str, provider_url: str) -> Response:
+def sign_in_form(action: str, state_value: str, provider: str) -> Response:
     """The identity link's start step: prove who you are by posting your keyway access token
     (RFC 6750 §2.2 form-encoded bearer token). The token field starts empty."""
     body = f"""<p>To link your {escape(provider)} account, confirm you are the keyway user who
@@ -65,4 +63,4 @@ required></label>
 <button type="submit">Continue to {escape(provider)}</button>
 </form>
 """
-    return _html(200, "Link your account", body, provider_url)
+    return _html(200, "Link your account", body, form=True)
