@@ -90,8 +90,8 @@ def _answer(ports: Ports, config: Config, provider: str, args: Mapping[str, str]
         return pages.refusal(e)
     fields = {"provider": provider, "kind": flow.kind, "tenant": flow.tenant}
     if not flowcookie.matches(config, args.get("state") or "", flow, cookies):
-        refused = NotBound("this sign-in was finished in another browser than the one that "
-                           "started it; nothing was stored")
+        refused = NotBound("this browser did not start this sign-in, or kept no cookie from "
+                           "its start; nothing was stored")
         log.warning(refused.key, extra={"fields": fields})
         return pages.refusal(refused)
     if args.get("error"):
