@@ -38,7 +38,9 @@ def run_flow(stack, *, kind: str = "app", username: str = "alice") -> tuple[dict
     token = stack.token("tenant-a", username, role)
     started = json.loads(stack.call("POST", path, token,
                                     json={"provider": "gitlab"}).get_data())
-    callback = drive_consent(requests.Session(), started["authorize_url"], username=username,
+    provider_url = stack.through_start(started["authorize_url"],
+                                       token if kind == "personal" else None)
+    callback = drive_consent(requests.Session(), provider_url, username=username,
                              stop_at_prefix=redirect_uri("gitlab"))
     return started, callback
 

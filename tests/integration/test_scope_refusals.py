@@ -44,7 +44,7 @@ def connected(request, local_stack, monkeypatch, leak_guard):
                                 sim.oauth_url, sim.api_url)
     admin = local_stack.token(TENANT, "admin-1", "admin")
     started = begin(local_stack, provider, admin, register_webhooks=False)
-    done = finish(local_stack, provider, authorize(started["authorize_url"]))
+    done = finish(local_stack, provider, authorize(started["provider_url"]))
     assert query_of(done.headers["Location"])["status"] == "connected"
     assert deliver(local_stack.ports, f"sync-requests-{provider}")
     assert deliver(local_stack.ports, f"fetch-jobs-{provider}")

@@ -67,7 +67,7 @@ def connect(stack, provider: str, tenant: str = TENANT, **body) -> tuple[str, di
     started = stack.call("POST", "/api/v1/connections", admin, json={"provider": provider,
                                                                      **body})
     assert started.status_code == 201, started.get_data(as_text=True)
-    url = started.json["authorize_url"]
+    url = stack.through_start(started.json["authorize_url"])
     back = requests.get(url, allow_redirects=False, timeout=10).headers["Location"]
     done = stack.call("GET", f"/oauth-{provider}/callback?" + back.split("?", 1)[1])
     assert query_of(done.headers["Location"])["status"] == "connected"
