@@ -53,6 +53,7 @@ from keyway.simulators import (
     JiraSimulator,
     Simulator,
 )
+from keyway.stackfile import remove_stack_file, write_stack_file
 from shared import bootstrap, messages
 from shared.clock import isoformat
 from shared.components import COMPONENTS, Component
@@ -99,6 +100,13 @@ class Runner:
         self.server = None
         self.session = requests.Session()
         self.simulators: dict[str, Simulator] = {}
+        self.stop_requested = False
+
+    def request_stop(self, *_: object) -> None:
+        """The SIGTERM handler. It only sets a flag the main loop polls: a handler that took a
+        lock (``Event.set``) could interrupt the main thread while it holds that same lock
+        (inside ``Event.wait``) and deadlock the shutdown."""
+        self.stop_requested = True
 
     # -- shared pieces ----------------------------------------------------------------------
     def _ticker(self, ports: Ports) -> None:
@@ -314,7 +322,7 @@ def run(backend: str) -> None:
     runner = Runner(config)
     runner.emulators = started
     runner.simulators = start_sandbox(config.public_url, bootstrap.ports(config).secrets)
-    signal.signal(signal.SIGTERM, lambda *_: runner.stop_event.set())
+    signal.signal(signal.SIGTERM, runner.request_stop)
     try:
         if config.backend == "embedded":
             runner.start_embedded()
@@ -323,10 +331,13 @@ def run(backend: str) -> None:
         else:
             raise SystemExit("make run serves the embedded or emulator backend; "
                              "deploy gcp with infra/")
-        while not runner.stop_event.wait(0.5):
-            pass
+        write_stack_file(config)
+        while not runner.stop_requested:
+            time.sleep(0.2)
     except KeyboardInterrupt:
         pass
     finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C cannot cut the cleanup
         runner.stop()
+        remove_stack_file(config)
         log.info("runner.stopped")
