@@ -22,7 +22,8 @@ sandbox GitHub also offers the GitHub App flow (``{"provider": "github", "github
 a sandbox app whose private key is made at first start (secret ``github-app-private-key``),
 installed on the seeded organisation (all its repositories, private ones included), with
 ``KEYWAY_GITHUB_APP_ID`` and ``KEYWAY_GITHUB_APP_SLUG`` set — unless an app id is configured
-already.
+already. Each simulator's port and the tokens it issued are kept in ``<state_dir>/sandbox.json``
+(:mod:`keyway.sandbox_state`), so connections survive a restart.
 
 Ctrl-C (SIGINT) or SIGTERM stops every process this runner started.
 """
@@ -44,7 +45,7 @@ from cryptography.hazmat.primitives import serialization
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.serving import make_server
 
-from keyway import emulators, wsgi
+from keyway import emulators, sandbox_state, wsgi
 from keyway.firststart import ensure_github_app_key, ensure_local_state, push_token
 from keyway.simulators import (
     BitbucketSimulator,
@@ -117,6 +118,7 @@ class Runner:
                                  "refresh.tick", body)
             except RetryableError as e:
                 log.warning("runner.tick_failed", extra={"fields": {"detail": e.detail}})
+            self._save_sandbox()
             self.stop_event.wait(self.config.tick_seconds)
 
     def _serve(self, app) -> None:
@@ -222,9 +224,17 @@ class Runner:
     def _sandbox(self) -> dict[str, str]:
         return {provider: sim.url for provider, sim in self.simulators.items()}
 
+    def _save_sandbox(self) -> None:
+        if self.simulators:
+            try:
+                sandbox_state.save(self.config.state_dir, self.simulators)
+            except OSError as e:
+                log.warning("runner.sandbox_not_saved", extra={"fields": {"error": str(e)}})
+
     # -- lifecycle --------------------------------------------------------------------------
     def stop(self) -> None:
         self.stop_event.set()
+        self._save_sandbox()
         if self.server is not None:
             self.server.shutdown()
         for process in self.processes:
@@ -258,16 +268,21 @@ SANDBOX_APP = {"KEYWAY_GITHUB_APP_ID": "1000001", "KEYWAY_GITHUB_APP_SLUG": "key
 SANDBOX_INSTALLATION = 1
 
 
-def start_sandbox(public_url: str, secrets_source: SecretSource | None = None
-                  ) -> dict[str, Simulator]:
+def start_sandbox(public_url: str, secrets_source: SecretSource | None = None,
+                  state_dir: Path | None = None) -> dict[str, Simulator]:
     """Simulators for providers with no configured OAuth client; sets their env variables.
-    With ``secrets_source``, the sandbox GitHub gets its App too (:func:`_sandbox_app`)."""
+    With ``secrets_source``, the sandbox GitHub gets its App too (:func:`_sandbox_app`); with
+    ``state_dir``, each simulator takes its former port and tokens back
+    (:mod:`keyway.sandbox_state`)."""
     started: dict[str, Simulator] = {}
+    saved = sandbox_state.load(state_dir) if state_dir is not None else {}
     for provider, simulator_class in SANDBOX_SIMULATORS:
         up = provider.upper()
         if os.environ.get(f"KEYWAY_{up}_CLIENT_ID"):
             continue
-        simulator = simulator_class(**SANDBOX_OPTIONS.get(provider, {})).start()
+        simulator = simulator_class(port=sandbox_state.port_for(saved, provider),
+                                    **SANDBOX_OPTIONS.get(provider, {})).start()
+        sandbox_state.restore_tokens(simulator, saved, provider)
         simulator.sign_in_page()  # a person chooses which seeded account signs in
         secret = secrets.token_urlsafe(24)
         simulator.register_client(f"keyway-sandbox-{provider}", secret,
@@ -321,7 +336,8 @@ def run(backend: str) -> None:
     configure(config.log_level)
     runner = Runner(config)
     runner.emulators = started
-    runner.simulators = start_sandbox(config.public_url, bootstrap.ports(config).secrets)
+    runner.simulators = start_sandbox(config.public_url, bootstrap.ports(config).secrets,
+                                      config.state_dir)
     signal.signal(signal.SIGTERM, runner.request_stop)
     try:
         if config.backend == "embedded":

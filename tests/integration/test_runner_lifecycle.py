@@ -90,3 +90,51 @@ def test_the_emulator_proxy_forwards_the_path_as_sent():
     finally:
         front.shutdown()
         upstream.shutdown()
+
+
+def test_sandbox_connections_survive_a_restart_of_the_stack(tmp_path):
+    """A connection stores its simulator's URL and tokens: after a restart the simulator is
+    back on its port and knows the tokens it issued, so the next sync succeeds."""
+    from shared.adapters.embedded.sqlite_store import SqliteDocumentStore
+    from tests.integration.test_local_stack import (
+        _connect_in_the_sandbox,
+        _dev_token,
+        _wait_first_sync,
+    )
+
+    port, state = free_port(), tmp_path / "state"
+    env = {"KEYWAY_BACKEND": "embedded", "KEYWAY_STATE_DIR": str(state)}
+    store = SqliteDocumentStore(state / "business.db")
+    first = _start(env, port, tmp_path / "first.log")
+    try:
+        _wait_healthy(port, first, tmp_path / "first.log")
+        token = _dev_token(first)
+        connection = _connect_in_the_sandbox(port, token, "gitlab")
+        before = _wait_first_sync(store, connection)
+        assert before["pull_requests"]
+    finally:
+        first.send_signal(signal.SIGINT)
+        first.wait(timeout=60)
+    saved = json.loads((state / "sandbox.json").read_text())
+    assert oct((state / "sandbox.json").stat().st_mode & 0o777) == "0o600"
+    second = _start(env, port, tmp_path / "second.log")
+    try:
+        _wait_healthy(port, second, tmp_path / "second.log")
+        assert json.loads((state / "sandbox.json").read_text())["gitlab"]["port"] == (
+            saved["gitlab"]["port"])
+        finished_before = store.get("sync_status", connection)["finished_at"]
+        asked = requests.post(f"http://127.0.0.1:{port}/api/v1/connections/{connection}/sync",
+                              headers={"Authorization": f"Bearer {_dev_token(second)}"},
+                              timeout=10)
+        assert asked.status_code == 202, asked.text
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            status = store.get("sync_status", connection) or {}
+            if status.get("finished_at") != finished_before and status.get("state") != "running":
+                break
+            time.sleep(0.5)
+        assert status.get("state") == "done", status
+        assert store.get("connections", connection)["status"] == "active"
+    finally:
+        second.send_signal(signal.SIGINT)
+        second.wait(timeout=60)
