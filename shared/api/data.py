@@ -15,7 +15,7 @@ from urllib.parse import unquote
 
 from flask import Response
 
-from shared import ids
+from shared import health, ids
 from shared.clock import isoformat, parse_iso
 from shared.errors import InvalidInput, NotFound
 from shared.http import json_response
@@ -111,6 +111,8 @@ def sync_status(ctx: Any, connection: str) -> Response:
             "consecutive_failures", "last_run")
     missing = status.get("missing") or []  # parts the provider refused (shared.fetch.status)
     return json_response({"connection": connection, "status": record.get("status"),
+                          "health": health.view(record, ctx.ports.business.get(
+                              "sync_status", connection), ctx.ports.clock.now()),
                           "next_sync_at": record.get("next_sync_at"),
                           "sync": {**{k: status.get(k) for k in keep},
                                    "degraded": bool(missing), "missing": missing}})

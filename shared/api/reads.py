@@ -1,7 +1,8 @@
 """Read routes people reach for: one connection, the tenant's actions, the caller's identities.
 
-* ``GET /v1/connections/{id}`` — scope ``connections:read``: the connection as the list shows
-  it, plus its sync summary (``state``, ``last_success_at``, ``retry_at``, ``reason``).
+* ``GET /v1/connections`` and ``GET /v1/connections/{id}`` — scope ``connections:read``: each
+  connection with its ``health`` (:mod:`shared.health`); one connection also with its sync
+  summary (``state``, ``last_success_at``, ``retry_at``, ``reason``).
 * ``GET /v1/actions?user=&status=&connection=&limit=&cursor=`` — scope ``actions:write`` or
   ``data:read``: the tenant's actions, newest first (every member of a tenant may read its
   actions, :mod:`shared.actions.model`); an opaque ``next_cursor`` pages on.
@@ -20,7 +21,7 @@ from typing import Any
 
 from flask import Response
 
-from shared import ids
+from shared import health, ids
 from shared.actions import model
 from shared.api.data import DEFAULT_LIMIT, MAX_LIMIT
 from shared.errors import Forbidden, InvalidInput, NotFound
@@ -35,9 +36,20 @@ IDENTITY_KEYS = ("provider", "user", "base_url", "account", "linked_at", "status
 _ACTION_FILTERS = ("user", "status", "connection")
 
 
-def connection_view(connection: str, record: dict[str, Any]) -> dict[str, Any]:
+def connection_view(ctx: Any, connection: str, record: dict[str, Any],
+                    sync: dict[str, Any] | None) -> dict[str, Any]:
+    """The connection as readers see it, with its health (:func:`shared.health.view`)."""
     return {"id": connection, **{k: record.get(k) for k in CONNECTION_KEYS},
-            "register_webhooks": bool(record.get("register_webhooks"))}
+            "register_webhooks": bool(record.get("register_webhooks")),
+            "health": health.view(record, sync, ctx.ports.clock.now())}
+
+
+def list_connections(ctx: Any) -> Response:
+    ctx.principal.require_scope("connections:read")
+    snaps = ctx.ports.business.query("connections", [Filter("tenant", "==", ctx.principal.tenant)])
+    return json_response({"items": [
+        connection_view(ctx, s.id, s.data, ctx.ports.business.get("sync_status", s.id))
+        for s in snaps]})
 
 
 def get_connection(ctx: Any) -> Response:
@@ -46,9 +58,9 @@ def get_connection(ctx: Any) -> Response:
     record = ctx.ports.business.get("connections", connection)
     if record is None or record.get("tenant") != ctx.principal.tenant:
         raise NotFound("no such connection")
-    sync = ctx.ports.business.get("sync_status", connection) or {"state": "never"}
-    return json_response({**connection_view(connection, record),
-                          "sync": {k: sync.get(k) for k in SYNC_KEYS}})
+    sync = ctx.ports.business.get("sync_status", connection)
+    return json_response({**connection_view(ctx, connection, record, sync),
+                          "sync": {k: (sync or {"state": "never"}).get(k) for k in SYNC_KEYS}})
 
 
 def list_actions(ctx: Any) -> Response:

@@ -11,7 +11,6 @@ from shared.api.authn import local_issuer
 from shared.errors import InvalidInput, NotFound
 from shared.http import json_response
 from shared.oauth.start import start
-from shared.ports import Filter
 from shared.providers import registry
 
 _RESULT_KEYS = ("provider", "kind", "status", "reason", "connection", "identity")
@@ -49,12 +48,6 @@ def create_identity(ctx: Any) -> Response:
                           "expires_in": started.expires_in}, status=201)
 
 
-def list_connections(ctx: Any) -> Response:
-    ctx.principal.require_scope("connections:read")
-    snaps = ctx.ports.business.query("connections", [Filter("tenant", "==", ctx.principal.tenant)])
-    return json_response({"items": [reads.connection_view(s.id, s.data) for s in snaps]})
-
-
 def connect_result(ctx: Any) -> Response:
     """Where the browser lands after a flow when no frontend is configured (local mode)."""
     return json_response({k: ctx.request.args[k] for k in _RESULT_KEYS if k in ctx.request.args})
@@ -70,7 +63,7 @@ _KINDS = "|".join(data.RESOURCES)
 
 TABLE = [
     ("POST", "/v1/connections", create_connection, False),
-    ("GET", "/v1/connections", list_connections, False),
+    ("GET", "/v1/connections", reads.list_connections, False),
     ("GET", "/v1/connections/(?P<connection>[^/]+)", reads.get_connection, False),
     ("DELETE", "/v1/connections/(?P<connection>[^/]+)", connections.delete_connection, False),
     ("POST", "/v1/connections/(?P<connection>[^/]+)/sync", connections.sync_now, False),
