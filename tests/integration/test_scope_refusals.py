@@ -7,7 +7,6 @@ overwritten."""
 from __future__ import annotations
 
 import json
-
 from datetime import UTC, datetime, timedelta
 
 import pytest
