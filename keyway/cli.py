@@ -83,12 +83,27 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _dev(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from keyway.stackfile import running_stack
     from shared.api.authn import local_issuer
 
     config = Config.from_env()
     if not config.local_mode:
         print("keyway: dev tokens exist only in local mode", file=sys.stderr)
         return 2
+    stack = running_stack(config.state_dir)
+    if stack is None:
+        print(f"keyway: no running stack serves from {config.state_dir}; this token is for "
+              f"issuer {config.auth_issuer} and a stack started with another PORT or "
+              "KEYWAY_STATE_DIR will refuse it", file=sys.stderr)
+    elif (stack.auth_issuer, stack.auth_audience) != (config.auth_issuer, config.auth_audience):
+        if os.environ.get("KEYWAY_AUTH_ISSUER") or os.environ.get("KEYWAY_AUTH_AUDIENCE"):
+            print(f"keyway: the stack running from {config.state_dir} (pid {stack.pid}) accepts "
+                  f"issuer {stack.auth_issuer} and audience {stack.auth_audience}, not the "
+                  "KEYWAY_AUTH_ISSUER/KEYWAY_AUTH_AUDIENCE set here", file=sys.stderr)
+            return 2
+        config = replace(config, auth_issuer=stack.auth_issuer, auth_audience=stack.auth_audience)
     issuer = local_issuer(config, bootstrap.ports(config).clock)
     kwargs = {"scopes": args.scope} if args.scope else {}
     print(issuer.issue(args.tenant, args.user, args.role, ttl=args.ttl, **kwargs))
@@ -99,10 +114,13 @@ def _bus(args: argparse.Namespace) -> int:
     ports = bootstrap.ports()
     spec = next(s for s in subscription_specs() if s.topic == args.topic)
     if args.action == "dead-letters":
-        for message in bus_ops.list_dead_letters(ports.bus, spec, args.max):
+        found = bus_ops.list_dead_letters(ports.bus, spec, args.max)
+        for message in found:
             print(json.dumps({"message_id": message.message_id,
                               "attributes": dict(message.attributes),
                               "bytes": len(message.data)}))
+        if not found:
+            print(f"no dead letters on {args.topic}", file=sys.stderr)
     else:
         count = bus_ops.replay_dead_letters(ports.bus, spec, args.max)
         print(f"replayed {count} message(s) onto {args.topic}")
@@ -120,8 +138,10 @@ def _keys(args: argparse.Namespace) -> int:
 
     vault = service(args.component.removeprefix("vault-"), bootstrap.ports())
     if args.action == "list":
+        primary = vault.keyring.primary_version()
         for version, meta in sorted(vault.keyring.versions().items()):
-            print(json.dumps({"version": version, "state": meta.get("state"),
+            print(json.dumps({"version": version, "primary": version == primary,
+                              "state": meta.get("state"),
                               "created_at": meta.get("created_at"),
                               "encryptions_reserved": meta.get("encryptions_reserved")}))
     elif args.action == "rotate":

@@ -24,7 +24,8 @@ sandbox GitHub also offers the GitHub App flow (``{"provider": "github", "github
 a sandbox app whose private key is made at first start (secret ``github-app-private-key``),
 installed on the seeded organisation (all its repositories, private ones included), with
 ``KEYWAY_GITHUB_APP_ID`` and ``KEYWAY_GITHUB_APP_SLUG`` set — unless an app id is configured
-already.
+already. Each simulator's port and the tokens it issued are kept in ``<state_dir>/sandbox.json``
+(:mod:`keyway.sandbox_state`), so connections survive a restart.
 
 Ctrl-C (SIGINT) or SIGTERM stops every process this runner started.
 """
@@ -45,7 +46,7 @@ from cryptography.hazmat.primitives import serialization
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.serving import make_server
 
-from keyway import emulators, fnserve, wsgi
+from keyway import emulators, fnserve, sandbox_state, wsgi
 from keyway.firststart import ensure_github_app_key, ensure_local_state, push_token
 from keyway.simulators import (
     BitbucketSimulator,
@@ -54,6 +55,7 @@ from keyway.simulators import (
     JiraSimulator,
     Simulator,
 )
+from keyway.stackfile import remove_stack_file, write_stack_file
 from shared import bootstrap, messages
 from shared.clock import isoformat
 from shared.components import COMPONENTS
@@ -92,6 +94,13 @@ class Runner:
         self.server = None
         self.session = requests.Session()
         self.simulators: dict[str, Simulator] = {}
+        self.stop_requested = False
+
+    def request_stop(self, *_: object) -> None:
+        """The SIGTERM handler. It only sets a flag the main loop polls: a handler that took a
+        lock (``Event.set``) could interrupt the main thread while it holds that same lock
+        (inside ``Event.wait``) and deadlock the shutdown."""
+        self.stop_requested = True
 
     # -- shared pieces ----------------------------------------------------------------------
     def _ticker(self, ports: Ports) -> None:
@@ -102,6 +111,7 @@ class Runner:
                                  "refresh.tick", body)
             except RetryableError as e:
                 log.warning("runner.tick_failed", extra={"fields": {"detail": e.detail}})
+            self._save_sandbox()
             self.stop_event.wait(self.config.tick_seconds)
 
     def _serve(self, app) -> None:
@@ -203,9 +213,17 @@ class Runner:
     def _sandbox(self) -> dict[str, str]:
         return {provider: sim.url for provider, sim in self.simulators.items()}
 
+    def _save_sandbox(self) -> None:
+        if self.simulators:
+            try:
+                sandbox_state.save(self.config.state_dir, self.simulators)
+            except OSError as e:
+                log.warning("runner.sandbox_not_saved", extra={"fields": {"error": str(e)}})
+
     # -- lifecycle --------------------------------------------------------------------------
     def stop(self) -> None:
         self.stop_event.set()
+        self._save_sandbox()
         if self.server is not None:
             self.server.shutdown()
         for process in self.processes:
@@ -239,16 +257,21 @@ SANDBOX_APP = {"KEYWAY_GITHUB_APP_ID": "1000001", "KEYWAY_GITHUB_APP_SLUG": "key
 SANDBOX_INSTALLATION = 1
 
 
-def start_sandbox(public_url: str, secrets_source: SecretSource | None = None
-                  ) -> dict[str, Simulator]:
+def start_sandbox(public_url: str, secrets_source: SecretSource | None = None,
+                  state_dir: Path | None = None) -> dict[str, Simulator]:
     """Simulators for providers with no configured OAuth client; sets their env variables.
-    With ``secrets_source``, the sandbox GitHub gets its App too (:func:`_sandbox_app`)."""
+    With ``secrets_source``, the sandbox GitHub gets its App too (:func:`_sandbox_app`); with
+    ``state_dir``, each simulator takes its former port and tokens back
+    (:mod:`keyway.sandbox_state`)."""
     started: dict[str, Simulator] = {}
+    saved = sandbox_state.load(state_dir) if state_dir is not None else {}
     for provider, simulator_class in SANDBOX_SIMULATORS:
         up = provider.upper()
         if os.environ.get(f"KEYWAY_{up}_CLIENT_ID"):
             continue
-        simulator = simulator_class(**SANDBOX_OPTIONS.get(provider, {})).start()
+        simulator = simulator_class(port=sandbox_state.port_for(saved, provider),
+                                    **SANDBOX_OPTIONS.get(provider, {})).start()
+        sandbox_state.restore_tokens(simulator, saved, provider)
         simulator.sign_in_page()  # a person chooses which seeded account signs in
         secret = secrets.token_urlsafe(24)
         simulator.register_client(f"keyway-sandbox-{provider}", secret,
@@ -302,8 +325,9 @@ def run(backend: str) -> None:
     configure(config.log_level)
     runner = Runner(config)
     runner.emulators = started
-    runner.simulators = start_sandbox(config.public_url, bootstrap.ports(config).secrets)
-    signal.signal(signal.SIGTERM, lambda *_: runner.stop_event.set())
+    runner.simulators = start_sandbox(config.public_url, bootstrap.ports(config).secrets,
+                                      config.state_dir)
+    signal.signal(signal.SIGTERM, runner.request_stop)
     try:
         if config.backend == "embedded":
             runner.start_embedded()
@@ -312,10 +336,13 @@ def run(backend: str) -> None:
         else:
             raise SystemExit("make run serves the embedded or emulator backend; "
                              "deploy gcp with infra/")
-        while not runner.stop_event.wait(0.5):
-            pass
+        write_stack_file(config)
+        while not runner.stop_requested:
+            time.sleep(0.2)
     except KeyboardInterrupt:
         pass
     finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C cannot cut the cleanup
         runner.stop()
+        remove_stack_file(config)
         log.info("runner.stopped")

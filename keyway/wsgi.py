@@ -27,7 +27,7 @@ from werkzeug.serving import WSGIRequestHandler
 from werkzeug.wrappers import Request, Response
 
 from shared.components import COMPONENTS
-from shared.http import problem
+from shared.http import problem, raw_path
 from shared.log import get_logger
 
 PUSH_HEADER = "X-Keyway-Push-Token"
@@ -118,14 +118,16 @@ def push_guard(app: Callable, push_token: bytes, component: str) -> Callable:
 
 def proxy_app(target: str, session: requests.Session,
               push_token: bytes | None = None) -> Callable:
-    """Forward every request to ``target`` (``http://127.0.0.1:N``), path and body intact;
-    with ``push_token``, carrying it in ``X-Keyway-Push-Token`` (a Pub/Sub-triggered
-    function's own port asks for it too: :mod:`keyway.fnserve`). Mounted behind
-    :func:`push_guard`, so only a request that brought the credential is forwarded."""
+    """Forward every request to ``target`` (``http://127.0.0.1:N``), path and body intact —
+    the path as the client sent it (:func:`shared.http.raw_path`), so ``%2F`` or ``%25`` in an
+    id reaches the function still encoded; with ``push_token``, carrying it in
+    ``X-Keyway-Push-Token`` (a Pub/Sub-triggered function's own port asks for it too:
+    :mod:`keyway.fnserve`). Mounted behind :func:`push_guard`, so only a request that brought
+    the credential is forwarded."""
 
     @Request.application
     def app(request: Request) -> Response:
-        url = target + (request.path or "/")
+        url = target + raw_path(request.environ, request.path)
         if request.query_string:
             url += "?" + request.query_string.decode("latin-1")
         skip = _HOP_BY_HOP | {"host"}

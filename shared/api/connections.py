@@ -13,7 +13,7 @@ from typing import Any
 
 from flask import Response
 
-from shared import messages
+from shared import health, messages
 from shared.clock import isoformat
 from shared.errors import Conflict, NotFound
 from shared.http import json_response
@@ -43,6 +43,7 @@ def delete_connection(ctx: Any) -> Response:
                      {"tenant": ctx.principal.tenant, "connection": connection,
                       "requested_by": ctx.principal.user, "requested_at": now},
                      ordering_key=connection)
+    health.observe(ports=ctx.ports, connection=connection)
     return json_response({"connection": connection, "status": "disconnecting"}, 202)
 
 

@@ -39,7 +39,7 @@ from urllib.parse import urlencode
 import requests
 from flask import Response, redirect
 
-from shared import ids, messages
+from shared import health, ids, messages
 from shared.clock import isoformat
 from shared.config import Config
 from shared.errors import InvalidInput, KeywayError, PermanentError
@@ -141,6 +141,7 @@ def _complete(ports: Ports, flow: state.PendingFlow, args: Mapping[str, str],
             vault.store_app_token(flow.tenant, flow.connection, flow.user, tokens,
                                   flow.base_url)
         _record_connection(ports, flow, who, api_base, installation_id, found.fields)
+        health.observe(ports, flow.connection or "")
         messages.publish(ports.bus, f"oauth-{flow.provider}", f"sync-requests-{flow.provider}",
                          "sync.requested", {"tenant": flow.tenant, "connection": flow.connection,
                                             "scope": "all", "reason": "first_sync",

@@ -33,7 +33,7 @@ import functools
 from collections.abc import Mapping
 from datetime import timedelta
 
-from shared import messages
+from shared import health, messages
 from shared.actions import model as actions_model
 from shared.clock import isoformat, parse_iso
 from shared.errors import InvalidInput, NotFound
@@ -167,8 +167,9 @@ def _registers_hooks(ports: Ports, provider: str, tenant: str, connection: str) 
 
 def _set_connection_status(ports: Ports, tenant: str, connection: str, status: str,
                            reason: str | None = None) -> None:
-    """Write the connection's ``status`` and ``status_reason`` (a stable key, or ``None``)."""
-    _set_status(ports, "connections", connection, tenant, status, reason)
+    """Write the connection's ``status`` and ``status_reason`` (a stable key, or ``None``),
+    then record its health if that changed (:func:`shared.health.observe`)."""
+    health.mark(ports, tenant, connection, status, reason)
 
 
 def _set_identity_status(ports: Ports, provider: str, tenant: str, user: str, status: str,
