@@ -35,6 +35,7 @@ from datetime import timedelta
 
 from shared import health, messages
 from shared.actions import model as actions_model
+from shared.actions.request import unavailable_reason
 from shared.clock import isoformat, parse_iso
 from shared.errors import InvalidInput, NotFound
 from shared.log import get_logger
@@ -114,6 +115,12 @@ def on_action_requested(provider: str, ports: Ports, inbound: messages.Inbound) 
     if not isinstance(body.get("action"), dict):
         raise InvalidInput("message lacks action", key="vault.bad_message")
     _check_action_record(provider, ports, tenant, user, action_id, connection)
+    record = ports.business.get("connections", connection) or {}
+    if (why := unavailable_reason(record)) is not None:  # disconnected since it was asked
+        _fail_action(ports, tenant, action_id, f"connection_{why}")
+        log.info("vault.action_connection_unavailable", extra={"fields": {
+            "connection": connection, "status": why}})
+        return
     try:
         envelope = service(provider, ports).release_for_action(tenant, user, connection)
     except (NoPersonalToken, NeedsReauth) as e:
