@@ -67,6 +67,8 @@ TABLE = [
     ("GET", "/v1/connections/(?P<connection>[^/]+)", reads.get_connection, False),
     ("DELETE", "/v1/connections/(?P<connection>[^/]+)", connections.delete_connection, False),
     ("POST", "/v1/connections/(?P<connection>[^/]+)/sync", connections.sync_now, False),
+    ("POST", "/v1/connections/(?P<connection>[^/]+)/reauthorize", connections.reauthorize,
+     False),
     ("GET", "/v1/connections/(?P<connection>[^/]+)/status",
      lambda ctx: data.sync_status(ctx, ctx.params["connection"]), False),
     ("GET", f"/v1/(?P<resource>{_KINDS})",

@@ -41,6 +41,7 @@ from shared.errors import InvalidInput, NotFound
 from shared.log import get_logger
 from shared.ports import Ports
 from shared.providers import registry
+from shared.vault import grants
 from shared.vault.endpoints import endpoint_for
 from shared.vault.records import personal_id
 from shared.vault.refresh import NeedsReauth
@@ -155,7 +156,9 @@ def on_disconnect(provider: str, ports: Ports, inbound: messages.Inbound) -> Non
     tenant, connection = _field(body, "tenant"), _field(body, "connection")
     cleanup = unregister.remover(ports, provider, tenant, connection)
     try:
-        service(provider, ports).disconnect(tenant, connection, inbound.sender, cleanup)
+        service(provider, ports).disconnect(tenant, connection, inbound.sender, cleanup,
+                                            revoke=not grants.shared_grant(ports, provider,
+                                                                           connection))
     except NotFound:
         log.info("vault.already_disconnected", extra={"fields": {"connection": connection}})
     if _registers_hooks(ports, provider, tenant, connection):

@@ -184,9 +184,10 @@ class VaultService:
 
     # -- disconnect ------------------------------------------------------------------------
     def disconnect(self, tenant: str, connection: str, requester: str,
-                   cleanup: Callable[[str], None] | None = None) -> bool:
+                   cleanup: Callable[[str], None] | None = None, *, revoke: bool = True) -> bool:
         """Run ``cleanup`` with the token, revoke at the provider where it offers
-        revocation, then delete the record.
+        revocation (unless ``revoke`` is False: the grant is shared with another connection
+        or identity, audited ``kept_shared_grant``), then delete the record.
 
         ``cleanup`` (removing keyway's webhooks, :mod:`shared.webhooks.unregister`) gets a
         valid access token — refreshed first if it is about to expire — and runs before the
@@ -201,20 +202,25 @@ class VaultService:
             self.installations.forget(doc)
         elif cleanup is not None:
             doc = self._clean_up(connection, requester, cleanup) or doc
-        revoked, outcome = False, "not_offered"
-        try:
-            tokens = self.codec.decode(APP, connection, doc, self.anchors.floor(APP, connection))
-            for token in filter(None, (tokens.refresh_token, tokens.access_token)):
-                revoked = self._endpoints(doc.get("base_url")).revoke(token) or revoked
-            outcome = "revoked" if revoked else "not_offered"
-        except KeywayError as e:
-            outcome = f"revoke_failed:{e.key}"
-            log.warning("vault.revoke_failed", extra={"fields": {"connection": connection}})
+        revoked, outcome = self._revoke(connection, doc) if revoke else (
+            False, "kept_shared_grant")
         self._ports.vault.delete(APP, connection)
         # One past the last generation: a restored copy of the deleted record stays refused.
         self.anchors.advance(APP, connection, tenant, self.codec.next_generation(doc, 0))
         self._audit("revoke", requester, None, None, connection, outcome)
         return revoked
+
+    def _revoke(self, connection: str, doc: dict) -> tuple[bool, str]:
+        """Revoke the record's tokens at the provider: (revoked?, audit outcome)."""
+        revoked = False
+        try:
+            tokens = self.codec.decode(APP, connection, doc, self.anchors.floor(APP, connection))
+            for token in filter(None, (tokens.refresh_token, tokens.access_token)):
+                revoked = self._endpoints(doc.get("base_url")).revoke(token) or revoked
+        except KeywayError as e:
+            log.warning("vault.revoke_failed", extra={"fields": {"connection": connection}})
+            return False, f"revoke_failed:{e.key}"
+        return revoked, "revoked" if revoked else "not_offered"
 
     def _clean_up(self, connection: str, requester: str,
                   cleanup: Callable[[str], None]) -> dict | None:

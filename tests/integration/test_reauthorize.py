@@ -1,0 +1,141 @@
+"""One account, one connection; re-authorization in place keeps the connection and its
+account: through the real api and oauth-P functions against the provider simulators."""
+
+from __future__ import annotations
+
+import json
+
+from keyway.simulators.oauth_model import Account
+from tests.integration.conftest import query_of
+from tests.integration.test_connect_flow import (  # noqa: F401 — fixtures
+    TENANT,
+    authorize,
+    begin,
+    connect,
+    drain,
+    finish,
+    github,
+    gitlab,
+)
+
+HUBOT = Account("hubot", 4242, "Hubot")
+
+
+def reauthorize(stack, connection: str, token: str):
+    response = stack.call("POST", f"/api/v1/connections/{connection}/reauthorize", token)
+    return response.status_code, json.loads(response.get_data())
+
+
+def test_connecting_an_account_already_connected_points_at_the_existing_connection(
+        local_stack, gitlab):
+    first, _ = connect(local_stack, "gitlab")
+    token_before = local_stack.ports.vault.get("app_tokens", first["connection"])
+    second, done = connect(local_stack, "gitlab")
+    result = query_of(done.headers["Location"])
+    assert (result["status"], result["reason"]) == ("error", "connection.duplicate_account")
+    assert result["connection"] == first["connection"]
+    assert local_stack.ports.business.get("connections", second["connection"]) is None
+    assert local_stack.ports.vault.get("app_tokens", second["connection"]) is None
+    assert local_stack.ports.vault.get("app_tokens", first["connection"]) == token_before
+    revoked = [r for r in gitlab.requests_log if r.path.endswith("/oauth/revoke")]
+    assert len(revoked) == 1  # the unused token only (GitLab revokes one token per call)
+    other, done = connect(local_stack, "gitlab", tenant="tenant-b")  # another tenant: its own
+    assert query_of(done.headers["Location"])["status"] == "connected"
+
+
+def test_reauthorize_replaces_the_token_of_the_same_connection(local_stack, github):
+    started, _ = connect(local_stack, "github")
+    connection = started["connection"]
+    drain(local_stack, "sync-requests-github")
+    store = local_stack.ports.business
+    created_at = store.get("connections", connection)["created_at"]
+    token_before = local_stack.ports.vault.get("app_tokens", connection)
+    store.put("connections", connection, {**store.get("connections", connection),
+                                          "status": "needs_reauth",
+                                          "status_reason": "provider.token_rejected"})
+    admin = local_stack.token(TENANT, "admin-1", "admin")
+    code, again = reauthorize(local_stack, connection, admin)
+    assert code == 201 and again["connection"] == connection
+    provider_url = local_stack.through_start(again["authorize_url"])
+    done = finish(local_stack, "github", authorize(provider_url))
+    result = query_of(done.headers["Location"])
+    assert (result["status"], result["connection"]) == ("connected", connection)
+    record = store.get("connections", connection)
+    assert record["status"] == "active" and record["status_reason"] is None
+    assert record["created_at"] == created_at  # the same connection, not a new one
+    assert local_stack.ports.vault.get("app_tokens", connection) != token_before
+    [asked] = drain(local_stack, "sync-requests-github")
+    assert json.loads(asked.data)["reason"] == "reauthorized"
+    assert len(store.query("connections")) == 1
+
+
+def test_reauthorize_with_another_account_is_refused_and_keeps_the_old_token(
+        local_stack, github):
+    started, _ = connect(local_stack, "github")
+    connection = started["connection"]
+    before = local_stack.ports.vault.get("app_tokens", connection)
+    admin = local_stack.token(TENANT, "admin-1", "admin")
+    _, again = reauthorize(local_stack, connection, admin)
+    provider_url = local_stack.through_start(again["authorize_url"])
+    github.oauth.set_account(HUBOT)  # another person consents
+    done = finish(local_stack, "github", authorize(provider_url))
+    result = query_of(done.headers["Location"])
+    assert (result["status"], result["reason"]) == (
+        "error", "connection.reauthorize_other_account")
+    assert local_stack.ports.vault.get("app_tokens", connection) == before
+
+
+def test_reauthorize_is_for_admins_of_the_tenant_and_live_connections(local_stack, github):
+    started, _ = connect(local_stack, "github")
+    connection = started["connection"]
+    member = local_stack.token(TENANT, "member-1", "member")
+    assert reauthorize(local_stack, connection, member)[0] == 403
+    other = local_stack.token("tenant-b", "admin-9", "admin")
+    assert reauthorize(local_stack, connection, other)[0] == 404
+    store = local_stack.ports.business
+    store.put("connections", connection, {**store.get("connections", connection),
+                                          "status": "disconnected"})
+    code, problem = reauthorize(local_stack, connection, local_stack.token(TENANT, "a", "admin"))
+    assert code == 409 and problem["code"] == "api.connection_inactive"
+
+
+def _disconnect(stack, tenant: str, connection: str) -> None:
+    from shared.entry import event_function
+    from shared.messages import decode
+    from shared.routing import handlers_for
+    from tests.unit.test_entry import pubsub_event
+
+    admin = stack.token(tenant, "admin-1", "admin")
+    assert stack.call("DELETE", f"/api/v1/connections/{connection}", admin).status_code == 202
+    receive = event_function("vault-github", handlers_for("vault-github"))
+    for m in drain(stack, "connection-control-github"):
+        inbound = decode("connection-control-github", m.data, m.attributes, m.message_id)
+        receive(pubsub_event("connection-control-github", inbound.sender, inbound.type,
+                             inbound.body))
+
+
+def _token_works(github, token: str) -> bool:
+    import requests
+
+    return requests.get(f"{github.api_url}/user", timeout=10,
+                        headers={"Authorization": f"Bearer {token}"}).status_code == 200
+
+
+def test_disconnecting_one_connection_never_revokes_another_connections_grant(
+        local_stack, github):
+    """GitHub revokes per grant: the same account connected in two tenants shares one. The
+    first disconnect deletes its token but leaves the grant; the last one revokes it."""
+    from shared.vault import handlers as vault_handlers
+
+    mine, _ = connect(local_stack, "github")
+    theirs, _ = connect(local_stack, "github", tenant="tenant-b")
+    vault = vault_handlers.service("github", local_stack.ports)
+    token_b = vault.codec.decode("app_tokens", theirs["connection"], local_stack.ports.vault.get(
+        "app_tokens", theirs["connection"]), 0).access_token
+    _disconnect(local_stack, TENANT, mine["connection"])
+    assert local_stack.ports.vault.get("app_tokens", mine["connection"]) is None
+    assert _token_works(github, token_b)  # tenant-b's connection still reads
+    outcomes = [e.data.get("outcome") for e in local_stack.ports.business.query("audit_entries")]
+    assert "kept_shared_grant" in outcomes
+    _disconnect(local_stack, "tenant-b", theirs["connection"])
+    assert not _token_works(github, token_b)  # the last one out revokes the grant
