@@ -7,16 +7,9 @@ import json
 
 from keyway.simulators.oauth_model import Account
 from tests.integration.conftest import query_of
-from tests.integration.test_connect_flow import (  # noqa: F401 — fixtures
-    TENANT,
-    authorize,
-    begin,
-    connect,
-    drain,
-    finish,
-    github,
-    gitlab,
-)
+from tests.integration.test_connect_flow import TENANT, authorize, connect, drain, finish
+from tests.integration.test_connect_flow import github as github  # noqa: F401 - fixture
+from tests.integration.test_connect_flow import gitlab as gitlab  # noqa: F401 - fixture
 
 HUBOT = Account("hubot", 4242, "Hubot")
 
