@@ -54,6 +54,7 @@ class Config:
     sync_budget_seconds: float = 60.0
     sqlite_synchronous: str = "normal"
     api_max_body_bytes: int = 1024 * 1024
+    disconnected_retention_days: int = 30
 
     @property
     def local_mode(self) -> bool:
@@ -116,6 +117,8 @@ class Config:
                                        SQLITE_SYNCHRONOUS),
             api_max_body_bytes=_int(env, "KEYWAY_API_MAX_BODY_BYTES", 1024 * 1024, 1024,
                                     32 * 1024 * 1024),
+            disconnected_retention_days=_int(env, "KEYWAY_DISCONNECTED_RETENTION_DAYS", 30, 0,
+                                             3650),
         )
 
 

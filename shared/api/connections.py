@@ -14,6 +14,7 @@ from typing import Any
 from flask import Response
 
 from shared import health, messages
+from shared.api import retention
 from shared.clock import isoformat
 from shared.errors import Conflict, NotFound
 from shared.http import json_response
@@ -33,19 +34,25 @@ def delete_connection(ctx: Any) -> Response:
     ctx.principal.require_admin()
     connection = ctx.params["connection"]
     record = _own(ctx, connection)
+    purge_at = retention.disconnected_purge_at(ctx, record)
     if record.get("status") == "disconnected":
-        return json_response({"connection": connection, "status": "disconnected"}, 202)
+        if purge_at != record.get("purge_at"):  # ?purge=true after the fact
+            ctx.ports.business.put("connections", connection, {**record, "purge_at": purge_at})
+        return json_response({"connection": connection, "status": "disconnected",
+                              "purge_at": purge_at}, 202)
     now = isoformat(ctx.ports.clock.now())
-    if record.get("status") != "disconnecting":  # a repeat asks the vault again: idempotent
-        ctx.ports.business.put("connections", connection,
-                               {**record, "status": "disconnecting", "status_changed_at": now})
+    if record.get("status") != "disconnecting" or purge_at != record.get("purge_at"):
+        ctx.ports.business.put("connections", connection, {  # a repeat asks the vault again
+            **record, "status": "disconnecting", "status_changed_at": now,
+            "disconnected_at": record.get("disconnected_at") or now, "purge_at": purge_at})
     messages.publish(ctx.ports.bus, "api", f"connection-control-{record['provider']}",
                      "connection.disconnect",
                      {"tenant": ctx.principal.tenant, "connection": connection,
                       "requested_by": ctx.principal.user, "requested_at": now},
                      ordering_key=connection)
     health.observe(ports=ctx.ports, connection=connection)
-    return json_response({"connection": connection, "status": "disconnecting"}, 202)
+    return json_response({"connection": connection, "status": "disconnecting",
+                          "purge_at": purge_at}, 202)
 
 
 def sync_now(ctx: Any) -> Response:

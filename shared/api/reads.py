@@ -29,7 +29,7 @@ from shared.http import json_response
 from shared.ports import Filter, Order
 
 CONNECTION_KEYS = ("provider", "kind", "status", "status_reason", "base_url", "account",
-                   "created_at", "next_sync_at")
+                   "created_at", "next_sync_at", "disconnected_at", "purge_at", "purged_at")
 SYNC_KEYS = ("state", "last_success_at", "retry_at", "reason", "consecutive_failures")
 IDENTITY_KEYS = ("provider", "user", "base_url", "account", "linked_at", "status",
                  "status_reason")

@@ -25,6 +25,7 @@ from shared.fetch.budget import TokenBudget, budget_key
 from shared.log import get_logger
 from shared.ports import Filter, Order, Ports
 from shared.providers import registry
+from shared.scheduler import purge
 
 COMPONENT = "scheduler"
 CONNECTIONS = "connections"
@@ -51,7 +52,9 @@ def on_tick(ports: Ports, inbound: messages.Inbound) -> None:
         limit=BATCH,
     )
     requested = sum(_consider(ports, snap.id, snap.data, now) for snap in due)
-    log.info("scheduler.tick", extra={"fields": {"due": len(due), "requested": requested}})
+    purged = purge.sweep(ports, now)
+    log.info("scheduler.tick", extra={"fields": {"due": len(due), "requested": requested,
+                                                 "purged": purged}})
 
 
 def next_due(ports: Ports, connection_id: str, connection: dict, now: datetime) -> datetime:

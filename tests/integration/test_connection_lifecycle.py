@@ -1,5 +1,5 @@
-"""One account, one connection; re-authorization in place keeps the connection and its
-account: through the real api and oauth-P functions against the provider simulators."""
+"""A connection's lifecycle through the real api and oauth-P functions against the provider
+simulators: one account, one connection; re-authorization in place; disconnect and retention."""
 
 from __future__ import annotations
 
@@ -132,3 +132,60 @@ def test_disconnecting_one_connection_never_revokes_another_connections_grant(
     assert "kept_shared_grant" in outcomes
     _disconnect(local_stack, "tenant-b", theirs["connection"])
     assert not _token_works(github, token_b)  # the last one out revokes the grant
+
+
+def test_disconnected_data_is_kept_for_the_retention_then_purged(local_stack, github):
+    from datetime import timedelta
+
+    from shared.records import store as records
+    from shared.records.model import record_id
+    from shared.scheduler import purge
+
+    started, _ = connect(local_stack, "github")
+    connection, store = started["connection"], local_stack.ports.business
+    rid = record_id(TENANT, "github", "issues", "r#1")
+    records.upsert(store, {"id": rid, "kind": "issues", "tenant": TENANT, "provider": "github",
+                           "connection": connection, "external_id": "1", "repository": "r",
+                           "url": None, "created_at": None,
+                           "updated_at": "2026-01-01T00:00:00.000000Z", "deleted": False,
+                           "number": 1, "title": "t", "state": "open"})
+    admin = local_stack.token(TENANT, "admin-1", "admin")
+    assert local_stack.call("DELETE", f"/api/v1/connections/{connection}?purge=maybe",
+                            admin).status_code == 400
+    assert store.get("connections", connection)["status"] == "active"  # nothing changed
+    _disconnect(local_stack, TENANT, connection)
+    record = store.get("connections", connection)
+    now = local_stack.ports.clock.now()
+    assert record["purge_at"] > str(now + timedelta(days=29))[:10]  # 30 days by default
+    shown = json.loads(local_stack.call("GET", "/api/v1/issues", admin).get_data())["items"]
+    assert [i["connection_ended_at"] for i in shown] == [record["disconnected_at"]]
+    assert purge.sweep(local_stack.ports, now) == 0  # not due yet: kept
+    again = local_stack.call("DELETE", f"/api/v1/connections/{connection}?purge=true", admin)
+    assert again.status_code == 202 and json.loads(again.get_data())["status"] == "disconnected"
+    assert purge.sweep(local_stack.ports, local_stack.ports.clock.now()) >= 1
+    assert store.get("issues", rid) is None
+    assert store.get("connections", connection)["purged_at"]
+    assert purge.sweep(local_stack.ports, local_stack.ports.clock.now()) == 0
+
+
+def test_the_sweep_spends_a_bounded_budget_per_tick(local_stack, github):
+    from shared.records import store as records
+    from shared.records.model import record_id
+    from shared.scheduler import purge
+
+    store = local_stack.ports.business
+    store.put("connections", "c-old", {"tenant": TENANT, "provider": "github",
+                                       "status": "disconnected",
+                                       "purge_at": "2000-01-01T00:00:00.000000Z"})
+    for n in range(5):
+        records.upsert(store, {"id": record_id(TENANT, "github", "issues", f"r#{n}"),
+                               "kind": "issues", "tenant": TENANT, "provider": "github",
+                               "connection": "c-old", "external_id": str(n), "repository": "r",
+                               "url": None, "created_at": None,
+                               "updated_at": "2026-01-01T00:00:00.000000Z", "deleted": False,
+                               "number": n, "title": "t", "state": "open"})
+    now = local_stack.ports.clock.now()
+    assert purge.sweep(local_stack.ports, now, budget=3) == 3
+    assert not store.get("connections", "c-old").get("purged_at")
+    assert purge.sweep(local_stack.ports, now, budget=3) == 2
+    assert store.get("connections", "c-old")["purged_at"]
