@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Response
 
-from shared.errors import KeywayError
+from shared.errors import KeywayError, RetryableError
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -26,5 +26,9 @@ def problem(status: int, title: str, detail: str = "", *, type_: str = "about:bl
 
 
 def problem_from_error(error: KeywayError) -> Response:
-    """The one mapping from the error tree to an HTTP response (detail is secret-free)."""
-    return problem(error.status, error.title, error.detail, code=error.key)
+    """The one mapping from the error tree to an HTTP response (detail is secret-free); a
+    retryable error's 503 says when to try again (``Retry-After``)."""
+    response = problem(error.status, error.title, error.detail, code=error.key)
+    if error.status == 503 and isinstance(error, RetryableError):
+        response.headers["Retry-After"] = str(error.retry_after)
+    return response
