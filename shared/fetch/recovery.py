@@ -79,6 +79,36 @@ def recover(ports: Ports, connection: str, sender: str, lease: timedelta) -> str
     return "requested"
 
 
+def request_failed(ports: Ports, provider: str, tenant: str, connection: str, reason: str,
+                   lease: timedelta, *, final: bool) -> None:
+    """The vault could not turn a sync request into a job. ``final`` (the connection needs
+    re-authorization): the sync ends ``failed`` with ``reason``. Otherwise (a retryable
+    failure, raised so the bus redelivers the request) the sync shows ``retrying`` with
+    ``reason``, and ``recover_at`` a lease away: should the bus give up and dead-letter the
+    request, the scheduler's tick asks again then. A live run's status is left alone."""
+    record = ports.business.get("connections", connection) or {}
+    if record.get("tenant") != tenant or record.get("provider") != provider:
+        return
+    now = ports.clock.now()
+
+    def write(tx) -> None:
+        doc = tx.get(status.COLLECTION, connection) or {"tenant": tenant, "attempt": 0}
+        held = doc.get("lease")
+        if doc.get("tenant") != tenant or (held and parse_iso(held["until"]) > now):
+            return
+        pending = doc.get("recover_at")
+        if final:
+            doc.update(state="failed", finished_at=isoformat(now), recover_at=None,
+                       consecutive_failures=int(doc.get("consecutive_failures") or 0) + 1)
+        else:
+            doc.update(state="retrying", recover_at=pending if pending and parse_iso(pending)
+                       > now else isoformat(now + lease))
+        doc.update(reason=reason, lease=None, retry_at=None if final else doc.get("recover_at"))
+        tx.put(status.COLLECTION, connection, doc)
+
+    ports.business.transaction(write)
+
+
 def _claim(ports: Ports, connection: str, record: dict | None,
            lease: timedelta) -> tuple[str, int, str] | None:
     now = ports.clock.now()

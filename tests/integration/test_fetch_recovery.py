@@ -6,6 +6,7 @@ tick, and every sync that cannot go on ends ``failed`` with a stable reason."""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,8 +14,10 @@ import pytest
 from shared import messages, policy
 from shared.clock import isoformat, parse_iso
 from shared.entry import event_function
+from shared.errors import UnavailableError
 from shared.fetch import recovery, status
 from shared.routing import handlers_for
+from shared.vault import handlers as vault_handlers
 from tests.integration.test_fetch_flow import deliver, stack  # noqa: F401 - a fixture
 from tests.unit.test_entry import pubsub_event
 
@@ -179,3 +182,56 @@ def test_retry_backoff_doubles_with_jitter_and_is_capped() -> None:
         assert base * 2 ** attempt * 0.5 <= delay <= base * 2 ** attempt
     assert recovery.backoff(20, 60) <= recovery.MAX_BACKOFF
     assert len({recovery.backoff(2, 60) for _ in range(20)}) > 1
+
+
+class DownBus:
+    """The bus, with publishing down (a fake of the port's publish)."""
+
+    def __init__(self, bus) -> None:
+        self._bus = bus
+
+    def publish(self, *args, **kwargs) -> str:
+        raise UnavailableError("pubsub.publish: service unavailable")
+
+    def __getattr__(self, name: str):
+        return getattr(self._bus, name)
+
+
+def scheduled_request() -> messages.Inbound:
+    return messages.Inbound("sync-requests-github", "sync.requested", 1, "scheduler",
+                            {"tenant": "t-1", "connection": CONNECTION, "scope": "all",
+                             "requested_at": isoformat(datetime.now(UTC))}, "m-1")
+
+
+def test_a_request_the_vault_cannot_serve_is_asked_again_once_the_bus_gives_up(stack):  # noqa: F811
+    ports, _ = stack
+    doc = ports.business.get("connections", CONNECTION)  # not due: only recovery asks
+    ports.business.put("connections", CONNECTION, {
+        **doc, "next_sync_at": isoformat(datetime.now(UTC) + timedelta(hours=1))})
+    with pytest.raises(UnavailableError):  # raised: the bus redelivers it, up to dead-letter
+        vault_handlers.on_sync_requested("github", replace(ports, bus=DownBus(ports.bus)),
+                                         scheduled_request())
+    shown = sync_status(ports)
+    assert (shown["state"], shown["reason"]) == ("retrying", "backend.unavailable")
+    assert parse_iso(shown["recover_at"]) > datetime.now(UTC)
+    tick()  # the bus is still trying: nothing yet
+    assert requests_waiting(ports) == []
+    ports.business.put("sync_status", CONNECTION, {  # a lease later, dead-lettered by now
+        **shown, "recover_at": isoformat(datetime.now(UTC) - timedelta(seconds=1))})
+    tick()
+    assert [(m.sender, m.body["resume"]) for m in requests_waiting(ports)] == [
+        ("scheduler", "checkpoint")]
+    assert sync_status(ports)["attempt"] == 1
+
+
+def test_a_request_for_a_token_that_needs_reauthorization_ends_the_sync_failed(stack):  # noqa: F811
+    ports, _ = stack
+    record = ports.vault.get("app_tokens", CONNECTION)
+    ports.vault.put("app_tokens", CONNECTION, {**record, "status": "needs_reauth"})
+    receive = event_function("vault-github", handlers_for("vault-github"))
+    request = scheduled_request()
+    receive(pubsub_event("sync-requests-github", request.sender, request.type, request.body))
+    shown = sync_status(ports)
+    assert (shown["state"], shown["reason"], shown["recover_at"]) == (
+        "failed", "vault.needs_reauth", None)
+    assert ports.business.get("connections", CONNECTION)["status"] == "needs_reauth"
