@@ -18,7 +18,8 @@ failure (5xx, timeouts, a malformed answer, a backend outage) → ``retrying`` w
 (backoff with jitter), asked for again by the scheduler's tick and resumed from the
 checkpoints, ``failed`` with the error's key after the sync's last attempt
 (:mod:`shared.fetch.recovery`); the provider refused the token → ``failed``
-(``provider.token_rejected``); the token lacks a scope
+(``provider.token_rejected``), as does any other permanent error (its key; ``fetch.error``
+for an unexpected one); the token lacks a scope
 an endpoint needs (the scopes asked for, or consented to, are too narrow) → ``failed``
 (``provider.insufficient_scope``), stored records untouched. A child list the provider refuses
 for good (403/404, GraphQL ``FORBIDDEN``) does not fail the job: it ends ``done`` with
@@ -39,12 +40,18 @@ from datetime import timedelta
 from shared import bootstrap, messages
 from shared.clock import isoformat
 from shared.crypto.seal import EnvelopeExpired, EnvelopeReplayed
-from shared.errors import InvalidInput, NotFound, PolicyViolation, RetryableError
+from shared.errors import (
+    InvalidInput,
+    KeywayError,
+    NotFound,
+    PolicyViolation,
+    RetryableError,
+)
 from shared.fetch import recovery, status
 from shared.fetch.bitbucket.plan import PLAN as BITBUCKET
 from shared.fetch.budget import TokenBudget, budget_key
 from shared.fetch.client import ProviderClient, connection_api_base, shared_session
-from shared.fetch.errors import BudgetExhausted, InsufficientScope, RateLimited, TokenRejected
+from shared.fetch.errors import BudgetExhausted, RateLimited
 from shared.fetch.github.plan import PLAN as GITHUB
 from shared.fetch.gitlab.plan import PLAN as GITLAB
 from shared.fetch.jira.plan import PLAN as JIRA
@@ -127,7 +134,7 @@ def _stopped(ports: Ports, connection: str, owner: str, error: BaseException,
         log.warning("fetch.transient_failure", extra={"fields": {
             "connection": connection, "reason": error.key, "state": state}})
         return False
-    reason = error.key if isinstance(error, TokenRejected | InsufficientScope) else "fetch.error"
+    reason = error.key if isinstance(error, KeywayError) else "fetch.error"
     status.end(ports, connection, owner, "failed", reason=reason, stats=stats)
     return True
 
