@@ -49,11 +49,13 @@ COLLECTION = "sync_status"
 LEASE = timedelta(minutes=5)
 
 
-def begin(ports: Ports, tenant: str, connection: str, lease: timedelta = LEASE) -> str | None:
-    """Take the connection's sync lease; ``None`` if another live run holds it."""
+def begin(ports: Ports, tenant: str, connection: str,
+          lease_time: timedelta = LEASE) -> str | None:
+    """Take the connection's sync lease for ``lease_time`` (``KEYWAY_SYNC_LEASE_SECONDS``);
+    ``None`` if another live run holds it."""
     owner = uuid.uuid4().hex
     now = ports.clock.now()
-    until = isoformat(now + lease)
+    until = isoformat(now + lease_time)
 
     def take(tx) -> str | None:
         doc = tx.get(COLLECTION, connection) or {"tenant": tenant}
