@@ -14,6 +14,15 @@ for. The scheduler's tick re-requests every sync whose ``recover_at`` has passed
 that died, a continuation or retry request that was lost or dead-lettered, never leaves a
 sync ``running`` or ``retrying`` with nothing scheduled.
 
+Reasons (``reason``, stable keys): a transient error's key while ``retrying`` and after the
+last attempt (``provider.unavailable``, ``provider.malformed``, ``backend.unavailable``,
+``bus.topic_missing``, …); ``fetch.lease_expired`` (the run died),
+``fetch.continuation_lost``, ``fetch.retry_lost``; ``provider.rate_limited`` or
+``budget.exhausted`` while ``waiting``; for ``failed`` also ``provider.token_rejected``,
+``provider.insufficient_scope``, any other permanent error's key (``fetch.error`` for an
+unexpected one), ``fetch.unknown_connection``, and a connection's own ``status_reason`` once
+it is no longer active (``vault.needs_reauth``, ``vault.undecryptable``).
+
 What is missing: when the provider permanently refused a part of the data — a child list of
 some items (:mod:`shared.fetch.pending`) — the sync still ends ``done``, but the status is
 ``degraded: true`` and ``missing`` lists, per child and reason, ``{"child", "reason",
