@@ -120,7 +120,9 @@ def test_a_sync_killed_mid_run_completes_after_a_restart_with_nothing_lost_or_do
         kill(process)
         partial = {kind: len(found) for kind, found in records(store, connection).items()}
         killed = store.get("sync_status", connection)
-        assert killed["state"] == "running"  # what the dead run left: nobody will end it
+        # what the dead run left: nobody will end it (or, killed between two runs, a
+        # continuation that nothing will deliver)
+        assert killed["state"] in ("running", "continuing") and killed["recover_at"]
         restarted_at = time.monotonic()
         process = start(env, log)
         provider.latency = 0.0
@@ -137,6 +139,6 @@ def test_a_sync_killed_mid_run_completes_after_a_restart_with_nothing_lost_or_do
     counted = sum(len(store.query(kind)) for kind in ("pull_requests", "issues", "comments"))
     assert counted == sum(len(found) for found in expected.values())  # none twice
     # the dead run's lease ran out, the next tick asked again, the rest of the sync ran
-    after_lease = parse_iso(done["finished_at"]) - parse_iso(killed["lease"]["until"])
+    after_lease = parse_iso(done["finished_at"]) - parse_iso(killed["recover_at"])
     assert after_lease < timedelta(seconds=TICK + 20), after_lease
     assert took < LEASE + 30, f"done {took:.1f} s after the restart"
