@@ -130,6 +130,9 @@ class Runner:
         specs = subscription_specs(min_backoff=LOCAL_MIN_BACKOFF, max_backoff=LOCAL_MAX_BACKOFF)
         for spec in specs:
             ports.bus.ensure_subscription(spec)
+        released = ports.bus.expire_leases()  # claimed by a previous run that died: redeliver
+        if released:
+            log.info("runner.redelivering", extra={"fields": {"messages": released}})
         apps = {c.name: functions_framework.create_app(c.entry_point, fnserve.source(c),
                                                        fnserve.signature(c))
                 for c in COMPONENTS.values()}

@@ -11,9 +11,11 @@ callback, the vault, fetch and the api) and its ``sync_status`` (:mod:`shared.fe
    ``invalid_grant`` (``vault.needs_reauth``), the GitHub App installation is gone
    (``github_app.installation_gone``) or the stored token no longer decrypts
    (``vault.undecryptable``) — the stored ``status_reason``;
-3. ``syncing`` — a run holds a live lease (shown only, see below);
+3. ``syncing`` — a run holds a live lease, or a continuation is queued (shown only, see
+   below);
 4. ``degraded`` — a run's lease expired without an end, a crashed fetch (``sync.stalled``);
-   the last run failed (``sync.failed: <its key>``); it waits for a rate limit more than
+   the last run failed (``sync.failed: <its key>``); a transient failure's retry is scheduled
+   (``sync.retrying: <its key>``); it waits for a rate limit more than
    :data:`RATE_LIMIT_PATIENCE` away (``sync.rate_limited``);
 5. ``connecting`` — no sync has finished successfully yet;
 6. ``degraded`` — a part of the data is refused (the first ``missing`` reason, e.g.
@@ -62,12 +64,14 @@ def derive(connection: dict[str, Any], sync: dict[str, Any] | None, now: datetim
     state = sync.get("state")
     lease = sync.get("lease") or {}
     leased = bool(lease) and parse_iso(lease["until"]) > now
-    if live and state == "running" and leased:
+    if live and (state == "running" and leased or state == "continuing"):
         return Health("syncing")
     if state == "running" and lease and not leased:
         return Health("degraded", "sync.stalled")
     if state == "failed":
         return Health("degraded", f"sync.failed: {sync.get('reason') or 'unknown'}")
+    if state == "retrying":
+        return Health("degraded", f"sync.retrying: {sync.get('reason') or 'unknown'}")
     if state == "waiting" and sync.get("retry_at") and (
             parse_iso(sync["retry_at"]) - now > RATE_LIMIT_PATIENCE):
         return Health("degraded", "sync.rate_limited")

@@ -123,7 +123,7 @@ def sync_status(ctx: Any, connection: str) -> Response:
         raise NotFound("no such connection")
     status = ctx.ports.business.get("sync_status", connection) or {"state": "never"}
     keep = ("state", "started_at", "finished_at", "retry_at", "reason", "last_success_at",
-            "consecutive_failures", "last_run")
+            "consecutive_failures", "attempt", "last_run")
     missing = status.get("missing") or []  # parts the provider refused (shared.fetch.status)
     return json_response({"connection": connection, "status": record.get("status"),
                           "health": health.view(record, ctx.ports.business.get(

@@ -11,6 +11,12 @@ after publishing, the connection's ``next_sync_at`` moves forward in a transacti
 it still holds that due time — so a redelivered tick (second or third attempt) finds nothing
 new to do. Ticks older than ``STALE_AFTER`` are acknowledged without work: a newer tick has
 already covered them.
+
+Recovery: each tick also re-requests, resuming from their checkpoints, the syncs that stopped
+without finishing — a run whose lease ran out, a transient failure whose ``retry_at`` has
+come, a continuation or retry request that was lost — found by one range query on
+``sync_status.recover_at`` (:mod:`shared.fetch.recovery`, which claims each in a transaction,
+so a redelivered tick asks once).
 """
 
 from __future__ import annotations
@@ -18,9 +24,10 @@ from __future__ import annotations
 import random
 from datetime import datetime, timedelta
 
-from shared import messages
+from shared import bootstrap, messages
 from shared.clock import isoformat, parse_iso
 from shared.errors import InvalidInput
+from shared.fetch import recovery
 from shared.fetch.budget import TokenBudget, budget_key
 from shared.log import get_logger
 from shared.ports import Filter, Order, Ports
@@ -52,9 +59,20 @@ def on_tick(ports: Ports, inbound: messages.Inbound) -> None:
         limit=BATCH,
     )
     requested = sum(_consider(ports, snap.id, snap.data, now) for snap in due)
+    recovered = _recover(ports, now)
     purged = purge.sweep(ports, now)
     log.info("scheduler.tick", extra={"fields": {"due": len(due), "requested": requested,
-                                                 "purged": purged}})
+                                                 "recovered": recovered, "purged": purged}})
+
+
+def _recover(ports: Ports, now: datetime) -> int:
+    """Re-request the syncs whose ``recover_at`` has passed (see the module docstring)."""
+    stuck = ports.business.query(
+        "sync_status", where=[Filter("recover_at", "<=", isoformat(now))],
+        order_by=[Order("recover_at")], limit=BATCH)
+    lease = timedelta(seconds=bootstrap.config().sync_lease_seconds)
+    return sum(recovery.recover(ports, snap.id, COMPONENT, lease) == "requested"
+               for snap in stuck)
 
 
 def next_due(ports: Ports, connection_id: str, connection: dict, now: datetime) -> datetime:

@@ -8,7 +8,11 @@ Idempotency:
   connection whose token needs re-authorization is acknowledged; the status is recorded
   (``needs_reauth`` with ``status_reason`` ``vault.needs_reauth``, or ``vault.undecryptable``
   when the stored token no longer decrypts, e.g. after a forced key retirement or when the
-  record was rolled back to an older generation).
+  record was rolled back to an older generation), and the sync
+  ends ``failed`` with that reason. A retryable failure (KMS, secrets, store or bus down) is
+  raised for the bus to redeliver, and the sync shows ``retrying`` with the error's key: if
+  the bus dead-letters the request, the scheduler's tick asks again once its ``recover_at``
+  passes, and ends it ``failed`` after the last attempt (:mod:`shared.fetch.recovery`).
 * ``action.requested`` — keyed by ``(tenant, action_id)``; act-P dedupes on it, so a third delivery
   publishes a third job that act-P acknowledges without acting twice. A requester with no
   linked identity gets the action marked ``failed`` with reason ``no_personal_token``; one
@@ -33,11 +37,12 @@ import functools
 from collections.abc import Mapping
 from datetime import timedelta
 
-from shared import health, messages
+from shared import bootstrap, health, messages
 from shared.actions import model as actions_model
 from shared.actions.request import unavailable_reason
 from shared.clock import isoformat, parse_iso
-from shared.errors import InvalidInput, NotFound
+from shared.errors import InvalidInput, NotFound, RetryableError
+from shared.fetch import recovery
 from shared.log import get_logger
 from shared.ports import Ports
 from shared.providers import registry
@@ -97,16 +102,21 @@ def on_sync_requested(provider: str, ports: Ports, inbound: messages.Inbound) ->
     if not _fresh_enough(ports, body):
         log.info("vault.stale_request", extra={"fields": {"connection": connection}})
         return
+    lease = timedelta(seconds=bootstrap.config().sync_lease_seconds)
     try:
         envelope = service(provider, ports).release_for_fetch(tenant, connection, inbound.sender)
+        messages.publish(ports.bus, f"vault-{provider}", f"fetch-jobs-{provider}", "fetch.job",
+                         {"tenant": tenant, "connection": connection,
+                          "scope": body.get("scope") or "all", "resume": body.get("resume"),
+                          "envelope": envelope},
+                         ordering_key=connection)
     except NeedsReauth as e:  # Undecryptable too: reason vault.undecryptable
         _set_connection_status(ports, tenant, connection, "needs_reauth", reason=e.key)
+        recovery.request_failed(ports, provider, tenant, connection, e.key, lease, final=True)
         raise
-    messages.publish(ports.bus, f"vault-{provider}", f"fetch-jobs-{provider}", "fetch.job",
-                     {"tenant": tenant, "connection": connection,
-                      "scope": body.get("scope") or "all", "resume": body.get("resume"),
-                      "envelope": envelope},
-                     ordering_key=connection)
+    except RetryableError as e:  # redelivered by the bus; if it dead-letters, the tick asks
+        recovery.request_failed(ports, provider, tenant, connection, e.key, lease, final=False)
+        raise
 
 
 def on_action_requested(provider: str, ports: Ports, inbound: messages.Inbound) -> None:
