@@ -58,7 +58,8 @@ def connect(port: int, token: str) -> str:
     started = requests.post(f"{base}/api/v1/connections", json={"provider": "github"},
                             headers={"Authorization": f"Bearer {token}"}, timeout=10)
     assert started.status_code == 201, started.text
-    landing = _signed_in(requests.get(started.json()["authorize_url"], timeout=30))
+    browser = requests.Session()  # keeps the flow's cookie from keyway's start step
+    landing = _signed_in(browser, browser.get(started.json()["authorize_url"], timeout=30))
     assert landing.json()["status"] == "connected", landing.json()
     return started.json()["connection"]
 
