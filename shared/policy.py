@@ -50,8 +50,10 @@ def _provider_routes(p: str) -> list[Route]:
         Route(f"sync-requests-{p}", f"vault-{p}", {"sync.requested": syncers},
               "tenant, connection, scope of the sync, resume point"),
         Route(f"connection-control-{p}", f"vault-{p}",
-              {"connection.disconnect": frozenset({"api"})},
-              "tenant, connection, who asked for the disconnect"),
+              {"connection.disconnect": frozenset({"api"}),
+               "identity.unlink": frozenset({"api"})},
+              "tenant, connection, who asked for the disconnect; or tenant and user of an "
+              "identity to unlink"),
         Route(f"fetch-jobs-{p}", f"fetch-{p}", {"fetch.job": frozenset({f"vault-{p}"})},
               "sealed app-token envelope (purpose fetch), connection, what to fetch, cursor"),
         Route(f"action-requests-{p}", f"vault-{p}",

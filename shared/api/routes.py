@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Response
 
-from shared.api import actions, connections, data, openapi, reads
+from shared.api import actions, connections, data, identities, openapi, reads
 from shared.api.authn import local_issuer
 from shared.errors import InvalidInput, NotFound
 from shared.http import json_response
@@ -76,7 +76,8 @@ TABLE = [
     ("GET", f"/v1/(?P<resource>{_KINDS})/(?P<record_id>[^/]+)",
      lambda ctx: data.get_record(ctx, ctx.params["resource"], ctx.params["record_id"]), False),
     ("POST", "/v1/identities", create_identity, False),
-    ("GET", "/v1/identities", reads.list_identities, False),
+    ("GET", "/v1/identities", identities.list_identities, False),
+    ("DELETE", "/v1/identities/(?P<provider>[^/]+)", identities.unlink_identity, False),
     ("POST", "/v1/actions", actions.create_action, False),
     ("GET", "/v1/actions", reads.list_actions, False),
     ("GET", "/v1/actions/(?P<action_id>[^/]+)", actions.get_action, False),

@@ -176,6 +176,20 @@ def on_disconnect(provider: str, ports: Ports, inbound: messages.Inbound) -> Non
     _set_connection_status(ports, tenant, connection, "disconnected")
 
 
+def on_unlink(provider: str, ports: Ports, inbound: messages.Inbound) -> None:
+    """``identity.unlink`` (only from ``connection-control-P``): delete the user's personal
+    token (revoked unless its grant is shared, :mod:`shared.vault.grants`), then the identity.
+    Idempotent: a repeat finds nothing left to delete."""
+    body = inbound.body
+    tenant, user = _field(body, "tenant"), _field(body, "user")
+    shared = grants.identity_shares_grant(ports, provider, tenant, user)
+    service(provider, ports).unlink(tenant, user, inbound.sender, revoke=not shared)
+    identity = personal_id(provider, tenant, user)
+    doc = ports.business.get("identities", identity)
+    if doc is not None and doc.get("tenant") == tenant:
+        ports.business.delete("identities", identity)
+
+
 def _registers_hooks(ports: Ports, provider: str, tenant: str, connection: str) -> bool:
     """Whether this is ``tenant``'s connection of a provider that registers webhooks signed
     with a per-connection secret (whose token component alone may delete
@@ -227,4 +241,5 @@ def handlers(provider: str) -> dict:
         "sync.requested": functools.partial(on_sync_requested, provider),
         "action.requested": functools.partial(on_action_requested, provider),
         "connection.disconnect": functools.partial(on_disconnect, provider),
+        "identity.unlink": functools.partial(on_unlink, provider),
     }

@@ -189,3 +189,68 @@ def test_the_sweep_spends_a_bounded_budget_per_tick(local_stack, github):
     assert not store.get("connections", "c-old").get("purged_at")
     assert purge.sweep(local_stack.ports, now, budget=3) == 2
     assert store.get("connections", "c-old")["purged_at"]
+
+
+def _deliver_control(stack, provider: str) -> None:
+    from shared.entry import event_function
+    from shared.messages import decode
+    from shared.routing import handlers_for
+    from tests.unit.test_entry import pubsub_event
+
+    receive = event_function(f"vault-{provider}", handlers_for(f"vault-{provider}"))
+    topic = f"connection-control-{provider}"
+    for m in drain(stack, topic):
+        inbound = decode(topic, m.data, m.attributes, m.message_id)
+        receive(pubsub_event(topic, inbound.sender, inbound.type, inbound.body))
+
+
+def _link(stack, user: str) -> None:
+    from tests.integration.test_connect_flow import begin
+
+    token = stack.token(TENANT, user, "member")
+    started = begin(stack, "github", token, "/api/v1/identities")
+    done = finish(stack, "github", authorize(started["provider_url"]))
+    assert query_of(done.headers["Location"])["status"] == "connected"
+
+
+def test_a_member_unlinks_their_identity_and_its_token_is_gone(local_stack, github):
+    from shared import ids
+
+    _link(local_stack, "member-1")
+    key = ids.identity_id("github", TENANT, "member-1")
+    assert local_stack.ports.vault.get("personal_tokens", key) is not None
+    other = local_stack.token(TENANT, "member-2", "member")
+    assert local_stack.call("DELETE", "/api/v1/identities/github?user=member-1",
+                            other).status_code == 403
+    stranger = local_stack.token("tenant-b", "member-1", "member")
+    assert local_stack.call("DELETE", "/api/v1/identities/github",
+                            stranger).status_code == 404
+    assert local_stack.call("DELETE", "/api/v1/identities/nope",
+                            stranger).status_code == 404
+    mine = local_stack.token(TENANT, "member-1", "member")
+    answer = local_stack.call("DELETE", "/api/v1/identities/github", mine)
+    assert answer.status_code == 202 and json.loads(answer.get_data())["status"] == "unlinking"
+    _deliver_control(local_stack, "github")
+    assert local_stack.ports.vault.get("personal_tokens", key) is None
+    assert local_stack.ports.business.get("identities", key) is None
+    listed = json.loads(local_stack.call("GET", "/api/v1/identities", mine).get_data())
+    assert listed["items"] == []
+    revoked = [r for r in github.requests_log if r.method == "DELETE"
+               and "/applications/" in r.path]
+    assert revoked  # nothing else used that grant: revoked at GitHub
+
+
+def test_unlinking_keeps_a_grant_an_app_connection_of_the_same_account_uses(
+        local_stack, github):
+    """The admin who connected GitHub links the same account as their identity: unlinking it
+    must not revoke the grant under the connection."""
+    started, _ = connect(local_stack, "github")
+    _link(local_stack, "admin-1")
+    mine = local_stack.token(TENANT, "admin-1", "member")
+    assert local_stack.call("DELETE", "/api/v1/identities/github", mine).status_code == 202
+    _deliver_control(local_stack, "github")
+    assert not [r for r in github.requests_log if r.method == "DELETE"]
+    outcomes = [e.data.get("outcome") for e in local_stack.ports.business.query("audit_entries")
+                if e.data.get("event") == "unlink"]
+    assert outcomes == ["kept_shared_grant"]
+    assert local_stack.ports.vault.get("app_tokens", started["connection"]) is not None
