@@ -32,7 +32,7 @@ from shared.fetch.budget import TokenBudget, budget_key
 from shared.log import get_logger
 from shared.ports import Filter, Order, Ports
 from shared.providers import registry
-from shared.scheduler import purge
+from shared.scheduler import abandoned, purge
 
 COMPONENT = "scheduler"
 CONNECTIONS = "connections"
@@ -61,8 +61,10 @@ def on_tick(ports: Ports, inbound: messages.Inbound) -> None:
     requested = sum(_consider(ports, snap.id, snap.data, now) for snap in due)
     recovered = _recover(ports, now)
     purged = purge.sweep(ports, now)
+    abandoned_actions = abandoned.sweep(ports, now)
     log.info("scheduler.tick", extra={"fields": {"due": len(due), "requested": requested,
-                                                 "recovered": recovered, "purged": purged}})
+                                                 "recovered": recovered, "purged": purged,
+                                                 "abandoned_actions": abandoned_actions}})
 
 
 def _recover(ports: Ports, now: datetime) -> int:
