@@ -143,3 +143,49 @@ def test_a_sync_killed_mid_run_completes_after_a_restart_with_nothing_lost_or_do
     after_lease = parse_iso(done["finished_at"]) - parse_iso(killed["recover_at"])
     assert after_lease < timedelta(seconds=TICK + 20), after_lease
     assert took < LEASE + 30, f"done {took:.1f} s after the restart"
+
+
+@pytest.mark.emulator
+def test_a_fetch_process_killed_mid_sync_on_the_emulators_is_restarted_and_the_sync_completes(
+        tmp_path, provider, emulator_env, unique_project):
+    """The production topology (official emulators, one process per function): the fetch
+    process dies mid-sync; the runner restarts it, the scheduler's tick asks for the sync again
+    once the dead run's lease ends, and the records match the provider's exactly."""
+    from shared.adapters.gcp.firestore_store import FirestoreDocumentStore
+
+    port, state, log = free_port(), tmp_path / "state", tmp_path / "run.log"
+    provider.register_client(CLIENT, SECRET, [f"http://127.0.0.1:{port}/oauth-github/callback"])
+    env = {"KEYWAY_BACKEND": "emulator", "KEYWAY_STATE_DIR": str(state), "PORT": str(port),
+           "KEYWAY_PROJECT": unique_project, **emulator_env,
+           "KEYWAY_GITHUB_CLIENT_ID": CLIENT, "KEYWAY_GITHUB_OAUTH_URL": provider.oauth_url,
+           "KEYWAY_GITHUB_API_URL": provider.api_url, "KEYWAY_SECRET_GITHUB_CLIENT_SECRET":
+           SECRET, "KEYWAY_SYNC_LEASE_SECONDS": str(LEASE),
+           "KEYWAY_SYNC_BUDGET_SECONDS": str(BUDGET), "KEYWAY_TICK_SECONDS": str(TICK)}
+    process = start(env, log)
+    try:
+        health = _wait_healthy(port, process, log)
+        fetch = next(f for f in health["functions"] if f["name"] == "fetch-github")
+        store = FirestoreDocumentStore(unique_project)
+        provider.latency = 0.15
+        connection = connect(port, _dev_token(process))
+        wait_for(lambda: records(store, connection)["comments"]
+                 and (store.get("sync_status", connection) or {}).get("state") == "running",
+                 90, "the sync to be under way")
+        os.killpg(fetch["process"]["pid"], signal.SIGKILL)
+        partial = len(records(store, connection)["comments"])
+        provider.latency = 0.0
+        done = wait_for(lambda: (s := store.get("sync_status", connection) or {}).get(
+            "state") in ("done", "failed") and s, LEASE + 120, "the sync to finish")
+        restarted = next(f for f in requests.get(f"http://127.0.0.1:{port}/healthz",
+                                                 timeout=5).json()["functions"]
+                         if f["name"] == "fetch-github")
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=60)
+    assert restarted["process"]["restarts"] >= 1 and restarted["process"]["alive"]
+    assert done["state"] == "done", done
+    expected, got = truth(provider), records(store, connection)
+    assert got == expected and partial < len(expected["comments"])
+    counted = sum(len(store.query(kind)) for kind in ("pull_requests", "issues", "comments"))
+    assert counted == sum(len(found) for found in expected.values())
