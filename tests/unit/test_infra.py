@@ -44,6 +44,7 @@ SCHEDULER_AGENT = "service-agent:cloudscheduler"
 PUSH = "push"  # the Pub/Sub push identity (kw-pubsub-push)
 BUILDER = "builder"  # the functions' build identity (kw-function-builder)
 CONNECTION_SECRETS_ROLE = "google_project_iam_custom_role.connection_webhook_secrets"
+NOTIFY_SECRETS_ROLE = "google_project_iam_custom_role.notify_secrets"
 # Exactly what oauth-P (create, add a version) and vault-P (delete) do to a connection's secret.
 CONNECTION_SECRET_PERMISSIONS = {"secretmanager.secrets.create", "secretmanager.versions.add",
                                  "secretmanager.secrets.delete"}
@@ -346,6 +347,9 @@ def expected_secret_grants() -> set[tuple[str, str, str]]:
         if p == "jira":  # Jira signs its dynamic webhooks with the OAuth client secret
             give(f"webhook-{p}", f"secret:{p}-client-secret")
             give(f"webhook-{p}", f"secret:{p}-client-secret-previous")
+    # Notification signing secrets: the api makes and deletes them, notify signs with them.
+    give("notify", "secret-prefix:notify-secret-")
+    give("api", "secret-create+prefix:notify-secret-", (NOTIFY_SECRETS_ROLE,))
     return out
 
 
@@ -357,6 +361,8 @@ def expected_grants() -> set[tuple[str, str, str]]:
             out.add((who, f"subscription:{policy.subscription_name(topic)}", role))
         else:
             out.add((who, f"topic:{topic}", role))
+    for topic, component, role in policy.outlet_bindings():  # keyway-events: notify only
+        out.add((account_of(component), f"topic:{topic}", role))
     for topic in policy.ROUTES:  # dead-lettering by the Pub/Sub service agent
         out.add((PUBSUB_AGENT, f"topic:{policy.dead_letter_topic(topic)}",
                  "roles/pubsub.publisher"))
@@ -592,7 +598,9 @@ def test_firestore_databases_have_pitr_backups_ttl_and_protection(model):
     assert "daily_recurrence" in schedule
     ttl = model["resources"]["google_firestore_field"]["ttl"]
     collections = _map_of(model, ttl["for_each"])
-    assert set(collections) == {"webhook_deliveries", "envelope_nonces", "oauth_states"}
+    assert set(collections) == {"webhook_deliveries", "envelope_nonces", "oauth_states",
+                                "notification_outbox", "notification_deliveries",
+                                "notification_outlet"}
     assert ttl["field"] == "${each.value.field}" and ttl["collection"] == "${each.key}"
     assert {c["field"] for c in collections.values()} == {retention.TTL_FIELD}
     assert {c["database"] for c in collections.values()} == {"(default)"}
