@@ -10,7 +10,8 @@ Idempotent: a sync request names the connection and the due time it answers (``d
 after publishing, the connection's ``next_sync_at`` moves forward in a transaction that checks
 it still holds that due time — so a redelivered tick (second or third attempt) finds nothing
 new to do. Ticks older than ``STALE_AFTER`` are acknowledged without work: a newer tick has
-already covered them.
+already covered them. Each tick also publishes the notification events still pending in the
+outbox (:func:`shared.notify.events.sweep`, idempotent by event id).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from shared.clock import isoformat, parse_iso
 from shared.errors import InvalidInput
 from shared.fetch.budget import TokenBudget, budget_key
 from shared.log import get_logger
+from shared.notify import events as notify_events
 from shared.ports import Filter, Order, Ports
 from shared.providers import registry
 
@@ -52,6 +54,7 @@ def on_tick(ports: Ports, inbound: messages.Inbound) -> None:
     )
     requested = sum(_consider(ports, snap.id, snap.data, now) for snap in due)
     log.info("scheduler.tick", extra={"fields": {"due": len(due), "requested": requested}})
+    notify_events.sweep(ports)  # notifications whose first publish failed (shared.notify)
 
 
 def next_due(ports: Ports, connection_id: str, connection: dict, now: datetime) -> datetime:
