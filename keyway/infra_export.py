@@ -235,7 +235,7 @@ def export() -> dict[str, Any]:
         "kw_topic_iam": topic_iam,
         "kw_subscription_iam": subscription_iam,
         "kw_external_publishers": external_publishers,
-        "kw_outlets": {topic: {"carries": o.carries} for topic, o in sorted(policy.OUTLETS.items())},
+        "kw_outlets": {t: {"carries": o.carries} for t, o in sorted(policy.OUTLETS.items())},
         "kw_outlet_iam": outlet_iam,
         "kw_secrets": secrets,
         "kw_secret_iam": secret_iam,

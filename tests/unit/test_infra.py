@@ -589,6 +589,39 @@ def test_a_connection_secret_writer_for_another_account_fails(model):
            f"'{CONNECTION_SECRETS_ROLE}')" in _fails(model, check_grants)
 
 
+def test_only_notify_publishes_keyway_events_and_only_notify_reads_notification_secrets(model):
+    granted = grants(model)
+    outlet = {(who, role) for who, target, role in granted if target == "topic:keyway-events"}
+    assert outlet == {("notify", "roles/pubsub.publisher")}
+    topics = {evaluate(model, model["resources"]["google_pubsub_topic"]["outlet"]["name"], k, v)
+              for k, v in instances(model, "google_pubsub_topic", "outlet")}
+    assert topics == set(policy.OUTLETS) == {"keyway-events"}
+    assert not [k for k, _ in instances(model, "google_pubsub_subscription", "subscription")
+                if k in policy.OUTLETS], "keyway subscribes to nothing on an outlet"
+    readers = {who for who, target, role in granted if target == "secret-prefix:notify-secret-"}
+    assert readers == {"notify"}
+    writers = {(who, role) for who, target, role in granted
+               if target == "secret-create+prefix:notify-secret-"}
+    assert writers == {("api", NOTIFY_SECRETS_ROLE)}
+    role = model["resources"]["google_project_iam_custom_role"]["notify_secrets"]
+    assert _strip(role["permissions"]) == "var.kw_connection_secret_permissions"
+
+
+def test_another_keyway_events_publisher_fails(model):
+    model["vars"]["kw_outlet_iam"]["keyway-events|api"] = {
+        "topic": "keyway-events", "account": "api", "role": "roles/pubsub.publisher",
+        "provider": ""}
+    assert "extra grants: [('api', 'topic:keyway-events'" in _fails(model, check_grants)
+
+
+def test_the_api_reading_notification_secrets_fails(model):
+    model["vars"]["kw_secret_prefix_iam"][
+        "notify-secret-|api|roles/secretmanager.secretAccessor"] = {
+        "prefix": "notify-secret-", "account": "api",
+        "role": "roles/secretmanager.secretAccessor", "provider": ""}
+    assert "('api', 'secret-prefix:notify-secret-'" in _fails(model, check_grants)
+
+
 def test_firestore_databases_have_pitr_backups_ttl_and_protection(model):
     dbs = model["resources"]["google_firestore_database"]["db"]
     assert set(_map_of(model, dbs["for_each"])) == {"(default)", "vault"}
