@@ -4,8 +4,8 @@ Idempotent. Dedupe key: ``notification_deliveries/<event id>:<subscription id>``
 a transaction before anything is sent. A delivery already ``delivered`` or ``failed`` is
 never sent again, whatever redelivers the message (the bus, a replayed dead letter, an outbox
 sweep that raced the first publish); one whose attempt another instance holds (a live lease)
-is left to that instance. Each attempt is appended to the delivery with its time, HTTP status
-or stable error key and duration.
+is left to that instance, and the message is redelivered to look again later. Each attempt
+is appended to the delivery with its time, HTTP status or stable error key and duration.
 
 Retries: a non-2xx answer, a timeout or a connection error leaves the delivery ``pending``
 and the handler raises :class:`DeliveryPending`, so Pub/Sub redelivers the message with the
@@ -56,6 +56,10 @@ def event_of(body: dict[str, Any]) -> dict[str, Any]:
                        for k in ("id", "tenant", "created_at"))
             or not isinstance(event.get("data"), dict)):
         raise InvalidInput("not a notification event", key="notify.bad_message")
+    try:
+        parse_iso(event["created_at"])
+    except ValueError:
+        raise InvalidInput("not a notification event", key="notify.bad_message") from None
     return {k: event[k] for k in ("id", "type", "created_at", "tenant", "data")}
 
 
@@ -87,30 +91,45 @@ def attempt(ports: Ports, event: dict[str, Any], subscription: str,
     """One attempt unless the delivery is settled or leased: its state afterwards."""
     key = f"{event['id']}:{subscription}"
     claimed = _claim(ports, key, event, subscription)
-    if claimed is None:
-        return "settled"
+    if claimed in ("settled", "busy"):  # busy: ask again once the holder is done
+        return "settled" if claimed == "settled" else "pending"
     number = len(claimed.get("attempts") or []) + 1
-    result = send.post(ports, event, subscription, sub["url"], number)
+    try:
+        result = send.post(ports, event, subscription, sub["url"], number)
+    except Exception:
+        _release(ports, key)  # the secrets port down: nothing was sent, try again soon
+        raise
     return _record(ports, key, result, number)
 
 
 def _claim(ports: Ports, key: str, event: dict[str, Any],
-           subscription: str) -> dict[str, Any] | None:
+           subscription: str) -> dict[str, Any] | str:
+    """The delivery with this caller's lease on it, or ``settled`` / ``busy``."""
     now = ports.clock.now()
 
-    def write(tx) -> dict[str, Any] | None:
+    def write(tx) -> dict[str, Any] | str:
         doc = tx.get(DELIVERIES, key) or {
             "event_id": event["id"], "type": event["type"], "tenant": event["tenant"],
             "subscription": subscription, "created_at": isoformat(now), "state": "pending",
             "attempts": [], **retention.purge_at(now + RETAIN)}
-        lease = doc.get("lease_until")
-        if doc["state"] != "pending" or (lease and lease > isoformat(now)):
-            return None
+        if doc["state"] != "pending":
+            return "settled"
+        if (doc.get("lease_until") or "") > isoformat(now):
+            return "busy"
         doc["lease_until"] = isoformat(now + LEASE)
         tx.put(DELIVERIES, key, doc)
         return doc
 
     return ports.business.transaction(write)
+
+
+def _release(ports: Ports, key: str) -> None:
+    def write(tx) -> None:
+        doc = tx.get(DELIVERIES, key)
+        if doc is not None:
+            tx.put(DELIVERIES, key, {**doc, "lease_until": None})
+
+    ports.business.transaction(write)
 
 
 def _record(ports: Ports, key: str, result: send.Result, number: int) -> str:

@@ -17,7 +17,7 @@ from cloudevents.http import CloudEvent
 from shared import health, policy
 from shared.acting import acting_as
 from shared.entry import event_function
-from shared.errors import InvalidInput, PolicyViolation
+from shared.errors import InvalidInput, PolicyViolation, UnavailableError
 from shared.notify import deliver, subscriptions
 from shared.notify import events as notify_events
 from shared.ports import SubscriptionSpec
@@ -290,3 +290,53 @@ def test_notifications_topic_is_published_by_the_recorders_and_read_by_notify():
         policy.check_publish("api", "keyway-events", "notification.event")
     with pytest.raises(PolicyViolation):  # nobody in keyway consumes the outlet
         policy.check_delivery("notify", "keyway-events", "notify", "notification.event")
+
+
+def test_a_disconnect_through_the_api_notifies_in_the_apis_name(setup, receiver):
+    _, made = setup.subscribe(receiver.url)
+    response = setup.stack.call("DELETE", f"/api/v1/connections/{CONNECTION}", setup.admin)
+    assert response.status_code == 202
+    batch: list = []
+    setup.ports.bus.pull(TEST_SUB, batch.append)
+    assert [m.attributes["sender"] for m in batch] == ["api"]
+    setup.receive(push(batch[0]))
+    [got] = receiver.received
+    assert json.loads(got.body)["data"]["to"] == "disconnected"
+    assert readme_verify()(made["secret"], got.headers["Keyway-Signature"], got.body)
+
+
+def test_a_delivery_another_instance_holds_is_asked_again_not_dropped(setup, receiver):
+    _, made = setup.subscribe(receiver.url)
+    setup.health_change()
+    batch: list = []
+    setup.ports.bus.pull(TEST_SUB, batch.append)
+    event = json.loads(batch[0].data)["event"]
+    key = f"{event['id']}:{made['id']}"
+    assert deliver._claim(setup.ports, key, event, made["id"]) not in ("busy", "settled")
+    with pytest.raises(deliver.DeliveryPending):  # leased elsewhere: redelivered, not acked
+        setup.receive(push(batch[0]))
+    assert receiver.received == []
+    deliver._release(setup.ports, key)  # the holder gave up without sending
+    setup.receive(push(batch[0]))
+    assert len(receiver.received) == 1
+
+
+def test_a_secret_store_outage_sends_nothing_and_keeps_the_delivery_pending(
+        setup, receiver, monkeypatch):
+    _, made = setup.subscribe(receiver.url)
+    setup.health_change()
+    batch: list = []
+    setup.ports.bus.pull(TEST_SUB, batch.append)
+
+    def down(name, version="latest"):
+        raise UnavailableError("secrets down")
+
+    monkeypatch.setattr(setup.ports.secrets, "access", down)
+    with pytest.raises(UnavailableError):
+        setup.receive(push(batch[0]))
+    monkeypatch.undo()
+    assert receiver.received == []
+    [delivery] = setup.deliveries(made["id"])[1]["items"]
+    assert delivery["state"] == "pending" and delivery["attempts"] == []
+    setup.receive(push(batch[0]))  # the redelivery sends at once: the lease was released
+    assert len(receiver.received) == 1
