@@ -340,3 +340,32 @@ def test_a_secret_store_outage_sends_nothing_and_keeps_the_delivery_pending(
     assert delivery["state"] == "pending" and delivery["attempts"] == []
     setup.receive(push(batch[0]))  # the redelivery sends at once: the lease was released
     assert len(receiver.received) == 1
+
+
+def test_an_address_refused_at_delivery_gets_nothing_though_it_passed_registration(
+        setup, receiver, monkeypatch):
+    port = receiver.url.split(":")[2].split("/")[0]
+    answers = {"hooks.example.test": ["127.0.0.1"]}
+    monkeypatch.setattr("shared.providers.ssrf.default_resolver",
+                        lambda host, _port: answers[host])
+    _, made = setup.subscribe(f"http://hooks.example.test:{port}/hooks/keyway")
+    answers["hooks.example.test"] = ["10.0.0.1"]  # the name now points inside the network
+    setup.health_change()
+    setup.pump()
+    assert receiver.received == []
+    [delivery] = setup.deliveries(made["id"])[1]["items"]
+    assert delivery["state"] == "failed" and delivery["reason"] == "ssrf.refused"
+
+
+def test_deliveries_are_listed_newest_first_per_subscription(setup, receiver):
+    _, mine = setup.subscribe(receiver.url, events=["connection.health_changed"])
+    _, other = setup.subscribe(receiver.url, events=["sync.failed"])
+    setup.health_change("needs_reauth")
+    setup.pump()
+    setup.ports.business.put("connections", CONNECTION, {
+        "tenant": TENANT, "provider": "github", "kind": "app", "status": "active"})
+    setup.health_change("disconnected")
+    setup.pump()
+    items = setup.deliveries(mine["id"])[1]["items"]
+    assert len(items) == 2 and items[0]["created_at"] >= items[1]["created_at"]
+    assert setup.deliveries(other["id"])[1]["items"] == []
