@@ -23,6 +23,7 @@ from shared.notify import events as notify_events
 from shared.ports import SubscriptionSpec
 from shared.routing import handlers_for
 from tests.fakes.webhook_receiver import Receiver
+from tests.integration.conftest import _reset_caches, build_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 TENANT, OTHER = "acme", "globex"
@@ -101,6 +102,16 @@ def setup(local_stack):
     return Setup(local_stack)
 
 
+@pytest.fixture(params=["embedded", pytest.param("emulator", marks=pytest.mark.emulator)])
+def backend_setup(request, tmp_path, monkeypatch, leak_guard):
+    env: dict[str, str] = {}
+    if request.param == "emulator":
+        env = {**request.getfixturevalue("emulator_env"), "KEYWAY_BACKEND": "emulator",
+               "KEYWAY_PROJECT": request.getfixturevalue("unique_project")}
+    yield Setup(build_stack(tmp_path, monkeypatch, leak_guard, backend_env=env))
+    _reset_caches()
+
+
 @pytest.fixture
 def receiver():
     server = Receiver().start()
@@ -148,7 +159,8 @@ def test_a_tampered_or_stale_delivery_fails_the_readme_verification(setup, recei
     assert not verify(made["secret"], "v1=deadbeef", body)
 
 
-def test_a_receiver_failing_twice_gets_three_attempts_and_one_delivery(setup, receiver):
+def test_a_receiver_failing_twice_gets_three_attempts_and_one_delivery(backend_setup, receiver):
+    setup = backend_setup
     receiver.statuses = [500, 503, 200]
     _, made = setup.subscribe(receiver.url)
     setup.health_change()
