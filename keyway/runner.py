@@ -64,7 +64,7 @@ from shared.errors import RetryableError
 from shared.log import configure, get_logger
 from shared.ports import Message, Ports, SecretSource
 from shared.providers import registry
-from shared.topology import subscription_specs
+from shared.topology import outlet_topics, subscription_specs
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL_MIN_BACKOFF, LOCAL_MAX_BACKOFF = 1.0, 60.0
@@ -148,6 +148,8 @@ class Runner:
         released = ports.bus.expire_leases()  # claimed by a previous run that died: redeliver
         if released:
             log.info("runner.redelivering", extra={"fields": {"messages": released}})
+        for topic in outlet_topics():  # keyway-events: published to, consumed outside keyway
+            ports.bus.ensure_topic(topic)
         apps = {c.name: functions_framework.create_app(c.entry_point, fnserve.source(c),
                                                        fnserve.signature(c))
                 for c in COMPONENTS.values()}
@@ -210,6 +212,8 @@ class Runner:
                                                  max_backoff=LOCAL_MAX_BACKOFF))
         for spec in self.bus_specs:
             ports.bus.ensure_subscription(spec)
+        for topic in outlet_topics():
+            ports.bus.ensure_topic(topic)
         threading.Thread(target=self._ticker, args=(ports,), name="ticker", daemon=True).start()
 
     def _spawn_functions(self, env: dict[str, str]) -> dict[str, int]:

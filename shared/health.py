@@ -28,7 +28,8 @@ with ``live=False``), so a healthy connection does not flap active â†’ syncing â
 sync. Each settled change is written once, in one transaction, as ``health`` on the connection
 (``{"state", "reason", "since"}``) and as a document of ``health_events``
 (``{"tenant", "connection", "from", "to", "reason", "at"}``); a repeated observation of the same
-state writes nothing.
+state writes nothing. Each change recorded is also a ``connection.health_changed``
+notification (:mod:`shared.notify`).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from shared.clock import isoformat, parse_iso
+from shared.notify import sources as notify
 from shared.ports import Ports
 
 CONNECTIONS, SYNC_STATUS, EVENTS = "connections", "sync_status", "health_events"
@@ -100,8 +102,10 @@ def observe(ports: Ports, connection: str) -> tuple[str | None, Health] | None:
     """Record the connection's settled health if it changed: ``(previous, new)``, or ``None``
     when nothing changed (or there is no such connection)."""
     now = ports.clock.now()
+    written: list[dict[str, Any]] = []
 
     def write(tx) -> tuple[str | None, Health] | None:
+        written.clear()
         doc = tx.get(CONNECTIONS, connection)
         if doc is None:
             return None
@@ -110,15 +114,19 @@ def observe(ports: Ports, connection: str) -> tuple[str | None, Health] | None:
         if (recorded.get("state"), recorded.get("reason")) == (health.state, health.reason):
             return None
         at = isoformat(now)
-        tx.put(CONNECTIONS, connection, {**doc, "health": {
-            "state": health.state, "reason": health.reason, "since": at}})
+        written.append({**doc, "health": {"state": health.state, "reason": health.reason,
+                                          "since": at}})
+        tx.put(CONNECTIONS, connection, written[0])
         tx.put(EVENTS, _event_id(connection, at, health), {
             "tenant": doc.get("tenant"), "connection": connection,
             "from": recorded.get("state"), "to": health.state, "reason": health.reason,
             "at": at})
         return recorded.get("state"), health
 
-    return ports.business.transaction(write)
+    change = ports.business.transaction(write)
+    if change is not None:
+        notify.health_changed(ports, connection, written[0], change[0], isoformat(now))
+    return change
 
 
 def mark(ports: Ports, tenant: str, connection: str, status: str,

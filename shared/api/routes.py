@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Response
 
-from shared.api import actions, connections, data, identities, openapi, reads
+from shared.api import actions, connections, data, identities, openapi, reads, subscriptions
 from shared.api.authn import local_issuer
 from shared.errors import InvalidInput, NotFound
 from shared.http import json_response
@@ -81,6 +81,12 @@ TABLE = [
     ("POST", "/v1/actions", actions.create_action, False),
     ("GET", "/v1/actions", reads.list_actions, False),
     ("GET", "/v1/actions/(?P<action_id>[^/]+)", actions.get_action, False),
+    ("POST", "/v1/subscriptions", subscriptions.create_subscription, False),
+    ("GET", "/v1/subscriptions", subscriptions.list_subscriptions, False),
+    ("DELETE", "/v1/subscriptions/(?P<subscription>[^/]+)", subscriptions.delete_subscription,
+     False),
+    ("GET", "/v1/subscriptions/(?P<subscription>[^/]+)/deliveries",
+     subscriptions.list_deliveries, False),
     ("GET", "/v1/connect-result", connect_result, True),
     ("GET", "/local-issuer/.well-known/jwks.json", local_jwks, True),
     ("GET", "/openapi.json", openapi.serve, True),

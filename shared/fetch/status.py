@@ -53,6 +53,7 @@ from typing import Any
 from shared import health
 from shared.clock import isoformat, parse_iso
 from shared.fetch import pending
+from shared.notify import sources as notify
 from shared.ports import Ports
 
 COLLECTION = "sync_status"
@@ -111,3 +112,4 @@ def end(ports: Ports, connection: str, owner: str, state: str, *,
 
     ports.business.transaction(write)
     health.observe(ports, connection)
+    notify.sync_ended(ports, connection, state, now)  # sync.completed / sync.failed

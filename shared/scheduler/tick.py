@@ -16,7 +16,10 @@ Recovery: each tick also re-requests, resuming from their checkpoints, the syncs
 without finishing — a run whose lease ran out, a transient failure whose ``retry_at`` has
 come, a continuation or retry request that was lost — found by one range query on
 ``sync_status.recover_at`` (:mod:`shared.fetch.recovery`, which claims each in a transaction,
-so a redelivered tick asks once).
+so a redelivered tick asks once). Each tick also publishes the notification events still
+pending in the outbox (:func:`shared.notify.events.sweep`, idempotent by event id), deletes
+what is due of disconnected connections (:mod:`shared.scheduler.purge`) and ends the actions
+nobody will finish (:mod:`shared.scheduler.abandoned`).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from shared.errors import InvalidInput
 from shared.fetch import recovery
 from shared.fetch.budget import TokenBudget, budget_key
 from shared.log import get_logger
+from shared.notify import events as notify_events
 from shared.ports import Filter, Order, Ports
 from shared.providers import registry
 from shared.scheduler import abandoned, purge
@@ -65,6 +69,7 @@ def on_tick(ports: Ports, inbound: messages.Inbound) -> None:
     log.info("scheduler.tick", extra={"fields": {"due": len(due), "requested": requested,
                                                  "recovered": recovered, "purged": purged,
                                                  "abandoned_actions": abandoned_actions}})
+    notify_events.sweep(ports)  # notifications whose first publish failed (shared.notify)
 
 
 def _recover(ports: Ports, now: datetime) -> int:

@@ -44,6 +44,7 @@ from shared.clock import isoformat, parse_iso
 from shared.errors import InvalidInput, NotFound, RetryableError
 from shared.fetch import recovery
 from shared.log import get_logger
+from shared.notify import sources as notify
 from shared.ports import Ports
 from shared.providers import registry
 from shared.vault import grants
@@ -208,8 +209,14 @@ def _set_connection_status(ports: Ports, tenant: str, connection: str, status: s
 
 def _set_identity_status(ports: Ports, provider: str, tenant: str, user: str, status: str,
                          reason: str) -> None:
-    """Mark the user's linked identity (``identities/<provider>:<tenant>:<user>``)."""
-    _set_status(ports, "identities", personal_id(provider, tenant, user), tenant, status, reason)
+    """Mark the user's linked identity (``identities/<provider>:<tenant>:<user>``); a change to
+    ``needs_reauth`` is notified (``identity.needs_reauth``)."""
+    identity = personal_id(provider, tenant, user)
+    before = ports.business.get("identities", identity) or {}
+    _set_status(ports, "identities", identity, tenant, status, reason)
+    if status == "needs_reauth" and before.get("status") != status:
+        notify.identity_needs_reauth(ports, tenant, identity,
+                                     ports.business.get("identities", identity) or {})
 
 
 def _set_status(ports: Ports, collection: str, doc_id: str, tenant: str, status: str,
@@ -230,10 +237,15 @@ def _fail_action(ports: Ports, tenant: str, action_id: str, reason: str) -> None
     def write(tx):
         doc = tx.get(actions_model.COLLECTION, key)
         if doc is not None and doc.get("tenant") == tenant and doc.get("status") == "pending":
-            tx.put(actions_model.COLLECTION, key, dict(
-                doc, status="failed", reason=reason, finished_at=isoformat(ports.clock.now())))
+            doc = dict(doc, status="failed", reason=reason,
+                       finished_at=isoformat(ports.clock.now()))
+            tx.put(actions_model.COLLECTION, key, doc)
+            return doc
+        return None
 
-    ports.business.transaction(write)
+    failed = ports.business.transaction(write)
+    if failed is not None:
+        notify.action_ended(ports, tenant, action_id, failed)  # action.failed
 
 
 def handlers(provider: str) -> dict:
