@@ -42,7 +42,8 @@ def _encode(record_id: str) -> str:
     return base64.urlsafe_b64encode(record_id.encode()).rstrip(b"=").decode()
 
 
-def _limit(raw: str | None) -> int:
+def page_limit(raw: str | None) -> int:
+    """The ``limit`` query parameter: 1..MAX_LIMIT, DEFAULT_LIMIT when absent (400 otherwise)."""
     if raw is None:
         return DEFAULT_LIMIT
     if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_LIMIT:
@@ -68,7 +69,7 @@ def list_records(ctx: Any, resource: str) -> Response:
     ctx.principal.require_scope("data:read")
     kind = RESOURCES[resource]
     args = ctx.request.args
-    limit = _limit(args.get("limit"))
+    limit = page_limit(args.get("limit"))
     where = _filters(ctx.principal.tenant, args)
     after = _cursor(args.get("cursor"))
     if after is not None:

@@ -21,7 +21,7 @@ from flask import Response
 
 from shared import health, ids
 from shared.actions import model
-from shared.api.data import DEFAULT_LIMIT, MAX_LIMIT
+from shared.api.data import page_limit
 from shared.errors import Forbidden, InvalidInput, NotFound
 from shared.http import json_response
 from shared.ports import Filter, Order
@@ -65,7 +65,7 @@ def list_actions(ctx: Any) -> Response:
         raise Forbidden("this request needs the scope actions:write or data:read",
                         key="auth.insufficient_scope")
     args = ctx.request.args
-    limit = _limit(args.get("limit"))
+    limit = page_limit(args.get("limit"))
     where = [Filter("tenant", "==", principal.tenant)]
     where += [Filter(name, "==", args[name]) for name in _ACTION_FILTERS if args.get(name)]
     at, skip = _cursor(args.get("cursor"))
@@ -79,14 +79,6 @@ def list_actions(ctx: Any) -> Response:
     more = len(snaps) > limit
     return json_response({"items": items,
                           "next_cursor": _next_cursor(page, at, skip) if more else None})
-
-
-def _limit(raw: str | None) -> int:
-    if raw is None:
-        return DEFAULT_LIMIT
-    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_LIMIT:
-        raise InvalidInput(f"limit must be 1..{MAX_LIMIT}")
-    return int(raw)
 
 
 def _next_cursor(page: list[Any], previous_at: str | None, previous_skip: set[str]) -> str:

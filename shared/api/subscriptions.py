@@ -21,7 +21,7 @@ from typing import Any
 
 from flask import Response
 
-from shared.api.reads import _limit
+from shared.api.data import page_limit
 from shared.http import json_response
 from shared.notify import deliver, subscriptions
 
@@ -52,5 +52,5 @@ def list_deliveries(ctx: Any) -> Response:
     ctx.principal.require_scope("connections:read")
     subscription = ctx.params["subscription"]
     subscriptions.own(ctx.ports, ctx.principal.tenant, subscription)
-    limit = _limit(ctx.request.args.get("limit"))
+    limit = page_limit(ctx.request.args.get("limit"))
     return json_response({"items": deliver.recent(ctx.ports, subscription, limit)})
