@@ -5,8 +5,12 @@ A list walk that reached its end without a gap — a full walk, an incremental o
 its cursor, a ``304`` (nothing changed), a walk resumed from its checkpoint in a continuation
 and finished there — makes its kind complete as of the time that walk began
 (:attr:`shared.fetch.walk.Walker.fresh`). A walk cut by the time budget, a rate limit or a
-failure advances nothing. Where several lists write one kind (GitHub's issue and review
-comments), the kind is as fresh as the oldest of them, and only once each has finished.
+failure advances nothing. A list's walk also completes the kinds of its children (GitLab's
+notes and approvals, GitHub's reviews: read for every item that changed, so complete when the
+list is); children the provider refused are not held back here but listed in the sync
+status's ``missing`` (:mod:`shared.fetch.status`). Where several lists complete one kind
+(GitHub's issue and review comments), the kind is as fresh as the oldest of them, and only
+once each has finished.
 
 Stored where it is cheap, one write per repository per run and one per connection per run:
 

@@ -91,7 +91,13 @@ class SyncRun:
                                         self._listed)
 
     def _kinds_of(self, repo: dict) -> set[str]:
-        return {spec.kind for spec in self._lists_of(repo)}
+        return {kind for spec in self._lists_of(repo) for _, kind in self._kinds(spec)}
+
+    def _kinds(self, spec: ListSpec) -> list[tuple[str, str]]:
+        """(list name, kind) of what a list's walk completes: its own kind and its children's
+        (read with the items that changed)."""
+        return [(spec.name, spec.kind)] + [(spec.name, self._plan.children[c].kind)
+                                           for c in spec.children]
 
     def _lists_of(self, repo: dict) -> list[ListSpec]:
         return [s for s in self._plan.resources if s.applies is None or s.applies(repo)]
@@ -141,7 +147,7 @@ class SyncRun:
             return self._walk_lists(repo_id, repo, lists, finished)
         finally:
             freshness.record_repository(self._ports.business, repo_id, freshness.complete_kinds(
-                [(s.name, s.kind) for s in lists], finished))
+                [pair for s in lists for pair in self._kinds(s)], finished))
 
     def _walk_lists(self, repo_id: str, repo: dict, lists: list[ListSpec],
                     finished: dict[str, str | None]) -> bool:
