@@ -86,7 +86,7 @@ def connection_lines(conn_id: str, doc: dict[str, Any], sync: dict[str, Any] | N
     if view["state"] != "syncing" or not progress:
         return ["  ".join(head + [_fresh(doc)])]
     pace = progress.get("requests_per_second")
-    head += [f"{pace:g} req/s" if pace else "pace not measured yet", _eta(progress)]
+    head += [f"{pace:.1f} req/s" if pace else "pace not measured yet", _eta(progress)]
     return ["  ".join(head)] + [list_line(name, entry)
                                 for name, entry in (progress.get("lists") or {}).items()]
 
