@@ -1,7 +1,7 @@
 """``keyway connections status``: one line per connection with its health, and while it syncs
 a progress bar per list and the ETA, read from the business store (no api, no token).
 
-    acme/0f3c…  github  syncing  3 req/s  ETA ≥ 1m40s
+    acme/0f3c…  github  syncing  3.2 req/s  ETA ≥ 1m40s
       repositories     [########################]  2 items
       pulls            [############------------]  1/2 repositories  100 items  1 page left
     acme/7d21…  gitlab  active  fresh as of 2026-12-07 05:54 UTC (oldest kind: issues)

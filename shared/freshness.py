@@ -55,7 +55,7 @@ def record_repository(store: DocumentStore, repository: str, fresh: dict[str, st
 
     def write(tx) -> None:
         doc = tx.get(REPOSITORIES, repository)
-        if doc is None:
+        if doc is None or doc.get("deleted"):
             return
         stored = dict(doc.get("fresh_as_of") or {})
         merged = {**stored, **{k: max(v, stored.get(k) or v) for k, v in fresh.items()}}

@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 from urllib.parse import parse_qs, urlsplit
 
+import jsonschema_rs
 import pytest
 import requests
 
 from keyway.simulators import GitHubSimulator, GitLabSimulator
+from shared.api import openapi
 from shared.bootstrap import build
 from shared.clock import isoformat
 from shared.config import Config
@@ -40,6 +42,13 @@ class Peek(requests.Session):
     def send(self, request, **kwargs):
         self.before(request.url)
         return super().send(request, **kwargs)
+
+
+def conforms(schema: str, value: object) -> bool:
+    """``value`` is what the OpenAPI document's ``schema`` describes."""
+    components = json.loads(openapi.document())["components"]
+    return jsonschema_rs.validator_for({"$ref": f"#/components/schemas/{schema}",
+                                        "components": components}).is_valid(value)
 
 
 def page_of(url: str) -> str | None:
@@ -116,9 +125,11 @@ def test_mid_run_the_status_shows_pages_left_and_a_finite_eta_then_final_counts(
     assert progress["eta_is_lower_bound"] is True
     assert progress["requests"] >= 2 and progress["requests_per_second"] > 0
     assert progress["budget"]["remaining"] > 0
+    assert conforms("Progress", progress)
 
     after = ports.business.get("sync_status", CONNECTION)
     assert after["state"] == "done" and "progress" not in after
+    assert conforms("ListProgress", after["last_run"]["lists"][listing])
     final = after["last_run"]["lists"][listing]
     assert final["items"] == 300 and final["repositories_done"] == 2 and not final["walking"]
     for repo in repositories(ports):
@@ -220,6 +231,7 @@ def test_the_freshness_route_summarises_per_connection_and_kind(local_stack, lea
     response = local_stack.call("GET", "/api/v1/freshness", reader)
     assert response.status_code == 200
     body = json.loads(response.get_data())
+    assert conforms("TenantFreshness", body)
     assert [c["connection"] for c in body["connections"]] == [CONNECTION]  # not c-other
     mine = body["connections"][0]
     assert mine["repositories"] == 2

@@ -16,7 +16,9 @@ from shared.fetch.github.plan import PLAN as GITHUB
 from shared.fetch.pages import pages_left
 from shared.fetch.progress import Progress, eta
 from shared.fetch.walk import Stats
-from shared.freshness import complete_kinds, summarize, tenant_view
+from shared.freshness import complete_kinds, record_repository, summarize, tenant_view
+from shared.records import store as records
+from shared.records.model import Context, make
 from tests.support import FakeClock
 
 API = "https://api.github.com/repositories/1/pulls"
@@ -168,3 +170,25 @@ def test_the_tenant_view_leaves_out_other_tenants_and_disconnected_connections(p
     view = tenant_view(ports.business, "t-1")
     assert [c["connection"] for c in view["connections"]] == ["a"]
     assert view["fresh_as_of"] == {"issues": at} and view["never"] == {"issues": 1}
+
+
+def repository(updated_at: str) -> dict:
+    return make("repositories", Context("t-1", "github", "c-1"), external_id="1", name="r",
+                full_name="o/r", private=False, archived=False, default_branch="main",
+                owner=None, has_issues=True, url=None, created_at=None, updated_at=updated_at)
+
+
+def test_fresh_as_of_moves_forward_only_and_survives_a_newer_provider_version(ports):
+    older, newer = "2030-01-01T00:00:00.000000Z", "2030-01-02T00:00:00.000000Z"
+    repo = repository(older)
+    records.upsert(ports.business, repo)
+    record_repository(ports.business, repo["id"], {"issues": newer})
+    record_repository(ports.business, repo["id"], {"issues": older, "labels": older})
+    assert ports.business.get("repositories", repo["id"])["fresh_as_of"] == {
+        "issues": newer, "labels": older}
+    assert records.upsert(ports.business, repository(newer))  # the provider changed it
+    assert ports.business.get("repositories", repo["id"])["fresh_as_of"]["issues"] == newer
+    records.mark_deleted(ports.business, "repositories", repo["id"],
+                         "2030-01-03T00:00:00.000000Z")
+    record_repository(ports.business, repo["id"], {"issues": "2030-01-04T00:00:00.000000Z"})
+    assert ports.business.get("repositories", repo["id"])["fresh_as_of"]["issues"] == newer
