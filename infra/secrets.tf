@@ -28,7 +28,8 @@ resource "google_secret_manager_secret_iam_member" "keyway" {
 
 # webhook-secret-<connection> secrets are created per connection (by oauth-P when an admin
 # connects with webhook registration on) and deleted on disconnect (by vault-P). webhook-P and
-# fetch-P may read those, and only those, through a name-prefix condition.
+# fetch-P may read those, and only those, through a name-prefix condition. Likewise
+# notify-secret-<subscription> (notification signing secrets): notify reads them.
 resource "google_project_iam_member" "secret_prefix" {
   for_each = local.kw_secret_prefix_iam
   project  = var.project
@@ -37,7 +38,7 @@ resource "google_project_iam_member" "secret_prefix" {
 
   condition {
     title       = "only ${each.value.prefix}*"
-    description = "Per-connection webhook secrets only."
+    description = "Secrets of this name prefix only."
     expression  = "resource.name.startsWith(\"${local.project_path}/secrets/${each.value.prefix}\")"
   }
 }
@@ -66,6 +67,29 @@ resource "google_project_iam_member" "secret_prefix_writer" {
   condition {
     title       = "create, or only ${each.value.prefix}*"
     description = "Create a secret (checked on the project); change or delete per-connection webhook secrets only."
+    expression  = "resource.type == \"cloudresourcemanager.googleapis.com/Project\" || resource.name.startsWith(\"${local.project_path}/secrets/${each.value.prefix}\")"
+  }
+}
+
+# notify-secret-<subscription>: the api creates one when a tenant admin subscribes to
+# notifications and deletes it with the subscription; it never reads one (notify does).
+resource "google_project_iam_custom_role" "notify_secrets" {
+  project     = var.project
+  role_id     = "kwNotifySecrets"
+  title       = "keyway notification signing secrets"
+  description = "Create, add versions to and delete notify-secret-<subscription> secrets."
+  permissions = var.kw_connection_secret_permissions
+}
+
+resource "google_project_iam_member" "notify_secret_writer" {
+  for_each = var.kw_notify_secret_writer_iam
+  project  = var.project
+  role     = google_project_iam_custom_role.notify_secrets.id
+  member   = "serviceAccount:${google_service_account.component[each.value.account].email}"
+
+  condition {
+    title       = "create, or only ${each.value.prefix}*"
+    description = "Create a secret (checked on the project); change or delete notification signing secrets only."
     expression  = "resource.type == \"cloudresourcemanager.googleapis.com/Project\" || resource.name.startsWith(\"${local.project_path}/secrets/${each.value.prefix}\")"
   }
 }

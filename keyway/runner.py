@@ -46,7 +46,7 @@ from cryptography.hazmat.primitives import serialization
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.serving import make_server
 
-from keyway import emulators, fnserve, sandbox_state, wsgi
+from keyway import emulators, fnserve, sandbox_state, supervisor, wsgi
 from keyway.firststart import ensure_github_app_key, ensure_local_state, push_token
 from keyway.simulators import (
     BitbucketSimulator,
@@ -64,7 +64,7 @@ from shared.errors import RetryableError
 from shared.log import configure, get_logger
 from shared.ports import Message, Ports, SecretSource
 from shared.providers import registry
-from shared.topology import subscription_specs
+from shared.topology import outlet_topics, subscription_specs
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL_MIN_BACKOFF, LOCAL_MAX_BACKOFF = 1.0, 60.0
@@ -95,6 +95,8 @@ class Runner:
         self.session = requests.Session()
         self.simulators: dict[str, Simulator] = {}
         self.stop_requested = False
+        self.supervisor: supervisor.Supervisor | None = None
+        self.bus_specs: list = []
 
     def request_stop(self, *_: object) -> None:
         """The SIGTERM handler. It only sets a flag the main loop polls: a handler that took a
@@ -111,8 +113,21 @@ class Runner:
                                  "refresh.tick", body)
             except RetryableError as e:
                 log.warning("runner.tick_failed", extra={"fields": {"detail": e.detail}})
+                if e.key == "bus.topic_missing":  # a restarted emulator keeps no topics
+                    self._ensure_bus(ports)
             self._save_sandbox()
             self.stop_event.wait(self.config.tick_seconds)
+
+    def _ensure_bus(self, ports: Ports) -> None:
+        """Create every topic and subscription again (idempotent): what a restarted Pub/Sub
+        emulator lost."""
+        try:
+            for spec in self.bus_specs:
+                ports.bus.ensure_subscription(spec)
+            log.info("runner.bus_restored", extra={"fields": {"subscriptions":
+                                                              len(self.bus_specs)}})
+        except RetryableError as e:
+            log.warning("runner.bus_not_restored", extra={"fields": {"detail": e.detail}})
 
     def _serve(self, app) -> None:
         self.server = make_server("127.0.0.1", self.config.port, app, threaded=True,
@@ -130,11 +145,17 @@ class Runner:
         specs = subscription_specs(min_backoff=LOCAL_MIN_BACKOFF, max_backoff=LOCAL_MAX_BACKOFF)
         for spec in specs:
             ports.bus.ensure_subscription(spec)
+        released = ports.bus.expire_leases()  # claimed by a previous run that died: redeliver
+        if released:
+            log.info("runner.redelivering", extra={"fields": {"messages": released}})
+        for topic in outlet_topics():  # keyway-events: published to, consumed outside keyway
+            ports.bus.ensure_topic(topic)
         apps = {c.name: functions_framework.create_app(c.entry_point, fnserve.source(c),
                                                        fnserve.signature(c))
                 for c in COMPONENTS.values()}
         token = push_token(ports)
-        self._serve(wsgi.mounted("embedded", apps, self._sandbox(), push_token=token))
+        self._serve(wsgi.mounted("embedded", apps, self._sandbox(), push_token=token,
+                                 status=lambda: supervisor.health(self.config, None)))
         threading.Thread(target=self._pump, args=(ports, specs, token), name="pump",
                          daemon=True).start()
         threading.Thread(target=self._ticker, args=(ports,), name="ticker", daemon=True).start()
@@ -176,15 +197,23 @@ class Runner:
             f"http://127.0.0.1:{p}", self.session,
             push_token=None if COMPONENTS[name].trigger == "http" else token), token)
             for name, p in fn_ports.items()}
-        self._serve(DispatcherMiddleware(wsgi.root_app("emulator", self._sandbox()), proxies))
+        functions = self.supervisor.status
+        root = wsgi.root_app("emulator", self._sandbox(),
+                             lambda: supervisor.health(self.config, functions()), functions)
+        self._serve(DispatcherMiddleware(root, proxies))
+        threading.Thread(target=self.supervisor.watch, args=(self.stop_event.is_set,),
+                         name="supervisor", daemon=True).start()
 
         def endpoint(component: str, topic: str) -> str:
             return (f"http://127.0.0.1:{config.port}/{component}/projects/{config.project}"
                     f"/topics/{topic}?{wsgi.PUSH_QUERY}={token.decode()}")
 
-        for spec in subscription_specs(endpoint, min_backoff=LOCAL_MIN_BACKOFF,
-                                       max_backoff=LOCAL_MAX_BACKOFF):
+        self.bus_specs = list(subscription_specs(endpoint, min_backoff=LOCAL_MIN_BACKOFF,
+                                                 max_backoff=LOCAL_MAX_BACKOFF))
+        for spec in self.bus_specs:
             ports.bus.ensure_subscription(spec)
+        for topic in outlet_topics():
+            ports.bus.ensure_topic(topic)
         threading.Thread(target=self._ticker, args=(ports,), name="ticker", daemon=True).start()
 
     def _spawn_functions(self, env: dict[str, str]) -> dict[str, int]:
@@ -193,9 +222,10 @@ class Runner:
         env = env | {"PYTHONPATH": str(ROOT), "KEYWAY_STATE_DIR": str(self.config.state_dir),
                      "KEYWAY_PROJECT": self.config.project}
         fn_ports: dict[str, int] = {}
+        self.supervisor = supervisor.Supervisor(env, log_dir)
         for c in COMPONENTS.values():
             fn_ports[c.name] = port = emulators.free_port()
-            self.processes.append(fnserve.spawn(c, port, env, log_dir / f"{c.name}.log"))
+            self.supervisor.spawn(c.name, port)
         for name, port in fn_ports.items():
             self._wait_up(name, port)
         return fn_ports
@@ -226,10 +256,11 @@ class Runner:
         self._save_sandbox()
         if self.server is not None:
             self.server.shutdown()
-        for process in self.processes:
+        processes = self.processes + (self.supervisor.processes() if self.supervisor else [])
+        for process in processes:
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGTERM)
-        for process in self.processes:
+        for process in processes:
             try:
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:

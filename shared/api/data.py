@@ -74,7 +74,8 @@ def list_records(ctx: Any, resource: str) -> Response:
     if after is not None:
         where.append(Filter("id", ">", after))
     snaps = ctx.ports.business.query(kind, where, [Order("id")], limit + 1)
-    items = [{k: v for k, v in s.data.items() if k not in _HIDDEN} for s in snaps[:limit]]
+    items = _with_connection_end(ctx, [{k: v for k, v in s.data.items() if k not in _HIDDEN}
+                                       for s in snaps[:limit]])
     more = len(snaps) > limit
     return json_response({"items": items,
                           "next_cursor": _encode(items[-1]["id"]) if more else None})
@@ -98,7 +99,21 @@ def get_record(ctx: Any, resource: str, raw_id: str) -> Response:
     doc = None if record_id is None else ctx.ports.business.get(RESOURCES[resource], record_id)
     if doc is None or doc.get("tenant") != ctx.principal.tenant or doc.get("deleted"):
         raise NotFound(f"no such {resource[:-1]}")
-    return json_response({k: v for k, v in doc.items() if k not in _HIDDEN})
+    return json_response(_with_connection_end(ctx, [
+        {k: v for k, v in doc.items() if k not in _HIDDEN}])[0])
+
+
+def _with_connection_end(ctx: Any, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each record with ``connection_ended_at``: when its connection was disconnected (its data
+    is kept until the retention's purge, :mod:`shared.scheduler.purge`), else ``None``."""
+    ended: dict[str, str | None] = {}
+    for item in items:
+        connection = item.get("connection")
+        if connection not in ended:
+            doc = ctx.ports.business.get("connections", connection) if connection else None
+            ended[connection] = (doc or {}).get("disconnected_at")
+        item["connection_ended_at"] = ended[connection]
+    return items
 
 
 def sync_status(ctx: Any, connection: str) -> Response:
@@ -108,7 +123,7 @@ def sync_status(ctx: Any, connection: str) -> Response:
         raise NotFound("no such connection")
     status = ctx.ports.business.get("sync_status", connection) or {"state": "never"}
     keep = ("state", "started_at", "finished_at", "retry_at", "reason", "last_success_at",
-            "consecutive_failures", "last_run")
+            "consecutive_failures", "attempt", "last_run")
     missing = status.get("missing") or []  # parts the provider refused (shared.fetch.status)
     view = health.view(record, ctx.ports.business.get("sync_status", connection),
                        ctx.ports.clock.now())

@@ -1,4 +1,4 @@
-"""Read routes people reach for: one connection, the tenant's actions, the caller's identities.
+"""Read routes people reach for: the tenant's connections and actions.
 
 * ``GET /v1/connections`` and ``GET /v1/connections/{id}`` — scope ``connections:read``: each
   connection with its ``health`` (:mod:`shared.health`) and ``freshness``
@@ -9,8 +9,6 @@
 * ``GET /v1/actions?user=&status=&connection=&limit=&cursor=`` — scope ``actions:write`` or
   ``data:read``: the tenant's actions, newest first (every member of a tenant may read its
   actions, :mod:`shared.actions.model`); an opaque ``next_cursor`` pages on.
-* ``GET /v1/identities`` — scope ``connections:read``: the caller's own linked identities
-  (provider, account, linked_at, status); an admin may add ``?user=`` for a member's.
 
 Another tenant's connection answers 404 like a missing one; nothing here carries a token.
 """
@@ -32,10 +30,8 @@ from shared.http import json_response
 from shared.ports import Filter, Order
 
 CONNECTION_KEYS = ("provider", "kind", "status", "status_reason", "base_url", "account",
-                   "created_at", "next_sync_at")
+                   "created_at", "next_sync_at", "disconnected_at", "purge_at", "purged_at")
 SYNC_KEYS = ("state", "last_success_at", "retry_at", "reason", "consecutive_failures")
-IDENTITY_KEYS = ("provider", "user", "base_url", "account", "linked_at", "status",
-                 "status_reason")
 _ACTION_FILTERS = ("user", "status", "connection")
 
 
@@ -95,18 +91,6 @@ def list_actions(ctx: Any) -> Response:
     more = len(snaps) > limit
     return json_response({"items": items,
                           "next_cursor": _next_cursor(page, at, skip) if more else None})
-
-
-def list_identities(ctx: Any) -> Response:
-    principal = ctx.principal
-    principal.require_scope("connections:read")
-    user = ctx.request.args.get("user") or principal.user
-    if user != principal.user:
-        principal.require_admin()
-    snaps = ctx.ports.business.query("identities", [Filter("tenant", "==", principal.tenant),
-                                                    Filter("user", "==", user)])
-    return json_response({"items": [{k: s.data.get(k) for k in IDENTITY_KEYS}
-                                    for s in sorted(snaps, key=lambda s: s.data["provider"])]})
 
 
 def _limit(raw: str | None) -> int:
