@@ -16,6 +16,9 @@
     keyway migrate actions                       move action documents from their old ids to
                                                  the per-tenant ones; exit 1 if any is left
                                                  for an operator (no tenant, id taken)
+    keyway connections status [--tenant T] [--watch] [--interval S]
+                                                 one line per connection with its health; while
+                                                 it syncs a progress bar per list and the ETA
     keyway dev token --tenant T --user U --role admin|member [--scope S ...] [--ttl SECONDS]
                                                  print a bearer token from the local issuer
 
@@ -70,6 +73,13 @@ def _parser() -> argparse.ArgumentParser:
                         help="a log export holding audit.checkpoint lines")
     migrate = sub.add_parser("migrate", help="data migrations after an upgrade")
     migrate.add_argument("step", choices=["actions"])
+    conns = sub.add_parser("connections", help="connections and their sync progress")
+    conns_sub = conns.add_subparsers(dest="action", required=True)
+    status = conns_sub.add_parser("status", help="health, progress bars and ETA")
+    status.add_argument("--tenant", default=None, help="only this tenant's connections")
+    status.add_argument("--watch", action="store_true", help="redraw until Ctrl-C")
+    status.add_argument("--interval", type=_positive, default=2.0,
+                        help="seconds between redraws with --watch (default 2)")
     dev = sub.add_parser("dev", help="local development helpers")
     dev_sub = dev.add_subparsers(dest="action", required=True)
     token = dev_sub.add_parser("token", help="print a bearer token for the local api")
@@ -80,6 +90,26 @@ def _parser() -> argparse.ArgumentParser:
                        help="repeat for several; default: every scope")
     token.add_argument("--ttl", type=int, default=3600)
     return parser
+
+
+def _positive(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not value > 0 or value > 3600:
+        raise argparse.ArgumentTypeError("must be a number of seconds, above 0, at most 3600")
+    return value
+
+
+def _connections(args: argparse.Namespace) -> int:
+    from keyway import connstatus
+
+    ports = bootstrap.ports()
+    if not args.watch:
+        print("\n".join(connstatus.render(ports, args.tenant)))
+        return 0
+    return connstatus.watch(lambda: connstatus.render(ports, args.tenant), args.interval)
 
 
 def _dev(args: argparse.Namespace) -> int:
@@ -196,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
             runner.run(args.backend or Config.from_env().backend)
             return 0
         handlers = {"bus": _bus, "keys": _keys, "audit": _audit, "migrate": _migrate,
-                    "dev": _dev}
+                    "connections": _connections, "dev": _dev}
         return handlers[args.command](args)
     except ConfigError as e:
         print(f"keyway: configuration error: {e.detail}", file=sys.stderr)

@@ -126,9 +126,10 @@ def sync_status(ctx: Any, connection: str) -> Response:
     keep = ("state", "started_at", "finished_at", "retry_at", "reason", "last_success_at",
             "consecutive_failures", "attempt", "last_run")
     missing = status.get("missing") or []  # parts the provider refused (shared.fetch.status)
+    view = health.view(record, ctx.ports.business.get("sync_status", connection),
+                       ctx.ports.clock.now())
     return json_response({"connection": connection, "status": record.get("status"),
-                          "health": health.view(record, ctx.ports.business.get(
-                              "sync_status", connection), ctx.ports.clock.now()),
-                          "next_sync_at": record.get("next_sync_at"),
+                          "health": view, "next_sync_at": record.get("next_sync_at"),
                           "sync": {**{k: status.get(k) for k in keep},
-                                   "degraded": bool(missing), "missing": missing}})
+                                   "degraded": bool(missing), "missing": missing,
+                                   "progress": view.get("progress")}})

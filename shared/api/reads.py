@@ -1,8 +1,11 @@
 """Read routes people reach for: the tenant's connections and actions.
 
 * ``GET /v1/connections`` and ``GET /v1/connections/{id}`` — scope ``connections:read``: each
-  connection with its ``health`` (:mod:`shared.health`); one connection also with its sync
-  summary (``state``, ``last_success_at``, ``retry_at``, ``reason``).
+  connection with its ``health`` (:mod:`shared.health`) and ``freshness``
+  (:mod:`shared.freshness`); one connection also with its sync summary (``state``,
+  ``last_success_at``, ``retry_at``, ``reason``).
+* ``GET /v1/freshness`` — scope ``connections:read`` or ``data:read``: per connection and per
+  record kind, the oldest ``fresh_as_of`` of its repositories and how many never completed.
 * ``GET /v1/actions?user=&status=&connection=&limit=&cursor=`` — scope ``actions:write`` or
   ``data:read``: the tenant's actions, newest first (every member of a tenant may read its
   actions, :mod:`shared.actions.model`); an opaque ``next_cursor`` pages on.
@@ -19,7 +22,7 @@ from typing import Any
 
 from flask import Response
 
-from shared import health, ids
+from shared import freshness, health, ids
 from shared.actions import model
 from shared.api.data import page_limit
 from shared.errors import Forbidden, InvalidInput, NotFound
@@ -37,7 +40,8 @@ def connection_view(ctx: Any, connection: str, record: dict[str, Any],
     """The connection as readers see it, with its health (:func:`shared.health.view`)."""
     return {"id": connection, **{k: record.get(k) for k in CONNECTION_KEYS},
             "register_webhooks": bool(record.get("register_webhooks")),
-            "health": health.view(record, sync, ctx.ports.clock.now())}
+            "health": health.view(record, sync, ctx.ports.clock.now()),
+            "freshness": freshness.connection_view(record)}
 
 
 def list_connections(ctx: Any) -> Response:
@@ -57,6 +61,14 @@ def get_connection(ctx: Any) -> Response:
     sync = ctx.ports.business.get("sync_status", connection)
     return json_response({**connection_view(ctx, connection, record, sync),
                           "sync": {k: (sync or {"state": "never"}).get(k) for k in SYNC_KEYS}})
+
+
+def tenant_freshness(ctx: Any) -> Response:
+    principal = ctx.principal
+    if not (principal.has_scope("connections:read") or principal.has_scope("data:read")):
+        raise Forbidden("this request needs the scope connections:read or data:read",
+                        key="auth.insufficient_scope")
+    return json_response(freshness.tenant_view(ctx.ports.business, principal.tenant))
 
 
 def list_actions(ctx: Any) -> Response:

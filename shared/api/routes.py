@@ -75,6 +75,7 @@ TABLE = [
      lambda ctx: data.list_records(ctx, ctx.params["resource"]), False),
     ("GET", f"/v1/(?P<resource>{_KINDS})/(?P<record_id>[^/]+)",
      lambda ctx: data.get_record(ctx, ctx.params["resource"], ctx.params["record_id"]), False),
+    ("GET", "/v1/freshness", reads.tenant_freshness, False),
     ("POST", "/v1/identities", create_identity, False),
     ("GET", "/v1/identities", identities.list_identities, False),
     ("DELETE", "/v1/identities/(?P<provider>[^/]+)", identities.unlink_identity, False),

@@ -179,6 +179,11 @@ class ProviderClient:
         raise TypeError("ProviderClient holds a provider token and cannot be pickled")
 
     # ---- public surface ---------------------------------------------------------------------
+    @property
+    def pagination(self) -> str:
+        """The provider table's pagination style (:mod:`shared.fetch.pages` reads it)."""
+        return self._spec.api.pagination
+
     def get(self, template: str, path_params: Mapping[str, str] | None = None,
             params: Mapping[str, Query] | None = None, *, etag: str | None = None) -> ApiResponse:
         """GET an allowlisted ``template`` (``"GET /repos/{owner}/{repo}/pulls"``)."""

@@ -29,6 +29,7 @@ class Walk:
     first_etag: str | None
     seen: list[str] = field(default_factory=list)  # ids, for full-list resources only
     pending: list[str] = field(default_factory=list)  # first pages of further scopes to walk
+    started_at: str | None = None  # when its first page was asked for
 
 
 @dataclass
@@ -38,6 +39,7 @@ class Cursor:
     etag: str | None = None
     walk: Walk | None = None
     round: str | None = None  # the sync round in which the last walk finished
+    fresh_as_of: str | None = None  # when the last walk that finished complete began
 
 
 def cursor_id(connection: str, repository: str, resource: str) -> str:
@@ -49,13 +51,13 @@ def load(store: DocumentStore, connection: str, repository: str, resource: str) 
     doc = store.get(COLLECTION, doc_id) or {}
     walk = doc.get("walk")
     return Cursor(doc_id, doc.get("since"), doc.get("etag"), Walk(**walk) if walk else None,
-                  doc.get("round"))
+                  doc.get("round"), doc.get("fresh_as_of"))
 
 
 def save(store: DocumentStore, cursor: Cursor, connection: str) -> None:
     doc: dict[str, Any] = {"connection": connection, "since": cursor.since, "etag": cursor.etag,
                            "walk": vars(cursor.walk) if cursor.walk else None,
-                           "round": cursor.round}
+                           "round": cursor.round, "fresh_as_of": cursor.fresh_as_of}
     store.put(COLLECTION, cursor.id, doc)
 
 

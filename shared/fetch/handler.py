@@ -55,6 +55,7 @@ from shared.fetch.errors import BudgetExhausted, InsufficientScope, RateLimited,
 from shared.fetch.github.plan import PLAN as GITHUB
 from shared.fetch.gitlab.plan import PLAN as GITLAB
 from shared.fetch.jira.plan import PLAN as JIRA
+from shared.fetch.progress import Progress
 from shared.fetch.sync import SyncRun
 from shared.log import get_logger
 from shared.ports import Ports
@@ -102,7 +103,8 @@ def _run(provider: str, ports: Ports, tenant: str, connection: str, record: dict
                                config.public_url)
     run = SyncRun(ports, client, PLANS[provider], tenant, connection,
                   config.sync_budget_seconds, continuation,
-                  on_repositories=hooks.ensure if hooks else None)
+                  on_repositories=hooks.ensure if hooks else None,
+                  progress=Progress(ports, connection, owner, budget))
     try:
         result = run.run()
     except BaseException as e:

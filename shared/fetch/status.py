@@ -95,6 +95,7 @@ def end(ports: Ports, connection: str, owner: str, state: str, *,
         doc = tx.get(COLLECTION, connection) or {}
         if (doc.get("lease") or {}).get("owner") not in (owner, None):
             return  # a newer run took over; its status wins
+        doc.pop("progress", None)  # shared.fetch.progress: the run's; last_run keeps its counts
         doc.update(state=state, lease=None, finished_at=now, reason=reason,
                    retry_at=isoformat(retry_at) if retry_at else None,
                    recover_at=isoformat(recover_at) if recover_at else None,

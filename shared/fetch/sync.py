@@ -15,6 +15,9 @@ before its lists (which answer 304 for unchanged parents); the status shows what
 Between the repository list and the repositories' own lists, ``on_repositories`` (the webhook
 registrar, when the connection registers hooks) sees the connection's live repositories and
 when the run's time budget is spent.
+Each repository's lists that finished complete move its records' freshness forward, and every
+run ends by rewriting the connection's freshness summary (:mod:`shared.freshness`); a
+``progress`` (:mod:`shared.fetch.progress`) is told of every page while the run goes.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from shared import freshness
 from shared.clock import isoformat
 from shared.errors import PermanentError
 from shared.fetch import cursor as cursors
@@ -31,6 +35,7 @@ from shared.fetch.batch import BatchFetcher
 from shared.fetch.client import ProviderClient
 from shared.fetch.errors import reason_or_raise
 from shared.fetch.plan import BatchSpec, ListSpec, Parent, ProviderPlan
+from shared.fetch.progress import Progress
 from shared.fetch.walk import Stats, Walker
 from shared.log import get_logger
 from shared.ports import Filter, Ports, Snapshot
@@ -54,7 +59,7 @@ class SyncRun:
     def __init__(self, ports: Ports, client: ProviderClient, plan: ProviderPlan, tenant: str,
                  connection: str, budget_seconds: float, continuation: bool = False,
                  on_repositories: Callable[[list[Snapshot], Callable[[], bool]], object]
-                 | None = None) -> None:
+                 | None = None, progress: Progress | None = None) -> None:
         self._ports, self._plan, self._on_repositories = ports, plan, on_repositories
         doc = (ports.business.get("connections", connection) or {}) if (
             plan.site_of or plan.connection_params or plan.repositories_for) else {}
@@ -71,15 +76,45 @@ class SyncRun:
                               round_)
         self._batches = BatchFetcher(ports.business, client, self.stats)
         self._pending = pending.PendingBook(ports.business, connection, round_, now)
+        self._progress, self._listed = progress, None
+        if progress is not None:
+            progress.attach(self.stats, client.pagination)
+            self._walker.observer = progress
 
     def run(self) -> SyncResult:
+        """Walk everything within the budget; the connection's freshness summary is rewritten
+        however the run ends."""
+        try:
+            return self._run()
+        finally:
+            freshness.record_connection(self._ports, self._base.connection, self._kinds_of,
+                                        self._listed)
+
+    def _kinds_of(self, repo: dict) -> set[str]:
+        return {kind for spec in self._lists_of(repo) for _, kind in self._kinds(spec)}
+
+    def _kinds(self, spec: ListSpec) -> list[tuple[str, str]]:
+        """(list name, kind) of what a list's walk completes: its own kind and its children's
+        (read with the items that changed)."""
+        return [(spec.name, spec.kind)] + [(spec.name, self._plan.children[c].kind)
+                                           for c in spec.children]
+
+    def _lists_of(self, repo: dict) -> list[ListSpec]:
+        return [s for s in self._plan.resources if s.applies is None or s.applies(repo)]
+
+    def _run(self) -> SyncResult:
         store, connection = self._ports.business, self._base.connection
         spec = self._repositories_spec
         cursor = cursors.load(store, connection, CONNECTION_SCOPE, spec.name)
         if not self._repositories(spec, cursor):
             return SyncResult(False, self.stats)
+        self._listed = self._walker.fresh
         repos = store.query("repositories", [Filter("connection", "==", connection),
                                              Filter("deleted", "==", False)])
+        if self._progress is not None:
+            self._progress.repositories({s.name: sum(
+                1 for r in repos if s.applies is None or s.applies(r.data))
+                for s in self._plan.resources})
         self._pending.keep_only({repo.id for repo in repos})
         if self._on_repositories is not None:  # webhook registration (shared.webhooks.register)
             self._on_repositories(repos, self._past_deadline)
@@ -103,14 +138,23 @@ class SyncRun:
         return self._ports.clock.monotonic() >= self._deadline
 
     def _repository(self, repo_id: str, repo: dict) -> bool:
-        ctx = dataclasses.replace(self._base, repository=repo_id)
-        params = {**self._settings, **self._plan.repo_params(repo)}
+        """The repository's lists; the kinds whose lists all finished get fresher, however
+        the walk ends (:mod:`shared.freshness`)."""
         if self._walker.out_of_time():
             return False
+        lists, finished = self._lists_of(repo), {}
+        try:
+            return self._walk_lists(repo_id, repo, lists, finished)
+        finally:
+            freshness.record_repository(self._ports.business, repo_id, freshness.complete_kinds(
+                [pair for s in lists for pair in self._kinds(s)], finished))
+
+    def _walk_lists(self, repo_id: str, repo: dict, lists: list[ListSpec],
+                    finished: dict[str, str | None]) -> bool:
+        ctx = dataclasses.replace(self._base, repository=repo_id)
+        params = {**self._settings, **self._plan.repo_params(repo)}
         self._retry_pending(ctx)
-        for spec in self._plan.resources:
-            if spec.applies is not None and not spec.applies(repo):
-                continue
+        for spec in lists:
             if self._walker.out_of_time():
                 return False
             cursor = cursors.load(self._ports.business, ctx.connection, repo_id, spec.name)
@@ -118,6 +162,7 @@ class SyncRun:
                           ) if spec.children else None
             if not self._walker.walk(spec, ctx, params, cursor, on_changed=on_changed):
                 return False
+            finished[spec.name] = self._walker.fresh
         return True
 
     def _retry_pending(self, ctx: Context) -> None:

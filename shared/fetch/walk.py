@@ -22,6 +22,12 @@ is one walk: the first pages of the other scopes wait in the checkpoint (``pendi
 deletions are reconciled once, after the last. It never uses an ETag.
 
 Returns ``False`` when the time budget ran out between pages (the checkpoint resumes it).
+After a walk that returned ``True``, :attr:`Walker.fresh` is when the list was last known
+complete: the time its finished walk began (kept in the cursor as ``fresh_as_of``, so a walk
+resumed in a continuation keeps its first run's start), the time of a ``304`` (nothing
+changed), or for a list its round had already finished, the time stored then. An
+``observer`` (:class:`shared.fetch.progress.Progress`) hears of every page and finished walk of
+a list (child lists' requests count with their parent's page).
 """
 
 from __future__ import annotations
@@ -64,6 +70,7 @@ class Stats:
     graphql_points: int = 0  # the points they cost, as the provider reported them
     missing: int = 0  # parents whose children the provider refused (see shared.fetch.pending)
     retried: int = 0  # parents whose children an earlier sync missed, read again
+    lists: dict[str, dict] = field(default_factory=dict)  # per list (shared.fetch.progress)
 
     def wrote(self, kind: str) -> None:
         self.written += 1
@@ -75,6 +82,8 @@ class Walker:
                  deadline: float, stats: Stats, round_: str | None = None) -> None:
         self._store, self._client, self._clock = store, client, clock
         self._deadline, self.stats, self.round = deadline, stats, round_
+        self.observer: Any = None  # shared.fetch.progress.Progress, when the run reports it
+        self.fresh: str | None = None  # see the module docstring
 
     def out_of_time(self) -> bool:
         """Past the deadline — once this run has made progress (one page that was not a 304),
@@ -89,35 +98,46 @@ class Walker:
         """Walk ``spec``; ``False`` if the budget ran out between pages (never when
         ``budgeted`` is false: a child list is short and is finished with its parent).
         ``more``: path parameters of further scopes walked as part of this (full) walk."""
-        walk = cursor.walk
+        walk, self.fresh = cursor.walk, None
         if (walk is None and parent is None and self.round is not None
                 and cursor.round == self.round):
-            return True  # finished earlier in this round: a continuation does not redo it
+            return self._done(spec, ctx, parent, cursor.fresh_as_of)  # finished this round
         if walk is None:
             stop = None if spec.full or cursor.since is None else isoformat(
                 parse_iso(cursor.since) - OVERLAP)
+            started = isoformat(self._clock.now())
             response = self._get(spec, path_params, None if more else cursor.etag, stop)
             if response.not_modified:
-                return True
+                return self._done(spec, ctx, parent, started)
             pending = [self._client.url(spec.template, *self._request(spec, p, stop))
                        for p in more]
             walk = cursors.Walk("", stop, None, None if more else response.etag,
-                                pending=pending)
+                                pending=pending, started_at=started)
         else:
             response = self._next(spec, walk.next_url)
         while True:
             reached = self._consume(spec, ctx, response, walk, parent, on_changed)
             next_url = None if reached else response.next_url
+            if self.observer is not None and parent is None:
+                exact = not walk.pending and (walk.stop_before is None or spec.query is not None)
+                self.observer.page(spec, response, exact, ctx.repository is not None)
             if not next_url and walk.pending:
                 next_url = walk.pending.pop(0)
             if not next_url:
                 self._finish(spec, ctx, cursor, walk, parent)
-                return True
+                return self._done(spec, ctx, parent, walk.started_at)
             walk.next_url, cursor.walk = next_url, walk
             cursors.save(self._store, cursor, ctx.connection)
             if budgeted and self.out_of_time():
                 return False
             response = self._next(spec, walk.next_url)
+
+    def _done(self, spec: ListSpec, ctx: Context, parent: Parent | None,
+              fresh: str | None) -> bool:
+        self.fresh = fresh
+        if self.observer is not None and parent is None:
+            self.observer.finished(spec, ctx.repository is not None)
+        return True
 
     def collect(self, scopes: ScopeList) -> list[dict]:
         """Every item of a scope list (Bitbucket's workspaces), all pages; nothing is written."""
@@ -202,6 +222,7 @@ class Walker:
         if walk.max_seen and (cursor.since or "") < walk.max_seen:
             cursor.since = walk.max_seen
         cursor.etag, cursor.walk, cursor.round = walk.first_etag, None, self.round
+        cursor.fresh_as_of = walk.started_at
         cursors.save(self._store, cursor, ctx.connection)
 
     def _reconcile(self, spec: ListSpec, ctx: Context, seen: set[str],

@@ -11,6 +11,8 @@ before writes, so it is valid on Firestore too). The rules:
   the tombstone's version is ``deleted_at``: an upsert older than (or as old as) the deletion
   does not resurrect it; a strictly newer one is written, which restores the record (the
   provider says it exists again after the deletion, and the provider is the truth).
+* Fields keyway keeps about a record rather than the provider's (:data:`KEPT`: a repository's
+  ``fresh_as_of``, :mod:`shared.freshness`) survive a newer version of the record.
 * Versions are fixed-width UTC ISO strings (:func:`shared.clock.isoformat`), so comparing the
   strings compares the times.
 """
@@ -23,6 +25,8 @@ from typing import Any
 from shared.errors import InvalidInput
 from shared.ports import Document, DocumentStore, Transaction
 from shared.records.model import KINDS, is_timestamp, parse_record_id
+
+KEPT = ("fresh_as_of",)
 
 
 def _version(stored: Document) -> str:
@@ -57,7 +61,8 @@ def upsert(store: DocumentStore, record: dict) -> bool:
         stored = tx.get(kind, record_id)
         if stored is not None and version <= _version(stored):
             return False
-        tx.put(kind, record_id, record)
+        kept = {k: stored[k] for k in KEPT if stored is not None and k in stored}
+        tx.put(kind, record_id, {**record, **kept})
         return True
 
     return store.transaction(attempt)

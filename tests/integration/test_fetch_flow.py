@@ -119,3 +119,23 @@ def test_a_scheduled_sync_whose_reviews_are_refused_ends_done_but_degraded(stack
     assert [(m["reason"], m["parents"], m["repositories"]) for m in shown["missing"]] == [
         ("reviews.unavailable: permission", 120, 2)]
     assert shown["last_run"]["missing"] == 120
+
+
+def test_a_finished_job_keeps_its_final_list_counts_and_freshness_not_its_progress(stack):
+    ports, sim = stack
+    tick = event_function("scheduler", handlers_for("scheduler"))
+    tick(pubsub_event("refresh-ticks", "cloud-scheduler", "refresh.tick",
+                      {"tick_time": isoformat(datetime.now(UTC))}))
+    deliver(ports, "sync-requests-github")
+    deliver(ports, "fetch-jobs-github")
+    done = ports.business.get("sync_status", "conn-1")
+    assert done["state"] == "done" and "progress" not in done
+    assert done["last_run"]["lists"]["pulls"]["items"] == 120
+    assert done["last_run"]["lists"]["pulls"]["repositories_done"] == 2
+    kinds = {"pull_requests", "reviews", "issues", "comments", "labels"}
+    repos = [s.data for s in ports.business.query("repositories")]
+    assert len(repos) == 2 and all(set(r["fresh_as_of"]) == kinds for r in repos)
+    summary = ports.business.get("connections", "conn-1")["freshness"]
+    assert summary["never"] == dict.fromkeys(kinds, 0) and summary["repositories"] == 2
+    assert all(done["started_at"] <= at <= done["finished_at"]
+               for at in summary["fresh_as_of"].values())
