@@ -13,6 +13,8 @@
                                                  check the audit hash chains against their
                                                  checkpoints (and those of a log export);
                                                  exit 1 if broken
+    keyway hosts add|list|remove …               registered self-hosted hosts and their OAuth
+                                                 clients (keyway/hosts_cli.py)
     keyway dev token --tenant T --user U --role admin|member [--scope S ...] [--ttl SECONDS]
                                                  print a bearer token from the local issuer
 
@@ -28,6 +30,7 @@ import json
 import os
 import sys
 
+from keyway import hosts_cli
 from shared import bootstrap, bus_ops, policy
 from shared.config import BACKENDS, Config
 from shared.errors import ConfigError, KeywayError
@@ -65,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("chain", nargs="?", default=None)
     verify.add_argument("--checkpoints", type=argparse.FileType("r"), default=None,
                         help="a log export holding audit.checkpoint lines")
+    hosts_cli.add_parser(sub)
     dev = sub.add_parser("dev", help="local development helpers")
     dev_sub = dev.add_subparsers(dest="action", required=True)
     token = dev_sub.add_parser("token", help="print a bearer token for the local api")
@@ -159,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
 
             runner.run(args.backend or Config.from_env().backend)
             return 0
-        handlers = {"bus": _bus, "keys": _keys, "audit": _audit, "dev": _dev}
+        handlers = {"bus": _bus, "keys": _keys, "audit": _audit, "dev": _dev,
+                    "hosts": lambda a: hosts_cli.run(a, _operator(getattr(a, "by", None)))}
         return handlers[args.command](args)
     except ConfigError as e:
         print(f"keyway: configuration error: {e.detail}", file=sys.stderr)

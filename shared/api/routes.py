@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Response
 
-from shared.api import actions, connections, data, openapi
+from shared.api import actions, connections, data, hosts, openapi
 from shared.api.authn import local_issuer
 from shared.errors import InvalidInput, NotFound
 from shared.http import json_response
@@ -26,9 +26,7 @@ def _provider(body: dict[str, Any]) -> str:
 
 def create_connection(ctx: Any) -> Response:
     body = ctx.json(("provider", "base_url", "github_app", "register_webhooks"))
-    base_url = body.get("base_url")
-    if base_url is not None and not isinstance(base_url, str):
-        raise InvalidInput("base_url must be a string")
+    base_url = _base_url(body)
     github_app = body.get("github_app", False)
     if not isinstance(github_app, bool):
         raise InvalidInput("github_app must be a boolean")
@@ -42,9 +40,17 @@ def create_connection(ctx: Any) -> Response:
                           "expires_in": started.expires_in}, status=201)
 
 
+def _base_url(body: dict[str, Any]) -> str | None:
+    base_url = body.get("base_url")
+    if base_url is not None and not isinstance(base_url, str):
+        raise InvalidInput("base_url must be a string")
+    return base_url
+
+
 def create_identity(ctx: Any) -> Response:
-    body = ctx.json(("provider",))
-    started = start(ctx.ports, ctx.config, ctx.principal, _provider(body), "personal")
+    body = ctx.json(("provider", "base_url"))
+    started = start(ctx.ports, ctx.config, ctx.principal, _provider(body), "personal",
+                    _base_url(body))
     return json_response({"authorize_url": started.authorize_url,
                           "expires_in": started.expires_in}, status=201)
 
@@ -52,8 +58,8 @@ def create_identity(ctx: Any) -> Response:
 def list_connections(ctx: Any) -> Response:
     ctx.principal.require_scope("connections:read")
     snaps = ctx.ports.business.query("connections", [Filter("tenant", "==", ctx.principal.tenant)])
-    keep = ("provider", "kind", "status", "status_reason", "base_url", "account", "created_at",
-            "next_sync_at")
+    keep = ("provider", "kind", "status", "status_reason", "base_url", "host", "account",
+            "created_at", "next_sync_at")
     return json_response({"items": [
         {"id": s.id, **{k: s.data.get(k) for k in keep},
          "register_webhooks": bool(s.data.get("register_webhooks"))} for s in snaps]})
@@ -84,6 +90,9 @@ TABLE = [
     ("GET", f"/v1/(?P<resource>{_KINDS})/(?P<record_id>[^/]+)",
      lambda ctx: data.get_record(ctx, ctx.params["resource"], ctx.params["record_id"]), False),
     ("POST", "/v1/identities", create_identity, False),
+    ("POST", "/v1/hosts", hosts.create_host, False),
+    ("GET", "/v1/hosts", hosts.list_hosts, False),
+    ("DELETE", "/v1/hosts/(?P<host>[^/]+)", hosts.delete_host, False),
     ("POST", "/v1/actions", actions.create_action, False),
     ("GET", "/v1/actions/(?P<action_id>[^/]+)", actions.get_action, False),
     ("GET", "/v1/connect-result", connect_result, True),

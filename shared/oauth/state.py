@@ -40,6 +40,7 @@ class PendingFlow:
     connection: str | None
     github_app: bool = False  # an app flow that installs the GitHub App (kind stays "app")
     register_webhooks: bool = False  # the app token may register keyway's hooks
+    host: str | None = None  # the registered self-hosted host (its own OAuth client)
 
     def __repr__(self) -> str:
         return f"PendingFlow(provider={self.provider!r}, kind={self.kind!r})"
@@ -57,7 +58,8 @@ def create(ports: Ports, flow: PendingFlow) -> str:
         "tenant": flow.tenant, "user": flow.user, "kind": flow.kind, "provider": flow.provider,
         "redirect_uri": flow.redirect_uri, "verifier": flow.verifier, "base_url": flow.base_url,
         "connection": flow.connection, "github_app": flow.github_app,
-        "register_webhooks": flow.register_webhooks, "created_at": isoformat(now),
+        "register_webhooks": flow.register_webhooks, "host": flow.host,
+        "created_at": isoformat(now),
         "expires_at": isoformat(now + TTL), **retention.purge_at(now + TTL),
     })
     return state
@@ -86,4 +88,4 @@ def consume(ports: Ports, state: str | None, provider: str) -> PendingFlow:
     return PendingFlow(doc["tenant"], doc["user"], doc["kind"], doc["provider"],
                        doc["redirect_uri"], doc.get("verifier"), doc.get("base_url"),
                        doc.get("connection"), bool(doc.get("github_app")),
-                       bool(doc.get("register_webhooks")))
+                       bool(doc.get("register_webhooks")), doc.get("host"))

@@ -90,7 +90,7 @@ class Refresher:
         generation = int(doc.get("generation") or 0)
         old = self._codec.decode(collection, record_id, doc)
         try:
-            new = self._endpoints(doc.get("base_url")).refresh(old.refresh_token or "")
+            new = self._endpoints(doc).refresh(old.refresh_token or "")
         except InvalidGrant:
             self._store.transaction(lambda tx: self._mark_reauth(tx, collection, record_id,
                                                                  generation))
