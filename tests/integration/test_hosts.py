@@ -5,11 +5,17 @@ endpoint that redirects gets nothing more and the flow ends with a clear reason.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from werkzeug.test import EnvironBuilder
 
+from shared.api import hosts as hosts_api
+from shared.api.app import Context
+from shared.auth.principal import SCOPES, Principal
+from shared.errors import InvalidInput
 from shared.hosts import registry as hosts
 from tests.fakes.egress_servers import Recorder
 from tests.integration.conftest import query_of
@@ -92,6 +98,25 @@ def test_a_bad_registration_is_a_400_and_stores_nothing(local_stack, global_clie
     assert response.status_code == 400 and problem(response) == code
     assert local_stack.ports.business.query("hosts") == []
     assert not any(k.startswith("host-") for k in _secret_names(local_stack))
+
+
+@pytest.mark.parametrize("base_url", ["http://127.0.0.2:8929", "https://127.0.0.2",
+                                      "https://[::1]:8443"])
+def test_outside_local_mode_the_api_refuses_a_loopback_or_plain_http_host(local_stack,
+                                                                         base_url):
+    """The same handler with a deployed (``gcp``) configuration: loopback and http are local
+    conveniences only."""
+    body = json.dumps({"provider": "gitlab", "base_url": base_url, "client_id": "app",
+                       "client_secret": HOST_SECRET}).encode()
+    request = EnvironBuilder(method="POST", path="/api/v1/hosts", data=body,
+                             content_type="application/json").get_request()
+    deployed = dataclasses.replace(local_stack.config, backend="gcp")
+    ctx = Context(local_stack.ports, deployed, request,
+                  Principal(TENANT, "admin-1", "admin", frozenset(SCOPES)), {}, body)
+    with pytest.raises(InvalidInput) as refused:
+        hosts_api.create_host(ctx)
+    assert refused.value.key == "ssrf.refused"
+    assert local_stack.ports.business.query("hosts") == []
 
 
 def _secret_names(stack) -> list[str]:

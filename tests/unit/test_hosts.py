@@ -11,6 +11,7 @@ import pytest
 
 from shared.errors import InvalidInput
 from shared.hosts import registry as hosts
+from shared.http_egress import RedirectRefused
 from shared.vault import handlers as vault_handlers
 from shared.vault.endpoints import endpoint_for
 from shared.vault.records import APP
@@ -182,3 +183,22 @@ def test_the_vault_refreshes_and_revokes_a_hosts_tokens_with_that_hosts_client(
     assert [r["path"] for r in x.requests][0] == "/oauth/token" and len(x.requests) >= 2
     assert all(f["client_id"] == X_ID and f["client_secret"] == X_SECRET for f in forms(x))
     assert GLOBAL_SECRET not in repr(x.requests) and y.requests == []
+
+
+@pytest.mark.parametrize("operation", ["exchange", "refresh", "revoke"])
+def test_a_hosts_redirect_is_refused_and_its_target_receives_nothing(ports, global_client,
+                                                                      servers, operation):
+    target, _ = servers
+    redirector = Recorder("127.0.0.4", status=307, location=target.url + "/oauth/token")
+    redirector.start()
+    try:
+        endpoint = endpoint_for("gitlab", ports, host=register(ports, redirector.url).id,
+                                tenant=TENANT)
+        with pytest.raises(RedirectRefused) as refused:
+            {"exchange": lambda: endpoint.exchange_code("code-1", "http://127.0.0.1/cb"),
+             "refresh": lambda: endpoint.refresh("refresh-" + "r" * 32),
+             "revoke": lambda: endpoint.revoke("access-" + "a" * 32)}[operation]()
+    finally:
+        redirector.stop()
+    assert refused.value.key == "provider.redirect_refused" and target.requests == []
+    assert len(redirector.requests) == 1
