@@ -17,7 +17,8 @@ The client secret is never in the record: it is stored as its own secret
 secret per host, which only that provider's token component (``oauth-P``/``vault-P``) may read.
 Registration reserves the record (``status: pending``) in a transaction before it adds the
 secret version, so two concurrent registrations of one host cannot both write the secret;
-only an ``active`` record is ever used.
+only an ``active`` record is ever used. A reservation left ``pending`` for longer than
+:data:`PENDING_TTL` (its registration died between the two steps) may be taken over.
 
 The base URL passes the SSRF guard (:func:`shared.providers.ssrf.check_base_url`: https, no
 private/loopback/link-local address, loopback and http-to-loopback only in local mode) at
@@ -34,15 +35,17 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
-from shared.clock import isoformat
+from shared.clock import isoformat, parse_iso
 from shared.errors import Conflict, InvalidInput, NotFound
 from shared.ports import Filter, Ports
 from shared.providers import registry, ssrf
 
 COLLECTION = "hosts"
 SECRET_PREFIX = "host-"  # noqa: S105 - a name prefix, not a value
+PENDING_TTL = timedelta(minutes=5)
 _CLIENT_ID = re.compile(r"[\x21-\x7e]{1,255}")
 _CLIENT_SECRET = re.compile(r"[\x21-\x7e]{8,1024}")
 
@@ -122,19 +125,28 @@ def _check_client(client_id: object, client_secret: object) -> None:
         raise InvalidClient("client_secret must be 8-1024 printable characters without spaces")
 
 
+def _taken(doc: dict[str, Any] | None, now: datetime) -> bool:
+    """Whether a record holds the id: active, or a reservation that may still complete."""
+    if doc is None:
+        return False
+    if doc.get("status") != "pending":
+        return True
+    return parse_iso(doc["created_at"]) + PENDING_TTL > now
+
+
 def register(ports: Ports, *, tenant: str, provider: str, base_url: object, client_id: object,
              client_secret: object, created_by: str, local_mode: bool) -> Host:
     """Register a host with its OAuth client; see the module docstring."""
     normalized = normalize(provider, base_url, local_mode=local_mode)
     _check_client(client_id, client_secret)
-    id_ = host_id(tenant, provider, normalized)
+    id_, now = host_id(tenant, provider, normalized), ports.clock.now()
     doc = {"tenant": tenant, "provider": provider, "base_url": normalized,
            "client_id": client_id, "secret_name": secret_name(provider, id_),
            "status": "pending", "created_by": created_by,
-           "created_at": isoformat(ports.clock.now())}
+           "created_at": isoformat(now)}
 
     def reserve(tx) -> None:
-        if tx.get(COLLECTION, id_) is not None:
+        if _taken(tx.get(COLLECTION, id_), now):
             raise HostExists("this host is already registered; remove it first to replace it")
         tx.put(COLLECTION, id_, doc)
 

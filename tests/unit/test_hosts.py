@@ -109,6 +109,22 @@ def test_registering_a_host_twice_is_a_conflict_that_keeps_the_first_secret(port
     assert hosts.get(ports, host.id).client_id == X_ID
 
 
+def test_an_abandoned_reservation_is_taken_over_but_a_fresh_one_is_not(ports):
+    base = "http://127.0.0.2:9000"
+    id_ = hosts.host_id(TENANT, "gitlab", base)
+    pending = {"tenant": TENANT, "provider": "gitlab", "base_url": base, "client_id": Y_ID,
+               "secret_name": hosts.secret_name("gitlab", id_), "status": "pending",
+               "created_by": "admin-2"}
+    fresh = datetime.now(UTC) - timedelta(seconds=30)
+    ports.business.put(hosts.COLLECTION, id_, {**pending, "created_at": fresh.isoformat()})
+    with pytest.raises(hosts.HostExists):
+        register(ports, base)
+    stale = datetime.now(UTC) - hosts.PENDING_TTL - timedelta(seconds=1)
+    ports.business.put(hosts.COLLECTION, id_, {**pending, "created_at": stale.isoformat()})
+    assert register(ports, base).client_id == X_ID
+    assert ports.secrets.access(hosts.secret_name("gitlab", id_)).decode() == X_SECRET
+
+
 def test_a_host_in_use_is_not_removed_until_its_connections_are_gone(ports):
     host = register(ports, "http://127.0.0.2:9000")
     ports.business.put("connections", "c-1", {"tenant": TENANT, "provider": "gitlab",
