@@ -10,8 +10,10 @@ A registered self-hosted host (``host``: its id, :mod:`shared.hosts.registry`) h
 client: the host record's id and the secret it names, at the host's base URL — read at every
 use, so a removed host stops being usable at once. The host must belong to the record's tenant
 and provider. A base URL without a registered host (a record made before hosts were registered,
-or a removed one) gets an endpoint that refuses with ``oauth.host_not_registered``: the global
-client is never sent to a base URL.
+or a removed one) gets an endpoint that sends nothing: a code exchange is a 400
+``oauth.host_not_registered``, a refresh :class:`HostClientMissing` (the record turns
+``needs_reauth`` with that reason), a revocation ``False``. The global client is never sent to
+a base URL.
 
 ``github_app=True`` is the GitHub App's own OAuth client (``KEYWAY_GITHUB_APP_CLIENT_ID``, secret
 ``github-app-client-secret``): the code GitHub sends back from an App install belongs to that
@@ -32,7 +34,7 @@ from shared.hosts import registry as hosts
 from shared.ports import Ports
 from shared.providers import registry
 from shared.providers.schema import ProviderSpec
-from shared.vault.oauth import ClientCredentials, OAuthTokenClient, TokenEndpoint
+from shared.vault.oauth import ClientCredentials, InvalidGrant, OAuthTokenClient, TokenEndpoint
 from shared.vault.tokens import TokenSet
 
 
@@ -55,6 +57,14 @@ class UnconfiguredEndpoint:
         return False
 
 
+class HostClientMissing(InvalidGrant):
+    """No registered client can refresh this record's token: the record leaves
+    ``needs_reauth`` with ``status_reason`` ``oauth.host_not_registered``."""
+
+    key, title = "oauth.host_not_registered", "This host has no registered OAuth client"
+    reauth_key = "oauth.host_not_registered"
+
+
 class UnregisteredHostEndpoint:
     """A base URL without a registered host: nothing is ever sent to it."""
 
@@ -63,8 +73,8 @@ class UnregisteredHostEndpoint:
         raise hosts.HostNotRegistered("this host has no registered OAuth client")
 
     def refresh(self, refresh_token: str) -> TokenSet:
-        raise hosts.HostNotRegistered("this host has no registered OAuth client; register it "
-                                      "and reconnect")
+        raise HostClientMissing("this host has no registered OAuth client; register it and "
+                                "reconnect")
 
     def revoke(self, token: str) -> bool:
         return False

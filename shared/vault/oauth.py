@@ -32,6 +32,7 @@ _INVALID_GRANT = {"invalid_grant", "bad_refresh_token"}
 
 class InvalidGrant(PermanentError):
     status, key, title = 409, "vault.invalid_grant", "The provider refused the refresh token"
+    reauth_key = "vault.needs_reauth"  # the status_reason of the record it leaves needs_reauth
 
 
 class CodeRejected(PermanentError):

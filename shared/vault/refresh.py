@@ -12,7 +12,9 @@ Protocol, per vault record (``generation`` counts successful refreshes):
    moved, another refresher won; use its tokens.
 
 ``invalid_grant`` marks the record ``needs_reauth`` (only if the generation is still *g*, so a
-late loser never overrides a winner's fresh token) and raises :class:`NeedsReauth`. A failed
+late loser never overrides a winner's fresh token) and raises :class:`NeedsReauth`; so does a
+record whose self-hosted host has no registered client any more (key
+``oauth.host_not_registered``, :mod:`shared.vault.endpoints`). A failed
 write after a successful refresh is retried, since a rotated refresh token exists nowhere else.
 """
 
@@ -91,11 +93,12 @@ class Refresher:
         old = self._codec.decode(collection, record_id, doc)
         try:
             new = self._endpoints(doc).refresh(old.refresh_token or "")
-        except InvalidGrant:
+        except InvalidGrant as e:  # or no client may refresh it (its host is not registered)
             self._store.transaction(lambda tx: self._mark_reauth(tx, collection, record_id,
                                                                  generation))
             self._on_event("refresh", collection, record_id, "invalid_grant")
-            raise NeedsReauth("the provider refused the refresh token; reconnect") from None
+            raise NeedsReauth("the provider refused the refresh token; reconnect",
+                              key=e.reauth_key) from None
         except RetryableError:
             self._store.transaction(lambda tx: self._release(tx, collection, record_id, owner))
             raise

@@ -13,8 +13,9 @@ from shared.errors import InvalidInput
 from shared.hosts import registry as hosts
 from shared.http_egress import RedirectRefused
 from shared.vault import handlers as vault_handlers
-from shared.vault.endpoints import endpoint_for
+from shared.vault.endpoints import HostClientMissing, endpoint_for
 from shared.vault.records import APP
+from shared.vault.refresh import NeedsReauth
 from shared.vault.tokens import TokenSet
 from tests.fakes.egress_servers import Recorder
 
@@ -164,7 +165,7 @@ def test_a_host_of_another_tenant_or_provider_is_never_used(ports, global_client
     host = register(ports, x.url)
     for provider, tenant in (("gitlab", "t-2"), ("github", TENANT)):
         endpoint = endpoint_for(provider, ports, host=host.id, tenant=tenant)
-        with pytest.raises(hosts.HostNotRegistered):
+        with pytest.raises(HostClientMissing):
             endpoint.refresh("refresh-" + "r" * 32)
         assert endpoint.revoke("access-" + "a" * 32) is False
     assert x.requests == []
@@ -177,7 +178,7 @@ def test_a_base_url_without_a_registered_host_receives_nothing(ports, global_cli
     endpoint = endpoint_for("gitlab", ports, base_url=x.url)
     with pytest.raises(hosts.HostNotRegistered):
         endpoint.exchange_code("code-1", "http://127.0.0.1:8080/oauth-gitlab/callback")
-    with pytest.raises(hosts.HostNotRegistered):
+    with pytest.raises(HostClientMissing):
         endpoint.refresh("refresh-" + "r" * 32)
     assert endpoint.revoke("access-" + "a" * 32) is False
     assert x.requests == []
@@ -218,3 +219,22 @@ def test_a_hosts_redirect_is_refused_and_its_target_receives_nothing(ports, glob
         redirector.stop()
     assert refused.value.key == "provider.redirect_refused" and target.requests == []
     assert len(redirector.requests) == 1
+
+
+def test_a_stored_token_of_an_unregistered_host_turns_needs_reauth_and_nothing_is_sent(
+        ports, global_client, servers):
+    """A record made before hosts were registered names a base URL but no host: its refresh
+    and revocation must not fall back to the global client."""
+    x, _ = servers
+    vault_handlers._SERVICES.clear()
+    vault = vault_handlers.service("gitlab", ports)
+    expiring = TokenSet("access-" + "a" * 32, "refresh-" + "r" * 32,
+                        datetime.now(UTC) + timedelta(seconds=30), ("read_api",))
+    vault.store_app_token(TENANT, "c-1", "admin-1", expiring, x.url)
+    with pytest.raises(NeedsReauth) as reauth:
+        vault.refresher.fresh(APP, "c-1")
+    assert reauth.value.key == "oauth.host_not_registered"
+    assert ports.vault.get(APP, "c-1")["status"] == "needs_reauth"
+    assert vault.disconnect(TENANT, "c-1", "admin-1") is False
+    vault_handlers._SERVICES.clear()
+    assert x.requests == []
