@@ -98,7 +98,7 @@ def run() -> dict:
         ports.keys.ensure_key(COMPONENT)
         keyring = DataKeyring(COMPONENT, ports)
         cipher = FieldCipher(keyring)
-        context = FieldContext("t-1", "github", "app_tokens", "conn-1", "access_token")
+        context = FieldContext("t-1", "github", "app_tokens", "conn-1", "access_token", 1)
         version, key = keyring.primary()
         aad = cipher._associated_data(context, version)  # same length as FieldCipher's
         aead = AESGCM(key)

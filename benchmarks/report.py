@@ -269,7 +269,7 @@ def _notes(b: dict, loads: dict[str, float] | None = None) -> list[str]:
         notes.append(
             "Crypto: FieldCipher keeps one AESGCM object per key version, yet misses the 1.3x "
             "goal against a bare reused AESGCM object: per call it still checks its context, "
-            "encodes the 9-part associated data, takes the keyring lock to reserve a use (and "
+            "encodes the 10-part associated data, takes the keyring lock to reserve a use (and "
             "to re-check the key's metadata age), draws the IV and packs the header; on a "
             "40-byte token that Python work is longer than the AES-GCM itself. "
             "Against a baseline that builds AESGCM per call the ratio is the second figure. "

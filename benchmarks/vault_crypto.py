@@ -41,7 +41,7 @@ def run() -> dict:
         channels.ensure(ports.secrets)
         vault = VaultService("github", ports, UnconfiguredEndpoint("github"))
         cipher = FieldCipher(vault.keyring)
-        context = FieldContext("t-1", "github", "app_tokens", "conn-1", "access_token")
+        context = FieldContext("t-1", "github", "app_tokens", "conn-1", "access_token", 1)
         token = b"gho_" + b"x" * 36
         blobs = [cipher.encrypt(token, context) for _ in range(10)]
         expires = datetime.now(UTC) + timedelta(hours=8)

@@ -13,6 +13,9 @@
                                                  check the audit hash chains against their
                                                  checkpoints (and those of a log export);
                                                  exit 1 if broken
+    keyway migrate actions                       move action documents from their old ids to
+                                                 the per-tenant ones; exit 1 if any is left
+                                                 for an operator (no tenant, id taken)
     keyway hosts add|list|remove …               registered self-hosted hosts and their OAuth
                                                  clients (keyway/hosts_cli.py)
     keyway dev token --tenant T --user U --role admin|member [--scope S ...] [--ttl SECONDS]
@@ -68,6 +71,8 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("chain", nargs="?", default=None)
     verify.add_argument("--checkpoints", type=argparse.FileType("r"), default=None,
                         help="a log export holding audit.checkpoint lines")
+    migrate = sub.add_parser("migrate", help="data migrations after an upgrade")
+    migrate.add_argument("step", choices=["actions"])
     hosts_cli.add_parser(sub)
     dev = sub.add_parser("dev", help="local development helpers")
     dev_sub = dev.add_subparsers(dest="action", required=True)
@@ -82,12 +87,27 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _dev(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from keyway.stackfile import running_stack
     from shared.api.authn import local_issuer
 
     config = Config.from_env()
     if not config.local_mode:
         print("keyway: dev tokens exist only in local mode", file=sys.stderr)
         return 2
+    stack = running_stack(config.state_dir)
+    if stack is None:
+        print(f"keyway: no running stack serves from {config.state_dir}; this token is for "
+              f"issuer {config.auth_issuer} and a stack started with another PORT or "
+              "KEYWAY_STATE_DIR will refuse it", file=sys.stderr)
+    elif (stack.auth_issuer, stack.auth_audience) != (config.auth_issuer, config.auth_audience):
+        if os.environ.get("KEYWAY_AUTH_ISSUER") or os.environ.get("KEYWAY_AUTH_AUDIENCE"):
+            print(f"keyway: the stack running from {config.state_dir} (pid {stack.pid}) accepts "
+                  f"issuer {stack.auth_issuer} and audience {stack.auth_audience}, not the "
+                  "KEYWAY_AUTH_ISSUER/KEYWAY_AUTH_AUDIENCE set here", file=sys.stderr)
+            return 2
+        config = replace(config, auth_issuer=stack.auth_issuer, auth_audience=stack.auth_audience)
     issuer = local_issuer(config, bootstrap.ports(config).clock)
     kwargs = {"scopes": args.scope} if args.scope else {}
     print(issuer.issue(args.tenant, args.user, args.role, ttl=args.ttl, **kwargs))
@@ -98,10 +118,13 @@ def _bus(args: argparse.Namespace) -> int:
     ports = bootstrap.ports()
     spec = next(s for s in subscription_specs() if s.topic == args.topic)
     if args.action == "dead-letters":
-        for message in bus_ops.list_dead_letters(ports.bus, spec, args.max):
+        found = bus_ops.list_dead_letters(ports.bus, spec, args.max)
+        for message in found:
             print(json.dumps({"message_id": message.message_id,
                               "attributes": dict(message.attributes),
                               "bytes": len(message.data)}))
+        if not found:
+            print(f"no dead letters on {args.topic}", file=sys.stderr)
     else:
         count = bus_ops.replay_dead_letters(ports.bus, spec, args.max)
         print(f"replayed {count} message(s) onto {args.topic}")
@@ -119,8 +142,10 @@ def _keys(args: argparse.Namespace) -> int:
 
     vault = service(args.component.removeprefix("vault-"), bootstrap.ports())
     if args.action == "list":
+        primary = vault.keyring.primary_version()
         for version, meta in sorted(vault.keyring.versions().items()):
-            print(json.dumps({"version": version, "state": meta.get("state"),
+            print(json.dumps({"version": version, "primary": version == primary,
+                              "state": meta.get("state"),
                               "created_at": meta.get("created_at"),
                               "encryptions_reserved": meta.get("encryptions_reserved")}))
     elif args.action == "rotate":
@@ -155,6 +180,17 @@ def _audit(args: argparse.Namespace) -> int:
     return 1 if broken else 0
 
 
+def _migrate(args: argparse.Namespace) -> int:
+    from keyway import migrate
+
+    outcomes = migrate.migrate_actions(bootstrap.ports().business)
+    for outcome in outcomes:
+        print(json.dumps({"action": outcome.old_id, "outcome": outcome.result}))
+    left = sum(o.result in migrate.LEFT for o in outcomes)
+    print(f"actions: {len(outcomes) - left} moved, {left} left for an operator")
+    return 1 if left else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -163,7 +199,8 @@ def main(argv: list[str] | None = None) -> int:
 
             runner.run(args.backend or Config.from_env().backend)
             return 0
-        handlers = {"bus": _bus, "keys": _keys, "audit": _audit, "dev": _dev,
+        handlers = {"bus": _bus, "keys": _keys, "audit": _audit, "migrate": _migrate,
+                    "dev": _dev,
                     "hosts": lambda a: hosts_cli.run(a, _operator(getattr(a, "by", None)))}
         return handlers[args.command](args)
     except ConfigError as e:

@@ -8,9 +8,11 @@
   token); a ticker publishes ``refresh.tick`` like Cloud Scheduler.
 * ``emulator`` — production topology: the official Firestore and Pub/Sub emulators (started
   here unless ``FIRESTORE_EMULATOR_HOST``/``PUBSUB_EMULATOR_HOST`` point at running ones), one
-  functions-framework process per function and a front proxy on the main port; the emulator's
-  push subscriptions deliver through that proxy, their endpoint URL carrying the push
-  credential as ``?token=`` (the emulator can set nothing else on a push).
+  functions-framework process per function (:mod:`keyway.fnserve`) and a front proxy on the
+  main port; the emulator's push subscriptions deliver through that proxy, their endpoint URL
+  carrying the push credential as ``?token=`` (the emulator can set nothing else on a push).
+  Each Pub/Sub-triggered function's own loopback port requires the credential too; the proxy
+  passes it on in ``X-Keyway-Push-Token``.
 
 Sandbox: every provider with a built-in simulator (GitHub, GitLab, Bitbucket, Jira Cloud) and
 no ``KEYWAY_<PROVIDER>_CLIENT_ID`` gets its simulator started on loopback, seeded, with an OAuth
@@ -22,7 +24,8 @@ sandbox GitHub also offers the GitHub App flow (``{"provider": "github", "github
 a sandbox app whose private key is made at first start (secret ``github-app-private-key``),
 installed on the seeded organisation (all its repositories, private ones included), with
 ``KEYWAY_GITHUB_APP_ID`` and ``KEYWAY_GITHUB_APP_SLUG`` set — unless an app id is configured
-already.
+already. Each simulator's port and the tokens it issued are kept in ``<state_dir>/sandbox.json``
+(:mod:`keyway.sandbox_state`), so connections survive a restart.
 
 Ctrl-C (SIGINT) or SIGTERM stops every process this runner started.
 """
@@ -34,7 +37,6 @@ import os
 import secrets
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -44,7 +46,7 @@ from cryptography.hazmat.primitives import serialization
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.serving import make_server
 
-from keyway import emulators, wsgi
+from keyway import emulators, fnserve, sandbox_state, wsgi
 from keyway.firststart import ensure_github_app_key, ensure_local_state, push_token
 from keyway.simulators import (
     BitbucketSimulator,
@@ -53,9 +55,10 @@ from keyway.simulators import (
     JiraSimulator,
     Simulator,
 )
+from keyway.stackfile import remove_stack_file, write_stack_file
 from shared import bootstrap, messages
 from shared.clock import isoformat
-from shared.components import COMPONENTS, Component
+from shared.components import COMPONENTS
 from shared.config import Config
 from shared.errors import RetryableError
 from shared.log import configure, get_logger
@@ -66,14 +69,6 @@ from shared.topology import subscription_specs
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL_MIN_BACKOFF, LOCAL_MAX_BACKOFF = 1.0, 60.0
 log = get_logger("keyway.runner")
-
-
-def _signature(component: Component) -> str:
-    return "http" if component.trigger == "http" else "cloudevent"
-
-
-def _source(component: Component) -> str:
-    return str(ROOT / "functions" / component.name / "main.py")
 
 
 def push_body(project: str, subscription: str, message: Message) -> dict:
@@ -99,6 +94,13 @@ class Runner:
         self.server = None
         self.session = requests.Session()
         self.simulators: dict[str, Simulator] = {}
+        self.stop_requested = False
+
+    def request_stop(self, *_: object) -> None:
+        """The SIGTERM handler. It only sets a flag the main loop polls: a handler that took a
+        lock (``Event.set``) could interrupt the main thread while it holds that same lock
+        (inside ``Event.wait``) and deadlock the shutdown."""
+        self.stop_requested = True
 
     # -- shared pieces ----------------------------------------------------------------------
     def _ticker(self, ports: Ports) -> None:
@@ -109,6 +111,7 @@ class Runner:
                                  "refresh.tick", body)
             except RetryableError as e:
                 log.warning("runner.tick_failed", extra={"fields": {"detail": e.detail}})
+            self._save_sandbox()
             self.stop_event.wait(self.config.tick_seconds)
 
     def _serve(self, app) -> None:
@@ -127,7 +130,8 @@ class Runner:
         specs = subscription_specs(min_backoff=LOCAL_MIN_BACKOFF, max_backoff=LOCAL_MAX_BACKOFF)
         for spec in specs:
             ports.bus.ensure_subscription(spec)
-        apps = {c.name: functions_framework.create_app(c.entry_point, _source(c), _signature(c))
+        apps = {c.name: functions_framework.create_app(c.entry_point, fnserve.source(c),
+                                                       fnserve.signature(c))
                 for c in COMPONENTS.values()}
         token = push_token(ports)
         self._serve(wsgi.mounted("embedded", apps, self._sandbox(), push_token=token))
@@ -168,8 +172,9 @@ class Runner:
         ensure_local_state(ports)
         token = push_token(ports)
         fn_ports = self._spawn_functions(env)
-        proxies = {f"/{name}": wsgi.guarded(
-            name, wsgi.proxy_app(f"http://127.0.0.1:{p}", self.session), token)
+        proxies = {f"/{name}": wsgi.guarded(name, wsgi.proxy_app(
+            f"http://127.0.0.1:{p}", self.session,
+            push_token=None if COMPONENTS[name].trigger == "http" else token), token)
             for name, p in fn_ports.items()}
         self._serve(DispatcherMiddleware(wsgi.root_app("emulator", self._sandbox()), proxies))
 
@@ -190,13 +195,7 @@ class Runner:
         fn_ports: dict[str, int] = {}
         for c in COMPONENTS.values():
             fn_ports[c.name] = port = emulators.free_port()
-            argv = [sys.executable, "-m", "functions_framework", "--target", c.entry_point,
-                    "--source", _source(c), "--signature-type", _signature(c),
-                    "--host", "127.0.0.1", "--port", str(port)]
-            with open(log_dir / f"{c.name}.log", "ab") as out:
-                self.processes.append(subprocess.Popen(
-                    argv, stdout=out, stderr=subprocess.STDOUT, env=env | {"K_SERVICE": c.name},
-                    start_new_session=True, cwd=ROOT))
+            self.processes.append(fnserve.spawn(c, port, env, log_dir / f"{c.name}.log"))
         for name, port in fn_ports.items():
             self._wait_up(name, port)
         return fn_ports
@@ -214,9 +213,17 @@ class Runner:
     def _sandbox(self) -> dict[str, str]:
         return {provider: sim.url for provider, sim in self.simulators.items()}
 
+    def _save_sandbox(self) -> None:
+        if self.simulators:
+            try:
+                sandbox_state.save(self.config.state_dir, self.simulators)
+            except OSError as e:
+                log.warning("runner.sandbox_not_saved", extra={"fields": {"error": str(e)}})
+
     # -- lifecycle --------------------------------------------------------------------------
     def stop(self) -> None:
         self.stop_event.set()
+        self._save_sandbox()
         if self.server is not None:
             self.server.shutdown()
         for process in self.processes:
@@ -250,16 +257,21 @@ SANDBOX_APP = {"KEYWAY_GITHUB_APP_ID": "1000001", "KEYWAY_GITHUB_APP_SLUG": "key
 SANDBOX_INSTALLATION = 1
 
 
-def start_sandbox(public_url: str, secrets_source: SecretSource | None = None
-                  ) -> dict[str, Simulator]:
+def start_sandbox(public_url: str, secrets_source: SecretSource | None = None,
+                  state_dir: Path | None = None) -> dict[str, Simulator]:
     """Simulators for providers with no configured OAuth client; sets their env variables.
-    With ``secrets_source``, the sandbox GitHub gets its App too (:func:`_sandbox_app`)."""
+    With ``secrets_source``, the sandbox GitHub gets its App too (:func:`_sandbox_app`); with
+    ``state_dir``, each simulator takes its former port and tokens back
+    (:mod:`keyway.sandbox_state`)."""
     started: dict[str, Simulator] = {}
+    saved = sandbox_state.load(state_dir) if state_dir is not None else {}
     for provider, simulator_class in SANDBOX_SIMULATORS:
         up = provider.upper()
         if os.environ.get(f"KEYWAY_{up}_CLIENT_ID"):
             continue
-        simulator = simulator_class(**SANDBOX_OPTIONS.get(provider, {})).start()
+        simulator = simulator_class(port=sandbox_state.port_for(saved, provider),
+                                    **SANDBOX_OPTIONS.get(provider, {})).start()
+        sandbox_state.restore_tokens(simulator, saved, provider)
         simulator.sign_in_page()  # a person chooses which seeded account signs in
         secret = secrets.token_urlsafe(24)
         simulator.register_client(f"keyway-sandbox-{provider}", secret,
@@ -313,8 +325,9 @@ def run(backend: str) -> None:
     configure(config.log_level)
     runner = Runner(config)
     runner.emulators = started
-    runner.simulators = start_sandbox(config.public_url, bootstrap.ports(config).secrets)
-    signal.signal(signal.SIGTERM, lambda *_: runner.stop_event.set())
+    runner.simulators = start_sandbox(config.public_url, bootstrap.ports(config).secrets,
+                                      config.state_dir)
+    signal.signal(signal.SIGTERM, runner.request_stop)
     try:
         if config.backend == "embedded":
             runner.start_embedded()
@@ -323,10 +336,13 @@ def run(backend: str) -> None:
         else:
             raise SystemExit("make run serves the embedded or emulator backend; "
                              "deploy gcp with infra/")
-        while not runner.stop_event.wait(0.5):
-            pass
+        write_stack_file(config)
+        while not runner.stop_requested:
+            time.sleep(0.2)
     except KeyboardInterrupt:
         pass
     finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C cannot cut the cleanup
         runner.stop()
+        remove_stack_file(config)
         log.info("runner.stopped")

@@ -10,6 +10,8 @@ for that check: every request to such a function must carry the local push crede
 as the ``token`` query parameter (the Pub/Sub emulator's push endpoint, which can carry only a
 URL); it is compared in constant time and removed before the function sees the request.
 Anything else is a 401 problem+json (``runner.push_unauthorized``) and nothing is processed.
+The same guard sits in front of each such function on its own loopback port in emulator mode
+(:mod:`keyway.fnserve`), so no local port takes a push without the credential.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from werkzeug.serving import WSGIRequestHandler
 from werkzeug.wrappers import Request, Response
 
 from shared.components import COMPONENTS
-from shared.http import problem
+from shared.http import problem, raw_path
 from shared.log import get_logger
 
 PUSH_HEADER = "X-Keyway-Push-Token"
@@ -114,16 +116,24 @@ def push_guard(app: Callable, push_token: bytes, component: str) -> Callable:
     return guard
 
 
-def proxy_app(target: str, session: requests.Session) -> Callable:
-    """Forward every request to ``target`` (``http://127.0.0.1:N``), path and body intact."""
+def proxy_app(target: str, session: requests.Session,
+              push_token: bytes | None = None) -> Callable:
+    """Forward every request to ``target`` (``http://127.0.0.1:N``), path and body intact —
+    the path as the client sent it (:func:`shared.http.raw_path`), so ``%2F`` or ``%25`` in an
+    id reaches the function still encoded; with ``push_token``, carrying it in
+    ``X-Keyway-Push-Token`` (a Pub/Sub-triggered function's own port asks for it too:
+    :mod:`keyway.fnserve`). Mounted behind :func:`push_guard`, so only a request that brought
+    the credential is forwarded."""
 
     @Request.application
     def app(request: Request) -> Response:
-        url = target + (request.path or "/")
+        url = target + raw_path(request.environ, request.path)
         if request.query_string:
             url += "?" + request.query_string.decode("latin-1")
         skip = _HOP_BY_HOP | {"host"}
         headers = {k: v for k, v in request.headers.items() if k.lower() not in skip}
+        if push_token is not None:
+            headers[PUSH_HEADER] = push_token.decode()
         try:
             upstream = session.request(request.method, url, headers=headers,
                                        data=request.get_data(), allow_redirects=False, timeout=60)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote, unquote
 
 from flask import Response
 
@@ -28,3 +30,17 @@ def problem(status: int, title: str, detail: str = "", *, type_: str = "about:bl
 def problem_from_error(error: KeywayError) -> Response:
     """The one mapping from the error tree to an HTTP response (detail is secret-free)."""
     return problem(error.status, error.title, error.detail, code=error.key)
+
+
+def raw_path(environ: Mapping[str, Any], decoded: str) -> str:
+    """The path below the mount point exactly as the client sent it, percent-escapes intact:
+    ``RAW_URI`` (set by the werkzeug server, its test client and gunicorn) less its query and
+    ``SCRIPT_NAME``. So an id holding ``%2F`` stays one path segment. ``decoded`` (the WSGI
+    ``PATH_INFO``) re-encoded when the raw form does not decode to it (a proxy rewrote it)."""
+    raw = str(environ.get("RAW_URI") or environ.get("REQUEST_URI") or "").split("?", 1)[0]
+    if raw.startswith(("http://", "https://")):  # an absolute-form request target
+        raw = "/" + raw.split("/", 3)[3] if raw.count("/") >= 3 else "/"
+    script = str(environ.get("SCRIPT_NAME", ""))
+    if script and raw.startswith(script):
+        raw = raw[len(script):]
+    return raw if raw.startswith("/") and unquote(raw) == decoded else quote(decoded or "/")

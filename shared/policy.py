@@ -5,6 +5,14 @@ This is the single source of truth for least privilege between components (DESIG
 publish it. The runtime checks it on every message (:func:`check_publish` before publishing,
 :func:`check_delivery` before any handler runs) and the Terraform IAM bindings in ``infra/``
 are generated from :func:`iam_bindings`.
+
+Sender authenticity: the ``sender`` attribute of a message is what its publisher says it is,
+and IAM grants publishing per topic, not per message type. So every message type on a topic
+must be allowed to every publisher of that topic (:class:`Route` refuses anything else): a
+type reserved to fewer components gets a topic of its own, whose IAM publishers are exactly
+those components. ``connection.disconnect`` (``api`` only) travels on
+``connection-control-P``, not beside ``sync.requested`` on ``sync-requests-P``, so a
+component that may ask for a sync cannot forge a disconnect by claiming to be ``api``.
 """
 
 from __future__ import annotations
@@ -25,6 +33,12 @@ class Route:
     types: Mapping[str, frozenset[str]]  # message type → components allowed to publish it
     carries: str
 
+    def __post_init__(self) -> None:
+        sets = set(self.types.values())
+        if not self.types or len(sets) != 1:
+            raise ValueError(f"{self.topic}: every message type on a topic must be allowed to "
+                             "every publisher of the topic (IAM cannot tell them apart)")
+
     @property
     def publishers(self) -> frozenset[str]:
         return frozenset().union(*self.types.values())
@@ -33,9 +47,11 @@ class Route:
 def _provider_routes(p: str) -> list[Route]:
     syncers = frozenset({"scheduler", "api", "ingest", f"fetch-{p}", f"oauth-{p}"})
     return [
-        Route(f"sync-requests-{p}", f"vault-{p}",
-              {"sync.requested": syncers, "connection.disconnect": frozenset({"api"})},
-              "tenant, connection, scope of the sync, resume point; or a disconnect"),
+        Route(f"sync-requests-{p}", f"vault-{p}", {"sync.requested": syncers},
+              "tenant, connection, scope of the sync, resume point"),
+        Route(f"connection-control-{p}", f"vault-{p}",
+              {"connection.disconnect": frozenset({"api"})},
+              "tenant, connection, who asked for the disconnect"),
         Route(f"fetch-jobs-{p}", f"fetch-{p}", {"fetch.job": frozenset({f"vault-{p}"})},
               "sealed app-token envelope (purpose fetch), connection, what to fetch, cursor"),
         Route(f"action-requests-{p}", f"vault-{p}",

@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 from flask import Response
 from werkzeug.exceptions import HTTPException
@@ -26,7 +27,7 @@ from shared.api.authn import verifier
 from shared.auth.principal import Principal, Unauthenticated
 from shared.config import Config
 from shared.errors import KeywayError, NotFound, PermanentError
-from shared.http import PROBLEM_JSON, problem, problem_from_error
+from shared.http import PROBLEM_JSON, problem, problem_from_error, raw_path
 from shared.log import get_logger
 from shared.ports import Ports
 
@@ -67,7 +68,7 @@ def handle(ports: Ports, request: Any) -> Response:
     try:
         api_body.check_uri(request)
         raw = api_body.read(request, config.api_max_body_bytes)
-        handler, params, public = _match(request.method, request.path)
+        handler, params, public = _match(request.method, raw_path(request.environ, request.path))
         principal = None if public else verifier(config, ports.clock).verify(
             request.headers.get("Authorization"))
         return handler(Context(ports, config, request, principal, params, raw))
@@ -108,13 +109,17 @@ def _framework_error(error: HTTPException) -> Response:
 
 
 def _match(method: str, path: str) -> tuple[Handler, dict[str, str], bool]:
+    """The route for ``method`` and the raw ``path``; each parameter is decoded once, except
+    ``record_id``, which :func:`shared.api.data.get_record` resolves from its raw form."""
     path = "/" + path.strip("/")
     allowed: list[str] = []
     for route_method, pattern, handler, public in ROUTES:
         found = pattern.match(path)
         if found:
             if route_method == method:
-                return handler, found.groupdict(), public
+                params = {k: v if k == "record_id" else unquote(v)
+                          for k, v in found.groupdict().items()}
+                return handler, params, public
             allowed.append(route_method)
     if allowed:
         raise MethodNotAllowed(f"{method[:16]} is not allowed on this path",

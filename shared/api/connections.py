@@ -2,6 +2,9 @@
 
 Both only publish to the connection's vault; the api never touches the vault database. The
 tenant check comes first, so another tenant's connection id answers 404 like a missing one.
+A disconnect goes on ``connection-control-P``, the topic only ``api`` may publish to; a
+repeated ``DELETE`` of a connection still ``disconnecting`` publishes it again (the vault's
+disconnect is idempotent), so one whose first request was lost can be finished.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from typing import Any
 
 from flask import Response
 
-from shared import messages
+from shared import health, messages
 from shared.clock import isoformat
 from shared.errors import Conflict, NotFound
 from shared.http import json_response
@@ -29,16 +32,18 @@ def delete_connection(ctx: Any) -> Response:
     ctx.principal.require_admin()
     connection = ctx.params["connection"]
     record = _own(ctx, connection)
-    if record.get("status") in ("disconnecting", "disconnected"):
-        return json_response({"connection": connection, "status": record["status"]}, 202)
+    if record.get("status") == "disconnected":
+        return json_response({"connection": connection, "status": "disconnected"}, 202)
     now = isoformat(ctx.ports.clock.now())
-    ctx.ports.business.put("connections", connection,
-                           {**record, "status": "disconnecting", "status_changed_at": now})
-    messages.publish(ctx.ports.bus, "api", f"sync-requests-{record['provider']}",
+    if record.get("status") != "disconnecting":  # a repeat asks the vault again: idempotent
+        ctx.ports.business.put("connections", connection,
+                               {**record, "status": "disconnecting", "status_changed_at": now})
+    messages.publish(ctx.ports.bus, "api", f"connection-control-{record['provider']}",
                      "connection.disconnect",
                      {"tenant": ctx.principal.tenant, "connection": connection,
                       "requested_by": ctx.principal.user, "requested_at": now},
                      ordering_key=connection)
+    health.observe(ports=ctx.ports, connection=connection)
     return json_response({"connection": connection, "status": "disconnecting"}, 202)
 
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 import base64
 import binascii
 from typing import Any
+from urllib.parse import unquote
 
 from flask import Response
 
+from shared import health, ids
 from shared.clock import isoformat, parse_iso
 from shared.errors import InvalidInput, NotFound
 from shared.http import json_response
@@ -78,9 +80,22 @@ def list_records(ctx: Any, resource: str) -> Response:
                           "next_cursor": _encode(items[-1]["id"]) if more else None})
 
 
-def get_record(ctx: Any, resource: str, record_id: str) -> Response:
+def listed_id(raw: str) -> str | None:
+    """The record id a path segment names: the id exactly as a list showed it (``%2F``,
+    ``%23`` and ``%3A`` included), or that id percent-encoded once more; ``None`` when
+    neither form is a canonical record id (each ``:``-part what :func:`shared.ids.escape`
+    makes of its decoded self), which no stored record has."""
+    for candidate in (raw, unquote(raw)):
+        parts = candidate.split(":")
+        if len(parts) == 4 and all(p and ids.escape(unquote(p)) == p for p in parts):
+            return candidate
+    return None
+
+
+def get_record(ctx: Any, resource: str, raw_id: str) -> Response:
     ctx.principal.require_scope("data:read")
-    doc = ctx.ports.business.get(RESOURCES[resource], record_id)
+    record_id = listed_id(raw_id)
+    doc = None if record_id is None else ctx.ports.business.get(RESOURCES[resource], record_id)
     if doc is None or doc.get("tenant") != ctx.principal.tenant or doc.get("deleted"):
         raise NotFound(f"no such {resource[:-1]}")
     return json_response({k: v for k, v in doc.items() if k not in _HIDDEN})
@@ -96,6 +111,8 @@ def sync_status(ctx: Any, connection: str) -> Response:
             "consecutive_failures", "last_run")
     missing = status.get("missing") or []  # parts the provider refused (shared.fetch.status)
     return json_response({"connection": connection, "status": record.get("status"),
+                          "health": health.view(record, ctx.ports.business.get(
+                              "sync_status", connection), ctx.ports.clock.now()),
                           "next_sync_at": record.get("next_sync_at"),
                           "sync": {**{k: status.get(k) for k in keep},
                                    "degraded": bool(missing), "missing": missing}})

@@ -6,12 +6,11 @@ from typing import Any
 
 from flask import Response
 
-from shared.api import actions, connections, data, hosts, openapi
+from shared.api import actions, connections, data, hosts, openapi, reads
 from shared.api.authn import local_issuer
 from shared.errors import InvalidInput, NotFound
 from shared.http import json_response
 from shared.oauth.start import start
-from shared.ports import Filter
 from shared.providers import registry
 
 _RESULT_KEYS = ("provider", "kind", "status", "reason", "connection", "identity")
@@ -55,16 +54,6 @@ def create_identity(ctx: Any) -> Response:
                           "expires_in": started.expires_in}, status=201)
 
 
-def list_connections(ctx: Any) -> Response:
-    ctx.principal.require_scope("connections:read")
-    snaps = ctx.ports.business.query("connections", [Filter("tenant", "==", ctx.principal.tenant)])
-    keep = ("provider", "kind", "status", "status_reason", "base_url", "host", "account",
-            "created_at", "next_sync_at")
-    return json_response({"items": [
-        {"id": s.id, **{k: s.data.get(k) for k in keep},
-         "register_webhooks": bool(s.data.get("register_webhooks"))} for s in snaps]})
-
-
 def connect_result(ctx: Any) -> Response:
     """Where the browser lands after a flow when no frontend is configured (local mode)."""
     return json_response({k: ctx.request.args[k] for k in _RESULT_KEYS if k in ctx.request.args})
@@ -80,7 +69,8 @@ _KINDS = "|".join(data.RESOURCES)
 
 TABLE = [
     ("POST", "/v1/connections", create_connection, False),
-    ("GET", "/v1/connections", list_connections, False),
+    ("GET", "/v1/connections", reads.list_connections, False),
+    ("GET", "/v1/connections/(?P<connection>[^/]+)", reads.get_connection, False),
     ("DELETE", "/v1/connections/(?P<connection>[^/]+)", connections.delete_connection, False),
     ("POST", "/v1/connections/(?P<connection>[^/]+)/sync", connections.sync_now, False),
     ("GET", "/v1/connections/(?P<connection>[^/]+)/status",
@@ -90,10 +80,12 @@ TABLE = [
     ("GET", f"/v1/(?P<resource>{_KINDS})/(?P<record_id>[^/]+)",
      lambda ctx: data.get_record(ctx, ctx.params["resource"], ctx.params["record_id"]), False),
     ("POST", "/v1/identities", create_identity, False),
+    ("GET", "/v1/identities", reads.list_identities, False),
     ("POST", "/v1/hosts", hosts.create_host, False),
     ("GET", "/v1/hosts", hosts.list_hosts, False),
     ("DELETE", "/v1/hosts/(?P<host>[^/]+)", hosts.delete_host, False),
     ("POST", "/v1/actions", actions.create_action, False),
+    ("GET", "/v1/actions", reads.list_actions, False),
     ("GET", "/v1/actions/(?P<action_id>[^/]+)", actions.get_action, False),
     ("GET", "/v1/connect-result", connect_result, True),
     ("GET", "/local-issuer/.well-known/jwks.json", local_jwks, True),

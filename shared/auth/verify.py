@@ -26,8 +26,9 @@
     know are ignored.
 
 Every failure raises :class:`~shared.auth.principal.Unauthenticated` with the same generic
-detail and no chained cause. The reason is logged at debug level as ``auth.rejected`` with a
-stable ``reason`` code; the token never appears in a log line or an exception.
+detail and no chained cause. The reason is logged at info level as ``auth.rejected`` with a
+stable ``reason`` code (``wrong_issuer``, ``expired``, ``unknown_kid``, …), so an operator can
+see why a token was refused; the token never appears in a log line or an exception.
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ class TokenVerifier:
         except _Rejected as rejected:
             reason = rejected.reason
         # Raised outside the except block so the exception carries no cause or context.
-        _log.debug("auth.rejected", extra={"fields": {"reason": reason}})
+        _log.info("auth.rejected", extra={"fields": {"reason": reason}})
         raise Unauthenticated(GENERIC_DETAIL)
 
     def _verify(self, header: str | None) -> Principal:

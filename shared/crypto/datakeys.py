@@ -157,6 +157,12 @@ class DataKeyring:
             meta = self._read()
         return {} if meta is None else {int(v): dict(e) for v, e in meta["versions"].items()}
 
+    def primary_version(self) -> int | None:
+        """The primary version, read fresh (``None`` before first use); creates nothing."""
+        with self._lock:
+            meta = self._read()
+        return None if meta is None else int(meta["primary"])
+
     # -- metadata -----------------------------------------------------------------------------
     def _read(self) -> Document | None:
         meta = self._ports.vault.get(COLLECTION, self._component)

@@ -3,25 +3,31 @@
 Each record field is encrypted on its own under the owning component's current data key
 (:class:`~shared.crypto.datakeys.DataKeyring`), with a fresh ``os.urandom(12)`` IV per call.
 
-Ciphertext layout, format 1 (all lengths in bytes; integers big-endian)::
+Ciphertext layout (all lengths in bytes; integers big-endian)::
 
     offset 0    1   magic 0x4B ('K')
-    offset 1    1   format 0x01
+    offset 1    1   format: 0x02 (written today) or 0x01 (legacy, read only)
     offset 2    4   data-key version, uint32 (>= 1)
     offset 6   12   random IV
     offset 18  >=16 AES-256-GCM ciphertext followed by the 16-byte tag
 
 so a ciphertext is ``34 + len(plaintext)`` bytes. It is parsed with bounds checks: wrong magic
-or format, version 0 or fewer than 34 bytes is malformed.
+or format, version 0 or fewer than 34 bytes is malformed. Both formats share this layout; they
+differ only in their associated data.
 
 Associated data: the parts below, each prefixed with its 4-byte big-endian length (so the
 encoding is canonical and unambiguous)::
 
-    b"keyway/field" | format byte | component | tenant | provider | collection | record_id |
-    field | key version as uint32
+    format 2:  b"keyway/field" | 0x02 | component | tenant | provider | collection |
+               record_id | field | key version as uint32 | record generation as uint64
+    format 1:  the same without the generation (0x01 as the format byte)
 
 so a ciphertext copied to another record, field, collection, provider, tenant or component,
-or relabelled with another key version, fails to decrypt. Context strings are UTF-8.
+relabelled with another key version, or — format 2 — put back into its record at another
+generation (an older value of the same field swapped back), fails to decrypt. Context strings
+are UTF-8. :meth:`FieldCipher.encrypt` writes format 2 only: a :class:`FieldContext` with
+``generation=None`` names a legacy format-1 ciphertext and is accepted only by
+:meth:`FieldCipher.decrypt`, which never accepts one format for the other.
 
 Every decrypt failure — flipped bit anywhere, truncation, wrong context, another component's
 key, an unknown or retired key version, garbage, empty input — raises the same opaque
@@ -42,7 +48,8 @@ from shared.crypto.datakeys import DataKeyring
 from shared.errors import InvalidInput
 
 MAGIC = 0x4B
-FORMAT = 0x01
+FORMAT = 0x02  # associated data binds the record generation
+LEGACY_FORMAT = 0x01  # no generation in the associated data: read only
 HEADER = struct.Struct(">BBI")  # magic, format, key version
 MIN_SIZE = HEADER.size + IV_SIZE + TAG_SIZE
 _DOMAIN = b"keyway/field"
@@ -50,16 +57,26 @@ _DOMAIN = b"keyway/field"
 
 @dataclass(frozen=True)
 class FieldContext:
-    """Where a ciphertext belongs; every part is bound into its associated data."""
+    """Where a ciphertext belongs; every part is bound into its associated data.
+
+    ``generation`` is the vault record's generation the value is written at (>= 1), or
+    ``None`` only to read a legacy format-1 ciphertext, which bound none."""
 
     tenant: str
     provider: str
     collection: str
     record_id: str
     field: str
+    generation: int | None
 
     def __post_init__(self) -> None:
+        generation = self.generation
+        if generation is not None and (type(generation) is not int
+                                       or not 1 <= generation < 2**64):
+            raise InvalidInput("FieldContext.generation must be an int >= 1, or None")
         for item in fields(self):
+            if item.name == "generation":
+                continue
             value = getattr(self, item.name)
             if not isinstance(value, str) or not value:
                 raise InvalidInput(f"FieldContext.{item.name} must be a non-empty string")
@@ -69,15 +86,15 @@ class FieldContext:
                 raise InvalidInput(f"FieldContext.{item.name} must be valid UTF-8") from None
 
 
-def _parse(ciphertext: bytes) -> tuple[int, bytes, bytes]:
-    """Split a format-1 ciphertext into ``(version, iv, sealed)``; malformed → ``CryptoError``."""
+def _parse(ciphertext: bytes) -> tuple[int, int, bytes, bytes]:
+    """Split a ciphertext into ``(format, version, iv, sealed)``; malformed → ``CryptoError``."""
     if not isinstance(ciphertext, bytes) or len(ciphertext) < MIN_SIZE:
         fail()
     magic, fmt, version = HEADER.unpack_from(ciphertext)
-    if magic != MAGIC or fmt != FORMAT or version < 1:
+    if magic != MAGIC or fmt not in (FORMAT, LEGACY_FORMAT) or version < 1:
         fail()
     iv_end = HEADER.size + IV_SIZE
-    return version, ciphertext[HEADER.size:iv_end], ciphertext[iv_end:]
+    return fmt, version, ciphertext[HEADER.size:iv_end], ciphertext[iv_end:]
 
 
 def _check_context(context: object) -> FieldContext:
@@ -112,22 +129,32 @@ class FieldCipher:
         if not isinstance(plaintext, bytes):
             raise InvalidInput("plaintext must be bytes")
         context = _check_context(context)
+        if context.generation is None:
+            raise InvalidInput("new ciphertexts always bind a generation")
         version, key = self._keyring.reserve()
         iv, sealed = seal_with(self._aead(version, key), plaintext,
                                self._associated_data(context, version))
         return HEADER.pack(MAGIC, FORMAT, version) + iv + sealed
 
     def decrypt(self, ciphertext: bytes, context: FieldContext) -> bytes:
-        """The plaintext of a ciphertext from :meth:`encrypt` for the same ``context``."""
+        """The plaintext of a ciphertext from :meth:`encrypt` for the same ``context`` (a
+        legacy format-1 ciphertext only with ``generation=None``, and only that)."""
         context = _check_context(context)
-        version, iv, sealed = _parse(ciphertext)
+        fmt, version, iv, sealed = _parse(ciphertext)
+        if fmt != (LEGACY_FORMAT if context.generation is None else FORMAT):
+            fail()
         key = self._keyring.key(version)
         return open_with(self._aead(version, key), iv, sealed,
                          self._associated_data(context, version))
 
     def key_version(self, ciphertext: bytes) -> int:
         """The data-key version in a ciphertext's header; malformed → ``CryptoError``."""
-        return _parse(ciphertext)[0]
+        return _parse(ciphertext)[1]
+
+    def binds_generation(self, ciphertext: bytes) -> bool:
+        """Whether a ciphertext is format 2 (``False``: legacy format 1); malformed →
+        ``CryptoError``."""
+        return _parse(ciphertext)[0] == FORMAT
 
     def _aead(self, version: int, key: bytes) -> AESGCM:
         cached = self._aeads.get(version)
@@ -137,9 +164,9 @@ class FieldCipher:
         return cached[1]
 
     def _associated_data(self, context: FieldContext, version: int) -> bytes:
-        return encode_parts(
+        parts = [
             _DOMAIN,
-            bytes([FORMAT]),
+            bytes([LEGACY_FORMAT if context.generation is None else FORMAT]),
             self._keyring.component.encode("utf-8"),
             context.tenant.encode("utf-8"),
             context.provider.encode("utf-8"),
@@ -147,4 +174,7 @@ class FieldCipher:
             context.record_id.encode("utf-8"),
             context.field.encode("utf-8"),
             struct.pack(">I", version),
-        )
+        ]
+        if context.generation is not None:
+            parts.append(struct.pack(">Q", context.generation))
+        return encode_parts(*parts)

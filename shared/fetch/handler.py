@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import functools
 
-from shared import bootstrap, messages
+from shared import bootstrap, health, messages
 from shared.clock import isoformat
 from shared.errors import InvalidInput, NotFound, PolicyViolation
 from shared.fetch import status
@@ -89,6 +89,7 @@ def _run(provider: str, ports: Ports, tenant: str, connection: str, record: dict
                    stats=vars(run.stats))
         return
     except (TokenRejected, InsufficientScope) as e:
+        health.mark(ports, tenant, connection, "needs_reauth", e.key)  # a new token must come
         status.end(ports, connection, owner, "failed", reason=e.key, stats=vars(run.stats))
         raise
     except BaseException:

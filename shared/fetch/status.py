@@ -32,6 +32,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
+from shared import health
 from shared.clock import isoformat, parse_iso
 from shared.fetch import pending
 from shared.ports import Ports
@@ -81,3 +82,4 @@ def end(ports: Ports, connection: str, owner: str, state: str, *,
         tx.put(COLLECTION, connection, doc)
 
     ports.business.transaction(write)
+    health.observe(ports, connection)

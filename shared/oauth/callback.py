@@ -1,13 +1,17 @@
 """``GET /oauth-<provider>/callback``: the only place a provider's code becomes a token.
 
-Order: consume the state (unknown, expired, replayed or another provider's → 400, nothing
-stored) → the provider's ``error`` (``access_denied`` → back to the frontend with a status) →
-redeem the code over HTTPS with the PKCE verifier → the provider's post-connect lookup, if any
-(Jira: the site's cloud id, :mod:`shared.oauth.post_connect`) → hand the token to the
-provider's vault in-process (never published, never logged) → record the connection or
-identity (no token) → request the first sync → redirect to the configured frontend URL with the
-connection id and a status. The browser never sees a token and is only ever sent to the
-configured frontend.
+Order: consume the state (unknown, expired, replayed or another provider's → a 400 plain
+page ``oauth.invalid_state``, nothing stored) → the browser binding: the flow's cookie from
+the start step must be present and match the hash on the state
+(:mod:`shared.oauth.flowcookie`), else a 400 plain page ``oauth.flow_not_bound`` and nothing
+stored; that attempt uses the state up too, so the flow must be started again → the
+provider's ``error`` (``access_denied`` → back to the frontend with a status) → redeem the
+code over HTTPS with the PKCE verifier → the provider's post-connect lookup, if any (Jira: the
+site's cloud id, :mod:`shared.oauth.post_connect`) → hand the token to the provider's vault
+in-process (never published, never logged) → record the connection or identity (no token) →
+request the first sync → redirect to the configured frontend URL with the connection id and a
+status. The browser never sees a token and is only ever sent to the configured frontend.
+Every answer also expires the flow's cookie.
 
 When the admin left webhook registration on (``register_webhooks``), the callback first stores
 a fresh random per-connection webhook secret (``webhook-secret-<connection>``, 256 bits, never
@@ -35,13 +39,12 @@ from urllib.parse import urlencode
 import requests
 from flask import Response, redirect
 
-from shared import ids, messages
+from shared import health, ids, messages
 from shared.clock import isoformat
 from shared.config import Config
-from shared.errors import KeywayError, PermanentError
-from shared.http import problem_from_error
+from shared.errors import InvalidInput, KeywayError, PermanentError
 from shared.log import get_logger
-from shared.oauth import account, post_connect, state
+from shared.oauth import account, flowcookie, pages, post_connect, state
 from shared.ports import Ports
 from shared.providers import registry
 from shared.vault.endpoints import endpoint_for
@@ -54,6 +57,10 @@ log = get_logger("keyway.oauth")
 SYNC_INTERVAL = timedelta(minutes=15)
 
 
+class NotBound(InvalidInput):
+    key, title = "oauth.flow_not_bound", "This sign-in did not start in this browser"
+
+
 class NotYourInstallation(PermanentError):
     key, title = "github_app.not_your_installation", "You cannot access this installation"
 
@@ -63,21 +70,36 @@ def _back(config: Config, **params: str) -> Response:
 
 
 def callback(ports: Ports, config: Config, provider: str, args: Mapping[str, str],
-             env: Mapping[str, str] | None = None,
-             session: requests.Session | None = None) -> Response:
+             env: Mapping[str, str] | None = None, session: requests.Session | None = None,
+             cookies: Mapping[str, str] | None = None) -> Response:
+    value = args.get("state")
+    response = _answer(ports, config, provider, args, env, session, cookies or {})
+    if value and len(value) <= 256:  # this flow is over, whatever happened
+        flowcookie.forget(config, response, flowcookie.name(config, value))
+    return response
+
+
+def _answer(ports: Ports, config: Config, provider: str, args: Mapping[str, str],
+            env: Mapping[str, str] | None, session: requests.Session | None,
+            cookies: Mapping[str, str]) -> Response:
     env = os.environ if env is None else env
     try:
         flow = state.consume(ports, args.get("state"), provider)
     except state.InvalidState as e:
         log.warning(e.key, extra={"fields": {"provider": provider}})
-        return problem_from_error(e)
+        return pages.refusal(e)
     fields = {"provider": provider, "kind": flow.kind, "tenant": flow.tenant}
+    if not flowcookie.matches(config, args.get("state") or "", flow, cookies):
+        refused = NotBound("this browser did not start this sign-in, or kept no cookie from "
+                           "its start; nothing was stored")
+        log.warning(refused.key, extra={"fields": fields})
+        return pages.refusal(refused)
     if args.get("error"):
         status = "denied" if args.get("error") == "access_denied" else "error"
         log.info("oauth.provider_error", extra={"fields": {**fields, "status": status}})
         return _back(config, provider=provider, kind=flow.kind, status=status)
     if not args.get("code"):
-        return problem_from_error(state.InvalidState("callback without a code"))
+        return pages.refusal(state.InvalidState("callback without a code"))
     try:
         result = _complete(ports, flow, args, env, session or requests.Session())
     except KeywayError as e:
@@ -121,6 +143,7 @@ def _complete(ports: Ports, flow: state.PendingFlow, args: Mapping[str, str],
             vault.store_app_token(flow.tenant, flow.connection, flow.user, tokens,
                                   flow.base_url, host=flow.host)
         _record_connection(ports, flow, who, api_base, installation_id, found.fields)
+        health.observe(ports, flow.connection or "")
         messages.publish(ports.bus, f"oauth-{flow.provider}", f"sync-requests-{flow.provider}",
                          "sync.requested", {"tenant": flow.tenant, "connection": flow.connection,
                                             "scope": "all", "reason": "first_sync",

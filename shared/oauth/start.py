@@ -1,10 +1,12 @@
 """Start a connect (app token, admins only) or link (personal token, any member) flow.
 
-Returns the provider's authorize URL with a fresh server-side state, PKCE S256 wherever the
+Stores a fresh server-side state with the provider's authorize URL — PKCE S256 wherever the
 provider supports it, the provider's minimal scopes for the token kind and the exact
-registered redirect URI ``<public_url>/oauth-<provider>/callback``. A user-supplied base URL
-(GitHub Enterprise Server, self-hosted GitLab) passes the SSRF guard first and must be a host
-the tenant registered, whose own client id the authorize URL then carries
+registered redirect URI ``<public_url>/oauth-<provider>/callback`` — and returns keyway's own
+start URL ``<public_url>/oauth-<provider>/start?state=…``: the browser that opens it is bound
+to the flow there, then sent on to the provider (:mod:`shared.oauth.begin`). A user-supplied
+base URL (GitHub Enterprise Server, self-hosted GitLab) passes the SSRF guard first and must be
+a host the tenant registered, whose own client id the authorize URL then carries
 (:mod:`shared.hosts.clients`; else 400 ``oauth.host_not_registered``, nothing stored).
 
 ``register_webhooks`` (app connections only; default: the provider table's
@@ -28,7 +30,7 @@ import os
 import re
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import urlencode
 
 from shared.auth.principal import Principal
@@ -91,21 +93,27 @@ def start(ports: Ports, config: Config, principal: Principal, provider: str, kin
         redirect_uri=redirect_uri(config, provider), verifier=verifier, base_url=base_url,
         connection=f"c-{uuid.uuid4().hex}" if kind == "app" else None, github_app=github_app,
         register_webhooks=hooks, host=client.host)
-    value = state.create(ports, flow)
     base = registry.oauth_base_url(spec, env, base_url)
-    url = (f"{base}/apps/{slug}/installations/new?{urlencode({'state': value})}" if slug
-           else _authorize_url(base, spec, flow, client_id, value))
-    return Started(url, flow.connection, int(state.TTL.total_seconds()))
+    url = (f"{base}/apps/{slug}/installations/new" if slug
+           else _authorize_url(base, spec, flow, client_id))
+    value = state.create(ports, replace(flow, provider_url=url))  # the state is added at start
+    return Started(start_url(config, provider, value), flow.connection,
+                   int(state.TTL.total_seconds()))
 
 
-def _authorize_url(base: str, spec: ProviderSpec, flow: state.PendingFlow, client_id: str,
-                   value: str) -> str:
+def start_url(config: Config, provider: str, value: str) -> str:
+    """Where the browser begins: keyway's start step (:mod:`shared.oauth.begin`)."""
+    return f"{config.public_url}/oauth-{provider}/start?{urlencode({'state': value})}"
+
+
+def _authorize_url(base: str, spec: ProviderSpec, flow: state.PendingFlow,
+                   client_id: str) -> str:
     scopes = spec.oauth.scopes[flow.kind]
     if flow.register_webhooks and spec.webhook_registration is not None:
         scopes = scopes + spec.webhook_registration.scopes
     params = {"client_id": client_id, "redirect_uri": flow.redirect_uri, "response_type": "code",
               "scope": spec.oauth.scope_separator.join(scopes),
-              "state": value, **spec.oauth.extra_authorize_params}
+              **spec.oauth.extra_authorize_params}
     if flow.verifier:
         params.update(code_challenge=pkce.challenge_s256(flow.verifier),
                       code_challenge_method="S256")

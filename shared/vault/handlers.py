@@ -7,14 +7,17 @@ Idempotency:
   fetcher's cursors make a second run of the same sync cheap and harmless. A request for a
   connection whose token needs re-authorization is acknowledged; the status is recorded
   (``needs_reauth`` with ``status_reason`` ``vault.needs_reauth``, or ``vault.undecryptable``
-  when the stored token no longer decrypts, e.g. after a forced key retirement).
+  when the stored token no longer decrypts, e.g. after a forced key retirement or when the
+  record was rolled back to an older generation).
 * ``action.requested`` — keyed by ``(tenant, action_id)``; act-P dedupes on it, so a third delivery
   publishes a third job that act-P acknowledges without acting twice. A requester with no
   linked identity gets the action marked ``failed`` with reason ``no_personal_token``; one
   whose token needs re-authorization or no longer decrypts gets ``needs_reauth`` /
   ``undecryptable``, and the identity the same ``status`` and ``status_reason`` as a
   connection would.
-* ``connection.disconnect`` — first the hooks keyway registered are deleted at the provider
+* ``connection.disconnect`` (only from ``connection-control-P``, the topic only ``api`` may
+  publish to; one arriving on ``sync-requests-P`` is refused before any handler runs, see
+  :mod:`shared.policy`) — first the hooks keyway registered are deleted at the provider
   with the token (:mod:`shared.webhooks.unregister`), then the token is revoked and deleted,
   then the per-connection webhook secret is deleted (providers that register webhooks); a
   redelivery finds the token gone
@@ -30,7 +33,7 @@ import functools
 from collections.abc import Mapping
 from datetime import timedelta
 
-from shared import messages
+from shared import health, messages
 from shared.actions import model as actions_model
 from shared.clock import isoformat, parse_iso
 from shared.errors import InvalidInput, NotFound
@@ -169,8 +172,9 @@ def _registers_hooks(ports: Ports, provider: str, tenant: str, connection: str) 
 
 def _set_connection_status(ports: Ports, tenant: str, connection: str, status: str,
                            reason: str | None = None) -> None:
-    """Write the connection's ``status`` and ``status_reason`` (a stable key, or ``None``)."""
-    _set_status(ports, "connections", connection, tenant, status, reason)
+    """Write the connection's ``status`` and ``status_reason`` (a stable key, or ``None``),
+    then record its health if that changed (:func:`shared.health.observe`)."""
+    health.mark(ports, tenant, connection, status, reason)
 
 
 def _set_identity_status(ports: Ports, provider: str, tenant: str, user: str, status: str,

@@ -1,6 +1,8 @@
 """Single-flight token refresh across concurrent instances.
 
-Protocol, per vault record (``generation`` counts successful refreshes):
+Protocol, per vault record (``generation`` counts the writes of its token fields, each bound
+into the fields' associated data; the record's anchor, :mod:`shared.vault.anchors`, is read
+first and the record refused below it):
 
 1. In a store transaction: if the access token is valid for longer than ``margin`` → use it.
    If another refresher holds an unexpired lease → wait and look again. Otherwise take the
@@ -16,6 +18,13 @@ late loser never overrides a winner's fresh token) and raises :class:`NeedsReaut
 record whose self-hosted host has no registered client any more (key
 ``oauth.host_not_registered``, :mod:`shared.vault.endpoints`). A failed
 write after a successful refresh is retried, since a rotated refresh token exists nowhere else.
+After a write at *g+1* the anchor is raised to *g+1*; a valid token read at a generation above
+its anchor (the anchor write was lost) raises the anchor then.
+
+A legacy record (fields without a bound generation, :mod:`shared.vault.records`) read while it
+has no anchor is rewritten at the next generation and anchored right away — unless another
+instance holds its refresh lease or wrote it meanwhile (then that writer binds the generation);
+the rewrite is audited as ``rebind``.
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ from typing import Any
 from shared.clock import isoformat, parse_iso
 from shared.errors import Conflict, NotFound, RetryableError, UnavailableError
 from shared.ports import Clock, DocumentStore
+from shared.vault.anchors import GenerationAnchors
 from shared.vault.oauth import EndpointResolver, InvalidGrant
 from shared.vault.records import RecordCodec
 from shared.vault.tokens import TokenSet
@@ -49,23 +59,27 @@ class RefreshPolicy:
 
 class Refresher:
     def __init__(self, store: DocumentStore, codec: RecordCodec, endpoints: EndpointResolver,
-                 clock: Clock, policy: RefreshPolicy | None = None,
+                 clock: Clock, anchors: GenerationAnchors, policy: RefreshPolicy | None = None,
                  on_event: Callable[[str, str, str, str], None] | None = None) -> None:
         self._store, self._codec, self._endpoints = store, codec, endpoints
+        self._anchors = anchors
         self._clock, self._policy = clock, policy or RefreshPolicy()
         self._on_event = on_event or (lambda event, collection, record_id, outcome: None)
 
     def fresh(self, collection: str, record_id: str) -> TokenSet:
         """A valid access token for the record, refreshing it at most once across instances."""
         owner = uuid.uuid4().hex
+        floor = self._anchors.floor(collection, record_id)
         deadline = self._clock.monotonic() + self._policy.max_wait
         while True:
             verdict, doc = self._store.transaction(
                 lambda tx: self._decide(tx, collection, record_id, owner))
             if verdict == "fresh":
-                return self._codec.decode(collection, record_id, doc)
+                tokens = self._codec.decode(collection, record_id, doc, floor)
+                self._settle(collection, record_id, doc, floor, tokens)
+                return tokens
             if verdict == "refresh":
-                return self._refresh(collection, record_id, doc, owner)
+                return self._refresh(collection, record_id, doc, owner, floor)
             if self._clock.monotonic() > deadline:
                 raise UnavailableError("another instance is still refreshing this token")
             self._clock.sleep(self._policy.poll)
@@ -88,9 +102,37 @@ class Refresher:
         tx.put(collection, record_id, doc)
         return "refresh", doc
 
-    def _refresh(self, collection: str, record_id: str, doc: dict, owner: str) -> TokenSet:
+    def _settle(self, collection: str, record_id: str, doc: dict, floor: int,
+                tokens: TokenSet) -> None:
+        """After a good read: anchor a record whose anchor lags, rewrite a legacy one."""
+        generation = self._codec.bound_generation(doc, floor)
+        if generation is None:
+            self._migrate(collection, record_id, doc, tokens)
+        elif generation > floor:
+            self._anchors.advance(collection, record_id, doc["tenant"], generation)
+
+    def _migrate(self, collection: str, record_id: str, doc: dict, tokens: TokenSet) -> None:
+        encoded = self._codec.encode(collection, record_id, doc["tenant"], tokens, {},
+                                     self._codec.next_generation(doc, 0))
+
+        def write(tx) -> bool:
+            current = tx.get(collection, record_id)
+            if (current is None or current.get("generation") != doc.get("generation")
+                    or current.get("refresh_lease")):
+                return False  # written or being refreshed meanwhile: that writer binds it
+            tx.put(collection, record_id, {**current, **encoded,
+                                           "updated_at": isoformat(self._clock.now())})
+            return True
+
+        if self._store.transaction(write):
+            self._anchors.advance(collection, record_id, doc["tenant"], encoded["generation"])
+            self._on_event("rebind", collection, record_id,
+                           f"generation={encoded['generation']}")
+
+    def _refresh(self, collection: str, record_id: str, doc: dict, owner: str,
+                 floor: int) -> TokenSet:
         generation = int(doc.get("generation") or 0)
-        old = self._codec.decode(collection, record_id, doc)
+        old = self._codec.decode(collection, record_id, doc, floor)
         try:
             new = self._endpoints(doc).refresh(old.refresh_token or "")
         except InvalidGrant as e:  # or no client may refresh it (its host is not registered)
@@ -104,31 +146,36 @@ class Refresher:
             raise
         new = TokenSet(new.access_token, new.refresh_token or old.refresh_token,
                        new.expires_at, new.scopes or old.scopes, old.account_id)
-        result = self._persist(collection, record_id, doc, generation, new)
+        result = self._persist(collection, record_id, doc, generation, new, floor)
         self._on_event("refresh", collection, record_id,
                        "refreshed" if result is new else "superseded")
         return result
 
     def _persist(self, collection: str, record_id: str, before: dict, generation: int,
-                 new: TokenSet) -> TokenSet:
+                 new: TokenSet, floor: int) -> TokenSet:
         # Encrypt outside the transaction: it may reserve data-key uses in one of its own.
-        encoded = self._codec.encode(collection, record_id, before["tenant"], new, {})
+        encoded = self._codec.encode(collection, record_id, before["tenant"], new, {},
+                                     generation + 1)
 
         def write(tx):
             current = tx.get(collection, record_id)
             if current is None:
                 raise NotFound("vault record deleted during refresh")
             if int(current.get("generation") or 0) != generation:
-                return self._codec.decode(collection, record_id, current)
+                return self._codec.decode(collection, record_id, current, floor)
             doc = {**current, **encoded}
-            doc.update(generation=generation + 1, refresh_lease=None, status="active",
+            doc.update(refresh_lease=None, status="active",
                        updated_at=isoformat(self._clock.now()))
             tx.put(collection, record_id, doc)
             return new
 
         for attempt in range(self._policy.write_attempts):
             try:
-                return self._store.transaction(write)
+                result = self._store.transaction(write)
+                if result is new:
+                    self._anchors.advance(collection, record_id, before["tenant"],
+                                          generation + 1)
+                return result
             except RetryableError:
                 if attempt + 1 == self._policy.write_attempts:
                     raise

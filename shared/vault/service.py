@@ -9,6 +9,9 @@ A stored token that no longer decrypts (its data-key version was retired, its ci
 damaged: the opaque ``CryptoError``) marks its record ``needs_reauth`` with ``status_reason``
 ``vault.undecryptable`` (log key ``vault.undecryptable``, no token, no ciphertext) and the
 release raises :class:`Undecryptable`, which the handlers turn into the connection's status.
+So does a record rolled back: a field from another generation of the record, or the whole
+record older than its generation anchor (:mod:`shared.vault.anchors`) — the same opaque error,
+the same status, and no token released or refreshed with it.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from shared.log import get_logger
 from shared.ports import Filter, Ports
 from shared.vault import _installation as installation
 from shared.vault import release as policy
+from shared.vault._store import store_record
+from shared.vault.anchors import GenerationAnchors
 from shared.vault.oauth import EndpointResolver, TokenEndpoint, as_resolver
 from shared.vault.records import APP, PERSONAL, RecordCodec, personal_id
 from shared.vault.refresh import NeedsReauth, Refresher, RefreshPolicy
@@ -55,8 +60,9 @@ class VaultService:
         self.codec = RecordCodec(provider, FieldCipher(self.keyring))
         self._channels = ChannelKeys(ports.secrets)
         self.audit = AuditLog(ports.business, ports.secrets, ports.clock, chain=self.component)
+        self.anchors = GenerationAnchors(provider, ports.business, ports.clock)
         self.refresher = Refresher(ports.vault, self.codec, self._endpoints, ports.clock,
-                                   refresh_policy, on_event=self._audit_refresh)
+                                   self.anchors, refresh_policy, on_event=self._audit_refresh)
         self.installations = installation.InstallationTokens(provider, ports)
 
     # -- storing (the OAuth callback, in-process) -------------------------------------------
@@ -81,28 +87,17 @@ class VaultService:
                            installation_id: str) -> None:
         """A GitHub App installation: no token is stored, each release mints one."""
         base = {"kind": "app", "connection": connection, "user": admin_user, "base_url": None}
-        self._put(APP, connection, tenant,
-                  installation.record(self.provider, tenant, installation_id, base), base)
+        record = installation.record(self.provider, tenant, installation_id, base)
+        self._put(APP, connection, tenant, lambda generation: record, base)
 
     def _store(self, collection: str, record_id: str, tenant: str, tokens: TokenSet,
                base: dict[str, Any]) -> None:
-        encoded = self.codec.encode(collection, record_id, tenant, tokens, base)  # before the tx:
-        # encryption may reserve data-key uses in a transaction of its own
-        self._put(collection, record_id, tenant, encoded, base)
+        self._put(collection, record_id, tenant, lambda generation: self.codec.encode(
+            collection, record_id, tenant, tokens, base, generation), base)
 
-    def _put(self, collection: str, record_id: str, tenant: str, encoded: dict[str, Any],
-             base: dict[str, Any]) -> None:
-        def write(tx):
-            current = tx.get(collection, record_id) or {}
-            if current and current.get("tenant") != tenant:
-                raise Conflict("record id already belongs to another tenant")
-            doc = dict(encoded)
-            doc.update(generation=int(current.get("generation") or 0) + 1, status="active",
-                       status_reason=None, refresh_lease=None,
-                       updated_at=isoformat(self._ports.clock.now()))
-            tx.put(collection, record_id, doc)
-
-        self._ports.vault.transaction(write)
+    def _put(self, collection: str, record_id: str, tenant: str,
+             make: Callable[[int], dict[str, Any]], base: dict[str, Any]) -> None:
+        store_record(self._ports, self.codec, self.anchors, collection, record_id, tenant, make)
         self._audit("store", base["user"], None, None, base.get("connection"), "stored")
 
     # -- releasing --------------------------------------------------------------------------
@@ -161,14 +156,15 @@ class VaultService:
             return self.refresher.fresh(collection, record_id)
         except CryptoError:
             doc = self._ports.vault.get(collection, record_id)
-            if doc is None or self._decrypts(collection, record_id, doc):
+            if doc is None or self._decrypts(collection, record_id, doc,
+                                             self.anchors.floor(collection, record_id)):
                 raise  # not the stored token (e.g. the primary key failed to encrypt)
             self.mark_undecryptable(collection, record_id, doc)
             raise Undecryptable("a stored token can no longer be decrypted; reconnect") from None
 
-    def _decrypts(self, collection: str, record_id: str, doc: dict) -> bool:
+    def _decrypts(self, collection: str, record_id: str, doc: dict, floor: int) -> bool:
         try:
-            self.codec.decode(collection, record_id, doc)
+            self.codec.decode(collection, record_id, doc, floor)
         except CryptoError:
             return False
         return True
@@ -212,7 +208,7 @@ class VaultService:
             doc = self._clean_up(connection, requester, cleanup) or doc
         revoked, outcome = False, "not_offered"
         try:
-            tokens = self.codec.decode(APP, connection, doc)
+            tokens = self.codec.decode(APP, connection, doc, self.anchors.floor(APP, connection))
             for token in filter(None, (tokens.refresh_token, tokens.access_token)):
                 revoked = self._endpoints(doc).revoke(token) or revoked
             outcome = "revoked" if revoked else "not_offered"
@@ -220,6 +216,8 @@ class VaultService:
             outcome = f"revoke_failed:{e.key}"
             log.warning("vault.revoke_failed", extra={"fields": {"connection": connection}})
         self._ports.vault.delete(APP, connection)
+        # One past the last generation: a restored copy of the deleted record stays refused.
+        self.anchors.advance(APP, connection, tenant, self.codec.next_generation(doc, 0))
         self._audit("revoke", requester, None, None, connection, outcome)
         return revoked
 
@@ -249,24 +247,29 @@ class VaultService:
     def reencrypt(self, progress: Callable[[int, int], None] | None = None) -> Iterator[str]:
         """Rewrite every record of this provider under the newest data key; yields ids.
 
-        A record that no longer decrypts is marked (:meth:`mark_undecryptable`) and skipped."""
+        Each is rewritten at its next generation (legacy records too) and anchored. A record
+        that no longer decrypts is marked (:meth:`mark_undecryptable`) and skipped."""
         snaps = list(self.encrypted_records())
         for done, (collection, snap) in enumerate(snaps, 1):
-            if not self._decrypts(collection, snap.id, snap.data):
+            floor = self.anchors.floor(collection, snap.id)
+            if not self._decrypts(collection, snap.id, snap.data, floor):
                 self.mark_undecryptable(collection, snap.id, snap.data)
                 continue
-            fresh = self.codec.reencrypt(collection, snap.id, snap.data)
-            self._ports.vault.transaction(
-                lambda tx, c=collection, s=snap, f=fresh: self._rewrite(tx, c, s, f))
+            fresh = self.codec.reencrypt(collection, snap.id, snap.data, floor)
+            if self._ports.vault.transaction(
+                    lambda tx, c=collection, s=snap, f=fresh: self._rewrite(tx, c, s, f)):
+                self.anchors.advance(collection, snap.id, fresh["tenant"], fresh["generation"])
             if progress:
                 progress(done, len(snaps))
             yield f"{collection}/{snap.id}"
 
-    def _rewrite(self, tx: Any, collection: str, snap: Any, fresh: dict) -> None:
+    def _rewrite(self, tx: Any, collection: str, snap: Any, fresh: dict) -> bool:
         """Write ``fresh`` unless the record changed meanwhile (then it is already new)."""
         current = tx.get(collection, snap.id)
-        if current is not None and current.get("generation") == snap.data.get("generation"):
-            tx.put(collection, snap.id, fresh)
+        if current is None or current.get("generation") != snap.data.get("generation"):
+            return False
+        tx.put(collection, snap.id, fresh)
+        return True
 
     # -- audit ------------------------------------------------------------------------------
     def _audit(self, event: str, requester: str, recipient: str | None, purpose: str | None,

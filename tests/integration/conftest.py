@@ -55,6 +55,21 @@ class LocalStack:
         self.leak_guard.check_response(response, f"{method} {path.split('?')[0]}")
         return response
 
+    def through_start(self, authorize_url: str, token: str | None = None,
+                      client: Client | None = None) -> str:
+        """Be the browser at keyway's start step: GET ``authorize_url`` (an app flow) or, with
+        ``token``, post its form (RFC 6750 §2.2), as an identity link needs. Returns the
+        provider URL it redirects to; ``client`` (default: this stack's) keeps the cookie."""
+        client = client or self.client
+        parts = urlsplit(authorize_url)
+        if token is None:
+            response = client.get(f"{parts.path}?{parts.query}")
+        else:
+            response = client.post(parts.path, data={"state": query_of(authorize_url)["state"],
+                                                     "access_token": token})
+        assert response.status_code == 302, response.get_data(as_text=True)[:300]
+        return response.headers["Location"]
+
     def provider_config(self, monkeypatch, provider: str, client_id: str, secret: str,
                         oauth_url: str, api_url: str) -> None:
         up = provider.upper()

@@ -29,13 +29,13 @@ def bitbucket(local_stack, monkeypatch, leak_guard):
 
 def connect(stack, tenant: str = TENANT, user: str = "admin-1"):
     started = begin(stack, "bitbucket", stack.token(tenant, user, "admin"))
-    return started, finish(stack, "bitbucket", authorize(started["authorize_url"]))
+    return started, finish(stack, "bitbucket", authorize(started["provider_url"]))
 
 
 def test_an_admin_connects_bitbucket_end_to_end(local_stack, bitbucket):
     started, done = connect(local_stack)
-    params = query_of(started["authorize_url"])
-    assert started["authorize_url"].startswith(bitbucket.oauth_url + "/site/oauth2/authorize?")
+    params = query_of(started["provider_url"])
+    assert started["provider_url"].startswith(bitbucket.oauth_url + "/site/oauth2/authorize?")
     assert params["scope"] == SCOPES and params["response_type"] == "code"
     assert "code_challenge" not in params  # Bitbucket Cloud offers no PKCE
     assert done.status_code == 302
@@ -57,8 +57,8 @@ def test_an_admin_connects_bitbucket_end_to_end(local_stack, bitbucket):
 def test_a_member_links_their_own_bitbucket_identity(local_stack, bitbucket):
     token = local_stack.token(TENANT, "member-7", "member")
     started = begin(local_stack, "bitbucket", token, "/api/v1/identities")
-    assert query_of(started["authorize_url"])["scope"] == PERSONAL
-    done = finish(local_stack, "bitbucket", authorize(started["authorize_url"]))
+    assert query_of(started["provider_url"])["scope"] == PERSONAL
+    done = finish(local_stack, "bitbucket", authorize(started["provider_url"]))
     assert query_of(done.headers["Location"])["identity"] == "linked"
     assert local_stack.ports.vault.get("personal_tokens", f"bitbucket:{TENANT}:member-7")
     identity = local_stack.ports.business.get("identities", f"bitbucket:{TENANT}:member-7")
@@ -75,7 +75,7 @@ def test_a_wrong_consumer_secret_stores_nothing(local_stack, bitbucket, monkeypa
 
 def test_a_replayed_bitbucket_code_is_refused_and_stores_nothing_more(local_stack, bitbucket):
     started = begin(local_stack, "bitbucket", local_stack.token(TENANT, "admin-1", "admin"))
-    callback = authorize(started["authorize_url"])
+    callback = authorize(started["provider_url"])
     assert query_of(finish(local_stack, "bitbucket", callback).headers["Location"])[
         "status"] == "connected"
     before = vault_records(local_stack)
@@ -95,5 +95,5 @@ def test_no_bitbucket_token_appears_in_any_url_of_the_flow(local_stack, bitbucke
     started, done = connect(local_stack)
     issued = list(bitbucket.access_tokens)
     assert issued
-    for url in (started["authorize_url"], done.headers["Location"]):
+    for url in (started["provider_url"], done.headers["Location"]):
         assert not any(token in url for token in issued)

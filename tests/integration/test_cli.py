@@ -12,6 +12,7 @@ from pathlib import Path
 from shared import bootstrap
 from shared.config import Config
 from shared.crypto import channels
+from shared.topology import subscription_specs
 from shared.vault.endpoints import UnconfiguredEndpoint
 from shared.vault.service import VaultService
 from shared.vault.tokens import TokenSet
@@ -50,11 +51,16 @@ def test_rotate_reencrypt_retire_from_the_command_line(tmp_path):
     assert retired.returncode == 0, retired.stderr
     listing = keyway(state, "keys", "list", "vault-github").stdout
     assert '"state": "retired"' in listing and '"state": "active"' in listing
+    rows = {r["version"]: r for r in map(json.loads, listing.splitlines())}
+    assert rows[2]["primary"] is True and rows[1]["primary"] is False
     fresh = VaultService("github", ports, UnconfiguredEndpoint("github"))
     for i, t in enumerate(tokens):
         doc = ports.vault.get("app_tokens", f"conn-{i}")
         assert fresh.codec.key_versions(doc) == {2}
-        assert fresh.codec.decode("app_tokens", f"conn-{i}", doc).access_token == t.access_token
+        floor = fresh.anchors.floor("app_tokens", f"conn-{i}")
+        assert floor == 2  # rewritten at the next generation, and anchored there
+        stored = fresh.codec.decode("app_tokens", f"conn-{i}", doc, floor)
+        assert stored.access_token == t.access_token
     for out in (rotated, moved, retired):
         assert not any(t.access_token in out.stdout + out.stderr for t in tokens)
 
@@ -115,6 +121,47 @@ def test_audit_verify_reads_checkpoints_from_a_log_export(tmp_path):
     ports.business.delete("audit_checkpoints", "vault-github")  # a careful attacker
     broken = keyway(state, "audit", "verify", "--checkpoints", str(export))
     assert broken.returncode == 1 and "BROKEN (audit.head_rolled_back)" in broken.stdout
+
+
+def test_an_empty_dead_letter_listing_says_so(tmp_path):
+    state = tmp_path / "state"
+    ports, _, _ = seeded(state, 1)
+    for spec in subscription_specs():
+        ports.bus.ensure_subscription(spec)
+    listed = keyway(state, "bus", "dead-letters", "sync-requests-github")
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout == ""
+    assert "no dead letters on sync-requests-github" in listed.stderr
+
+
+def test_dev_token_follows_the_running_stack_or_says_none_runs(tmp_path):
+    """A stack started with another PORT has another issuer URL: ``dev token`` reads the
+    stack file and mints for that issuer; with no stack it still mints, and says for which."""
+    import jwt
+
+    state = tmp_path / "state"
+    state.mkdir()
+    alone = keyway(state, "dev", "token", "--tenant", "t1", "--user", "u1", "--role", "admin")
+    assert alone.returncode == 0 and "no running stack serves from" in alone.stderr
+    assert jwt.decode(alone.stdout.strip(), options={"verify_signature": False})["iss"] == (
+        "http://127.0.0.1:8080/api/local-issuer")
+    stack = {"pid": os.getpid(), "port": 9123, "public_url": "http://127.0.0.1:9123",
+             "auth_issuer": "http://127.0.0.1:9123/api/local-issuer",
+             "auth_audience": "keyway-api"}
+    (state / "stack.json").write_text(json.dumps(stack))
+    followed = keyway(state, "dev", "token", "--tenant", "t1", "--user", "u1", "--role", "admin")
+    assert followed.returncode == 0, followed.stderr
+    claims = jwt.decode(followed.stdout.strip(), options={"verify_signature": False})
+    assert claims["iss"] == stack["auth_issuer"]
+    (state / "stack.json").write_text(json.dumps({**stack, "pid": _dead_pid()}))
+    stale = keyway(state, "dev", "token", "--tenant", "t1", "--user", "u1", "--role", "admin")
+    assert "no running stack serves from" in stale.stderr
+
+
+def _dead_pid() -> int:
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
 
 
 def test_an_operator_registers_lists_and_removes_a_host_without_the_secret_on_screen(tmp_path):

@@ -38,7 +38,9 @@ def run_flow(stack, *, kind: str = "app", username: str = "alice") -> tuple[dict
     token = stack.token("tenant-a", username, role)
     started = json.loads(stack.call("POST", path, token,
                                     json={"provider": "gitlab"}).get_data())
-    callback = drive_consent(requests.Session(), started["authorize_url"], username=username,
+    provider_url = stack.through_start(started["authorize_url"],
+                                       token if kind == "personal" else None)
+    callback = drive_consent(requests.Session(), provider_url, username=username,
                              stop_at_prefix=redirect_uri("gitlab"))
     return started, callback
 
@@ -50,7 +52,8 @@ def test_connect_through_a_real_authorization_server(configured):
     assert query_of(done.headers["Location"])["status"] == "connected"
     vault = service("gitlab", configured.ports)
     tokens = vault.codec.decode("app_tokens", started["connection"],
-                                configured.ports.vault.get("app_tokens", started["connection"]))
+                                configured.ports.vault.get("app_tokens", started["connection"]),
+                                vault.anchors.floor("app_tokens", started["connection"]))
     configured.leak_guard.track(tokens.access_token)
     configured.leak_guard.track(tokens.refresh_token)
     assert tokens.refresh_token and tokens.expires_at > datetime.now(UTC)

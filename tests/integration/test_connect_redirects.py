@@ -23,7 +23,7 @@ def test_a_redirected_code_exchange_stores_nothing_and_never_reaches_the_locatio
     provider = Recorder(status=307, location=f"{location.url}/steal").start()
     try:
         started = begin(local_stack, "github", local_stack.token(TENANT, "admin-1", "admin"))
-        callback_url = authorize(started["authorize_url"])
+        callback_url = authorize(started["provider_url"])
         leak_guard.track(query_of(callback_url)["code"])
         monkeypatch.setenv("KEYWAY_GITHUB_OAUTH_URL", provider.url)  # now it redirects
         response = finish(local_stack, "github", callback_url)

@@ -116,3 +116,21 @@ def test_sync_status_shows_what_the_provider_refused_and_never_reads_fully_healt
     status.end(ports, "conn-d", status.begin(ports, TENANT, "conn-d"), "done")
     _, healed = get(local_stack, "/api/v1/connections/conn-d/status", token)
     assert healed["sync"]["degraded"] is False and healed["sync"]["missing"] == []
+
+
+def test_a_record_id_pasted_as_listed_reaches_its_record(local_stack):
+    """Ids carry ``%2F``, ``%23`` and ``%3A`` (each part escaped): pasted into a path exactly
+    as a list showed them, or encoded once more, they name the record; a decoded ``..%2F``
+    never becomes a path separator."""
+    tenant = "org:a"  # escaped to org%3Aa inside every id
+    mine = {**pr(tenant, 7), "external_id": "1007"}
+    mine["id"] = record_id(tenant, "github", "pull_requests", "acme/widgets#7")
+    records.upsert(local_stack.ports.business, mine)
+    token = local_stack.token(tenant, "u-1", "member")
+    listed = get(local_stack, "/api/v1/pull-requests", token)[1]["items"]
+    assert [i["id"] for i in listed] == [mine["id"]] and "%2F" in mine["id"]
+    for path_id in (listed[0]["id"], quote(listed[0]["id"], safe="")):
+        code, body = get(local_stack, f"/api/v1/pull-requests/{path_id}", token)
+        assert code == 200 and body["number"] == 7, path_id
+    for probe in ("..%2F..%2Fconnections", quote(mine["id"].replace("%2F", "/"), safe="/")):
+        assert get(local_stack, f"/api/v1/pull-requests/{probe}", token)[0] == 404, probe

@@ -53,12 +53,12 @@ def test_the_install_code_is_redeemed_with_the_apps_own_client(local_stack, gith
     assert query_of(done.headers["Location"])["status"] == "connected"
     assert set(_tokens_by_client(github)) == {APP_CLIENT}  # the admin's App user token
     oauth_app = begin(local_stack, "github", local_stack.token(TENANT, ADMIN, "admin"))
-    assert query_of(oauth_app["authorize_url"])["client_id"] == OAUTH_APP_CLIENT
-    finished = finish(local_stack, "github", authorize(oauth_app["authorize_url"]))
+    assert query_of(oauth_app["provider_url"])["client_id"] == OAUTH_APP_CLIENT
+    finished = finish(local_stack, "github", authorize(oauth_app["provider_url"]))
     assert query_of(finished.headers["Location"])["status"] == "connected"
     member = begin(local_stack, "github", local_stack.token(TENANT, "member-7", "member"),
                    path="/api/v1/identities")
-    finish(local_stack, "github", authorize(member["authorize_url"]))
+    finish(local_stack, "github", authorize(member["provider_url"]))
     used = _tokens_by_client(github)
     assert set(used) == {APP_CLIENT, OAUTH_APP_CLIENT} and len(used[OAUTH_APP_CLIENT]) == 2
 

@@ -110,10 +110,10 @@ def install(stack, sim, installation: int | None = None):
     ``installation``, come back naming that one instead (a tampered redirect)."""
     started = begin(stack, "github", stack.token(TENANT, ADMIN, "admin"), github_app=True)
     if installation is None:
-        back = authorize(started["authorize_url"])
+        back = authorize(started["provider_url"])
         assert query_of(back)["installation_id"] == str(INSTALLATION)
         return started, finish(stack, "github", back)
-    state = query_of(started["authorize_url"])["state"]
+    state = query_of(started["provider_url"])["state"]
     code_url = authorize(f"{sim.oauth_url}/login/oauth/authorize?" + urlencode(
         {"client_id": APP_CLIENT, "redirect_uri": redirect_uri("github"), "state": state}))
     back = {"installation_id": str(installation), "setup_action": "install"}
@@ -150,7 +150,7 @@ def everything_stored(stack) -> str:
 
 def test_an_admin_connects_an_installation_end_to_end(local_stack, github):
     started, done = install(local_stack, github)
-    url = started["authorize_url"]
+    url = started["provider_url"]
     assert url.split("?")[0] == f"{github.oauth_url}/apps/{SLUG}/installations/new"
     assert list(query_of(url)) == ["state"]  # no client id, scope or PKCE on this page
     assert done.status_code == 302
@@ -228,7 +228,7 @@ def test_an_installation_the_user_cannot_access_stores_nothing(local_stack, gith
 def test_an_install_request_awaiting_approval_stores_nothing(local_stack, github):
     started = begin(local_stack, "github", local_stack.token(TENANT, ADMIN, "admin"),
                     github_app=True)
-    state = query_of(started["authorize_url"])["state"]
+    state = query_of(started["provider_url"])["state"]
     code_url = authorize(f"{github.oauth_url}/login/oauth/authorize?" + urlencode(
         {"client_id": APP_CLIENT, "redirect_uri": redirect_uri("github"), "state": state}))
     done = finish(local_stack, "github", code_url + "&setup_action=request")
@@ -272,7 +272,7 @@ def test_a_member_cannot_start_the_install_flow(local_stack, github):
 
 def test_an_oauth_app_flow_ignores_an_appended_installation_id(local_stack, github):
     started = begin(local_stack, "github", local_stack.token(TENANT, ADMIN, "admin"))
-    callback = authorize(started["authorize_url"]) + f"&installation_id={INSTALLATION}"
+    callback = authorize(started["provider_url"]) + f"&installation_id={INSTALLATION}"
     assert query_of(finish(local_stack, "github", callback).headers["Location"])["status"] == \
         "connected"
     record = local_stack.ports.vault.get("app_tokens", started["connection"])

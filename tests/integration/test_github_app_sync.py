@@ -59,7 +59,7 @@ def installed(backend_stack, monkeypatch, leak_guard, app_key):  # noqa: F811
 def connect(stack, sim) -> str:
     """The admin installs the app: keyway's authorize URL is the simulator's install page."""
     started = begin(stack, "github", stack.token(TENANT, ADMIN, "admin"), github_app=True)
-    done = finish(stack, "github", authorize(started["authorize_url"]))
+    done = finish(stack, "github", authorize(started["provider_url"]))
     assert query_of(done.headers["Location"])["status"] == "connected"
     return started["connection"]
 

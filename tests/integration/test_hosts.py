@@ -19,6 +19,7 @@ from shared.errors import InvalidInput
 from shared.hosts import registry as hosts
 from tests.fakes.egress_servers import Recorder
 from tests.integration.conftest import query_of
+from tests.integration.test_connect_flow import begin
 
 TENANT, OTHER = "tenant-a", "tenant-b"
 GLOBAL_SECRET = "global-gitlab-secret-" + "g" * 20  # noqa: S105 - test credentials
@@ -146,11 +147,10 @@ def test_another_tenants_host_cannot_be_named(local_stack, global_client, attack
 
 
 def _begin_and_call_back(stack, base_url: str) -> tuple[dict, object]:
-    started = stack.call("POST", "/api/v1/connections", admin(stack),
-                         json={"provider": "gitlab", "base_url": base_url})
-    assert started.status_code == 201, started.get_data(as_text=True)
-    flow = json.loads(started.get_data())
-    state = query_of(flow["authorize_url"])["state"]
+    """Start the flow, take its start step in the stack's browser, and come back to the
+    callback with a code as the host would send it."""
+    flow = begin(stack, "gitlab", admin(stack), base_url=base_url)
+    state = query_of(flow["provider_url"])["state"]
     done = stack.call("GET", f"/oauth-gitlab/callback?code=code-1&state={state}")
     return flow, done
 
@@ -166,8 +166,8 @@ def test_a_redirecting_token_endpoint_gets_only_its_own_client_and_the_flow_ends
         flow, done = _begin_and_call_back(local_stack, redirector.url)
     finally:
         redirector.stop()
-    authorize = query_of(flow["authorize_url"])
-    assert urlsplit(flow["authorize_url"]).netloc == urlsplit(redirector.url).netloc
+    authorize = query_of(flow["provider_url"])
+    assert urlsplit(flow["provider_url"]).netloc == urlsplit(redirector.url).netloc
     assert authorize["client_id"] == "self-hosted-app"
     assert query_of(done.headers["Location"]) == {
         "provider": "gitlab", "kind": "app", "status": "error",

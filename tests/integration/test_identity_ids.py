@@ -29,7 +29,7 @@ def test_ids_of_parts_containing_separators_never_collide_and_parse_back():
 
 def _link(stack, tenant: str, user: str) -> None:
     started = begin(stack, "github", stack.token(tenant, user, "member"), "/api/v1/identities")
-    done = finish(stack, "github", authorize(started["authorize_url"]))
+    done = finish(stack, "github", authorize(started["provider_url"]))
     assert query_of(done.headers["Location"])["identity"] == "linked"
 
 

@@ -41,10 +41,10 @@ def jira(local_stack, monkeypatch, leak_guard):
 
 def test_an_admin_connects_jira_and_the_site_is_looked_up(local_stack, jira):
     started = begin(local_stack, "jira", local_stack.token(TENANT, "admin-1", "admin"))
-    params = query_of(started["authorize_url"])
+    params = query_of(started["provider_url"])
     assert (params["audience"], params["prompt"]) == ("api.atlassian.com", "consent")
     assert "offline_access" in params["scope"].split() and "code_challenge" not in params
-    done = finish(local_stack, "jira", authorize(started["authorize_url"]))
+    done = finish(local_stack, "jira", authorize(started["provider_url"]))
     assert query_of(done.headers["Location"])["status"] == "connected"
     connection = local_stack.ports.business.get("connections", started["connection"])
     assert connection["api_base"] == jira.site_api_url  # the cloud id, looked up
@@ -63,8 +63,8 @@ def test_an_admin_connects_jira_and_the_site_is_looked_up(local_stack, jira):
 def test_a_member_links_a_jira_identity_with_the_write_scope(local_stack, jira):
     started = begin(local_stack, "jira", local_stack.token(TENANT, "member-7", "member"),
                     "/api/v1/identities")
-    assert "write:jira-work" in query_of(started["authorize_url"])["scope"].split()
-    done = finish(local_stack, "jira", authorize(started["authorize_url"]))
+    assert "write:jira-work" in query_of(started["provider_url"])["scope"].split()
+    done = finish(local_stack, "jira", authorize(started["provider_url"]))
     assert query_of(done.headers["Location"])["identity"] == "linked"
     identity = local_stack.ports.business.get("identities", f"jira:{TENANT}:member-7")
     assert identity["account"]["id"] == jira.account.login
@@ -72,7 +72,7 @@ def test_a_member_links_a_jira_identity_with_the_write_scope(local_stack, jira):
 
 def test_a_grant_without_a_jira_site_stores_nothing(local_stack, jira):
     started = begin(local_stack, "jira", local_stack.token(TENANT, "admin-1", "admin"))
-    url = started["authorize_url"].replace("scope=read%3Ajira-work+read%3Ajira-user+",
+    url = started["provider_url"].replace("scope=read%3Ajira-work+read%3Ajira-user+",
                                            "scope=").replace("+manage%3Ajira-webhook", "")
     assert "jira" not in query_of(url)["scope"]  # consent given to no Jira scope
     done = finish(local_stack, "jira", authorize(url))
@@ -84,7 +84,7 @@ def test_a_grant_without_a_jira_site_stores_nothing(local_stack, jira):
 
 def test_the_authorize_endpoint_refuses_a_request_without_the_audience(local_stack, jira):
     started = begin(local_stack, "jira", local_stack.token(TENANT, "admin-1", "admin"))
-    url = started["authorize_url"].replace("audience=api.atlassian.com", "audience=elsewhere")
+    url = started["provider_url"].replace("audience=api.atlassian.com", "audience=elsewhere")
     response = requests.get(url, allow_redirects=False, timeout=10)
     assert response.status_code == 400 and "Location" not in response.headers
 
@@ -94,7 +94,7 @@ def test_the_first_sync_runs_through_vault_jira_and_fetch_jira(local_stack, jira
 
     jira.seed_activity("acme", repos=2, issues=30, comments=40)
     started = begin(local_stack, "jira", local_stack.token(TENANT, "admin-1", "admin"))
-    finish(local_stack, "jira", authorize(started["authorize_url"]))
+    finish(local_stack, "jira", authorize(started["provider_url"]))
     assert len(deliver(local_stack.ports, "sync-requests-jira")) == 1  # vault-jira releases
     assert len(deliver(local_stack.ports, "fetch-jobs-jira")) == 1  # fetch-jira syncs
     status = local_stack.ports.business.get("sync_status", started["connection"])

@@ -47,7 +47,7 @@ def test_retire_is_refused_with_a_count_while_records_use_the_version(tmp_path):
     assert vault.keyring.versions()[1]["state"] == "active"
     assert _key_retirements(ports) == []
     doc = ports.vault.get("app_tokens", "conn-0")
-    assert vault.codec.decode("app_tokens", "conn-0", doc).access_token == tokens[0].access_token
+    assert vault.codec.decode("app_tokens", "conn-0", doc, 1).access_token == tokens[0].access_token
 
 
 def test_retire_is_allowed_and_audited_after_reencrypt(tmp_path):

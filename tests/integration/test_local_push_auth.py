@@ -6,20 +6,26 @@ message is never handled — while the runner's own pump still delivers."""
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import socket
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import requests
 
+from keyway import fnserve, wsgi
 from keyway import runner as runner_module
-from keyway import wsgi
-from keyway.firststart import PUSH_TOKEN_SECRET
+from keyway.firststart import PUSH_TOKEN_SECRET, ensure_local_state
 from shared import bootstrap, messages
+from shared.components import COMPONENTS
 from shared.config import Config
 from shared.ports import Message
+from shared.vault import handlers as vault_handlers
+from shared.vault.tokens import TokenSet
+from tests.fakes.oauth_token_server import OAuthTokenServer
 from tests.integration.conftest import _reset_caches
 
 
@@ -101,3 +107,78 @@ def test_the_http_functions_need_no_push_credential(stack):
                             timeout=30)
     assert response.status_code == 401 and response.json().get("code") != (
         "runner.push_unauthorized")
+
+
+# ---- emulator mode: each function's own loopback port ----------------------------------------
+@pytest.fixture
+def vault_port(tmp_path: Path, monkeypatch, leak_guard):
+    """vault-github in its own process, as ``make run BACKEND=emulator`` starts it (embedded
+    stores here, so this test reads what the process wrote), with a connection and its token."""
+    server = OAuthTokenServer(on_issue=leak_guard.track).start()
+    env = {"KEYWAY_STATE_DIR": str(tmp_path / "state"), "KEYWAY_BACKEND": "embedded",
+           "KEYWAY_GITHUB_CLIENT_ID": server.client_id, "KEYWAY_GITHUB_OAUTH_URL": server.url,
+           "KEYWAY_SECRET_GITHUB_CLIENT_SECRET": server.client_secret, "NO_PROXY": "127.0.0.1"}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    _reset_caches()
+    ports = bootstrap.ports()
+    ensure_local_state(ports)
+    leak_guard.track(ports.secrets.access(PUSH_TOKEN_SECRET))
+    token = TokenSet("gho_" + "P" * 36, server.issue_refresh_token(),
+                     datetime.now(UTC) + timedelta(hours=8), ("repo",))
+    vault_handlers.service("github", ports).store_app_token("t-1", "conn-1", "admin", token)
+    ports.business.put("connections", "conn-1", {"tenant": "t-1", "provider": "github",
+                                                 "status": "active"})
+    port = _free_port()
+    process = fnserve.spawn(COMPONENTS["vault-github"], port, dict(os.environ),
+                            tmp_path / "vault-github.log")
+    try:
+        _wait_listening(port, process, tmp_path / "vault-github.log")
+        yield ports, port, server
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=10)
+        server.stop()
+        _reset_caches()
+
+
+def _wait_listening(port: int, process, log: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, log.read_text()[-2000:]
+        try:
+            requests.get(f"http://127.0.0.1:{port}/", timeout=2)
+            return
+        except requests.RequestException:
+            time.sleep(0.2)
+    pytest.fail(f"vault-github never listened:\n{log.read_text()[-2000:]}")
+
+
+def _disconnect_push(port: int, **kwargs) -> requests.Response:
+    data, attributes = messages.encode("api", "connection.disconnect",
+                                       {"tenant": "t-1", "connection": "conn-1"})
+    message = Message("connection-control-github", data, attributes, "m-1", datetime.now(UTC))
+    body = runner_module.push_body("keyway-local", "connection-control-github-to-vault-github",
+                                   message)
+    return requests.post(f"http://127.0.0.1:{port}/projects/keyway-local/topics/"
+                         "connection-control-github", json=body, timeout=30, **kwargs)
+
+
+def test_a_forged_push_to_a_functions_own_port_is_refused_and_changes_nothing(vault_port):
+    ports, port, server = vault_port
+    stored = ports.vault.get("app_tokens", "conn-1")
+    forged = {"no credential": {},
+              "a wrong header": {"headers": {wsgi.PUSH_HEADER: "guess"}},
+              "a wrong query token": {"params": {wsgi.PUSH_QUERY: "guess"}}}
+    for case, kwargs in forged.items():
+        response = _disconnect_push(port, **kwargs)
+        assert response.status_code == 401, case
+        assert response.json()["code"] == "runner.push_unauthorized"
+    assert ports.vault.get("app_tokens", "conn-1") == stored
+    assert ports.business.get("connections", "conn-1")["status"] == "active"
+    assert server.revoked == []
+    # the same push with the credential is handled: the refusal above was the guard's
+    token = ports.secrets.access(PUSH_TOKEN_SECRET).decode()
+    assert _disconnect_push(port, headers={wsgi.PUSH_HEADER: token}).status_code < 300
+    assert ports.vault.get("app_tokens", "conn-1") is None
+    assert ports.business.get("connections", "conn-1")["status"] == "disconnected"

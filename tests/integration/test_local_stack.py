@@ -72,7 +72,8 @@ def _connect_in_the_sandbox(port: int, token: str, provider: str, **body) -> str
     started = requests.post(f"{base}/api/v1/connections", json={"provider": provider, **body},
                             headers={"Authorization": f"Bearer {token}"}, timeout=10)
     assert started.status_code == 201, started.text
-    landing = _signed_in(requests.get(started.json()["authorize_url"], timeout=30))
+    browser = requests.Session()  # keeps the flow's cookie from keyway's start step
+    landing = _signed_in(browser, browser.get(started.json()["authorize_url"], timeout=30))
     assert landing.status_code == 200 and landing.url.startswith(f"{base}/api/v1/connect-result")
     assert landing.json()["status"] == "connected", landing.json()
     listed = requests.get(f"{base}/api/v1/connections", timeout=10,
@@ -81,16 +82,18 @@ def _connect_in_the_sandbox(port: int, token: str, provider: str, **body) -> str
     return started.json()["connection"]
 
 
-def _signed_in(page: requests.Response, login: str | None = None) -> requests.Response:
-    """Through a simulator's sign-in page, as a person clicks it: the link for ``login`` (the
-    first account when None), followed to wherever it leads. Any other page passes through."""
+def _signed_in(browser: requests.Session, page: requests.Response,
+               login: str | None = None) -> requests.Response:
+    """Through a simulator's sign-in page, as a person clicks it in ``browser``: the link for
+    ``login`` (the first account when None), followed to wherever it leads. Any other page
+    passes through."""
     if "<h1>Sign in</h1>" not in page.text:
         return page
     links = [html.unescape(h) for h in re.findall(r'href="([^"]+)"', page.text)]
     assert len(links) >= 2, "every simulator offers two accounts"
     chosen = next(link for link in links if login is None
                   or parse_qs(urlsplit(link).query)["login"] == [login])
-    return requests.get(chosen, timeout=30)
+    return browser.get(chosen, timeout=30)
 
 
 def _comment_as_a_member(port: int, store, connection: str, process: subprocess.Popen) -> None:
@@ -101,7 +104,12 @@ def _comment_as_a_member(port: int, store, connection: str, process: subprocess.
     started = requests.post(f"{base}/api/v1/identities", json={"provider": "github"},
                             headers=auth, timeout=10)
     assert started.status_code == 201, started.text
-    landing = _signed_in(requests.get(started.json()["authorize_url"], timeout=30), "hubot")
+    browser, start = requests.Session(), started.json()["authorize_url"]
+    form = browser.get(start, timeout=10)  # an identity link asks who you are first
+    assert form.status_code == 200 and 'name="access_token"' in form.text
+    proof = {"state": parse_qs(urlsplit(start).query)["state"][0], "access_token": member}
+    landing = _signed_in(browser, browser.post(start.split("?")[0], data=proof, timeout=30),
+                         "hubot")
     assert landing.json()["status"] == "connected", landing.json()
     public = next(s for s in store.query("repositories")
                   if s.data["connection"] == connection and not s.data["private"])

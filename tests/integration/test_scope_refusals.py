@@ -6,6 +6,7 @@ overwritten."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -44,7 +45,7 @@ def connected(request, local_stack, monkeypatch, leak_guard):
                                 sim.oauth_url, sim.api_url)
     admin = local_stack.token(TENANT, "admin-1", "admin")
     started = begin(local_stack, provider, admin, register_webhooks=False)
-    done = finish(local_stack, provider, authorize(started["authorize_url"]))
+    done = finish(local_stack, provider, authorize(started["provider_url"]))
     assert query_of(done.headers["Location"])["status"] == "connected"
     assert deliver(local_stack.ports, f"sync-requests-{provider}")
     assert deliver(local_stack.ports, f"fetch-jobs-{provider}")
@@ -88,4 +89,11 @@ def test_a_token_without_a_needed_scope_fails_the_sync_clearly_and_keeps_the_rec
     refused = {r.status for r in sim.requests_log if r.status >= 400}
     assert refused == {401 if provider == "jira" else 403}
     assert stored(ports) == before  # nothing tombstoned, nothing overwritten
-    assert ports.business.get("connections", connection)["status"] == "active"
+    record = ports.business.get("connections", connection)  # a new token must come: it says so
+    assert (record["status"], record["status_reason"]) == (
+        "needs_reauth", "provider.insufficient_scope")
+    assert record["health"]["state"] == "needs_reauth"
+    listed = json.loads(local_stack.call("GET", f"/api/v1/connections/{connection}",
+                                         admin).get_data())
+    assert listed["health"]["state"] == "needs_reauth"
+    assert listed["health"]["reason"] == "provider.insufficient_scope"

@@ -15,7 +15,7 @@ import requests
 from keyway.simulators import GitLabSimulator
 from keyway.simulators.gitlab import SECOND_USER
 from tests.integration.conftest import query_of, redirect_uri
-from tests.integration.test_connect_flow import authorize, finish
+from tests.integration.test_connect_flow import authorize, begin, finish
 from tests.integration.test_fetch_flow import deliver
 
 TENANT = "acme"
@@ -62,11 +62,10 @@ def test_a_self_managed_gitlab_connects_syncs_and_acts_with_its_own_client(local
     host = post(stack, "/api/v1/hosts", admin, {"provider": "gitlab", "base_url": sim.url,
                                                 "client_id": HOST_APP,
                                                 "client_secret": HOST_SECRET})
-    started = post(stack, "/api/v1/connections", admin,
-                   {"provider": "gitlab", "base_url": sim.url})
-    assert urlsplit(started["authorize_url"]).netloc == urlsplit(sim.url).netloc
-    assert query_of(started["authorize_url"])["client_id"] == HOST_APP
-    done = finish(stack, "gitlab", authorize(started["authorize_url"]))
+    started = begin(stack, "gitlab", admin, base_url=sim.url)
+    assert urlsplit(started["provider_url"]).netloc == urlsplit(sim.url).netloc
+    assert query_of(started["provider_url"])["client_id"] == HOST_APP
+    done = finish(stack, "gitlab", authorize(started["provider_url"]))
     assert query_of(done.headers["Location"])["status"] == "connected"
     connection = stack.ports.business.get("connections", started["connection"])
     assert connection["host"] == host["id"] and connection["api_base"] == sim.api_url
@@ -76,10 +75,9 @@ def test_a_self_managed_gitlab_connects_syncs_and_acts_with_its_own_client(local
     [repository] = stack.ports.business.query("repositories")
 
     member = stack.token(TENANT, "member-1", "member")
-    linking = post(stack, "/api/v1/identities", member,
-                   {"provider": "gitlab", "base_url": sim.url})
+    linking = begin(stack, "gitlab", member, "/api/v1/identities", base_url=sim.url)
     linked = finish(stack, "gitlab",
-                    authorize(linking["authorize_url"] + f"&login={SECOND_USER.login}"))
+                    authorize(linking["provider_url"] + f"&login={SECOND_USER.login}"))
     assert query_of(linked.headers["Location"])["status"] == "connected"
 
     action = post(stack, "/api/v1/actions", member, {

@@ -4,6 +4,7 @@ only fetch-P can open; an action request for a user without an identity fails th
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -88,9 +89,31 @@ def test_a_disconnect_from_the_api_deletes_the_vault_record(stack):
                      datetime.now(UTC) + timedelta(hours=8), ("repo",))
     vault_handlers.service("github", ports).store_app_token("t-1", "conn-9", "admin", token)
     receive = event_function("vault-github", handlers_for("vault-github"))
-    receive(pubsub_event("sync-requests-github", "api", "connection.disconnect",
+    receive(pubsub_event("connection-control-github", "api", "connection.disconnect",
                          {"tenant": "t-1", "connection": "conn-9"}))
     assert ports.vault.get("app_tokens", "conn-9") is None
+
+
+def test_a_disconnect_on_sync_requests_is_refused_even_claiming_to_be_the_api(stack, caplog):
+    """Every syncer may publish on sync-requests-P, and ``sender`` is whatever the publisher
+    wrote: a disconnect arriving there is forged by definition. vault-P refuses it with a
+    stable key and the connection keeps its token and its status."""
+    ports, server = stack
+    token = TokenSet("gho_" + "F" * 36, server.issue_refresh_token(),
+                     datetime.now(UTC) + timedelta(hours=8), ("repo",))
+    vault_handlers.service("github", ports).store_app_token("t-1", "conn-8", "admin", token)
+    ports.business.put("connections", "conn-8", {"tenant": "t-1", "provider": "github",
+                                                 "status": "active"})
+    stored = ports.vault.get("app_tokens", "conn-8")
+    receive = event_function("vault-github", handlers_for("vault-github"))
+    with caplog.at_level(logging.INFO):
+        receive(pubsub_event("sync-requests-github", "api", "connection.disconnect",
+                             {"tenant": "t-1", "connection": "conn-8"}))
+    assert "policy.delivery_refused" in caplog.messages
+    assert "message.handled" not in caplog.messages
+    assert ports.vault.get("app_tokens", "conn-8") == stored
+    assert ports.business.get("connections", "conn-8")["status"] == "active"
+    assert server.revoked == []
 
 
 def test_the_vault_releases_a_personal_token_only_for_the_users_own_pending_action(stack):

@@ -29,7 +29,7 @@ from tests.unit.test_entry import pubsub_event
 
 TENANT, OTHER = "tenant-h", "tenant-x"
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
-TOPICS = ("sync-requests", "fetch-jobs", "events")
+TOPICS = ("sync-requests", "connection-control", "fetch-jobs", "events")
 
 
 def _callback(stack, provider: str) -> str:
@@ -67,7 +67,7 @@ def connect(stack, provider: str, tenant: str = TENANT, **body) -> tuple[str, di
     started = stack.call("POST", "/api/v1/connections", admin, json={"provider": provider,
                                                                      **body})
     assert started.status_code == 201, started.get_data(as_text=True)
-    url = started.json["authorize_url"]
+    url = stack.through_start(started.json["authorize_url"])
     back = requests.get(url, allow_redirects=False, timeout=10).headers["Location"]
     done = stack.call("GET", f"/oauth-{provider}/callback?" + back.split("?", 1)[1])
     assert query_of(done.headers["Location"])["status"] == "connected"
@@ -268,7 +268,7 @@ def test_a_disconnect_naming_another_tenant_reaching_the_vault_changes_nothing(s
     connection, _ = connect(served, "github")
     pump(served, "github")
     receive = event_function("vault-github", handlers_for("vault-github"))
-    receive(pubsub_event("sync-requests-github", "api", "connection.disconnect",
+    receive(pubsub_event("connection-control-github", "api", "connection.disconnect",
                          {"tenant": OTHER, "connection": connection}))
     assert len(github.hooks.all()) == 2 and github.hooks.deleted == []
     assert secret_of(served, connection)

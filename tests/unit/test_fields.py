@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from shared.bootstrap import build
 from shared.config import Config
@@ -22,7 +23,7 @@ from shared.ports import Ports
 
 COMPONENT = "vault-github"
 CONTEXT = FieldContext(tenant="t-1", provider="github", collection="connections",
-                       record_id="c-42", field="access_token")
+                       record_id="c-42", field="access_token", generation=3)
 TOKEN = os.urandom(20).hex().encode()  # 40 bytes, random per run: no real token in the repo
 OPAQUE = "cryptographic operation failed"
 REGIONS = {  # byte ranges of a ciphertext of TOKEN (40 bytes): header, IV, body, tag
@@ -96,7 +97,7 @@ def test_every_encryption_uses_a_fresh_iv(cipher: FieldCipher) -> None:
 def test_ciphertext_layout_is_the_documented_one(cipher: FieldCipher) -> None:
     ciphertext = cipher.encrypt(TOKEN, CONTEXT)
     assert HEADER.size == 6 and MIN_SIZE == 34
-    assert ciphertext[0] == 0x4B and ciphertext[1] == 0x01
+    assert ciphertext[0] == 0x4B and ciphertext[1] == 0x02
     assert struct.unpack(">I", ciphertext[2:6]) == (1,)
     assert len(ciphertext) == 6 + 12 + len(TOKEN) + 16
     assert cipher.key_version(ciphertext) == 1
@@ -122,7 +123,9 @@ def test_a_truncated_or_extended_ciphertext_fails_opaquely(cipher: FieldCipher) 
 def test_wrong_associated_data_for_each_context_field_fails(cipher: FieldCipher, field: str
                                                             ) -> None:
     ciphertext = cipher.encrypt(TOKEN, CONTEXT)
-    other = dataclasses.replace(CONTEXT, **{field: getattr(CONTEXT, field) + "x"})
+    value = getattr(CONTEXT, field)
+    other = dataclasses.replace(CONTEXT, **{field: value + 1 if field == "generation"
+                                            else value + "x"})
     assert_opaque(lambda: cipher.decrypt(ciphertext, other))
 
 
@@ -160,7 +163,7 @@ MALFORMED = {
     "one byte short": b"K\x01" + struct.pack(">I", 1) + b"\x00" * 27,
     "version 0": b"K\x01" + b"\x00" * 60,
     "wrong magic": b"k\x01" + struct.pack(">I", 1) + b"\x00" * 40,
-    "wrong format": b"K\x02" + struct.pack(">I", 1) + b"\x00" * 40,
+    "wrong format": b"K\x03" + struct.pack(">I", 1) + b"\x00" * 40,
     "str": "K\x01" + "a" * 60, "none": None, "bytearray": bytearray(64),
 }
 WELL_FORMED_GARBAGE = {
@@ -262,3 +265,50 @@ def test_the_key_and_plaintext_appear_in_no_decrypt_error(cipher: FieldCipher,
         text = f"{error!s} {error!r} {error.__context__!r} {error.detail}"
         for secret in (key.hex(), repr(key), TOKEN.decode()):
             assert secret not in text
+
+
+def legacy_ciphertext(keyring: DataKeyring, plaintext: bytes, context: FieldContext) -> bytes:
+    """A format-1 ciphertext built by hand from the layout documented in ``fields.py``: what
+    every vault record held before the generation was bound (no generation in the AD)."""
+    version, key = keyring.primary()
+    parts = [b"keyway/field", b"\x01", COMPONENT.encode(), context.tenant.encode(),
+             context.provider.encode(), context.collection.encode(),
+             context.record_id.encode(), context.field.encode(), struct.pack(">I", version)]
+    aad = b"".join(struct.pack(">I", len(p)) + p for p in parts)
+    iv = os.urandom(12)
+    return b"K\x01" + struct.pack(">I", version) + iv + AESGCM(key).encrypt(iv, plaintext, aad)
+
+
+def test_an_older_generations_ciphertext_of_the_same_field_fails(cipher: FieldCipher) -> None:
+    older = cipher.encrypt(b"rotated-away refresh token", CONTEXT)
+    current = dataclasses.replace(CONTEXT, generation=CONTEXT.generation + 1)
+    cipher.encrypt(TOKEN, current)
+    assert_opaque(lambda: cipher.decrypt(older, current))
+    assert_opaque(lambda: cipher.decrypt(older, dataclasses.replace(CONTEXT, generation=2)))
+
+
+def test_a_legacy_ciphertext_is_read_only_without_a_generation(cipher: FieldCipher,
+                                                                keyring: DataKeyring) -> None:
+    cipher.encrypt(TOKEN, CONTEXT)  # makes data key 1
+    legacy = legacy_ciphertext(keyring, TOKEN, CONTEXT)
+    unbound = dataclasses.replace(CONTEXT, generation=None)
+    assert cipher.decrypt(legacy, unbound) == TOKEN
+    assert not cipher.binds_generation(legacy)
+    for generation in (1, CONTEXT.generation):  # never read as if it bound one
+        assert_opaque(lambda g=generation: cipher.decrypt(
+            legacy, dataclasses.replace(CONTEXT, generation=g)))
+    assert_opaque(lambda: cipher.decrypt(legacy, dataclasses.replace(unbound, record_id="c-43")))
+
+
+def test_a_current_ciphertext_is_never_read_as_legacy(cipher: FieldCipher) -> None:
+    ciphertext = cipher.encrypt(TOKEN, CONTEXT)
+    assert cipher.binds_generation(ciphertext)
+    unbound = dataclasses.replace(CONTEXT, generation=None)
+    assert_opaque(lambda: cipher.decrypt(ciphertext, unbound))
+    relabelled = ciphertext[:1] + b"\x01" + ciphertext[2:]
+    assert_opaque(lambda: cipher.decrypt(relabelled, unbound))
+    with pytest.raises(InvalidInput):
+        cipher.encrypt(TOKEN, unbound)
+    for bad in (0, -1, 2**64, True, "3"):
+        with pytest.raises(InvalidInput):
+            dataclasses.replace(CONTEXT, generation=bad)

@@ -642,6 +642,32 @@ def test_the_scheduler_job_publishes_refresh_ticks_as_cloud_scheduler(model):
     policy.check_publish(policy.CLOUD_SCHEDULER, "refresh-ticks", "refresh.tick")
 
 
+def test_only_the_apis_account_may_publish_connection_control(model):
+    """A disconnect is the api's alone: on connection-control-P the Terraform grants publish to
+    the api's service account and nobody else, while every syncer may publish sync requests."""
+    granted = grants(model)
+    for p in policy.PROVIDERS:
+        control = {who for who, target, role in granted if role == "roles/pubsub.publisher"
+                   and target == f"topic:connection-control-{p}"}
+        assert control == {"api"}, (p, sorted(control))
+        exported = {row["account"] for row in infra_export.export()["kw_topic_iam"].values()
+                    if row["topic"] == f"connection-control-{p}"}
+        assert exported == {"api"}
+        syncers = {who for who, target, role in granted
+                   if target == f"topic:sync-requests-{p}" and role == "roles/pubsub.publisher"}
+        assert {"scheduler", "ingest", f"fetch-{p}", f"token-{p}"} <= syncers
+        subscription = f"subscription:connection-control-{p}-to-vault-{p}"
+        assert (f"token-{p}", subscription, "roles/pubsub.subscriber") in granted
+
+
+def test_a_syncer_granted_publish_on_connection_control_fails(model):
+    model["vars"]["kw_topic_iam"]["connection-control-github|scheduler|roles/pubsub.publisher"] = {
+        "topic": "connection-control-github", "account": "scheduler",
+        "role": "roles/pubsub.publisher", "provider": "github"}
+    assert "extra grants: [('scheduler', 'topic:connection-control-github'" in _fails(
+        model, check_grants)
+
+
 def test_functions_get_the_gcp_configuration(model):
     env = model["locals"]["common_env"]
     text = json.dumps(env)

@@ -76,7 +76,9 @@ def assert_one_clean_rotation(ports, sim, old: TokenSet, results: list) -> None:
     assert all(isinstance(r, TokenSet) for r in results), results
     assert len({r.access_token for r in results}) == 1
     assert results[0].access_token != old.access_token
-    stored = service(ports, sim).codec.decode(APP, "conn-1", ports.vault.get(APP, "conn-1"))
+    vault = service(ports, sim)
+    stored = vault.codec.decode(APP, "conn-1", ports.vault.get(APP, "conn-1"),
+                                vault.anchors.floor(APP, "conn-1"))
     assert stored.refresh_token != old.refresh_token
     assert not sim.oauth.family_revoked(stored.refresh_token)
     again = endpoint(ports, sim).refresh(stored.refresh_token)  # the persisted one still works

@@ -115,7 +115,7 @@ def test_another_providers_vault_cannot_read_the_record(vault, ports, token_serv
     vault.store_app_token(TENANT, "conn-1", "admin-1", tokens(token_server))
     gitlab = make_service(ports, token_server, "gitlab")
     with pytest.raises(CryptoError):
-        gitlab.codec.decode(APP, "conn-1", ports.vault.get(APP, "conn-1"))
+        gitlab.codec.decode(APP, "conn-1", ports.vault.get(APP, "conn-1"), 0)
 
 
 def test_rotation_reencrypt_and_retire_keep_everything_readable(vault, ports, token_server):
@@ -131,7 +131,7 @@ def test_rotation_reencrypt_and_retire_keep_everything_readable(vault, ports, to
     for i, t in enumerate(stored):
         doc = ports.vault.get(APP, f"conn-{i}")
         assert vault.codec.key_versions(doc) == {new_version}
-        assert vault.codec.decode(APP, f"conn-{i}", doc).access_token == t.access_token
+        assert vault.codec.decode(APP, f"conn-{i}", doc, 2).access_token == t.access_token
 
 
 def test_disconnect_revokes_at_the_provider_and_deletes_the_record(vault, ports, token_server):

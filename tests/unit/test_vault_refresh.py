@@ -56,7 +56,7 @@ def test_the_rotated_refresh_token_is_persisted_and_still_works(ports, token_ser
     old = expiring(token_server)
     vault.store_app_token(TENANT, "conn-1", "admin-1", old)
     vault.refresher.fresh(APP, "conn-1")
-    stored = vault.codec.decode(APP, "conn-1", ports.vault.get(APP, "conn-1"))
+    stored = vault.codec.decode(APP, "conn-1", ports.vault.get(APP, "conn-1"), 2)
     assert stored.refresh_token != old.refresh_token
     assert stored.refresh_token in token_server.valid_refresh
     assert old.refresh_token not in token_server.valid_refresh
@@ -93,6 +93,6 @@ def test_provider_outage_is_retryable_and_keeps_the_old_token(ports, token_serve
         vault.refresher.fresh(APP, "conn-1")
     doc = ports.vault.get(APP, "conn-1")
     assert doc["refresh_lease"] is None and doc["generation"] == 1
-    assert vault.codec.decode(APP, "conn-1", doc).refresh_token == tokens.refresh_token
+    assert vault.codec.decode(APP, "conn-1", doc, 1).refresh_token == tokens.refresh_token
     token_server.down = False
     assert vault.refresher.fresh(APP, "conn-1").access_token == token_server.issued_access[0]

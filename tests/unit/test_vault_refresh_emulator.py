@@ -27,6 +27,7 @@ def test_concurrent_refreshers_on_firestore_call_the_token_endpoint_once(
     results = refresh_concurrently(ports, token_server, 4)
     assert token_server.refresh_calls == 1
     assert {r.access_token for r in results} == {token_server.issued_access[0]}
-    stored = make_service(ports, token_server).codec.decode(APP, "conn-1",
-                                                           ports.vault.get(APP, "conn-1"))
+    vault = make_service(ports, token_server)
+    stored = vault.codec.decode(APP, "conn-1", ports.vault.get(APP, "conn-1"),
+                                vault.anchors.floor(APP, "conn-1"))
     assert stored.refresh_token in token_server.valid_refresh

@@ -1,0 +1,130 @@
+"""Read routes people reach for: one connection, the tenant's actions, the caller's identities.
+
+* ``GET /v1/connections`` and ``GET /v1/connections/{id}`` — scope ``connections:read``: each
+  connection with its ``health`` (:mod:`shared.health`); one connection also with its sync
+  summary (``state``, ``last_success_at``, ``retry_at``, ``reason``).
+* ``GET /v1/actions?user=&status=&connection=&limit=&cursor=`` — scope ``actions:write`` or
+  ``data:read``: the tenant's actions, newest first (every member of a tenant may read its
+  actions, :mod:`shared.actions.model`); an opaque ``next_cursor`` pages on.
+* ``GET /v1/identities`` — scope ``connections:read``: the caller's own linked identities
+  (provider, account, linked_at, status); an admin may add ``?user=`` for a member's.
+
+Another tenant's connection answers 404 like a missing one; nothing here carries a token.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+
+from flask import Response
+
+from shared import health, ids
+from shared.actions import model
+from shared.api.data import DEFAULT_LIMIT, MAX_LIMIT
+from shared.errors import Forbidden, InvalidInput, NotFound
+from shared.http import json_response
+from shared.ports import Filter, Order
+
+CONNECTION_KEYS = ("provider", "kind", "status", "status_reason", "base_url", "host", "account",
+                   "created_at", "next_sync_at")
+SYNC_KEYS = ("state", "last_success_at", "retry_at", "reason", "consecutive_failures")
+IDENTITY_KEYS = ("provider", "user", "base_url", "host", "account", "linked_at", "status",
+                 "status_reason")
+_ACTION_FILTERS = ("user", "status", "connection")
+
+
+def connection_view(ctx: Any, connection: str, record: dict[str, Any],
+                    sync: dict[str, Any] | None) -> dict[str, Any]:
+    """The connection as readers see it, with its health (:func:`shared.health.view`)."""
+    return {"id": connection, **{k: record.get(k) for k in CONNECTION_KEYS},
+            "register_webhooks": bool(record.get("register_webhooks")),
+            "health": health.view(record, sync, ctx.ports.clock.now())}
+
+
+def list_connections(ctx: Any) -> Response:
+    ctx.principal.require_scope("connections:read")
+    snaps = ctx.ports.business.query("connections", [Filter("tenant", "==", ctx.principal.tenant)])
+    return json_response({"items": [
+        connection_view(ctx, s.id, s.data, ctx.ports.business.get("sync_status", s.id))
+        for s in snaps]})
+
+
+def get_connection(ctx: Any) -> Response:
+    ctx.principal.require_scope("connections:read")
+    connection = ctx.params["connection"]
+    record = ctx.ports.business.get("connections", connection)
+    if record is None or record.get("tenant") != ctx.principal.tenant:
+        raise NotFound("no such connection")
+    sync = ctx.ports.business.get("sync_status", connection)
+    return json_response({**connection_view(ctx, connection, record, sync),
+                          "sync": {k: (sync or {"state": "never"}).get(k) for k in SYNC_KEYS}})
+
+
+def list_actions(ctx: Any) -> Response:
+    principal = ctx.principal
+    if not (principal.has_scope("actions:write") or principal.has_scope("data:read")):
+        raise Forbidden("this request needs the scope actions:write or data:read",
+                        key="auth.insufficient_scope")
+    args = ctx.request.args
+    limit = _limit(args.get("limit"))
+    where = [Filter("tenant", "==", principal.tenant)]
+    where += [Filter(name, "==", args[name]) for name in _ACTION_FILTERS if args.get(name)]
+    at, skip = _cursor(args.get("cursor"))
+    if at is not None:
+        where.append(Filter("created_at", "<=", at))
+    snaps = ctx.ports.business.query(model.COLLECTION, where, [Order("created_at", True)],
+                                     limit + len(skip) + 1)
+    snaps = [s for s in snaps if s.id not in skip]
+    page = snaps[:limit]
+    items = [model.view(ids.split(s.id, 2)[1], s.data) for s in page]
+    more = len(snaps) > limit
+    return json_response({"items": items,
+                          "next_cursor": _next_cursor(page, at, skip) if more else None})
+
+
+def list_identities(ctx: Any) -> Response:
+    principal = ctx.principal
+    principal.require_scope("connections:read")
+    user = ctx.request.args.get("user") or principal.user
+    if user != principal.user:
+        principal.require_admin()
+    snaps = ctx.ports.business.query("identities", [Filter("tenant", "==", principal.tenant),
+                                                    Filter("user", "==", user)])
+    return json_response({"items": [{k: s.data.get(k) for k in IDENTITY_KEYS}
+                                    for s in sorted(snaps, key=lambda s: s.data["provider"])]})
+
+
+def _limit(raw: str | None) -> int:
+    if raw is None:
+        return DEFAULT_LIMIT
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_LIMIT:
+        raise InvalidInput(f"limit must be 1..{MAX_LIMIT}")
+    return int(raw)
+
+
+def _next_cursor(page: list[Any], previous_at: str | None, previous_skip: set[str]) -> str:
+    """The last item's ``created_at`` and every id already shown at that instant (this page's
+    and, when the instant is the previous cursor's, that cursor's), so equal timestamps are
+    neither repeated nor skipped."""
+    at = page[-1].data["created_at"]
+    skip = sorted({s.id for s in page if s.data.get("created_at") == at}
+                  | (previous_skip if at == previous_at else set()))
+    raw = json.dumps({"at": at, "skip": skip}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _cursor(raw: str | None) -> tuple[str | None, set[str]]:
+    if not raw:
+        return None, set()
+    try:
+        padded = raw.encode("ascii") + b"=" * (-len(raw) % 4)
+        value = json.loads(base64.b64decode(padded, altchars=b"-_", validate=True))
+        at, skip = value["at"], value["skip"]
+        if not isinstance(at, str) or not all(isinstance(s, str) for s in skip):
+            raise ValueError
+        return at, set(skip)
+    except (binascii.Error, UnicodeError, ValueError, TypeError, KeyError):
+        raise InvalidInput("cursor is not one this API issued") from None
