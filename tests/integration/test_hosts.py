@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -17,6 +18,10 @@ from shared.api.app import Context
 from shared.auth.principal import SCOPES, Principal
 from shared.errors import InvalidInput
 from shared.hosts import registry as hosts
+from shared.messages import Inbound
+from shared.vault import handlers as vault_handlers
+from shared.vault.refresh import NeedsReauth
+from shared.vault.tokens import TokenSet
 from tests.fakes.egress_servers import Recorder
 from tests.integration.conftest import query_of
 from tests.integration.test_connect_flow import begin
@@ -188,3 +193,31 @@ def test_a_host_is_not_removed_while_a_connection_uses_it(local_stack, global_cl
     response = local_stack.call("DELETE", f"/api/v1/hosts/{host['id']}", admin(local_stack))
     assert response.status_code == 409 and problem(response) == "hosts.in_use"
     assert hosts.get(local_stack.ports, host["id"]) is not None
+
+
+def test_a_connection_made_before_hosts_were_registered_shows_needs_reauth_and_sends_nothing(
+        local_stack, global_client, attacker):
+    """A self-hosted connection stored with a base URL but no registered host: its sync asks
+    for a refresh, which is not sent anywhere (the global client stays home); the connection
+    turns needs_reauth with the stable reason, as its health shows."""
+    ports = local_stack.ports
+    vault = vault_handlers.service("gitlab", ports)
+    vault.store_app_token(TENANT, "c-old", "admin-1", TokenSet(
+        "access-" + "a" * 32, "refresh-" + "r" * 32,
+        datetime.now(UTC) + timedelta(seconds=30), ("read_api",)), attacker.url)
+    ports.business.put("connections", "c-old", {
+        "tenant": TENANT, "provider": "gitlab", "kind": "app", "status": "active",
+        "base_url": attacker.url, "api_base": attacker.url + "/api/v4"})
+    sync = Inbound("sync-requests-gitlab", "sync.requested", 1, "scheduler",
+                   {"tenant": TENANT, "connection": "c-old"}, "m-1")
+    with pytest.raises(NeedsReauth) as refused:
+        vault_handlers.on_sync_requested("gitlab", ports, sync)
+    assert refused.value.key == "oauth.host_not_registered"
+    connection = ports.business.get("connections", "c-old")
+    assert (connection["status"], connection["status_reason"]) == (
+        "needs_reauth", "oauth.host_not_registered")
+    listed = local_stack.call("GET", "/api/v1/connections", admin(local_stack))
+    [item] = json.loads(listed.get_data())["items"]
+    assert item["health"]["state"] == "needs_reauth" and item["host"] is None
+    assert item["health"]["reason"] == "oauth.host_not_registered"
+    assert attacker.requests == []
