@@ -238,3 +238,27 @@ def test_a_stored_token_of_an_unregistered_host_turns_needs_reauth_and_nothing_i
     assert vault.disconnect(TENANT, "c-1", "admin-1") is False
     vault_handlers._SERVICES.clear()
     assert x.requests == []
+
+
+@pytest.mark.emulator
+def test_the_registry_on_the_firestore_emulator(ports, emulator_env, unique_project):
+    """The same reservation, lookup and in-use check on Firestore (the gcp store)."""
+    import dataclasses
+
+    from shared.adapters.gcp.firestore_store import FirestoreDocumentStore
+
+    ports = dataclasses.replace(ports, business=FirestoreDocumentStore(unique_project,
+                                                                       "(default)"))
+    host = register(ports, "http://127.0.0.2:9000")
+    with pytest.raises(hosts.HostExists):
+        register(ports, "http://127.0.0.2:9000", client_id=Y_ID, secret=Y_SECRET)
+    assert hosts.lookup(ports, TENANT, "gitlab", host.base_url) == host
+    with pytest.raises(hosts.HostNotRegistered):
+        hosts.lookup(ports, "t-2", "gitlab", host.base_url)
+    ports.business.put("connections", "c-1", {"tenant": TENANT, "provider": "gitlab",
+                                              "host": host.id, "status": "active"})
+    with pytest.raises(hosts.HostInUse):
+        hosts.remove(ports, TENANT, host.id)
+    ports.business.delete("connections", "c-1")
+    hosts.remove(ports, TENANT, host.id)
+    assert hosts.list_hosts(ports, TENANT) == []
