@@ -19,6 +19,7 @@ import sys
 from shared import bootstrap
 from shared.config import Config
 from shared.hosts import registry as hosts
+from shared.providers import registry
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -26,7 +27,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     actions = parser.add_subparsers(dest="action", required=True)
     add = actions.add_parser("add", help="register a host (client secret on stdin)")
     add.add_argument("--tenant", required=True)
-    add.add_argument("--provider", required=True, choices=["github", "gitlab"])
+    add.add_argument("--provider", required=True,
+                     choices=[n for n, spec in registry.load().items() if spec.self_hosted])
     add.add_argument("--base-url", required=True)
     add.add_argument("--client-id", required=True)
     add.add_argument("--by", default=None, help="who registers (default: $USER)")
