@@ -91,3 +91,18 @@ variable "kw_ttl_collections" {
   description = "Collections whose documents carry a native expiry timestamp for a Firestore TTL policy (shared/retention.py)."
   type        = any
 }
+
+variable "kw_outlets" {
+  description = "Outlet topics: keyway publishes, no keyway component subscribes (keyway-events, for internal consumers)."
+  type        = any
+}
+
+variable "kw_outlet_iam" {
+  description = "Publisher bindings on the outlet topics (shared.policy.outlet_bindings())."
+  type        = any
+}
+
+variable "kw_notify_secret_writer_iam" {
+  description = "The api creating, adding versions to and deleting notify-secret-<subscription> secrets through its custom role."
+  type        = any
+}

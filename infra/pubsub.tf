@@ -87,6 +87,28 @@ resource "google_pubsub_topic_iam_member" "publisher" {
   member   = "serviceAccount:${google_service_account.component[each.value.account].email}"
 }
 
+# Outlet topics (shared.policy.OUTLETS): keyway-events carries every notification event for
+# consumers inside the product. keyway publishes (notify) and subscribes to nothing here:
+# a consumer creates its own subscription and is granted roles/pubsub.subscriber on it.
+resource "google_pubsub_topic" "outlet" {
+  for_each                   = var.kw_outlets
+  project                    = var.project
+  name                       = each.key
+  message_retention_duration = local.message_retention
+  kms_key_name               = google_kms_crypto_key.pubsub.id
+  labels                     = { app = "keyway" }
+
+  depends_on = [google_project_service.api, google_kms_crypto_key_iam_member.pubsub_agent]
+}
+
+resource "google_pubsub_topic_iam_member" "outlet_publisher" {
+  for_each = var.kw_outlet_iam
+  project  = var.project
+  topic    = google_pubsub_topic.outlet[each.value.topic].name
+  role     = each.value.role
+  member   = "serviceAccount:${google_service_account.component[each.value.account].email}"
+}
+
 # Cloud Scheduler (refresh-ticks) publishes as its service agent.
 resource "google_pubsub_topic_iam_member" "external_publisher" {
   for_each = local.kw_external_publishers

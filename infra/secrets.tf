@@ -30,6 +30,7 @@ resource "google_secret_manager_secret_iam_member" "keyway" {
 # - webhook-secret-<connection>, created per connection (by oauth-P when an admin connects with
 #   webhook registration on) and deleted on disconnect (by vault-P); webhook-P and fetch-P read
 #   those, and only those;
+# - notify-secret-<subscription> (notification signing secrets): notify reads them;
 # - host-<provider>-<hash>-client-secret, a registered self-hosted host's OAuth client secret
 #   (written by the api at registration); only that provider's token component reads them.
 resource "google_project_iam_member" "secret_prefix" {
@@ -69,6 +70,29 @@ resource "google_project_iam_member" "secret_prefix_writer" {
   condition {
     title       = "create, or only ${each.value.prefix}*"
     description = "Create a secret (checked on the project); change or delete per-connection webhook secrets only."
+    expression  = "resource.type == \"cloudresourcemanager.googleapis.com/Project\" || resource.name.startsWith(\"${local.project_path}/secrets/${each.value.prefix}\")"
+  }
+}
+
+# notify-secret-<subscription>: the api creates one when a tenant admin subscribes to
+# notifications and deletes it with the subscription; it never reads one (notify does).
+resource "google_project_iam_custom_role" "notify_secrets" {
+  project     = var.project
+  role_id     = "kwNotifySecrets"
+  title       = "keyway notification signing secrets"
+  description = "Create, add versions to and delete notify-secret-<subscription> secrets."
+  permissions = var.kw_connection_secret_permissions
+}
+
+resource "google_project_iam_member" "notify_secret_writer" {
+  for_each = var.kw_notify_secret_writer_iam
+  project  = var.project
+  role     = google_project_iam_custom_role.notify_secrets.id
+  member   = "serviceAccount:${google_service_account.component[each.value.account].email}"
+
+  condition {
+    title       = "create, or only ${each.value.prefix}*"
+    description = "Create a secret (checked on the project); change or delete notification signing secrets only."
     expression  = "resource.type == \"cloudresourcemanager.googleapis.com/Project\" || resource.name.startsWith(\"${local.project_path}/secrets/${each.value.prefix}\")"
   }
 }

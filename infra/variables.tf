@@ -112,9 +112,9 @@ variable "firestore_cmek_key" {
 }
 
 variable "refresh_schedule" {
-  description = "Cron schedule of the refresh.tick published to refresh-ticks."
+  description = "Cron schedule of the refresh.tick published to refresh-ticks. Every minute: the tick also resumes syncs whose lease ran out or whose retry is due, within a minute."
   type        = string
-  default     = "*/5 * * * *"
+  default     = "* * * * *"
 }
 
 variable "scheduler_time_zone" {

@@ -112,6 +112,20 @@ _EMULATORS = (
 )
 
 
+def start_one(name: str, log_dir: Path, port: int | None = None,
+              timeout: float = 60.0) -> Emulator:
+    """One emulator (``firestore`` or ``pubsub``) on ``port`` (a free one when None) — so a
+    test can stop it by its process and start it again where its clients point."""
+    [(executable, ready, label)] = [(e, r, lb) for n, e, r, lb in _EMULATORS if n == name]
+    path = find_sdk_root() / executable
+    if not path.exists():
+        raise EmulatorUnavailable(f"{label} emulator missing at {path}")
+    log_dir.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    return _start(name, [str(path), "--host=127.0.0.1", f"--port={port}"], ready, port,
+                  log_dir, timeout)
+
+
 def start(log_dir: Path, *, firestore: bool = True, pubsub: bool = True,
           timeout: float = 60.0) -> Emulators:
     """Start the requested emulators on free loopback ports and wait until they are ready."""

@@ -26,6 +26,9 @@ from shared.audit.chain import KEY_SECRET as AUDIT_KEY_SECRET
 from shared.components import COMPONENTS
 from shared.crypto import channels, datakeys, replay
 from shared.hosts import registry as hosts
+from shared.notify import deliver as notify_deliver
+from shared.notify import events as notify_events
+from shared.notify import subscriptions as notify_subscriptions
 from shared.oauth import state as oauth_state
 from shared.providers import registry
 from shared.vault.github_app import PRIVATE_KEY_SECRET as GITHUB_APP_KEY_SECRET
@@ -62,10 +65,17 @@ CONNECTION_SECRET_PERMISSIONS = ("secretmanager.secrets.create", "secretmanager.
 HOST_SECRET_WRITER = "api"  # noqa: S105 - a component name, not a value
 HOST_SECRET_PERMISSIONS = ("secretmanager.secrets.create", "secretmanager.secrets.delete",
                            "secretmanager.versions.add")
+#: Subscription signing secrets (``notify-secret-<subscription>``): the api creates one per
+#: subscription and deletes it with the subscription, through its own custom role with the
+#: same three permissions (it never reads one); ``notify`` reads them to sign deliveries.
+NOTIFY_SECRET_PREFIX = notify_subscriptions.SECRET_PREFIX
+NOTIFY_SECRET_WRITER, NOTIFY_SECRET_READER = "api", "notify"
 #: Firestore databases by role.
 BUSINESS_DB, VAULT_DB = "(default)", "vault"
 #: Business-store collections whose documents carry the TTL timestamp (shared.retention).
-TTL_COLLECTIONS = (deliveries.COLLECTION, replay.COLLECTION, oauth_state.COLLECTION)
+TTL_COLLECTIONS = (deliveries.COLLECTION, replay.COLLECTION, oauth_state.COLLECTION,
+                   notify_events.COLLECTION, notify_deliver.DELIVERIES,
+                   notify_deliver.OUTLET_MARKS)
 #: Publishers in the policy table that are not keyway components.
 EXTERNAL_PUBLISHERS = frozenset({policy.CLOUD_SCHEDULER})
 
@@ -208,10 +218,24 @@ def export() -> dict[str, Any]:
         for p in policy.PROVIDERS for kind in CONNECTION_SECRET_READERS
         if kind == "webhook" or p in registering for role in (ACCESSOR, SECRET_VIEWER)
     } | _host_secret_readers()
+    secret_prefix_iam.update({
+        f"{NOTIFY_SECRET_PREFIX}|{NOTIFY_SECRET_READER}|{role}": {
+            "prefix": NOTIFY_SECRET_PREFIX, "account": NOTIFY_SECRET_READER, "role": role,
+            "provider": ""}
+        for role in (ACCESSOR, SECRET_VIEWER)
+    })
     secret_writer_iam = {
         f"{CONNECTION_WEBHOOK_PREFIX}|token-{p}": {
             "prefix": CONNECTION_WEBHOOK_PREFIX, "account": f"token-{p}", "provider": p}
         for p in registering
+    }
+    notify_secret_writer_iam = {
+        f"{NOTIFY_SECRET_PREFIX}|{NOTIFY_SECRET_WRITER}": {
+            "prefix": NOTIFY_SECRET_PREFIX, "account": NOTIFY_SECRET_WRITER, "provider": ""}}
+    outlet_iam = {
+        f"{topic}|{account_for(component)}": {"topic": topic, "account": account_for(component),
+                                              "role": role, "provider": ""}
+        for topic, component, role in policy.outlet_bindings()
     }
     kms_keys = {f"vault-{p}": {"account": f"token-{p}", "provider": p} for p in policy.PROVIDERS}
     kms_iam = {
@@ -233,10 +257,13 @@ def export() -> dict[str, Any]:
         "kw_topic_iam": topic_iam,
         "kw_subscription_iam": subscription_iam,
         "kw_external_publishers": external_publishers,
+        "kw_outlets": {t: {"carries": o.carries} for t, o in sorted(policy.OUTLETS.items())},
+        "kw_outlet_iam": outlet_iam,
         "kw_secrets": secrets,
         "kw_secret_iam": secret_iam,
         "kw_secret_prefix_iam": secret_prefix_iam,
         "kw_secret_writer_iam": secret_writer_iam,
+        "kw_notify_secret_writer_iam": notify_secret_writer_iam,
         "kw_connection_secret_permissions": list(CONNECTION_SECRET_PERMISSIONS),
         "kw_host_secret_writer_iam": {
             f"{hosts.SECRET_PREFIX}|{HOST_SECRET_WRITER}": {

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import base64
 import os
-import secrets
 import signal
 import subprocess
 import threading
@@ -42,17 +41,13 @@ import time
 from pathlib import Path
 
 import requests
-from cryptography.hazmat.primitives import serialization
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.serving import make_server
 
-from keyway import emulators, fnserve, sandbox_state, wsgi
-from keyway.firststart import ensure_github_app_key, ensure_local_state, push_token
+from keyway import emulators, fnserve, sandbox_state, supervisor, wsgi
+from keyway.firststart import ensure_local_state, push_token
+from keyway.sandbox import start_sandbox
 from keyway.simulators import (
-    BitbucketSimulator,
-    GitHubSimulator,
-    GitLabSimulator,
-    JiraSimulator,
     Simulator,
 )
 from keyway.stackfile import remove_stack_file, write_stack_file
@@ -62,9 +57,8 @@ from shared.components import COMPONENTS
 from shared.config import Config
 from shared.errors import RetryableError
 from shared.log import configure, get_logger
-from shared.ports import Message, Ports, SecretSource
-from shared.providers import registry
-from shared.topology import subscription_specs
+from shared.ports import Message, Ports
+from shared.topology import outlet_topics, subscription_specs
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL_MIN_BACKOFF, LOCAL_MAX_BACKOFF = 1.0, 60.0
@@ -95,6 +89,8 @@ class Runner:
         self.session = requests.Session()
         self.simulators: dict[str, Simulator] = {}
         self.stop_requested = False
+        self.supervisor: supervisor.Supervisor | None = None
+        self.bus_specs: list = []
 
     def request_stop(self, *_: object) -> None:
         """The SIGTERM handler. It only sets a flag the main loop polls: a handler that took a
@@ -111,8 +107,21 @@ class Runner:
                                  "refresh.tick", body)
             except RetryableError as e:
                 log.warning("runner.tick_failed", extra={"fields": {"detail": e.detail}})
+                if e.key == "bus.topic_missing":  # a restarted emulator keeps no topics
+                    self._ensure_bus(ports)
             self._save_sandbox()
             self.stop_event.wait(self.config.tick_seconds)
+
+    def _ensure_bus(self, ports: Ports) -> None:
+        """Create every topic and subscription again (idempotent): what a restarted Pub/Sub
+        emulator lost."""
+        try:
+            for spec in self.bus_specs:
+                ports.bus.ensure_subscription(spec)
+            log.info("runner.bus_restored", extra={"fields": {"subscriptions":
+                                                              len(self.bus_specs)}})
+        except RetryableError as e:
+            log.warning("runner.bus_not_restored", extra={"fields": {"detail": e.detail}})
 
     def _serve(self, app) -> None:
         self.server = make_server("127.0.0.1", self.config.port, app, threaded=True,
@@ -130,11 +139,17 @@ class Runner:
         specs = subscription_specs(min_backoff=LOCAL_MIN_BACKOFF, max_backoff=LOCAL_MAX_BACKOFF)
         for spec in specs:
             ports.bus.ensure_subscription(spec)
+        released = ports.bus.expire_leases()  # claimed by a previous run that died: redeliver
+        if released:
+            log.info("runner.redelivering", extra={"fields": {"messages": released}})
+        for topic in outlet_topics():  # keyway-events: published to, consumed outside keyway
+            ports.bus.ensure_topic(topic)
         apps = {c.name: functions_framework.create_app(c.entry_point, fnserve.source(c),
                                                        fnserve.signature(c))
                 for c in COMPONENTS.values()}
         token = push_token(ports)
-        self._serve(wsgi.mounted("embedded", apps, self._sandbox(), push_token=token))
+        self._serve(wsgi.mounted("embedded", apps, self._sandbox(), push_token=token,
+                                 status=lambda: supervisor.health(self.config, None)))
         threading.Thread(target=self._pump, args=(ports, specs, token), name="pump",
                          daemon=True).start()
         threading.Thread(target=self._ticker, args=(ports,), name="ticker", daemon=True).start()
@@ -176,15 +191,23 @@ class Runner:
             f"http://127.0.0.1:{p}", self.session,
             push_token=None if COMPONENTS[name].trigger == "http" else token), token)
             for name, p in fn_ports.items()}
-        self._serve(DispatcherMiddleware(wsgi.root_app("emulator", self._sandbox()), proxies))
+        functions = self.supervisor.status
+        root = wsgi.root_app("emulator", self._sandbox(),
+                             lambda: supervisor.health(self.config, functions()), functions)
+        self._serve(DispatcherMiddleware(root, proxies))
+        threading.Thread(target=self.supervisor.watch, args=(self.stop_event.is_set,),
+                         name="supervisor", daemon=True).start()
 
         def endpoint(component: str, topic: str) -> str:
             return (f"http://127.0.0.1:{config.port}/{component}/projects/{config.project}"
                     f"/topics/{topic}?{wsgi.PUSH_QUERY}={token.decode()}")
 
-        for spec in subscription_specs(endpoint, min_backoff=LOCAL_MIN_BACKOFF,
-                                       max_backoff=LOCAL_MAX_BACKOFF):
+        self.bus_specs = list(subscription_specs(endpoint, min_backoff=LOCAL_MIN_BACKOFF,
+                                                 max_backoff=LOCAL_MAX_BACKOFF))
+        for spec in self.bus_specs:
             ports.bus.ensure_subscription(spec)
+        for topic in outlet_topics():
+            ports.bus.ensure_topic(topic)
         threading.Thread(target=self._ticker, args=(ports,), name="ticker", daemon=True).start()
 
     def _spawn_functions(self, env: dict[str, str]) -> dict[str, int]:
@@ -193,9 +216,10 @@ class Runner:
         env = env | {"PYTHONPATH": str(ROOT), "KEYWAY_STATE_DIR": str(self.config.state_dir),
                      "KEYWAY_PROJECT": self.config.project}
         fn_ports: dict[str, int] = {}
+        self.supervisor = supervisor.Supervisor(env, log_dir)
         for c in COMPONENTS.values():
             fn_ports[c.name] = port = emulators.free_port()
-            self.processes.append(fnserve.spawn(c, port, env, log_dir / f"{c.name}.log"))
+            self.supervisor.spawn(c.name, port)
         for name, port in fn_ports.items():
             self._wait_up(name, port)
         return fn_ports
@@ -226,10 +250,11 @@ class Runner:
         self._save_sandbox()
         if self.server is not None:
             self.server.shutdown()
-        for process in self.processes:
+        processes = self.processes + (self.supervisor.processes() if self.supervisor else [])
+        for process in processes:
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGTERM)
-        for process in self.processes:
+        for process in processes:
             try:
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
@@ -238,77 +263,6 @@ class Runner:
             self.emulators.stop()
         for simulator in self.simulators.values():
             simulator.stop()
-
-
-SANDBOX_SEED = {"github": "acme", "gitlab": "acme-group", "bitbucket": "acme-workspace",
-                "jira": "acme"}
-SANDBOX_SIMULATORS: tuple[tuple[str, type[Simulator]], ...] = (
-    ("github", GitHubSimulator), ("gitlab", GitLabSimulator), ("bitbucket", BitbucketSimulator),
-    ("jira", JiraSimulator))
-# GitHub: keyway's KEYWAY_GITHUB_CLIENT_ID is an OAuth App (never-expiring gho_ tokens with
-# classic scopes, so public repositories only); the sandbox GitHub App has its own client.
-SANDBOX_OPTIONS: dict[str, dict] = {"github": {"expiring_tokens": False}}
-SANDBOX_ACTIVITY = {"repos": 3, "prs": 60, "issues": 90, "comments": 400, "review_comments": 60,
-                    "reviews": 40}
-
-
-SANDBOX_APP = {"KEYWAY_GITHUB_APP_ID": "1000001", "KEYWAY_GITHUB_APP_SLUG": "keyway-sandbox",
-               "KEYWAY_GITHUB_APP_CLIENT_ID": "keyway-sandbox-github-app"}
-SANDBOX_INSTALLATION = 1
-
-
-def start_sandbox(public_url: str, secrets_source: SecretSource | None = None,
-                  state_dir: Path | None = None) -> dict[str, Simulator]:
-    """Simulators for providers with no configured OAuth client; sets their env variables.
-    With ``secrets_source``, the sandbox GitHub gets its App too (:func:`_sandbox_app`); with
-    ``state_dir``, each simulator takes its former port and tokens back
-    (:mod:`keyway.sandbox_state`)."""
-    started: dict[str, Simulator] = {}
-    saved = sandbox_state.load(state_dir) if state_dir is not None else {}
-    for provider, simulator_class in SANDBOX_SIMULATORS:
-        up = provider.upper()
-        if os.environ.get(f"KEYWAY_{up}_CLIENT_ID"):
-            continue
-        simulator = simulator_class(port=sandbox_state.port_for(saved, provider),
-                                    **SANDBOX_OPTIONS.get(provider, {})).start()
-        sandbox_state.restore_tokens(simulator, saved, provider)
-        simulator.sign_in_page()  # a person chooses which seeded account signs in
-        secret = secrets.token_urlsafe(24)
-        simulator.register_client(f"keyway-sandbox-{provider}", secret,
-                                  [f"{public_url}/oauth-{provider}/callback"])
-        simulator.seed_activity(SANDBOX_SEED[provider], **SANDBOX_ACTIVITY)
-        if isinstance(simulator, GitHubSimulator) and secrets_source is not None:
-            _sandbox_app(simulator, secrets_source, f"keyway-sandbox-{provider}")
-        os.environ.update({f"KEYWAY_{up}_CLIENT_ID": f"keyway-sandbox-{provider}",
-                           f"KEYWAY_{up}_OAUTH_URL": simulator.oauth_url,
-                           f"KEYWAY_{up}_API_URL": simulator.api_url,
-                           f"KEYWAY_SECRET_{up}_CLIENT_SECRET": secret})
-        log.info("runner.sandbox_provider", extra={"fields": {"provider": provider,
-                                                               "url": simulator.url}})
-        started[provider] = simulator
-    return started
-
-
-def _sandbox_app(sim: GitHubSimulator, source: SecretSource, oauth_client_id: str) -> None:
-    """Register the sandbox GitHub App and install it on the seeded organisation. Like a real
-    App it has its own OAuth client (``keyway-sandbox-github-app``, a fresh random secret in
-    ``KEYWAY_SECRET_GITHUB_APP_CLIENT_SECRET``), apart from the sandbox OAuth App
-    ``oauth_client_id``, whose callback URL it shares: the install code is the App client's."""
-    if os.environ.get("KEYWAY_GITHUB_APP_ID"):
-        return  # an app is configured: its own key and id, not the sandbox's
-    key = serialization.load_pem_private_key(ensure_github_app_key(source), password=None)
-    public = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                           serialization.PublicFormat.SubjectPublicKeyInfo)
-    client_secret = secrets.token_urlsafe(24)
-    sim.apps.register_app(SANDBOX_APP["KEYWAY_GITHUB_APP_ID"], public,
-                          registry.get("github").github_app.permissions,
-                          slug=SANDBOX_APP["KEYWAY_GITHUB_APP_SLUG"],
-                          client_id=SANDBOX_APP["KEYWAY_GITHUB_APP_CLIENT_ID"],
-                          client_secret=client_secret,
-                          redirect_uris=sim.oauth.clients[oauth_client_id].redirect_uris)
-    sim.apps.add_installation(SANDBOX_INSTALLATION, SANDBOX_SEED["github"],
-                              users=[sim.account.id])
-    os.environ.update(SANDBOX_APP, KEYWAY_SECRET_GITHUB_APP_CLIENT_SECRET=client_secret)
 
 
 def run(backend: str) -> None:

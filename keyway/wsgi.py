@@ -62,20 +62,29 @@ class ProblemRequestHandler(WSGIRequestHandler):
             self.wfile.write(body)
 
 
-def root_app(backend: str, sandbox: Mapping[str, str] | None = None) -> Callable:
-    """Answers ``/healthz`` and a problem+json 404 for anything that is not a function."""
+def root_app(backend: str, sandbox: Mapping[str, str] | None = None,
+             status: Callable[[], dict] | None = None,
+             processes: Callable[[], Mapping[str, dict]] | None = None) -> Callable:
+    """Answers ``/healthz`` and a problem+json 404 for anything that is not a function.
+    ``status()`` gives the health part (:func:`keyway.supervisor.health`: ``status``,
+    ``backends``, …); ``processes()`` each function process's state (emulator mode). A
+    degraded stack answers 503."""
 
     @Request.application
     def app(request: Request) -> Response:
         if request.path == "/healthz":
+            running = dict(processes()) if processes else {}
             functions = [
                 {"name": c.name, "trigger": c.trigger, "path": f"/{c.name}/",
-                 "topics": c.topics}
+                 "topics": c.topics, **({"process": running[c.name]}
+                                        if c.name in running else {})}
                 for c in COMPONENTS.values()
             ]
-            body = {"status": "ok", "backend": backend, "functions": functions,
+            health = status() if status else {"status": "ok"}
+            body = {**health, "backend": backend, "functions": functions,
                     "sandbox_providers": dict(sandbox or {})}
-            return Response(json.dumps(body), mimetype="application/json")
+            code = 200 if health["status"] == "ok" else 503
+            return Response(json.dumps(body), status=code, mimetype="application/json")
         return _problem(404, "Not Found", f"no function serves {request.path}")
 
     return app
@@ -83,10 +92,11 @@ def root_app(backend: str, sandbox: Mapping[str, str] | None = None) -> Callable
 
 def mounted(backend: str, apps: Mapping[str, Callable],
             sandbox: Mapping[str, str] | None = None,
-            push_token: bytes | None = None) -> Callable:
+            push_token: bytes | None = None,
+            status: Callable[[], dict] | None = None) -> Callable:
     """Every app under ``/<name>``; with ``push_token``, each Pub/Sub-triggered function's
-    app behind :func:`push_guard`."""
-    return DispatcherMiddleware(root_app(backend, sandbox),
+    app behind :func:`push_guard`; ``/healthz`` from ``status`` (:func:`root_app`)."""
+    return DispatcherMiddleware(root_app(backend, sandbox, status),
                                 {f"/{name}": guarded(name, app, push_token)
                                  for name, app in apps.items()})
 

@@ -48,6 +48,8 @@ COMPONENTS: dict[str, Component] = {
         *(c for p in PROVIDERS for c in _provider_components(p)),
         Component("ingest", "pubsub", None, "turns webhook events into normalized records"),
         Component("scheduler", "pubsub", None, "finds connections due for refresh"),
+        Component("notify", "pubsub", None,
+                  "delivers signed notifications to the tenants' webhook subscriptions"),
     ]
 }
 

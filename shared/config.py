@@ -52,8 +52,11 @@ class Config:
     auth_tenant_claim: str
     auth_role_claim: str
     sync_budget_seconds: float = 60.0
+    sync_lease_seconds: float = 300.0
+    sync_retry_seconds: float = 60.0
     sqlite_synchronous: str = "normal"
     api_max_body_bytes: int = 1024 * 1024
+    disconnected_retention_days: int = 30
 
     @property
     def local_mode(self) -> bool:
@@ -89,6 +92,7 @@ class Config:
                           https).rstrip("/")
         issuer = _url(env, "KEYWAY_AUTH_ISSUER", "" if https else f"{public_url}/api/local-issuer",
                       https)
+        budget = float(_int(env, "KEYWAY_SYNC_BUDGET_SECONDS", 60, 1, 3600))
         return cls(
             backend=backend,
             state_dir=state_dir,
@@ -111,12 +115,27 @@ class Config:
             auth_jwks_url=_url(env, "KEYWAY_AUTH_JWKS_URL", "", https) or None,
             auth_tenant_claim=env.get("KEYWAY_AUTH_TENANT_CLAIM") or "https://keyway.dev/tenant",
             auth_role_claim=env.get("KEYWAY_AUTH_ROLE_CLAIM") or "https://keyway.dev/role",
-            sync_budget_seconds=float(_int(env, "KEYWAY_SYNC_BUDGET_SECONDS", 60, 1, 3600)),
+            sync_budget_seconds=budget,
+            sync_lease_seconds=_lease(env, budget),
+            sync_retry_seconds=float(_int(env, "KEYWAY_SYNC_RETRY_SECONDS", 60, 1, 3600)),
             sqlite_synchronous=_choice(env, "KEYWAY_SQLITE_SYNCHRONOUS", "normal",
                                        SQLITE_SYNCHRONOUS),
             api_max_body_bytes=_int(env, "KEYWAY_API_MAX_BODY_BYTES", 1024 * 1024, 1024,
                                     32 * 1024 * 1024),
+            disconnected_retention_days=_int(env, "KEYWAY_DISCONNECTED_RETENTION_DAYS", 30, 0,
+                                             3650),
         )
+
+
+def _lease(env: Mapping[str, str], budget: float) -> float:
+    """A fetch's sync lease: longer than its time budget, or a live run would look dead
+    (unset: 300 s, or twice the budget when that is longer)."""
+    default = max(300, int(2 * budget))
+    lease = float(_int(env, "KEYWAY_SYNC_LEASE_SECONDS", default, 2, 7200))
+    if lease <= budget:
+        raise ConfigError("KEYWAY_SYNC_LEASE_SECONDS must be longer than "
+                          f"KEYWAY_SYNC_BUDGET_SECONDS ({budget:g}); got {lease:g}")
+    return lease
 
 
 def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:

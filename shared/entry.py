@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from shared import bootstrap, messages
+from shared.acting import acting_as
 from shared.errors import KeywayError, NotImplementedYet, PermanentError, RetryableError
 from shared.http import problem_from_error
 from shared.log import configure, get_logger
@@ -49,7 +50,8 @@ def event_function(component: str, handlers: Mapping[str, EventHandler]) -> Call
             handler = handlers.get(inbound.type)
             if handler is None:
                 raise UnhandledMessage(f"{component} has no handler for {inbound.type}")
-            handler(_ports(), inbound)
+            with acting_as(component):
+                handler(_ports(), inbound)
         except PermanentError as e:
             log.warning(e.key, extra={"fields": {**fields, "detail": e.detail}})
             return
@@ -68,7 +70,8 @@ def http_function(component: str, handler: HttpHandler | None = None) -> Callabl
         try:
             if handler is None:
                 raise NotImplementedYet(f"{component} is not available yet")
-            return handler(_ports(), request)
+            with acting_as(component):
+                return handler(_ports(), request)
         except KeywayError as e:
             level = log.error if e.status >= 500 and e.status != 501 else log.info
             level(e.key, extra={"fields": {"component": component, "path": request.path}})

@@ -21,6 +21,9 @@ permanent → log the stable ``key`` and acknowledge).
     │   └── NotImplementedYet        501  permanent   a route whose behaviour is not built
     └── CryptoError                  500  permanent   any decrypt or unwrap failure (opaque)
 
+An HTTP function answers a ``RetryableError`` (a backend or the bus unavailable, a missing
+topic) with 503 and ``Retry-After: <retry_after>`` (30 s), never a 404.
+
 Vendor exceptions (google.api_core, sqlite3, requests) are translated at the adapter boundary
 with ``raise … from e`` so callers only ever see this tree. Messages never contain secrets.
 """
@@ -49,6 +52,7 @@ class ConfigError(KeywayError):
 
 class RetryableError(KeywayError):
     status, retryable, key, title = 503, True, "retryable", "Temporarily unavailable"
+    retry_after: int = 30  # seconds; HTTP functions send it as ``Retry-After`` with the 503
 
 
 class UnavailableError(RetryableError):

@@ -11,9 +11,11 @@ callback, the vault, fetch and the api) and its ``sync_status`` (:mod:`shared.fe
    ``invalid_grant`` (``vault.needs_reauth``), the GitHub App installation is gone
    (``github_app.installation_gone``) or the stored token no longer decrypts
    (``vault.undecryptable``) — the stored ``status_reason``;
-3. ``syncing`` — a run holds a live lease (shown only, see below);
+3. ``syncing`` — a run holds a live lease, or a continuation is queued (shown only, see
+   below);
 4. ``degraded`` — a run's lease expired without an end, a crashed fetch (``sync.stalled``);
-   the last run failed (``sync.failed: <its key>``); it waits for a rate limit more than
+   the last run failed (``sync.failed: <its key>``); a transient failure's retry is scheduled
+   (``sync.retrying: <its key>``); it waits for a rate limit more than
    :data:`RATE_LIMIT_PATIENCE` away (``sync.rate_limited``);
 5. ``connecting`` — no sync has finished successfully yet;
 6. ``degraded`` — a part of the data is refused (the first ``missing`` reason, e.g.
@@ -26,7 +28,8 @@ with ``live=False``), so a healthy connection does not flap active → syncing �
 sync. Each settled change is written once, in one transaction, as ``health`` on the connection
 (``{"state", "reason", "since"}``) and as a document of ``health_events``
 (``{"tenant", "connection", "from", "to", "reason", "at"}``); a repeated observation of the same
-state writes nothing.
+state writes nothing. Each change recorded is also a ``connection.health_changed``
+notification (:mod:`shared.notify`).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from shared.clock import isoformat, parse_iso
+from shared.notify import sources as notify
 from shared.ports import Ports
 
 CONNECTIONS, SYNC_STATUS, EVENTS = "connections", "sync_status", "health_events"
@@ -62,12 +66,14 @@ def derive(connection: dict[str, Any], sync: dict[str, Any] | None, now: datetim
     state = sync.get("state")
     lease = sync.get("lease") or {}
     leased = bool(lease) and parse_iso(lease["until"]) > now
-    if live and state == "running" and leased:
+    if live and (state == "running" and leased or state == "continuing"):
         return Health("syncing")
     if state == "running" and lease and not leased:
         return Health("degraded", "sync.stalled")
     if state == "failed":
         return Health("degraded", f"sync.failed: {sync.get('reason') or 'unknown'}")
+    if state == "retrying":
+        return Health("degraded", f"sync.retrying: {sync.get('reason') or 'unknown'}")
     if state == "waiting" and sync.get("retry_at") and (
             parse_iso(sync["retry_at"]) - now > RATE_LIMIT_PATIENCE):
         return Health("degraded", "sync.rate_limited")
@@ -96,8 +102,10 @@ def observe(ports: Ports, connection: str) -> tuple[str | None, Health] | None:
     """Record the connection's settled health if it changed: ``(previous, new)``, or ``None``
     when nothing changed (or there is no such connection)."""
     now = ports.clock.now()
+    written: list[dict[str, Any]] = []
 
     def write(tx) -> tuple[str | None, Health] | None:
+        written.clear()
         doc = tx.get(CONNECTIONS, connection)
         if doc is None:
             return None
@@ -106,15 +114,19 @@ def observe(ports: Ports, connection: str) -> tuple[str | None, Health] | None:
         if (recorded.get("state"), recorded.get("reason")) == (health.state, health.reason):
             return None
         at = isoformat(now)
-        tx.put(CONNECTIONS, connection, {**doc, "health": {
-            "state": health.state, "reason": health.reason, "since": at}})
+        written.append({**doc, "health": {"state": health.state, "reason": health.reason,
+                                          "since": at}})
+        tx.put(CONNECTIONS, connection, written[0])
         tx.put(EVENTS, _event_id(connection, at, health), {
             "tenant": doc.get("tenant"), "connection": connection,
             "from": recorded.get("state"), "to": health.state, "reason": health.reason,
             "at": at})
         return recorded.get("state"), health
 
-    return ports.business.transaction(write)
+    change = ports.business.transaction(write)
+    if change is not None:
+        notify.health_changed(ports, connection, written[0], change[0], isoformat(now))
+    return change
 
 
 def mark(ports: Ports, tenant: str, connection: str, status: str,

@@ -9,7 +9,7 @@ from urllib.parse import quote, unquote
 
 from flask import Response
 
-from shared.errors import KeywayError
+from shared.errors import KeywayError, RetryableError
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -28,8 +28,12 @@ def problem(status: int, title: str, detail: str = "", *, type_: str = "about:bl
 
 
 def problem_from_error(error: KeywayError) -> Response:
-    """The one mapping from the error tree to an HTTP response (detail is secret-free)."""
-    return problem(error.status, error.title, error.detail, code=error.key)
+    """The one mapping from the error tree to an HTTP response (detail is secret-free); a
+    retryable error's 503 says when to try again (``Retry-After``)."""
+    response = problem(error.status, error.title, error.detail, code=error.key)
+    if error.status == 503 and isinstance(error, RetryableError):
+        response.headers["Retry-After"] = str(error.retry_after)
+    return response
 
 
 def raw_path(environ: Mapping[str, Any], decoded: str) -> str:

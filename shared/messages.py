@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared import policy
-from shared.errors import InvalidInput
+from shared.errors import InvalidInput, NotFound, UnavailableError
 from shared.ports import MessageBus
 
 ATTR_TYPE, ATTR_VERSION, ATTR_SENDER = "type", "version", "sender"
@@ -51,9 +51,14 @@ def publish(bus: MessageBus, sender: str, topic: str, type_: str, body: Mapping[
 def publish_encoded(bus: MessageBus, topic: str, data: bytes, attributes: Mapping[str, str],
                     *, ordering_key: str | None = None) -> str:
     """Publish what :func:`encode` made (for a caller that needed its size first), after the
-    policy table allows the sender and type its attributes name (``PolicyViolation``)."""
+    policy table allows the sender and type its attributes name (``PolicyViolation``). A bus
+    that cannot take the message raises a retryable error (a missing topic too: it is
+    retried, and an HTTP caller is answered 503, not 404)."""
     policy.check_publish(attributes[ATTR_SENDER], topic, attributes[ATTR_TYPE])
-    return bus.publish(topic, data, attributes, ordering_key=ordering_key)
+    try:
+        return bus.publish(topic, data, attributes, ordering_key=ordering_key)
+    except NotFound as e:  # a missing topic is ours to fix, never the caller's 404
+        raise UnavailableError(f"topic {topic} is missing", key="bus.topic_missing") from e
 
 
 def decode(topic: str, data: bytes, attributes: Mapping[str, str], message_id: str) -> Inbound:

@@ -13,6 +13,13 @@ type reserved to fewer components gets a topic of its own, whose IAM publishers 
 those components. ``connection.disconnect`` (``api`` only) travels on
 ``connection-control-P``, not beside ``sync.requested`` on ``sync-requests-P``, so a
 component that may ask for a sync cannot forge a disconnect by claiming to be ``api``.
+
+Notifications (:mod:`shared.notify`): the components that record an event worth telling the
+product (a health change, a sync's end, an action's outcome, an identity needing
+reauthorization) publish ``notification.event`` on ``notifications``, and ``scheduler`` sweeps
+the outbox for events whose first publish failed; ``notify`` delivers them. ``notify`` alone
+publishes each event once more on the outlet topic ``keyway-events``
+(:data:`OUTLETS`), which no keyway component consumes: it is for internal consumers.
 """
 
 from __future__ import annotations
@@ -50,8 +57,10 @@ def _provider_routes(p: str) -> list[Route]:
         Route(f"sync-requests-{p}", f"vault-{p}", {"sync.requested": syncers},
               "tenant, connection, scope of the sync, resume point"),
         Route(f"connection-control-{p}", f"vault-{p}",
-              {"connection.disconnect": frozenset({"api"})},
-              "tenant, connection, who asked for the disconnect"),
+              {"connection.disconnect": frozenset({"api"}),
+               "identity.unlink": frozenset({"api"})},
+              "tenant, connection, who asked for the disconnect; or tenant and user of an "
+              "identity to unlink"),
         Route(f"fetch-jobs-{p}", f"fetch-{p}", {"fetch.job": frozenset({f"vault-{p}"})},
               "sealed app-token envelope (purpose fetch), connection, what to fetch, cursor"),
         Route(f"action-requests-{p}", f"vault-{p}",
@@ -65,12 +74,42 @@ def _provider_routes(p: str) -> list[Route]:
     ]
 
 
+#: Components that record events the product is notified of (:mod:`shared.notify.events`),
+#: and the scheduler, which republishes what the outbox still holds.
+NOTIFIERS: frozenset[str] = frozenset(
+    {"api", "scheduler", *(f"{kind}-{p}" for p in PROVIDERS
+                           for kind in ("oauth", "vault", "fetch", "act"))})
+
 ROUTES: dict[str, Route] = {
     r.topic: r
     for r in [
         *(route for p in PROVIDERS for route in _provider_routes(p)),
         Route("refresh-ticks", "scheduler", {"refresh.tick": frozenset({CLOUD_SCHEDULER})},
               "tick time"),
+        Route("notifications", "notify", {"notification.event": NOTIFIERS},
+              "one event for the tenant's webhook subscriptions: id, type, tenant, data"),
+    ]
+}
+
+
+@dataclass(frozen=True)
+class Outlet:
+    """A topic keyway publishes to for consumers outside keyway: no keyway subscriber."""
+
+    topic: str
+    types: Mapping[str, frozenset[str]]
+    carries: str
+
+    @property
+    def publishers(self) -> frozenset[str]:
+        return frozenset().union(*self.types.values())
+
+
+OUTLETS: dict[str, Outlet] = {
+    o.topic: o
+    for o in [
+        Outlet("keyway-events", {"notification.event": frozenset({"notify"})},
+               "every notification event, as delivered to webhook subscriptions"),
     ]
 }
 
@@ -98,8 +137,11 @@ def _allowed(sender: str, topic: str, type_: str) -> Route | None:
     return route
 
 
-def check_publish(sender: str, topic: str, type_: str) -> Route:
+def check_publish(sender: str, topic: str, type_: str) -> Route | Outlet:
     """Raise ``PolicyViolation`` unless ``sender`` may publish ``type_`` on ``topic``."""
+    outlet = OUTLETS.get(topic)
+    if outlet is not None and sender in outlet.types.get(type_, frozenset()):
+        return outlet
     route = _allowed(sender, topic, type_)
     if route is None:
         raise PolicyViolation(f"{sender} may not publish {type_} to {topic}",
@@ -125,3 +167,10 @@ def iam_bindings() -> list[tuple[str, str, str]]:
             rows.append((topic, publisher, "roles/pubsub.publisher"))
         rows.append((topic, route.subscriber, "roles/pubsub.subscriber"))
     return rows
+
+
+def outlet_bindings() -> list[tuple[str, str, str]]:
+    """(outlet topic, component, role): publishing on the outlets, nothing else."""
+    return [(topic, publisher, "roles/pubsub.publisher")
+            for topic, outlet in sorted(OUTLETS.items())
+            for publisher in sorted(outlet.publishers)]

@@ -20,14 +20,16 @@ ROUTES: dict[str, tuple[str, Callable[[Any, str | None], Mapping[str, EventHandl
     "vault": ("shared.vault.handlers", lambda m, p: m.handlers(p) if p else {}),
     "fetch": ("shared.fetch.handler", lambda m, p: m.handlers(p) if p in m.PLANS else {}),
     "act": ("shared.actions.handler", lambda m, p: m.handlers(p) if p in m.PROVIDERS else {}),
+    "notify": ("shared.notify.deliver", lambda m, p: m.HANDLERS),
 }
+_PROVIDERLESS = ("scheduler", "ingest", "notify")
 
 
 def handlers_for(component: str) -> Mapping[str, EventHandler]:
     """The handlers of ``component`` (``vault-github``, ``ingest``, …); ``{}`` for none."""
     role, _, provider = component.partition("-")
     route = ROUTES.get(role)
-    if route is None or (role in ("scheduler", "ingest")) != (provider == ""):
+    if route is None or (role in _PROVIDERLESS) != (provider == ""):
         return {}
     module, pick = route
     return pick(importlib.import_module(module), provider or None)

@@ -35,3 +35,9 @@ def subscription_specs(
             push_endpoint=push_endpoint(route.subscriber, topic) if push_endpoint else None,
         ))
     return specs
+
+
+def outlet_topics() -> list[str]:
+    """Topics keyway publishes to for consumers outside keyway (no subscription of its own);
+    the local stack creates them, Terraform declares them."""
+    return sorted(policy.OUTLETS)

@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from shared.actions.model import COLLECTION, DONE, FAILED, PENDING, doc_id, marker
 from shared.clock import isoformat
+from shared.notify import sources as notify
 from shared.ports import Ports, Transaction
 
 ATTEMPT_LEASE = timedelta(seconds=120)
@@ -111,16 +112,24 @@ def _released(doc: dict[str, Any]) -> dict[str, Any] | None:
 def finish(ports: Ports, action_id: str, tenant: str, now: datetime,
            result: dict[str, Any]) -> bool:
     """``done`` with the provider's comment id, its URL and the comment record id."""
-    return _update(ports, action_id, tenant, lambda doc: {
+    return _ended(ports, action_id, tenant, _update(ports, action_id, tenant, lambda doc: {
         **result, "status": DONE, "reason": None, "last_error": None,
-        "finished_at": isoformat(now), "attempt": _released(doc)})
+        "finished_at": isoformat(now), "attempt": _released(doc)}))
 
 
 def fail(ports: Ports, action_id: str, tenant: str, now: datetime, reason: str) -> bool:
     """``failed`` with a stable ``reason``: nothing was (or will be) posted."""
-    return _update(ports, action_id, tenant, lambda doc: {
+    return _ended(ports, action_id, tenant, _update(ports, action_id, tenant, lambda doc: {
         "status": FAILED, "reason": reason, "finished_at": isoformat(now),
-        "attempt": _released(doc)})
+        "attempt": _released(doc)}))
+
+
+def _ended(ports: Ports, action_id: str, tenant: str, changed: bool) -> bool:
+    """Notify ``action.completed`` / ``action.failed`` once the status became final."""
+    if changed:
+        notify.action_ended(ports, tenant, action_id,
+                            ports.business.get(COLLECTION, doc_id(tenant, action_id)) or {})
+    return changed
 
 
 def note_error(ports: Ports, action_id: str, tenant: str, key: str, *,

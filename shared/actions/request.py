@@ -13,11 +13,14 @@
    key with a different request → 409;
 3. the connection and the repository record must be the caller tenant's, and the repository
    that connection's (404 otherwise, like a missing one), and of a provider that has actions (400);
-4. the user must have linked an identity with that provider, on the connection's own host
+4. the connection must be able to act: one ``disconnecting``, ``disconnected`` or
+   ``needs_reauth`` is a 409 :class:`ConnectionUnavailable`;
+5. the user must have linked an identity with that provider, on the connection's own host
    (``identities/<provider>:<tenant>:<user>`` with the connection's ``base_url``: a personal
    token from github.com never goes to an Enterprise Server connection, or the reverse), else
-   :class:`IdentityRequired` (409, with where to link);
-5. create the document (``pending``) and publish ``action.requested`` to
+   :class:`IdentityRequired` (409, with where to link); an identity that needs linking again
+   is :class:`IdentityNeedsReauth` (409, with where to link);
+6. create the document (``pending``) and publish ``action.requested`` to
    ``action-requests-<provider>`` as ``api``.
 """
 
@@ -47,6 +50,30 @@ class IdentityRequired(Conflict):
     def __init__(self, provider: str) -> None:
         super().__init__(f"link a {provider} identity before acting on {provider}")
         self.provider = provider
+
+
+class IdentityNeedsReauth(IdentityRequired):
+    """The caller's identity with the provider needs linking again (the provider refused its
+    token, or it can no longer be decrypted); the API adds the link URL."""
+
+    key, title = "action.identity_needs_reauth", "Link your identity with this provider again"
+
+    def __init__(self, provider: str) -> None:
+        super().__init__(provider)
+        self.detail = f"your {provider} identity must be linked again before acting on {provider}"
+
+
+class ConnectionUnavailable(Conflict):
+    key, title = "action.connection_unavailable", "The connection cannot act now"
+
+
+UNAVAILABLE = ("disconnecting", "disconnected", "needs_reauth")
+
+
+def unavailable_reason(connection: dict[str, Any]) -> str | None:
+    """Why ``connection`` cannot act (its status), or ``None`` when it can."""
+    status = connection.get("status")
+    return status if status in UNAVAILABLE else None
 
 
 class ActionIdTaken(Conflict):
@@ -87,6 +114,10 @@ def _check_target(ports: Ports, principal: Principal, request: ActionRequest) ->
     if connection is None or connection.get("tenant") != principal.tenant:
         raise NotFound("no such connection")
     provider = connection.get("provider")
+    if (why := unavailable_reason(connection)) is not None:
+        raise ConnectionUnavailable(f"the connection is {why}: nothing can be posted through it"
+                                    + (" until it is authorized again" if why == "needs_reauth"
+                                       else ""))
     if targets.repository_of(ports, principal.tenant, request.connection, connection,
                              request.target["repository"]) is None:
         raise NotFound("no such repository")
@@ -95,8 +126,11 @@ def _check_target(ports: Ports, principal: Principal, request: ActionRequest) ->
                            + " connections only")
     if not targets.supports(provider, request.target["parent_kind"]):
         raise InvalidInput(f"{provider} has no {request.target['parent_kind']} to comment on")
-    if targets.identity_for(ports, principal.tenant, principal.user, connection) is None:
+    identity = targets.identity_for(ports, principal.tenant, principal.user, connection)
+    if identity is None:
         raise IdentityRequired(provider)
+    if identity.get("status") == "needs_reauth":
+        raise IdentityNeedsReauth(provider)
     return provider
 
 

@@ -42,7 +42,8 @@ def _encode(record_id: str) -> str:
     return base64.urlsafe_b64encode(record_id.encode()).rstrip(b"=").decode()
 
 
-def _limit(raw: str | None) -> int:
+def page_limit(raw: str | None) -> int:
+    """The ``limit`` query parameter: 1..MAX_LIMIT, DEFAULT_LIMIT when absent (400 otherwise)."""
     if raw is None:
         return DEFAULT_LIMIT
     if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_LIMIT:
@@ -68,13 +69,14 @@ def list_records(ctx: Any, resource: str) -> Response:
     ctx.principal.require_scope("data:read")
     kind = RESOURCES[resource]
     args = ctx.request.args
-    limit = _limit(args.get("limit"))
+    limit = page_limit(args.get("limit"))
     where = _filters(ctx.principal.tenant, args)
     after = _cursor(args.get("cursor"))
     if after is not None:
         where.append(Filter("id", ">", after))
     snaps = ctx.ports.business.query(kind, where, [Order("id")], limit + 1)
-    items = [{k: v for k, v in s.data.items() if k not in _HIDDEN} for s in snaps[:limit]]
+    items = _with_connection_end(ctx, [{k: v for k, v in s.data.items() if k not in _HIDDEN}
+                                       for s in snaps[:limit]])
     more = len(snaps) > limit
     return json_response({"items": items,
                           "next_cursor": _encode(items[-1]["id"]) if more else None})
@@ -98,7 +100,21 @@ def get_record(ctx: Any, resource: str, raw_id: str) -> Response:
     doc = None if record_id is None else ctx.ports.business.get(RESOURCES[resource], record_id)
     if doc is None or doc.get("tenant") != ctx.principal.tenant or doc.get("deleted"):
         raise NotFound(f"no such {resource[:-1]}")
-    return json_response({k: v for k, v in doc.items() if k not in _HIDDEN})
+    return json_response(_with_connection_end(ctx, [
+        {k: v for k, v in doc.items() if k not in _HIDDEN}])[0])
+
+
+def _with_connection_end(ctx: Any, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each record with ``connection_ended_at``: when its connection was disconnected (its data
+    is kept until the retention's purge, :mod:`shared.scheduler.purge`), else ``None``."""
+    ended: dict[str, str | None] = {}
+    for item in items:
+        connection = item.get("connection")
+        if connection not in ended:
+            doc = ctx.ports.business.get("connections", connection) if connection else None
+            ended[connection] = (doc or {}).get("disconnected_at")
+        item["connection_ended_at"] = ended[connection]
+    return items
 
 
 def sync_status(ctx: Any, connection: str) -> Response:
@@ -108,7 +124,7 @@ def sync_status(ctx: Any, connection: str) -> Response:
         raise NotFound("no such connection")
     status = ctx.ports.business.get("sync_status", connection) or {"state": "never"}
     keep = ("state", "started_at", "finished_at", "retry_at", "reason", "last_success_at",
-            "consecutive_failures", "last_run")
+            "consecutive_failures", "attempt", "last_run")
     missing = status.get("missing") or []  # parts the provider refused (shared.fetch.status)
     return json_response({"connection": connection, "status": record.get("status"),
                           "health": health.view(record, ctx.ports.business.get(

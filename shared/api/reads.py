@@ -1,4 +1,4 @@
-"""Read routes people reach for: one connection, the tenant's actions, the caller's identities.
+"""Read routes people reach for: the tenant's connections and actions.
 
 * ``GET /v1/connections`` and ``GET /v1/connections/{id}`` — scope ``connections:read``: each
   connection with its ``health`` (:mod:`shared.health`); one connection also with its sync
@@ -6,8 +6,6 @@
 * ``GET /v1/actions?user=&status=&connection=&limit=&cursor=`` — scope ``actions:write`` or
   ``data:read``: the tenant's actions, newest first (every member of a tenant may read its
   actions, :mod:`shared.actions.model`); an opaque ``next_cursor`` pages on.
-* ``GET /v1/identities`` — scope ``connections:read``: the caller's own linked identities
-  (provider, account, linked_at, status); an admin may add ``?user=`` for a member's.
 
 Another tenant's connection answers 404 like a missing one; nothing here carries a token.
 """
@@ -23,16 +21,15 @@ from flask import Response
 
 from shared import health, ids
 from shared.actions import model
-from shared.api.data import DEFAULT_LIMIT, MAX_LIMIT
+from shared.api.data import page_limit
 from shared.errors import Forbidden, InvalidInput, NotFound
 from shared.http import json_response
 from shared.ports import Filter, Order
 
-CONNECTION_KEYS = ("provider", "kind", "status", "status_reason", "base_url", "host", "account",
-                   "created_at", "next_sync_at")
+CONNECTION_KEYS = ("provider", "kind", "status", "status_reason", "base_url", "host",
+                   "account", "created_at", "next_sync_at", "disconnected_at", "purge_at",
+                   "purged_at")
 SYNC_KEYS = ("state", "last_success_at", "retry_at", "reason", "consecutive_failures")
-IDENTITY_KEYS = ("provider", "user", "base_url", "host", "account", "linked_at", "status",
-                 "status_reason")
 _ACTION_FILTERS = ("user", "status", "connection")
 
 
@@ -69,7 +66,7 @@ def list_actions(ctx: Any) -> Response:
         raise Forbidden("this request needs the scope actions:write or data:read",
                         key="auth.insufficient_scope")
     args = ctx.request.args
-    limit = _limit(args.get("limit"))
+    limit = page_limit(args.get("limit"))
     where = [Filter("tenant", "==", principal.tenant)]
     where += [Filter(name, "==", args[name]) for name in _ACTION_FILTERS if args.get(name)]
     at, skip = _cursor(args.get("cursor"))
@@ -83,26 +80,6 @@ def list_actions(ctx: Any) -> Response:
     more = len(snaps) > limit
     return json_response({"items": items,
                           "next_cursor": _next_cursor(page, at, skip) if more else None})
-
-
-def list_identities(ctx: Any) -> Response:
-    principal = ctx.principal
-    principal.require_scope("connections:read")
-    user = ctx.request.args.get("user") or principal.user
-    if user != principal.user:
-        principal.require_admin()
-    snaps = ctx.ports.business.query("identities", [Filter("tenant", "==", principal.tenant),
-                                                    Filter("user", "==", user)])
-    return json_response({"items": [{k: s.data.get(k) for k in IDENTITY_KEYS}
-                                    for s in sorted(snaps, key=lambda s: s.data["provider"])]})
-
-
-def _limit(raw: str | None) -> int:
-    if raw is None:
-        return DEFAULT_LIMIT
-    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_LIMIT:
-        raise InvalidInput(f"limit must be 1..{MAX_LIMIT}")
-    return int(raw)
 
 
 def _next_cursor(page: list[Any], previous_at: str | None, previous_skip: set[str]) -> str:

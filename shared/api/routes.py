@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Response
 
-from shared.api import actions, connections, data, hosts, openapi, reads
+from shared.api import actions, connections, data, hosts, identities, openapi, reads, subscriptions
 from shared.api.authn import local_issuer
 from shared.errors import InvalidInput, NotFound
 from shared.http import json_response
@@ -73,6 +73,8 @@ TABLE = [
     ("GET", "/v1/connections/(?P<connection>[^/]+)", reads.get_connection, False),
     ("DELETE", "/v1/connections/(?P<connection>[^/]+)", connections.delete_connection, False),
     ("POST", "/v1/connections/(?P<connection>[^/]+)/sync", connections.sync_now, False),
+    ("POST", "/v1/connections/(?P<connection>[^/]+)/reauthorize", connections.reauthorize,
+     False),
     ("GET", "/v1/connections/(?P<connection>[^/]+)/status",
      lambda ctx: data.sync_status(ctx, ctx.params["connection"]), False),
     ("GET", f"/v1/(?P<resource>{_KINDS})",
@@ -80,13 +82,20 @@ TABLE = [
     ("GET", f"/v1/(?P<resource>{_KINDS})/(?P<record_id>[^/]+)",
      lambda ctx: data.get_record(ctx, ctx.params["resource"], ctx.params["record_id"]), False),
     ("POST", "/v1/identities", create_identity, False),
-    ("GET", "/v1/identities", reads.list_identities, False),
+    ("GET", "/v1/identities", identities.list_identities, False),
+    ("DELETE", "/v1/identities/(?P<provider>[^/]+)", identities.unlink_identity, False),
     ("POST", "/v1/hosts", hosts.create_host, False),
     ("GET", "/v1/hosts", hosts.list_hosts, False),
     ("DELETE", "/v1/hosts/(?P<host>[^/]+)", hosts.delete_host, False),
     ("POST", "/v1/actions", actions.create_action, False),
     ("GET", "/v1/actions", reads.list_actions, False),
     ("GET", "/v1/actions/(?P<action_id>[^/]+)", actions.get_action, False),
+    ("POST", "/v1/subscriptions", subscriptions.create_subscription, False),
+    ("GET", "/v1/subscriptions", subscriptions.list_subscriptions, False),
+    ("DELETE", "/v1/subscriptions/(?P<subscription>[^/]+)", subscriptions.delete_subscription,
+     False),
+    ("GET", "/v1/subscriptions/(?P<subscription>[^/]+)/deliveries",
+     subscriptions.list_deliveries, False),
     ("GET", "/v1/connect-result", connect_result, True),
     ("GET", "/local-issuer/.well-known/jwks.json", local_jwks, True),
     ("GET", "/openapi.json", openapi.serve, True),

@@ -1,16 +1,25 @@
 """fetch-P's ``fetch.job`` handler: open the sealed token, sync, record the outcome.
 
 Idempotent: everything it writes is an upsert keyed by (tenant, provider, external id) that
-never lets older data win, and cursors advance only after their records are written. A
-second, third or concurrent delivery of the same job finds the connection's sync lease held
-(acknowledged, nothing done) or resumes from the checkpoints (re-fetching at most one page).
-The envelope expires five minutes after the vault sealed it; an older job is rejected and
-the next scheduled sync takes over.
+never lets older data win, and cursors advance only after their records are written. The
+dedupe key is the envelope's nonce: each envelope opens once. A second, third or concurrent
+delivery of a job whose envelope was already opened (or has expired: five minutes after the
+vault sealed it) cannot run, so it is acknowledged and handed to :mod:`shared.fetch.recovery`:
+if the sync it belongs to stopped without finishing (its run died and the lease ran out) a
+continuation is asked of the vault, which seals a fresh envelope, and the next run resumes
+from the checkpoints (re-fetching at most one page); while a run holds the lease, or once the
+sync has ended, nothing is done. A job whose envelope opens while another run holds the lease
+is acknowledged with nothing done.
 
 Outcomes: finished → ``done``; time budget spent → a continuation ``sync.requested`` goes back
 to the vault (which seals a fresh token) → ``continuing``; rate limit or budget spent → the
-connection's ``next_sync_at`` moves to the reset time → ``waiting`` (no spinning); the
-provider refused the token → ``failed`` (``provider.token_rejected``); the token lacks a scope
+connection's ``next_sync_at`` moves to the reset time → ``waiting`` (no spinning); a transient
+failure (5xx, timeouts, a malformed answer, a backend outage) → ``retrying`` with ``retry_at``
+(backoff with jitter), asked for again by the scheduler's tick and resumed from the
+checkpoints, ``failed`` with the error's key after the sync's last attempt
+(:mod:`shared.fetch.recovery`); the provider refused the token → ``failed``
+(``provider.token_rejected``), as does any other permanent error (its key; ``fetch.error``
+for an unexpected one); the token lacks a scope
 an endpoint needs (the scopes asked for, or consented to, are too narrow) → ``failed``
 (``provider.insufficient_scope``), stored records untouched. A child list the provider refuses
 for good (403/404, GraphQL ``FORBIDDEN``) does not fail the job: it ends ``done`` with
@@ -26,11 +35,19 @@ repositories that have none yet, with the same client and token (:mod:`shared.we
 from __future__ import annotations
 
 import functools
+from datetime import timedelta
 
 from shared import bootstrap, health, messages
 from shared.clock import isoformat
-from shared.errors import InvalidInput, NotFound, PolicyViolation
-from shared.fetch import status
+from shared.crypto.seal import EnvelopeExpired, EnvelopeReplayed
+from shared.errors import (
+    InvalidInput,
+    KeywayError,
+    NotFound,
+    PolicyViolation,
+    RetryableError,
+)
+from shared.fetch import recovery, status
 from shared.fetch.bitbucket.plan import PLAN as BITBUCKET
 from shared.fetch.budget import TokenBudget, budget_key
 from shared.fetch.client import ProviderClient, connection_api_base, shared_session
@@ -54,13 +71,18 @@ def on_fetch_job(provider: str, ports: Ports, inbound: messages.Inbound) -> None
     tenant, connection = body.get("tenant"), body.get("connection")
     if not isinstance(tenant, str) or not isinstance(connection, str):
         raise InvalidInput("fetch job lacks tenant or connection", key="fetch.bad_message")
-    claims, token = open_pushed_token(ports, f"fetch-{provider}", body.get("envelope"), "fetch")
+    try:
+        claims, token = open_pushed_token(ports, f"fetch-{provider}", body.get("envelope"),
+                                          "fetch")
+    except (EnvelopeReplayed, EnvelopeExpired) as e:
+        _unusable_envelope(provider, ports, connection, e.key)
+        return
     if claims.connection != connection:
         raise PolicyViolation("envelope is for another connection", key="fetch.wrong_connection")
     record = ports.business.get("connections", connection)
     if record is None or record.get("tenant") != tenant or record.get("provider") != provider:
         raise NotFound("no such connection", key="fetch.unknown_connection")
-    owner = status.begin(ports, tenant, connection)
+    owner = status.begin(ports, tenant, connection, _lease())
     if owner is None:
         log.info("fetch.already_running", extra={"fields": {"connection": connection}})
         return
@@ -83,19 +105,11 @@ def _run(provider: str, ports: Ports, tenant: str, connection: str, record: dict
                   on_repositories=hooks.ensure if hooks else None)
     try:
         result = run.run()
-    except (RateLimited, BudgetExhausted) as e:
-        _defer(ports, connection, e.retry_at)
-        status.end(ports, connection, owner, "waiting", retry_at=e.retry_at, reason=e.key,
-                   stats=vars(run.stats))
+    except BaseException as e:
+        if _stopped(ports, tenant, connection, owner, e, vars(run.stats),
+                    config.sync_retry_seconds):
+            raise
         return
-    except (TokenRejected, InsufficientScope) as e:
-        health.mark(ports, tenant, connection, "needs_reauth", e.key)  # a new token must come
-        status.end(ports, connection, owner, "failed", reason=e.key, stats=vars(run.stats))
-        raise
-    except BaseException:
-        status.end(ports, connection, owner, "failed", reason="fetch.error",
-                   stats=vars(run.stats))
-        raise
     if result.finished:
         status.end(ports, connection, owner, "done", stats=vars(run.stats))
         return
@@ -104,7 +118,42 @@ def _run(provider: str, ports: Ports, tenant: str, connection: str, record: dict
                                         "scope": "all", "resume": "checkpoint",
                                         "requested_at": isoformat(ports.clock.now())},
                      ordering_key=connection)
-    status.end(ports, connection, owner, "continuing", stats=vars(run.stats))
+    status.end(ports, connection, owner, "continuing", stats=vars(run.stats),
+               recover_at=ports.clock.now() + _lease())
+
+
+def _stopped(ports: Ports, tenant: str, connection: str, owner: str, error: BaseException,
+             stats: dict, retry_seconds: float) -> bool:
+    """Record why a run stopped early; True when ``error`` is to be raised on. A rejected
+    token or a missing scope also turns the connection ``needs_reauth``: only a new token
+    helps (:mod:`shared.health`)."""
+    if isinstance(error, RateLimited | BudgetExhausted):
+        _defer(ports, connection, error.retry_at)
+        status.end(ports, connection, owner, "waiting", retry_at=error.retry_at,
+                   reason=error.key, stats=stats)
+        return False
+    if isinstance(error, RetryableError):  # retried on our own schedule, from the checkpoints
+        state = recovery.retry_later(ports, connection, owner, error.key, stats, retry_seconds)
+        log.warning("fetch.transient_failure", extra={"fields": {
+            "connection": connection, "reason": error.key, "state": state}})
+        return False
+    reason = error.key if isinstance(error, KeywayError) else "fetch.error"
+    if isinstance(error, TokenRejected | InsufficientScope):
+        health.mark(ports, tenant, connection, "needs_reauth", reason)
+    status.end(ports, connection, owner, "failed", reason=reason, stats=stats)
+    return True
+
+
+def _lease() -> timedelta:
+    return timedelta(seconds=bootstrap.config().sync_lease_seconds)
+
+
+def _unusable_envelope(provider: str, ports: Ports, connection: str, key: str) -> None:
+    """A redelivered job (its envelope already opened, or expired): resume its sync if it
+    stopped without finishing; see the module docstring."""
+    outcome = recovery.recover(ports, connection, f"fetch-{provider}", _lease())
+    log.info("fetch.envelope_unusable", extra={"fields": {
+        "connection": connection, "reason": key, "recovery": outcome}})
 
 
 def _defer(ports: Ports, connection: str, retry_at) -> None:

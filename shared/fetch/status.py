@@ -2,8 +2,26 @@
 lease that keeps two fetches of one connection from running at once.
 
 States: ``running`` → ``done`` | ``continuing`` (the time budget ran out; a continuation is
-queued) | ``waiting`` (rate limit or budget spent; resumes at ``retry_at``) | ``failed``
-(with a stable ``reason``).
+queued) | ``waiting`` (rate limit or budget spent; resumes at ``retry_at``) | ``retrying`` (a
+transient failure, or a run that died: ``reason`` says which, ``attempt`` counts the tries of
+this sync, ``retry_at`` is when the next one is or was asked for) | ``failed`` (with a stable
+``reason``).
+
+Recovery (:mod:`shared.fetch.recovery`): every state that expects more work carries
+``recover_at`` — ``running``: the end of its lease; ``continuing``: the lease after the
+continuation was queued; ``retrying``: ``retry_at``, then a lease after the retry was asked
+for. The scheduler's tick re-requests every sync whose ``recover_at`` has passed, so a run
+that died, a continuation or retry request that was lost or dead-lettered, never leaves a
+sync ``running`` or ``retrying`` with nothing scheduled.
+
+Reasons (``reason``, stable keys): a transient error's key while ``retrying`` and after the
+last attempt (``provider.unavailable``, ``provider.malformed``, ``backend.unavailable``,
+``bus.topic_missing``, …); ``fetch.lease_expired`` (the run died),
+``fetch.continuation_lost``, ``fetch.retry_lost``; ``provider.rate_limited`` or
+``budget.exhausted`` while ``waiting``; for ``failed`` also ``provider.token_rejected``,
+``provider.insufficient_scope``, any other permanent error's key (``fetch.error`` for an
+unexpected one), ``fetch.unknown_connection``, and a connection's own ``status_reason`` once
+it is no longer active (``vault.needs_reauth``, ``vault.undecryptable``).
 
 What is missing: when the provider permanently refused a part of the data — a child list of
 some items (:mod:`shared.fetch.pending`) — the sync still ends ``done``, but the status is
@@ -35,16 +53,20 @@ from typing import Any
 from shared import health
 from shared.clock import isoformat, parse_iso
 from shared.fetch import pending
+from shared.notify import sources as notify
 from shared.ports import Ports
 
 COLLECTION = "sync_status"
 LEASE = timedelta(minutes=5)
 
 
-def begin(ports: Ports, tenant: str, connection: str) -> str | None:
-    """Take the connection's sync lease; ``None`` if another live run holds it."""
+def begin(ports: Ports, tenant: str, connection: str,
+          lease_time: timedelta = LEASE) -> str | None:
+    """Take the connection's sync lease for ``lease_time`` (``KEYWAY_SYNC_LEASE_SECONDS``);
+    ``None`` if another live run holds it."""
     owner = uuid.uuid4().hex
     now = ports.clock.now()
+    until = isoformat(now + lease_time)
 
     def take(tx) -> str | None:
         doc = tx.get(COLLECTION, connection) or {"tenant": tenant}
@@ -52,7 +74,7 @@ def begin(ports: Ports, tenant: str, connection: str) -> str | None:
         if lease and lease["owner"] != owner and parse_iso(lease["until"]) > now:
             return None
         doc.update(tenant=tenant, state="running", started_at=isoformat(now),
-                   lease={"owner": owner, "until": isoformat(now + LEASE)})
+                   lease={"owner": owner, "until": until}, recover_at=until)
         tx.put(COLLECTION, connection, doc)
         return owner
 
@@ -61,7 +83,11 @@ def begin(ports: Ports, tenant: str, connection: str) -> str | None:
 
 def end(ports: Ports, connection: str, owner: str, state: str, *,
         retry_at: datetime | None = None, reason: str | None = None,
-        stats: dict[str, Any] | None = None) -> None:
+        stats: dict[str, Any] | None = None, recover_at: datetime | None = None,
+        attempt: int | None = None) -> None:
+    """End the run ``owner`` in ``state``; ``recover_at``: when the sync is to be re-requested
+    if nothing else has moved it on; ``attempt``: the sync's tries so far (``done`` and
+    ``continuing`` made progress: 0)."""
     now = isoformat(ports.clock.now())
     missing = pending.summary(ports.business, connection)
 
@@ -71,7 +97,10 @@ def end(ports: Ports, connection: str, owner: str, state: str, *,
             return  # a newer run took over; its status wins
         doc.update(state=state, lease=None, finished_at=now, reason=reason,
                    retry_at=isoformat(retry_at) if retry_at else None,
+                   recover_at=isoformat(recover_at) if recover_at else None,
                    missing=missing, degraded=bool(missing))
+        tries = 0 if state in ("done", "continuing") else attempt
+        doc["attempt"] = tries if tries is not None else int(doc.get("attempt") or 0)
         if stats is not None:
             doc["last_run"] = stats
         if state == "done":
@@ -83,3 +112,4 @@ def end(ports: Ports, connection: str, owner: str, state: str, *,
 
     ports.business.transaction(write)
     health.observe(ports, connection)
+    notify.sync_ended(ports, connection, state, now)  # sync.completed / sync.failed

@@ -44,7 +44,7 @@ from shared.clock import isoformat
 from shared.config import Config
 from shared.errors import InvalidInput, KeywayError, PermanentError
 from shared.log import get_logger
-from shared.oauth import account, flowcookie, pages, post_connect, state
+from shared.oauth import account, flowcookie, pages, post_connect, same_account, state
 from shared.ports import Ports
 from shared.providers import registry
 from shared.vault.endpoints import endpoint_for
@@ -105,7 +105,10 @@ def _answer(ports: Ports, config: Config, provider: str, args: Mapping[str, str]
     except KeywayError as e:
         log.warning(e.key, extra={"fields": fields})
         reason = "provider_unavailable" if e.retryable else e.key
-        return _back(config, provider=provider, kind=flow.kind, status="error", reason=reason)
+        existing = ({"connection": e.connection}
+                    if isinstance(e, same_account.DuplicateAccount) else {})
+        return _back(config, provider=provider, kind=flow.kind, status="error", reason=reason,
+                     **existing)
     log.info("oauth.connected", extra={"fields": fields})
     return _back(config, provider=provider, kind=flow.kind, status="connected", **result)
 
@@ -133,6 +136,17 @@ def _complete(ports: Ports, flow: state.PendingFlow, args: Mapping[str, str],
         return {"identity": "linked"}
     if not flow.connection:
         raise PermanentError("app flow without a connection id", key="oauth.bad_state")
+    if flow.reauthorize:
+        try:
+            same_account.reauthorized(ports, flow, who, tokens, api_base, installation_id, vault)
+        except KeywayError:
+            same_account.discard(spec, endpoint, tokens)
+            raise
+        return {"connection": flow.connection}
+    duplicate = same_account.existing(ports, flow, who, installation_id)
+    if duplicate is not None:
+        same_account.discard(spec, endpoint, tokens)
+        raise same_account.DuplicateAccount(duplicate)
     hooks = flow.register_webhooks and not installation_id and uses_connection_secret(spec)
     secret_name = webhook_secrets.create_connection_secret(ports.secrets, flow.connection) \
         if hooks else None

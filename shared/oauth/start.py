@@ -68,7 +68,8 @@ def redirect_uri(config: Config, provider: str) -> str:
 
 def start(ports: Ports, config: Config, principal: Principal, provider: str, kind: str,
           base_url: str | None = None, env: Mapping[str, str] | None = None, *,
-          github_app: bool = False, register_webhooks: bool | None = None) -> Started:
+          github_app: bool = False, register_webhooks: bool | None = None,
+          reauthorize: str | None = None) -> Started:
     env = os.environ if env is None else env
     if kind == "app":
         principal.require_scope("connections:write")
@@ -91,8 +92,9 @@ def start(ports: Ports, config: Config, principal: Principal, provider: str, kin
     flow = state.PendingFlow(
         tenant=principal.tenant, user=principal.user, kind=kind, provider=provider,
         redirect_uri=redirect_uri(config, provider), verifier=verifier, base_url=base_url,
-        connection=f"c-{uuid.uuid4().hex}" if kind == "app" else None, github_app=github_app,
-        register_webhooks=hooks, host=client.host)
+        connection=(reauthorize or f"c-{uuid.uuid4().hex}") if kind == "app" else None,
+        github_app=github_app, register_webhooks=hooks, reauthorize=reauthorize is not None,
+        host=client.host)
     base = registry.oauth_base_url(spec, env, base_url)
     url = (f"{base}/apps/{slug}/installations/new" if slug
            else _authorize_url(base, spec, flow, client_id))

@@ -11,6 +11,15 @@ after publishing, the connection's ``next_sync_at`` moves forward in a transacti
 it still holds that due time — so a redelivered tick (second or third attempt) finds nothing
 new to do. Ticks older than ``STALE_AFTER`` are acknowledged without work: a newer tick has
 already covered them.
+
+Recovery: each tick also re-requests, resuming from their checkpoints, the syncs that stopped
+without finishing — a run whose lease ran out, a transient failure whose ``retry_at`` has
+come, a continuation or retry request that was lost — found by one range query on
+``sync_status.recover_at`` (:mod:`shared.fetch.recovery`, which claims each in a transaction,
+so a redelivered tick asks once). Each tick also publishes the notification events still
+pending in the outbox (:func:`shared.notify.events.sweep`, idempotent by event id), deletes
+what is due of disconnected connections (:mod:`shared.scheduler.purge`) and ends the actions
+nobody will finish (:mod:`shared.scheduler.abandoned`).
 """
 
 from __future__ import annotations
@@ -18,13 +27,16 @@ from __future__ import annotations
 import random
 from datetime import datetime, timedelta
 
-from shared import messages
+from shared import bootstrap, messages
 from shared.clock import isoformat, parse_iso
 from shared.errors import InvalidInput
+from shared.fetch import recovery
 from shared.fetch.budget import TokenBudget, budget_key
 from shared.log import get_logger
+from shared.notify import events as notify_events
 from shared.ports import Filter, Order, Ports
 from shared.providers import registry
+from shared.scheduler import abandoned, purge
 
 COMPONENT = "scheduler"
 CONNECTIONS = "connections"
@@ -51,7 +63,23 @@ def on_tick(ports: Ports, inbound: messages.Inbound) -> None:
         limit=BATCH,
     )
     requested = sum(_consider(ports, snap.id, snap.data, now) for snap in due)
-    log.info("scheduler.tick", extra={"fields": {"due": len(due), "requested": requested}})
+    recovered = _recover(ports, now)
+    purged = purge.sweep(ports, now)
+    abandoned_actions = abandoned.sweep(ports, now)
+    log.info("scheduler.tick", extra={"fields": {"due": len(due), "requested": requested,
+                                                 "recovered": recovered, "purged": purged,
+                                                 "abandoned_actions": abandoned_actions}})
+    notify_events.sweep(ports)  # notifications whose first publish failed (shared.notify)
+
+
+def _recover(ports: Ports, now: datetime) -> int:
+    """Re-request the syncs whose ``recover_at`` has passed (see the module docstring)."""
+    stuck = ports.business.query(
+        "sync_status", where=[Filter("recover_at", "<=", isoformat(now))],
+        order_by=[Order("recover_at")], limit=BATCH)
+    lease = timedelta(seconds=bootstrap.config().sync_lease_seconds)
+    return sum(recovery.recover(ports, snap.id, COMPONENT, lease) == "requested"
+               for snap in stuck)
 
 
 def next_due(ports: Ports, connection_id: str, connection: dict, now: datetime) -> datetime:

@@ -8,7 +8,11 @@ Idempotency:
   connection whose token needs re-authorization is acknowledged; the status is recorded
   (``needs_reauth`` with ``status_reason`` ``vault.needs_reauth``, or ``vault.undecryptable``
   when the stored token no longer decrypts, e.g. after a forced key retirement or when the
-  record was rolled back to an older generation).
+  record was rolled back to an older generation), and the sync
+  ends ``failed`` with that reason. A retryable failure (KMS, secrets, store or bus down) is
+  raised for the bus to redeliver, and the sync shows ``retrying`` with the error's key: if
+  the bus dead-letters the request, the scheduler's tick asks again once its ``recover_at``
+  passes, and ends it ``failed`` after the last attempt (:mod:`shared.fetch.recovery`).
 * ``action.requested`` — keyed by ``(tenant, action_id)``; act-P dedupes on it, so a third delivery
   publishes a third job that act-P acknowledges without acting twice. A requester with no
   linked identity gets the action marked ``failed`` with reason ``no_personal_token``; one
@@ -33,13 +37,17 @@ import functools
 from collections.abc import Mapping
 from datetime import timedelta
 
-from shared import health, messages
+from shared import bootstrap, health, messages
 from shared.actions import model as actions_model
+from shared.actions.request import unavailable_reason
 from shared.clock import isoformat, parse_iso
-from shared.errors import InvalidInput, NotFound
+from shared.errors import InvalidInput, NotFound, RetryableError
+from shared.fetch import recovery
 from shared.log import get_logger
+from shared.notify import sources as notify
 from shared.ports import Ports
 from shared.providers import registry
+from shared.vault import grants
 from shared.vault.endpoints import endpoint_for
 from shared.vault.records import personal_id
 from shared.vault.refresh import NeedsReauth
@@ -100,16 +108,21 @@ def on_sync_requested(provider: str, ports: Ports, inbound: messages.Inbound) ->
     if not _fresh_enough(ports, body):
         log.info("vault.stale_request", extra={"fields": {"connection": connection}})
         return
+    lease = timedelta(seconds=bootstrap.config().sync_lease_seconds)
     try:
         envelope = service(provider, ports).release_for_fetch(tenant, connection, inbound.sender)
+        messages.publish(ports.bus, f"vault-{provider}", f"fetch-jobs-{provider}", "fetch.job",
+                         {"tenant": tenant, "connection": connection,
+                          "scope": body.get("scope") or "all", "resume": body.get("resume"),
+                          "envelope": envelope},
+                         ordering_key=connection)
     except NeedsReauth as e:  # Undecryptable too: reason vault.undecryptable
         _set_connection_status(ports, tenant, connection, "needs_reauth", reason=e.key)
+        recovery.request_failed(ports, provider, tenant, connection, e.key, lease, final=True)
         raise
-    messages.publish(ports.bus, f"vault-{provider}", f"fetch-jobs-{provider}", "fetch.job",
-                     {"tenant": tenant, "connection": connection,
-                      "scope": body.get("scope") or "all", "resume": body.get("resume"),
-                      "envelope": envelope},
-                     ordering_key=connection)
+    except RetryableError as e:  # redelivered by the bus; if it dead-letters, the tick asks
+        recovery.request_failed(ports, provider, tenant, connection, e.key, lease, final=False)
+        raise
 
 
 def on_action_requested(provider: str, ports: Ports, inbound: messages.Inbound) -> None:
@@ -119,6 +132,12 @@ def on_action_requested(provider: str, ports: Ports, inbound: messages.Inbound) 
     if not isinstance(body.get("action"), dict):
         raise InvalidInput("message lacks action", key="vault.bad_message")
     _check_action_record(provider, ports, tenant, user, action_id, connection)
+    record = ports.business.get("connections", connection) or {}
+    if (why := unavailable_reason(record)) is not None:  # disconnected since it was asked
+        _fail_action(ports, tenant, action_id, f"connection_{why}")
+        log.info("vault.action_connection_unavailable", extra={"fields": {
+            "connection": connection, "status": why}})
+        return
     try:
         envelope = service(provider, ports).release_for_action(tenant, user, connection)
     except (NoPersonalToken, NeedsReauth) as e:
@@ -153,12 +172,28 @@ def on_disconnect(provider: str, ports: Ports, inbound: messages.Inbound) -> Non
     tenant, connection = _field(body, "tenant"), _field(body, "connection")
     cleanup = unregister.remover(ports, provider, tenant, connection)
     try:
-        service(provider, ports).disconnect(tenant, connection, inbound.sender, cleanup)
+        service(provider, ports).disconnect(tenant, connection, inbound.sender, cleanup,
+                                            revoke=not grants.shared_grant(ports, provider,
+                                                                           connection))
     except NotFound:
         log.info("vault.already_disconnected", extra={"fields": {"connection": connection}})
     if _registers_hooks(ports, provider, tenant, connection):
         webhook_secrets.delete_connection_secrets(ports.secrets, connection)
     _set_connection_status(ports, tenant, connection, "disconnected")
+
+
+def on_unlink(provider: str, ports: Ports, inbound: messages.Inbound) -> None:
+    """``identity.unlink`` (only from ``connection-control-P``): delete the user's personal
+    token (revoked unless its grant is shared, :mod:`shared.vault.grants`), then the identity.
+    Idempotent: a repeat finds nothing left to delete."""
+    body = inbound.body
+    tenant, user = _field(body, "tenant"), _field(body, "user")
+    shared = grants.identity_shares_grant(ports, provider, tenant, user)
+    service(provider, ports).unlink(tenant, user, inbound.sender, revoke=not shared)
+    identity = personal_id(provider, tenant, user)
+    doc = ports.business.get("identities", identity)
+    if doc is not None and doc.get("tenant") == tenant:
+        ports.business.delete("identities", identity)
 
 
 def _registers_hooks(ports: Ports, provider: str, tenant: str, connection: str) -> bool:
@@ -179,8 +214,14 @@ def _set_connection_status(ports: Ports, tenant: str, connection: str, status: s
 
 def _set_identity_status(ports: Ports, provider: str, tenant: str, user: str, status: str,
                          reason: str) -> None:
-    """Mark the user's linked identity (``identities/<provider>:<tenant>:<user>``)."""
-    _set_status(ports, "identities", personal_id(provider, tenant, user), tenant, status, reason)
+    """Mark the user's linked identity (``identities/<provider>:<tenant>:<user>``); a change to
+    ``needs_reauth`` is notified (``identity.needs_reauth``)."""
+    identity = personal_id(provider, tenant, user)
+    before = ports.business.get("identities", identity) or {}
+    _set_status(ports, "identities", identity, tenant, status, reason)
+    if status == "needs_reauth" and before.get("status") != status:
+        notify.identity_needs_reauth(ports, tenant, identity,
+                                     ports.business.get("identities", identity) or {})
 
 
 def _set_status(ports: Ports, collection: str, doc_id: str, tenant: str, status: str,
@@ -201,10 +242,15 @@ def _fail_action(ports: Ports, tenant: str, action_id: str, reason: str) -> None
     def write(tx):
         doc = tx.get(actions_model.COLLECTION, key)
         if doc is not None and doc.get("tenant") == tenant and doc.get("status") == "pending":
-            tx.put(actions_model.COLLECTION, key, dict(
-                doc, status="failed", reason=reason, finished_at=isoformat(ports.clock.now())))
+            doc = dict(doc, status="failed", reason=reason,
+                       finished_at=isoformat(ports.clock.now()))
+            tx.put(actions_model.COLLECTION, key, doc)
+            return doc
+        return None
 
-    ports.business.transaction(write)
+    failed = ports.business.transaction(write)
+    if failed is not None:
+        notify.action_ended(ports, tenant, action_id, failed)  # action.failed
 
 
 def handlers(provider: str) -> dict:
@@ -212,4 +258,5 @@ def handlers(provider: str) -> dict:
         "sync.requested": functools.partial(on_sync_requested, provider),
         "action.requested": functools.partial(on_action_requested, provider),
         "connection.disconnect": functools.partial(on_disconnect, provider),
+        "identity.unlink": functools.partial(on_unlink, provider),
     }

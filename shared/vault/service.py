@@ -189,9 +189,10 @@ class VaultService:
 
     # -- disconnect ------------------------------------------------------------------------
     def disconnect(self, tenant: str, connection: str, requester: str,
-                   cleanup: Callable[[str], None] | None = None) -> bool:
+                   cleanup: Callable[[str], None] | None = None, *, revoke: bool = True) -> bool:
         """Run ``cleanup`` with the token, revoke at the provider where it offers
-        revocation, then delete the record.
+        revocation (unless ``revoke`` is False: the grant is shared with another connection
+        or identity, audited ``kept_shared_grant``), then delete the record.
 
         ``cleanup`` (removing keyway's webhooks, :mod:`shared.webhooks.unregister`) gets a
         valid access token — refreshed first if it is about to expire — and runs before the
@@ -206,20 +207,39 @@ class VaultService:
             self.installations.forget(doc)
         elif cleanup is not None:
             doc = self._clean_up(connection, requester, cleanup) or doc
-        revoked, outcome = False, "not_offered"
-        try:
-            tokens = self.codec.decode(APP, connection, doc, self.anchors.floor(APP, connection))
-            for token in filter(None, (tokens.refresh_token, tokens.access_token)):
-                revoked = self._endpoints(doc).revoke(token) or revoked
-            outcome = "revoked" if revoked else "not_offered"
-        except KeywayError as e:
-            outcome = f"revoke_failed:{e.key}"
-            log.warning("vault.revoke_failed", extra={"fields": {"connection": connection}})
+        revoked, outcome = self._revoke(APP, connection, doc) if revoke else (
+            False, "kept_shared_grant")
         self._ports.vault.delete(APP, connection)
         # One past the last generation: a restored copy of the deleted record stays refused.
         self.anchors.advance(APP, connection, tenant, self.codec.next_generation(doc, 0))
         self._audit("revoke", requester, None, None, connection, outcome)
         return revoked
+
+    def unlink(self, tenant: str, user: str, requester: str, *, revoke: bool = True) -> None:
+        """Delete the user's personal token, revoking it first unless the grant is shared
+        (:mod:`shared.vault.grants`); a missing record is already unlinked."""
+        record_id = personal_id(self.provider, tenant, user)
+        doc = self._ports.vault.get(PERSONAL, record_id)
+        if doc is None or doc.get("tenant") != tenant:
+            return
+        _, outcome = self._revoke(PERSONAL, record_id, doc) if revoke else (
+            False, "kept_shared_grant")
+        self._ports.vault.delete(PERSONAL, record_id)
+        self.anchors.advance(PERSONAL, record_id, tenant, self.codec.next_generation(doc, 0))
+        self._audit("unlink", requester, None, None, None, outcome)
+
+    def _revoke(self, collection: str, record_id: str, doc: dict) -> tuple[bool, str]:
+        """Revoke the record's tokens at the provider: (revoked?, audit outcome)."""
+        revoked = False
+        try:
+            tokens = self.codec.decode(collection, record_id, doc,
+                                       self.anchors.floor(collection, record_id))
+            for token in filter(None, (tokens.refresh_token, tokens.access_token)):
+                revoked = self._endpoints(doc).revoke(token) or revoked
+        except KeywayError as e:
+            log.warning("vault.revoke_failed", extra={"fields": {"collection": collection}})
+            return False, f"revoke_failed:{e.key}"
+        return revoked, "revoked" if revoked else "not_offered"
 
     def _clean_up(self, connection: str, requester: str,
                   cleanup: Callable[[str], None]) -> dict | None:

@@ -19,7 +19,7 @@ from keyway import wsgi
 from keyway.firststart import ensure_local_state
 from shared import bootstrap
 from shared.api import authn
-from shared.topology import subscription_specs
+from shared.topology import outlet_topics, subscription_specs
 from shared.vault import handlers as vault_handlers
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -108,6 +108,8 @@ def build_stack(tmp_path, monkeypatch, leak_guard, port: int = 8080,
     ensure_local_state(ports)
     for spec in subscription_specs():
         ports.bus.ensure_subscription(spec)
+    for topic in outlet_topics():
+        ports.bus.ensure_topic(topic)
     app = wsgi.mounted("embedded", {name: function_app(name) for name in FUNCTIONS})
     return LocalStack(Client(app), ports, bootstrap.config(), leak_guard, app=app)
 

@@ -453,3 +453,63 @@ def test_a_personal_token_without_public_repo_fails_the_comment_as_insufficient_
     assert [(s.id, s.data) for s in oauth_app.ports.business.query("comments")] == stored
     kept = oauth_app.ports.vault.get("personal_tokens", f"github:{TENANT}:member-1")
     assert kept is not None and kept.get("status", "active") == "active"  # no reauth asked
+
+
+@pytest.mark.parametrize("status", ["disconnecting", "disconnected", "needs_reauth"])
+def test_a_connection_that_cannot_act_refuses_new_actions(github, status):
+    record = github.ports.business.get("connections", github.connection)
+    github.ports.business.put("connections", github.connection, {**record, "status": status})
+    code, problem = github.request()
+    assert code == 409 and problem["code"] == "action.connection_unavailable"
+    assert status in problem["detail"]
+    assert github.pull("action-requests-github") == []
+    assert github.ports.business.query("actions") == []
+
+
+def test_an_action_pending_when_its_connection_is_disconnected_posts_nothing(github):
+    _, action = github.request()
+    record = github.ports.business.get("connections", github.connection)
+    github.ports.business.put("connections", github.connection,
+                              {**record, "status": "disconnected"})
+    [requested] = github.pull("action-requests-github")
+    github.deliver("action-requests-github", requested)
+    assert github.pull("action-jobs-github") == []  # no token released
+    _, failed = github.status(action["id"])
+    assert (failed["status"], failed["reason"]) == ("failed", "connection_disconnected")
+    assert github.comments() == []
+
+
+def test_an_identity_that_needs_linking_again_gets_409_with_where_to_link(github):
+    key = ids.identity_id("github", TENANT, "member-1")
+    identity = github.ports.business.get("identities", key)
+    github.ports.business.put("identities", key, {**identity, "status": "needs_reauth",
+                                                  "status_reason": "vault.needs_reauth"})
+    code, problem = github.request()
+    assert code == 409 and problem["code"] == "action.identity_needs_reauth"
+    assert problem["link_url"] == "/api/v1/identities"
+    assert github.ports.business.query("actions") == []
+
+
+def test_an_action_nobody_will_finish_ends_failed_with_a_reason(github):
+    """Its messages were dead-lettered: the scheduler's sweep ends it once it is older than
+    every retry — ``abandoned`` when nothing was attempted, ``outcome_unknown`` when an
+    attempt never reported back; a live attempt lease is left alone."""
+    from datetime import timedelta
+
+    from shared.actions.model import doc_id
+    from shared.scheduler import abandoned
+
+    store = github.ports.business
+    ids_ = [github.request(action_id=f"stuck-{n}")[1]["id"] for n in range(3)]
+    later = github.ports.clock.now() + abandoned.DEADLINE + timedelta(minutes=1)
+    tried = store.get("actions", doc_id(TENANT, ids_[1]))
+    store.put("actions", doc_id(TENANT, ids_[1]), {**tried, "attempt": {
+        "started_at": "2026-01-01T00:00:00.000000Z", "lease_until": "2026-01-01T00:02:00Z"}})
+    busy = store.get("actions", doc_id(TENANT, ids_[2]))
+    store.put("actions", doc_id(TENANT, ids_[2]), {**busy, "attempt": {
+        "started_at": isoformat(later), "lease_until": isoformat(later + timedelta(minutes=2))}})
+    assert abandoned.sweep(github.ports, github.ports.clock.now()) == 0  # too young
+    assert abandoned.sweep(github.ports, later) == 2
+    reasons = [(github.status(i)[1]["status"], github.status(i)[1]["reason"]) for i in ids_]
+    assert reasons == [("failed", "abandoned"), ("failed", "outcome_unknown"), ("pending", None)]
+    assert abandoned.sweep(github.ports, later) == 0  # idempotent

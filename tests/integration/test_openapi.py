@@ -266,6 +266,20 @@ def test_known_requests_conform(local_stack, api):
          path_parameters={"connection": CONNECTION})
     call("/v1/connections/{connection}/sync", "POST", 409,
          path_parameters={"connection": CONNECTION})
+    made = call("/v1/subscriptions", "POST", 201,
+                body={"url": "http://127.0.0.1:9/hook", "events": ["sync.failed"]})
+    local_stack.leak_guard.track(made["secret"])
+    call("/v1/subscriptions", "POST", 400, body={"url": "https://10.0.0.1/h",
+                                                 "events": ["sync.failed"]})
+    call("/v1/subscriptions", "POST", 403, who=member,
+         body={"url": "http://127.0.0.1:9/hook", "events": ["sync.failed"]})
+    assert [s["id"] for s in call("/v1/subscriptions", "GET", 200)["items"]] == [made["id"]]
+    call("/v1/subscriptions/{subscription}/deliveries", "GET", 200,
+         path_parameters={"subscription": made["id"]}, query={"limit": 5})
+    call("/v1/subscriptions/{subscription}", "DELETE", 200,
+         path_parameters={"subscription": made["id"]})
+    call("/v1/subscriptions/{subscription}/deliveries", "GET", 404,
+         path_parameters={"subscription": made["id"]})
     call("/v1/connect-result", "GET", 200, query={"provider": "github", "status": "connected"})
     call("/local-issuer/.well-known/jwks.json", "GET", 200)
     call("/openapi.json", "GET", 200)

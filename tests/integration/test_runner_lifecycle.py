@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import jwt
+import pytest
 import requests
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
@@ -138,3 +139,54 @@ def test_sandbox_connections_survive_a_restart_of_the_stack(tmp_path):
     finally:
         second.send_signal(signal.SIGINT)
         second.wait(timeout=60)
+
+
+def _healthz(port: int) -> dict:
+    return requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).json()
+
+
+def _eventually(check, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.mark.emulator
+def test_a_dead_function_comes_back_and_a_lost_bus_is_restored(tmp_path, emulator_env,
+                                                               unique_project):
+    """Emulator mode: a function process killed is restarted on its port and reported; topics
+    a restarted Pub/Sub emulator lost come back; /healthz reports each backend."""
+    from shared.policy import subscription_name
+
+    port, state, log = free_port(), tmp_path / "state", tmp_path / "run.log"
+    env = {"KEYWAY_BACKEND": "emulator", "KEYWAY_STATE_DIR": str(state),
+           "KEYWAY_PROJECT": unique_project, **emulator_env}
+    process = _start(env, port, log)
+    try:
+        first = _wait_healthy(port, process, log)
+        assert first["status"] == "ok"
+        assert first["backends"] == {"firestore": "reachable", "pubsub": "reachable"}
+        scheduler = next(f for f in first["functions"] if f["name"] == "scheduler")
+        os.killpg(scheduler["process"]["pid"], signal.SIGKILL)  # its own session
+        back = _eventually(lambda: next(
+            (f for f in _healthz(port)["functions"] if f["name"] == "scheduler"
+             and f["process"]["restarts"] == 1 and f["process"]["alive"]), None), 60,
+            "the scheduler process to be restarted")
+        assert back["process"]["pid"] != scheduler["process"]["pid"]
+        assert back["process"]["last_exit_code"] == -signal.SIGKILL
+        pubsub = f"http://{emulator_env['PUBSUB_EMULATOR_HOST']}/v1/projects/{unique_project}"
+        subscription = f"{pubsub}/subscriptions/{subscription_name('refresh-ticks')}"
+        for gone in (subscription, f"{pubsub}/topics/refresh-ticks"):  # as a restart loses them
+            assert requests.delete(gone, timeout=10).status_code == 200
+        _eventually(lambda: requests.get(subscription, timeout=5).status_code == 200, 60,
+                    "the tick subscription to be created again")
+        assert "runner.bus_restored" in log.read_text()
+        assert _healthz(port)["status"] == "ok"
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=60)

@@ -97,3 +97,10 @@ def test_a_token_without_a_needed_scope_fails_the_sync_clearly_and_keeps_the_rec
                                          admin).get_data())
     assert listed["health"]["state"] == "needs_reauth"
     assert listed["health"]["reason"] == "provider.insufficient_scope"
+    told = [e.data["event"] for e in ports.business.query("notification_outbox")
+            if e.data["event"]["data"].get("connection") == connection]
+    changed = [(e["data"]["to"], e["data"]["reason"]) for e in told
+               if e["type"] == "connection.health_changed"]
+    assert ("needs_reauth", "provider.insufficient_scope") in changed  # the product is told
+    assert any(e["type"] == "sync.failed" and e["data"]["reason"] == "provider.insufficient_scope"
+               for e in told)

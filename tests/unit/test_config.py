@@ -47,6 +47,8 @@ GCP = {"KEYWAY_BACKEND": "gcp", "KEYWAY_PROJECT": "prod-project",
         ({**GCP, "KEYWAY_AUTH_ISSUER": ""}, "KEYWAY_AUTH_ISSUER"),
         ({**GCP, "KEYWAY_FRONTEND_URL": "javascript:alert(1)"}, "KEYWAY_FRONTEND_URL"),
         ({"KEYWAY_FRONTEND_URL": "ftp://files"}, "KEYWAY_FRONTEND_URL"),
+        ({"KEYWAY_SYNC_LEASE_SECONDS": "60"}, "KEYWAY_SYNC_LEASE_SECONDS"),  # = the budget
+        ({"KEYWAY_SYNC_RETRY_SECONDS": "0"}, "KEYWAY_SYNC_RETRY_SECONDS"),
     ],
 )
 def test_a_bad_variable_is_named_in_the_error(env: dict[str, str], named: str) -> None:
@@ -78,3 +80,10 @@ def test_local_urls_default_to_the_local_stack() -> None:
     assert config.public_url == "http://127.0.0.1:9000"
     assert config.auth_issuer == "http://127.0.0.1:9000/api/local-issuer"
     assert config.frontend_url.startswith("http://127.0.0.1:9000/")
+
+
+def test_the_sync_lease_outlasts_the_time_budget_unless_set() -> None:
+    assert Config.from_env({}).sync_lease_seconds == 300
+    assert Config.from_env({"KEYWAY_SYNC_BUDGET_SECONDS": "600"}).sync_lease_seconds == 1200
+    assert Config.from_env({"KEYWAY_SYNC_BUDGET_SECONDS": "5",
+                            "KEYWAY_SYNC_LEASE_SECONDS": "8"}).sync_lease_seconds == 8

@@ -44,6 +44,7 @@ SCHEDULER_AGENT = "service-agent:cloudscheduler"
 PUSH = "push"  # the Pub/Sub push identity (kw-pubsub-push)
 BUILDER = "builder"  # the functions' build identity (kw-function-builder)
 CONNECTION_SECRETS_ROLE = "google_project_iam_custom_role.connection_webhook_secrets"
+NOTIFY_SECRETS_ROLE = "google_project_iam_custom_role.notify_secrets"
 # Exactly what oauth-P (create, add a version) and vault-P (delete) do to a connection's secret.
 CONNECTION_SECRET_PERMISSIONS = {"secretmanager.secrets.create", "secretmanager.versions.add",
                                  "secretmanager.secrets.delete"}
@@ -351,6 +352,9 @@ def expected_secret_grants() -> set[tuple[str, str, str]]:
         if p == "jira":  # Jira signs its dynamic webhooks with the OAuth client secret
             give(f"webhook-{p}", f"secret:{p}-client-secret")
             give(f"webhook-{p}", f"secret:{p}-client-secret-previous")
+    # Notification signing secrets: the api makes and deletes them, notify signs with them.
+    give("notify", "secret-prefix:notify-secret-")
+    give("api", "secret-create+prefix:notify-secret-", (NOTIFY_SECRETS_ROLE,))
     give("api", "secret-create+prefix:host-", (HOST_SECRETS_ROLE,))  # registers hosts
     return out
 
@@ -363,6 +367,8 @@ def expected_grants() -> set[tuple[str, str, str]]:
             out.add((who, f"subscription:{policy.subscription_name(topic)}", role))
         else:
             out.add((who, f"topic:{topic}", role))
+    for topic, component, role in policy.outlet_bindings():  # keyway-events: notify only
+        out.add((account_of(component), f"topic:{topic}", role))
     for topic in policy.ROUTES:  # dead-lettering by the Pub/Sub service agent
         out.add((PUBSUB_AGENT, f"topic:{policy.dead_letter_topic(topic)}",
                  "roles/pubsub.publisher"))
@@ -616,6 +622,39 @@ def test_a_connection_secret_writer_for_another_account_fails(model):
            f"'{CONNECTION_SECRETS_ROLE}')" in _fails(model, check_grants)
 
 
+def test_only_notify_publishes_keyway_events_and_only_notify_reads_notification_secrets(model):
+    granted = grants(model)
+    outlet = {(who, role) for who, target, role in granted if target == "topic:keyway-events"}
+    assert outlet == {("notify", "roles/pubsub.publisher")}
+    topics = {evaluate(model, model["resources"]["google_pubsub_topic"]["outlet"]["name"], k, v)
+              for k, v in instances(model, "google_pubsub_topic", "outlet")}
+    assert topics == set(policy.OUTLETS) == {"keyway-events"}
+    assert not [k for k, _ in instances(model, "google_pubsub_subscription", "subscription")
+                if k in policy.OUTLETS], "keyway subscribes to nothing on an outlet"
+    readers = {who for who, target, role in granted if target == "secret-prefix:notify-secret-"}
+    assert readers == {"notify"}
+    writers = {(who, role) for who, target, role in granted
+               if target == "secret-create+prefix:notify-secret-"}
+    assert writers == {("api", NOTIFY_SECRETS_ROLE)}
+    role = model["resources"]["google_project_iam_custom_role"]["notify_secrets"]
+    assert _strip(role["permissions"]) == "var.kw_connection_secret_permissions"
+
+
+def test_another_keyway_events_publisher_fails(model):
+    model["vars"]["kw_outlet_iam"]["keyway-events|api"] = {
+        "topic": "keyway-events", "account": "api", "role": "roles/pubsub.publisher",
+        "provider": ""}
+    assert "extra grants: [('api', 'topic:keyway-events'" in _fails(model, check_grants)
+
+
+def test_the_api_reading_notification_secrets_fails(model):
+    model["vars"]["kw_secret_prefix_iam"][
+        "notify-secret-|api|roles/secretmanager.secretAccessor"] = {
+        "prefix": "notify-secret-", "account": "api",
+        "role": "roles/secretmanager.secretAccessor", "provider": ""}
+    assert "('api', 'secret-prefix:notify-secret-'" in _fails(model, check_grants)
+
+
 def test_firestore_databases_have_pitr_backups_ttl_and_protection(model):
     dbs = model["resources"]["google_firestore_database"]["db"]
     assert set(_map_of(model, dbs["for_each"])) == {"(default)", "vault"}
@@ -625,7 +664,9 @@ def test_firestore_databases_have_pitr_backups_ttl_and_protection(model):
     assert "daily_recurrence" in schedule
     ttl = model["resources"]["google_firestore_field"]["ttl"]
     collections = _map_of(model, ttl["for_each"])
-    assert set(collections) == {"webhook_deliveries", "envelope_nonces", "oauth_states"}
+    assert set(collections) == {"webhook_deliveries", "envelope_nonces", "oauth_states",
+                                "notification_outbox", "notification_deliveries",
+                                "notification_outlet"}
     assert ttl["field"] == "${each.value.field}" and ttl["collection"] == "${each.key}"
     assert {c["field"] for c in collections.values()} == {retention.TTL_FIELD}
     assert {c["database"] for c in collections.values()} == {"(default)"}

@@ -96,9 +96,10 @@ def test_a_pubsub_function_imports_only_its_own_roles_handlers() -> None:
 
     roles = {"scheduler": "shared.scheduler.tick", "ingest": "shared.ingest.handler",
              "vault": "shared.vault.handlers", "fetch": "shared.fetch.handler",
-             "act": "shared.actions.handler"}
+             "act": "shared.actions.handler", "notify": "shared.notify.deliver"}
     root = Path(__file__).resolve().parents[2]
-    for component in ("scheduler", "ingest", "vault-gitlab", "fetch-github", "act-jira"):
+    for component in ("scheduler", "ingest", "vault-gitlab", "fetch-github", "act-jira",
+                      "notify"):
         role = component.partition("-")[0]
         code = (f"import sys; from shared.routing import handlers_for; "
                 f"assert handlers_for({component!r}); "

@@ -8,7 +8,7 @@ import os
 import pytest
 import requests
 
-from keyway import runner
+from keyway import sandbox as sandbox_mod
 from keyway.simulators import GitHubSimulator
 from shared.adapters.embedded.local_secrets import LocalSecretSource
 from tests.integration.conftest import query_of
@@ -19,18 +19,19 @@ OAUTH_APP, OAUTH_SECRET = "keyway-sandbox-github", "sandbox-oauth-app-secret"
 
 @pytest.fixture
 def sandbox(tmp_path, monkeypatch, leak_guard):
-    for name in (*runner.SANDBOX_APP, "KEYWAY_SECRET_GITHUB_APP_CLIENT_SECRET"):
+    for name in (*sandbox_mod.SANDBOX_APP, "KEYWAY_SECRET_GITHUB_APP_CLIENT_SECRET"):
         monkeypatch.setenv(name, "")  # so that what _sandbox_app sets is undone afterwards
         monkeypatch.delenv(name)
     with GitHubSimulator(on_issue=leak_guard.track) as sim:
         sim.register_client(OAUTH_APP, OAUTH_SECRET, [CALLBACK])
-        runner._sandbox_app(sim, LocalSecretSource(tmp_path / "secrets.json", env={}), OAUTH_APP)
+        secrets = LocalSecretSource(tmp_path / "secrets.json", env={})
+        sandbox_mod._sandbox_app(sim, secrets, OAUTH_APP)
         leak_guard.track(os.environ["KEYWAY_SECRET_GITHUB_APP_CLIENT_SECRET"])
         yield sim
 
 
 def _install_code(sim) -> str:
-    page = f"{sim.url}/apps/{runner.SANDBOX_APP['KEYWAY_GITHUB_APP_SLUG']}/installations/new"
+    page = f"{sim.url}/apps/{sandbox_mod.SANDBOX_APP['KEYWAY_GITHUB_APP_SLUG']}/installations/new"
     back = requests.get(page, params={"state": "s"}, allow_redirects=False, timeout=10)
     assert back.headers["Location"].startswith(CALLBACK + "?")
     return query_of(back.headers["Location"])["code"]

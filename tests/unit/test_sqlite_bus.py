@@ -84,6 +84,27 @@ def test_embedded_crash_at_last_attempt_dead_letters_after_the_lease(local: BusH
     assert bus_ops.dead_letter_source(letter) == (spec.name, spec.max_attempts)
 
 
+def test_embedded_restart_redelivers_what_a_dead_puller_held_at_once(local: BusHarness) -> None:
+    """A runner that starts after a crash ends the dead process's leases: its message comes
+    back without waiting for the ack deadline, attempt counted, and its key is not held."""
+    spec = local.spec()
+    local.bus.publish(spec.topic, b"in-flight", ordering_key="conn-1")
+    local.bus.publish(spec.topic, b"next", ordering_key="conn-1")
+
+    def crash(message: Message) -> None:
+        raise Crash()
+
+    with pytest.raises(Crash):
+        local.bus.pull(spec.name, crash, max_messages=1)
+    assert local.bus.pull(spec.name, recorder(always_retry)[1]) == 0  # leased, key held
+    assert local.bus.expire_leases() == 1
+    seen, handler = recorder(lambda m: None)
+    assert local.bus.pull(spec.name, handler) == 1
+    assert local.bus.pull(spec.name, handler) == 1
+    assert [(m.data, m.delivery_attempt) for m in seen] == [(b"in-flight", 2), (b"next", 1)]
+    assert local.bus.expire_leases() == 0
+
+
 def test_embedded_late_ack_after_lease_expiry_changes_nothing(
     local: BusHarness, clock: FakeClock
 ) -> None:

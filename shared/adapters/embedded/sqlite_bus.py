@@ -20,7 +20,8 @@ now + ack_deadline``. Then, per message, the handler runs outside any transactio
   and ``keyway_delivery_attempts``; a new message id);
 * a crash → nothing happens; the lease runs out and the row is claimed again. A row whose lease
   ran out at ``max_attempts`` is dead-lettered instead, so a message that kills its puller
-  cannot loop forever.
+  cannot loop forever. A puller that knows it is the only one (the local runner, starting)
+  may end every lease at once with :meth:`SqliteMessageBus.expire_leases`.
 
 Settling names the lease token: once another puller re-claimed a row, a late ack or nack
 changes nothing (the message is simply delivered again: at-least-once).
@@ -241,6 +242,18 @@ class SqliteMessageBus:
                 "UPDATE deliveries SET lease = NULL, attempts = attempts - 1,"
                 " next_visible_at = ? WHERE seq = ? AND lease = ?",
                 [(self._now(), c.seq, c.lease) for c in claims])
+
+    def expire_leases(self) -> int:
+        """Make every claimed message visible now, its attempt still counted; how many.
+
+        For a puller starting as the only one of this bus (the local runner after a crash or
+        kill): what the dead process had claimed was being handled by nothing, so it is
+        redelivered at once — as Pub/Sub redelivers a push whose endpoint went away — instead
+        of after the ack deadline, which would also hold back every later message of its
+        ordering key. Never call it while another process pulls from the same file."""
+        with self._tx("expire_leases") as conn:
+            return conn.execute("UPDATE deliveries SET lease = NULL, next_visible_at = ?"
+                                " WHERE lease IS NOT NULL", (self._now(),)).rowcount
 
     def _dead_letter(self, conn: sqlite3.Connection, sub: sqlite3.Row, row: sqlite3.Row) -> None:
         """Move ``row`` to the dead-letter topic in the caller's transaction."""

@@ -12,6 +12,14 @@ Pub/Sub dedupes nothing for us: a message may arrive twice, handlers are idempot
 Dead letters: ``ensure_subscription`` also creates ``<dead_letter_topic>-hold`` so Pub/Sub has
 somewhere to keep them; Pub/Sub adds ``CloudPubSubDeadLetterSource*`` attributes.
 
+Publishing: each attempt is one RPC bounded by ``_PUBLISH_TIMEOUT_S`` (with ordering enabled
+the client would retry a transient failure forever, holding the caller — a webhook sender, an
+API client — for as long). A failed attempt pauses its ordering key in the client, so the
+adapter calls ``resume_publish(topic, ordering_key)``, as the library documents, and tries once
+more; a second failure is raised as a keyway error (unavailable → ``UnavailableError``, which
+HTTP functions answer with 503 and ``Retry-After``), its key resumed again so the next publish
+of that key is accepted. A missing topic or a refused message is not tried again.
+
 Ordering: the publisher has message ordering enabled; subscriptions get
 ``enable_message_ordering`` unless ``ordered_subscriptions=False``. Its default is on, except
 when ``PUBSUB_EMULATOR_HOST`` is set: the emulator cannot dead-letter from an ordered
@@ -27,6 +35,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Mapping
+from contextlib import suppress
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,6 +51,7 @@ from shared.bus_ops import (
     validate_name,
     validate_spec,
 )
+from shared.errors import UnavailableError
 from shared.ports import Handler, Message, SubscriptionSpec
 
 # ``return_immediately`` is deprecated but it is what a synchronous, non-blocking pull needs.
@@ -49,7 +59,7 @@ warnings.filterwarnings(
     "ignore", message="The return_immediately flag is deprecated", category=DeprecationWarning
 )
 
-_PUBLISH_TIMEOUT_S = 60.0
+_PUBLISH_TIMEOUT_S = 10.0
 _PULL_TIMEOUT_S = 30.0
 
 
@@ -135,17 +145,41 @@ class PubSubMessageBus:
         attributes: Mapping[str, str] | None = None,
         ordering_key: str | None = None,
     ) -> str:
+        """One message; a failed attempt is tried once more (see the module docstring)."""
         attrs = validate_message(data, attributes)
         path = self._topic_path(topic)
         with boundary("pubsub.publish"):
-            future = self._publisher.publish(path, bytes(data), ordering_key=ordering_key or "",
-                                             **attrs)
             try:
-                return future.result(timeout=_PUBLISH_TIMEOUT_S)
-            except BaseException:
-                if ordering_key:  # a failed ordered publish pauses its key until resumed
-                    self._publisher.resume_publish(path, ordering_key)
-                raise
+                return self._publish_once(path, bytes(data), attrs, ordering_key)
+            except (gexc.NotFound, gexc.PermissionDenied, gexc.InvalidArgument):
+                raise  # trying again cannot help
+            except (gexc.GoogleAPIError, UnavailableError, OSError):
+                pass
+            return self._publish_once(path, bytes(data), attrs, ordering_key)
+
+    def _publish_once(self, path: str, data: bytes, attrs: Mapping[str, str],
+                      ordering_key: str | None) -> str:
+        """One attempt, bounded in time (``retry=None``: the client would otherwise retry an
+        ordered publish forever). A failure pauses ``ordering_key`` in the client, which then
+        refuses every later message of that key: it is resumed before raising."""
+        try:
+            future = self._publisher.publish(path, data, ordering_key=ordering_key or "",
+                                             retry=None, timeout=_PUBLISH_TIMEOUT_S, **attrs)
+            return future.result(timeout=_PUBLISH_TIMEOUT_S + 5)
+        except BaseException as e:
+            if ordering_key:
+                self._resume(path, ordering_key)
+            if isinstance(e, gexc.GoogleAPIError | ConnectionError | OSError):
+                raise  # translated by boundary()
+            if isinstance(e, Exception):  # the client's own refusals: paused key, stale batch
+                raise UnavailableError(f"pubsub.publish: {type(e).__name__}") from e
+            raise
+
+    def _resume(self, path: str, ordering_key: str) -> None:
+        """``resume_publish``, as the client library documents after an ordered publish error;
+        a key that is not paused (the error did not pause it) needs nothing."""
+        with suppress(RuntimeError, ValueError):
+            self._publisher.resume_publish(path, ordering_key)
 
     # -- pull -----------------------------------------------------------------------------------
     def pull(self, subscription: str, handler: Handler, max_messages: int = 10) -> int:
