@@ -97,3 +97,30 @@ def test_an_unregistered_self_managed_gitlab_is_a_clear_400(local_stack, self_ho
     assert response.status_code == 400
     assert json.loads(response.get_data())["code"] == "oauth.host_not_registered"
     assert self_hosted.requests_log == []
+
+
+def test_re_authorizing_a_self_hosted_connection_keeps_its_hosts_client(local_stack,
+                                                                       self_hosted):
+    """The replaced token is refreshed later with the host's client too: the simulator knows
+    no other, so a refresh with any other client would turn the connection needs_reauth."""
+    stack, sim = local_stack, self_hosted
+    admin = stack.token(TENANT, "admin-1", "admin")
+    host = post(stack, "/api/v1/hosts", admin, {"provider": "gitlab", "base_url": sim.url,
+                                                "client_id": HOST_APP,
+                                                "client_secret": HOST_SECRET})
+    started = begin(stack, "gitlab", admin, base_url=sim.url)
+    finish(stack, "gitlab", authorize(started["provider_url"]))
+    connection = started["connection"]
+    again = post(stack, f"/api/v1/connections/{connection}/reauthorize", admin, {})
+    provider_url = stack.through_start(again["authorize_url"])
+    assert query_of(provider_url)["client_id"] == HOST_APP
+    done = finish(stack, "gitlab", authorize(provider_url))
+    assert query_of(done.headers["Location"])["status"] == "connected"
+    record = stack.ports.vault.get("app_tokens", connection)
+    assert record["host"] == host["id"]
+    assert stack.ports.business.get("connections", connection)["host"] == host["id"]
+    stack.ports.vault.put("app_tokens", connection, {**record,  # due for refresh
+                                                     "expires_at": "2020-01-01T00:00:00.000000Z"})
+    run_bus(stack, "sync-requests-gitlab", "fetch-jobs-gitlab")
+    assert stack.ports.business.get("connections", connection)["status"] == "active"
+    assert stack.ports.vault.get("app_tokens", connection)["expires_at"] > "2026"
