@@ -19,6 +19,7 @@ locals {
   kw_secret_iam          = { for k, v in var.kw_secret_iam : k => v if v.provider == "" || contains(local.enabled, v.provider) }
   kw_secret_prefix_iam   = { for k, v in var.kw_secret_prefix_iam : k => v if v.provider == "" || contains(local.enabled, v.provider) }
   kw_secret_writer_iam   = { for k, v in var.kw_secret_writer_iam : k => v if v.provider == "" || contains(local.enabled, v.provider) }
+  kw_host_secret_writer  = { for k, v in var.kw_host_secret_writer_iam : k => v if v.provider == "" || contains(local.enabled, v.provider) }
   kw_kms_keys            = { for k, v in var.kw_kms_keys : k => v if v.provider == "" || contains(local.enabled, v.provider) }
   kw_kms_iam             = { for k, v in var.kw_kms_iam : k => v if v.provider == "" || contains(local.enabled, v.provider) }
   kw_database_iam        = { for k, v in var.kw_database_iam : k => v if v.provider == "" || contains(local.enabled, v.provider) }

@@ -48,7 +48,7 @@ variable "kw_secret_iam" {
 }
 
 variable "kw_secret_prefix_iam" {
-  description = "Name-prefix bindings for secrets created per connection (webhook-secret-<connection>)."
+  description = "Name-prefix read bindings for secrets created at run time (webhook-secret-<connection>, host-<provider>-<hash>-client-secret)."
   type        = any
 }
 
@@ -59,6 +59,16 @@ variable "kw_secret_writer_iam" {
 
 variable "kw_connection_secret_permissions" {
   description = "The permissions of that custom role: create, delete and add versions, nothing else."
+  type        = list(string)
+}
+
+variable "kw_host_secret_writer_iam" {
+  description = "The api writing registered hosts' OAuth client secrets (host-*) through the host secrets custom role."
+  type        = any
+}
+
+variable "kw_host_secret_permissions" {
+  description = "The permissions of the host secrets custom role: create, delete and add versions, nothing else."
   type        = list(string)
 }
 

@@ -26,10 +26,13 @@ resource "google_secret_manager_secret_iam_member" "keyway" {
   member    = "serviceAccount:${google_service_account.component[each.value.account].email}"
 }
 
-# webhook-secret-<connection> secrets are created per connection (by oauth-P when an admin
-# connects with webhook registration on) and deleted on disconnect (by vault-P). webhook-P and
-# fetch-P may read those, and only those, through a name-prefix condition. Likewise
-# notify-secret-<subscription> (notification signing secrets): notify reads them.
+# Secrets made at run time, read through a name-prefix condition:
+# - webhook-secret-<connection>, created per connection (by oauth-P when an admin connects with
+#   webhook registration on) and deleted on disconnect (by vault-P); webhook-P and fetch-P read
+#   those, and only those;
+# - notify-secret-<subscription> (notification signing secrets): notify reads them;
+# - host-<provider>-<hash>-client-secret, a registered self-hosted host's OAuth client secret
+#   (written by the api at registration); only that provider's token component reads them.
 resource "google_project_iam_member" "secret_prefix" {
   for_each = local.kw_secret_prefix_iam
   project  = var.project
@@ -90,6 +93,31 @@ resource "google_project_iam_member" "notify_secret_writer" {
   condition {
     title       = "create, or only ${each.value.prefix}*"
     description = "Create a secret (checked on the project); change or delete notification signing secrets only."
+    expression  = "resource.type == \"cloudresourcemanager.googleapis.com/Project\" || resource.name.startsWith(\"${local.project_path}/secrets/${each.value.prefix}\")"
+  }
+}
+
+# Registered self-hosted hosts (GitHub Enterprise Server, self-managed GitLab): the api stores
+# each host's OAuth client secret at registration and deletes it on removal, and may never read
+# one (no secretmanager.versions.access). Same shape as the connection secrets' writer: create
+# is checked on the project, everything else only on host-* secrets.
+resource "google_project_iam_custom_role" "host_client_secrets" {
+  project     = var.project
+  role_id     = "kwHostClientSecrets"
+  title       = "keyway registered hosts' client secrets"
+  description = "Create, add versions to and delete host-<provider>-<hash>-client-secret secrets."
+  permissions = var.kw_host_secret_permissions
+}
+
+resource "google_project_iam_member" "host_secret_writer" {
+  for_each = local.kw_host_secret_writer
+  project  = var.project
+  role     = google_project_iam_custom_role.host_client_secrets.id
+  member   = "serviceAccount:${google_service_account.component[each.value.account].email}"
+
+  condition {
+    title       = "create, or only ${each.value.prefix}*"
+    description = "Create a secret (checked on the project); change or delete registered hosts' client secrets only."
     expression  = "resource.type == \"cloudresourcemanager.googleapis.com/Project\" || resource.name.startsWith(\"${local.project_path}/secrets/${each.value.prefix}\")"
   }
 }

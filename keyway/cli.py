@@ -19,6 +19,8 @@
     keyway connections status [--tenant T] [--watch] [--interval S]
                                                  one line per connection with its health; while
                                                  it syncs a progress bar per list and the ETA
+    keyway hosts add|list|remove …               registered self-hosted hosts and their OAuth
+                                                 clients (keyway/hosts_cli.py)
     keyway dev token --tenant T --user U --role admin|member [--scope S ...] [--ttl SECONDS]
                                                  print a bearer token from the local issuer
 
@@ -34,6 +36,7 @@ import json
 import os
 import sys
 
+from keyway import hosts_cli
 from shared import bootstrap, bus_ops, policy
 from shared.config import BACKENDS, Config
 from shared.errors import ConfigError, KeywayError
@@ -80,6 +83,7 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--watch", action="store_true", help="redraw until Ctrl-C")
     status.add_argument("--interval", type=_positive, default=2.0,
                         help="seconds between redraws with --watch (default 2)")
+    hosts_cli.add_parser(sub)
     dev = sub.add_parser("dev", help="local development helpers")
     dev_sub = dev.add_subparsers(dest="action", required=True)
     token = dev_sub.add_parser("token", help="print a bearer token for the local api")
@@ -226,7 +230,8 @@ def main(argv: list[str] | None = None) -> int:
             runner.run(args.backend or Config.from_env().backend)
             return 0
         handlers = {"bus": _bus, "keys": _keys, "audit": _audit, "migrate": _migrate,
-                    "connections": _connections, "dev": _dev}
+                    "connections": _connections, "dev": _dev,
+                    "hosts": lambda a: hosts_cli.run(a, _operator(getattr(a, "by", None)))}
         return handlers[args.command](args)
     except ConfigError as e:
         print(f"keyway: configuration error: {e.detail}", file=sys.stderr)

@@ -25,6 +25,7 @@ from shared import policy, retention, topology
 from shared.audit.chain import KEY_SECRET as AUDIT_KEY_SECRET
 from shared.components import COMPONENTS
 from shared.crypto import channels, datakeys, replay
+from shared.hosts import registry as hosts
 from shared.notify import deliver as notify_deliver
 from shared.notify import events as notify_events
 from shared.notify import subscriptions as notify_subscriptions
@@ -57,6 +58,13 @@ CONNECTION_WEBHOOK_PREFIX = "webhook-secret-"
 CONNECTION_SECRET_READERS = ("webhook", "fetch")
 CONNECTION_SECRET_PERMISSIONS = ("secretmanager.secrets.create", "secretmanager.secrets.delete",
                                  "secretmanager.versions.add")
+#: Registered self-hosted hosts' OAuth client secrets (``host-<provider>-<hash>-client-secret``,
+#: :mod:`shared.hosts.registry`) are made per host at registration: the ``api`` creates, adds
+#: versions to and deletes them (custom role with :data:`HOST_SECRET_PERMISSIONS`, no read) on
+#: the ``host-`` prefix, and only ``token-P`` reads them, on its own provider's ``host-P-``.
+HOST_SECRET_WRITER = "api"  # noqa: S105 - a component name, not a value
+HOST_SECRET_PERMISSIONS = ("secretmanager.secrets.create", "secretmanager.secrets.delete",
+                           "secretmanager.versions.add")
 #: Subscription signing secrets (``notify-secret-<subscription>``): the api creates one per
 #: subscription and deletes it with the subscription, through its own custom role with the
 #: same three permissions (it never reads one); ``notify`` reads them to sign deliveries.
@@ -120,6 +128,20 @@ def connection_secret_providers() -> list[str]:
     ``fetch-P`` reads and their token component writes those secrets (Jira's dynamic webhooks
     are signed with the client secret: it has none)."""
     return [p for p in policy.PROVIDERS if uses_connection_secret(registry.get(p))]
+
+
+def host_secret_providers() -> list[str]:
+    """Providers with self-hosted hosts (GitHub Enterprise Server, self-managed GitLab)."""
+    return [p for p in policy.PROVIDERS if registry.get(p).self_hosted]
+
+
+def _host_secret_readers() -> dict[str, dict[str, str]]:
+    return {
+        f"{hosts.SECRET_PREFIX}{p}-|token-{p}|{role}": {
+            "prefix": f"{hosts.SECRET_PREFIX}{p}-", "account": f"token-{p}", "role": role,
+            "provider": p}
+        for p in host_secret_providers() for role in (ACCESSOR, SECRET_VIEWER)
+    }
 
 
 def export() -> dict[str, Any]:
@@ -195,7 +217,7 @@ def export() -> dict[str, Any]:
         }
         for p in policy.PROVIDERS for kind in CONNECTION_SECRET_READERS
         if kind == "webhook" or p in registering for role in (ACCESSOR, SECRET_VIEWER)
-    }
+    } | _host_secret_readers()
     secret_prefix_iam.update({
         f"{NOTIFY_SECRET_PREFIX}|{NOTIFY_SECRET_READER}|{role}": {
             "prefix": NOTIFY_SECRET_PREFIX, "account": NOTIFY_SECRET_READER, "role": role,
@@ -243,6 +265,10 @@ def export() -> dict[str, Any]:
         "kw_secret_writer_iam": secret_writer_iam,
         "kw_notify_secret_writer_iam": notify_secret_writer_iam,
         "kw_connection_secret_permissions": list(CONNECTION_SECRET_PERMISSIONS),
+        "kw_host_secret_writer_iam": {
+            f"{hosts.SECRET_PREFIX}|{HOST_SECRET_WRITER}": {
+                "prefix": hosts.SECRET_PREFIX, "account": HOST_SECRET_WRITER, "provider": ""}},
+        "kw_host_secret_permissions": list(HOST_SECRET_PERMISSIONS),
         "kw_kms_keys": kms_keys,
         "kw_kms_iam": kms_iam,
         "kw_database_iam": database_iam,

@@ -46,7 +46,9 @@ MINUTE_LIMIT = 2000  # gitlab.com authenticated API requests per minute
 class GitLabSimulator(ActivityKnobs, Simulator):
     """A GitLab (gitlab.com / self-managed) stand-in.
 
-    ``rate_limit`` is the per-minute budget per user; ``clock`` (epoch seconds) drives code,
+    ``host`` is the loopback address it binds (another one than ``127.0.0.1`` stands for a
+    self-managed GitLab with its own OAuth applications); ``rate_limit`` is the per-minute
+    budget per user; ``clock`` (epoch seconds) drives code,
     token and rate-limit expiry; ``on_issue`` sees every token issued. The activity knobs
     (``seed_activity``, ``touch``, ``delete``, ``deleted``) come from
     :class:`~keyway.simulators.activity_knobs.ActivityKnobs`.
@@ -56,13 +58,14 @@ class GitLabSimulator(ActivityKnobs, Simulator):
 
     def __init__(self, *, port: int = 0, rate_limit: int = MINUTE_LIMIT,
                  clock: Callable[[], float] = time.time,
-                 on_issue: Callable[[str], object] | None = None) -> None:
+                 on_issue: Callable[[str], object] | None = None,
+                 host: str = "127.0.0.1") -> None:
         self.data = GitLabData()
         self.activity = GitLabActivity(self.data, clock)
         self.hooks = HookStore(first_id=7_000_001)
         super().__init__(policy=gitlab_policy(), account=DEFAULT_USER, rate_limit=rate_limit,
                          rate_window=60, port=port, clock=clock, on_issue=on_issue,
-                         others=(SECOND_USER,))
+                         others=(SECOND_USER,), host=host)
 
     def routes(self) -> list[Route]:
         return [*GitLabOAuth(self.oauth).routes(),

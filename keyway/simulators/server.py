@@ -12,6 +12,7 @@ in :mod:`.wire`. Each logged request carries the ``template`` of the route it ma
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import threading
@@ -103,15 +104,19 @@ class Simulator:
 
     Subclasses implement :meth:`routes` and may override :meth:`not_found`; ``authority`` is
     the OAuth server class (Jira's rotates refresh tokens in revocable families). Use as a
-    context manager or call :meth:`start` / :meth:`stop`. Binds ``127.0.0.1`` only.
+    context manager or call :meth:`start` / :meth:`stop`. Binds a loopback address only:
+    ``127.0.0.1``, or another one given as ``host`` (a second "self-hosted" instance, e.g.
+    ``127.0.0.2``).
     """
 
     def __init__(self, *, policy: TokenPolicy, account: Account, rate_limit: int,
                  rate_window: int, port: int = 0, clock: Callable[[], float] = time.time,
                  on_issue: Callable[[str], object] | None = None,
                  authority: type[OAuthAuthority] = OAuthAuthority,
-                 others: Iterable[Account] = ()) -> None:
-        self.clock, self.port = clock, port
+                 others: Iterable[Account] = (), host: str = HOST) -> None:
+        if not ipaddress.ip_address(host).is_loopback:
+            raise ValueError("a simulator binds a loopback address only")
+        self.clock, self.port, self.host = clock, port, host
         self.oauth = authority(policy, account, clock=clock, on_issue=on_issue)
         for other in others:  # more users who can sign in (by ``login``)
             self.oauth.add_account(other)
@@ -127,8 +132,8 @@ class Simulator:
 
     # ---- lifecycle --------------------------------------------------------------------------
     def start(self) -> Simulator:
-        """Serve on ``127.0.0.1`` (port 0 picks a free one) in a daemon thread."""
-        self._server = make_server(HOST, self.port, self.app, threaded=True,
+        """Serve on :attr:`host` (port 0 picks a free one) in a daemon thread."""
+        self._server = make_server(self.host, self.port, self.app, threaded=True,
                                    request_handler=_QuietHandler)
         self.port = self._server.port
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
@@ -158,7 +163,7 @@ class Simulator:
         """Base URL, e.g. ``http://127.0.0.1:49152`` (known once started)."""
         if self._server is None:
             raise RuntimeError(f"{type(self).__name__} is not started")
-        return f"http://{HOST}:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     # ---- knobs --------------------------------------------------------------------------------
     def register_client(self, client_id: str, client_secret: str,

@@ -21,7 +21,7 @@ from shared.http import json_response
 from shared.ports import Filter
 from shared.providers import registry
 
-IDENTITY_KEYS = ("provider", "user", "base_url", "account", "linked_at", "status",
+IDENTITY_KEYS = ("provider", "user", "base_url", "host", "account", "linked_at", "status",
                  "status_reason")
 
 

@@ -29,8 +29,9 @@ from shared.errors import Forbidden, InvalidInput, NotFound
 from shared.http import json_response
 from shared.ports import Filter, Order
 
-CONNECTION_KEYS = ("provider", "kind", "status", "status_reason", "base_url", "account",
-                   "created_at", "next_sync_at", "disconnected_at", "purge_at", "purged_at")
+CONNECTION_KEYS = ("provider", "kind", "status", "status_reason", "base_url", "host",
+                   "account", "created_at", "next_sync_at", "disconnected_at", "purge_at",
+                   "purged_at")
 SYNC_KEYS = ("state", "last_success_at", "retry_at", "reason", "consecutive_failures")
 _ACTION_FILTERS = ("user", "status", "connection")
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Response
 
-from shared.api import actions, connections, data, identities, openapi, reads, subscriptions
+from shared.api import actions, connections, data, hosts, identities, openapi, reads, subscriptions
 from shared.api.authn import local_issuer
 from shared.errors import InvalidInput, NotFound
 from shared.http import json_response
@@ -25,9 +25,7 @@ def _provider(body: dict[str, Any]) -> str:
 
 def create_connection(ctx: Any) -> Response:
     body = ctx.json(("provider", "base_url", "github_app", "register_webhooks"))
-    base_url = body.get("base_url")
-    if base_url is not None and not isinstance(base_url, str):
-        raise InvalidInput("base_url must be a string")
+    base_url = _base_url(body)
     github_app = body.get("github_app", False)
     if not isinstance(github_app, bool):
         raise InvalidInput("github_app must be a boolean")
@@ -41,9 +39,17 @@ def create_connection(ctx: Any) -> Response:
                           "expires_in": started.expires_in}, status=201)
 
 
+def _base_url(body: dict[str, Any]) -> str | None:
+    base_url = body.get("base_url")
+    if base_url is not None and not isinstance(base_url, str):
+        raise InvalidInput("base_url must be a string")
+    return base_url
+
+
 def create_identity(ctx: Any) -> Response:
-    body = ctx.json(("provider",))
-    started = start(ctx.ports, ctx.config, ctx.principal, _provider(body), "personal")
+    body = ctx.json(("provider", "base_url"))
+    started = start(ctx.ports, ctx.config, ctx.principal, _provider(body), "personal",
+                    _base_url(body))
     return json_response({"authorize_url": started.authorize_url,
                           "expires_in": started.expires_in}, status=201)
 
@@ -79,6 +85,9 @@ TABLE = [
     ("POST", "/v1/identities", create_identity, False),
     ("GET", "/v1/identities", identities.list_identities, False),
     ("DELETE", "/v1/identities/(?P<provider>[^/]+)", identities.unlink_identity, False),
+    ("POST", "/v1/hosts", hosts.create_host, False),
+    ("GET", "/v1/hosts", hosts.list_hosts, False),
+    ("DELETE", "/v1/hosts/(?P<host>[^/]+)", hosts.delete_host, False),
     ("POST", "/v1/actions", actions.create_action, False),
     ("GET", "/v1/actions", reads.list_actions, False),
     ("GET", "/v1/actions/(?P<action_id>[^/]+)", actions.get_action, False),

@@ -118,7 +118,8 @@ def _complete(ports: Ports, flow: state.PendingFlow, args: Mapping[str, str],
     spec = registry.get(flow.provider)
     installation_id = _installation_id(flow, args)
     endpoint = endpoint_for(flow.provider, ports, env, session, base_url=flow.base_url,
-                            github_app=flow.github_app)  # the install code is the App's
+                            github_app=flow.github_app,  # the install code is the App's
+                            host=flow.host, tenant=flow.tenant)  # a host: its own client
     tokens = endpoint.exchange_code(args["code"], flow.redirect_uri, flow.verifier)
     found = post_connect.run(spec, env, registry.api_base_url(spec, env, flow.base_url),
                              tokens.access_token, session)
@@ -129,7 +130,8 @@ def _complete(ports: Ports, flow: state.PendingFlow, args: Mapping[str, str],
     who = account.whoami(spec, api_base, tokens.access_token, session)
     vault = service(flow.provider, ports)
     if flow.kind == "personal":
-        vault.store_personal_token(flow.tenant, flow.user, tokens, flow.base_url)
+        vault.store_personal_token(flow.tenant, flow.user, tokens, flow.base_url,
+                                   host=flow.host)
         _record_identity(ports, flow, who)
         return {"identity": "linked"}
     if not flow.connection:
@@ -153,7 +155,7 @@ def _complete(ports: Ports, flow: state.PendingFlow, args: Mapping[str, str],
             vault.store_installation(flow.tenant, flow.connection, flow.user, installation_id)
         else:
             vault.store_app_token(flow.tenant, flow.connection, flow.user, tokens,
-                                  flow.base_url)
+                                  flow.base_url, host=flow.host)
         _record_connection(ports, flow, who, api_base, installation_id, found.fields)
         health.observe(ports, flow.connection or "")
         messages.publish(ports.bus, f"oauth-{flow.provider}", f"sync-requests-{flow.provider}",
@@ -194,7 +196,8 @@ def _record_connection(ports: Ports, flow: state.PendingFlow, who: account.Accou
     now = ports.clock.now()
     ports.business.put("connections", flow.connection or "", {**(extra or {}),
         "tenant": flow.tenant, "provider": flow.provider, "kind": "app", "status": "active",
-        "base_url": flow.base_url, "api_base": api_base, "created_by": flow.user,
+        "base_url": flow.base_url, "host": flow.host, "api_base": api_base,
+        "created_by": flow.user,
         "account": who.record() if who else None,
         "installation_id": installation_id,
         "register_webhooks": bool(flow.register_webhooks and not installation_id),
@@ -206,5 +209,5 @@ def _record_identity(ports: Ports, flow: state.PendingFlow,
                      who: account.Account | None) -> None:
     ports.business.put("identities", ids.identity_id(flow.provider, flow.tenant, flow.user), {
         "tenant": flow.tenant, "provider": flow.provider, "user": flow.user,
-        "base_url": flow.base_url, "account": who.record() if who else None,
-        "linked_at": isoformat(ports.clock.now())})
+        "base_url": flow.base_url, "host": flow.host,
+        "account": who.record() if who else None, "linked_at": isoformat(ports.clock.now())})

@@ -92,8 +92,10 @@ def reauthorized(ports: Ports, flow: PendingFlow, who: account.Account | None,
     if installation_id:
         vault.store_installation(flow.tenant, flow.connection, flow.user, installation_id)
     else:
-        vault.store_app_token(flow.tenant, flow.connection, flow.user, tokens, flow.base_url)
-    ports.business.put("connections", flow.connection, {**record, "api_base": api_base})
+        vault.store_app_token(flow.tenant, flow.connection, flow.user, tokens, flow.base_url,
+                              host=flow.host)  # a self-hosted host: refreshed with its client
+    ports.business.put("connections", flow.connection, {**record, "api_base": api_base,
+                                                        "host": flow.host})
     health.mark(ports, flow.tenant, flow.connection, "active")
     messages.publish(ports.bus, f"oauth-{flow.provider}", f"sync-requests-{flow.provider}",
                      "sync.requested", {"tenant": flow.tenant, "connection": flow.connection,

@@ -5,7 +5,9 @@ provider supports it, the provider's minimal scopes for the token kind and the e
 registered redirect URI ``<public_url>/oauth-<provider>/callback`` — and returns keyway's own
 start URL ``<public_url>/oauth-<provider>/start?state=…``: the browser that opens it is bound
 to the flow there, then sent on to the provider (:mod:`shared.oauth.begin`). A user-supplied
-base URL (GitHub Enterprise Server, self-hosted GitLab) passes the SSRF guard first.
+base URL (GitHub Enterprise Server, self-hosted GitLab) passes the SSRF guard first and must be
+a host the tenant registered, whose own client id the authorize URL then carries
+(:mod:`shared.hosts.clients`; else 400 ``oauth.host_not_registered``, nothing stored).
 
 ``register_webhooks`` (app connections only; default: the provider table's
 ``webhook_registration.default``) adds that table entry's scopes to the app scopes, so the
@@ -34,9 +36,10 @@ from urllib.parse import urlencode
 from shared.auth.principal import Principal
 from shared.config import Config
 from shared.errors import ConfigError, Conflict, InvalidInput
+from shared.hosts import clients
 from shared.oauth import pkce, state
 from shared.ports import Ports
-from shared.providers import registry, ssrf
+from shared.providers import registry
 from shared.providers.schema import ProviderSpec
 from shared.vault.github_app import APP_ID_ENV
 
@@ -80,11 +83,9 @@ def start(ports: Ports, config: Config, principal: Principal, provider: str, kin
         raise InvalidInput(f"{provider} is not enabled yet", key="oauth.provider_disabled")
     slug = _app_slug(spec, kind, base_url, env) if github_app else None
     hooks = _webhook_choice(spec, kind, github_app, register_webhooks)
-    if base_url is not None:
-        if not spec.self_hosted:
-            raise InvalidInput(f"{provider} has no self-hosted variant", key="oauth.no_base_url")
-        base_url = ssrf.check_base_url(base_url, local_mode=config.local_mode)
-    client_id = registry.client_id(spec, env, github_app=github_app)
+    client = clients.for_flow(ports, config, spec, principal.tenant, base_url, env,
+                              github_app=github_app)  # a base URL: that host's own client
+    base_url, client_id = client.base_url, client.client_id
     if not client_id:  # an install flow's code is redeemed with the App's own client
         raise ProviderNotConfigured(f"set {registry.client_id_env(spec, github_app=github_app)}")
     verifier = pkce.new_verifier() if spec.oauth.pkce and not github_app else None
@@ -92,7 +93,8 @@ def start(ports: Ports, config: Config, principal: Principal, provider: str, kin
         tenant=principal.tenant, user=principal.user, kind=kind, provider=provider,
         redirect_uri=redirect_uri(config, provider), verifier=verifier, base_url=base_url,
         connection=(reauthorize or f"c-{uuid.uuid4().hex}") if kind == "app" else None,
-        github_app=github_app, register_webhooks=hooks, reauthorize=reauthorize is not None)
+        github_app=github_app, register_webhooks=hooks, reauthorize=reauthorize is not None,
+        host=client.host)
     base = registry.oauth_base_url(spec, env, base_url)
     url = (f"{base}/apps/{slug}/installations/new" if slug
            else _authorize_url(base, spec, flow, client_id))

@@ -51,6 +51,7 @@ class PendingFlow:
     provider_url: str = ""  # the provider's authorize URL, without the state
     binding: str | None = None  # SHA-256 (hex) of the browser secret the start step set
     reauthorize: bool = False  # replaces the token of the existing app connection ``connection``
+    host: str | None = None  # the registered self-hosted host (its own OAuth client)
 
     def __repr__(self) -> str:
         return f"PendingFlow(provider={self.provider!r}, kind={self.kind!r})"
@@ -69,7 +70,8 @@ def create(ports: Ports, flow: PendingFlow) -> str:
         "redirect_uri": flow.redirect_uri, "verifier": flow.verifier, "base_url": flow.base_url,
         "connection": flow.connection, "github_app": flow.github_app,
         "register_webhooks": flow.register_webhooks, "provider_url": flow.provider_url,
-        "binding": None, "reauthorize": flow.reauthorize, "created_at": isoformat(now),
+        "binding": None, "reauthorize": flow.reauthorize, "host": flow.host,
+        "created_at": isoformat(now),
         "expires_at": isoformat(now + TTL), **retention.purge_at(now + TTL),
     })
     return state
@@ -134,4 +136,4 @@ def _flow(ports: Ports, doc: dict[str, Any] | None, provider: str) -> PendingFlo
                        doc["redirect_uri"], doc.get("verifier"), doc.get("base_url"),
                        doc.get("connection"), bool(doc.get("github_app")),
                        bool(doc.get("register_webhooks")), doc.get("provider_url") or "",
-                       doc.get("binding"), bool(doc.get("reauthorize")))
+                       doc.get("binding"), bool(doc.get("reauthorize")), doc.get("host"))

@@ -65,12 +65,17 @@ _SERVICES: dict[tuple[str, int], VaultService] = {}
 
 
 def _resolver(provider: str, ports: Ports):
-    cache: dict[str | None, object] = {}
+    """The provider's cloud endpoint (cached per instance), or a registered host's, read at
+    each use so a removed host is unusable at once."""
+    cache: dict[None, object] = {}
 
-    def resolve(base_url: str | None):
-        if base_url not in cache:
-            cache[base_url] = endpoint_for(provider, ports, base_url=base_url)
-        return cache[base_url]
+    def resolve(doc: Mapping):
+        if doc.get("host") or doc.get("base_url"):
+            return endpoint_for(provider, ports, base_url=doc.get("base_url"),
+                                host=doc.get("host"), tenant=doc.get("tenant"))
+        if None not in cache:
+            cache[None] = endpoint_for(provider, ports)
+        return cache[None]
 
     return resolve
 

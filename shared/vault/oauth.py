@@ -14,10 +14,10 @@ redirect is refused (``provider.redirect_refused``), never followed with the for
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import parse_qsl
 
 import requests
@@ -32,6 +32,7 @@ _INVALID_GRANT = {"invalid_grant", "bad_refresh_token"}
 
 class InvalidGrant(PermanentError):
     status, key, title = 409, "vault.invalid_grant", "The provider refused the refresh token"
+    reauth_key = "vault.needs_reauth"  # the status_reason of the record it leaves needs_reauth
 
 
 class CodeRejected(PermanentError):
@@ -45,13 +46,14 @@ class TokenEndpoint(Protocol):
         """Revoke at the provider; ``False`` when the provider offers no revocation."""
 
 
-EndpointResolver = Callable[[str | None], TokenEndpoint]  # connection base URL → endpoint
+EndpointResolver = Callable[[Mapping[str, Any]], TokenEndpoint]  # vault record → its endpoint
 
 
 def as_resolver(endpoint: TokenEndpoint | EndpointResolver) -> EndpointResolver:
-    """One endpoint for every connection, or a resolver by the connection's base URL."""
+    """One endpoint for every record, or a resolver by the vault record (its tenant, and the
+    registered ``host`` it was issued by: :func:`shared.vault.endpoints.endpoint_for`)."""
     if hasattr(endpoint, "refresh"):
-        return lambda base_url: endpoint  # type: ignore[return-value]
+        return lambda doc: endpoint  # type: ignore[return-value]
     return endpoint  # type: ignore[return-value]
 
 

@@ -14,7 +14,9 @@ first and the record refused below it):
    moved, another refresher won; use its tokens.
 
 ``invalid_grant`` marks the record ``needs_reauth`` (only if the generation is still *g*, so a
-late loser never overrides a winner's fresh token) and raises :class:`NeedsReauth`. A failed
+late loser never overrides a winner's fresh token) and raises :class:`NeedsReauth`; so does a
+record whose self-hosted host has no registered client any more (key
+``oauth.host_not_registered``, :mod:`shared.vault.endpoints`). A failed
 write after a successful refresh is retried, since a rotated refresh token exists nowhere else.
 After a write at *g+1* the anchor is raised to *g+1*; a valid token read at a generation above
 its anchor (the anchor write was lost) raises the anchor then.
@@ -132,12 +134,13 @@ class Refresher:
         generation = int(doc.get("generation") or 0)
         old = self._codec.decode(collection, record_id, doc, floor)
         try:
-            new = self._endpoints(doc.get("base_url")).refresh(old.refresh_token or "")
-        except InvalidGrant:
+            new = self._endpoints(doc).refresh(old.refresh_token or "")
+        except InvalidGrant as e:  # or no client may refresh it (its host is not registered)
             self._store.transaction(lambda tx: self._mark_reauth(tx, collection, record_id,
                                                                  generation))
             self._on_event("refresh", collection, record_id, "invalid_grant")
-            raise NeedsReauth("the provider refused the refresh token; reconnect") from None
+            raise NeedsReauth("the provider refused the refresh token; reconnect",
+                              key=e.reauth_key) from None
         except RetryableError:
             self._store.transaction(lambda tx: self._release(tx, collection, record_id, owner))
             raise

@@ -66,16 +66,21 @@ class VaultService:
         self.installations = installation.InstallationTokens(provider, ports)
 
     # -- storing (the OAuth callback, in-process) -------------------------------------------
+    # ``host``: the registered self-hosted host that issued the tokens (its OAuth client
+    # refreshes and revokes them), None for the provider's cloud.
     def store_app_token(self, tenant: str, connection: str, admin_user: str,
-                        tokens: TokenSet, base_url: str | None = None) -> None:
+                        tokens: TokenSet, base_url: str | None = None, *,
+                        host: str | None = None) -> None:
         self._store(APP, connection, tenant, tokens, {
-            "kind": "app", "connection": connection, "user": admin_user, "base_url": base_url})
+            "kind": "app", "connection": connection, "user": admin_user, "base_url": base_url,
+            "host": host})
 
     def store_personal_token(self, tenant: str, user: str, tokens: TokenSet,
-                             base_url: str | None = None) -> str:
+                             base_url: str | None = None, *, host: str | None = None) -> str:
         record_id = personal_id(self.provider, tenant, user)
         self._store(PERSONAL, record_id, tenant, tokens, {
-            "kind": "personal", "connection": None, "user": user, "base_url": base_url})
+            "kind": "personal", "connection": None, "user": user, "base_url": base_url,
+            "host": host})
         return record_id
 
     def store_installation(self, tenant: str, connection: str, admin_user: str,
@@ -230,7 +235,7 @@ class VaultService:
             tokens = self.codec.decode(collection, record_id, doc,
                                        self.anchors.floor(collection, record_id))
             for token in filter(None, (tokens.refresh_token, tokens.access_token)):
-                revoked = self._endpoints(doc.get("base_url")).revoke(token) or revoked
+                revoked = self._endpoints(doc).revoke(token) or revoked
         except KeywayError as e:
             log.warning("vault.revoke_failed", extra={"fields": {"collection": collection}})
             return False, f"revoke_failed:{e.key}"

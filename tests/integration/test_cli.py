@@ -162,3 +162,33 @@ def _dead_pid() -> int:
     process = subprocess.Popen([sys.executable, "-c", "pass"])
     process.wait()
     return process.pid
+
+
+def test_an_operator_registers_lists_and_removes_a_host_without_the_secret_on_screen(tmp_path):
+    state, secret = tmp_path / "state", "operator-typed-secret-" + "o" * 20
+    env = {**os.environ, "KEYWAY_STATE_DIR": str(state), "PYTHONPATH": str(ROOT)}
+    env.pop("KEYWAY_BACKEND", None)
+
+    def hosts(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "keyway", "hosts", *args], cwd=ROOT,
+                              env=env, input=stdin, capture_output=True, text=True,
+                              timeout=120, check=False)
+
+    added = hosts("add", "--tenant", "acme", "--provider", "gitlab", "--base-url",
+                  "http://127.0.0.2:8929", "--client-id", "gl-onprem", "--by", "ops-1",
+                  stdin=secret + "\n")
+    assert added.returncode == 0, added.stderr
+    host = json.loads(added.stdout)
+    assert host["client_id"] == "gl-onprem" and host["created_by"] == "operator:ops-1"
+    refused = hosts("add", "--tenant", "acme", "--provider", "gitlab", "--base-url",
+                    "https://10.0.0.8", "--client-id", "x", stdin=secret + "\n")
+    assert refused.returncode == 1 and "ssrf.refused" in refused.stderr
+    listed = hosts("list", "--tenant", "acme")
+    assert [json.loads(line) for line in listed.stdout.splitlines()] == [host]
+    ports = bootstrap.build(Config.from_env({"KEYWAY_STATE_DIR": str(state)}))
+    name = ports.business.get("hosts", host["id"])["secret_name"]
+    assert ports.secrets.access(name).decode() == secret
+    removed = hosts("remove", "--tenant", "acme", host["id"])
+    assert removed.returncode == 0 and hosts("list", "--tenant", "acme").stdout == ""
+    for out in (added, refused, listed, removed):
+        assert secret not in out.stdout + out.stderr

@@ -99,6 +99,14 @@ def test_provider_enums_are_the_enabled_providers():
         assert sorted(schemas[name]["properties"]["provider"]["enum"]) == enabled
 
 
+def test_hosts_take_exactly_the_self_hosted_providers():
+    self_hosted = sorted(name for name, spec in registry.load().items()
+                         if spec.enabled and spec.self_hosted)
+    schema = document()["components"]["schemas"]["HostCreate"]
+    assert sorted(schema["properties"]["provider"]["enum"]) == self_hosted
+    assert "client_secret" not in document()["components"]["schemas"]["Host"]["properties"]
+
+
 def test_the_api_serves_the_document(local_stack):
     response = local_stack.call("GET", "/api/openapi.json")
     assert response.status_code == 200 and response.mimetype == "application/json"

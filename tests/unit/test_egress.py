@@ -12,9 +12,10 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from shared import bootstrap
 from shared.clock import SystemClock
 from shared.fetch.client import ProviderClient
+from shared.hosts import registry as hosts
 from shared.http_egress import AddressRefused, RedirectRefused, egress_session
 from shared.oauth import account
-from shared.providers import registry, ssrf
+from shared.providers import registry
 from shared.vault.endpoints import endpoint_for
 from shared.vault.github_app import AppCredentials, InstallationTokenMinter
 from shared.vault.oauth import ClientCredentials, OAuthTokenClient
@@ -139,9 +140,10 @@ def test_a_host_resolving_to_a_refused_address_at_refresh_time_is_refused(
     monkeypatch.setenv("KEYWAY_SECRET_GITHUB_CLIENT_SECRET", SECRET)
     monkeypatch.setattr("socket.getaddrinfo", ScriptedDns(NAME, ["140.82.112.6"], [now]))
     base = f"https://{NAME}:{second_address.port}"
-    assert ssrf.check_base_url(base, local_mode=False)  # a clean connect
-    endpoint = endpoint_for("github", ports, {"KEYWAY_GITHUB_CLIENT_ID": "Iv1.keyway"},
-                            base_url=base)
+    host = hosts.register(ports, tenant="t-1", provider="github", base_url=base,  # clean
+                          client_id="Iv1.ghes", client_secret=SECRET, created_by="admin-1",
+                          local_mode=False)
+    endpoint = endpoint_for("github", ports, {}, host=host.id, tenant="t-1")
     with pytest.raises(AddressRefused) as refused:
         endpoint.refresh(REFRESH) if operation == "refresh" else endpoint.revoke(REFRESH)
     assert refused.value.key == "ssrf.refused" and second_address.connections == 0

@@ -48,6 +48,9 @@ NOTIFY_SECRETS_ROLE = "google_project_iam_custom_role.notify_secrets"
 # Exactly what oauth-P (create, add a version) and vault-P (delete) do to a connection's secret.
 CONNECTION_SECRET_PERMISSIONS = {"secretmanager.secrets.create", "secretmanager.versions.add",
                                  "secretmanager.secrets.delete"}
+HOST_SECRETS_ROLE = "google_project_iam_custom_role.host_client_secrets"
+# Exactly what the api does to a registered host's client secret: store it, delete it.
+HOST_SECRET_PERMISSIONS = CONNECTION_SECRET_PERMISSIONS
 
 # ---------------------------------------------------------------------------------------------
 # Loading and evaluating the HCL
@@ -344,12 +347,15 @@ def expected_secret_grants() -> set[tuple[str, str, str]]:
             give(f"fetch-{p}", "secret-prefix:webhook-secret-")  # own secrets: fetch-P signs
             give(token, "secret-create+prefix:webhook-secret-", (CONNECTION_SECRETS_ROLE,))  # them
             # up, the token component creates the secret at connect and deletes it later
+        if p in ("github", "gitlab"):  # registered self-hosted hosts' client secrets: only
+            give(token, f"secret-prefix:host-{p}-")  # this provider's token component reads
         if p == "jira":  # Jira signs its dynamic webhooks with the OAuth client secret
             give(f"webhook-{p}", f"secret:{p}-client-secret")
             give(f"webhook-{p}", f"secret:{p}-client-secret-previous")
     # Notification signing secrets: the api makes and deletes them, notify signs with them.
     give("notify", "secret-prefix:notify-secret-")
     give("api", "secret-create+prefix:notify-secret-", (NOTIFY_SECRETS_ROLE,))
+    give("api", "secret-create+prefix:host-", (HOST_SECRETS_ROLE,))  # registers hosts
     return out
 
 
@@ -567,6 +573,33 @@ def test_the_connection_secret_role_can_write_those_secrets_and_never_read_one(m
     holders = {(who, target) for who, target, r in grants(model) if r == CONNECTION_SECRETS_ROLE}
     assert holders == {(f"token-{p}", "secret-create+prefix:webhook-secret-")
                        for p in ("github", "gitlab")}
+
+
+def test_the_api_may_write_host_client_secrets_and_never_read_one(model):
+    role = model["resources"]["google_project_iam_custom_role"]["host_client_secrets"]
+    permissions = role["permissions"]
+    if not isinstance(permissions, list):  # taken from the policy-derived inputs
+        assert _strip(permissions) == "var.kw_host_secret_permissions", permissions
+        permissions = model["vars"]["kw_host_secret_permissions"]
+    assert set(permissions) == HOST_SECRET_PERMISSIONS
+    assert not [p for p in permissions if p.endswith((".access", ".setIamPolicy", ".list"))]
+    holders = {(who, target) for who, target, r in grants(model) if r == HOST_SECRETS_ROLE}
+    assert holders == {("api", "secret-create+prefix:host-")}
+    readers = {who for who, target, _ in grants(model) if target.startswith("secret-prefix:host-")}
+    assert readers == {"token-github", "token-gitlab"}
+
+
+def test_a_host_secret_role_that_reads_fails(model):
+    model["vars"]["kw_host_secret_permissions"].append("secretmanager.versions.access")
+    with pytest.raises(AssertionError):
+        test_the_api_may_write_host_client_secrets_and_never_read_one(model)
+
+
+def test_another_provider_reading_a_hosts_client_secret_fails(model):
+    model["vars"]["kw_secret_prefix_iam"]["host-github-|token-gitlab|x"] = {
+        "prefix": "host-github-", "account": "token-gitlab",
+        "role": "roles/secretmanager.secretAccessor", "provider": "gitlab"}
+    assert "('token-gitlab', 'secret-prefix:host-github-'" in _fails(model, check_grants)
 
 
 def test_a_broader_connection_secret_role_fails(model):
