@@ -86,8 +86,9 @@ def _forward(ports: Ports, event: dict[str, Any]) -> None:
     if ports.business.get(OUTLET_MARKS, event["id"]) is not None:
         return
     messages.publish(ports.bus, COMPONENT, OUTLET, MESSAGE_TYPE, {"event": event})
+    now = ports.clock.now()
     ports.business.put(OUTLET_MARKS, event["id"], {
-        "at": isoformat(ports.clock.now()), **retention.purge_at(ports.clock.now() + RETAIN)})
+        "at": isoformat(now), **retention.purge_at(now + RETAIN)})
 
 
 def attempt(ports: Ports, event: dict[str, Any], subscription: str,

@@ -162,10 +162,16 @@ def test_a_second_browser_on_the_same_start_url_is_refused(local_stack, github):
 
 
 def test_flows_run_in_parallel_in_one_browser(local_stack, github):
+    """Two flows started in one browser, finished in the other order, each by its own account
+    (one account connects once per tenant)."""
+    from keyway.simulators.oauth_model import Account
+
     admin = local_stack.token(TENANT, "admin-1", "admin")
     one, two = (begin(local_stack, "github", admin) for _ in range(2))
     assert len(flow_cookies(local_stack.client)) == 2
-    for started in (two, one):
+    for started, who in ((two, None), (one, Account("hubot", 4242, "Hubot"))):
+        if who is not None:
+            github.oauth.set_account(who)
         done = finish_in(local_stack.client, authorize(started["provider_url"]))
         assert query_of(done.headers["Location"])["status"] == "connected"
     assert flow_cookies(local_stack.client) == {}  # each callback expires its own cookie

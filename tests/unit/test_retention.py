@@ -73,8 +73,40 @@ def test_envelope_nonces_outlive_their_envelope_by_the_grace(store) -> None:
     assert guard.purge_expired() == 1
 
 
+def test_notification_records_expire_after_their_retention(tmp_path: Path) -> None:
+    """The outbox once published, each delivery and the outlet's marks."""
+    from shared import acting
+    from shared.bootstrap import build
+    from shared.config import Config
+    from shared.notify import deliver, events
+    from shared.topology import outlet_topics, subscription_specs
+
+    ports = build(Config.from_env({"KEYWAY_STATE_DIR": str(tmp_path)}))
+    for spec in subscription_specs():
+        ports.bus.ensure_subscription(spec)
+    for topic in outlet_topics():
+        ports.bus.ensure_topic(topic)
+    with acting.acting_as("scheduler"):
+        event_id = events.emit(ports, "t1", "sync.failed", "run-1", {"connection": "c1"})
+    outbox = ports.business.get(events.COLLECTION, event_id)
+    assert outbox["state"] == "published"
+    published = datetime.fromisoformat(outbox["published_at"].replace("Z", "+00:00"))
+    assert _ttl(outbox) == published + events.RETAIN
+    event = outbox["event"]
+    claimed = deliver._claim(ports, f"{event_id}:s1", event, "s1")
+    created = datetime.fromisoformat(claimed["created_at"].replace("Z", "+00:00"))
+    assert _ttl(claimed) == created + deliver.RETAIN
+    deliver._forward(ports, event)
+    mark = ports.business.get(deliver.OUTLET_MARKS, event_id)
+    marked = datetime.fromisoformat(mark["at"].replace("Z", "+00:00"))
+    assert _ttl(mark) == marked + deliver.RETAIN
+
+
 def test_every_ttl_collection_is_covered_here() -> None:
-    assert set(TTL_COLLECTIONS) == {deliveries.COLLECTION, state.COLLECTION, replay.COLLECTION}
+    from shared.notify import deliver, events
+
+    assert set(TTL_COLLECTIONS) == {deliveries.COLLECTION, state.COLLECTION, replay.COLLECTION,
+                                    events.COLLECTION, deliver.DELIVERIES, deliver.OUTLET_MARKS}
 
 
 def test_naive_moments_are_refused() -> None:
