@@ -71,6 +71,7 @@ class GroupReader:
         self._store, self._client, self._clock = store, client, clock
         self.stats, self._connection = stats, connection
         self._paths: dict[str, str] = {}
+        self._mark: dict[str, Any] | None | bool = False  # False: not read yet this run
 
     # ---- for the plan's read ------------------------------------------------------------------
     def query(self, document: str, variables: dict[str, Any]) -> GraphQLResponse:
@@ -116,11 +117,14 @@ class GroupReader:
             outcome.rest[name] += parents
         return outcome
 
-    def _connection_doc(self) -> dict[str, Any]:
-        return self._store.get(CONNECTIONS, self._connection) or {}
+    def _remembered_mark(self) -> dict[str, Any] | None:
+        """The connection's mark, read once per run (this run keeps it current)."""
+        if self._mark is False:
+            self._mark = fallback_of(self._store.get(CONNECTIONS, self._connection) or {})
+        return self._mark if isinstance(self._mark, dict) else None
 
     def _remembered(self) -> bool:
-        found = fallback_of(self._connection_doc())
+        found = self._remembered_mark()
         if found is None:
             return False
         checked = found.get("checked_at") or found.get("since")
@@ -137,6 +141,7 @@ class GroupReader:
             doc[FALLBACK_FIELD] = {"reason": reason, "checked_at": now,
                                    "since": before["since"] if before else now}
             tx.put(CONNECTIONS, self._connection, doc)
+            self._mark = doc[FALLBACK_FIELD]
             return before is None
 
         if self._store.transaction(write):
@@ -145,8 +150,9 @@ class GroupReader:
                 "fallback": "rest"}})
 
     def _forget(self) -> None:
-        if fallback_of(self._connection_doc()) is None:
+        if self._remembered_mark() is None:
             return
+        self._mark = None
 
         def write(tx) -> None:
             doc = tx.get(CONNECTIONS, self._connection)
