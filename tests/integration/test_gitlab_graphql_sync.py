@@ -18,7 +18,7 @@ from shared.clock import isoformat
 from shared.config import Config
 from shared.fetch import groups
 from shared.fetch.gitlab.plan import PLAN, REST_PLAN
-from tests.integration.test_fetch_partial import CONNECTION, synced, sync_status
+from tests.integration.test_fetch_partial import CONNECTION, sync_status, synced
 from tests.integration.test_fetch_sync import counted
 
 # labels carry the time they were observed (GitLab gives none): compared by id only
@@ -153,3 +153,19 @@ def test_graphql_is_tried_again_a_day_later_and_the_mark_clears(tmp_path, sim, t
     assert queries and groups.FALLBACK_FIELD not in ports.business.get("connections",
                                                                        CONNECTION)
     assert sync_status(ports)["missing"] == [] and sync_status(ports)["degraded"] is False
+
+
+def test_a_project_graphql_does_not_show_leaves_its_parents_pending_not_lost(tmp_path, sim,
+                                                                            token):
+    ports = fresh(tmp_path, "hidden")
+    assert synced(ports, sim, PLAN, token).finished
+    (repo,) = [s for s in ports.business.query("repositories")
+               if s.data["full_name"].endswith("project-0001")]
+    ports.business.put("repositories", repo.id, {**repo.data, "full_name": "acme/moved-away"})
+    touched = sim.touch("pull", 40)
+    result = synced(ports, sim, PLAN, token)  # GraphQL answers project: null for that path
+    assert result.finished and result.stats.missing > 0
+    reasons = {m["reason"] for m in sync_status(ports)["missing"]}
+    assert reasons == {"mr_notes.unavailable: not_found", "approvals.unavailable: not_found"}
+    assert len(touched) == 40 and groups.FALLBACK_FIELD not in ports.business.get(
+        "connections", CONNECTION)  # the endpoint works: no fallback for the connection
