@@ -17,6 +17,7 @@ from shared.bootstrap import build
 from shared.clock import isoformat
 from shared.config import Config
 from shared.fetch import groups
+from shared.fetch.budget import TokenBudget, budget_key
 from shared.fetch.gitlab.plan import PLAN, REST_PLAN
 from tests.integration.test_fetch_partial import CONNECTION, sync_status, synced
 from tests.integration.test_fetch_sync import counted
@@ -169,3 +170,20 @@ def test_a_project_graphql_does_not_show_leaves_its_parents_pending_not_lost(tmp
     assert reasons == {"mr_notes.unavailable: not_found", "approvals.unavailable: not_found"}
     assert len(touched) == 40 and groups.FALLBACK_FIELD not in ports.business.get(
         "connections", CONNECTION)  # the endpoint works: no fallback for the connection
+
+
+def test_graphql_queries_spend_the_same_budget_as_the_rest_requests(tmp_path, sim, token):
+    for attempt in range(2):  # the simulator's window is a wall-clock minute: not across one
+        ports = fresh(tmp_path, f"budget-{attempt}")
+        window, used_before = sim.rate_limit.peek(sim.account.id).reset, sim.quota_used(
+            sim.account.id)
+        result, log, queries = counted(sim, lambda p=ports: synced(p, sim, PLAN, token))
+        if sim.rate_limit.peek(sim.account.id).reset == window:
+            break
+    spent = sim.quota_used(sim.account.id) - used_before
+    rest_points = sum(1 for r in log if not r.path.endswith("/graphql") and r.status < 300)
+    assert queries and spent == rest_points + len(queries)  # GitLab charges both to one limit
+    (only,) = ports.business.query("rate_budgets")  # one budget: no separate GraphQL one
+    assert only.id == budget_key("gitlab", CONNECTION)
+    budget = TokenBudget(ports.business, ports.clock, only.id).snapshot()
+    assert budget["remaining"] == 1_000_000 - sim.quota_used(sim.account.id)
