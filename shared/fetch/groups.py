@@ -10,8 +10,9 @@ any child list) and those to read over REST instead (a parent whose next page of
 refused, or with more than 100 approvers).
 
 The fallback: when the first query of a chunk is refused for good — the GraphQL endpoint
-answers 404 (a self-managed GitLab without it), or the document is refused (a field or
-argument the instance's schema lacks, a complexity or depth over its limits) — every parent
+answers 404 (a self-managed GitLab without it), or answers the document with errors (a field
+or argument the instance's schema lacks, a complexity or depth over its limits, any other
+GraphQL error: :mod:`shared.fetch._graphql` reads them as a refusal) — every parent
 of the page is read over REST instead, and the connection remembers it
 (``graphql_unavailable`` on the connection document: ``{"reason", "since", "checked_at"}``):
 it is logged once (``fetch.graphql_unavailable``), shown in ``sync_status.missing`` and the
