@@ -6,8 +6,8 @@ One ``…_children`` query per chunk of changed parents, by ``iids``; a parent w
 goes through the REST child list's own ``normalize`` after :mod:`.graphql` gave it the REST
 shape, so the records are the ones the REST path writes. A parent GitLab no longer has (not in
 the answer) has nothing to read; a project GitLab does not show (``project: null``) leaves its
-parents pending as ``not_found``; a next page refused, or more than 100 approvers, sends that
-parent's list to REST.
+parents pending as ``not_found``; a next page refused, more than 100 approvers, or an
+``approvedBy`` GitLab answers ``null`` (the field is nullable) sends that parent's list to REST.
 """
 
 from __future__ import annotations
@@ -111,6 +111,9 @@ def _notes(kind: Kind, reader, ctx: Context, parent: Parent, node: dict[str, Any
 
 def _approvals(spec: ListSpec, reader, ctx: Context, parent: Parent, node: dict[str, Any],
                outcome) -> None:
+    if node.get("approvedBy") is None:  # nullable in GitLab's schema: REST says what it is
+        outcome.rest[spec.name].append(parent)
+        return
     _, info = _connection(node, "approvedBy")
     if info.get("hasNextPage") is True:  # more than 100 approvers: REST lists them all
         outcome.rest[spec.name].append(parent)
