@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from benchmarks.report_sync import sync_rows as _sync_rows
+
 
 def _s(summary: dict | None, unit: str = "") -> str:
     if not summary or "median" not in summary:
@@ -13,48 +15,6 @@ def _s(summary: dict | None, unit: str = "") -> str:
 
 def _met(value: bool | None) -> str:
     return "n/a" if value is None else ("yes" if value else "**no**")
-
-
-def _sync_rows(sync: dict) -> list[tuple]:
-    rows = []
-    for provider in ("github", "gitlab"):
-        p = sync.get(provider)
-        if not p:
-            continue
-        c, full = p["full_vs_minimum"], p["full"]
-        unchanged, changed = p["unchanged_resync"], p["after_1pct_changed"]
-        rows.append((f"{provider}: full sync, list endpoints (REST points / minimum "
-                     "ceil(n/100))", f"{c['lists_points']} / {c['lists_minimum']} = "
-                     f"{c['lists_ratio']}x", "1", "= minimum",
-                     _met(c["lists_points"] <= c["lists_minimum"])))
-        if c.get("children_via") == "graphql":
-            bound = c["children_per_page_bound"]
-            rows.append((f"{provider}: full sync, reviews (GraphQL queries / one per page of "
-                         "a repository's PR list / minimum ceil(PRs/100) + 1 per further 100 "
-                         "reviews of a PR)",
-                         f"{c['children_requests']} / {bound} / {c['children_minimum']}", "1",
-                         "= one per page", _met(c["children_requests"] <= bound)))
-        else:
-            rows.append((f"{provider}: full sync, per-item children (REST requests / minimum "
-                         "one per parent, no batch read)",
-                         f"{c['children_requests']} / {c['children_minimum']}", "1",
-                         "= minimum", _met(c["children_requests"] <= c["children_minimum"])))
-        rows += [
-            (f"{provider}: full sync requests (REST + GraphQL) / REST points / GraphQL "
-             "points / wall",
-             f"{full['requests']} ({full['rest_requests']} + {full['graphql_queries']}) / "
-             f"{full['points']} / {full['graphql_points']} / {full['seconds']} s", "1", "", ""),
-            (f"{provider}: unchanged re-sync requests (304s) / REST points / GraphQL points",
-             f"{unchanged['requests']} ({unchanged['not_modified']}) / {unchanged['points']} "
-             f"/ {unchanged['graphql_points']}", "1", "0 points",
-             _met(unchanged["points"] == unchanged["graphql_points"] == 0)),
-            (f"{provider}: re-sync after 1% changed requests (REST + GraphQL) / REST points / "
-             "GraphQL points / written",
-             f"{changed['requests']} ({changed['rest_requests']} + "
-             f"{changed['graphql_queries']}) / {changed['points']} / "
-             f"{changed['graphql_points']} / {changed['written']}", "1", "", ""),
-        ]
-    return rows
 
 
 def _count(s: dict) -> str:
@@ -248,9 +208,14 @@ def _notes(b: dict, loads: dict[str, float] | None = None) -> list[str]:
             "each repository's last page is a partial batch, which is why it can take a few "
             "queries more than ceil(PRs/100) (one per repository at most). The issue's scale "
             "seeds no reviews; the number of queries does not depend on it. GitLab notes and "
-            "approvals have neither a list-wide endpoint nor a batch read: one request per "
-            "parent. Re-syncs send only conditional REST requests (304 = 0 points) and ask "
-            "GraphQL only for the pull requests that changed.")
+            "approvals have no list-wide REST endpoint; keyway reads them through GraphQL, "
+            "the notes (100 each, further pages one query per 100) and approvers of up to 100 "
+            "merge requests or the notes of up to 100 issues of one project per query, by "
+            "iids; GitLab counts those queries against the same per-minute API limit as REST. "
+            "Its minimum is the list pages plus, per project, ceil(MRs/100) + ceil(issues/100) "
+            "queries, plus one per further 100 notes (system notes included) of a parent. "
+            "Re-syncs send only conditional REST requests (304 = 0 points) and ask GraphQL "
+            "only for the pull requests, merge requests and issues that changed.")
     peer = b.get("peer") or {}
     if "ratios_keyway_over_peer" in peer:
         d = (peer.get("runs", {}).get("peer_default_full") or [{}])[0]

@@ -19,7 +19,14 @@ the REST answers that were not 304s, GraphQL points from the simulator's separat
   request list, so its bound is one query per such page (``children_per_page_bound``): each
   repository's last page is a partial batch;
 * GitLab notes (per merge request / issue) and approvals (per merge request) have no list-wide
-  endpoint and no batch read: one request per parent (more for > 100 children).
+  REST endpoint; they come through GraphQL, one query per 100 merge requests or issues of one
+  project (the documents read one project by ``fullPath``), plus one per further 100 notes of
+  a parent (system notes included: GraphQL lists them too). The minimum is therefore
+  ``sum over projects of ceil(MRs/100) + ceil(issues/100)`` queries plus those follow-ups, and
+  keyway's bound is one query per page of a project's merge request and issue lists — the
+  same number, since both lists page by 100. ``total_minimum`` adds the list pages.
+
+``python -m benchmarks sync:gitlab`` measures GitLab alone (merged into the ``sync`` part).
 """
 
 from __future__ import annotations
@@ -82,22 +89,13 @@ def gitlab_minimum(sim: GitLabSimulator) -> dict:
         "/projects/{id}/issues": sum(pages(len(a.issues.items)) for a in acts),
         "/projects/{id}/labels": sum(pages(len(a.labels)) for a in acts),
     }
-    mr_notes = sum(pages(len(notes)) for a in acts for (kind, _), notes in a.threads.items()
-                   if kind == "MergeRequest")
-    issue_notes = sum(pages(len(notes)) for a in acts for (kind, _), notes in a.threads.items()
-                      if kind == "Issue")
-    # parents without any note still need one request to learn that
-    mrs = sum(len(a.merge_requests.items) for a in acts)
-    issues = sum(len(a.issues.items) for a in acts)
-    mr_with = sum(1 for a in acts for (kind, _), n in a.threads.items()
-                  if kind == "MergeRequest" and n)
-    is_with = sum(1 for a in acts for (kind, _), n in a.threads.items() if kind == "Issue" and n)
-    children = {
-        "/projects/{id}/merge_requests/{merge_request_iid}/notes": mr_notes + (mrs - mr_with),
-        "/projects/{id}/issues/{issue_iid}/notes": issue_notes + (issues - is_with),
-        "/projects/{id}/merge_requests/{merge_request_iid}/approvals": mrs,
-    }
-    return {"lists": lists, "children": children}
+    follow_ups = sum(pages(len(notes)) - 1 for a in acts for notes in a.threads.values())
+    per_project = sum(math.ceil(len(a.merge_requests.items) / PAGE)
+                      + math.ceil(len(a.issues.items) / PAGE) for a in acts)
+    children = {GRAPHQL: per_project + follow_ups}  # notes and approvals, by iids
+    return {"lists": lists, "children": children, "children_per_page": dict(children),
+            "derivation": {"projects": len(acts), "list_pages": sum(lists.values()),
+                           "children_queries": per_project, "notes_follow_ups": follow_ups}}
 
 
 def is_graphql(request) -> bool:
@@ -127,6 +125,7 @@ def _measure(sim, ports, plan, token: str, prefix: str) -> dict:
     seconds = time.perf_counter() - start
     log = sim.requests_log[before_log:]
     rest = [r for r in log if not is_graphql(r)]
+    shared_limit = bool(spec.api.graphql) and spec.api.graphql.resource == "core"
     by_template = Counter(_strip(r, prefix) for r in log)
     points_by_template = Counter(_strip(r, prefix) for r in log if r.status < 300)
     return {"finished": result.finished, "seconds": round(seconds, 3),
@@ -138,6 +137,9 @@ def _measure(sim, ports, plan, token: str, prefix: str) -> dict:
             "points": sum(1 for r in rest if r.status < 300),
             "meter_delta": sim.quota_used(sim.account.id) - before_points,
             "graphql_points": graphql_points(sim) - before_graphql,
+            # what the provider's one API limit is charged (GitLab: GraphQL requests too)
+            "limit_units": sum(1 for r in rest if r.status < 300) + (
+                len(log) - len(rest) if shared_limit else 0),
             "written": result.stats.written,
             "requests_by_template": dict(sorted(by_template.items())),
             "points_by_template": dict(sorted(points_by_template.items()))}
@@ -160,6 +162,7 @@ def _compare(full: dict, minimum: dict) -> dict:
             "children_minimum": child_min, "children_requests": child_used,
             "children_per_page_bound": sum(per_page.values()) if per_page else None,
             "children_via": "graphql" if GRAPHQL in minimum["children"] else "rest",
+            "total_minimum": list_min + child_min, "derivation": minimum.get("derivation"),
             "lists_ratio": round(list_used / list_min, 3) if list_min else None}
 
 
@@ -191,14 +194,15 @@ def _one(provider: str) -> dict:
         sim.stop()
 
 
-def run() -> dict:
+def run(providers: tuple[str, ...] = ("github", "gitlab")) -> dict:
     """One sequence per provider (deterministic counts: requests and points do not vary
     between runs; wall time is a single run)."""
     return {"method": "keyway SyncRun against the in-process simulator; counts from the "
                       "simulator's request log, REST points = REST answers that were not 304, "
-                      "GraphQL points from the simulator's GraphQL meter; 1 run (counts are "
-                      "deterministic)",
-            "github": _one("github"), "gitlab": _one("gitlab")}
+                      "GraphQL points from the simulator's GraphQL meter (GitLab has none: "
+                      "its GraphQL requests count against the REST limit); 1 run (counts "
+                      "are deterministic)",
+            **{provider: _one(provider) for provider in providers}}
 
 
 if __name__ == "__main__":

@@ -13,7 +13,8 @@ Wire formats are described in :mod:`keyway.simulators.gitlab_oauth` and
 :meth:`GitLabSimulator.seed_activity`) in :mod:`keyway.simulators.gitlab_metadata`, the
 families it must never call in :mod:`keyway.simulators.gitlab_forbidden`, project hooks
 (:attr:`GitLabSimulator.hooks`, :meth:`GitLabSimulator.deliver`) in
-:mod:`keyway.simulators.gitlab_hooks`. Every API route checks the token's scopes
+:mod:`keyway.simulators.gitlab_hooks`; GraphQL (``/api/graphql``, :attr:`GitLabSimulator.graphql`)
+in :mod:`keyway.simulators.gitlab_graphql`. Every API route checks the token's scopes
 (:data:`keyway.simulators.gitlab_api.SCOPES`); :meth:`mint_token` grants ``api`` unless told.
 """
 
@@ -29,6 +30,7 @@ from keyway.simulators.activity_knobs import ActivityKnobs
 from keyway.simulators.gitlab_api import API, GitLabApi, GitLabData
 from keyway.simulators.gitlab_data import GitLabActivity
 from keyway.simulators.gitlab_forbidden import GitLabForbiddenApi
+from keyway.simulators.gitlab_graphql import GitLabGraphQL
 from keyway.simulators.gitlab_hooks import GitLabHooksApi
 from keyway.simulators.gitlab_hooks import deliver as deliver_event
 from keyway.simulators.gitlab_metadata import GitLabMetadataApi, rate_limit_fault
@@ -63,12 +65,14 @@ class GitLabSimulator(ActivityKnobs, Simulator):
         self.data = GitLabData()
         self.activity = GitLabActivity(self.data, clock)
         self.hooks = HookStore(first_id=7_000_001)
+        self._graphql: GitLabGraphQL | None = None
         super().__init__(policy=gitlab_policy(), account=DEFAULT_USER, rate_limit=rate_limit,
                          rate_window=60, port=port, clock=clock, on_issue=on_issue,
                          others=(SECOND_USER,), host=host)
 
     def routes(self) -> list[Route]:
-        return [*GitLabOAuth(self.oauth).routes(),
+        self._graphql = GitLabGraphQL(self.oauth, self.rate_limit, self.data, self.activity)
+        return [*GitLabOAuth(self.oauth).routes(), *self._graphql.routes(),
                 *GitLabApi(self.oauth, self.rate_limit, self.data).routes(),
                 *GitLabMetadataApi(self.oauth, self.rate_limit, self.data,
                                    self.activity).routes(),
@@ -79,6 +83,18 @@ class GitLabSimulator(ActivityKnobs, Simulator):
 
     def not_found(self, request: Request) -> Response:
         return json_response({"error": "404 Not Found"}, 404)
+
+    @property
+    def graphql(self) -> GitLabGraphQL:
+        """``POST /api/graphql`` (:mod:`~keyway.simulators.gitlab_graphql`): its ``queries``,
+        the fields its schema ``lacking``, ``enabled``."""
+        assert self._graphql is not None
+        return self._graphql
+
+    @property
+    def graphql_queries(self) -> list[dict[str, Any]]:
+        """Each GraphQL query's operation name and variables, in order."""
+        return self.graphql.queries
 
     @property
     def api_url(self) -> str:

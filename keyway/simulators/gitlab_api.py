@@ -53,7 +53,10 @@ TOKEN_ERRORS = {
 INSUFFICIENT = "The request requires higher privileges than provided by the access token."
 _READ, _PROFILE, _WRITE = any_of("read_api", "api"), any_of("read_user", "read_api", "api"), \
     any_of("api")
-SCOPES = ScopeTable(rules={"GET /user": _PROFILE, "GET /users/{user_id}": _PROFILE},
+# a GraphQL query reads ("read_api: Grants read access to the API"); the simulator serves no
+# mutations, which would need "api"
+SCOPES = ScopeTable(rules={"GET /user": _PROFILE, "GET /users/{user_id}": _PROFILE,
+                           "POST /api/graphql": _READ},
                     default={"GET": _READ, "HEAD": _READ, "POST": _WRITE, "PUT": _WRITE,
                              "PATCH": _WRITE, "DELETE": _WRITE})
 

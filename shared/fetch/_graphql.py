@@ -30,6 +30,7 @@ from urllib.parse import SplitResult, urlunsplit
 from shared.fetch import budget as rates
 from shared.fetch.errors import MalformedResponse, NotFoundAtProvider, ProviderRefused, RateLimited
 from shared.fetch.github import graphql as github_documents
+from shared.fetch.gitlab import graphql as gitlab_documents
 from shared.log import get_logger
 from shared.providers import graphql as gql
 from shared.providers.schema import ProviderSpec
@@ -37,7 +38,8 @@ from shared.providers.schema import ProviderSpec
 log = get_logger("shared.fetch.client")
 
 # The document texts each provider's code holds (vetted against the table before use).
-DOCUMENTS: Mapping[str, Mapping[str, str]] = {"github": github_documents.DOCUMENTS}
+DOCUMENTS: Mapping[str, Mapping[str, str]] = {"github": github_documents.DOCUMENTS,
+                                              "gitlab": gitlab_documents.DOCUMENTS}
 RATE_LIMITED_TYPES = frozenset({"RATE_LIMITED", "RATE_LIMIT"})
 PER_NODE_TYPES = frozenset({"NOT_FOUND", "FORBIDDEN"})  # with data and a path: one node
 _KIND = re.compile(r"^[A-Za-z_]{1,40}$")

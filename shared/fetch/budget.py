@@ -157,6 +157,8 @@ class TokenBudget:
     def for_resource(self, resource: str) -> TokenBudget:
         """The same token's budget for another rate-limit ``resource`` (same settings): the
         key of :func:`budget_key` with that resource. Only from the ``core`` budget."""
+        if resource == self.resource:  # GitLab: GraphQL counts against the API's own limit
+            return self
         found = self._siblings.get(resource)
         if found is not None:
             return found

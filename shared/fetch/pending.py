@@ -18,7 +18,9 @@ every sync.
 Bounded: parent number ``n`` lives in bucket ``n // BUCKET``, so a document never holds more
 than :data:`BUCKET` parents however many are missing, and nothing is ever dropped. A run reads
 the connection's documents once (one query); :func:`summary` is what ``sync_status.missing``
-shows (:mod:`shared.fetch.status`).
+shows (:mod:`shared.fetch.status`), together with a connection whose provider refused its
+GraphQL documents and that reads those children over REST instead (:mod:`shared.fetch.groups`:
+``graphql.unavailable: <why>``, no parent missing).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from shared.fetch.plan import Parent
 from shared.ports import DocumentStore, Filter
 
 COLLECTION = "sync_pending"
+GRAPHQL_FALLBACK = "graphql_unavailable"  # on the connection document (shared.fetch.groups)
 BUCKET = 500  # parents per document at most (numbers n // BUCKET share one)
 BACKOFF, MAX_BACKOFF = timedelta(hours=1), timedelta(hours=24)
 
@@ -146,4 +149,9 @@ def summary(store: DocumentStore, connection: str) -> list[dict[str, Any]]:
             shown["first_seen"] = min(seen) if seen else None
     for reason, shown in found.items():
         shown["repositories"] = len(where[reason])
+    fallback = (store.get("connections", connection) or {}).get(GRAPHQL_FALLBACK)
+    if isinstance(fallback, dict):  # complete over REST, but one request per parent
+        reason = f"graphql.unavailable: {fallback.get('reason')}"
+        found[reason] = {"child": "graphql", "reason": reason, "parents": 0,
+                         "repositories": 0, "first_seen": fallback.get("since")}
     return [found[k] for k in sorted(found)]

@@ -27,7 +27,10 @@ lists ``GET /installation/repositories``, a user token ``GET /user/repos``),
 
 Children of changed items come either from a REST list per item (:class:`ListSpec`, e.g.
 GitLab's notes) or, where the provider can batch them, from one vetted GraphQL document for
-up to ``batch_size`` items at a time (:class:`BatchSpec`, GitHub's reviews).
+up to ``batch_size`` items at a time (:class:`BatchSpec`, GitHub's reviews), or several kinds
+of children of up to 100 items in one query (:class:`GroupSpec`, GitLab's notes and
+approvals), which stands for REST child lists the connection falls back to when the
+provider's GraphQL refuses the document.
 """
 
 from __future__ import annotations
@@ -98,12 +101,26 @@ class BatchSpec:
 
 
 @dataclass(frozen=True)
+class GroupSpec:
+    """The children of many items, of several kinds, per GraphQL query: ``read`` (see
+    :mod:`shared.fetch.groups`) reads them for up to ``batch_size`` parents and writes them as
+    the records of the REST child lists ``children`` (names in the plan's ``children``), under
+    whose names they are settled (:mod:`shared.fetch.pending`) and to which the connection
+    falls back when the provider's GraphQL refuses the document."""
+
+    name: str
+    children: tuple[str, ...]
+    read: Callable[..., Any]  # (GroupReader, Context, [Parent]) -> GroupOutcome
+    batch_size: int = 100
+
+
+@dataclass(frozen=True)
 class ProviderPlan:
     provider: str
     repositories: ListSpec
     repo_params: Callable[[dict], dict[str, str]]  # repository record → path params
     resources: tuple[ListSpec, ...]
-    children: Mapping[str, ListSpec | BatchSpec] = field(default_factory=dict)
+    children: Mapping[str, ListSpec | BatchSpec | GroupSpec] = field(default_factory=dict)
     parent_of: Callable[[str, dict[str, Any], Mapping[str, str]], Parent] | None = None
     connection_params: Callable[[dict], dict[str, str]] | None = None  # connection → params
     site_of: Callable[[dict], str | None] | None = None  # connection → Context.site

@@ -4,7 +4,9 @@ children of every item that changed — within a time budget, resumable from che
 Quota: every first page is conditional (ETag), so an unchanged connection costs only 304s;
 children (reviews, notes, approvals) are fetched only for items whose record changed — per
 item over REST (:class:`~shared.fetch.plan.ListSpec`), or up to 100 items per GraphQL query
-(:class:`~shared.fetch.plan.BatchSpec`, :mod:`shared.fetch.batch`). A provider without ETags
+(:class:`~shared.fetch.plan.BatchSpec`, :mod:`shared.fetch.batch`), or several kinds of
+children of up to 100 items per GraphQL query with a REST fallback
+(:class:`~shared.fetch.plan.GroupSpec`, :mod:`shared.fetch.groups`). A provider without ETags
 (Bitbucket) pays one request per list instead, narrowed to what changed (``ListSpec.query``);
 its repositories are listed per workspace (``repository_scopes``), one request for the
 workspaces plus one page per workspace.
@@ -34,7 +36,8 @@ from shared.fetch import pending
 from shared.fetch.batch import BatchFetcher
 from shared.fetch.client import ProviderClient
 from shared.fetch.errors import reason_or_raise
-from shared.fetch.plan import BatchSpec, ListSpec, Parent, ProviderPlan
+from shared.fetch.groups import GroupReader
+from shared.fetch.plan import BatchSpec, GroupSpec, ListSpec, Parent, ProviderPlan
 from shared.fetch.progress import Progress
 from shared.fetch.walk import Stats, Walker
 from shared.log import get_logger
@@ -75,6 +78,7 @@ class SyncRun:
         self._walker = Walker(ports.business, client, ports.clock, self._deadline, self.stats,
                               round_)
         self._batches = BatchFetcher(ports.business, client, self.stats)
+        self._groups = GroupReader(ports.business, client, ports.clock, self.stats, connection)
         self._pending = pending.PendingBook(ports.business, connection, round_, now)
         self._progress, self._listed = progress, None
         if progress is not None:
@@ -185,10 +189,18 @@ class SyncRun:
             self._read(spec, ctx, [(node_id(raw) if node_id else None,
                                     parent_of(name, raw, params)) for raw in raws])
 
-    def _read(self, spec: ListSpec | BatchSpec, ctx: Context,
+    def _read(self, spec: ListSpec | BatchSpec | GroupSpec, ctx: Context,
               parents: list[tuple[str | None, Parent]]) -> None:
         """Read and write the children of ``parents`` ((GraphQL node id, parent)); remember
         those the provider refuses and forget those read (:mod:`.pending`)."""
+        if isinstance(spec, GroupSpec):
+            outcome = self._groups.fetch(spec, ctx, [p for _, p in parents])
+            for name in spec.children:
+                self._settle(name, ctx, outcome.read[name], outcome.failed[name])
+                if outcome.rest[name]:
+                    self._read(self._plan.children[name], ctx,
+                               [(None, p) for p in outcome.rest[name]])
+            return
         if isinstance(spec, BatchSpec):
             failed = self._batches.fetch(spec, ctx, [(str(i), p) for i, p in parents])
         else:
@@ -199,13 +211,15 @@ class SyncRun:
                 except PermanentError as e:
                     failed.append((node_id, parent, reason_or_raise(e)))
         refused = {parent.number for _, parent, _ in failed}
-        self._pending.settle(ctx.repository or "", spec.name,
-                             [p for _, p in parents if p.number not in refused], failed)
+        self._settle(spec.name, ctx, [p for _, p in parents if p.number not in refused], failed)
+
+    def _settle(self, name: str, ctx: Context, read: list[Parent], failed: list) -> None:
+        self._pending.settle(ctx.repository or "", name, read, failed)
         if failed:
             self.stats.missing += len(failed)
             log.warning("fetch.part_unavailable", extra={"fields": {
                 "connection": ctx.connection, "repository": ctx.repository,
-                "child": spec.name, "reasons": sorted({r for _, _, r in failed}),
+                "child": name, "reasons": sorted({r for _, _, r in failed}),
                 "parents": len(failed)}})
 
     def _walk_child(self, spec: ListSpec, ctx: Context, parent: Parent) -> None:

@@ -34,7 +34,8 @@ FORBIDDEN_FIELDS: frozenset[str] = frozenset({
     "contents", "content", "diff", "diffhunk", "patch", "commit", "commits", "history",
     "target", "readme", "submodules", "blame", "changedfileslist", "lines",
 })
-VARIABLE_TYPES: frozenset[str] = frozenset({"ID!", "[ID!]!", "String", "String!", "Int!"})
+VARIABLE_TYPES: frozenset[str] = frozenset({"ID!", "[ID!]!", "String", "String!", "[String!]!",
+                                            "Int!"})
 MAX_DEPTH = 12
 MAX_TEXT = 1024  # longest ID or String variable value
 _INT_RANGE = (-(2 ** 31), 2 ** 31 - 1)
@@ -83,8 +84,8 @@ def tokens(text: str) -> Iterator[tuple[str, str]]:
 
 
 class _Parser:
-    def __init__(self, text: str) -> None:
-        self._tokens, self._at = list(tokens(text)), 0
+    def __init__(self, text: str, max_depth: int = MAX_DEPTH) -> None:
+        self._tokens, self._at, self._max_depth = list(tokens(text)), 0, max_depth
         self._used: set[str] = set()
 
     def _peek(self) -> tuple[str, str] | None:
@@ -150,8 +151,8 @@ class _Parser:
         return text + ("!" if self._is("!") and self._take("punct", "!") else "")
 
     def _selection_set(self, depth: int) -> tuple[Field, ...]:
-        if depth > MAX_DEPTH:
-            raise DocumentRefused(f"selections nested deeper than {MAX_DEPTH}")
+        if depth > self._max_depth:
+            raise DocumentRefused(f"selections nested deeper than {self._max_depth}")
         self._take("punct", "{")
         found = []
         while not self._is("}"):
@@ -211,11 +212,12 @@ class _Parser:
         raise DocumentRefused("only variables, integers, enums and lists may be arguments")
 
 
-def parse(text: str) -> Operation:
-    """The operation of ``text``, or :class:`DocumentRefused` for anything outside the subset."""
+def parse(text: str, max_depth: int = MAX_DEPTH) -> Operation:
+    """The operation of ``text``, or :class:`DocumentRefused` for anything outside the subset
+    (``max_depth``: how deep selections may nest; a simulator measuring depth asks more)."""
     if not isinstance(text, str) or not text.strip():
         raise DocumentRefused("the document is empty")
-    return _Parser(text).operation()
+    return _Parser(text, max_depth).operation()
 
 
 def paths(selections: tuple[Field, ...], prefix: str = "") -> list[str]:

@@ -114,7 +114,8 @@ def _blocked_until(ports: Ports, provider: str, connection_id: str) -> datetime 
     provider table has GraphQL documents), or None."""
     core = TokenBudget(ports.business, ports.clock, budget_key(provider, connection_id))
     graphql = registry.get(provider).api.graphql
-    budgets = [core] + ([core.for_resource(graphql.resource)] if graphql else [])
+    budgets = [core] + ([core.for_resource(graphql.resource)]
+                       if graphql and graphql.resource != core.resource else [])
     return max((b for b in (x.blocked_until() for x in budgets) if b is not None),
                default=None)
 

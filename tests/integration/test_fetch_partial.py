@@ -17,7 +17,7 @@ from shared.fetch import pending, status
 from shared.fetch.bitbucket.plan import PLAN as BITBUCKET_PLAN
 from shared.fetch.errors import ProviderUnavailable
 from shared.fetch.github.plan import PLAN as GITHUB_PLAN
-from shared.fetch.gitlab.plan import PLAN as GITLAB_PLAN
+from shared.fetch.gitlab.plan import REST_PLAN as GITLAB_REST_PLAN
 from tests.integration.test_fetch_sync import count, counted, sync
 
 CONNECTION = "conn-1"
@@ -124,7 +124,7 @@ def test_a_graphql_outage_still_fails_the_run_and_its_resume_finishes(ports, git
     assert sync_status(ports)["degraded"] is False
 
 
-# ---- GitLab: notes per merge request over REST ------------------------------------------------
+# ---- GitLab: notes per merge request over REST (the plan a connection falls back to) ----
 @pytest.fixture
 def gitlab(leak_guard):
     with GitLabSimulator(rate_limit=1_000_000, on_issue=leak_guard.track) as sim:
@@ -145,7 +145,7 @@ def test_notes_refused_for_one_merge_request_keep_the_rest_and_are_read_next_syn
     sim, token = gitlab
     path, iid = refused_merge_request(sim)
     sim.fail_next(403, count=1_000, path_prefix=path)
-    first = synced(ports, sim, GITLAB_PLAN, token)
+    first = synced(ports, sim, GITLAB_REST_PLAN, token)
     assert first.finished and first.stats.missing == 1
     assert count(ports, "pull_requests") == 40  # the refused one included
     (missing,) = sync_status(ports)["missing"]
@@ -155,7 +155,7 @@ def test_notes_refused_for_one_merge_request_keep_the_rest_and_are_read_next_syn
 
     sim.clear_faults()
     before = len(sim.requests_log)
-    retried = synced(ports, sim, GITLAB_PLAN, token)
+    retried = synced(ports, sim, GITLAB_REST_PLAN, token)
     log = sim.requests_log[before:]
     assert retried.stats.retried == 1
     fetched = [r for r in log if r.status != 304]
@@ -165,7 +165,7 @@ def test_notes_refused_for_one_merge_request_keep_the_rest_and_are_read_next_syn
     assert sync_status(ports)["missing"] == [] and sync_status(ports)["degraded"] is False
 
     clean_ports = build(Config.from_env({"KEYWAY_STATE_DIR": str(tmp_path / "clean")}))
-    clean = sync(clean_ports, sim, GITLAB_PLAN, token)  # the same, never refused
+    clean = sync(clean_ports, sim, GITLAB_REST_PLAN, token)  # the same, never refused
     assert clean.finished and count(ports, "comments") == clean.stats.by_kind["comments"]
 
 
@@ -174,11 +174,11 @@ def test_a_transient_503_on_notes_still_fails_the_run_and_records_nothing(ports,
     path, _ = refused_merge_request(sim)
     sim.fail_next(503, count=20, path_prefix=path)
     with pytest.raises(ProviderUnavailable):
-        synced(ports, sim, GITLAB_PLAN, token)
+        synced(ports, sim, GITLAB_REST_PLAN, token)
     assert ports.business.query(pending.COLLECTION) == []
     assert sync_status(ports)["state"] == "failed"
     sim.clear_faults()
-    assert synced(ports, sim, GITLAB_PLAN, token).finished
+    assert synced(ports, sim, GITLAB_REST_PLAN, token).finished
     assert count(ports, "pull_requests") == 40 and sync_status(ports)["degraded"] is False
 
 

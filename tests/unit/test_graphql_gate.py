@@ -16,6 +16,7 @@ import pytest
 
 from shared.errors import ConfigError
 from shared.fetch.github.graphql import DOCUMENTS
+from shared.fetch.gitlab.graphql import DOCUMENTS as GITLAB_DOCUMENTS
 from shared.providers import graphql as gql
 from shared.providers import registry
 from shared.providers.registry import DEFAULT_TABLE
@@ -89,8 +90,29 @@ def test_the_batch_document_takes_node_ids_and_the_page_document_a_cursor():
     assert GITHUB.api.graphql.max_list_length == 100
 
 
-def test_only_github_has_graphql():
-    assert [n for n, s in registry.load().items() if s.api.graphql] == ["github"]
+def test_only_github_and_gitlab_have_graphql():
+    assert [n for n, s in registry.load().items() if s.api.graphql] == ["github", "gitlab"]
+
+
+@pytest.mark.parametrize("name", sorted(GITLAB_DOCUMENTS))
+def test_each_gitlab_document_is_vetted_for_fetch_only_and_reads_no_code(name):
+    graphql = registry.get("gitlab").api.graphql
+    entry = graphql.documents[name]
+    operation = gql.vet(GITLAB_DOCUMENTS[name], entry.sha256, entry.variables, entry.selects)
+    assert operation.kind == "query" and entry.purposes == ("fetch",)
+    assert not any(gql.forbidden_segment(p) for p in entry.selects)
+    assert set(GITLAB_DOCUMENTS) == set(graphql.documents)
+
+
+def test_gitlab_graphql_counts_against_the_api_limit_and_takes_100_iids():
+    graphql = registry.get("gitlab").api.graphql
+    assert graphql.resource == "core" and graphql.max_list_length == 100
+    assert graphql.self_hosted_path == "/api/graphql"
+    entry = graphql.documents["merge_request_children"]
+    assert dict(entry.variables) == {"fullPath": "ID!", "iids": "[String!]!"}
+    assert gql.check_variables(entry.variables, {"fullPath": "g/p", "iids": ["1"] * 100}, 100)
+    with pytest.raises(gql.DocumentRefused):
+        gql.check_variables(entry.variables, {"fullPath": "g/p", "iids": ["1"] * 101}, 100)
 
 
 # ---- the gate's checks ----------------------------------------------------------------------
