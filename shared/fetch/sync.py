@@ -100,8 +100,16 @@ class SyncRun:
     def _kinds(self, spec: ListSpec) -> list[tuple[str, str]]:
         """(list name, kind) of what a list's walk completes: its own kind and its children's
         (read with the items that changed)."""
-        return [(spec.name, spec.kind)] + [(spec.name, self._plan.children[c].kind)
-                                           for c in spec.children]
+        return [(spec.name, spec.kind)] + [(spec.name, kind) for c in spec.children
+                                           for kind in self._child_kinds(c)]
+
+    def _child_kinds(self, name: str) -> list[str]:
+        """The record kinds child ``name`` writes: a GraphQL group writes those of the REST
+        child lists it stands for."""
+        child = self._plan.children[name]
+        if isinstance(child, GroupSpec):
+            return [self._plan.children[c].kind for c in child.children]
+        return [child.kind]
 
     def _lists_of(self, repo: dict) -> list[ListSpec]:
         return [s for s in self._plan.resources if s.applies is None or s.applies(repo)]

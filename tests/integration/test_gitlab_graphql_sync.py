@@ -53,7 +53,9 @@ def fresh(tmp_path, name: str):
 
 
 def records(ports, kind: str) -> dict:
-    return {s.id: s.data for s in ports.business.query(kind)}
+    """The records of ``kind``, less ``fresh_as_of`` (when each run found them complete)."""
+    return {s.id: {k: v for k, v in s.data.items() if k != "fresh_as_of"}
+            for s in ports.business.query(kind)}
 
 
 def pages_and_follow_ups(sim) -> tuple[int, int]:
