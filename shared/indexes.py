@@ -9,7 +9,8 @@ the business and vault stores and fails when one needs an index missing here
 list both ways (every shape served, every index used).
 
 To add a query that filters on one field and ranges or orders on another: add its index here
-(``"-field"`` is descending) and regenerate the Terraform input. Queries served by built-in
+(``"-field"`` is descending), run the query in ``tests/unit/test_indexes.py`` too and regenerate
+the Terraform input. Firestore allows 200 composite indexes per database. Queries served by built-in
 indexes (equality filters only; one field ranged and/or ordered with no other filter) need no
 entry: ``replay.purge_expired`` (``expires_at``), the scheduler's ``_recover``
 (``recover_at``), the listing of connections, identities, repositories, pending children,
@@ -27,7 +28,8 @@ from shared.audit.chain import ENTRIES as AUDIT_ENTRIES
 from shared.index_rules import Index, index
 
 
-def _subsets(names: tuple[str, ...]) -> list[tuple[str, ...]]:
+def filter_sets(names: tuple[str, ...]) -> list[tuple[str, ...]]:
+    """Every combination of optional filters a listing may be given, none to all, in order."""
     return [c for size in range(len(names) + 1) for c in combinations(names, size)]
 
 
@@ -43,10 +45,10 @@ INDEXES: tuple[Index, ...] = (
     index(AUDIT_ENTRIES, "chain", "seq"),
     # shared/api/reads.py list_actions: tenant == t [and each given filter ==],
     # [created_at <= cursor], order created_at descending.
-    *(index(ACTIONS, "tenant", *given, "-created_at") for given in _subsets(ACTION_FILTERS)),
+    *(index(ACTIONS, "tenant", *given, "-created_at") for given in filter_sets(ACTION_FILTERS)),
     # shared/api/data.py list_records, per kind: tenant == t, deleted == false [and each given
     # filter ==], [id > cursor], order id [, updated_at >= since: ranged after id].
     *(index(kind, "tenant", "deleted", *given, "id", *since)
-      for kind in sorted(RESOURCES.values()) for given in _subsets(RECORD_FILTERS)
+      for kind in sorted(RESOURCES.values()) for given in filter_sets(RECORD_FILTERS)
       for since in ((), ("updated_at",))),
 )

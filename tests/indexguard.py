@@ -56,7 +56,7 @@ def report(missing: list[tuple[Index, str]]) -> str:
     return "\n".join(lines)
 
 
-def _database(store: Any) -> str:
+def database_of(store: Any) -> str:
     database = getattr(store, "database", None)
     if isinstance(database, str):
         return database
@@ -85,7 +85,7 @@ def recording(query: Callable[..., Any], recorder: Recorder) -> Callable[..., An
         found = query(store, collection, where, order_by, limit)
         caller = _caller()
         if caller is not None:
-            recorder.record(_database(store), collection, where, order_by, caller)
+            recorder.record(database_of(store), collection, where, order_by, caller)
         return found
 
     return wrapped

@@ -20,7 +20,7 @@ from shared.clock import isoformat
 from shared.config import Config
 from shared.crypto.replay import ReplayGuard
 from shared.index_rules import BUSINESS, VAULT, serves
-from shared.indexes import INDEXES, _subsets
+from shared.indexes import INDEXES, filter_sets
 from shared.messages import Inbound
 from shared.scheduler.tick import on_tick
 from tests.indexguard import Recorder
@@ -64,11 +64,11 @@ def _run_every_query(ports: Any) -> None:
     ReplayGuard(ports.business, ports.clock).purge_expired()
     verify(ports.business, ports.secrets, "vault-github")
     cursor = reads._next_cursor([SimpleNamespace(id="a-1", data={"created_at": now})], None, set())
-    for given in _subsets(reads.ACTION_FILTERS):
+    for given in filter_sets(reads.ACTION_FILTERS):
         for more in ({}, {"cursor": cursor}):
             reads.list_actions(_ctx(ports, {**{name: "x" for name in given}, **more}))
     for resource in data.RESOURCES:
-        for given in _subsets(data.RECORD_FILTERS):
+        for given in filter_sets(data.RECORD_FILTERS):
             for more in ({}, {"updated_since": now}, {"cursor": data._encode("r"),
                                                        "updated_since": now}):
                 args = {**{name: "x" for name in given}, **more}

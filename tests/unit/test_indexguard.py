@@ -3,7 +3,10 @@ the run when one needs an index nobody declared."""
 
 from __future__ import annotations
 
+import dataclasses
 from types import SimpleNamespace
+
+import pytest
 
 from shared.bootstrap import build
 from shared.config import Config
@@ -13,11 +16,23 @@ from shared.messages import Inbound
 from shared.ports import Filter, Order
 from shared.scheduler.tick import on_tick
 from tests import indexguard
-from tests.indexguard import Recorder, report
+from tests.indexguard import Recorder, database_of, report
 
 
-def test_the_session_records_the_queries_keyways_code_runs(tmp_path, index_guard):
+@pytest.fixture(params=["embedded", pytest.param("emulator", marks=pytest.mark.emulator)])
+def ports(request, tmp_path):
     ports = build(Config.from_env({"KEYWAY_STATE_DIR": str(tmp_path)}))
+    if request.param == "emulator":
+        request.getfixturevalue("emulator_env")
+        from shared.adapters.gcp.firestore_store import FirestoreDocumentStore
+
+        project = request.getfixturevalue("unique_project")
+        ports = dataclasses.replace(ports, business=FirestoreDocumentStore(project, "(default)"),
+                                    vault=FirestoreDocumentStore(project, "vault"))
+    return ports
+
+
+def test_the_session_records_the_queries_keyways_code_runs(ports, index_guard):
     before = index_guard.queries
     on_tick(ports, Inbound("refresh-ticks", "refresh.tick", 1, "cloud-scheduler", {}, "m-1"))
     assert index_guard.queries > before
@@ -25,6 +40,10 @@ def test_the_session_records_the_queries_keyways_code_runs(tmp_path, index_guard
                                    Filter("next_sync_at", "<=", "x")], [Order("next_sync_at")])
     assert due in index_guard.needs
     assert index_guard.needs[due].startswith("shared/scheduler/tick.py:")
+
+
+def test_each_store_is_recorded_under_its_own_database(ports):
+    assert (database_of(ports.business), database_of(ports.vault)) == ("(default)", "vault")
 
 
 def test_a_query_a_test_runs_itself_is_not_recorded(tmp_path, index_guard):
