@@ -10,11 +10,12 @@ list both ways (every shape served, every index used).
 
 To add a query that filters on one field and ranges or orders on another: add its index here
 (``"-field"`` is descending), run the query in ``tests/unit/test_indexes.py`` too and regenerate
-the Terraform input. Firestore allows 200 composite indexes per database. Queries served by built-in
-indexes (equality filters only; one field ranged and/or ordered with no other filter) need no
-entry: ``replay.purge_expired`` (``expires_at``), the scheduler's ``_recover``
-(``recover_at``), the listing of connections, identities, repositories, pending children,
-hooks, vault records and audit heads/checkpoints.
+the Terraform input. Firestore allows 200 composite indexes per database.
+
+Queries served by built-in indexes (equality filters only; one field ranged and/or ordered with
+no other filter) need no entry: ``replay.purge_expired`` (``expires_at``), the scheduler's
+``_recover`` (``recover_at``), the listing of connections, identities, repositories, pending
+children, hooks, vault records and audit heads/checkpoints.
 """
 
 from __future__ import annotations
