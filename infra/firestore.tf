@@ -62,6 +62,26 @@ resource "google_firestore_field" "ttl" {
   index_config {}
 }
 
+# Composite indexes: every query that filters on one field and ranges or orders on another needs
+# one, or Cloud Firestore refuses it (the emulator does not). The list is shared/indexes.py,
+# exported to indexes.auto.tfvars.json; each index builds for minutes after apply.
+resource "google_firestore_index" "composite" {
+  for_each    = var.kw_firestore_indexes
+  project     = var.project
+  database    = google_firestore_database.db[each.value.database].name
+  collection  = each.value.collection
+  query_scope = "COLLECTION"
+  api_scope   = "ANY_API"
+
+  dynamic "fields" {
+    for_each = each.value.fields
+    content {
+      field_path = fields.value.field_path
+      order      = fields.value.order
+    }
+  }
+}
+
 resource "google_project_iam_member" "database" {
   for_each = local.kw_database_iam
   project  = var.project

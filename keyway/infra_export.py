@@ -1,7 +1,8 @@
-"""Export the component policy table as Terraform input: ``infra/policy.auto.tfvars.json``.
+"""Export the component policy table and the Firestore indexes as Terraform input.
 
-    python -m keyway.infra_export            → rewrite infra/policy.auto.tfvars.json
-    python -m keyway.infra_export --check    → exit 1 if the committed file is stale
+    python -m keyway.infra_export            → rewrite infra/policy.auto.tfvars.json and
+                                               infra/indexes.auto.tfvars.json
+    python -m keyway.infra_export --check    → exit 1 if a committed file is stale
 
 Every IAM binding between components in ``infra/`` iterates over a map in this file, so the
 Terraform grants are derived from the same table the runtime checks (DESIGN.md promise 7):
@@ -9,6 +10,8 @@ topic publishers and subscribers from :func:`shared.policy.iam_bindings`, the fu
 :data:`shared.components.COMPONENTS`, secret names from the modules that read them, and the
 collections with a Firestore TTL policy from the modules that write them.
 ``tests/unit/test_infra.py`` fails when the committed file differs from :func:`export`.
+The composite indexes of :data:`shared.indexes.INDEXES` go to their own file
+(:func:`export_indexes`), one ``google_firestore_index`` each in ``infra/firestore.tf``.
 
 Service accounts: one per component, except that ``vault-P`` and ``oauth-P`` are one token
 component and share the account ``token-P`` (same keys, same vault database).
@@ -26,6 +29,7 @@ from shared.audit.chain import KEY_SECRET as AUDIT_KEY_SECRET
 from shared.components import COMPONENTS
 from shared.crypto import channels, datakeys, replay
 from shared.hosts import registry as hosts
+from shared.indexes import INDEXES
 from shared.notify import deliver as notify_deliver
 from shared.notify import events as notify_events
 from shared.notify import subscriptions as notify_subscriptions
@@ -38,6 +42,7 @@ from shared.webhooks.secrets import PREVIOUS_SUFFIX, app_secret_name
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = ROOT / "infra" / "policy.auto.tfvars.json"
+INDEXES_TARGET = ROOT / "infra" / "indexes.auto.tfvars.json"
 
 ACCESSOR = "roles/secretmanager.secretAccessor"
 # roles/secretmanager.viewer: versions.list, for the adapter's "newest enabled version" fallback.
@@ -277,20 +282,40 @@ def export() -> dict[str, Any]:
     }
 
 
+def export_indexes() -> dict[str, Any]:
+    """``kw_firestore_indexes``: ``database/collection/fields`` → database, collection and the
+    fields in index order, the document name last in the direction of the field before it (as
+    Firestore stores every composite index, so a plan shows no difference after apply)."""
+    indexes = {}
+    for ix in INDEXES:
+        key = f"{ix.database}/{ix.collection}/" + ",".join(
+            ("-" if way == "DESCENDING" else "") + name for name, way in ix.fields)
+        fields = [{"field_path": name, "order": way} for name, way in ix.fields]
+        fields.append({"field_path": "__name__", "order": ix.fields[-1][1]})
+        indexes[key] = {"database": ix.database, "collection": ix.collection, "fields": fields}
+    return {"kw_firestore_indexes": indexes}
+
+
 def render() -> str:
     return json.dumps(export(), indent=2, sort_keys=True) + "\n"
 
 
+def render_indexes() -> str:
+    return json.dumps(export_indexes(), indent=2, sort_keys=True) + "\n"
+
+
 def main(argv: list[str]) -> int:
-    text = render()
+    outputs = {TARGET: render(), INDEXES_TARGET: render_indexes()}
     if "--check" in argv:
-        if not TARGET.exists() or TARGET.read_text() != text:
-            sys.stderr.write(f"{TARGET.relative_to(ROOT)} is stale: "
+        stale = [path for path, text in outputs.items()
+                 if not path.exists() or path.read_text() != text]
+        for path in stale:
+            sys.stderr.write(f"{path.relative_to(ROOT)} is stale: "
                              "run python -m keyway.infra_export\n")
-            return 1
-        return 0
-    TARGET.write_text(text)
-    sys.stdout.write(f"{TARGET.relative_to(ROOT)}\n")
+        return 1 if stale else 0
+    for path, text in outputs.items():
+        path.write_text(text)
+        sys.stdout.write(f"{path.relative_to(ROOT)}\n")
     return 0
 
 

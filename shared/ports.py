@@ -85,8 +85,9 @@ class DocumentStore(Protocol):
     timestamp field (:mod:`shared.retention`) — and are not valid filter values; code that
     queries or orders by time stores ``shared.clock.isoformat`` strings.
 
-    Errors: backend down → ``UnavailableError``; a transaction that keeps losing races →
-    ``ContentionError``; a document with an unsupported value → ``InvalidInput``.
+    Errors: backend down, or (Cloud Firestore) a query whose composite index is missing or still
+    building (:mod:`shared.indexes`) → ``UnavailableError``; a transaction that keeps losing
+    races → ``ContentionError``; a document with an unsupported value → ``InvalidInput``.
     """
 
     def get(self, collection: str, doc_id: str) -> Document | None: ...

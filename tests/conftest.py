@@ -14,6 +14,9 @@ import pytest
 
 from keyway import emulators as emu
 
+# The index guard: every query keyway runs needs no index, or one shared/indexes.py declares.
+from tests.indexguard import index_guard, pytest_sessionfinish  # noqa: F401
+
 # The leak guard (promise 8): pytest finds the fixture and the report hook by name here.
 from tests.leakguard import leak_guard, pytest_runtest_makereport  # noqa: F401
 

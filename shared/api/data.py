@@ -26,6 +26,8 @@ RESOURCES = {"repositories": "repositories", "pull-requests": "pull_requests",
              "issues": "issues", "comments": "comments", "reviews": "reviews",
              "labels": "labels"}
 _HIDDEN = ("tenant",)
+#: The optional equality filters of a listing, in the order they are applied.
+RECORD_FILTERS = ("connection", "repository", "state")
 
 
 def _cursor(raw: str | None) -> str | None:
@@ -53,7 +55,7 @@ def page_limit(raw: str | None) -> int:
 
 def _filters(tenant: str, args: Any) -> list[Filter]:
     where = [Filter("tenant", "==", tenant), Filter("deleted", "==", False)]
-    for name in ("connection", "repository", "state"):
+    for name in RECORD_FILTERS:
         if args.get(name):
             where.append(Filter(name, "==", args[name]))
     if args.get("updated_since"):

@@ -33,7 +33,7 @@ CONNECTION_KEYS = ("provider", "kind", "status", "status_reason", "base_url", "h
                    "account", "created_at", "next_sync_at", "disconnected_at", "purge_at",
                    "purged_at")
 SYNC_KEYS = ("state", "last_success_at", "retry_at", "reason", "consecutive_failures")
-_ACTION_FILTERS = ("user", "status", "connection")
+ACTION_FILTERS = ("user", "status", "connection")
 
 
 def connection_view(ctx: Any, connection: str, record: dict[str, Any],
@@ -80,7 +80,7 @@ def list_actions(ctx: Any) -> Response:
     args = ctx.request.args
     limit = page_limit(args.get("limit"))
     where = [Filter("tenant", "==", principal.tenant)]
-    where += [Filter(name, "==", args[name]) for name in _ACTION_FILTERS if args.get(name)]
+    where += [Filter(name, "==", args[name]) for name in ACTION_FILTERS if args.get(name)]
     at, skip = _cursor(args.get("cursor"))
     if at is not None:
         where.append(Filter("created_at", "<=", at))

@@ -1,10 +1,11 @@
 """Code ↔ infra: the Terraform in ``infra/`` grants exactly what the component policy table needs.
 
 The HCL is parsed with python-hcl2 and the policy-derived inputs are read from
-``infra/policy.auto.tfvars.json``; a small evaluator expands every ``for_each`` (all providers
-enabled, operator variables at their defaults) into concrete IAM grants
-``(principal, target, role)``. The expected grants are written here from the code (policy table,
-component table, secret names) — not from ``keyway.infra_export`` — and must match exactly.
+``infra/policy.auto.tfvars.json`` (and ``infra/indexes.auto.tfvars.json``); a small evaluator
+expands every ``for_each`` (all providers enabled, operator variables at their defaults) into
+concrete IAM grants ``(principal, target, role)``. The expected grants are written here from
+the code (policy table, component table, secret names) — not from ``keyway.infra_export`` — and
+must match exactly.
 
 Every check is a function of the parsed model, so the mutation tests at the bottom can remove a
 binding or add a role to a copy and prove the check notices.
@@ -34,6 +35,7 @@ from shared.webhooks.secrets import app_secret_name
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
 TFVARS = INFRA / "policy.auto.tfvars.json"
+INDEX_TFVARS = INFRA / "indexes.auto.tfvars.json"
 
 PUBLIC_FUNCTIONS = frozenset(
     ["api"] + [f"{kind}-{p}" for p in policy.PROVIDERS for kind in ("oauth", "webhook")]
@@ -89,7 +91,7 @@ def load(infra: Path = INFRA) -> dict[str, Any]:
             for name, body in block.items():
                 model["variables"][name] = body.get("default")
                 model["validations"][name] = body.get("validation", [])
-    model["vars"] = json.loads(TFVARS.read_text())
+    model["vars"] = {**json.loads(TFVARS.read_text()), **json.loads(INDEX_TFVARS.read_text())}
     return model
 
 
@@ -537,6 +539,11 @@ def model(parsed: dict[str, Any]) -> dict[str, Any]:
 def test_the_policy_tfvars_file_is_current():
     assert TFVARS.read_text() == infra_export.render(), (
         "infra/policy.auto.tfvars.json is stale: run python -m keyway.infra_export")
+
+
+def test_the_index_tfvars_file_is_current():
+    assert INDEX_TFVARS.read_text() == infra_export.render_indexes(), (
+        "infra/indexes.auto.tfvars.json is stale: run python -m keyway.infra_export")
 
 
 @pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__)

@@ -40,6 +40,9 @@ def translate(error: Exception, what: str) -> KeywayError:
         return NotFound(f"{what}: not found")
     if isinstance(error, gexc.PermissionDenied | gexc.Unauthenticated):
         return Forbidden(f"{what}: permission denied")
+    if isinstance(error, gexc.FailedPrecondition) and "requires an index" in str(error):
+        # A composite index missing or still building after an apply: retry, not drop.
+        return UnavailableError(f"{what}: the query's composite index is not ready")
     if isinstance(error, gexc.InvalidArgument | gexc.FailedPrecondition | gexc.BadRequest):
         return InvalidInput(f"{what}: rejected by the service")
     if isinstance(error, _RETRYABLE):
