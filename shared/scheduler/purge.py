@@ -6,8 +6,9 @@ one read through the data API carries ``connection_ended_at``. Once ``purge_at``
 the vault has finished (``status`` ``disconnected``), each tick deletes up to :data:`BUDGET`
 documents of such connections: the records that connection wrote (every kind of
 :data:`shared.records.model.KINDS` whose ``connection`` is it), its cursors, pending children
-and sync status. When nothing is left the connection gets ``purged_at``; its document stays,
-without data, as the record that it existed.
+and sync status. When nothing is left the connection gets ``purged_at`` and loses ``purge_at``
+(so it leaves the sweep's query: purged connections never crowd out due ones); its document
+stays, without data, as the record that it existed.
 
 A record another connection of the tenant also reads (the same repository through two
 accounts) carries the id of whichever wrote it last; one purged with this connection comes
@@ -39,8 +40,8 @@ def sweep(ports: Ports, now: datetime, budget: int = BUDGET) -> int:
         limit=20)
     deleted = 0
     for snap in due:
-        if snap.data.get("purged_at") or deleted >= budget:
-            continue
+        if deleted >= budget:
+            break
         gone, finished = _purge(ports, snap.id, budget - deleted)
         deleted += gone
         if finished:
@@ -69,8 +70,9 @@ def _finish(ports: Ports, connection: str, now: datetime) -> None:
 
     def write(tx) -> None:
         doc = tx.get("connections", connection)
-        if doc is not None and doc.get("status") == "disconnected":
-            tx.put("connections", connection, {**doc, "purged_at": isoformat(now)})
+        if doc is not None and doc.get("status") == "disconnected":  # purge_at goes: it leaves
+            tx.put("connections", connection, {  # the sweep's query for good
+                **{k: v for k, v in doc.items() if k != "purge_at"}, "purged_at": isoformat(now)})
 
     ports.business.transaction(write)
     log.info("scheduler.connection_purged", extra={"fields": {"connection": connection}})

@@ -254,3 +254,19 @@ def test_unlinking_keeps_a_grant_an_app_connection_of_the_same_account_uses(
                 if e.data.get("event") == "unlink"]
     assert outcomes == ["kept_shared_grant"]
     assert local_stack.ports.vault.get("app_tokens", started["connection"]) is not None
+
+
+def test_purged_connections_never_crowd_out_due_ones(local_stack, github):
+    """The sweep reads at most 20 due connections a tick: purged ones must not stay due."""
+    from shared.scheduler import purge
+
+    store = local_stack.ports.business
+    for n in range(25):
+        store.put("connections", f"c-{n:02d}", {"tenant": TENANT, "provider": "github",
+                                                "status": "disconnected",
+                                                "purge_at": "2000-01-01T00:00:00.000000Z"})
+    now = local_stack.ports.clock.now()
+    purge.sweep(local_stack.ports, now)
+    purge.sweep(local_stack.ports, now)
+    assert all(store.get("connections", f"c-{n:02d}").get("purged_at") for n in range(25))
+    assert all("purge_at" not in store.get("connections", f"c-{n:02d}") for n in range(25))
