@@ -24,6 +24,9 @@ from tests.integration.test_local_stack import _dev_token, _signed_in, _wait_hea
 
 ROOT = Path(__file__).resolve().parents[2]
 LEASE, BUDGET, TICK = 6, 2, 1
+# About 25 processes share the machine in the emulator topology: under load a live run there
+# can outlast a 6 s lease (and be asked for again while it runs), so that test's is longer.
+EMULATOR_LEASE = 20
 SEED = {"repos": 3, "prs": 150, "issues": 150, "comments": 1500}
 CLIENT, SECRET = "crash-client", "crash-client-secret"
 
@@ -159,7 +162,7 @@ def test_a_fetch_process_killed_mid_sync_on_the_emulators_is_restarted_and_the_s
            "KEYWAY_PROJECT": unique_project, **emulator_env,
            "KEYWAY_GITHUB_CLIENT_ID": CLIENT, "KEYWAY_GITHUB_OAUTH_URL": provider.oauth_url,
            "KEYWAY_GITHUB_API_URL": provider.api_url, "KEYWAY_SECRET_GITHUB_CLIENT_SECRET":
-           SECRET, "KEYWAY_SYNC_LEASE_SECONDS": str(LEASE),
+           SECRET, "KEYWAY_SYNC_LEASE_SECONDS": str(EMULATOR_LEASE),
            "KEYWAY_SYNC_BUDGET_SECONDS": str(BUDGET), "KEYWAY_TICK_SECONDS": str(TICK)}
     process = start(env, log)
     try:
@@ -175,7 +178,7 @@ def test_a_fetch_process_killed_mid_sync_on_the_emulators_is_restarted_and_the_s
         partial = len(records(store, connection)["comments"])
         provider.latency = 0.0
         done = wait_for(lambda: (s := store.get("sync_status", connection) or {}).get(
-            "state") in ("done", "failed") and s, LEASE + 120, "the sync to finish")
+            "state") in ("done", "failed") and s, EMULATOR_LEASE + 120, "the sync to finish")
         restarted = next(f for f in requests.get(f"http://127.0.0.1:{port}/healthz",
                                                  timeout=5).json()["functions"]
                          if f["name"] == "fetch-github")
@@ -184,7 +187,7 @@ def test_a_fetch_process_killed_mid_sync_on_the_emulators_is_restarted_and_the_s
             process.send_signal(signal.SIGINT)
             process.wait(timeout=60)
     assert restarted["process"]["restarts"] >= 1 and restarted["process"]["alive"]
-    assert done["state"] == "done", done
+    assert done["state"] == "done", {k: done.get(k) for k in ("state", "reason", "attempt")}
     expected, got = truth(provider), records(store, connection)
     assert got == expected and partial < len(expected["comments"])
     counted = sum(len(store.query(kind)) for kind in ("pull_requests", "issues", "comments"))
