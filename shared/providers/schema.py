@@ -21,7 +21,10 @@ promises the table exists for:
   ``site`` registration — one dynamic webhook per connection that expires, Jira's — also its
   ``refresh`` template and its lifetime), and never asks for a scope that grants code access;
 * webhook, refresh and self-hosting fields are consistent with each other;
-* a provider that sends no remaining-quota header has a ``local_budget`` to count against.
+* a provider that sends no remaining-quota header has a ``local_budget`` to count against;
+* ``api.write_limits`` names the provider's documented limits on content creation (windows of
+  ``requests`` per ``window_seconds``, at most one per window length) and the page that says
+  so; an empty list means the provider publishes none (its note says what it does instead).
 """
 
 from __future__ import annotations
@@ -100,6 +103,23 @@ class LocalBudgetSpec:
 
 
 @dataclass(frozen=True)
+class WriteWindowSpec:
+    """At most ``requests`` content-creating requests per token in any ``window_seconds``."""
+
+    requests: int
+    window_seconds: int
+
+
+@dataclass(frozen=True)
+class WriteLimitsSpec:
+    """The provider's documented write limits (``source``); ``windows`` empty: none published."""
+
+    windows: tuple[WriteWindowSpec, ...]
+    source: str
+    note: str
+
+
+@dataclass(frozen=True)
 class RateLimitSpec:
     limit_header: str
     remaining_header: str | None  # None: the provider sends no remaining quota (Bitbucket)
@@ -143,6 +163,7 @@ class ApiSpec:
     self_hosted_api_path: str | None = None  # appended to a per-connection base (GHES, GitLab)
     encoded_slash_params: tuple[str, ...] = ()  # params that may hold a %2F-encoded path
     graphql: GraphQLSpec | None = None  # vetted GraphQL documents; None: no GraphQL at all
+    write_limits: WriteLimitsSpec = WriteLimitsSpec((), "", "")  # content-creation pacing
 
 
 @dataclass(frozen=True)
@@ -359,6 +380,19 @@ _OAUTH = _obj({
     "scope_separator": _enum(" ", ","), "extra_authorize_params": _map(_text()),
     "refresh": _REFRESH,
 })
+_WINDOW = _obj({"requests": _range(1, 1_000_000), "window_seconds": _range(1, 86400)})
+
+
+def _windows(value: Any, path: str) -> tuple[dict[str, int], ...]:
+    """Write-limit windows, one per window length."""
+    if not isinstance(value, list):
+        raise _fail(path, "expected list")
+    windows = tuple(_WINDOW(item, f"{path}[{i}]") for i, item in enumerate(value))
+    if len({w["window_seconds"] for w in windows}) != len(windows):
+        raise _fail(path, "one window per length")
+    return windows
+
+
 _API = _obj({
     "base_url": _https_url, "self_hosted_api_path": _opt(_abs_path),
     "encoded_slash_params": _list(_text(re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$"), "param name")),
@@ -372,6 +406,9 @@ _API = _obj({
                         "local_budget": _opt(_obj({"requests": _range(1, 1_000_000),
                                                    "window_seconds": _range(1, 86400)}))}),
     "graphql": _opt(_GRAPHQL),
+    "write_limits": _obj({"windows": _windows,
+                          "source": _text(re.compile(r"^https://[^\s?#@]+(#[A-Za-z0-9_-]+)?$"),
+                                         "https page address"), "note": _text()}),
 })
 _WEBHOOK = _obj({
     "scheme": _enum("hmac_sha256_hex", "token_header", "none"),
@@ -477,6 +514,9 @@ def _build(raw: dict[str, Any]) -> ProviderSpec:
     rate["local_budget"] = LocalBudgetSpec(**rate["local_budget"]) if rate["local_budget"] \
         else None
     api["rate_limit"] = RateLimitSpec(**rate)
+    writes = api["write_limits"]
+    api["write_limits"] = WriteLimitsSpec(tuple(WriteWindowSpec(**w) for w in writes["windows"]),
+                                          writes["source"], writes["note"])
     api["purposes"] = MappingProxyType(dict(api["allowlist"]))
     api["allowlist"] = tuple(dict.fromkeys(t for p in PURPOSES for t in api["purposes"][p]))
     if api["graphql"] is not None:
