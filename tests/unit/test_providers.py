@@ -482,3 +482,26 @@ def test_the_github_app_has_its_own_client_apart_from_the_oauth_app() -> None:
     assert registry.client_secret_name(github, github_app=True) == "github-app-client-secret"
     with pytest.raises(InvalidInput):
         registry.client_secret_name(registry.get("gitlab"), github_app=True)
+
+
+def test_write_limits_are_the_documented_ones_with_their_pages() -> None:
+    limits = {name: spec.api.write_limits for name, spec in registry.load().items()}
+    assert [(w.requests, w.window_seconds) for w in limits["github"].windows] == [
+        (80, 60), (500, 3600)]
+    assert [(w.requests, w.window_seconds) for w in limits["gitlab"].windows] == [(300, 60)]
+    assert limits["bitbucket"].windows == limits["jira"].windows == ()  # none published
+    assert "#about-secondary-rate-limits" in limits["github"].source
+    assert all(spec.source.startswith("https://") and spec.note for spec in limits.values())
+
+
+def test_write_limits_refuse_unknown_keys_and_two_windows_of_one_length() -> None:
+    data = table()
+    data["providers"]["github"]["api"]["write_limits"]["burst"] = 1
+    assert "write_limits" in rejected(data)
+    data = table()
+    data["providers"]["github"]["api"]["write_limits"]["windows"].append(
+        {"requests": 10, "window_seconds": 60})
+    assert "one window per length" in rejected(data)
+    data = table()
+    data["providers"]["gitlab"]["api"]["write_limits"]["source"] = "http://example.com/x"
+    assert "write_limits.source" in rejected(data)
