@@ -29,6 +29,7 @@ from werkzeug.wrappers import Request, Response
 from keyway.simulators.activity_knobs import ActivityKnobs
 from keyway.simulators.github_api import API, DOCS, GitHubApi, GitHubData
 from keyway.simulators.github_app import GitHubApps
+from keyway.simulators.github_content import ContentLimits
 from keyway.simulators.github_data import GitHubActivity
 from keyway.simulators.github_forbidden import GitHubForbiddenApi
 from keyway.simulators.github_graphql import GitHubGraphQL
@@ -59,7 +60,9 @@ class GitHubSimulator(ActivityKnobs, Simulator):
     budget per user; ``graphql_rate_limit`` the hourly GraphQL points per user (a separate
     meter, :mod:`keyway.simulators.github_graphql`); ``clock`` (epoch seconds) drives code,
     token and rate-limit expiry; ``on_issue`` sees every token issued (e.g. the leak guard's
-    ``track``). ``apps``: GitHub App installations and their tokens
+    ``track``). ``content_limits``: GitHub's secondary limit on content creation, 80 comments
+    a minute and 500 an hour per user (:mod:`keyway.simulators.github_content`). ``apps``:
+    GitHub App installations and their tokens
     (:mod:`keyway.simulators.github_app`; ``/installation/repositories`` and the install page
     in :mod:`keyway.simulators.github_installation`). What each kind of token may call and see
     is :mod:`keyway.simulators.github_tokens`'s table.
@@ -74,6 +77,7 @@ class GitHubSimulator(ActivityKnobs, Simulator):
         self.activity = GitHubActivity(self.data, clock)
         self.hooks = HookStore(first_id=480_000_000)
         self.graphql_limiter = RateLimiter(graphql_rate_limit, 3600, clock)
+        self.content_limits = ContentLimits(clock)  # 80/min, 500/h comments per user
         super().__init__(policy=github_policy(expiring_tokens), account=DEFAULT_USER,
                          rate_limit=rate_limit, rate_window=3600, port=port, clock=clock,
                          on_issue=on_issue, others=(SECOND_USER,))
@@ -86,13 +90,17 @@ class GitHubSimulator(ActivityKnobs, Simulator):
                 *self.apps.routes(),
                 *GitHubInstallationApi(self.apps, self.oauth, self.rate_limit,
                                        self.data).routes(),
-                *GitHubMetadataApi(self.oauth, self.rate_limit, self.data,
-                                   self.activity).routes(),
+                *self._metadata_api().routes(),
                 *GitHubForbiddenApi(self.oauth, self.rate_limit, self.data,
                                     self.activity).routes(),
                 *GitHubHooksApi(self.oauth, self.rate_limit, self.data, self.activity,
                                 self.hooks).routes(),
                 *self._graphql.routes()]
+
+    def _metadata_api(self) -> GitHubMetadataApi:
+        api = GitHubMetadataApi(self.oauth, self.rate_limit, self.data, self.activity)
+        api.content = self.content_limits
+        return api
 
     def not_found(self, request: Request) -> Response:
         return json_response({"message": "Not Found", "documentation_url": DOCS,

@@ -40,6 +40,13 @@ from keyway.simulators.github_api import (
     _error,
     repo_json,
 )
+from keyway.simulators.github_content import (
+    LIMITS_DOCS,
+    SECONDARY,
+    SECONDARY_DOCS,
+    ContentLimits,
+    secondary_limit_answer,
+)
 from keyway.simulators.github_data import GitHubActivity, RepoActivity
 from keyway.simulators.github_render import (
     Site,
@@ -59,11 +66,6 @@ from keyway.simulators.wire import bearer_token, json_response, raw_base_url
 
 GET = ("GET",)
 STATES = ("open", "closed", "all")
-LIMITS_DOCS = f"{DOCS}/overview/rate-limits-for-the-rest-api"
-SECONDARY_DOCS = f"{LIMITS_DOCS}#about-secondary-rate-limits"
-SECONDARY = ("You have exceeded a secondary rate limit. Please wait a few minutes before you "
-             "try again. If you reach out to GitHub Support for help, please include the "
-             "request ID {}.")
 Produced = tuple[Any, dict[str, str]] | Response
 Producer = Callable[[RepoActivity, Site, TokenInfo], Produced]
 
@@ -146,7 +148,10 @@ def _invalid(field: str, resource: str, code: str = "invalid") -> Response:
 
 
 class GitHubMetadataApi(RepoEndpoints):
-    """The endpoints a metadata fetcher syncs, plus the comment write actions need."""
+    """The endpoints a metadata fetcher syncs, plus the comment write actions need (limited
+    by ``content``, :mod:`.github_content`, when set)."""
+
+    content: ContentLimits | None = None
 
     def routes(self) -> list[Route]:
         repo = f"{API}/repos/<owner>/<repo>"
@@ -245,6 +250,10 @@ class GitHubMetadataApi(RepoEndpoints):
         text = payload.get("body") if isinstance(payload, dict) else None
         if not isinstance(text, str) or not text.strip():
             return _invalid("body", "IssueComment", "missing_field")
+        wait = self.content.admit(info.account.id) if self.content is not None else None
+        if wait is not None:  # GitHub's secondary limit on content creation
+            return secondary_limit_answer(wait, self._rate_headers(
+                self.limiter.peek(info.account.id)))
         item = self.activity.add_comment(act, number, info.account, text)
         if item is None:
             return _error(404, "Not Found", f"{DOCS}/issues/comments#create-an-issue-comment")
