@@ -42,6 +42,8 @@ INDEXES: tuple[Index, ...] = (
     index("connections", "status", "purge_at"),
     # shared/scheduler/abandoned.py sweep: status == pending, created_at <= deadline.
     index(ACTIONS, "status", "created_at"),
+    # shared/scheduler/queued.py sweep: status == pending, queued_until <= now, order queued_until.
+    index(ACTIONS, "status", "queued_until"),
     # shared/audit/verify.py: chain == c, seq >= last, order seq.
     index(AUDIT_ENTRIES, "chain", "seq"),
     # shared/api/reads.py list_actions: tenant == t [and each given filter ==],

@@ -64,9 +64,10 @@ def _provider_routes(p: str) -> list[Route]:
         Route(f"fetch-jobs-{p}", f"fetch-{p}", {"fetch.job": frozenset({f"vault-{p}"})},
               "sealed app-token envelope (purpose fetch), connection, what to fetch, cursor"),
         Route(f"action-requests-{p}", f"vault-{p}",
-              {"action.requested": frozenset({"api", f"act-{p}"})},
+              {"action.requested": frozenset({"api", f"act-{p}", "scheduler"})},
               "tenant, requesting user, action id, action (act-P: a fresh envelope for a "
-              "pending action whose job it could not finish)"),
+              "pending action whose job it could not finish; scheduler: a queued action "
+              "whose time has come)"),
         Route(f"action-jobs-{p}", f"act-{p}", {"action.job": frozenset({f"vault-{p}"})},
               "sealed personal-token envelope (purpose action), action id, action"),
         Route(f"events-{p}", "ingest", {"webhook.event": frozenset({f"webhook-{p}"})},

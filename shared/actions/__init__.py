@@ -11,4 +11,8 @@ records the outcome on the same document, which the API reads back.
   parameters, the comment normalizer.
 * :mod:`shared.actions.ledger` — every write to ``actions/<id>``, each one transaction.
 * :mod:`shared.actions.provider` — post a comment, or find one posted earlier by its marker.
+* :mod:`shared.actions.pacing` — write slots per linked identity under the provider's
+  documented write limits; a queued action is asked for again by the scheduler
+  (:mod:`shared.scheduler.queued`).
+* :mod:`shared.actions.outcome` — record a posted comment and mark the action done.
 """

@@ -50,6 +50,15 @@ All permanent: recorded, acknowledged. Rate limits, a spent budget, 5xx, timeout
 malformed answers are retryable: the lease is released, the key kept in ``last_error`` (the
 attempt stays, so the next try looks for the marker first), raised.
 
+Write limits (:mod:`shared.actions.pacing`): before its envelope is opened, a job takes a write
+slot from the requester's pacing record; with none free the action is *queued* — nothing
+posted, ``queued_until`` recorded (:func:`shared.actions.ledger.queue`), the job acknowledged
+and its envelope left unopened to expire. A provider's rate-limit answer to the post (GitHub's
+secondary limit: 403/429 with ``Retry-After``; anyone's 429), or the read budget spent, queues
+it the same way at the provider's time (a rate-limit answer also pauses the pacing record).
+The scheduler's tick asks the vault again for queued actions whose time has come
+(:mod:`shared.scheduler.queued`); the new job resumes by marker if an attempt was recorded.
+
 The third redelivery, concretely: of a job that finished → acknowledged at the first read,
 no envelope opened, no provider call; of a job whose first delivery crashed → acknowledged
 as ``act.envelope_replayed``, no provider call; of a job held up by a live lease → raised
@@ -60,10 +69,11 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from shared import ids, messages
-from shared.actions import ledger, provider, targets
+from shared.actions import ledger, outcome, pacing, provider, targets
 from shared.actions.model import COLLECTION, PENDING, doc_id, fingerprint
 from shared.clock import isoformat, parse_iso
 from shared.crypto.seal import EnvelopeExpired, EnvelopeReplayed
@@ -77,17 +87,17 @@ from shared.errors import (
 from shared.fetch.budget import TokenBudget, budget_key
 from shared.fetch.client import ProviderClient, connection_api_base, shared_session
 from shared.fetch.errors import (
+    BudgetExhausted,
     EgressRefused,
     InsufficientScope,
     NotFoundAtProvider,
     ProviderRefused,
+    RateLimited,
     TokenRejected,
 )
 from shared.log import get_logger
 from shared.ports import Ports
 from shared.providers import registry
-from shared.records import store as records
-from shared.records.model import Context
 from shared.vault.receive import open_pushed_token
 
 log = get_logger("keyway.act")
@@ -153,9 +163,20 @@ def on_action_job(provider_name: str, ports: Ports, inbound: messages.Inbound) -
     _check_job(job, doc)
     if ledger.leased(doc, ports.clock.now()):
         raise ActionInProgress(f"action {job.action_id} is being worked on")
+    pacer = pacing.for_identity(ports, job.provider, job.tenant, doc["user"])
+    wait = pacer.take()
+    if wait is not None:  # no write slot: queued, the envelope left unopened
+        _queue(ports, job, wait, "action.paced")
+        return
     token = _open(ports, job, doc)
     if token is not None:
-        _act(ports, job, doc, token)
+        _act(ports, job, doc, token, pacer)
+
+
+def _queue(ports: Ports, job: Job, until: datetime, key: str) -> None:
+    if ledger.queue(ports, job.action_id, job.tenant, until, key, job.action):
+        log.info("act.queued", extra={"fields": {**job.fields, "until": isoformat(until),
+                                                 "why": key}})
 
 
 def _open(ports: Ports, job: Job, doc: dict[str, Any]) -> str | None:
@@ -196,7 +217,8 @@ def _reseal(ports: Ports, job: Job, doc: dict[str, Any], error_key: str) -> None
     log.info("act.reseal_requested", extra={"fields": {**job.fields, "count": count}})
 
 
-def _act(ports: Ports, job: Job, doc: dict[str, Any], token: str) -> None:
+def _act(ports: Ports, job: Job, doc: dict[str, Any], token: str,
+         pacer: pacing.WritePacer) -> None:
     begun = ledger.begin(ports, job.action_id, job.tenant, ports.clock.now())
     if begun.outcome not in ("first", "resume"):
         log.info("act.not_acting", extra={"fields": {**job.fields, "found": begun.outcome}})
@@ -211,10 +233,17 @@ def _act(ports: Ports, job: Job, doc: dict[str, Any], token: str) -> None:
     except PermanentError as e:  # nothing was posted by this attempt, and none will be
         _failed(ports, job, _reason(e))
         return
+    except (RateLimited, BudgetExhausted) as e:  # not posted: try again at the given time
+        if isinstance(e, RateLimited):
+            pacer.pause(e.retry_at)
+        _queue(ports, job, e.retry_at, e.key)
+        return
     except RetryableError as e:
         ledger.note_error(ports, job.action_id, job.tenant, e.key, release=True)
         raise
-    _record(ports, job, thread, raw)
+    outcome.record(ports, job.provider, job.tenant, job.connection, job.action_id, thread,
+                   raw)
+    log.info("act.done", extra={"fields": job.fields})
 
 
 def _reason(error: PermanentError) -> str:
@@ -267,28 +296,6 @@ def _find_earlier(ports: Ports, job: Job, doc: dict[str, Any], thread: provider.
     found = provider.find(client, thread, job.action_id, author, started)
     log.info("act.reconciled", extra={"fields": {**job.fields, "found": found is not None}})
     return found
-
-
-def _record(ports: Ports, job: Job, thread: provider.Thread, raw: dict[str, Any]) -> None:
-    """Upsert the normalized comment (so the data API shows it), then mark the action done."""
-    repository_id = thread.repository["id"]
-    context = Context(job.tenant, job.provider, job.connection, repository=repository_id)
-    try:
-        record = targets.NORMALIZE[job.provider](raw, context, thread.parent_kind,
-                                                 thread.number)
-    except InvalidInput as e:  # posted all the same: the next sync or webhook brings it
-        log.warning("act.unnormalizable_comment", extra={"fields": {**job.fields,
-                                                                    "detail": e.detail}})
-        record = None
-    if record is not None:
-        records.upsert(ports.business, record)
-    ledger.finish(ports, job.action_id, job.tenant, ports.clock.now(), {
-        "provider_comment_id": str(raw["id"]),
-        "url": targets.comment_url(job.provider, raw, thread.repository, thread.parent_kind,
-                                   thread.number),
-        "comment": record["id"] if record is not None else None})
-    log.info("act.done", extra={"fields": job.fields})
-
 
 
 def handlers(provider_name: str) -> dict:

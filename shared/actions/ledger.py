@@ -12,6 +12,15 @@ While a lease is live another delivery of the same action does not post (it woul
 first one past the marker check); after it lapses — the holder crashed — the next delivery
 *resumes*: it looks for the marker before posting. A holder that fails retryably releases its
 lease at once.
+
+The queue (write pacing, :mod:`shared.actions.pacing`): an action that finds no write slot, or
+whose post the provider refused for its rate limit, is not posted; :func:`queue` records
+``queued_until`` (when to try again, shown by the API) and keeps the job's ``action`` under
+``queued_action`` so it can be asked for again — the only time the comment body is stored on
+the document. The scheduler's tick claims a queued action once its time has come
+(:func:`claim_queued`: ``queued_until`` cleared, ``requeued_at`` set, in one transaction, so
+two ticks never both re-request it) and asks the vault again; ``finish`` and ``fail`` drop the
+queue fields.
 """
 
 from __future__ import annotations
@@ -109,19 +118,48 @@ def _released(doc: dict[str, Any]) -> dict[str, Any] | None:
     return {**attempt, "lease_until": None} if isinstance(attempt, dict) else None
 
 
+_UNQUEUED = {"queued_until": None, "queued_action": None}
+
+
 def finish(ports: Ports, action_id: str, tenant: str, now: datetime,
            result: dict[str, Any]) -> bool:
     """``done`` with the provider's comment id, its URL and the comment record id."""
     return _ended(ports, action_id, tenant, _update(ports, action_id, tenant, lambda doc: {
-        **result, "status": DONE, "reason": None, "last_error": None,
+        **result, **_UNQUEUED, "status": DONE, "reason": None, "last_error": None,
         "finished_at": isoformat(now), "attempt": _released(doc)}))
 
 
 def fail(ports: Ports, action_id: str, tenant: str, now: datetime, reason: str) -> bool:
     """``failed`` with a stable ``reason``: nothing was (or will be) posted."""
     return _ended(ports, action_id, tenant, _update(ports, action_id, tenant, lambda doc: {
-        "status": FAILED, "reason": reason, "finished_at": isoformat(now),
+        **_UNQUEUED, "status": FAILED, "reason": reason, "finished_at": isoformat(now),
         "attempt": _released(doc)}))
+
+
+def queue(ports: Ports, action_id: str, tenant: str, until: datetime, key: str,
+          action: dict[str, Any]) -> bool:
+    """Not posted now: try again at ``until`` (``key`` says why; the lease, if held, is
+    released). False when the action is no longer this tenant's pending one."""
+    return _update(ports, action_id, tenant, lambda doc: {
+        "queued_until": isoformat(until), "queued_action": action, "last_error": key,
+        "attempt": _released(doc) if doc.get("attempt") else None})
+
+
+def claim_queued(ports: Ports, action_id: str, tenant: str,
+                 now: datetime) -> dict[str, Any] | None:
+    """Take a queued action whose time has come off the queue (once); the document as it was,
+    or None when it is not pending, not queued, or not due yet."""
+    key, stamp = doc_id(tenant, action_id), isoformat(now)
+
+    def write(tx: Transaction) -> dict[str, Any] | None:
+        doc = tx.get(COLLECTION, key)
+        due = (doc or {}).get("queued_until")
+        if not _mine(doc, tenant) or doc.get("status") != PENDING or not due or due > stamp:
+            return None
+        tx.put(COLLECTION, key, {**doc, "queued_until": None, "requeued_at": stamp})
+        return doc
+
+    return ports.business.transaction(write)
 
 
 def _ended(ports: Ports, action_id: str, tenant: str, changed: bool) -> bool:

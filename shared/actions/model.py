@@ -15,10 +15,14 @@ function every reader and writer (api, ``vault-P``, ``act-P``, the ledger) keys 
      "created_at", "published_at", "finished_at",
      "attempt": {"started_at", "lease_until", "marker", "count"},   # act-P, before posting
      "last_error": <stable key of the last retryable failure>,
+     "queued_until": <when a paced or rate-limited action is tried again>,
+     "queued_action": <the job's action while queued>, "requeued_at",   # write pacing
      "provider_comment_id", "url", "comment": <comment record id>}   # when done
 
-The comment body itself is not stored here: it travels in the messages and lands in the
-normalized ``comments`` record once posted. Nothing in the document is a secret.
+The comment body travels in the messages and lands in the normalized ``comments`` record once
+posted; it is kept here only while the action is queued (``queued_action``, so the scheduler
+can ask for it again: :mod:`shared.actions.ledger`), and dropped when it ends. Nothing in
+the document is a secret.
 
 The marker ``<!-- keyway-action:<action_id> -->`` is appended to every posted body (GitHub
 and GitLab render HTML comments invisibly) so a redelivery can recognise the comment an
@@ -49,7 +53,7 @@ MAX_BODY_CHARS = 65536 - MARKER_RESERVE
 _ACTION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 VIEW_KEYS = ("user", "provider", "connection", "kind", "target", "status", "reason",
              "created_at", "published_at", "finished_at", "provider_comment_id", "url",
-             "comment", "last_error")
+             "comment", "last_error", "queued_until")
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,10 @@ make — and not held by a live attempt lease ends ``failed`` with a reason a pe
 * ``outcome_unknown`` — an attempt started and never reported back: the comment may exist
   (look for it on the target; a new request with a new ``action_id`` may post a second one).
 
+A queued action (``queued_until`` set: waiting for a write slot, :mod:`shared.scheduler.queued`
+asks for it again when due) is not abandoned, and the deadline of one taken off the queue runs
+from then (``requeued_at``): a long queue is not a dead letter.
+
 The client's retry of the same request (:mod:`shared.actions.request`) republishes a stale
 pending action before that, so an action is abandoned only when nobody asked again either.
 Idempotent: :func:`shared.actions.ledger.fail` moves only a still-pending action.
@@ -37,7 +41,9 @@ def sweep(ports: Ports, now: datetime) -> int:
         limit=BATCH)
     failed = 0
     for snap in stale:
-        if ledger.leased(snap.data, now):
+        requeued = snap.data.get("requeued_at")
+        if (ledger.leased(snap.data, now) or snap.data.get("queued_until")
+                or requeued and requeued > isoformat(now - DEADLINE)):
             continue
         reason = "outcome_unknown" if snap.data.get("attempt") else "abandoned"
         tenant, action_id = ids.split(snap.id, 2)

@@ -18,7 +18,8 @@ come, a continuation or retry request that was lost — found by one range query
 ``sync_status.recover_at`` (:mod:`shared.fetch.recovery`, which claims each in a transaction,
 so a redelivered tick asks once). Each tick also publishes the notification events still
 pending in the outbox (:func:`shared.notify.events.sweep`, idempotent by event id), deletes
-what is due of disconnected connections (:mod:`shared.scheduler.purge`) and ends the actions
+what is due of disconnected connections (:mod:`shared.scheduler.purge`), asks again for the
+queued actions whose time has come (:mod:`shared.scheduler.queued`) and ends the actions
 nobody will finish (:mod:`shared.scheduler.abandoned`).
 """
 
@@ -36,7 +37,7 @@ from shared.log import get_logger
 from shared.notify import events as notify_events
 from shared.ports import Filter, Order, Ports
 from shared.providers import registry
-from shared.scheduler import abandoned, purge
+from shared.scheduler import abandoned, purge, queued
 
 COMPONENT = "scheduler"
 CONNECTIONS = "connections"
@@ -65,10 +66,12 @@ def on_tick(ports: Ports, inbound: messages.Inbound) -> None:
     requested = sum(_consider(ports, snap.id, snap.data, now) for snap in due)
     recovered = _recover(ports, now)
     purged = purge.sweep(ports, now)
+    requeued = queued.sweep(ports, now)
     abandoned_actions = abandoned.sweep(ports, now)
     log.info("scheduler.tick", extra={"fields": {"due": len(due), "requested": requested,
                                                  "recovered": recovered, "purged": purged,
-                                                 "abandoned_actions": abandoned_actions}})
+                                                 "abandoned_actions": abandoned_actions,
+                                                 "requeued_actions": requeued}})
     notify_events.sweep(ports)  # notifications whose first publish failed (shared.notify)
 
 
