@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import requests
 
-from keyway.simulators import GitHubSimulator
+from keyway.simulators import GitHubSimulator, GitLabSimulator
 from keyway.simulators.oauth_model import Account
 from shared import messages, policy
 from shared.acting import acting_as
@@ -28,8 +28,8 @@ SECOND = Account("lisa", 888, "Lisa")
 class Paced(Setup):
     """Setup, with vault-P, act-P and the queue sweep run on ``clock``."""
 
-    def __init__(self, stack, sim, clock: FakeClock) -> None:
-        super().__init__(stack, sim, "github")
+    def __init__(self, stack, sim, clock: FakeClock, provider: str = "github") -> None:
+        super().__init__(stack, sim, provider)
         self.clock = clock
         self.timed = dataclasses.replace(stack.ports, clock=clock)
 
@@ -42,12 +42,13 @@ class Paced(Setup):
 
     def work(self, step: float = 0.1) -> None:
         """Carry every action request through vault-P and act-P, ``step`` seconds apart."""
-        for requested in self.drain("action-requests-github"):
-            with acting_as("vault-github"):
-                vault_handlers.on_action_requested("github", self.timed, requested)
-            for job in self.drain("action-jobs-github"):
-                with acting_as("act-github"):
-                    act.on_action_job("github", self.timed, job)
+        p = self.provider
+        for requested in self.drain(f"action-requests-{p}"):
+            with acting_as(f"vault-{p}"):
+                vault_handlers.on_action_requested(p, self.timed, requested)
+            for job in self.drain(f"action-jobs-{p}"):
+                with acting_as(f"act-{p}"):
+                    act.on_action_job(p, self.timed, job)
             self.clock.advance(step)
 
     def tick(self) -> int:
@@ -68,14 +69,23 @@ class Paced(Setup):
         return [c for c in found if c["user"]["login"] == account.login]
 
 
-@pytest.fixture
-def paced(local_stack, leak_guard):
+def _paced(stack, leak_guard, sim_class, provider: str):
     clock = FakeClock()
     clock._now = datetime.now(UTC)  # envelopes and tokens are sealed and checked on it
-    sim = GitHubSimulator(on_issue=leak_guard.track, clock=lambda: clock.now().timestamp())
+    sim = sim_class(on_issue=leak_guard.track, clock=lambda: clock.now().timestamp())
     sim.start()
-    yield Paced(local_stack, sim, clock)
+    yield Paced(stack, sim, clock, provider)
     sim.stop()
+
+
+@pytest.fixture
+def paced(local_stack, leak_guard):
+    yield from _paced(local_stack, leak_guard, GitHubSimulator, "github")
+
+
+@pytest.fixture
+def paced_gitlab(local_stack, leak_guard):
+    yield from _paced(local_stack, leak_guard, GitLabSimulator, "gitlab")
 
 
 def statuses(paced: Paced, ids: list[str]) -> list[dict]:
@@ -152,3 +162,18 @@ def test_a_queued_action_is_not_abandoned_while_it_waits(paced):
     later = paced.clock.now() + abandoned.DEADLINE + timedelta(minutes=1)
     assert abandoned.sweep(paced.timed, later) == 0  # queued: the tick asks for it again
     assert paced.status("long-80")[1]["status"] == "pending"
+
+
+def test_a_gitlab_429_queues_the_note_until_its_retry_after_and_it_posts_once(paced_gitlab):
+    paced_gitlab.sim.rate_limit_next(status=429, retry_after=30)
+    before = paced_gitlab.clock.now()
+    _, action = paced_gitlab.request(action_id="note-1")
+    paced_gitlab.work()
+    _, shown = paced_gitlab.status(action["id"])
+    assert (shown["status"], shown["last_error"]) == ("pending", "provider.rate_limited")
+    assert parse_iso(shown["queued_until"]) == before + timedelta(seconds=30)
+    assert paced_gitlab.comments() == []
+    paced_gitlab.clock.advance(31)
+    assert paced_gitlab.tick() == 1
+    assert paced_gitlab.status(action["id"])[1]["status"] == "done"
+    assert len(paced_gitlab.comments()) == 1
