@@ -17,6 +17,7 @@ from shared import messages, policy
 from shared.acting import acting_as
 from shared.actions import handler as act
 from shared.clock import parse_iso
+from shared.errors import UnavailableError
 from shared.scheduler import abandoned, queued
 from shared.vault import handlers as vault_handlers
 from tests.integration.test_actions import MEMBER, Setup
@@ -174,6 +175,36 @@ def test_a_gitlab_429_queues_the_note_until_its_retry_after_and_it_posts_once(pa
     assert parse_iso(shown["queued_until"]) == before + timedelta(seconds=30)
     assert paced_gitlab.comments() == []
     paced_gitlab.clock.advance(31)
+    with acting_as("scheduler"):  # claimed once: a second (or redelivered) tick asks nothing
+        asked = [queued.sweep(paced_gitlab.timed, paced_gitlab.clock.now()) for _ in "ab"]
+    assert asked == [1, 0]
+    paced_gitlab.work()
+    assert paced_gitlab.status(action["id"])[1]["status"] == "done"
+    assert len(paced_gitlab.comments()) == 1
+
+
+class _BusDown:
+    """The bus, refusing every publish."""
+
+    def __init__(self, bus) -> None:
+        self._bus = bus
+
+    def publish(self, *args, **kwargs):
+        raise UnavailableError("bus down", key="bus.unavailable")
+
+    def __getattr__(self, name):
+        return getattr(self._bus, name)
+
+
+def test_a_requeue_whose_publish_fails_stays_queued_for_the_next_tick(paced_gitlab):
+    paced_gitlab.sim.rate_limit_next(status=429, retry_after=30)
+    _, action = paced_gitlab.request(action_id="note-2")
+    paced_gitlab.work()
+    paced_gitlab.clock.advance(31)
+    broken = dataclasses.replace(paced_gitlab.timed, bus=_BusDown(paced_gitlab.timed.bus))
+    with acting_as("scheduler"), pytest.raises(UnavailableError):
+        queued.sweep(broken, paced_gitlab.clock.now())  # raised: the tick is redelivered
+    assert paced_gitlab.status(action["id"])[1]["queued_until"] is not None
     assert paced_gitlab.tick() == 1
     assert paced_gitlab.status(action["id"])[1]["status"] == "done"
     assert len(paced_gitlab.comments()) == 1
