@@ -46,9 +46,9 @@ Bitbucket's ``issue:write``) → ``failed``/``insufficient_scope``; 401 → ``fa
 connection or repository deleted meanwhile →
 ``unknown_connection`` / ``unknown_repository``; the requester's identity for another host
 than the connection's → ``identity_mismatch``; any other permanent error → its stable key.
-All permanent: recorded, acknowledged. Rate limits, a spent budget, 5xx, timeouts and
-malformed answers are retryable: the lease is released, the key kept in ``last_error`` (the
-attempt stays, so the next try looks for the marker first), raised.
+All permanent: recorded, acknowledged. 5xx, timeouts and malformed answers are retryable:
+the lease is released, the key kept in ``last_error`` (the attempt stays, so the next try
+looks for the marker first), raised. Rate limits and a spent budget queue the action (below).
 
 Write limits (:mod:`shared.actions.pacing`): before its envelope is opened, a job takes a write
 slot from the requester's pacing record; with none free the action is *queued* — nothing
