@@ -86,9 +86,10 @@ class WritePacer:
                 return wait
             if self.windows:
                 grants.append(now)
-            tx.put(COLLECTION, self.key, {
-                "grants": [isoformat(g) for g in grants],
-                "paused_until": isoformat(paused) if paused and paused > now else None})
+            new = {"grants": [isoformat(g) for g in grants],
+                   "paused_until": isoformat(paused) if paused and paused > now else None}
+            if new != {"grants": doc.get("grants") or [], "paused_until": doc.get("paused_until")}:
+                tx.put(COLLECTION, self.key, new)  # no write when nothing is counted or expired
             return None
 
         return self._store.transaction(write)

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from shared.actions.pacing import WritePacer, pacing_key
+from shared.actions.pacing import COLLECTION, WritePacer, pacing_key
 from shared.adapters.embedded.sqlite_store import SqliteDocumentStore
 from shared.providers import registry
 from shared.providers.schema import WriteWindowSpec
@@ -77,6 +77,7 @@ def test_a_provider_without_published_limits_is_paced_only_by_its_answers(store)
     clock = FakeClock()
     paced = pacer(store, clock, windows=())
     assert all(paced.take() is None for _ in range(1000))
+    assert store.get(COLLECTION, paced.key) is None  # nothing to count: nothing written
     paced.pause(clock.now() + timedelta(seconds=30))
     assert paced.take() == clock.now() + timedelta(seconds=30)
 
