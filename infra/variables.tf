@@ -112,7 +112,7 @@ variable "firestore_cmek_key" {
 }
 
 variable "refresh_schedule" {
-  description = "Cron schedule of the refresh.tick published to refresh-ticks. Every minute: the tick also resumes syncs whose lease ran out or whose retry is due, within a minute."
+  description = "Cron schedule of the refresh.tick published to refresh-ticks. Every minute: the tick also resumes syncs whose lease ran out or whose retry is due, and asks again for queued actions whose time has come, within a minute."
   type        = string
   default     = "* * * * *"
 }
