@@ -17,9 +17,12 @@
    5 minutes ago (60 s leeway each) → 401 ``stale_timestamp``, a JWT whose ``exp - iat``
    exceeds an hour → 401 ``token_lifetime``, a connection without a secret → 404
    ``unknown_connection``;
-4. delivery dedupe — :mod:`shared.webhooks.deliveries`; a redelivery → 202 ``duplicate``,
-   not published again (Bitbucket: the request UUID within its hook's UUID);
-5. JSON parse — not a JSON object → 400 ``invalid_json`` (the claim is released);
+4. delivery dedupe — :mod:`shared.webhooks.deliveries`: one create-if-absent, the only write
+   of an acknowledgement; a redelivery within the lease → 202 ``duplicate``, not published
+   again (Bitbucket: the request UUID within its hook's UUID); one after it is published again
+   with its first arrival time (ingest is idempotent), which recovers a crashed claim;
+5. JSON parse — not a JSON object → 400 ``invalid_json`` (the claim is released, as after a
+   failed publish; a failed release logs ``webhook.<provider>.release_failed``);
 6. publish ``webhook.event`` to ``events-P`` → 202 ``{"status": "accepted"}``; the message
    says how it was verified (``verified_by``: the table's scheme, ``standard_webhooks`` or
    ``client_secret_jwt``), which ``ingest`` uses to attribute Jira's dynamic webhooks.
@@ -44,8 +47,7 @@ from typing import Any
 from flask import Response
 
 from shared import messages
-from shared.clock import isoformat
-from shared.errors import ConfigError, InvalidInput, NotFound
+from shared.errors import ConfigError, InvalidInput, KeywayError, NotFound
 from shared.http import PROBLEM_JSON, json_response, problem_from_error
 from shared.log import get_logger
 from shared.ports import Ports
@@ -239,20 +241,27 @@ class Receiver:
         doc = deliveries.doc_id(self.provider, delivery, connection)
         fields = {"provider": self.provider, "delivery": delivery, "event": event,
                   "connection": connection}
-        owner = deliveries.claim(ports.business, ports.clock, doc, fields)
-        if owner is None:
+        claimed = deliveries.claim(ports.business, ports.clock, doc, fields)
+        if claimed is None:
             log.info(self._key("duplicate"), extra={"fields": fields})
             return json_response({"status": "duplicate"}, 202)
         try:
             payload = self._parse(body)
-            message_id = self._publish(ports, request, {**fields, "verified_by": scheme},
-                                       payload)
+            self._publish(ports, request, {**fields, "verified_by": scheme,
+                                           "received_at": claimed.received_at}, payload)
         except BaseException:
-            deliveries.release(ports.business, doc, owner)
+            self._release(ports, doc, claimed.owner)
             raise
-        deliveries.mark_published(ports.business, ports.clock, doc, owner, message_id)
-        log.info(self._key("accepted"), extra={"fields": fields})
+        log.info(self._key("accepted"),
+                 extra={"fields": {**fields, "reclaimed": claimed.reclaimed}})
         return json_response({"status": "accepted"}, 202)
+
+    def _release(self, ports: Ports, doc: str, owner: str) -> None:
+        """Best effort: a claim that cannot be deleted now is recovered after the lease."""
+        try:
+            deliveries.release(ports.business, doc, owner)
+        except KeywayError:
+            log.warning(self._key("release_failed"), extra={"fields": {"delivery": doc}})
 
     def _delivery_header(self, request: Any) -> str | None:
         """The delivery id header, prefixed by its scope (``<hook uuid>.<request uuid>``)."""
@@ -275,8 +284,7 @@ class Receiver:
                  payload: dict[str, Any]) -> str:
         headers = {name: value for name, header in self.profile.forwarded.items()
                    if (value := _header(request, header)) is not None}
-        message = {**fields, "headers": headers, "received_at": isoformat(ports.clock.now()),
-                   "payload": payload}
+        message = {**fields, "headers": headers, "payload": payload}
         sender = f"webhook-{self.provider}"
         data, attributes = messages.encode(sender, "webhook.event", message)
         if len(data) > messages.MAX_BODY_BYTES:  # rare: encode the small stand-in instead
