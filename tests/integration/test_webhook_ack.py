@@ -34,6 +34,7 @@ class RecordingStore:
 
     def __init__(self, inner: Any) -> None:
         self.inner, self.writes, self.transactions, self.dead = inner, 0, 0, False
+        self.refuse_transactions = False
         self._lock = threading.Lock()
 
     def __getattr__(self, name: str) -> Any:
@@ -60,6 +61,8 @@ class RecordingStore:
 
     def transaction(self, fn: Any, **kwargs: Any) -> Any:
         self._count(0)
+        if self.refuse_transactions:
+            raise UnavailableError("store.transaction: service unavailable")
         with self._lock:
             self.transactions += 1
         return self.inner.transaction(fn, **kwargs)
@@ -204,3 +207,16 @@ def test_a_claim_left_by_a_crash_before_its_publish_is_published_after_the_lease
     m = published[0]
     body = messages.decode(EVENTS, m.data, m.attributes, m.message_id).body
     assert body["received_at"] == left["received_at"]  # ingest sees the first arrival
+
+
+def test_a_claim_that_cannot_be_released_is_published_by_a_redelivery_after_the_lease(
+        stack, monkeypatch, caplog):
+    stack.ports.bus.fail, stack.ports.business.refuse_transactions = 1, True
+    assert deliver(stack, "d-stuck").status_code == 503  # the publish error, not the release's
+    assert "webhook.github.release_failed" in [r.getMessage() for r in caplog.records]
+    stack.ports.business.refuse_transactions = False
+    assert status(deliver(stack, "d-stuck")) == (202, "duplicate")  # the claim stayed
+    lease = deliveries.PENDING_LEASE.total_seconds()
+    monkeypatch.setattr(stack.ports, "clock", Later(stack.ports.clock, lease + 1))
+    assert status(deliver(stack, "d-stuck")) == (202, "accepted")
+    assert stack.ports.bus.published == 1 and len(waiting(stack, 1)) == 1

@@ -195,6 +195,28 @@ def test_a_delivery_an_earlier_version_marked_published_stays_a_duplicate(busine
     assert deliveries.claim(business, clock, "github:old", {}) is None
 
 
+class LostAnswer:
+    """A store whose ``create`` commits but answers ``False``, as a create retried after its
+    first attempt committed would."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+    def create(self, collection: str, doc_id: str, data: dict) -> bool:
+        self.inner.create(collection, doc_id, data)
+        return False
+
+
+def test_a_create_whose_answer_was_lost_is_still_this_requests_claim(business):
+    clock = FakeClock()
+    claimed = deliveries.claim(LostAnswer(business), clock, "github:d-9", {})
+    assert claimed is not None and not claimed.reclaimed
+    assert business.get(deliveries.COLLECTION, "github:d-9")["owner"] == claimed.owner
+
+
 def test_delivery_ids_are_store_safe():
     assert deliveries.normalize_id("72d3162e-cc78-11e3-81ab-4c9367dc0958", b"") == \
         "72d3162e-cc78-11e3-81ab-4c9367dc0958"
