@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from flask import Response
@@ -55,6 +54,7 @@ from shared.providers import registry
 from shared.providers.schema import WebhookSpec
 from shared.webhooks import deliveries, signatures
 from shared.webhooks.body import read_capped
+from shared.webhooks.delivery_profiles import PROFILES
 from shared.webhooks.errors import MethodNotAllowed, PayloadTooLarge, Unauthorized, key
 from shared.webhooks.secrets import SecretCache, app_secret_name, connection_secret_name
 
@@ -65,31 +65,6 @@ SIGNED = ("webhook-id", "webhook-timestamp", "webhook-signature")
 _MAX_HEADER = 256
 _JWT_REFUSALS = {"token_lifetime": "the token's lifetime (exp - iat) is longer than allowed",
                  "stale_timestamp": "the token is expired, too old or not yet valid"}
-
-
-@dataclass(frozen=True)
-class Profile:
-    """What the provider table cannot say: headers worth forwarding to ``ingest`` (message
-    field → header), whether the provider may sign in the Standard Webhooks format, and a
-    header scoping the delivery id (Bitbucket's ``X-Request-UUID`` is deduped per hook,
-    ``X-Hook-UUID``, so two hooks' deliveries of one event are never mistaken for a replay)."""
-
-    forwarded: Mapping[str, str]
-    standard_webhooks: bool = False
-    delivery_scope: str | None = None
-
-
-PROFILES: dict[str, Profile] = {
-    "github": Profile({"hook_id": "X-GitHub-Hook-ID",
-                       "target_id": "X-GitHub-Hook-Installation-Target-ID",
-                       "target_type": "X-GitHub-Hook-Installation-Target-Type",
-                       "enterprise_host": "X-GitHub-Enterprise-Host"}),
-    "gitlab": Profile({"instance": "X-Gitlab-Instance", "hook_uuid": "X-Gitlab-Webhook-UUID"},
-                      standard_webhooks=True),
-    "bitbucket": Profile({"hook_uuid": "X-Hook-UUID", "attempt": "X-Attempt-Number"},
-                         delivery_scope="X-Hook-UUID"),
-    "jira": Profile({"retry": "X-Atlassian-Webhook-Retry"}),
-}
 
 
 def _header(request: Any, name: str | None) -> str | None:
