@@ -244,8 +244,8 @@ def _notes(b: dict, loads: dict[str, float] | None = None) -> list[str]:
         notes.append(
             "Webhooks: the load generator (32 Python threads) runs on the same 2 cores as the "
             "server, which caps both sides. The local stack serves every function from one "
-            "Python process: each delivery's acknowledgement (HMAC, a dedupe transaction, a "
-            "publish, a mark-published transaction, one log line) shares that process's GIL "
+            "Python process: each delivery's acknowledgement (HMAC, one create-if-absent "
+            "claim, a publish, one log line) shares that process's GIL "
             "with the bus pump and with the ingest function normalizing the same events, "
             "while the bare app only checks the HMAC. SQLite writers queue on an in-process "
             "lock (no busy-handler sleeps) at synchronous=normal (KEYWAY_SQLITE_SYNCHRONOUS).")

@@ -95,6 +95,11 @@ class DocumentStore(Protocol):
     def put(self, collection: str, doc_id: str, data: Document) -> None:
         """Create or replace the whole document."""
 
+    def create(self, collection: str, doc_id: str, data: Document) -> bool:
+        """Create the document if it is absent: ``True`` when this call created it, ``False``
+        (nothing written) when it already exists. One atomic write, no transaction: of many
+        concurrent creates of one id exactly one returns ``True``."""
+
     def delete(self, collection: str, doc_id: str) -> None:
         """Delete if present; deleting a missing document is not an error."""
 

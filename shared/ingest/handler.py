@@ -11,12 +11,13 @@ message or payload is a permanent error, logged with its key and acknowledged.
 
 Idempotency — safe to deliver any number of times, in any order:
 
-* What dedupes: ``webhook-P`` publishes a delivery id once; beyond that every write is a
-  :mod:`shared.records.store` upsert keyed by (tenant, provider, external id) that only writes
-  a strictly newer ``updated_at``, and deletions are tombstones versioned by their time. So a
-  second or third redelivery of the same event writes nothing (``unchanged``), and an older
-  event arriving after a newer one changes nothing either. Connection state changes are
-  versioned by the webhook's arrival time the same way.
+* What dedupes: ``webhook-P`` publishes a delivery id once, or again on a redelivery after
+  its claim's lease with the same ``received_at`` (:mod:`shared.webhooks.deliveries`); beyond
+  that every write is a :mod:`shared.records.store` upsert keyed by (tenant, provider,
+  external id) that only writes a strictly newer ``updated_at``, and deletions are tombstones
+  versioned by their time. So a second or third redelivery of the same event writes nothing
+  (``unchanged``), and an older event arriving after a newer one changes nothing either.
+  Connection state changes are versioned by the webhook's arrival time the same way.
 * Side effects that are not records — a follow-up ``sync.requested`` — may be published again
   by a redelivery; the vault and the fetcher make a repeated sync cheap (leases, cursors).
 * Too old: there is no age cut-off for records, because versions decide (an old event loses

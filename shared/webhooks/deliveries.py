@@ -1,16 +1,33 @@
-"""Delivery dedupe: each delivery id is published once, recorded in the business store.
+"""Delivery dedupe: one durable write per acknowledgement, nothing lost, nothing applied twice.
 
 A delivery is the document ``webhook_deliveries/<provider>:<id>`` — scoped further by the
 connection for per-connection hooks (``<provider>:<connection>:<id>``), because GitHub shares
 one ``X-GitHub-Delivery`` between every hook subscribed to the same event. Its life:
 
-1. :func:`claim` — in one transaction: absent (or a stale claim) → written ``pending`` with a
-   fresh owner token; ``published`` or a live ``pending`` claim → a duplicate.
-2. the caller parses and publishes, then :func:`mark_published`; if parsing or publishing
-   fails, :func:`release` deletes the claim (only if still its own), so a rejected request
-   stores nothing and a provider retry after a failed publish is published, not dropped.
+1. :func:`claim` — one ``DocumentStore.create`` of the claim (``state: claimed``, a fresh
+   ``owner`` token, ``claimed_at``). Created → this request owns the delivery. Already there →
+   one read: a claim younger than :data:`PENDING_LEASE` (or one marked ``published`` by an
+   earlier version) is a duplicate; an older one is taken over in a transaction (exactly one
+   of concurrent redeliveries wins) and published again.
+2. the caller parses and publishes, then answers. Nothing is written after the publish: the
+   claim itself is the record. If parsing or publishing fails, :func:`release` deletes the
+   claim (only if still its own, best effort), so the provider's retry is published.
 
-A claim left ``pending`` by a crashed instance is taken over after :data:`PENDING_LEASE`.
+What each case costs, and why it is safe: ``ingest`` is idempotent (records keep the newest
+``observed_at``), so a second publish of one delivery is harmless while a lost one is not.
+
+* first delivery: one create (the only write) and one publish;
+* duplicate within the lease: a create that writes nothing and one read; answered
+  ``duplicate``, not published;
+* redelivery after the lease: that, plus a transaction (read, write) and a second publish,
+  which ingest applies as a no-op — the provider redelivering an old event, or the recovery
+  of a claim whose instance crashed between the create and the publish;
+* failed publish: the create, then a transaction deleting the claim; the retry is a first
+  delivery again (if the delete fails too, the retry after the lease recovers it);
+* crash between create and publish, redelivered within the lease: answered ``duplicate`` and
+  not yet published — recovered by the next redelivery after the lease (as before: a live
+  claim cannot be told from a crashed one without a second write).
+
 Deliveries are kept :data:`RETAIN` after the claim (``expires_at``); the native timestamp
 ``purge_at`` lets a Firestore TTL policy delete them (:mod:`shared.retention`).
 """
@@ -20,6 +37,7 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -47,37 +65,53 @@ def doc_id(provider: str, delivery: str, connection: str | None = None) -> str:
     return f"{provider}:{connection}:{delivery}" if connection else f"{provider}:{delivery}"
 
 
-def claim(store: DocumentStore, clock: Clock, key: str, fields: dict[str, Any]) -> str | None:
-    """Claim delivery ``key``: the owner token, or ``None`` if it is a duplicate."""
-    now = clock.now()
-    owner = uuid.uuid4().hex
+@dataclass(frozen=True)
+class Claim:
+    """This request owns the delivery: ``owner`` releases it, ``received_at`` is when keyway
+    first received it (kept by a takeover, so a second publish carries the same arrival time
+    and ingest, which versions by it, applies it as the no-op it is)."""
 
-    def attempt(tx: Transaction) -> str | None:
+    owner: str
+    received_at: str
+    reclaimed: bool = False
+
+
+def claim(store: DocumentStore, clock: Clock, key: str, fields: dict[str, Any]) -> Claim | None:
+    """Claim delivery ``key``, or ``None`` if it is a duplicate."""
+    now = isoformat(clock.now())
+    owner = uuid.uuid4().hex
+    expiry = clock.now() + RETAIN
+    record = {**fields, "state": "claimed", "owner": owner, "claimed_at": now,
+              "received_at": now, "expires_at": isoformat(expiry), **retention.purge_at(expiry)}
+    if store.create(COLLECTION, key, record):
+        return Claim(owner, now)
+    stored = store.get(COLLECTION, key)
+    if stored is not None and stored.get("owner") == owner:
+        return Claim(owner, now)  # our own create, committed though its answer was lost
+    lease_start = isoformat(clock.now() - PENDING_LEASE)
+    if stored is not None and not _stale(stored, lease_start):
+        return None
+    return _take_over(store, key, record, lease_start)
+
+
+def _take_over(store: DocumentStore, key: str, record: dict[str, Any],
+               lease_start: str) -> Claim | None:
+    """Replace a claim older than the lease (or one released meanwhile) — one winner."""
+    def attempt(tx: Transaction) -> Claim | None:
         stored = tx.get(COLLECTION, key)
-        if stored is not None and not _stale(stored, isoformat(now - PENDING_LEASE)):
+        if stored is not None and not _stale(stored, lease_start):
             return None
-        tx.put(COLLECTION, key, {**fields, "state": "pending", "owner": owner,
-                                 "claimed_at": isoformat(now),
-                                 "expires_at": isoformat(now + RETAIN),
-                                 **retention.purge_at(now + RETAIN)})
-        return owner
+        first = str((stored or {}).get("received_at") or record["received_at"])
+        tx.put(COLLECTION, key, {**record, "received_at": first, "reclaimed": True})
+        return Claim(str(record["owner"]), first, reclaimed=stored is not None)
 
     return store.transaction(attempt)
 
 
 def _stale(stored: dict[str, Any], lease_start: str) -> bool:
-    return stored.get("state") == "pending" and str(stored.get("claimed_at", "")) < lease_start
-
-
-def mark_published(store: DocumentStore, clock: Clock, key: str, owner: str,
-                   message_id: str) -> None:
-    def attempt(tx: Transaction) -> None:
-        stored = tx.get(COLLECTION, key)
-        if stored is not None and stored.get("owner") == owner:
-            tx.put(COLLECTION, key, {**stored, "state": "published", "message_id": message_id,
-                                     "published_at": isoformat(clock.now())})
-
-    store.transaction(attempt)
+    """Older than the lease and not known published (``published``: an earlier version's
+    second write; such a delivery stays a duplicate)."""
+    return stored.get("state") != "published" and str(stored.get("claimed_at", "")) < lease_start
 
 
 def release(store: DocumentStore, key: str, owner: str) -> None:
@@ -85,7 +119,7 @@ def release(store: DocumentStore, key: str, owner: str) -> None:
     def attempt(tx: Transaction) -> None:
         stored = tx.get(COLLECTION, key)
         if stored is not None and stored.get("owner") == owner \
-                and stored.get("state") == "pending":
+                and stored.get("state") != "published":
             tx.delete(COLLECTION, key)
 
     store.transaction(attempt)

@@ -17,7 +17,8 @@ OUTCOMES = ("accepted", "duplicate",  # acknowledged (202)
             "too_large", "missing_signature", "invalid_signature", "stale_timestamp",
             "token_lifetime",
             "invalid_json", "unknown_connection", "not_found", "method_not_allowed",  # rejected
-            "secret_missing")  # misconfigured (500)
+            "secret_missing",  # misconfigured (500)
+            "release_failed")  # a claim not deleted after a failed publish (logged, recovered)
 
 
 def key(provider: str, reason: str) -> str:

@@ -17,9 +17,12 @@
    5 minutes ago (60 s leeway each) → 401 ``stale_timestamp``, a JWT whose ``exp - iat``
    exceeds an hour → 401 ``token_lifetime``, a connection without a secret → 404
    ``unknown_connection``;
-4. delivery dedupe — :mod:`shared.webhooks.deliveries`; a redelivery → 202 ``duplicate``,
-   not published again (Bitbucket: the request UUID within its hook's UUID);
-5. JSON parse — not a JSON object → 400 ``invalid_json`` (the claim is released);
+4. delivery dedupe — :mod:`shared.webhooks.deliveries`: one create-if-absent, the only write
+   of an acknowledgement; a redelivery within the lease → 202 ``duplicate``, not published
+   again (Bitbucket: the request UUID within its hook's UUID); one after it is published again
+   with its first arrival time (ingest is idempotent), which recovers a crashed claim;
+5. JSON parse — not a JSON object → 400 ``invalid_json`` (the claim is released, as after a
+   failed publish; a failed release logs ``webhook.<provider>.release_failed``);
 6. publish ``webhook.event`` to ``events-P`` → 202 ``{"status": "accepted"}``; the message
    says how it was verified (``verified_by``: the table's scheme, ``standard_webhooks`` or
    ``client_secret_jwt``), which ``ingest`` uses to attribute Jira's dynamic webhooks.
@@ -38,14 +41,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from flask import Response
 
 from shared import messages
-from shared.clock import isoformat
-from shared.errors import ConfigError, InvalidInput, NotFound
+from shared.errors import ConfigError, InvalidInput, KeywayError, NotFound
 from shared.http import PROBLEM_JSON, json_response, problem_from_error
 from shared.log import get_logger
 from shared.ports import Ports
@@ -53,6 +54,7 @@ from shared.providers import registry
 from shared.providers.schema import WebhookSpec
 from shared.webhooks import deliveries, signatures
 from shared.webhooks.body import read_capped
+from shared.webhooks.delivery_profiles import PROFILES
 from shared.webhooks.errors import MethodNotAllowed, PayloadTooLarge, Unauthorized, key
 from shared.webhooks.secrets import SecretCache, app_secret_name, connection_secret_name
 
@@ -63,31 +65,6 @@ SIGNED = ("webhook-id", "webhook-timestamp", "webhook-signature")
 _MAX_HEADER = 256
 _JWT_REFUSALS = {"token_lifetime": "the token's lifetime (exp - iat) is longer than allowed",
                  "stale_timestamp": "the token is expired, too old or not yet valid"}
-
-
-@dataclass(frozen=True)
-class Profile:
-    """What the provider table cannot say: headers worth forwarding to ``ingest`` (message
-    field → header), whether the provider may sign in the Standard Webhooks format, and a
-    header scoping the delivery id (Bitbucket's ``X-Request-UUID`` is deduped per hook,
-    ``X-Hook-UUID``, so two hooks' deliveries of one event are never mistaken for a replay)."""
-
-    forwarded: Mapping[str, str]
-    standard_webhooks: bool = False
-    delivery_scope: str | None = None
-
-
-PROFILES: dict[str, Profile] = {
-    "github": Profile({"hook_id": "X-GitHub-Hook-ID",
-                       "target_id": "X-GitHub-Hook-Installation-Target-ID",
-                       "target_type": "X-GitHub-Hook-Installation-Target-Type",
-                       "enterprise_host": "X-GitHub-Enterprise-Host"}),
-    "gitlab": Profile({"instance": "X-Gitlab-Instance", "hook_uuid": "X-Gitlab-Webhook-UUID"},
-                      standard_webhooks=True),
-    "bitbucket": Profile({"hook_uuid": "X-Hook-UUID", "attempt": "X-Attempt-Number"},
-                         delivery_scope="X-Hook-UUID"),
-    "jira": Profile({"retry": "X-Atlassian-Webhook-Retry"}),
-}
 
 
 def _header(request: Any, name: str | None) -> str | None:
@@ -239,20 +216,27 @@ class Receiver:
         doc = deliveries.doc_id(self.provider, delivery, connection)
         fields = {"provider": self.provider, "delivery": delivery, "event": event,
                   "connection": connection}
-        owner = deliveries.claim(ports.business, ports.clock, doc, fields)
-        if owner is None:
+        claimed = deliveries.claim(ports.business, ports.clock, doc, fields)
+        if claimed is None:
             log.info(self._key("duplicate"), extra={"fields": fields})
             return json_response({"status": "duplicate"}, 202)
         try:
             payload = self._parse(body)
-            message_id = self._publish(ports, request, {**fields, "verified_by": scheme},
-                                       payload)
+            self._publish(ports, request, {**fields, "verified_by": scheme,
+                                           "received_at": claimed.received_at}, payload)
         except BaseException:
-            deliveries.release(ports.business, doc, owner)
+            self._release(ports, doc, claimed.owner)
             raise
-        deliveries.mark_published(ports.business, ports.clock, doc, owner, message_id)
-        log.info(self._key("accepted"), extra={"fields": fields})
+        log.info(self._key("accepted"),
+                 extra={"fields": {**fields, "reclaimed": claimed.reclaimed}})
         return json_response({"status": "accepted"}, 202)
+
+    def _release(self, ports: Ports, doc: str, owner: str) -> None:
+        """Best effort: a claim that cannot be deleted now is recovered after the lease."""
+        try:
+            deliveries.release(ports.business, doc, owner)
+        except KeywayError:
+            log.warning(self._key("release_failed"), extra={"fields": {"delivery": doc}})
 
     def _delivery_header(self, request: Any) -> str | None:
         """The delivery id header, prefixed by its scope (``<hook uuid>.<request uuid>``)."""
@@ -275,8 +259,7 @@ class Receiver:
                  payload: dict[str, Any]) -> str:
         headers = {name: value for name, header in self.profile.forwarded.items()
                    if (value := _header(request, header)) is not None}
-        message = {**fields, "headers": headers, "received_at": isoformat(ports.clock.now()),
-                   "payload": payload}
+        message = {**fields, "headers": headers, "payload": payload}
         sender = f"webhook-{self.provider}"
         data, attributes = messages.encode(sender, "webhook.event", message)
         if len(data) > messages.MAX_BODY_BYTES:  # rare: encode the small stand-in instead

@@ -1,7 +1,9 @@
 """The DocumentStore contract: every adapter must pass every test here.
 
-``embedded`` is :class:`SqliteDocumentStore` on a temporary file; ``emulator`` is
-:class:`FirestoreDocumentStore` on the official Firestore emulator with a fresh project per test.
+The ``store`` fixture (``tests/contract/conftest.py``, shared with
+``test_store_create_contract.py``): ``embedded`` is :class:`SqliteDocumentStore` on a temporary
+file; ``emulator`` is :class:`FirestoreDocumentStore` on the official Firestore emulator with a
+fresh project per test.
 What only the embedded adapter does (its file, processes sharing it) is tested in
 ``tests/unit/test_sqlite_store.py``.
 """
@@ -20,18 +22,6 @@ from shared.adapters.gcp.firestore_store import FirestoreDocumentStore
 from shared.errors import ContentionError, InvalidInput
 from shared.ports import DocumentStore, Filter, Order, Snapshot, Transaction
 from tests.support import COUNTERS, increment
-
-
-@pytest.fixture(params=["embedded", pytest.param("emulator", marks=pytest.mark.emulator)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
-    if request.param == "embedded":
-        opened: Any = SqliteDocumentStore(tmp_path / "store.db")
-    else:
-        request.getfixturevalue("emulator_env")
-        project = request.getfixturevalue("unique_project")
-        opened = FirestoreDocumentStore(project=project, database="(default)")
-    yield opened
-    opened.close()
 
 
 @pytest.fixture

@@ -166,21 +166,55 @@ def business(tmp_path):
 
 def test_a_delivery_is_claimed_once_and_a_released_claim_can_be_claimed_again(business):
     clock = FakeClock()
-    owner = deliveries.claim(business, clock, "github:d-1", {"delivery": "d-1"})
-    assert owner is not None
+    first = deliveries.claim(business, clock, "github:d-1", {"delivery": "d-1"})
+    assert first is not None and not first.reclaimed
     assert deliveries.claim(business, clock, "github:d-1", {"delivery": "d-1"}) is None
-    deliveries.release(business, "github:d-1", owner)
-    again = deliveries.claim(business, clock, "github:d-1", {"delivery": "d-1"})
-    deliveries.mark_published(business, clock, "github:d-1", again, "m-1")
-    clock.advance(3600)
+    deliveries.release(business, "github:d-1", "someone-else")  # not its claim: kept
     assert deliveries.claim(business, clock, "github:d-1", {"delivery": "d-1"}) is None
+    deliveries.release(business, "github:d-1", first.owner)
+    assert deliveries.claim(business, clock, "github:d-1", {"delivery": "d-1"}) is not None
 
 
-def test_a_claim_abandoned_by_a_crashed_instance_is_taken_over_after_its_lease(business):
+def test_a_claim_older_than_the_lease_is_taken_over_once_with_its_first_arrival_time(business):
     clock = FakeClock()
-    deliveries.claim(business, clock, "gitlab:x", {})
-    clock.advance(61)
-    assert deliveries.claim(business, clock, "gitlab:x", {}) is not None
+    first = deliveries.claim(business, clock, "gitlab:x", {})
+    clock.advance(59)
+    assert deliveries.claim(business, clock, "gitlab:x", {}) is None  # within the lease
+    clock.advance(2)
+    taken = deliveries.claim(business, clock, "gitlab:x", {})
+    assert taken is not None and taken.reclaimed and taken.owner != first.owner
+    assert taken.received_at == first.received_at  # so ingest sees the same event again
+    assert deliveries.claim(business, clock, "gitlab:x", {}) is None  # the new lease holds
+
+
+def test_a_delivery_an_earlier_version_marked_published_stays_a_duplicate(business):
+    clock = FakeClock()
+    business.put(deliveries.COLLECTION, "github:old", {
+        "state": "published", "owner": "o", "claimed_at": "2029-12-31T00:00:00.000000Z"})
+    clock.advance(3600)
+    assert deliveries.claim(business, clock, "github:old", {}) is None
+
+
+class LostAnswer:
+    """A store whose ``create`` commits but answers ``False``, as a create retried after its
+    first attempt committed would."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+    def create(self, collection: str, doc_id: str, data: dict) -> bool:
+        self.inner.create(collection, doc_id, data)
+        return False
+
+
+def test_a_create_whose_answer_was_lost_is_still_this_requests_claim(business):
+    clock = FakeClock()
+    claimed = deliveries.claim(LostAnswer(business), clock, "github:d-9", {})
+    assert claimed is not None and not claimed.reclaimed
+    assert business.get(deliveries.COLLECTION, "github:d-9")["owner"] == claimed.owner
 
 
 def test_delivery_ids_are_store_safe():

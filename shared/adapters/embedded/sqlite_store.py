@@ -145,7 +145,8 @@ def _boundary(what: str) -> Iterator[None]:
 class SqliteDocumentStore:
     """Documents as JSON text in one SQLite file (WAL mode, mode 0600), keyed (collection, id).
 
-    Same semantics as Firestore: ``put`` replaces, ``delete`` is idempotent, filters compare
+    Same semantics as Firestore: ``put`` replaces, ``create`` writes only an absent document,
+    ``delete`` is idempotent, filters compare
     same-typed values only (numbers with numbers, strings with strings, bytes by byte order) and
     never match a missing field, ``!=`` also skips nulls, ``order_by`` skips documents without
     the field and ties break on inequality-filter fields then id. Without ``order_by`` results
@@ -210,6 +211,14 @@ class SqliteDocumentStore:
     def put(self, collection: str, doc_id: str, data: Document) -> None:
         with self._queue("sqlite.put"):
             _write(self._connection(), collection, doc_id, data)
+
+    def create(self, collection: str, doc_id: str, data: Document) -> bool:
+        """One ``INSERT … ON CONFLICT DO NOTHING``: atomic, whoever inserts first wins."""
+        row = (*_key(collection, doc_id), _dumps(data))
+        with self._queue("sqlite.create"), _boundary("sqlite.create"):
+            cursor = self._connection().execute(
+                "INSERT INTO documents VALUES (?, ?, ?) ON CONFLICT DO NOTHING", row)
+            return cursor.rowcount == 1
 
     def delete(self, collection: str, doc_id: str) -> None:
         with self._queue("sqlite.delete"):

@@ -50,7 +50,8 @@ def _lost_races(error: BaseException) -> bool:
 class FirestoreDocumentStore:
     """Documents in one Firestore database (``database`` names it: ``"(default)"``, ``"vault"``).
 
-    ``put`` is ``set`` (replace), ``delete`` is idempotent, filters are Firestore's own (same
+    ``put`` is ``set`` (replace), ``create`` is ``create`` (``AlreadyExists`` → ``False``),
+    ``delete`` is idempotent, filters are Firestore's own (same
     types only, a missing field never matches, ``!=`` also skips nulls), ``order_by`` skips
     documents without the field. Without ``order_by`` results are ordered by document id; with
     an inequality filter and no ``order_by`` Firestore would order by that field, so the matches
@@ -89,6 +90,17 @@ class FirestoreDocumentStore:
         checked = rules.check_document(data)
         with boundary("firestore.put"):
             ref.set(checked)
+
+    def create(self, collection: str, doc_id: str, data: Document) -> bool:
+        """``DocumentReference.create``: one commit with an exists=false precondition."""
+        ref = self._ref(collection, doc_id)
+        checked = rules.check_document(data)
+        with boundary("firestore.create"):
+            try:
+                ref.create(checked)
+            except gexc.AlreadyExists:  # an answer, not an error
+                return False
+        return True
 
     def delete(self, collection: str, doc_id: str) -> None:
         ref = self._ref(collection, doc_id)
