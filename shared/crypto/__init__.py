@@ -11,4 +11,5 @@ Modules:
   (promise 3).
 * :mod:`shared.crypto.replay` — replay guard: each envelope nonce opens at most once.
 * ``shared.crypto._aead`` — private AES-256-GCM and associated-data encoding helpers.
+* ``shared.crypto._keymeta`` — private: the data-key metadata document's transactions.
 """
