@@ -29,14 +29,16 @@ are UTF-8. :meth:`FieldCipher.encrypt` writes format 2 only: a :class:`FieldCont
 ``generation=None`` names a legacy format-1 ciphertext and is accepted only by
 :meth:`FieldCipher.decrypt`, which never accepts one format for the other.
 
-Cost: per (format, key version, key, component, tenant, provider, collection, record id,
-field) the cipher keeps, in a bounded LRU (:data:`CACHE_SIZE` entries, per instance), the
-version's shared ``AESGCM`` object, the encoded associated data up to the generation and the
-header; a call appends the generation (format 2), draws the IV and makes one AES-GCM call. The
-cache is :func:`functools.lru_cache`, which is thread-safe without a lock of ours (at worst two
-threads build the same entry), and it is keyed by the key the keyring hands out for the call,
-so a version whose key the keyring no longer hands out (retired) is never used from it.
-Nothing in it is logged, and the cipher refuses ``repr`` of its contents and pickling.
+Cost: the cipher keeps, per instance, two bounded LRU caches (:data:`CACHE_SIZE` entries
+each): per (format, key version, component, tenant, provider, collection, record id, field) the
+encoded associated data up to the generation, and per that plus the key the keyring handed out
+and the generation, the whole associated data, the version's shared ``AESGCM`` object and the
+header. A call looks its context up once, draws the IV and makes one AES-GCM call; a new
+generation (every write) costs one append to a cached prefix. Both caches are
+:func:`functools.lru_cache`, thread-safe without a lock of ours (at worst two threads build the
+same entry). An entry is found only with the key the keyring hands out for the call, so a
+version the keyring no longer hands out (retired) is never used from it. Nothing in either is
+logged, and the cipher refuses ``repr`` of its contents and pickling.
 
 Every decrypt failure — flipped bit anywhere, truncation, wrong context, another component's
 key, an unknown or retired key version, garbage, empty input — raises the same opaque
@@ -67,7 +69,7 @@ MIN_SIZE = HEADER.size + IV_SIZE + TAG_SIZE
 _DOMAIN = b"keyway/field"
 _GENERATION = struct.Struct(">IQ").pack  # the last associated-data part: 8, generation
 _IV_END = HEADER.size + IV_SIZE
-CACHE_SIZE = 4096  # (context, key version) entries per cipher, least recently used dropped
+CACHE_SIZE = 4096  # entries per cache and cipher, the least recently used dropped
 
 
 @dataclass(frozen=True)
@@ -130,6 +132,7 @@ class FieldCipher:
         # recent contexts (module docstring, Cost).
         self._aeads: dict[int, tuple[bytes, AESGCM]] = {}
         self._entry = functools.lru_cache(maxsize=CACHE_SIZE)(self._build_entry)
+        self._prefix = functools.lru_cache(maxsize=CACHE_SIZE)(self._build_prefix)
 
     def __repr__(self) -> str:
         return f"FieldCipher(component={self._keyring.component!r})"
@@ -150,11 +153,11 @@ class FieldCipher:
         if generation is None:
             raise InvalidInput("new ciphertexts always bind a generation")
         version, key = self._keyring.reserve()
-        aead, prefix, header = self._entry(FORMAT, version, key, context.tenant,
-                                           context.provider, context.collection,
-                                           context.record_id, context.field)
+        aead, associated_data, header = self._entry(
+            FORMAT, version, key, context.tenant, context.provider, context.collection,
+            context.record_id, context.field, generation)
         iv = os.urandom(IV_SIZE)
-        return header + iv + aead.encrypt(iv, plaintext, prefix + _GENERATION(8, generation))
+        return header + iv + aead.encrypt(iv, plaintext, associated_data)
 
     def decrypt(self, ciphertext: bytes, context: FieldContext) -> bytes:
         """The plaintext of a ciphertext from :meth:`encrypt` for the same ``context`` (a
@@ -168,11 +171,9 @@ class FieldCipher:
         if magic != MAGIC or version < 1 or fmt != (LEGACY_FORMAT if generation is None
                                                     else FORMAT):
             fail()
-        aead, prefix, _ = self._entry(fmt, version, self._keyring.key(version), context.tenant,
-                                      context.provider, context.collection, context.record_id,
-                                      context.field)
-        associated_data = prefix if generation is None else prefix + _GENERATION(
-            8, generation)
+        aead, associated_data, _ = self._entry(
+            fmt, version, self._keyring.key(version), context.tenant, context.provider,
+            context.collection, context.record_id, context.field, generation)
         try:
             return aead.decrypt(ciphertext[HEADER.size:_IV_END], ciphertext[_IV_END:],
                                 associated_data)
@@ -196,12 +197,18 @@ class FieldCipher:
         return cached[1]
 
     def _build_entry(self, fmt: int, version: int, key: bytes, tenant: str, provider: str,
-                     collection: str, record_id: str, field: str
+                     collection: str, record_id: str, field: str, generation: int | None
                      ) -> tuple[AESGCM, bytes, bytes]:
-        """``(aead, associated data up to the generation, header)``: format 2 appends the
-        generation to it, format 1's is whole."""
-        prefix = encode_parts(
+        """``(aead, associated data, header)`` of one context at one key version."""
+        prefix = self._prefix(fmt, version, tenant, provider, collection, record_id, field)
+        associated_data = prefix if generation is None else prefix + _GENERATION(8, generation)
+        return self._aead(version, key), associated_data, HEADER.pack(MAGIC, fmt, version)
+
+    def _build_prefix(self, fmt: int, version: int, tenant: str, provider: str,
+                      collection: str, record_id: str, field: str) -> bytes:
+        """The associated data up to the generation: format 2 appends the generation, format
+        1's is whole."""
+        return encode_parts(
             _DOMAIN, bytes([fmt]), self._keyring.component.encode("utf-8"),
             tenant.encode("utf-8"), provider.encode("utf-8"), collection.encode("utf-8"),
             record_id.encode("utf-8"), field.encode("utf-8"), struct.pack(">I", version))
-        return self._aead(version, key), prefix, HEADER.pack(MAGIC, fmt, version)
