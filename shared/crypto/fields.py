@@ -51,6 +51,7 @@ from __future__ import annotations
 import functools
 import os
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any, NoReturn
 
@@ -120,6 +121,29 @@ def _check_context(context: object) -> FieldContext:
     return context
 
 
+def _encode_prefix(component: bytes, fmt: int, version: int, tenant: str, provider: str,
+                   collection: str, record_id: str, field: str) -> bytes:
+    """The associated data up to the generation: format 2 appends the generation, format 1's
+    is whole."""
+    return encode_parts(
+        _DOMAIN, bytes([fmt]), component, tenant.encode("utf-8"), provider.encode("utf-8"),
+        collection.encode("utf-8"), record_id.encode("utf-8"), field.encode("utf-8"),
+        struct.pack(">I", version))
+
+
+def _build_entry(aeads: dict[int, tuple[bytes, AESGCM]], prefix_of: Callable[..., bytes],
+                 fmt: int, version: int, key: bytes, tenant: str, provider: str,
+                 collection: str, record_id: str, field: str, generation: int | None
+                 ) -> tuple[AESGCM, bytes, bytes]:
+    """``(aead, associated data, header)`` of one context at one key version."""
+    cached = aeads.get(version)
+    if cached is None or cached[0] is not key:
+        cached = aeads[version] = (key, AESGCM(key))
+    prefix = prefix_of(fmt, version, tenant, provider, collection, record_id, field)
+    associated_data = prefix if generation is None else prefix + _GENERATION(8, generation)
+    return cached[1], associated_data, HEADER.pack(MAGIC, fmt, version)
+
+
 class FieldCipher:
     """Encrypts and decrypts record fields under one component's data keys."""
 
@@ -127,12 +151,16 @@ class FieldCipher:
         if not isinstance(keyring, DataKeyring):
             raise InvalidInput("keyring must be a DataKeyring")
         self._keyring = keyring
-        # Per instance, so nothing outlives the cipher: one AESGCM object per key version,
-        # reused only while the keyring still hands out that very key, and the entries of
-        # recent contexts (module docstring, Cost).
-        self._aeads: dict[int, tuple[bytes, AESGCM]] = {}
-        self._entry = functools.lru_cache(maxsize=CACHE_SIZE)(self._build_entry)
-        self._prefix = functools.lru_cache(maxsize=CACHE_SIZE)(self._build_prefix)
+        # Per instance, so nothing outlives the cipher (module docstring, Cost): one AESGCM
+        # object per key version, reused only while the keyring still hands out that very key
+        # (a plain dict: a racing miss at worst builds a second one), and the entries of recent
+        # contexts. The caches wrap module functions, not methods, so they hold no reference
+        # back to the cipher and go with it.
+        aeads: dict[int, tuple[bytes, AESGCM]] = {}
+        prefix = functools.lru_cache(maxsize=CACHE_SIZE)(
+            functools.partial(_encode_prefix, keyring.component.encode("utf-8")))
+        self._entry = functools.lru_cache(maxsize=CACHE_SIZE)(
+            functools.partial(_build_entry, aeads, prefix))
 
     def __repr__(self) -> str:
         return f"FieldCipher(component={self._keyring.component!r})"
@@ -188,27 +216,3 @@ class FieldCipher:
         """Whether a ciphertext is format 2 (``False``: legacy format 1); malformed →
         ``CryptoError``."""
         return _parse(ciphertext)[0] == FORMAT
-
-    def _aead(self, version: int, key: bytes) -> AESGCM:
-        cached = self._aeads.get(version)
-        if cached is None or cached[0] is not key:
-            cached = (key, AESGCM(key))
-            self._aeads[version] = cached
-        return cached[1]
-
-    def _build_entry(self, fmt: int, version: int, key: bytes, tenant: str, provider: str,
-                     collection: str, record_id: str, field: str, generation: int | None
-                     ) -> tuple[AESGCM, bytes, bytes]:
-        """``(aead, associated data, header)`` of one context at one key version."""
-        prefix = self._prefix(fmt, version, tenant, provider, collection, record_id, field)
-        associated_data = prefix if generation is None else prefix + _GENERATION(8, generation)
-        return self._aead(version, key), associated_data, HEADER.pack(MAGIC, fmt, version)
-
-    def _build_prefix(self, fmt: int, version: int, tenant: str, provider: str,
-                      collection: str, record_id: str, field: str) -> bytes:
-        """The associated data up to the generation: format 2 appends the generation, format
-        1's is whole."""
-        return encode_parts(
-            _DOMAIN, bytes([fmt]), self._keyring.component.encode("utf-8"),
-            tenant.encode("utf-8"), provider.encode("utf-8"), collection.encode("utf-8"),
-            record_id.encode("utf-8"), field.encode("utf-8"), struct.pack(">I", version))

@@ -4,9 +4,11 @@ and what this code writes is what the documented layout — and so the earlier c
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import struct
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -112,3 +114,18 @@ def test_the_cache_keeps_contexts_apart(cipher: FieldCipher) -> None:
             else:
                 with pytest.raises(CryptoError):
                     cipher.decrypt(ciphertext, other)
+
+
+def test_a_dropped_cipher_and_its_cached_keys_go_at_once(ports: Ports) -> None:
+    cipher = FieldCipher(DataKeyring(COMPONENT, ports))
+    context = FieldContext("t-1", "github", "app_tokens", "conn-1", "access_token", 1)
+    cipher.decrypt(cipher.encrypt(b"value", context), context)  # fills both caches
+    gone = weakref.ref(cipher)
+    enabled = gc.isenabled()
+    gc.disable()  # no cycle collector: only reference counting may free it
+    try:
+        del cipher
+        assert gone() is None
+    finally:
+        if enabled:
+            gc.enable()
