@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import struct
 import tempfile
 import time
 from pathlib import Path
@@ -24,7 +25,7 @@ from shared.config import Config
 from shared.crypto.datakeys import DataKeyring
 from shared.crypto.fields import FieldCipher, FieldContext
 
-RUNS = 7
+RUNS = 15
 OPS = 3000
 PAYLOADS = {"token_40B": 40, "record_1KiB": 1024, "blob_16KiB": 16384}
 DECRYPTS = 10_000
@@ -90,6 +91,15 @@ def _raw_new_batch(key: bytes, aad: bytes, payload: bytes) -> float:
     return time.perf_counter() - start
 
 
+def _field_associated_data(context: FieldContext, version: int) -> bytes:
+    """Format-2 associated data as documented in ``shared/crypto/fields.py``."""
+    parts = [b"keyway/field", b"\x02", COMPONENT.encode(), context.tenant.encode(),
+             context.provider.encode(), context.collection.encode(),
+             context.record_id.encode(), context.field.encode(), struct.pack(">I", version),
+             struct.pack(">Q", context.generation)]
+    return b"".join(struct.pack(">I", len(p)) + p for p in parts)
+
+
 def run() -> dict:
     with tempfile.TemporaryDirectory(prefix="keyway-bench-crypto-") as tmp:
         base = build(Config.from_env({"KEYWAY_STATE_DIR": str(Path(tmp) / "state")}))
@@ -100,7 +110,7 @@ def run() -> dict:
         cipher = FieldCipher(keyring)
         context = FieldContext("t-1", "github", "app_tokens", "conn-1", "access_token", 1)
         version, key = keyring.primary()
-        aad = cipher._associated_data(context, version)  # same length as FieldCipher's
+        aad = _field_associated_data(context, version)  # the same bytes as FieldCipher's
         aead = AESGCM(key)
         throughput = {}
         for name, size in PAYLOADS.items():
@@ -136,7 +146,7 @@ def run() -> dict:
                                       "unwraps": unwraps.get("decrypt", 0),
                                       "decrypts": DECRYPTS, "seconds": round(seconds, 3),
                                       "goal_met": unwraps.get("decrypt", 0) <= 1},
-        "goal": "time ratio <= 1.3 per op; 1 unwrap per instance",
+        "goal": "time ratio <= 2.0 per op (issue #20); 1 unwrap per instance",
     }
 
 

@@ -27,7 +27,12 @@ For each request the adapter:
    never re-sent. ``304 Not Modified`` is not a redirect and passes.
 
 Proxies are never used (``trust_env`` off, ``proxies`` ignored): a proxy would resolve the name
-itself and undo the pinning. Neither error carries a URL, a ``Location`` or a body.
+itself and undo the pinning. With ``trust_env`` off, requests reads no environment on a request:
+not ``HTTP_PROXY``/``HTTPS_PROXY``/``ALL_PROXY``/``NO_PROXY`` (``merge_environment_settings``),
+not netrc, not ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE``. No setting turns proxies on (a
+deployment that needs an egress proxy must be given one that keeps these checks; there is
+none today). The notification sender (:mod:`shared.notify.send`) uses
+:func:`egress_session` too. Neither error carries a URL, a ``Location`` or a body.
 """
 
 from __future__ import annotations

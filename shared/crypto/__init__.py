@@ -10,5 +10,6 @@ Modules:
 * :mod:`shared.crypto.seal` — sealed push envelopes carrying a token to that recipient
   (promise 3).
 * :mod:`shared.crypto.replay` — replay guard: each envelope nonce opens at most once.
-* ``shared.crypto._aead`` — private AES-256-GCM and associated-data encoding helpers.
+* ``shared.crypto._aead`` — private: sizes, the opaque failure and associated-data encoding.
+* ``shared.crypto._keymeta`` — private: the data-key metadata document's transactions.
 """

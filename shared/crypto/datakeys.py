@@ -26,6 +26,15 @@ of the secret ``<component>-data-key``. Metadata lives in the vault store, docum
   asked for (another instance may have rotated) and at most every :data:`METADATA_TTL`
   seconds, so a rotation or retirement by another instance reaches this one within that time.
   Retire a version only after its records were re-encrypted and that time has passed.
+* Threads: every change happens under one lock, but :meth:`~DataKeyring.key` of a cached
+  version and :meth:`~DataKeyring.reserve` inside a block take no lock. Under the lock the
+  keyring publishes, by a single attribute assignment, an immutable view ``(keys, fresh_until)``
+  (a dict that is never mutated after publication) and an immutable lease ``((version, key),
+  limit, uses, fresh_until)``; a reader loads one attribute and sees either the old or the new
+  object, never a half-made one. ``uses`` is an ``itertools.count``, whose ``next()`` runs in C
+  without releasing the GIL, so each encryption draws a distinct number and at most ``limit``
+  draw one below it: the budget holds without a lock. Past ``fresh_until`` (the metadata
+  TTL), or past the block, or for an uncached version, a call takes the locked path.
 * Failures: KMS or secrets down → ``UnavailableError`` (retryable; fail closed — nothing is
   written before the KMS has answered); a retired, unknown or unwrappable key → the opaque
   ``CryptoError``. Key bytes never appear in a log line, an error message or ``repr``.
@@ -33,21 +42,31 @@ of the secret ``<component>-data-key``. Metadata lives in the vault store, docum
 
 from __future__ import annotations
 
-import copy
+import itertools
 import os
 import re
 import threading
 from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import Any, NamedTuple, NoReturn
 
 from shared.clock import isoformat
 from shared.crypto._aead import KEY_SIZE, fail
-from shared.errors import Conflict, ContentionError, InvalidInput, NotFound
+from shared.crypto._keymeta import (
+    ACTIVE,
+    COLLECTION,
+    RETIRED,
+    append_in,
+    grant_in,
+    next_version,
+    retire_in,
+    version_entry,
+)
+from shared.errors import ContentionError, InvalidInput, NotFound
 from shared.log import get_logger
-from shared.ports import Document, Ports, Transaction
+from shared.ports import Document, Ports
 
-COLLECTION = "data_keys"
-ACTIVE, RETIRED = "active", "retired"
+__all__ = ["ACTIVE", "COLLECTION", "RETIRED", "DataKeyring", "secret_name",
+           "wrap_associated_data"]
 WRAP_PREFIX = b"keyway/data-key/v1|"
 METADATA_TTL = 60.0  # seconds between metadata re-reads while every asked-for key is cached
 MAX_ROTATE_AFTER = 2**32 - 1  # NIST SP 800-38D: at most 2^32 random-IV encryptions per key
@@ -66,12 +85,23 @@ def wrap_associated_data(component: str, version: int) -> bytes:
     return WRAP_PREFIX + component.encode("ascii") + b"|" + str(version).encode("ascii")
 
 
-def _entry(meta: Document | None, version: int) -> dict[str, Any] | None:
-    return None if meta is None else meta["versions"].get(str(version))
+class _View(NamedTuple):
+    """Published keys: ``keys`` is never mutated after publication; trusted until
+    ``fresh_until`` (``clock.monotonic()``)."""
+    keys: dict[int, bytes]
+    fresh_until: float
 
 
-def _next_version(meta: Document | None) -> int:
-    return 1 if meta is None else max(int(v) for v in meta["versions"]) + 1
+class _Lease(NamedTuple):
+    """A block of ``limit`` encryptions of ``use``, the primary's ``(version, key)``;
+    ``next(uses)`` counts one. Read by index on the hot path: 0 use, 1 limit, 2 uses, 3 fresh."""
+    use: tuple[int, bytes]
+    limit: int
+    uses: itertools.count
+    fresh_until: float
+
+
+_STALE = _View({}, float("-inf"))
 
 
 class DataKeyring:
@@ -87,11 +117,13 @@ class DataKeyring:
             raise InvalidInput("reserve_block must be a positive integer")
         self._component, self._ports = component, ports
         self._rotate_after, self._reserve_block = rotate_after, reserve_block
+        self._monotonic = ports.clock.monotonic
         self._lock = threading.RLock()
-        self._keys: dict[int, bytes] = {}
+        self._keys: dict[int, bytes] = {}  # changed only under the lock; readers use _view
+        self._view = _STALE  # replaced whole, under the lock (see the module docstring)
         self._meta: Document | None = None
         self._meta_at: float | None = None  # clock.monotonic() of the last metadata read
-        self._lease: tuple[int, int] | None = None  # (version, encryptions left in the block)
+        self._lease: _Lease | None = None  # replaced whole, under the lock
 
     @property
     def component(self) -> str:
@@ -119,20 +151,31 @@ class DataKeyring:
 
     def key(self, version: int) -> bytes:
         """The key of an active ``version``; retired, unknown or unwrappable → ``CryptoError``."""
+        keys, fresh_until = self._view  # lock-free while cached and fresh (docstring, Threads)
+        key = keys.get(version) if type(version) is int else None
+        if key is not None and self._monotonic() < fresh_until:
+            return key
         with self._lock:
             return self._key(version)
 
     def reserve(self) -> tuple[int, bytes]:
         """Count one encryption and return the ``(version, key)`` it must use."""
+        lease = self._lease  # lock-free inside a fresh block (module docstring, Threads)
+        if lease is not None and self._monotonic() < lease[3] and next(lease[2]) < lease[1]:
+            return lease[0]
         with self._lock:
             self._current_meta()  # a rotation seen here ends the current block
-            if self._lease is None or self._lease[1] <= 0:
-                self._lease = self._reserve_block_of_uses()
-            version, left = self._lease
-            key = self._key(version)
-            if self._lease is not None:  # still this block (a re-read may have ended it)
-                self._lease = (version, left - 1)
-            return version, key
+            for _ in range(_ATTEMPTS):
+                lease = self._lease
+                if lease is not None and next(lease.uses) < lease.limit:
+                    return lease.use
+                version, granted = self._reserve_block_of_uses()
+                key = self._key(version)
+                if self._meta is None or int(self._meta["primary"]) != version:
+                    return version, key  # a re-read ended this block: one use of it, no lease
+                self._lease = _Lease((version, key), granted, itertools.count(),
+                                     self._fresh_until())
+        raise ContentionError(f"data keys of {self._component!r}: too many concurrent blocks")
 
     def rotate(self) -> int:
         """Add a new version, make it the primary and return it; older versions stay readable."""
@@ -145,9 +188,10 @@ class DataKeyring:
             raise InvalidInput("version must be a positive integer")
         now = isoformat(self._ports.clock.now())
         with self._lock:
-            meta = self._ports.vault.transaction(lambda tx: self._retire_in(tx, version, now))
+            meta = self._ports.vault.transaction(
+                lambda tx: retire_in(tx, self._component, version, now))
             self._keys.pop(version, None)
-            self._remember(meta)
+            self._remember(meta)  # publishes the view without it
         log.info("crypto.data_key_retired",
                  extra={"fields": {"component": self._component, "version": version}})
 
@@ -171,20 +215,31 @@ class DataKeyring:
 
     def _current_meta(self) -> Document | None:
         """Cached metadata, re-read when missing or older than :data:`METADATA_TTL`."""
-        age = None if self._meta_at is None else self._ports.clock.monotonic() - self._meta_at
+        age = None if self._meta_at is None else self._monotonic() - self._meta_at
         if self._meta is None or age is None or age >= METADATA_TTL:
             return self._read()
         return self._meta
 
     def _remember(self, meta: Document | None) -> None:
         """Adopt fresh metadata: forget keys no longer active and a block of an old primary."""
-        self._meta, self._meta_at = meta, self._ports.clock.monotonic()
+        self._meta, self._meta_at = meta, self._monotonic()
         for version in list(self._keys):
-            entry = _entry(meta, version)
+            entry = version_entry(meta, version)
             if entry is None or entry.get("state") != ACTIVE:
                 del self._keys[version]
-        if self._lease is not None and (meta is None or self._lease[0] != int(meta["primary"])):
+        lease = self._lease
+        if lease is not None and (meta is None or lease.use[0] != int(meta["primary"])):
             self._lease = None
+        elif lease is not None:  # the same block, trusted for another TTL
+            self._lease = lease._replace(fresh_until=self._fresh_until())
+        self._publish()
+
+    def _fresh_until(self) -> float:
+        return -float("inf") if self._meta_at is None else self._meta_at + METADATA_TTL
+
+    def _publish(self) -> None:
+        """Replace the lock-free view with a copy of the cached keys (call under the lock)."""
+        self._view = _View(dict(self._keys), self._fresh_until())
 
     # -- keys ---------------------------------------------------------------------------------
     def _key(self, version: int) -> bytes:
@@ -194,13 +249,14 @@ class DataKeyring:
         cached = self._keys.get(version)
         if cached is not None:
             return cached
-        entry = _entry(meta, version)
+        entry = version_entry(meta, version)
         if entry is None:  # unknown here: another instance may have rotated
-            entry = _entry(self._read(), version)
+            entry = version_entry(self._read(), version)
         if entry is None or entry.get("state") != ACTIVE:
             fail()
         key = self._unwrap(version, str(entry["secret_version"]))
         self._keys[version] = key
+        self._publish()
         return key
 
     def _wrap(self, version: int, key: bytes) -> bytes:
@@ -233,31 +289,21 @@ class DataKeyring:
             if not wanted(meta):
                 assert meta is not None  # every caller's predicate wants a missing document
                 return meta
-            version, key = _next_version(meta), os.urandom(KEY_SIZE)
+            version, key = next_version(meta), os.urandom(KEY_SIZE)
             wrapped = self._wrap(version, key)  # KMS first: an outage writes nothing
             entry = {"state": ACTIVE, "created_at": isoformat(self._ports.clock.now()),
                      "encryptions_reserved": 0,
                      "secret_version": self._ports.secrets.add_version(
                          secret_name(self._component), wrapped)}
             won, meta = self._ports.vault.transaction(
-                lambda tx, v=version, e=entry: self._append_in(tx, v, e))
+                lambda tx, v=version, e=entry: append_in(tx, self._component, v, e))
             self._remember(meta)
             if won:
                 self._keys[version] = key
+                self._publish()
                 self._log_new(version, reason)
                 return meta
         raise ContentionError(f"data keys of {self._component!r}: too many concurrent rotations")
-
-    def _append_in(self, tx: Transaction, version: int, entry: dict[str, Any]
-                   ) -> tuple[bool, Document | None]:
-        current = tx.get(COLLECTION, self._component)
-        if _next_version(current) != version:
-            return False, current
-        updated = copy.deepcopy(current) if current is not None else {"versions": {}}
-        updated["versions"][str(version)] = entry
-        updated["primary"] = version
-        tx.put(COLLECTION, self._component, updated)
-        return True, updated
 
     def _reserve_block_of_uses(self) -> tuple[int, int]:
         """Reserve a block of uses of the primary, rotating it when its budget is spent."""
@@ -267,41 +313,14 @@ class DataKeyring:
                 self._install(lambda m: m is None, "initial")
                 continue
             self._key(int(meta["primary"]))  # the KMS must answer before anything is written
-            version, granted, meta = self._ports.vault.transaction(self._grant_in)
+            version, granted, meta = self._ports.vault.transaction(lambda tx: grant_in(
+                tx, self._component, self._reserve_block, self._rotate_after))
             self._remember(meta)
             if granted:
                 return version, granted
             if version:
                 self._install(lambda m, v=version: m is None or m["primary"] == v, "limit")
         raise ContentionError(f"data keys of {self._component!r}: too many concurrent rotations")
-
-    def _grant_in(self, tx: Transaction) -> tuple[int, int, Document | None]:
-        current = tx.get(COLLECTION, self._component)
-        if current is None:
-            return 0, 0, None
-        version = int(current["primary"])
-        used = int(current["versions"][str(version)]["encryptions_reserved"])
-        granted = max(0, min(self._reserve_block, self._rotate_after - used))
-        if not granted:
-            return version, 0, current
-        updated = copy.deepcopy(current)
-        updated["versions"][str(version)]["encryptions_reserved"] = used + granted
-        tx.put(COLLECTION, self._component, updated)
-        return version, granted, updated
-
-    def _retire_in(self, tx: Transaction, version: int, now: str) -> Document:
-        current = tx.get(COLLECTION, self._component)
-        if current is None or _entry(current, version) is None:
-            raise NotFound(f"data keys of {self._component!r} have no version {version}")
-        if int(current["primary"]) == version:
-            raise Conflict(f"data key {version} of {self._component!r} is the primary; rotate "
-                           "before retiring it")
-        if current["versions"][str(version)]["state"] == RETIRED:
-            return current
-        updated = copy.deepcopy(current)
-        updated["versions"][str(version)].update(state=RETIRED, retired_at=now)
-        tx.put(COLLECTION, self._component, updated)
-        return updated
 
     def _log_new(self, version: int, reason: str) -> None:
         event = "crypto.data_key_created" if version == 1 else "crypto.data_key_rotated"

@@ -29,6 +29,17 @@ are UTF-8. :meth:`FieldCipher.encrypt` writes format 2 only: a :class:`FieldCont
 ``generation=None`` names a legacy format-1 ciphertext and is accepted only by
 :meth:`FieldCipher.decrypt`, which never accepts one format for the other.
 
+Cost: the cipher keeps, per instance, two bounded LRU caches (:data:`CACHE_SIZE` entries
+each): per (format, key version, component, tenant, provider, collection, record id, field) the
+encoded associated data up to the generation, and per that plus the key the keyring handed out
+and the generation, the whole associated data, the version's shared ``AESGCM`` object and the
+header. A call looks its context up once, draws the IV and makes one AES-GCM call; a new
+generation (every write) costs one append to a cached prefix. Both caches are
+:func:`functools.lru_cache`, thread-safe without a lock of ours (at worst two threads build the
+same entry). An entry is found only with the key the keyring hands out for the call, so a
+version the keyring no longer hands out (retired) is never used from it. Nothing in either is
+logged, and the cipher refuses ``repr`` of its contents and pickling.
+
 Every decrypt failure — flipped bit anywhere, truncation, wrong context, another component's
 key, an unknown or retired key version, garbage, empty input — raises the same opaque
 ``CryptoError()`` with the same message. Only an outage of the KMS or secret source while a key
@@ -37,13 +48,17 @@ is first unwrapped surfaces differently: ``UnavailableError`` (retryable).
 
 from __future__ import annotations
 
+import functools
+import os
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any, NoReturn
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from shared.crypto._aead import IV_SIZE, TAG_SIZE, encode_parts, fail, open_with, seal_with
+from shared.crypto._aead import IV_SIZE, TAG_SIZE, encode_parts, fail
 from shared.crypto.datakeys import DataKeyring
 from shared.errors import InvalidInput
 
@@ -53,6 +68,9 @@ LEGACY_FORMAT = 0x01  # no generation in the associated data: read only
 HEADER = struct.Struct(">BBI")  # magic, format, key version
 MIN_SIZE = HEADER.size + IV_SIZE + TAG_SIZE
 _DOMAIN = b"keyway/field"
+_GENERATION = struct.Struct(">IQ").pack  # the last associated-data part: 8, generation
+_IV_END = HEADER.size + IV_SIZE
+CACHE_SIZE = 4096  # entries per cache and cipher, the least recently used dropped
 
 
 @dataclass(frozen=True)
@@ -103,6 +121,29 @@ def _check_context(context: object) -> FieldContext:
     return context
 
 
+def _encode_prefix(component: bytes, fmt: int, version: int, tenant: str, provider: str,
+                   collection: str, record_id: str, field: str) -> bytes:
+    """The associated data up to the generation: format 2 appends the generation, format 1's
+    is whole."""
+    return encode_parts(
+        _DOMAIN, bytes([fmt]), component, tenant.encode("utf-8"), provider.encode("utf-8"),
+        collection.encode("utf-8"), record_id.encode("utf-8"), field.encode("utf-8"),
+        struct.pack(">I", version))
+
+
+def _build_entry(aeads: dict[int, tuple[bytes, AESGCM]], prefix_of: Callable[..., bytes],
+                 fmt: int, version: int, key: bytes, tenant: str, provider: str,
+                 collection: str, record_id: str, field: str, generation: int | None
+                 ) -> tuple[AESGCM, bytes, bytes]:
+    """``(aead, associated data, header)`` of one context at one key version."""
+    cached = aeads.get(version)
+    if cached is None or cached[0] is not key:
+        cached = aeads[version] = (key, AESGCM(key))
+    prefix = prefix_of(fmt, version, tenant, provider, collection, record_id, field)
+    associated_data = prefix if generation is None else prefix + _GENERATION(8, generation)
+    return cached[1], associated_data, HEADER.pack(MAGIC, fmt, version)
+
+
 class FieldCipher:
     """Encrypts and decrypts record fields under one component's data keys."""
 
@@ -110,10 +151,16 @@ class FieldCipher:
         if not isinstance(keyring, DataKeyring):
             raise InvalidInput("keyring must be a DataKeyring")
         self._keyring = keyring
-        # Per instance, so nothing outlives the cipher: the AESGCM object of each key version,
-        # reused only while the keyring still hands out that very key (a retired or re-read
-        # key is never used from here).
-        self._aeads: dict[int, tuple[bytes, AESGCM]] = {}
+        # Per instance, so nothing outlives the cipher (module docstring, Cost): one AESGCM
+        # object per key version, reused only while the keyring still hands out that very key
+        # (a plain dict: a racing miss at worst builds a second one), and the entries of recent
+        # contexts. The caches wrap module functions, not methods, so they hold no reference
+        # back to the cipher and go with it.
+        aeads: dict[int, tuple[bytes, AESGCM]] = {}
+        prefix = functools.lru_cache(maxsize=CACHE_SIZE)(
+            functools.partial(_encode_prefix, keyring.component.encode("utf-8")))
+        self._entry = functools.lru_cache(maxsize=CACHE_SIZE)(
+            functools.partial(_build_entry, aeads, prefix))
 
     def __repr__(self) -> str:
         return f"FieldCipher(component={self._keyring.component!r})"
@@ -128,24 +175,38 @@ class FieldCipher:
         """Encrypt one field value for ``context`` under the current data key."""
         if not isinstance(plaintext, bytes):
             raise InvalidInput("plaintext must be bytes")
-        context = _check_context(context)
-        if context.generation is None:
+        if not isinstance(context, FieldContext):
+            _check_context(context)
+        generation = context.generation
+        if generation is None:
             raise InvalidInput("new ciphertexts always bind a generation")
         version, key = self._keyring.reserve()
-        iv, sealed = seal_with(self._aead(version, key), plaintext,
-                               self._associated_data(context, version))
-        return HEADER.pack(MAGIC, FORMAT, version) + iv + sealed
+        aead, associated_data, header = self._entry(
+            FORMAT, version, key, context.tenant, context.provider, context.collection,
+            context.record_id, context.field, generation)
+        iv = os.urandom(IV_SIZE)
+        return header + iv + aead.encrypt(iv, plaintext, associated_data)
 
     def decrypt(self, ciphertext: bytes, context: FieldContext) -> bytes:
         """The plaintext of a ciphertext from :meth:`encrypt` for the same ``context`` (a
         legacy format-1 ciphertext only with ``generation=None``, and only that)."""
-        context = _check_context(context)
-        fmt, version, iv, sealed = _parse(ciphertext)
-        if fmt != (LEGACY_FORMAT if context.generation is None else FORMAT):
+        if not isinstance(context, FieldContext):
+            _check_context(context)
+        generation = context.generation
+        if not isinstance(ciphertext, bytes) or len(ciphertext) < MIN_SIZE:
             fail()
-        key = self._keyring.key(version)
-        return open_with(self._aead(version, key), iv, sealed,
-                         self._associated_data(context, version))
+        magic, fmt, version = HEADER.unpack_from(ciphertext)  # _parse, inline: the hot path
+        if magic != MAGIC or version < 1 or fmt != (LEGACY_FORMAT if generation is None
+                                                    else FORMAT):
+            fail()
+        aead, associated_data, _ = self._entry(
+            fmt, version, self._keyring.key(version), context.tenant, context.provider,
+            context.collection, context.record_id, context.field, generation)
+        try:
+            return aead.decrypt(ciphertext[HEADER.size:_IV_END], ciphertext[_IV_END:],
+                                associated_data)
+        except (InvalidTag, ValueError, TypeError):
+            fail()
 
     def key_version(self, ciphertext: bytes) -> int:
         """The data-key version in a ciphertext's header; malformed → ``CryptoError``."""
@@ -155,26 +216,3 @@ class FieldCipher:
         """Whether a ciphertext is format 2 (``False``: legacy format 1); malformed →
         ``CryptoError``."""
         return _parse(ciphertext)[0] == FORMAT
-
-    def _aead(self, version: int, key: bytes) -> AESGCM:
-        cached = self._aeads.get(version)
-        if cached is None or cached[0] is not key:
-            cached = (key, AESGCM(key))
-            self._aeads[version] = cached
-        return cached[1]
-
-    def _associated_data(self, context: FieldContext, version: int) -> bytes:
-        parts = [
-            _DOMAIN,
-            bytes([LEGACY_FORMAT if context.generation is None else FORMAT]),
-            self._keyring.component.encode("utf-8"),
-            context.tenant.encode("utf-8"),
-            context.provider.encode("utf-8"),
-            context.collection.encode("utf-8"),
-            context.record_id.encode("utf-8"),
-            context.field.encode("utf-8"),
-            struct.pack(">I", version),
-        ]
-        if context.generation is not None:
-            parts.append(struct.pack(">Q", context.generation))
-        return encode_parts(*parts)

@@ -470,5 +470,7 @@ def connection_api_base(spec: ProviderSpec, connection: Mapping[str, Any]) -> st
 
 @functools.cache
 def shared_session() -> requests.Session:
-    """One pooled HTTP session per instance for the components that call provider APIs."""
-    return requests.Session()
+    """One pooled HTTP session per instance for the components that call provider APIs,
+    hardened from birth (:func:`shared.http_egress.harden`: no proxy environment, pinned
+    addresses, no redirects); :class:`ProviderClient` hardens it again, idempotently."""
+    return http_egress.egress_session()

@@ -9,6 +9,7 @@ import copy
 import dataclasses
 import logging
 import pickle
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -233,6 +234,52 @@ def test_one_instance_shared_by_threads_reserves_one_block(ports: Ports) -> None
     results = _race(8, lambda i: keyring.reserve())
     assert len(set(results)) == 1 and results[0][0] == 1  # type: ignore[index]
     assert keyring.versions()[1]["encryptions_reserved"] == 4096
+
+
+class CountingLock:
+    """An RLock that counts how often it is taken."""
+
+    def __init__(self) -> None:
+        self._inner, self.taken = threading.RLock(), 0
+
+    def __enter__(self) -> None:
+        self._inner.acquire()
+        self.taken += 1
+
+    def __exit__(self, *exc: object) -> None:
+        self._inner.release()
+
+
+def test_a_cached_key_and_a_use_inside_a_block_take_no_lock(ports: Ports, clock: FakeClock
+                                                            ) -> None:
+    keyring = DataKeyring(COMPONENT, ports, reserve_block=100)
+    version, key = keyring.reserve()
+    keyring._lock = lock = CountingLock()  # type: ignore[assignment]
+    for _ in range(50):
+        assert keyring.reserve() == (version, key) and keyring.key(version) == key
+    assert lock.taken == 0
+    clock.advance(METADATA_TTL)  # stale: the next call re-reads under the lock, once
+    assert keyring.key(version) == key and keyring.reserve() == (version, key)
+    assert lock.taken == 1
+
+
+def test_threads_spend_no_more_uses_than_were_reserved(ports: Ports) -> None:
+    keyring = DataKeyring(COMPONENT, ports, rotate_after=1000, reserve_block=7)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as the interpreter can
+    try:
+        results = _race(8, lambda i: [keyring.reserve()[0] for _ in range(400)])
+    finally:
+        sys.setswitchinterval(interval)
+    assert not [r for r in results if isinstance(r, BaseException)], results
+    used: dict[int, int] = {}
+    for versions in results:
+        for version in versions:  # type: ignore[union-attr]
+            used[version] = used.get(version, 0) + 1
+    assert sum(used.values()) == 3200
+    infos = keyring.versions()
+    assert all(used[v] <= infos[v]["encryptions_reserved"] <= 1000 for v in used)
+    assert sorted(used) == [1, 2, 3, 4]  # rotated every 1,000 uses
 
 
 def test_kms_outage_on_first_use_fails_closed(ports: Ports, tmp_path: Path) -> None:
