@@ -17,6 +17,9 @@ delivery …"):
   the same ``X-GitHub-Delivery`` GUID and logged with ``redelivery: true`` (the drop knob
   applies to it too).
 
+Knob :attr:`GitHubDeliveries.omit_payloads`: the get answers ``request.payload: null`` (the
+description allows it), so a client has to ask for a redelivery.
+
 App endpoints are not metered (as the rest of :mod:`.github_app`); the repository ones are.
 """
 
@@ -72,9 +75,10 @@ def item_json(d: Delivery) -> dict[str, Any]:
             "repository_id": d.extra.get("repository_id"), "throttled_at": None}
 
 
-def detail_json(d: Delivery) -> dict[str, Any]:
+def detail_json(d: Delivery, omit_payload: bool = False) -> dict[str, Any]:
     return {**item_json(d), "url": d.url,
-            "request": {"headers": d.request_headers, "payload": d.payload},
+            "request": {"headers": d.request_headers,
+                        "payload": None if omit_payload else d.payload},
             "response": {"headers": d.response_headers, "payload": d.response_body}}
 
 
@@ -84,6 +88,7 @@ class GitHubDeliveries:
     def __init__(self, apps: GitHubApps, hooks: HookStore, log: DeliveryLog) -> None:
         self.apps, self.hooks, self.log = apps, hooks, log
         self.app_hook: AppWebhook | None = None
+        self.omit_payloads = False  # knob: ``request.payload`` null (the schema allows it)
         self._secrets: dict[int, Callable[[], str]] = {}
 
     # ---- sending ------------------------------------------------------------------------------
@@ -160,7 +165,7 @@ class GitHubDeliveries:
         found = self.find(APP_HOOK, delivery_id)
         if refused is not None or found is None:
             return refused or _error(404, "Not Found", APP_DOCS)
-        return json_response(detail_json(found), 200, dict(COMMON_HEADERS))
+        return json_response(detail_json(found, self.omit_payloads), 200, dict(COMMON_HEADERS))
 
     def app_redeliver(self, request: Request, delivery_id: int) -> Response:
         refused = self._app(request)

@@ -109,7 +109,7 @@ class GitHubHooksApi(RepoEndpoints):
             if found is None:
                 return _error(404, "Not Found", f"{HOOK_DOCS}#get-a-delivery-for-a-repository-"
                                                 "webhook")
-            return detail_json(found), dict(COMMON_HEADERS)
+            return detail_json(found, self.deliveries.omit_payloads), dict(COMMON_HEADERS)
         return self._of_hook(request, owner, repo, hook_id, produce)
 
     def hook_redeliver(self, request: Request, owner: str, repo: str, hook_id: int,
