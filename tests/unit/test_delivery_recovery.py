@@ -1,0 +1,168 @@
+"""The gap-recovery job against the GitHub simulator's App webhook log: missed deliveries are
+published once and the watermark moves past them only; a log answer of an unknown shape, a 4xx
+or a 5xx leaves the watermark where it was under a stable log key; the App's JWT goes to the
+configured API host only (a ``Link`` to another host, a redirect: nothing reaches it)."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from keyway.simulators import GitHubSimulator
+from shared import messages, policy
+from shared.bootstrap import build
+from shared.config import Config
+from shared.errors import PolicyViolation
+from shared.providers import registry
+from shared.topology import subscription_specs
+from shared.webhooks import recovery, recovery_job
+from shared.webhooks.deliveries import COLLECTION
+from tests.fakes.egress_servers import Recorder
+from tests.unit.test_github_app import private_pem, public_pem
+
+APP_ID = "424243"
+LOG_PATH = "/api/v3/app/hook/deliveries"
+
+
+@pytest.fixture
+def ports(tmp_path):
+    ports = build(Config.from_env({"KEYWAY_STATE_DIR": str(tmp_path)}))
+    for spec in subscription_specs():
+        ports.bus.ensure_subscription(spec)
+    return ports
+
+
+@pytest.fixture
+def github(monkeypatch):
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    with GitHubSimulator() as sim:
+        sim.apps.register_app(APP_ID, public_pem(key),
+                              dict(registry.get("github").github_app.permissions))
+        sim.set_app_webhook(APP_ID, "http://127.0.0.1:9/webhook-github/", "app-hook-secret")
+        monkeypatch.setenv("KEYWAY_GITHUB_APP_ID", APP_ID)
+        monkeypatch.setenv("KEYWAY_SECRET_GITHUB_APP_PRIVATE_KEY", private_pem(key).decode())
+        monkeypatch.setenv("KEYWAY_GITHUB_API_URL", sim.api_url)
+        yield sim
+
+
+@pytest.fixture
+def recorder():
+    other = Recorder().start()
+    yield other
+    other.stop()
+
+
+def lose(sim: GitHubSimulator, count: int) -> list[str]:
+    """``count`` App-webhook deliveries lost in an outage; their GUIDs."""
+    sim.drop_deliveries(next_n=count)
+    return [sim.deliver_app("installation_repositories", {
+        "action": "added", "installation": {"id": 77}, "n": n}).guid for n in range(count)]
+
+
+def run(ports) -> recovery.Outcome:
+    (outcome,) = recovery_job.recover("github", ports, {"target": "app"}, lambda c: "")
+    return outcome
+
+
+def published(ports) -> list[messages.Inbound]:
+    got: list = []
+    ports.bus.pull(policy.subscription_name("events-github"), got.append, max_messages=100)
+    return [messages.decode("events-github", m.data, m.attributes, m.message_id) for m in got]
+
+
+def test_missed_app_webhook_deliveries_are_published_once_and_watermarked(ports, github):
+    guids = lose(github, 3)
+    outcome = run(ports)
+    assert (outcome.read, outcome.ingested, outcome.stopped) == (3, 3, None)
+    sent = published(ports)
+    assert [m.body["delivery"] for m in sent] == guids  # oldest first
+    assert {(m.sender, m.body["verified_by"], m.body["connection"]) for m in sent} == {
+        ("vault-github", "provider_api", None)}
+    assert sent[0].body["payload"]["n"] == 0
+    assert sent[0].body["headers"]["target_type"] == "integration"
+    assert {s.data["delivery"] for s in ports.business.query(COLLECTION)} == set(guids)
+    assert recovery.watermark(ports, recovery_job.APP_SOURCE) == \
+        github.delivery_log.records("app")[-1].id
+
+    again = run(ports)  # nothing new: no second publish, the watermark stays
+    assert (again.read, again.ingested) == (0, 0) and published(ports) == []
+
+
+def test_a_delivery_keyway_recorded_is_not_published_again(ports, github):
+    from shared.webhooks import deliveries
+    guids = lose(github, 2)
+    deliveries.claim(ports.business, ports.clock, deliveries.doc_id("github", guids[0]),
+                     {"provider": "github", "delivery": guids[0]})  # what webhook-P records
+    outcome = run(ports)
+    assert (outcome.recorded, outcome.ingested) == (1, 1)
+    assert [m.body["delivery"] for m in published(ports)] == [guids[1]]
+
+
+@pytest.mark.parametrize(("status", "body", "key"), [
+    (200, b'{"deliveries": []}', "deliveries.bad_shape"),
+    (200, b'[{"id": "12", "guid": 5}]', "deliveries.bad_shape"),
+    (404, b'{"message": "Not Found"}', "provider.not_found"),
+    (422, b'{"message": "Validation Failed"}', "provider.refused"),
+    (503, b'{"message": "unavailable"}', "provider.unavailable"),
+], ids=["object", "wrong-types", "404", "422", "503"])
+def test_a_bad_log_answer_leaves_the_watermark_and_logs_a_stable_key(
+        ports, github, caplog, status, body, key):
+    lose(github, 1)
+    run(ports)
+    mark = recovery.watermark(ports, recovery_job.APP_SOURCE)
+    assert mark is not None
+    published(ports)
+    lose(github, 1)
+    github.fail_next(status, 5, body=body, path_prefix=LOG_PATH)
+    with caplog.at_level(logging.WARNING):
+        outcome = run(ports)
+    assert outcome.stopped == key
+    assert recovery.watermark(ports, recovery_job.APP_SOURCE) == mark
+    assert published(ports) == []
+    logged = [r for r in caplog.records if r.getMessage() == "deliveries.github.read_failed"]
+    assert logged and logged[-1].fields["reason"] == key
+    github.clear_faults()
+    assert run(ports).ingested == 1  # recovered once the log answers again
+
+
+def test_the_app_jwt_never_follows_a_next_link_to_another_host(ports, github, recorder):
+    lose(github, 1)
+    item = json.loads(json.dumps([{
+        "id": 1, "guid": "g-1", "delivered_at": "2026-01-01T00:00:00Z", "redelivery": False,
+        "duration": 0.1, "status": "failed", "status_code": 503, "event": "push",
+        "action": None, "installation_id": None, "repository_id": None}]))
+    github.fail_next(200, 1, body=json.dumps(item).encode(), path_prefix=LOG_PATH, headers={
+        "Link": f'<{recorder.url}{LOG_PATH}?cursor=v1_1>; rel="next"'})
+    outcome = run(ports)
+    assert outcome.stopped == "egress.refused"
+    assert recorder.requests == []
+    assert recovery.watermark(ports, recovery_job.APP_SOURCE) is None
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+def test_the_app_jwt_never_follows_a_redirect(ports, github, recorder, status):
+    lose(github, 1)
+    github.fail_next(status, 5, path_prefix=LOG_PATH,
+                     headers={"Location": f"{recorder.url}{LOG_PATH}"})
+    outcome = run(ports)
+    assert outcome.stopped == "provider.redirect_refused"
+    assert recorder.requests == []
+    assert published(ports) == []
+
+
+def test_only_the_scheduler_asks_for_recovery_and_only_the_vault_reads_logs():
+    policy.check_publish("scheduler", "delivery-recovery-github", "deliveries.recover")
+    policy.check_delivery("vault-github", "delivery-recovery-github", "scheduler",
+                          "deliveries.recover")
+    for sender in ("api", "ingest", "fetch-github", "webhook-github", "vault-github"):
+        with pytest.raises(PolicyViolation):
+            policy.check_publish(sender, "delivery-recovery-github", "deliveries.recover")
+    with pytest.raises(PolicyViolation):  # not beside sync requests, whoever claims to send it
+        policy.check_delivery("vault-github", "sync-requests-github", "scheduler",
+                              "deliveries.recover")
+    policy.check_publish("vault-github", "events-github", "webhook.event")
+    with pytest.raises(PolicyViolation):  # one provider's vault never feeds another's events
+        policy.check_publish("vault-gitlab", "events-github", "webhook.event")
