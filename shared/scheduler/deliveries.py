@@ -1,8 +1,9 @@
 """Each tick: a round of webhook gap recovery per provider with a delivery log, every
-``KEYWAY_DELIVERY_RECOVERY_SECONDS`` (default 900; 0 turns it off).
+``KEYWAY_DELIVERY_RECOVERY_SECONDS`` (default 3600; 0 turns it off).
 
 The scheduler holds no provider credential, so it only asks: one ``deliveries.recover`` on
-``delivery-recovery-P`` per target — the GitHub App's own webhook (``target: app``), and each
+``delivery-recovery-P`` per target — the GitHub App's own webhook (``target: app``, when
+``KEYWAY_GITHUB_APP_ID`` names one), and each
 active connection of the provider (``target: connection``; ``vault-P`` reads the hooks that
 connection registered, :mod:`shared.webhooks.recovery_job`). A provider has a delivery log when
 its table allowlists one (``api.allowlist.recover`` not empty: GitHub and Jira).
@@ -15,6 +16,7 @@ are in the store, so a later round reads what this one did not.
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timedelta
 
 from shared import bootstrap, messages
@@ -25,6 +27,7 @@ from shared.ports import Filter, Ports
 from shared.providers import registry
 
 COMPONENT = "scheduler"
+APP_ID_ENV = "KEYWAY_GITHUB_APP_ID"  # a GitHub App is configured (its key: vault-github only)
 ROUNDS = "delivery_recovery"
 MAX_CONNECTIONS = 2000  # per provider and round
 log = get_logger("keyway.scheduler")
@@ -62,7 +65,7 @@ def _claim(ports: Ports, provider: str, now: datetime, interval: timedelta) -> b
 def _round(ports: Ports, provider: str, now: datetime) -> int:
     topic, requested = f"delivery-recovery-{provider}", isoformat(now)
     asked = 0
-    if provider == "github":
+    if provider == "github" and os.environ.get(APP_ID_ENV, "").strip():
         messages.publish(ports.bus, COMPONENT, topic, "deliveries.recover",
                          {"target": "app", "requested_at": requested})
         asked += 1

@@ -166,3 +166,54 @@ def test_only_the_scheduler_asks_for_recovery_and_only_the_vault_reads_logs():
     policy.check_publish("vault-github", "events-github", "webhook.event")
     with pytest.raises(PolicyViolation):  # one provider's vault never feeds another's events
         policy.check_publish("vault-gitlab", "events-github", "webhook.event")
+
+
+def _rounds(ports, now) -> list[messages.Inbound]:
+    from shared.scheduler import deliveries as rounds
+    asked = rounds.sweep(ports, now)
+    got: list = []
+    for provider in ("github", "jira"):
+        topic = f"delivery-recovery-{provider}"
+        ports.bus.pull(policy.subscription_name(topic), got.append, max_messages=100)
+    decoded = [messages.decode("delivery-recovery-x", m.data, m.attributes, m.message_id)
+               for m in got]
+    assert asked == len(decoded)
+    return decoded
+
+
+@pytest.fixture
+def configured(monkeypatch):
+    from shared import bootstrap
+
+    def use(seconds: str) -> None:
+        monkeypatch.setenv("KEYWAY_DELIVERY_RECOVERY_SECONDS", seconds)
+        bootstrap.config.cache_clear()
+
+    yield use
+    bootstrap.config.cache_clear()
+
+
+def test_a_round_asks_once_per_target_and_a_redelivered_tick_asks_nothing(
+        ports, monkeypatch, configured):
+    from datetime import UTC, datetime, timedelta
+    configured("3600")
+    monkeypatch.setenv("KEYWAY_GITHUB_APP_ID", APP_ID)
+    for cid, provider, status in (("c-1", "github", "active"), ("c-2", "jira", "active"),
+                                  ("c-3", "github", "needs_reauth"), ("c-4", "gitlab", "active")):
+        ports.business.put("connections", cid, {"tenant": "t-1", "provider": provider,
+                                                "status": status})
+    now = datetime.now(UTC)
+    asked = _rounds(ports, now)
+    assert sorted((m.body["target"], m.body.get("connection")) for m in asked) == [
+        ("app", None), ("connection", "c-1"), ("connection", "c-2")]
+    assert {m.sender for m in asked} == {"scheduler"}
+    assert _rounds(ports, now + timedelta(minutes=59)) == []  # not due yet: nothing twice
+    assert len(_rounds(ports, now + timedelta(minutes=61))) == 3
+
+
+def test_an_interval_of_zero_turns_recovery_off(ports, configured):
+    from datetime import UTC, datetime
+    configured("0")
+    ports.business.put("connections", "c-1", {"tenant": "t-1", "provider": "github",
+                                               "status": "active"})
+    assert _rounds(ports, datetime.now(UTC)) == []
