@@ -68,9 +68,7 @@ def run(ports) -> recovery.Outcome:
 
 
 def published(ports) -> list[messages.Inbound]:
-    got: list = []
-    ports.bus.pull(policy.subscription_name("events-github"), got.append, max_messages=100)
-    return [messages.decode("events-github", m.data, m.attributes, m.message_id) for m in got]
+    return _events(ports, "github")
 
 
 def test_missed_app_webhook_deliveries_are_published_once_and_watermarked(ports, github):
@@ -217,3 +215,84 @@ def test_an_interval_of_zero_turns_recovery_off(ports, configured):
     ports.business.put("connections", "c-1", {"tenant": "t-1", "provider": "github",
                                                "status": "active"})
     assert _rounds(ports, datetime.now(UTC)) == []
+
+
+def test_the_log_is_read_across_cursor_pages_oldest_first(ports, github):
+    guids = lose(github, 101)  # two pages of 100
+    outcome = run(ports)
+    assert (outcome.read, outcome.ingested, outcome.stopped) == (101, 101, None)
+    assert [m.body["delivery"] for m in published(ports)] == guids
+
+
+# ---- Jira: the app's failed deliveries, read with a connection's token ------------------------
+@pytest.fixture
+def jira_log(ports):
+    from keyway.simulators import JiraSimulator
+    from shared.clock import SystemClock
+    from shared.fetch.client import ProviderClient, shared_session
+    from shared.webhooks.recovery_sources import JiraFailedLog
+
+    spec = registry.get("jira")
+    with JiraSimulator() as sim:
+        sim.register_client("simulator", "jira-unit-signing-secret-32-bytes-x", [])
+        project = sim.seed_activity("acme", repos=1, issues=3, comments=0)[0]
+        token = sim.mint_token(scopes=(*spec.oauth.scopes["app"],
+                                       *spec.webhook_registration.scopes)).access_token
+        client = ProviderClient(spec, sim.site_api_url, token, shared_session(), SystemClock(),
+                                purpose="recover", local_mode=True, max_attempts=1)
+        setup = ProviderClient(spec, sim.site_api_url, token, shared_session(), SystemClock(),
+                               purpose="fetch", local_mode=True, max_attempts=1)
+        setup.post("POST /rest/api/3/webhook", {}, {
+            "url": "http://127.0.0.1:9/webhook-jira/", "webhooks": [{
+                "events": ["jira:issue_updated"], "jqlFilter": f"project = {project.id}"}]})
+        keys = sorted(i["key"] for i in project.issues.values())
+        yield sim, JiraFailedLog(client, "jira:c-1:site"), keys
+
+
+def test_jira_failures_are_ingested_from_their_bodies_once(ports, jira_log):
+    sim, source, keys = jira_log
+    sim.webhooks.drop_next(3)
+    for key in keys:
+        sim.deliver("jira:issue_updated", key)
+    outcome = recovery.run(ports, source)
+    assert (outcome.read, outcome.ingested, outcome.stopped) == (3, 3, None)
+    sent = _events(ports, "jira")
+    assert sorted(m.body["delivery"] for m in sent) == sorted(
+        d.guid for d in sim.webhooks.log.records())
+    assert {m.body["payload"]["webhookEvent"] for m in sent} == {"jira:issue_updated"}
+    assert recovery.run(ports, source).ingested == 0 and _events(ports, "jira") == []
+
+
+@pytest.mark.parametrize("fault", ["connect_only", "bad_shape", "redirect"])
+def test_a_jira_log_refusal_or_redirect_leaves_the_watermark(ports, jira_log, recorder, fault):
+    sim, source, keys = jira_log
+    sim.webhooks.drop_next(1)
+    sim.deliver("jira:issue_updated", keys[0])
+    recovery.run(ports, source)
+    mark = recovery.watermark(ports, source.key)
+    _events(ports, "jira")
+    sim.webhooks.drop_next(1)
+    sim.deliver("jira:issue_updated", keys[1])
+    if fault == "connect_only":
+        sim.webhooks.failed_connect_only = True
+    elif fault == "bad_shape":
+        sim.fail_next(200, 1, body=b'{"values": [{"id": 7}], "maxResults": 100}')
+    else:
+        sim.fail_next(302, 1, headers={"Location": f"{recorder.url}/rest/api/3/webhook/failed"})
+    outcome = recovery.run(ports, source)
+    assert outcome.stopped == {"connect_only": "provider.refused",
+                               "bad_shape": "deliveries.bad_shape",
+                               "redirect": "provider.redirect_refused"}[fault]
+    assert recovery.watermark(ports, source.key) == mark
+    assert _events(ports, "jira") == [] and recorder.requests == []
+
+
+def _events(ports, provider: str) -> list[messages.Inbound]:
+    """Every message waiting on ``events-<provider>``, in publish order."""
+    got: list = []
+    topic = f"events-{provider}"
+    while True:
+        before = len(got)
+        ports.bus.pull(policy.subscription_name(topic), got.append, max_messages=100)
+        if len(got) == before:
+            return [messages.decode(topic, m.data, m.attributes, m.message_id) for m in got]
