@@ -35,9 +35,14 @@ def ports(tmp_path):
     return ports
 
 
+@pytest.fixture(scope="module")
+def app_key():
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
 @pytest.fixture
-def github(monkeypatch):
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+def github(monkeypatch, app_key):
+    key = app_key
     with GitHubSimulator() as sim:
         sim.apps.register_app(APP_ID, public_pem(key),
                               dict(registry.get("github").github_app.permissions))
@@ -296,3 +301,33 @@ def _events(ports, provider: str) -> list[messages.Inbound]:
         ports.bus.pull(policy.subscription_name(topic), got.append, max_messages=100)
         if len(got) == before:
             return [messages.decode(topic, m.data, m.attributes, m.message_id) for m in got]
+
+
+def _crashed_claim(ports, guid: str, seconds_ago: int) -> None:
+    """What a run that died between its claim and its publish leaves behind."""
+    from datetime import timedelta
+
+    from shared.clock import isoformat
+    from shared.webhooks import deliveries
+    at = isoformat(ports.clock.now() - timedelta(seconds=seconds_ago))
+    ports.business.put(COLLECTION, deliveries.doc_id("github", guid), {
+        "provider": "github", "delivery": guid, "via": "recovery", "state": "claimed",
+        "owner": "dead-run", "claimed_at": at, "received_at": at})
+
+
+def test_a_claim_left_by_a_crashed_run_is_published_after_its_lease(ports, github):
+    guids = lose(github, 2)
+    _crashed_claim(ports, guids[0], seconds_ago=120)  # past the 60 s lease
+    outcome = run(ports)
+    assert (outcome.ingested, outcome.stopped) == (2, None)
+    assert [m.body["delivery"] for m in published(ports)] == guids
+
+
+def test_a_claim_still_inside_its_lease_stops_the_round_before_it(ports, github):
+    guids = lose(github, 2)
+    _crashed_claim(ports, guids[1], seconds_ago=5)  # another run may still be publishing it
+    outcome = run(ports)
+    assert (outcome.ingested, outcome.stopped) == (1, "deliveries.pending")
+    first = github.delivery_log.records("app")[0].id
+    assert recovery.watermark(ports, recovery_job.APP_SOURCE) == first  # not past the second
+    assert [m.body["delivery"] for m in published(ports)] == guids[:1]
