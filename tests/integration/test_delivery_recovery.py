@@ -104,7 +104,12 @@ def test_dropped_repository_hook_deliveries_are_recovered_once(served, github,
     pump(served, "github", published)
     assert [n for n in range(1, 7) if pr_record(served, repo, n)] == [1, 2, 6]
 
+    github.clear_log()
     assert one_round(served, "github", published) == 1  # the connection (no App configured)
+    cost = [f"{r.method} {r.path.rsplit('/', 1)[-1]}" for r in github.requests_log]
+    per_missed = [[f"GET {d}"] + (["POST attempts"] if omit_payloads else [])
+                  for d in _ids(github, 3)]  # read it whole; without a payload, redeliver
+    assert cost == ["GET deliveries"] + sum(per_missed, [])  # one list, then per missed one
     assert [n for n in range(1, 7) if pr_record(served, repo, n)] == [1, 2, 3, 4, 5, 6]
     sent = {d.guid for d in github.delivery_log.records()}
     assert recorded(served, "github") == sent  # keyway's records equal the simulator's
@@ -113,8 +118,16 @@ def test_dropped_repository_hook_deliveries_are_recovered_once(served, github,
     assert len(redelivered) == (4 if omit_payloads else 1)  # three asked for, one by hand
 
     before = sum(published.values())
+    github.clear_log()
     one_round(served, "github", published, later=1)  # the next round finds nothing new
     assert sum(published.values()) == before
+    assert [r.method for r in github.requests_log] == ["GET"]  # a quiet hook: one request
+
+
+def _ids(github, count: int) -> list[str]:
+    """The log ids of the ``count`` failed first attempts, oldest first."""
+    return [str(d.id) for d in github.delivery_log.records()
+            if not d.ok and not d.redelivery][:count]
 
 
 def test_a_publish_that_fails_mid_round_loses_nothing(served, github, monkeypatch) -> None:
