@@ -57,6 +57,7 @@ class Config:
     sqlite_synchronous: str = "normal"
     api_max_body_bytes: int = 1024 * 1024
     disconnected_retention_days: int = 30
+    delivery_recovery_seconds: int = 3600
 
     @property
     def local_mode(self) -> bool:
@@ -124,6 +125,8 @@ class Config:
                                     32 * 1024 * 1024),
             disconnected_retention_days=_int(env, "KEYWAY_DISCONNECTED_RETENTION_DAYS", 30, 0,
                                              3650),
+            delivery_recovery_seconds=_int(env, "KEYWAY_DELIVERY_RECOVERY_SECONDS", 3600, 0,
+                                           86400),
         )
 
 

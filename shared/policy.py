@@ -14,6 +14,11 @@ those components. ``connection.disconnect`` (``api`` only) travels on
 ``connection-control-P``, not beside ``sync.requested`` on ``sync-requests-P``, so a
 component that may ask for a sync cannot forge a disconnect by claiming to be ``api``.
 
+Webhook gap recovery (:mod:`shared.webhooks.recovery`): ``scheduler`` asks ``vault-P`` on
+``delivery-recovery-P`` (a topic of its own: only the scheduler asks) to read the provider's
+delivery log with the token the vault holds, and ``vault-P`` publishes each missed delivery's
+payload as a ``webhook.event`` on ``events-P``, beside ``webhook-P``.
+
 Notifications (:mod:`shared.notify`): the components that record an event worth telling the
 product (a health change, a sync's end, an action's outcome, an identity needing
 reauthorization) publish ``notification.event`` on ``notifications``, and ``scheduler`` sweeps
@@ -70,8 +75,14 @@ def _provider_routes(p: str) -> list[Route]:
               "whose time has come)"),
         Route(f"action-jobs-{p}", f"act-{p}", {"action.job": frozenset({f"vault-{p}"})},
               "sealed personal-token envelope (purpose action), action id, action"),
-        Route(f"events-{p}", "ingest", {"webhook.event": frozenset({f"webhook-{p}"})},
-              "verified webhook event (headers that matter + body), delivery id"),
+        Route(f"events-{p}", "ingest",
+              {"webhook.event": frozenset({f"webhook-{p}", f"vault-{p}"})},
+              "verified webhook event (headers that matter + body), delivery id (vault-P: "
+              "a delivery keyway missed, read from the provider's delivery log)"),
+        Route(f"delivery-recovery-{p}", f"vault-{p}",
+              {"deliveries.recover": frozenset({"scheduler"})},
+              "tenant and connection (or the GitHub App's own webhook) whose provider delivery "
+              "log to read for deliveries keyway missed"),
     ]
 
 

@@ -14,7 +14,9 @@ Wire formats are described in :mod:`keyway.simulators.github_oauth` and
 :meth:`GitHubSimulator.seed_activity`) in :mod:`keyway.simulators.github_metadata`, the
 families it must never call in :mod:`keyway.simulators.github_forbidden`, repository webhooks
 (:attr:`GitHubSimulator.hooks`, :meth:`GitHubSimulator.deliver`) in
-:mod:`keyway.simulators.github_hooks`.
+:mod:`keyway.simulators.github_hooks`, the App's webhook and the delivery log
+(:meth:`GitHubSimulator.deliver_app`, :meth:`GitHubSimulator.drop_deliveries`) in
+:mod:`keyway.simulators.github_deliveries`.
 """
 
 from __future__ import annotations
@@ -27,14 +29,15 @@ from typing import Any
 from werkzeug.wrappers import Request, Response
 
 from keyway.simulators.activity_knobs import ActivityKnobs
+from keyway.simulators.delivery_log import DeliveryLog
 from keyway.simulators.github_api import API, DOCS, GitHubApi, GitHubData
 from keyway.simulators.github_app import GitHubApps
 from keyway.simulators.github_content import ContentLimits
 from keyway.simulators.github_data import GitHubActivity
+from keyway.simulators.github_deliveries import AppWebhook, GitHubDeliveries
 from keyway.simulators.github_forbidden import GitHubForbiddenApi
 from keyway.simulators.github_graphql import GitHubGraphQL
 from keyway.simulators.github_hooks import GitHubHooksApi
-from keyway.simulators.github_hooks import deliver as deliver_event
 from keyway.simulators.github_installation import GitHubInstallationApi
 from keyway.simulators.github_metadata import GitHubMetadataApi, rate_limit_fault
 from keyway.simulators.github_oauth import GitHubOAuth, github_policy
@@ -76,6 +79,8 @@ class GitHubSimulator(ActivityKnobs, Simulator):
         self.apps = GitHubApps(self.data)
         self.activity = GitHubActivity(self.data, clock)
         self.hooks = HookStore(first_id=480_000_000)
+        self.delivery_log = DeliveryLog(clock, first_id=90_000_000_001)
+        self.deliveries = GitHubDeliveries(self.apps, self.hooks, self.delivery_log)
         self.graphql_limiter = RateLimiter(graphql_rate_limit, 3600, clock)
         self.content_limits = ContentLimits(clock)  # 80/min, 500/h comments per user
         super().__init__(policy=github_policy(expiring_tokens), account=DEFAULT_USER,
@@ -94,7 +99,8 @@ class GitHubSimulator(ActivityKnobs, Simulator):
                 *GitHubForbiddenApi(self.oauth, self.rate_limit, self.data,
                                     self.activity).routes(),
                 *GitHubHooksApi(self.oauth, self.rate_limit, self.data, self.activity,
-                                self.hooks).routes(),
+                                self.hooks, self.deliveries).routes(),
+                *self.deliveries.routes(),
                 *self._graphql.routes()]
 
     def _metadata_api(self) -> GitHubMetadataApi:
@@ -158,8 +164,24 @@ class GitHubSimulator(ActivityKnobs, Simulator):
 
     def deliver(self, full_name: str, event: str, payload: dict[str, Any]) -> list:
         """POST ``event`` to every matching hook on ``full_name``, signed with its secret
-        (real HTTP to the hook's URL); returns the ``requests`` answers."""
-        return deliver_event(self.hooks, full_name, event, payload)
+        (real HTTP to the hook's URL, through :attr:`delivery_log`); returns the ``requests``
+        answers (None for a delivery the drop knob lost)."""
+        return [d.answer for d in self.deliveries.deliver_repo(full_name, event, payload)]
+
+    # ---- the App's webhook and the delivery log (github_deliveries, delivery_log) -----------
+    def set_app_webhook(self, app_id: str, url: str, secret: str) -> None:
+        """The registered app ``app_id``'s webhook: GitHub sends its events to ``url``."""
+        self.deliveries.app_hook = AppWebhook(app_id, url, secret)
+
+    def deliver_app(self, event: str, payload: dict[str, Any]):
+        """Send ``event`` to the App's webhook; the logged :class:`~.delivery_log.Delivery`."""
+        return self.deliveries.deliver_app(event, payload)
+
+    def drop_deliveries(self, *, next_n: int = 0, fraction: float = 0.0, seed: int = 0) -> None:
+        """Knob: lose the next ``next_n`` delivery attempts, and then each with probability
+        ``fraction`` (seeded); lost attempts are logged as failed."""
+        self.delivery_log.drop_fraction(fraction, seed)
+        self.delivery_log.drop_next(next_n)
 
     def rate_limit_next(self, status: int = 403, retry_after: int = 60, count: int = 1,
                         secondary: bool = False) -> None:

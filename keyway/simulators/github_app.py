@@ -249,9 +249,9 @@ class GitHubApps:
         return Response(status=204)
 
     # ---- helpers ------------------------------------------------------------------------------
-    def _authorized_installation(self, request: Request, installation_id: int, *,
-                                 suspended_ok: bool = False) -> Installation | Response:
-        """The app's installation after checking the app JWT; else the error answer."""
+    def authorized_app(self, request: Request) -> App | Response:
+        """The app whose JWT authenticates ``request`` (GitHub's time rules), else the error
+        answer (the app-webhook endpoints, :mod:`.github_deliveries`, use it)."""
         assertion = bearer_token(request, ("bearer",))
         if assertion is None:
             return _error(401, "Requires authentication")
@@ -260,8 +260,14 @@ class GitHubApps:
         except jwt.PyJWTError:
             return _error(401, BAD_JWT)
         problem = self._time_problem(claims)
-        if problem is not None:
-            return _error(401, problem)
+        return _error(401, problem) if problem is not None else app
+
+    def _authorized_installation(self, request: Request, installation_id: int, *,
+                                 suspended_ok: bool = False) -> Installation | Response:
+        """The app's installation after checking the app JWT; else the error answer."""
+        app = self.authorized_app(request)
+        if isinstance(app, Response):
+            return app
         with self._lock:
             found = self.installations.get(installation_id)
         if found is None or found.app.app_id != app.app_id:

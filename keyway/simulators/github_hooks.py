@@ -15,27 +15,26 @@ takes ``read:repo_hook`` too) — otherwise 403 with ``X-Accepted-OAuth-Scopes``
 in :mod:`.github_tokens` with the others; installation tokens need ``repository_hooks``); a
 repository
 the token's user does not administer (:meth:`GitHubSimulator.deny_admin`) answers 404, because
-GitHub hides what a user may not manage. :func:`deliver` sends an event to every
-matching hook of a repository, signed ``X-Hub-Signature-256`` with that hook's secret.
+GitHub hides what a user may not manage. :meth:`.GitHubDeliveries.deliver_repo` sends an
+event to every matching hook of a repository, signed ``X-Hub-Signature-256`` with that
+hook's secret, through the delivery log (:mod:`.github_deliveries`:
+``…/hooks/{hook_id}/deliveries``,
+``…/{delivery_id}`` and ``…/attempts``).
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
-import uuid
 from typing import Any
 
-import requests
 from werkzeug.wrappers import Request, Response
 
 from keyway.simulators.activity import iso
 from keyway.simulators.github_api import API, COMMON_HEADERS, DOCS, GitHubData, _error
 from keyway.simulators.github_data import GitHubActivity, RepoActivity
+from keyway.simulators.github_deliveries import GitHubDeliveries, detail_json
 from keyway.simulators.github_metadata import Produced, RepoEndpoints
 from keyway.simulators.github_render import Site
-from keyway.simulators.hooks import Hook, HookStore, send
+from keyway.simulators.hooks import Hook, HookStore
 from keyway.simulators.oauth import OAuthAuthority
 from keyway.simulators.oauth_model import TokenInfo
 from keyway.simulators.ratelimit import RateLimiter
@@ -73,14 +72,56 @@ class GitHubHooksApi(RepoEndpoints):
     """The repository-hook endpoints over ``hooks``."""
 
     def __init__(self, authority: OAuthAuthority, limiter: RateLimiter, data: GitHubData,
-                 activity: GitHubActivity, hooks: HookStore) -> None:
+                 activity: GitHubActivity, hooks: HookStore,
+                 deliveries: GitHubDeliveries | None = None) -> None:
         super().__init__(authority, limiter, data, activity)
-        self.hooks = hooks
+        self.hooks, self.deliveries = hooks, deliveries
 
     def routes(self) -> list[Route]:
         repo = f"{API}/repos/<owner>/<repo>"
+        hook = f"{repo}/hooks/<int:hook_id>"
         return [Route(f"{repo}/hooks", ("GET", "POST"), self.repo_hooks),
-                Route(f"{repo}/hooks/<int:hook_id>", ("DELETE",), self.delete_hook)]
+                Route(hook, ("DELETE",), self.delete_hook),
+                Route(f"{hook}/deliveries", ("GET",), self.hook_deliveries),
+                Route(f"{hook}/deliveries/<int:delivery_id>", ("GET",), self.hook_delivery),
+                Route(f"{hook}/deliveries/<int:delivery_id>/attempts", ("POST",),
+                      self.hook_redeliver)]
+
+    # ---- the hook's delivery log (github_deliveries) ------------------------------------------
+    def _of_hook(self, request: Request, owner: str, repo: str, hook_id: int,
+                 produce: Any) -> Response:
+        def run(act: RepoActivity, site: Site, info: TokenInfo) -> Produced:
+            if self.deliveries is None or not any(
+                    h.id == hook_id for h in self.hooks.list(act.name.lower())):
+                return _error(404, "Not Found", f"{HOOK_DOCS}#list-deliveries-for-a-repository"
+                                                "-webhook")
+            return produce(str(hook_id))
+        return self._hook_call(request, owner, repo, run)
+
+    def hook_deliveries(self, request: Request, owner: str, repo: str, hook_id: int) -> Response:
+        return self._of_hook(request, owner, repo, hook_id,
+                             lambda hook: self.deliveries.listing(request, hook))
+
+    def hook_delivery(self, request: Request, owner: str, repo: str, hook_id: int,
+                      delivery_id: int) -> Response:
+        def produce(hook: str) -> Produced:
+            found = self.deliveries.find(hook, delivery_id)
+            if found is None:
+                return _error(404, "Not Found", f"{HOOK_DOCS}#get-a-delivery-for-a-repository-"
+                                                "webhook")
+            return detail_json(found, self.deliveries.omit_payloads), dict(COMMON_HEADERS)
+        return self._of_hook(request, owner, repo, hook_id, produce)
+
+    def hook_redeliver(self, request: Request, owner: str, repo: str, hook_id: int,
+                       delivery_id: int) -> Response:
+        def produce(hook: str) -> Produced:
+            found = self.deliveries.find(hook, delivery_id)
+            if found is None:
+                return _error(404, "Not Found", f"{HOOK_DOCS}#redeliver-a-delivery-for-a-"
+                                                "repository-webhook")
+            self.deliveries.redeliver(found)
+            return json_response({}, 202, dict(COMMON_HEADERS))
+        return self._of_hook(request, owner, repo, hook_id, produce)
 
     def _hook_call(self, request: Request, owner: str, repo: str, produce: Any) -> Response:
         """The scopes a hook endpoint needs are checked with every other token rule
@@ -130,23 +171,3 @@ class GitHubHooksApi(RepoEndpoints):
                 return _error(404, "Not Found", f"{HOOK_DOCS}#delete-a-repository-webhook")
             return Response(status=204, headers=COMMON_HEADERS)
         return self._hook_call(request, owner, repo, produce)
-
-
-
-def deliver(hooks: HookStore, full_name: str, event: str,
-            payload: dict[str, Any]) -> list[requests.Response]:
-    """Send ``event`` to every active hook on ``full_name`` subscribed to it (or to ``*``),
-    JSON-encoded and signed with that hook's secret; returns the answers."""
-    body = json.dumps(payload).encode()
-    answers = []
-    for hook in hooks.list(full_name.lower()):
-        if not hook.active or not ({event, "*"} & set(hook.events)):
-            continue
-        headers = {"X-GitHub-Event": event, "X-GitHub-Delivery": str(uuid.uuid4()),
-                   "X-GitHub-Hook-ID": str(hook.id), "User-Agent": "GitHub-Hookshot/sim",
-                   "X-GitHub-Hook-Installation-Target-Type": "repository"}
-        if hook.secret:
-            digest = hmac.new(hook.secret.encode(), body, hashlib.sha256).hexdigest()
-            headers["X-Hub-Signature-256"] = f"sha256={digest}"
-        answers.append(send(hook, body, headers))
-    return answers

@@ -52,6 +52,9 @@ GRAPHQL = "POST /graphql"
 NOT_FOR_INSTALLATIONS: frozenset[str] = frozenset({
     "GET /user", "GET /user/repos", "GET /user/installations",
     "GET /user/installations/{installation_id}/repositories",
+    # the App's own webhook log: the app's JWT only (github_deliveries)
+    "GET /app/hook/deliveries", "GET /app/hook/deliveries/{delivery_id}",
+    "POST /app/hook/deliveries/{delivery_id}/attempts",
 })
 
 _REPO = "/repos/{owner}/{repo}"
@@ -73,18 +76,28 @@ APP_PERMISSIONS: Mapping[str, tuple[tuple[str, str], ...]] = {
     f"GET {_REPO}/hooks": (("repository_hooks", "read"),),
     f"POST {_REPO}/hooks": (("repository_hooks", "write"),),
     f"DELETE {_REPO}/hooks/{{hook_id}}": (("repository_hooks", "write"),),
+    f"GET {_REPO}/hooks/{{hook_id}}/deliveries": (("repository_hooks", "read"),),
+    f"GET {_REPO}/hooks/{{hook_id}}/deliveries/{{delivery_id}}": (("repository_hooks", "read"),),
+    f"POST {_REPO}/hooks/{{hook_id}}/deliveries/{{delivery_id}}/attempts": (
+        ("repository_hooks", "write"),),
     GRAPHQL: _PULLS,  # the pull request nodes keyway reads
 }
 
 _HOOK_WRITE = frozenset({"admin:repo_hook", "write:repo_hook", "repo"})
+_DELIVERIES = f"{_REPO}/hooks/{{hook_id}}/deliveries"
 HOOK_TEMPLATES = frozenset({f"GET {_REPO}/hooks", f"POST {_REPO}/hooks",
-                            f"DELETE {_REPO}/hooks/{{hook_id}}"})
+                            f"DELETE {_REPO}/hooks/{{hook_id}}", f"GET {_DELIVERIES}",
+                            f"GET {_DELIVERIES}/{{delivery_id}}",
+                            f"POST {_DELIVERIES}/{{delivery_id}}/attempts"})
 # "Scopes for OAuth apps": the scopes an endpoint accepts (X-Accepted-OAuth-Scopes).
 OAUTH_SCOPES: Mapping[str, frozenset[str]] = {
     f"POST {_REPO}/issues/{{issue_number}}/comments": frozenset({"public_repo", "repo"}),
     f"GET {_REPO}/hooks": _HOOK_WRITE | {"read:repo_hook"},
     f"POST {_REPO}/hooks": _HOOK_WRITE,
     f"DELETE {_REPO}/hooks/{{hook_id}}": _HOOK_WRITE,
+    f"GET {_DELIVERIES}": _HOOK_WRITE | {"read:repo_hook"},
+    f"GET {_DELIVERIES}/{{delivery_id}}": _HOOK_WRITE | {"read:repo_hook"},
+    f"POST {_DELIVERIES}/{{delivery_id}}/attempts": _HOOK_WRITE,
 }
 
 

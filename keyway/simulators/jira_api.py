@@ -80,6 +80,10 @@ SCOPES = ScopeTable(strip="/ex/jira/{cloud_id}", rules={
     "DELETE /rest/api/3/webhook": (frozenset(_WEBHOOK), frozenset({"delete:webhook:jira"})),
     "PUT /rest/api/3/webhook/refresh": (frozenset(_WEBHOOK), frozenset({
         "write:webhook:jira", "read:webhook:jira"})),
+    "GET /rest/api/3/webhook/failed": (frozenset(_WEBHOOK), frozenset({
+        "read:issue-details:jira", "read:webhook:jira", "read:comment.property:jira",
+        "read:group:jira", "read:issue-type:jira", "read:project-role:jira",
+        "read:epic:jira-software"})),
 })
 
 

@@ -15,6 +15,15 @@ their deliveries.
   ``webhookIds`` → 400.
 * ``PUT /webhook/refresh {"webhookIds"}`` → 200 ``{"expirationDate"}``: the app's live webhooks
   among them now expire 30 days from now; other ids are ignored (as Jira does).
+* ``GET /webhook/failed`` (``maxResults``, default and at most 100; ``after``, epoch ms) →
+  ``{"values": [{"id", "body", "url", "failureTime"}], "maxResults", "next"}``: the calling
+  app's deliveries that failed (the drop knob, :meth:`DynamicWebhooks.drop_next` /
+  ``drop_fraction``, loses one as Jira gives up after its retries), oldest first, those of
+  the last 72 hours only; ``next`` (``…?after=<last failureTime>&maxResults=N``) when the page
+  has any. ``id`` is the delivery's ``X-Atlassian-Webhook-Identifier``. Atlassian's
+  description says only Connect apps may call it while listing OAuth 2.0 scopes for it
+  (``read:jira-work`` and ``manage:jira-webhook``); the simulator serves OAuth 2.0 apps, and
+  :attr:`DynamicWebhooks.failed_connect_only` answers 403 as the description's text says.
 
 A webhook lives 30 days after its creation or last refresh; ``expirationDate`` is epoch
 milliseconds (the REST schema's ``int64``). An expired webhook is neither listed, refreshed nor
@@ -43,7 +52,7 @@ import jwt
 import requests
 from werkzeug.wrappers import Request, Response
 
-from keyway.simulators.hooks import post
+from keyway.simulators.delivery_log import DeliveryLog
 from keyway.simulators.jira_api import API, JiraApi, Produced, errors
 from keyway.simulators.jira_data import JiraData
 from keyway.simulators.oauth import OAuthAuthority
@@ -52,6 +61,7 @@ from keyway.simulators.ratelimit import RateLimiter
 from keyway.simulators.server import Route
 
 LIFETIME = 30 * 86400.0
+FAILED_RETENTION = 72 * 3600.0  # "After 72 hours the failure may no longer be returned"
 JWT_TTL = 180
 EVENTS = frozenset({"jira:issue_created", "jira:issue_updated", "jira:issue_deleted",
                     "comment_created", "comment_updated", "comment_deleted",
@@ -84,8 +94,30 @@ class DynamicWebhooks:
     hooks: dict[int, DynamicWebhook] = field(default_factory=dict)
     deleted: list[DynamicWebhook] = field(default_factory=list)
     refreshed: list[int] = field(default_factory=list)
+    failed_connect_only: bool = False  # True: /webhook/failed answers 403 to OAuth 2.0 apps
     _ids: Any = field(default_factory=lambda: itertools.count(10_000))
     _lock: Any = field(default_factory=threading.Lock)
+    log: DeliveryLog = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.log = DeliveryLog(self.clock)
+
+    def drop_next(self, count: int) -> None:
+        """Knob: the next ``count`` deliveries fail (listed by ``GET /webhook/failed``)."""
+        self.log.drop_next(count)
+
+    def drop_fraction(self, fraction: float, seed: int = 0) -> None:
+        """Knob: each delivery fails with probability ``fraction`` (seeded)."""
+        self.log.drop_fraction(fraction, seed)
+
+    def failed(self, client_id: str, after_ms: int | None) -> list[dict[str, Any]]:
+        """The app's failed deliveries after ``after_ms`` within the retention, oldest first."""
+        floor = (self.clock() - FAILED_RETENTION) * 1000
+        rows = [{"id": r.guid, "body": json.dumps(r.payload), "url": r.url,
+                 "failureTime": int(r.delivered_at * 1000)}
+                for r in self.log.records(client_id) if not r.ok]
+        return [r for r in rows if r["failureTime"] >= floor
+                and (after_ms is None or r["failureTime"] > after_ms)]
 
     def live(self, client_id: str | None = None) -> list[DynamicWebhook]:
         now = self.clock()
@@ -131,10 +163,14 @@ class DynamicWebhooks:
                                algorithm="HS256")
             if self.on_token is not None:
                 self.on_token(token)
-            body = json.dumps({**payload, "matchedWebhookIds": sorted(ids)}).encode()
-            answers.append(post(url, body, {"Authorization": f"Bearer {token}",
-                                            "X-Atlassian-Webhook-Identifier": str(uuid.uuid4()),
-                                            "User-Agent": "Atlassian Webhook HTTP Client"}))
+            sent, guid = {**payload, "matchedWebhookIds": sorted(ids)}, str(uuid.uuid4())
+            record = self.log.send(
+                hook=client_id, url=url, guid=guid, event=event, action=None,
+                payload=sent, body=json.dumps(sent).encode(),
+                headers={"Authorization": f"Bearer {token}",
+                         "X-Atlassian-Webhook-Identifier": guid,
+                         "User-Agent": "Atlassian Webhook HTTP Client"})
+            answers.append(record.answer)
         return answers
 
 
@@ -148,7 +184,28 @@ class JiraWebhooksApi(JiraApi):
 
     def routes(self) -> list[Route]:
         return [Route(f"{API}/webhook", ("GET", "POST", "DELETE"), self.webhooks),
-                Route(f"{API}/webhook/refresh", ("PUT",), self.refresh)]
+                Route(f"{API}/webhook/refresh", ("PUT",), self.refresh),
+                Route(f"{API}/webhook/failed", ("GET",), self.failed)]
+
+    def failed(self, request: Request, cloud_id: str) -> Response:
+        def produce(info: TokenInfo) -> Produced:
+            if self.store.failed_connect_only:
+                return errors(403, "Only Connect apps can use this operation.")
+            size = min(max(request.args.get("maxResults", 100, type=int) or 100, 1), 100)
+            after = request.args.get("after")
+            if after is not None and not after.isdigit():
+                return errors(400, "'after' must be a number of milliseconds.")
+            rows = self.store.failed(info.client_id, int(after) if after else None)
+            page = rows[:size]
+            while len(page) < len(rows) and rows[len(page)]["failureTime"] == page[-1][
+                    "failureTime"]:  # never split one failure time across pages
+                page.append(rows[len(page)])
+            answer: dict[str, Any] = {"values": page, "maxResults": size}
+            if page:
+                answer["next"] = (f"{request.base_url}?after={page[-1]['failureTime']}"
+                                  f"&maxResults={size}")
+            return answer
+        return self._call(request, cloud_id, produce)
 
     def webhooks(self, request: Request, cloud_id: str) -> Response:
         handler = {"GET": self._list, "POST": self._register, "DELETE": self._delete}

@@ -102,8 +102,10 @@ def _connections(ports: Ports, event: Event, site: tuple[str, str]) -> list[tupl
 
 
 def matched_ids(event: Event) -> set[str] | None:
-    """The ids of the dynamic webhooks a JWT-verified delivery names (None: not one)."""
-    if event.verified_by != "client_secret_jwt":
+    """The ids of the dynamic webhooks a JWT-verified delivery names (None: not one) — or a
+    delivery recovered from Jira's failed-webhook list (``provider_api``), which went to the
+    same app-level URL and is attributed the same way."""
+    if event.verified_by not in ("client_secret_jwt", "provider_api"):
         return None
     ids = event.payload.get("matchedWebhookIds")
     return {str(i) for i in ids if isinstance(i, int | str) and not isinstance(i, bool)} \

@@ -9,7 +9,8 @@ promises the table exists for:
 * the allowlist names, per client purpose (:data:`PURPOSES`, exactly those keys), the templates
   that purpose may call; every one is well formed, and none, in any purpose, matches a forbidden
   family — contents, git data, archives, raw files, repository files, commits, compare/diffs
-  (promise 5); write methods are allowed only on comment and webhook-registration templates;
+  (promise 5); write methods are allowed only on comment, webhook-registration and
+  webhook-redelivery templates;
   ``ApiSpec.allowlist`` is the derived union, ``ApiSpec.purposes`` the split;
 * every GraphQL document names the purposes that may send it;
 * every GraphQL document entry (``api.graphql``) names its SHA-256, variables of known types and
@@ -49,7 +50,7 @@ FORBIDDEN_FRAGMENTS: tuple[str, ...] = (
 )
 _WRITE_SCOPE = re.compile(
     r"(^|[:_])(write|admin|manage|delete)($|[:_])|^(repo|public_repo|api|sudo)$")
-_WRITE_SEGMENTS = frozenset({"comments", "comment", "notes", "hooks", "webhook"})
+_WRITE_SEGMENTS = frozenset({"comments", "comment", "notes", "hooks", "hook", "webhook"})
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
 _LITERAL = re.compile(r"^(?!\.{1,2}$)[A-Za-z0-9._-]+$")
 _PARAM = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_]*)\}$")
@@ -58,8 +59,9 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 # What a ProviderClient is built for; each purpose has its own allowlist (``api.allowlist``):
 # fetch — sync reads and keyway's own hook management; act — an action's comment write and the
 # thread's comments it reconciles by; oauth — identity reads at connect; unhook — listing and
-# deleting keyway's hooks when a connection goes away.
-PURPOSES = ("fetch", "act", "oauth", "unhook")
+# deleting keyway's hooks when a connection goes away; recover — reading the provider's log
+# of webhook deliveries and asking it to redeliver (shared.webhooks.recovery).
+PURPOSES = ("fetch", "act", "oauth", "unhook", "recover")
 _EVENT = re.compile(r"^([a-z]+:)?[a-z][a-z0-9_]*$")  # Jira prefixes some: jira:issue_created
 _RESERVED_PARAMS = frozenset({"client_id", "redirect_uri", "state", "scope", "response_type",
                               "code_challenge", "code_challenge_method"})

@@ -19,8 +19,9 @@ come, a continuation or retry request that was lost — found by one range query
 so a redelivered tick asks once). Each tick also publishes the notification events still
 pending in the outbox (:func:`shared.notify.events.sweep`, idempotent by event id), deletes
 what is due of disconnected connections (:mod:`shared.scheduler.purge`), asks again for the
-queued actions whose time has come (:mod:`shared.scheduler.queued`) and ends the actions
-nobody will finish (:mod:`shared.scheduler.abandoned`).
+queued actions whose time has come (:mod:`shared.scheduler.queued`), ends the actions
+nobody will finish (:mod:`shared.scheduler.abandoned`) and asks for the rounds of webhook gap
+recovery that are due (:mod:`shared.scheduler.deliveries`).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from shared.log import get_logger
 from shared.notify import events as notify_events
 from shared.ports import Filter, Order, Ports
 from shared.providers import registry
-from shared.scheduler import abandoned, purge, queued
+from shared.scheduler import abandoned, deliveries, purge, queued
 
 COMPONENT = "scheduler"
 CONNECTIONS = "connections"
@@ -68,7 +69,9 @@ def on_tick(ports: Ports, inbound: messages.Inbound) -> None:
     purged = purge.sweep(ports, now)
     requeued = queued.sweep(ports, now)
     abandoned_actions = abandoned.sweep(ports, now)
+    recoveries = deliveries.sweep(ports, now)  # webhook gap recovery rounds (vault-P reads)
     log.info("scheduler.tick", extra={"fields": {"due": len(due), "requested": requested,
+                                                 "delivery_recoveries": recoveries,
                                                  "recovered": recovered, "purged": purged,
                                                  "abandoned_actions": abandoned_actions,
                                                  "requeued_actions": requeued}})

@@ -253,8 +253,27 @@ def _fail_action(ports: Ports, tenant: str, action_id: str, reason: str) -> None
         notify.action_ended(ports, tenant, action_id, failed)  # action.failed
 
 
+def on_recover(provider: str, ports: Ports, inbound: messages.Inbound) -> None:
+    """``deliveries.recover`` (only from ``delivery-recovery-P``, the scheduler's): read the
+    provider's delivery log with a credential this component holds and ingest what keyway
+    missed (:mod:`shared.webhooks.recovery_job`; idempotent by delivery id). A connection
+    whose token needs re-authorization is skipped: its syncs report that."""
+    from shared.vault.records import APP
+    from shared.webhooks import recovery_job
+
+    def token_of(connection: str) -> str:
+        return service(provider, ports).refresher.fresh(APP, connection).access_token
+
+    try:
+        recovery_job.recover(provider, ports, dict(inbound.body), token_of)
+    except NeedsReauth as e:
+        log.info("deliveries.needs_reauth", extra={"fields": {
+            "connection": inbound.body.get("connection"), "reason": e.key}})
+
+
 def handlers(provider: str) -> dict:
     return {
+        "deliveries.recover": functools.partial(on_recover, provider),
         "sync.requested": functools.partial(on_sync_requested, provider),
         "action.requested": functools.partial(on_action_requested, provider),
         "connection.disconnect": functools.partial(on_disconnect, provider),

@@ -80,11 +80,27 @@ CASES = [
          body=_hook_body("https://keyway.example/webhook-github/c/contract-post")),
     Case("DELETE /repos/{owner}/{repo}/hooks/{hook_id}",
          path=lambda s: {**_repo(s), "hook_id": s["hook"]}),
+    # the delivery logs the recovery job reads (shared.webhooks.recovery_github)
+    Case("GET /app/hook/deliveries", token="jwt", query={"per_page": "1"}),
+    Case("GET /app/hook/deliveries/{delivery_id}", token="jwt",
+         path=lambda s: {"delivery_id": s["app_delivery"]}),
+    Case("POST /app/hook/deliveries/{delivery_id}/attempts", token="jwt",
+         path=lambda s: {"delivery_id": s["app_delivery"]}),
+    Case("GET /repos/{owner}/{repo}/hooks/{hook_id}/deliveries",
+         path=lambda s: {**_repo(s), "hook_id": s["kept_hook"]}),
+    Case("GET /repos/{owner}/{repo}/hooks/{hook_id}/deliveries/{delivery_id}",
+         path=lambda s: {**_repo(s), "hook_id": s["kept_hook"],
+                         "delivery_id": s["hook_delivery"]}),
+    Case("POST /repos/{owner}/{repo}/hooks/{hook_id}/deliveries/{delivery_id}/attempts",
+         path=lambda s: {**_repo(s), "hook_id": s["kept_hook"],
+                         "delivery_id": s["hook_delivery"]}),
 ]
 INSTALLATION_CASE = Case("GET /installation/repositories", token="installation", query=PAGE)
 # The GitHub App routes of the simulator (github_app.py) are not metered and send no ETag yet,
 # where GitHub sends both; github_app.py is being reworked on fid-github.
-UNMETERED = {"GET /user/installations"}
+UNMETERED = {"GET /user/installations", "GET /app/hook/deliveries",
+             "GET /app/hook/deliveries/{delivery_id}",
+             "POST /app/hook/deliveries/{delivery_id}/attempts"}
 GETS = [c for c in CASES if c.method == "GET" and c.op not in UNMETERED]
 
 NOT_APPLICABLE = {
@@ -162,7 +178,24 @@ def world():
         hook = api.post("POST /repos/{owner}/{repo}/hooks", {**REPO, "repo": repo["name"]},
                         _hook_body("https://keyway.example/webhook-github/c/to-delete")(seeded))
         seeded["hook"] = str(hook.body["id"])
+        _delivered(sim, api, repo["name"], seeded)
+        tokens["jwt"] = app_jwt(AppCredentials(APP_ID, seeded_pem), datetime.now(UTC), 540)
         yield sim, tokens, seeded
+
+
+def _delivered(sim: GitHubSimulator, api, repo: str, seeded: dict) -> None:
+    """Deliveries in both logs: the App's webhook and a repository hook (lost by the drop
+    knob, so nothing leaves for the example URLs; logged as failed, as GitHub logs them)."""
+    kept = api.post("POST /repos/{owner}/{repo}/hooks", {**REPO, "repo": repo},
+                    _hook_body("https://keyway.example/webhook-github/c/kept")(seeded))
+    seeded["kept_hook"] = str(kept.body["id"])
+    sim.set_app_webhook(APP_ID, "https://keyway.example/webhook-github/", "app-hook-secret")
+    sim.drop_deliveries(next_n=1_000)
+    for n in range(3):
+        sim.deliver_app("installation", {"action": "created", "installation": {"id": n + 1}})
+        sim.deliver(f"{OWNER}/{repo}", "issues", {"action": "opened", "repository": {"id": 7}})
+    seeded["app_delivery"] = str(sim.delivery_log.records("app")[-1].id)
+    seeded["hook_delivery"] = str(sim.delivery_log.records(seeded["kept_hook"])[-1].id)
 
 
 def _answer(world, case: Case):
@@ -203,7 +236,7 @@ def test_installation_repositories_match_the_published_description(world, descri
 @pytest.mark.parametrize("case", GETS, ids=lambda c: c.op)
 def test_every_get_has_an_etag_and_answers_304_when_unchanged(world, case: Case) -> None:
     sim, tokens, seeded = world
-    api = client("github", sim.api_url, tokens[case.token])
+    api = client("github", sim.api_url, tokens[case.token], purpose_of("github", case.op))
     first = case.send(api, seeded)
     assert first.etag and ETAG.match(first.etag), f"{case.op}: ETag {first.etag!r}"
     again = api.get(case.op, case.path(seeded), case.params(seeded), etag=first.etag)

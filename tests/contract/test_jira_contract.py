@@ -61,6 +61,7 @@ CASES = [
     Case("POST /rest/api/3/webhook", body=_webhook),
     Case("PUT /rest/api/3/webhook/refresh", body=_ids),
     Case("DELETE /rest/api/3/webhook", body=_ids),
+    Case("GET /rest/api/3/webhook/failed", query={"maxResults": "1"}),
 ]
 RESOURCES = Case("GET /oauth/token/accessible-resources")
 NOT_APPLICABLE: dict[str, str] = {}
@@ -95,6 +96,10 @@ def world():
         seeded = {"project": str(project.id), "issue": issues["issues"][0]["key"]}
         hook = api.post("POST /rest/api/3/webhook", {}, _webhook(seeded)).body
         seeded["hook"] = str(hook["webhookRegistrationResult"][0]["createdWebhookId"])
+        sim.register_client("simulator", "jira-contract-signing-secret-32-bytes", [])
+        sim.webhooks.drop_next(2)  # two failed deliveries for GET /webhook/failed; none sent
+        for _ in range(2):
+            sim.deliver("jira:issue_updated", seeded["issue"])
         yield sim, tokens, seeded
 
 
