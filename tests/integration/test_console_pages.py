@@ -1,0 +1,183 @@
+"""The console's pages in-process (no browser): sign-in, CSRF, tenant isolation, the member's
+read-only view, the headers every page carries, the result page and the API docs page."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from shared.console import session
+
+BASE = "/api/console"
+CSP_PARTS = ("default-src 'self'", "script-src 'self'", "style-src 'self'", "object-src 'none'",
+             "frame-ancestors 'self' http://127.0.0.1:8080")
+
+
+def _csrf(client) -> str:
+    cookie = client.get_cookie(session.CSRF)
+    assert cookie is not None, "every page sets the CSRF cookie"
+    return cookie.value
+
+
+def _sign_in(stack, tenant="acme", user="alice", role="admin"):
+    client = stack.client
+    page = client.get(f"{BASE}/login")
+    assert page.status_code == 200
+    form = {"csrf": _csrf(client), "tenant": tenant, "user": user, "role": role}
+    signed = client.post(f"{BASE}/login", data=form)
+    assert signed.status_code == 303, signed.get_data(as_text=True)[:400]
+    return signed
+
+
+def _connection(stack, connection="c-acme", tenant="acme", status="active"):
+    stack.ports.business.put("connections", connection, {
+        "tenant": tenant, "provider": "github", "kind": "app", "status": status,
+        "account": {"login": "octocat"}, "created_at": "2026-12-01T00:00:00Z",
+        "next_sync_at": "2026-12-01T00:15:00Z", "interval_seconds": 900})
+    return connection
+
+
+def _assert_page(response, status=200):
+    assert response.status_code == status, response.get_data(as_text=True)[:400]
+    assert response.mimetype == "text/html"
+    policy = response.headers["Content-Security-Policy"]
+    for part in CSP_PARTS:
+        assert part in policy
+    assert "unsafe-inline" not in policy and "unsafe-eval" not in policy
+    assert response.headers["Cache-Control"] == "no-store"
+    text = response.get_data(as_text=True)
+    assert re.search(r"<title>[^<]+</title>", text)
+    assert "<script>" not in text and "style=" not in text  # nothing inline
+    return text
+
+
+def test_sign_in_sets_a_strict_http_only_cookie_never_shown_in_a_page(local_stack):
+    signed = _sign_in(local_stack)
+    cookies = signed.headers.getlist("Set-Cookie")
+    own = next(c for c in cookies if c.startswith(f"{session.SESSION}="))
+    assert "HttpOnly" in own and "SameSite=Strict" in own and "Max-Age=3600" in own
+    token = own.split(";")[0].split("=", 1)[1]
+    for path in ("/connections", "/connect", "/identities", "/actions", "/subscriptions"):
+        text = _assert_page(local_stack.client.get(BASE + path))
+        assert token not in text and "eyJ" not in text
+
+
+def test_sign_in_without_or_with_a_tampered_csrf_token_is_refused(local_stack):
+    client = local_stack.client
+    client.get(f"{BASE}/login")
+    for form in ({"tenant": "acme", "user": "alice", "role": "admin"},
+                 {"tenant": "acme", "user": "alice", "role": "admin", "csrf": "x" * 43}):
+        refused = client.post(f"{BASE}/login", data=form)
+        text = _assert_page(refused, 403)
+        assert "console.csrf_failed" in text and "nothing was changed" in text
+        assert not any(c.startswith(session.SESSION + "=")
+                       for c in refused.headers.getlist("Set-Cookie"))
+    assert client.get(f"{BASE}/connections").status_code == 303  # still signed out
+
+
+def test_pages_need_a_session(local_stack):
+    response = local_stack.client.get(f"{BASE}/connections")
+    assert response.status_code == 303 and response.headers["Location"].endswith("/login")
+
+
+def test_a_tampered_disconnect_form_changes_nothing(local_stack):
+    _sign_in(local_stack)
+    connection = _connection(local_stack)
+    before = local_stack.ports.business.get("connections", connection)
+    refused = local_stack.client.post(f"{BASE}/connections/{connection}/disconnect",
+                                      data={"csrf": "forged-value-of-the-right-length-000"})
+    assert "console.csrf_failed" in _assert_page(refused, 403)
+    missing = local_stack.client.post(f"{BASE}/connections/{connection}/disconnect",
+                                      data={"purge": "true"})
+    _assert_page(missing, 403)
+    assert local_stack.ports.business.get("connections", connection) == before
+
+
+def test_another_tenants_connection_is_a_404_page_and_stays_untouched(local_stack):
+    _sign_in(local_stack, tenant="acme")
+    theirs = _connection(local_stack, "c-globex", tenant="globex")
+    before = local_stack.ports.business.get("connections", theirs)
+    text = _assert_page(local_stack.client.get(f"{BASE}/connections/{theirs}"), 404)
+    assert "no such connection" in text and "octocat" not in text
+    posted = local_stack.client.post(f"{BASE}/connections/{theirs}/disconnect",
+                                     data={"csrf": _csrf(local_stack.client)})
+    _assert_page(posted, 404)
+    assert local_stack.ports.business.get("connections", theirs) == before
+
+
+def test_members_see_no_admin_buttons_and_the_server_refuses_them(local_stack):
+    _sign_in(local_stack, user="bob", role="member")
+    connection = _connection(local_stack)
+    before = local_stack.ports.business.get("connections", connection)
+    text = _assert_page(local_stack.client.get(f"{BASE}/connections/{connection}"))
+    assert 'id="disconnect"' not in text and 'id="reauthorize"' not in text
+    assert 'id="start-app"' not in _assert_page(local_stack.client.get(f"{BASE}/connect"))
+    refused = local_stack.client.post(f"{BASE}/connections/{connection}/disconnect",
+                                      data={"csrf": _csrf(local_stack.client)})
+    assert "auth.admin_required" in _assert_page(refused, 403)
+    assert local_stack.ports.business.get("connections", connection) == before
+
+
+def test_an_admin_disconnects_through_the_page(local_stack):
+    _sign_in(local_stack)
+    connection = _connection(local_stack)
+    text = _assert_page(local_stack.client.get(f"{BASE}/connections/{connection}"))
+    assert 'id="disconnect"' in text and "octocat" in text
+    done = local_stack.client.post(f"{BASE}/connections/{connection}/disconnect",
+                                   data={"csrf": _csrf(local_stack.client)})
+    assert done.status_code == 303
+    assert local_stack.ports.business.get("connections", connection)["status"] == \
+        "disconnecting"
+
+
+def test_a_foreign_origin_post_is_refused(local_stack):
+    _sign_in(local_stack)
+    connection = _connection(local_stack)
+    refused = local_stack.client.post(f"{BASE}/connections/{connection}/disconnect",
+                                      data={"csrf": _csrf(local_stack.client)},
+                                      headers={"Origin": "https://evil.example"})
+    assert "console.foreign_origin" in _assert_page(refused, 403)
+    assert local_stack.ports.business.get("connections", connection)["status"] == "active"
+
+
+def test_connect_result_sends_browsers_to_the_result_page_and_keeps_json(local_stack):
+    query = "provider=github&kind=app&status=denied"
+    as_json = local_stack.client.get(f"/api/v1/connect-result?{query}")
+    assert as_json.json == {"provider": "github", "kind": "app", "status": "denied"}
+    browser = local_stack.client.get(f"/api/v1/connect-result?{query}",
+                                     headers={"Accept": "text/html,*/*;q=0.8"})
+    assert browser.status_code == 303
+    assert browser.headers["Location"] == f"{BASE}/connect/result?{query}"
+    text = _assert_page(local_stack.client.get(browser.headers["Location"]))
+    assert "Access denied" in text and "nothing was stored" in text
+    assert "data-target-origin=\"http://127.0.0.1:8080\"" in text
+
+
+@pytest.mark.parametrize("query", ["", "provider=github&status=weird", "provider=nope&status=denied"])
+def test_a_result_page_without_a_known_outcome_says_so(local_stack, query):
+    text = _assert_page(local_stack.client.get(f"{BASE}/connect/result?{query}"), 400)
+    assert "outcome of a connect flow" in text and "result.js" not in text
+
+
+def test_an_error_result_names_its_reason(local_stack):
+    text = _assert_page(local_stack.client.get(
+        f"{BASE}/connect/result?provider=gitlab&status=error&reason=provider_unavailable"))
+    assert "Connection failed" in text and "provider_unavailable" in text
+    assert "did not answer" in text
+
+
+def test_the_api_docs_page_uses_the_vendored_viewer(local_stack):
+    text = _assert_page(local_stack.client.get("/api/docs"))
+    assert "/api/docs/vendor/swagger-ui-bundle.js" in text and "https://" not in text
+    bundle = local_stack.client.get("/api/docs/vendor/swagger-ui-bundle.js")
+    assert bundle.status_code == 200 and len(bundle.get_data()) > 100_000
+    assert local_stack.client.get("/api/docs/vendor/..%2Fsecrets.json").status_code == 404
+    assert local_stack.client.get("/api/docs/vendor/package.json").status_code == 404
+
+
+def test_unknown_pages_and_methods_are_plain_pages(local_stack):
+    _assert_page(local_stack.client.get(f"{BASE}/nowhere"), 404)
+    wrong = local_stack.client.delete(f"{BASE}/login")
+    _assert_page(wrong, 405)
+    assert wrong.headers["Allow"] == "GET, POST"
