@@ -99,6 +99,11 @@ def dispatch(ports: Ports, request: Any) -> Response:
                                **getattr(e, "page_context", {}))
         if isinstance(e, NotAllowed):
             response.headers["Allow"] = ", ".join(e.allowed)
+    except Exception as e:  # noqa: BLE001 — never a traceback: a stable key and the class
+        log.error("console.unexpected", extra={"fields": {"error": type(e).__name__,
+                                                          "path": request.path[:200]}})
+        response = web.refusal(config, 500, "Something went wrong",
+                               "the page could not be shown", "keyway.error")
     if not held and not any(session.CSRF in c for c in response.headers.getlist("Set-Cookie")):
         session.rotate_csrf(config, response, csrf)
     return response

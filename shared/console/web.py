@@ -3,7 +3,7 @@
 Templates are Flask's own Jinja2 with autoescaping on; pages hold no inline script or style
 (the Content-Security-Policy below forbids both), so the few scripts are files under
 ``static/``. Every answer is ``Cache-Control: no-store`` (pages hold tenant data), never
-sniffed, sends no referrer and may be framed only by keyway itself and the configured console
+sniffed, sends no referrer to other sites and may be framed only by keyway itself and the configured console
 origins (``KEYWAY_CONSOLE_ORIGINS``). ``form-action 'self'`` is left out only on pages whose
 forms start an OAuth flow: browsers apply ``form-action`` to the redirects after a post too,
 and those go on to the provider.
@@ -28,7 +28,7 @@ TEMPLATES, STATIC = HERE / "templates", HERE / "static"
 @functools.cache
 def _env() -> jinja2.Environment:
     return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)),
-                              autoescape=True, undefined=jinja2.StrictUndefined)
+                              autoescape=True)
 
 
 def origin(url: str) -> str:
@@ -56,7 +56,7 @@ def harden(config: Config, response: Response, *, flow_forms: bool = False) -> R
     response.headers["Cache-Control"] = "no-store"
     response.headers["Pragma"] = "no-cache"
     response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Referrer-Policy"] = "same-origin"  # no-referrer would make Origin null
     response.headers["Cross-Origin-Opener-Policy"] = "unsafe-none"  # popups reach their opener
     return response
 
