@@ -154,7 +154,8 @@ def test_connect_result_sends_browsers_to_the_result_page_and_keeps_json(local_s
     assert "data-target-origin=\"http://127.0.0.1:8080\"" in text
 
 
-@pytest.mark.parametrize("query", ["", "provider=github&status=weird", "provider=nope&status=denied"])
+@pytest.mark.parametrize("query", ["", "provider=github&status=weird",
+                                   "provider=nope&status=denied"])
 def test_a_result_page_without_a_known_outcome_says_so(local_stack, query):
     text = _assert_page(local_stack.client.get(f"{BASE}/connect/result?{query}"), 400)
     assert "outcome of a connect flow" in text and "result.js" not in text
