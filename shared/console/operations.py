@@ -4,7 +4,9 @@ notification subscriptions with their deliveries.
 
 Every read and write goes through the API's handlers (:mod:`shared.console.calls`), so a
 member's post of an admin-only form is refused by the same check as the API's (403
-``auth.admin_required``, nothing changed) — the pages only leave the buttons out.
+``auth.admin_required``, nothing changed) — the pages only leave the buttons out. Members
+only read here, except what is their own: linking their account and asking for a comment
+under it. "Sync now", which the API also grants members, is for admins in the console.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ def connection(page: Any) -> Response:
 
 
 def sync_now(page: Any) -> Response:
+    page.who.require_admin()  # the console's members only read (the API lets them sync)
     connection = page.params["connection"]
     _ok(page, api_connections.sync_now, params={"connection": connection})
     return page.go(f"/console/connections/{connection}")

@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from shared import policy
 from shared.console import session
 
 BASE = "/api/console"
@@ -111,12 +112,17 @@ def test_members_see_no_admin_buttons_and_the_server_refuses_them(local_stack):
     connection = _connection(local_stack)
     before = local_stack.ports.business.get("connections", connection)
     text = _assert_page(local_stack.client.get(f"{BASE}/connections/{connection}"))
-    assert 'id="disconnect"' not in text and 'id="reauthorize"' not in text
+    for button in ("disconnect", "reauthorize", "sync-now"):
+        assert f'id="{button}"' not in text
     assert 'id="start-app"' not in _assert_page(local_stack.client.get(f"{BASE}/connect"))
-    refused = local_stack.client.post(f"{BASE}/connections/{connection}/disconnect",
-                                      data={"csrf": _csrf(local_stack.client)})
-    assert "auth.admin_required" in _assert_page(refused, 403)
+    for operation in ("disconnect", "sync", "reauthorize"):
+        refused = local_stack.client.post(f"{BASE}/connections/{connection}/{operation}",
+                                          data={"csrf": _csrf(local_stack.client)})
+        assert "auth.admin_required" in _assert_page(refused, 403)
     assert local_stack.ports.business.get("connections", connection) == before
+    for topic in ("sync-requests-github", "connection-control-github"):
+        assert local_stack.ports.bus.peek(policy.subscription_name(topic)) == []
+    assert local_stack.ports.business.query("oauth_states") == []
 
 
 def test_an_admin_disconnects_through_the_page(local_stack):
@@ -129,6 +135,7 @@ def test_an_admin_disconnects_through_the_page(local_stack):
     assert done.status_code == 303
     assert local_stack.ports.business.get("connections", connection)["status"] == \
         "disconnecting"
+    assert local_stack.ports.bus.peek(policy.subscription_name("connection-control-github"))
 
 
 def test_a_foreign_origin_post_is_refused(local_stack):
