@@ -132,8 +132,11 @@ def result(page: Any) -> Response:
     opener = page.request.cookies.get(OPENER)
     target = opener if opener in page.config.console_origins else page.config.console_origins[0]
     name = registry.get(outcome["provider"]).display_name
+    # Signed out as far as this request shows: the provider's redirect chain is cross-site, so
+    # the SameSite=Strict session cookie stayed behind; one same-site refresh brings it.
+    hop = None if page.who or args.get("hop") else f"{page.request.full_path}&hop=1"
     return page.render("result.html", title=_title(outcome), outcome=outcome, account=account,
-                       provider_name=name, target_origin=target,
+                       provider_name=name, target_origin=target, hop=hop,
                        explained=WORDS.get(outcome["reason"] or ""))
 
 

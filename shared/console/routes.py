@@ -4,7 +4,10 @@
 2. a POST: ``application/x-www-form-urlencoded`` (else 415), at most :data:`MAX_FORM_BYTES`
    (else 413), an ``Origin`` (when sent) that is keyway's or a console origin (else 403
    ``console.foreign_origin``), and the CSRF field matching its cookie (else 403
-   ``console.csrf_failed``, :mod:`shared.console.session`) — nothing is read or changed before;
+   ``console.csrf_failed``, :mod:`shared.console.session`) — nothing is read or changed before.
+   The one post a product's own page makes, the sign-in, needs no CSRF field when its
+   ``Origin`` is one of ``KEYWAY_CONSOLE_ORIGINS`` other than keyway's (that page cannot read
+   keyway's cookie; the origin check stands in);
 3. the session: a page that needs one without it → the sign-in page (GET) or 401;
 4. the page; a ``KeywayError`` from the API's handlers becomes a plain page with its status,
    title and stable key (another tenant's connection: 404 like a missing one).
@@ -162,4 +165,6 @@ def _check_post(config: Config, request: Any) -> None:
         raise BadForm(f"send {FORM} — nothing was changed")
     if request.content_length is None or request.content_length > MAX_FORM_BYTES:
         raise FormTooLarge(f"a form is at most {MAX_FORM_BYTES} bytes — nothing was changed")
-    session.check_csrf(config, request.cookies, request.form)
+    if not (request.path.rstrip("/") == "/console/login" and origin in config.console_origins
+            and origin != web.origin(config.public_url)):
+        session.check_csrf(config, request.cookies, request.form)  # see the module docstring

@@ -2,7 +2,8 @@
 
 ``GET /console/login`` shows, in local mode, a form that signs a sandbox user in with the
 local issuer (tenant, user, role), and in every mode a form that takes a product's access
-token. ``POST /console/login`` sets the session cookie and goes to the connections; a bad
+token. ``POST /console/login`` sets the session cookie and goes on to the connections (a page
+that refreshes to them: see :func:`login`); a bad
 tenant or user id, a role that is not ``admin`` or ``member``, the local form outside local
 mode or a token that does not verify → a plain page (400/403/401), no cookie set.
 """
@@ -57,9 +58,13 @@ def login(page: Any) -> Response:
         except InvalidInput as e:
             raise InvalidInput(e.detail or "tenant and user must be ids without spaces",
                                key="console.bad_sign_in") from None
-    response = redirect(f"{web.mount(config)}/console/connections", code=303)
+    # A page, not a redirect: after a post from a product's page (another site) a redirect
+    # would still be cross-site, and the browser would hold back the SameSite=Strict cookie;
+    # the page's own refresh is a same-site navigation.
+    response = web.render(config, "signed_in.html", title="Signed in", who=None, csrf="",
+                          next=f"{web.mount(config)}/console/connections")
     session.sign_in(config, response, token)
-    return web.harden(config, response)
+    return response
 
 
 def logout(page: Any) -> Response:

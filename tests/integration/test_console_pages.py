@@ -27,7 +27,8 @@ def _sign_in(stack, tenant="acme", user="alice", role="admin"):
     assert page.status_code == 200
     form = {"csrf": _csrf(client), "tenant": tenant, "user": user, "role": role}
     signed = client.post(f"{BASE}/login", data=form)
-    assert signed.status_code == 303, signed.get_data(as_text=True)[:400]
+    assert signed.status_code == 200, signed.get_data(as_text=True)[:400]
+    assert f'url={BASE}/connections"' in _assert_page(signed)  # a same-site refresh on
     return signed
 
 
@@ -189,3 +190,40 @@ def test_unknown_pages_and_methods_are_plain_pages(local_stack):
     wrong = local_stack.client.delete(f"{BASE}/login")
     _assert_page(wrong, 405)
     assert wrong.headers["Allow"] == "GET, POST"
+
+
+def test_a_product_page_signs_its_user_in_with_a_token_from_a_configured_origin(
+        local_stack, monkeypatch):
+    from shared import bootstrap
+
+    monkeypatch.setenv("KEYWAY_CONSOLE_ORIGINS", "http://127.0.0.1:8080 https://app.example")
+    bootstrap.config.cache_clear()
+    token = local_stack.token("acme", "alice", "admin")
+    refused = local_stack.client.post(f"{BASE}/login", data={"access_token": token},
+                                      headers={"Origin": "https://elsewhere.example"})
+    assert "console.foreign_origin" in _assert_page(refused, 403)
+    no_csrf = local_stack.client.post(f"{BASE}/login", data={"access_token": token})
+    assert "console.csrf_failed" in _assert_page(no_csrf, 403)  # keyway's own form: CSRF
+    bad = local_stack.client.post(f"{BASE}/login", data={"access_token": token + "x"},
+                                  headers={"Origin": "https://app.example"})
+    assert "console.sign_in_failed" in _assert_page(bad, 401)
+    assert local_stack.client.get(f"{BASE}/connections").status_code == 303
+    signed = local_stack.client.post(f"{BASE}/login", data={"access_token": token},
+                                     headers={"Origin": "https://app.example"})
+    assert token not in _assert_page(signed)
+    assert "frame-ancestors 'self' http://127.0.0.1:8080 https://app.example" in \
+        signed.headers["Content-Security-Policy"]
+    assert local_stack.client.get(f"{BASE}/connections").status_code == 200
+
+
+def test_the_sandbox_sign_in_is_refused_for_bad_input_and_sets_no_cookie(local_stack):
+    client = local_stack.client
+    client.get(f"{BASE}/login")
+    for form, key in (({"tenant": "acme", "user": "al ice", "role": "admin"},
+                       "console.bad_sign_in"),
+                      ({"tenant": "acme", "user": "alice", "role": "owner"},
+                       "console.bad_sign_in")):
+        refused = client.post(f"{BASE}/login", data={**form, "csrf": _csrf(client)})
+        assert key in _assert_page(refused, 400)
+        assert not any(c.startswith(session.SESSION + "=")
+                       for c in refused.headers.getlist("Set-Cookie"))
