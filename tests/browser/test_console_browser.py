@@ -31,9 +31,14 @@ _current: list = []
 
 
 def _wait(condition, timeout: float = 60, what: str = "condition"):
+    from selenium.common.exceptions import WebDriverException
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        value = condition()
+        try:
+            value = condition()
+        except WebDriverException:  # stale or missing while the page is replaced: look again
+            value = None
         if value:
             return value
         time.sleep(0.3)
@@ -88,12 +93,13 @@ def _start(browser, stack, provider: str, kind: str) -> None:
     _check_page(browser, stack, f"connect-{kind}")
     browser.find_element(_by("css"), f"#provider-{kind} option[value={provider}]").click()
     browser.find_element(_by("id"), f"start-{kind}").click()
-    _wait(lambda: "Sign in" in browser.title, what=f"{provider}'s sign-in page")
+    _wait(lambda: browser.title == "Sign in", what=f"{provider}'s sign-in page")
 
 
 def _choose_account(browser, stack, provider: str, login: str | None = None) -> str:
-    links = browser.find_elements(_by("css"), "a")
-    chosen = next(a for a in links if login is None or f"({login})" in a.text)
+    chosen = _wait(lambda: next((a for a in browser.find_elements(_by("css"), "a")
+                                 if login is None or f"({login})" in a.text), None),
+                   what=f"the account link for {login or 'the first account'}")
     chosen.click()
     _wait(lambda: "/console/connect/result" in browser.current_url, what="the result page")
     return _check_page(browser, stack, f"result-{provider}")
@@ -144,7 +150,7 @@ def test_a_popup_posts_its_result_to_the_opener_then_closes(browser, stack):
     _wait(lambda: browser.find_elements(_by("id"), "start-personal"), what="the connect page")
     browser.find_element(_by("css"), "#provider-personal option[value=gitlab]").click()
     browser.find_element(_by("id"), "start-personal").click()
-    _wait(lambda: "Sign in" in browser.title, what="gitlab's sign-in page")
+    _wait(lambda: browser.title == "Sign in", what="gitlab's sign-in page")
     browser.find_elements(_by("css"), "a")[0].click()
     _wait(lambda: popup not in browser.window_handles, what="the popup to close")
     browser.switch_to.window(opener)
@@ -223,8 +229,16 @@ def test_the_api_docs_render_under_the_strict_policy(browser, stack):
     assert "script-src 'self'" in policy and "unsafe" not in policy
 
 
-def test_an_admin_disconnects_through_the_page(browser, stack):
+def test_an_admin_reauthorizes_in_place_then_disconnects(browser, stack):
     _sign_in(browser, stack, "alice", "admin")
+    github = next(c for c, r in _connections(stack).items() if r["provider"] == "github")
+    before = set(_connections(stack))
+    browser.get(f"{stack.base}/api/console/connections/{github}")
+    browser.find_element(_by("id"), "reauthorize").click()
+    _wait(lambda: browser.title == "Sign in", what="github's sign-in page")
+    html = _choose_account(browser, stack, "github-reauthorized", "octocat")
+    assert "connection is made" in html and "<strong>octocat</strong>" in html
+    assert f"/console/connections/{github}" in html and set(_connections(stack)) == before
     connection = next(c for c, r in _connections(stack).items() if r["provider"] == "bitbucket")
     browser.get(f"{stack.base}/api/console/connections/{connection}")
     browser.find_element(_by("id"), "disconnect").click()

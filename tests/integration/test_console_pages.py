@@ -227,3 +227,24 @@ def test_the_sandbox_sign_in_is_refused_for_bad_input_and_sets_no_cookie(local_s
         assert key in _assert_page(refused, 400)
         assert not any(c.startswith(session.SESSION + "=")
                        for c in refused.headers.getlist("Set-Cookie"))
+
+
+def test_an_admin_subscribes_and_sees_the_secret_once_members_cannot(local_stack):
+    _sign_in(local_stack)
+    client = local_stack.client
+    made = client.post(f"{BASE}/subscriptions", data={
+        "csrf": _csrf(client), "url": "http://127.0.0.1:9/hooks",
+        "events": ["sync.failed", "sync.completed"]})
+    text = _assert_page(made, 201)
+    secret = re.search(r'<code class="secret">([^<]+)</code>', text).group(1)
+    assert len(secret) >= 32
+    listed = _assert_page(client.get(f"{BASE}/subscriptions"))
+    assert "http://127.0.0.1:9/hooks" in listed and secret not in listed
+    assert "Recent deliveries" in listed
+    _sign_in(local_stack, user="bob", role="member")
+    listed = _assert_page(client.get(f"{BASE}/subscriptions"))
+    assert "http://127.0.0.1:9/hooks" in listed and 'name="url"' not in listed
+    refused = client.post(f"{BASE}/subscriptions", data={
+        "csrf": _csrf(client), "url": "http://127.0.0.1:9/other", "events": ["sync.failed"]})
+    assert "auth.admin_required" in _assert_page(refused, 403)
+    assert len(local_stack.ports.business.query("notification_subscriptions")) == 1
