@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from flask import Response
 from werkzeug.datastructures import MultiDict
@@ -134,7 +134,9 @@ def result(page: Any) -> Response:
     name = registry.get(outcome["provider"]).display_name
     # Signed out as far as this request shows: the provider's redirect chain is cross-site, so
     # the SameSite=Strict session cookie stayed behind; one same-site refresh brings it.
-    hop = None if page.who or args.get("hop") else f"{page.request.full_path}&hop=1"
+    kept = {k: v for k, v in outcome.items() if v and k != "type"}
+    hop = None if page.who or args.get("hop") else \
+        f"/console/connect/result?{urlencode({**kept, 'hop': '1'})}"
     return page.render("result.html", title=_title(outcome), outcome=outcome, account=account,
                        provider_name=name, target_origin=target, hop=hop,
                        explained=WORDS.get(outcome["reason"] or ""))

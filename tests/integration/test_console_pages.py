@@ -176,6 +176,17 @@ def test_an_error_result_names_its_reason(local_stack):
     assert "did not answer" in text
 
 
+def test_a_signed_out_result_page_refreshes_once_with_only_what_it_understood(local_stack):
+    text = _assert_page(local_stack.client.get(
+        f"{BASE}/connect/result?provider=github&kind=app&status=connected&connection=c-1"
+        "&evil=%22%3E%3Cimg&reason=Not+A+Key"))
+    refresh = re.search(r'http-equiv="refresh" content="1;url=([^"]+)"', text).group(1)
+    assert refresh.startswith(f"{BASE}/connect/result?") and refresh.endswith("hop=1")
+    assert "evil" not in text and "Not+A+Key" not in refresh and "connection=c-1" in refresh
+    again = _assert_page(local_stack.client.get(refresh.replace("&amp;", "&")))
+    assert 'http-equiv="refresh"' not in again and "connection is made" in again
+
+
 def test_the_api_docs_page_uses_the_vendored_viewer(local_stack):
     text = _assert_page(local_stack.client.get("/api/docs"))
     assert "/api/docs/vendor/swagger-ui-bundle.js" in text and "https://" not in text
