@@ -46,9 +46,14 @@ def connection(page: Any) -> Response:
     repositories = _ok(page, lambda ctx: data.list_records(ctx, "repositories"),
                        args={"connection": params["connection"], "limit": "100"})["items"]
     return page.render("connection.html", flow_forms=True,
-                       title=f"Connection {detail['id']}", c=detail, sync=status["sync"],
+                       title=_title(detail), c=detail, sync=status["sync"],
                        registrations=registrations, repositories=repositories,
                        action_id=uuid.uuid4().hex)
+
+
+def _title(detail: dict) -> str:
+    account = (detail.get("account") or {}).get("login")
+    return f"{detail.get('provider')} connection" + (f" · {account}" if account else "")
 
 
 def sync_now(page: Any) -> Response:

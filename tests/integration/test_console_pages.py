@@ -259,3 +259,18 @@ def test_an_admin_subscribes_and_sees_the_secret_once_members_cannot(local_stack
         "csrf": _csrf(client), "url": "http://127.0.0.1:9/other", "events": ["sync.failed"]})
     assert "auth.admin_required" in _assert_page(refused, 403)
     assert len(local_stack.ports.business.query("notification_subscriptions")) == 1
+
+
+def test_a_connection_page_shows_its_last_run_counts_and_freshness(local_stack):
+    _sign_in(local_stack)
+    connection = _connection(local_stack)
+    record = local_stack.ports.business.get("connections", connection)
+    local_stack.ports.business.put("connections", connection, {**record, "freshness": {
+        "fresh_as_of": {"pull_requests": "2026-12-01T00:10:00Z"}, "never": {}}})
+    local_stack.ports.business.put("sync_status", connection, {
+        "state": "done", "last_success_at": "2026-12-01T00:10:00Z",
+        "last_run": {"lists": {"pulls": {"items": 120, "pages": 2}}}})
+    text = _assert_page(local_stack.client.get(f"{BASE}/connections/{connection}"))
+    assert "<title>github connection · octocat · keyway</title>" in text
+    assert "pulls 120" in text and "built-in method" not in text
+    assert "pull_requests 2026-12-01T00:10:00Z" in text
