@@ -274,3 +274,17 @@ def test_a_connection_page_shows_its_last_run_counts_and_freshness(local_stack):
     assert "<title>github connection · octocat · keyway</title>" in text
     assert "pulls 120" in text and "built-in method" not in text
     assert "pull_requests 2026-12-01T00:10:00Z" in text
+
+
+def test_the_connect_page_offers_the_tenants_registered_hosts_only(local_stack):
+    admin = local_stack.token("acme", "alice", "admin")
+    other = local_stack.token("globex", "gina", "admin")
+    for token, url in ((admin, "http://127.0.0.1:9"), (other, "http://127.0.0.1:10")):
+        made = local_stack.call("POST", "/api/v1/hosts", token, json={
+            "provider": "gitlab", "base_url": url, "client_id": "client-id-1",
+            "client_secret": "client-secret-of-this-host"})
+        assert made.status_code == 201, made.get_data(as_text=True)
+    _sign_in(local_stack)
+    text = _assert_page(local_stack.client.get(f"{BASE}/connect"))
+    assert '<option value="http://127.0.0.1:9">gitlab: http://127.0.0.1:9</option>' in text
+    assert "127.0.0.1:10" not in text and "client-secret-of-this-host" not in text
