@@ -239,6 +239,13 @@ def test_an_admin_reauthorizes_in_place_then_disconnects(browser, stack):
     html = _choose_account(browser, stack, "github-reauthorized", "octocat")
     assert "connection is made" in html and "<strong>octocat</strong>" in html
     assert f"/console/connections/{github}" in html and set(_connections(stack)) == before
+    browser.get(f"{stack.base}/api/console/subscriptions")
+    _check_page(browser, stack, "subscriptions-empty")
+    browser.find_element(_by("id"), "url").send_keys(f"{stack.base}/nowhere/hooks")
+    browser.find_element(_by("css"), "input[value='sync.completed']").click()
+    browser.find_element(_by("id"), "subscribe").click()
+    _wait(lambda: browser.find_elements(_by("id"), "made"), what="the new subscription")
+    assert "/nowhere/hooks" in _check_page(browser, stack, "subscribed")
     connection = next(c for c, r in _connections(stack).items() if r["provider"] == "bitbucket")
     browser.get(f"{stack.base}/api/console/connections/{connection}")
     browser.find_element(_by("id"), "disconnect").click()
