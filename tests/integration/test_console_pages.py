@@ -249,9 +249,16 @@ def test_an_admin_subscribes_and_sees_the_secret_once_members_cannot(local_stack
     text = _assert_page(made, 201)
     secret = re.search(r'<code class="secret">([^<]+)</code>', text).group(1)
     assert len(secret) >= 32
+    (subscription,) = local_stack.ports.business.query("notification_subscriptions")
+    local_stack.ports.business.put("notification_deliveries", "d-1", {
+        "subscription": subscription.id, "listed_by": f"{subscription.id} 2026-12-01T00:00:00Z",
+        "event_id": "e-1", "type": "sync.failed", "state": "failed",
+        "reason": "notify.endpoint_refused", "created_at": "2026-12-01T00:00:00Z",
+        "attempts": [{"at": "2026-12-01T00:00:00Z", "status": 500, "error": None}]})
     listed = _assert_page(client.get(f"{BASE}/subscriptions"))
     assert "http://127.0.0.1:9/hooks" in listed and secret not in listed
-    assert "Recent deliveries" in listed
+    assert "sync.failed · <strong>failed</strong> <code>notify.endpoint_refused</code>" in listed
+    assert "1 attempt(s), last: 500" in listed
     _sign_in(local_stack, user="bob", role="member")
     listed = _assert_page(client.get(f"{BASE}/subscriptions"))
     assert "http://127.0.0.1:9/hooks" in listed and 'name="url"' not in listed
