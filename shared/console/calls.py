@@ -2,7 +2,9 @@
 request would reach (:data:`shared.api.routes.TABLE`), in-process, with the principal the
 console session stands for. So every rule of the API — tenant isolation (another tenant's id
 is a 404), admin-only operations, scopes, input checks — holds for the pages unchanged, and
-the pages never read or write the stores on their own.
+the pages never write the stores on their own. The one read of their own is a connection's
+webhook registrations (no API route lists them), made only after ``GET
+/v1/connections/{id}``'s tenant check passed (:func:`shared.console.operations.connection`).
 """
 
 from __future__ import annotations
