@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 BACKEND ?= embedded
 PORT ?= 8080
 
-.PHONY: install test-deps run test lint bench clean package infra-check
+.PHONY: install test-deps run test lint bench clean package infra-check chromium
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,20 @@ tests/provider_specs/node_modules/.installed: tests/provider_specs/package.json 
 	npm ci --prefix tests/provider_specs --no-audit --no-fund --loglevel=error
 	touch $@
 
+# Swagger UI for /api/docs (npm swagger-ui-dist, pinned; install scripts off: files only).
+VIEWER := shared/console/viewer/node_modules/.installed
+$(VIEWER): shared/console/viewer/package.json shared/console/viewer/package-lock.json
+	npm ci --prefix shared/console/viewer --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $@
+
+# Debian's Chromium and chromedriver for the console's browser tests (tests/browser/).
+CHROMIUM_PACKAGES := chromium chromium-driver
+chromium:
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $(CHROMIUM_PACKAGES); \
+	  else echo "browser tests: install Chromium with: sudo apt-get install $(CHROMIUM_PACKAGES)"; fi; \
+	fi
+
 install: $(VENV)/.installed
 
 # checkov pins packaging<24, which pytest cannot share: it gets a venv of its own.
@@ -34,7 +48,7 @@ CHECKOV_VERSION := 3.3.30
 	touch $@
 
 ## One zip per function in dist/ (what Cloud Build deploys)
-package: install
+package: install $(VIEWER)
 	$(BIN)/python -m keyway.package dist
 
 ## Terraform: policy inputs current, checkov clean
@@ -42,10 +56,10 @@ infra-check: install .venv-checkov/.installed
 	$(BIN)/python -m keyway.infra_export --check
 	.venv-checkov/bin/checkov -d infra --quiet --compact --skip-download
 
-test-deps: install tests/oidc_server/node_modules/.installed tests/provider_specs/node_modules/.installed
+test-deps: install tests/oidc_server/node_modules/.installed tests/provider_specs/node_modules/.installed $(VIEWER) chromium
 
 ## Serve every function at http://127.0.0.1:$(PORT)/<function-name>/ (BACKEND=embedded|emulator)
-run: install
+run: install $(VIEWER)
 	PORT=$(PORT) $(BIN)/keyway run --backend $(BACKEND)
 
 ## Lint, then the whole suite (unit, contract against every adapter, integration)

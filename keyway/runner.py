@@ -291,6 +291,8 @@ def run(backend: str) -> None:
             raise SystemExit("make run serves the embedded or emulator backend; "
                              "deploy gcp with infra/")
         write_stack_file(config)
+        print(f"keyway console: {config.public_url}/api/console/ (sign in as a sandbox user); "  # noqa: T201 — the line a person looks for
+              f"API reference: {config.public_url}/api/docs", flush=True)
         while not runner.stop_requested:
             time.sleep(0.2)
     except KeyboardInterrupt:

@@ -58,6 +58,7 @@ class Config:
     api_max_body_bytes: int = 1024 * 1024
     disconnected_retention_days: int = 30
     delivery_recovery_seconds: int = 3600
+    console_origins: tuple[str, ...] = ()
 
     @property
     def local_mode(self) -> bool:
@@ -127,6 +128,7 @@ class Config:
                                              3650),
             delivery_recovery_seconds=_int(env, "KEYWAY_DELIVERY_RECOVERY_SECONDS", 3600, 0,
                                            86400),
+            console_origins=_origins(env, "KEYWAY_CONSOLE_ORIGINS", public_url, https),
         )
 
 
@@ -173,6 +175,22 @@ def _name(env: Mapping[str, str], name: str, default: str) -> str:
     if not re.match(r"^[a-z0-9][a-z0-9_-]{0,62}$", value):
         raise ConfigError(f"{name} must be lowercase letters, digits, '-' or '_'; got {value!r}")
     return value
+
+
+def _origins(env: Mapping[str, str], name: str, public_url: str,
+             require_https: bool) -> tuple[str, ...]:
+    """Space-separated origins (``scheme://host[:port]``, no path) that may frame the console
+    and receive a connect popup's result; default: keyway's own public origin."""
+    parts = urlsplit(public_url)
+    values = (env.get(name) or f"{parts.scheme}://{parts.netloc}").split()
+    schemes = ("https",) if require_https else ("http", "https")
+    for value in values:
+        parsed = urlsplit(value)
+        if (parsed.scheme not in schemes or not parsed.hostname or parsed.path
+                or parsed.query or parsed.fragment):
+            raise ConfigError(f"{name} must list origins ({' or '.join(schemes)}://host[:port], "
+                              f"no path); got {value!r}")
+    return tuple(values)
 
 
 def _url(env: Mapping[str, str], name: str, default: str, require_https: bool) -> str:

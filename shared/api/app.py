@@ -20,7 +20,7 @@ from urllib.parse import unquote
 from flask import Response
 from werkzeug.exceptions import HTTPException
 
-from shared import bootstrap
+from shared import bootstrap, console
 from shared.api import body as api_body
 from shared.api import routes
 from shared.api.authn import verifier
@@ -67,6 +67,8 @@ def handle(ports: Ports, request: Any) -> Response:
     config = bootstrap.config()
     try:
         api_body.check_uri(request)
+        if console.owns(request.path):  # HTML pages: their own session and CSRF rules
+            return console.handle(ports, request)
         raw = api_body.read(request, config.api_max_body_bytes)
         handler, params, public = _match(request.method, raw_path(request.environ, request.path))
         principal = None if public else verifier(config, ports.clock).verify(

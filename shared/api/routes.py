@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
-from flask import Response
+from flask import Response, redirect
 
 from shared.api import actions, connections, data, hosts, identities, openapi, reads, subscriptions
 from shared.api.authn import local_issuer
+from shared.console.web import mount as console_mount
 from shared.errors import InvalidInput, NotFound
 from shared.http import json_response
 from shared.oauth.start import start
@@ -55,8 +57,13 @@ def create_identity(ctx: Any) -> Response:
 
 
 def connect_result(ctx: Any) -> Response:
-    """Where the browser lands after a flow when no frontend is configured (local mode)."""
-    return json_response({k: ctx.request.args[k] for k in _RESULT_KEYS if k in ctx.request.args})
+    """Where the browser lands after a flow when no frontend is configured (local mode): a
+    browser (``Accept`` preferring HTML) is sent on to the console's result page."""
+    result = {k: ctx.request.args[k] for k in _RESULT_KEYS if k in ctx.request.args}
+    if ctx.request.accept_mimetypes.best_match(("application/json", "text/html")) == "text/html":
+        return redirect(f"{console_mount(ctx.config)}/console/connect/result?{urlencode(result)}",
+                        code=303)
+    return json_response(result)
 
 
 def local_jwks(ctx: Any) -> Response:
