@@ -57,6 +57,7 @@ class Config:
     sqlite_synchronous: str = "normal"
     api_max_body_bytes: int = 1024 * 1024
     disconnected_retention_days: int = 30
+    reconcile_days: int = 7
 
     @property
     def local_mode(self) -> bool:
@@ -122,6 +123,7 @@ class Config:
                                        SQLITE_SYNCHRONOUS),
             api_max_body_bytes=_int(env, "KEYWAY_API_MAX_BODY_BYTES", 1024 * 1024, 1024,
                                     32 * 1024 * 1024),
+            reconcile_days=_int(env, "KEYWAY_RECONCILE_DAYS", 7, 1, 365),
             disconnected_retention_days=_int(env, "KEYWAY_DISCONNECTED_RETENTION_DAYS", 30, 0,
                                              3650),
         )
