@@ -14,9 +14,10 @@ A child list the provider refuses permanently (403/404, GraphQL ``FORBIDDEN``) d
 the run: its parents are written, the parents missing their children are remembered
 (:mod:`shared.fetch.pending`) and the next sync of that repository reads those children first,
 before its lists (which answer 304 for unchanged parents); the status shows what is missing.
-Every written page of a top-level list is handed to the count signals of
-:mod:`shared.fetch.reconcile`, which sweep one parent's children where the count an item carries
-disagrees with what is stored (deletions the incremental read cannot see).
+Every written page of a top-level list is handed to the signals of :mod:`shared.fetch.reconcile`;
+once the repository's lists are done they sweep one parent's children where the count an item
+carries says fewer than are stored, or one list where its total does (deletions the incremental
+read cannot see).
 Between the repository list and the repositories' own lists, ``on_repositories`` (the webhook
 registrar, when the connection registers hooks) sees the connection's live repositories and
 when the run's time budget is spent.
@@ -42,7 +43,7 @@ from shared.fetch.errors import reason_or_raise
 from shared.fetch.groups import GroupReader
 from shared.fetch.plan import BatchSpec, GroupSpec, ListSpec, Parent, ProviderPlan
 from shared.fetch.progress import Progress
-from shared.fetch.reconcile import Signals
+from shared.fetch.reconcile_signals import Signals
 from shared.fetch.walk import Stats, Walker
 from shared.log import get_logger
 from shared.ports import Filter, Ports, Snapshot
@@ -170,7 +171,8 @@ class SyncRun:
                     finished: dict[str, str | None]) -> bool:
         ctx = dataclasses.replace(self._base, repository=repo_id)
         params = {**self._settings, **self._plan.repo_params(repo)}
-        self._walker.signals = lambda spec, c, raws: self._signal(spec, c, raws, params)
+        self._walker.signals = lambda spec, c, raws, answer: self.signals.page(
+            spec, c, raws, params, answer.headers)
         self.signals.discard()
         self._retry_pending(ctx)
         for spec in lists:
@@ -184,10 +186,6 @@ class SyncRun:
             finished[spec.name] = self._walker.fresh
         self._settle_signals(ctx)
         return True
-
-    def _signal(self, spec: ListSpec, ctx: Context, raws: list[dict],
-                params: Mapping[str, str]) -> None:
-        self.signals.page(spec, ctx, raws, params)
 
     def _settle_signals(self, ctx: Context) -> None:
         """The repository's lists all finished: sweep the parents whose child count disagrees

@@ -86,9 +86,9 @@ class Walker:
         self._store, self._client, self._clock = store, client, clock
         self._deadline, self.stats, self.round = deadline, stats, round_
         self.observer: Any = None  # shared.fetch.progress.Progress, when the run reports it
-        # (spec, ctx, raw items) of every written page of a top-level list: count signals
-        # (shared.fetch.reconcile.Signals), when the run compares them
-        self.signals: Callable[[ListSpec, Context, list[dict]], None] | None = None
+        # (spec, ctx, every item of the page, the answer) of each written page of a top-level
+        # list: count signals (shared.fetch.reconcile.Signals), when the run compares them
+        self.signals: Callable[[ListSpec, Context, list[dict], ApiResponse], None] | None = None
         self.fresh: str | None = None  # see the module docstring
 
     def out_of_time(self) -> bool:
@@ -210,8 +210,8 @@ class Walker:
                 on_changed(changed)
         for _, batch in page:
             self._write(spec, batch, walk)
-        if self.signals is not None and parent is None:
-            self.signals(spec, ctx, [raw for raw, _ in page])
+        if self.signals is not None and parent is None:  # past the stop point too: read anyway
+            self.signals(spec, ctx, items, response)
         return reached
 
     def _write(self, spec: ListSpec, batch: list[dict], walk: cursors.Walk) -> None:

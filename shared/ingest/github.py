@@ -6,9 +6,9 @@ one object land on one record. Differences handled here: review states arrive lo
 (``commented``), and deletions (``action: deleted``; an issue ``transferred`` away, reason
 ``transferred``) become tombstones. ``repository`` events: ``deleted`` / ``transferred``
 tombstone the repository and every record under it (reason ``deleted`` / ``transferred``; a
-repository transferred to an owner the connection still reaches reappears in the next sync's
-repository list, which clears its tombstone, and its records reappear in its next id sweep,
-:mod:`shared.fetch.reconcile`), and also ask for a follow-up sync; ``renamed`` (and
+repository transferred to an owner the connection still reaches reappears in the follow-up
+sync's repository list, which clears its tombstone, and its records in the id sweep made due
+here, :mod:`shared.fetch.reconcile`), and also ask for a follow-up sync; ``renamed`` (and
 ``edited``) rewrites the repository record from the payload — its records keep their identity,
 because ids use the repository's id, never its name. Installation events are handled by
 :mod:`shared.ingest.installations`.
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared.fetch import reconcile_state
 from shared.ingest import installations
 from shared.ingest.event import Change, Event, RepositoryGone, Tombstone, Upsert, deleted_at
 from shared.ingest.routes import Route
@@ -92,6 +93,9 @@ def repository(event: Event, ctx: Context, ports: Ports) -> list[Change]:
     """``repository`` events (see the module docstring); other actions are ignored."""
     raw = _part(event, "repository")
     if event.action in REPOSITORY_GONE:
+        # still within reach after a transfer: the follow-up sync's repository list restores
+        # it, and its due id sweep (run after that sync) restores the records under it
+        reconcile_state.mark_due(ports.business, m.repository_of(ctx), event.received_at)
         request_sync(ports, event, ctx)
         return [RepositoryGone(m.repository_of(ctx), event.received_at,
                                REPOSITORY_GONE[event.action])]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared.fetch import reconcile_state
 from shared.ingest.event import Change, Event, RepositoryGone
 from shared.ingest.sync import request_sync
 from shared.ports import Filter, Ports, Transaction
@@ -78,6 +79,7 @@ def repositories(event: Event, ctx: Context, ports: Ports) -> list[Change]:
     removed = _repository_ids(ctx, event.payload.get("repositories_removed"))
     for rid in added:
         _clear_old_tombstone(ports, rid, event.received_at)
+        reconcile_state.mark_due(ports.business, rid, event.received_at)
     if added:
         request_sync(ports, event, ctx)
     return [RepositoryGone(rid, event.received_at, "access_lost") for rid in removed]
