@@ -88,7 +88,7 @@ def sweep(store: DocumentStore, client: ProviderClient, now: str, spec: ListSpec
         where.append(Filter(PARENT_FIELD[spec.kind], "==",
                             parent_id(ctx, parent.kind, parent.number)))
     gone = [s.id for s in store.query(spec.kind, where) if s.id not in seen]
-    done = sum(records.mark_deleted(store, spec.kind, rid, now) for rid in gone)
+    done = sum(records.mark_thread_deleted(store, spec.kind, rid, now) for rid in gone)
     tally.swept_lists += 1
     tally.tombstoned += done
     return done

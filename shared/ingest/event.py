@@ -118,8 +118,8 @@ def apply(ports: Ports, changes: Iterable[Change]) -> tuple[int, int]:
         elif isinstance(change, RepositoryGone):
             done = store.mark_repository_gone(ports.business, change.record_id,
                                               change.deleted_at, change.reason) > 0
-        else:
-            done = store.mark_deleted(ports.business, change.kind, change.record_id,
-                                      change.deleted_at, change.reason)
+        else:  # a pull request or an issue takes its comments and reviews along
+            done = store.mark_thread_deleted(ports.business, change.kind, change.record_id,
+                                             change.deleted_at, change.reason) > 0
         written, unchanged = written + done, unchanged + (not done)
     return written, unchanged

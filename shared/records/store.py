@@ -14,7 +14,8 @@ before writes, so it is valid on Firestore too). The rules:
   exists again after the deletion, and the provider is the truth). A deletion older than (or
   as old as) the stored version changes nothing, so a late delete event never removes a record
   the provider re-created or edited after it.
-* ``mark_repository_gone`` tombstones a repository and every record under it with one reason
+* ``mark_thread_deleted`` tombstones a pull request or an issue with the comments and reviews
+  under it; ``mark_repository_gone`` a repository and every record under it, with one reason
   (the repository was deleted, transferred away, or left the connection's reach).
 * Fields keyway keeps about a record rather than the provider's (:data:`KEPT`: a repository's
   ``fresh_as_of``, :mod:`shared.freshness`) survive a newer version of the record.
@@ -136,6 +137,28 @@ def mark_deleted(store: DocumentStore, kind: str, record_id: str, deleted_at: st
         return True
 
     return store.transaction(attempt)
+
+
+#: The records that live under a pull request or an issue, and the field naming it.
+CHILDREN = {"pull_requests": (("comments", "parent"), ("reviews", "pull_request")),
+            "issues": (("comments", "parent"),)}
+
+
+def mark_thread_deleted(store: DocumentStore, kind: str, record_id: str, deleted_at: str,
+                        reason: str = "deleted") -> int:
+    """Tombstone a record and, for a pull request or an issue, the comments and reviews
+    under it (the provider deletes them with it), each by :func:`mark_deleted`'s rule. Nothing
+    is done when the stored record is newer than the deletion; the children go first, so a
+    crash half-way is finished by the next attempt. Returns how many tombstones were written."""
+    stored = store.get(kind, record_id)
+    if stored is not None and not stored.get("deleted") and deleted_at <= _version(stored):
+        return 0
+    count = 0
+    for child, field in CHILDREN.get(kind, ()):
+        for snap in store.query(child, [Filter(field, "==", record_id),
+                                        Filter("deleted", "==", False)]):
+            count += mark_deleted(store, child, snap.id, deleted_at, reason)
+    return count + mark_deleted(store, kind, record_id, deleted_at, reason)
 
 
 def mark_repository_gone(store: DocumentStore, repository: str, deleted_at: str,

@@ -103,3 +103,21 @@ def test_a_gone_repository_takes_its_records_along_and_leaves_others(business) -
     assert business.get("repositories", REPO)["deleted_reason"] == "access_lost"
     assert business.get("issues", theirs["id"])["deleted"] is False
     assert business.get("comments", late["id"])["deleted"] is False  # newer than the removal
+
+
+def test_a_deleted_issue_takes_its_comments_along_unless_it_is_newer(business) -> None:
+    issue = _record("issues", "7#1", 1, repository=REPO)
+    comments = [_record("comments", f"c{n}", 1, repository=REPO, parent=issue["id"])
+                for n in range(2)]
+    elsewhere = _record("comments", "c9", 1, repository=REPO, parent="another")
+    for record in [issue, *comments, elsewhere]:
+        store.upsert(business, record)
+    newer = {**issue, "updated_at": at(9)}
+    store.upsert(business, newer)
+    assert store.mark_thread_deleted(business, "issues", issue["id"], at(5)) == 0
+    assert all(not business.get("comments", c["id"])["deleted"] for c in comments)
+    assert store.mark_thread_deleted(business, "issues", issue["id"], at(10)) == 3
+    assert all(business.get("comments", c["id"])["deleted_reason"] == "deleted"
+               for c in comments)
+    assert business.get("comments", elsewhere["id"])["deleted"] is False
+    assert store.mark_thread_deleted(business, "issues", issue["id"], at(10)) == 0
