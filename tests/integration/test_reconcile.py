@@ -28,8 +28,11 @@ from shared.fetch.github.plan import PLAN as GITHUB_PLAN
 from shared.fetch.gitlab.plan import REST_PLAN as GITLAB_PLAN
 from shared.fetch.jira.plan import PLAN as JIRA_PLAN
 from shared.fetch.sync import SyncRun
+from shared.ingest.handler import on_webhook_event
 from shared.providers import registry
 from shared.records.model import record_id
+from tests.unit.test_simulator_hooks import Receiver
+from tests.unit.test_webhooks_ingest import inbound
 
 TENANT, CONNECTION = "t-1", "conn-1"
 API = {"pull_requests": "pull-requests", "issues": "issues", "comments": "comments",
@@ -163,6 +166,38 @@ def test_a_github_sweep_spares_what_was_written_after_it_began(local_stack, gith
     tally = cycle(ports, github)
     assert tally.tombstoned == 0
     assert ports.business.get("issues", future["id"])["deleted"] is False
+
+
+def test_github_delete_webhooks_reach_keyway_and_tombstone_at_once(local_stack, github):
+    ports = local_stack.ports
+    ports.business.put("connections", CONNECTION, {"tenant": TENANT, "provider": "github",
+                                                   "kind": "app", "status": "active"})
+    sync(ports, github)
+    repo = live(ports, "repositories")[0]
+    receiver = Receiver()
+    try:
+        github.sim.hooks.add(repo["full_name"].lower(), receiver.url, "hook-secret", ("*",), 0)
+        comment = live(ports, "comments", review_comment=False)[0]
+        issue = next(i for i in live(ports, "issues") if i["id"] != comment["parent"])
+        under_issue = live(ports, "comments", parent=issue["id"])
+        label, remark = live(ports, "labels")[0], live(ports, "comments", review_comment=True)[0]
+        for kind, record in (("comment", comment), ("issue", issue), ("label", label),
+                             ("review_comment", remark)):
+            assert github.sim.delete(kind, int(record["external_id"]))
+        assert [a.status_code for a in github.sim.deletion_deliveries] == [202] * 4
+        events = [(h["X-GitHub-Event"], json.loads(body)) for _, h, body in receiver.got]
+        assert [(name, body["action"]) for name, body in events] == [
+            ("issue_comment", "deleted"), ("issues", "deleted"), ("label", "deleted"),
+            ("pull_request_review_comment", "deleted")]
+        for n, (name, body) in enumerate(events):
+            on_webhook_event(ports, inbound("github", name, body, delivery=f"d-{n}"))
+    finally:
+        receiver.stop()
+    assert_tombstones_and_views(local_stack, [comment, issue, label, remark, *under_issue], [])
+    github.sim.clear_log()
+    assert sync(ports, github).stats.deleted == 0  # nothing left to find: no sweep was needed
+    assert not [r for r in github.sim.requests_log
+                if r.template.endswith("/issues/{issue_number}/comments")]
 
 
 # ---- GitLab --------------------------------------------------------------------------------
