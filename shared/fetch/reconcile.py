@@ -105,7 +105,7 @@ def cycle(ports: Ports, client: ProviderClient, plan: ProviderPlan, tenant: str,
                                          Filter("deleted", "==", False)])
     for repo in repos:
         if repo.data.get("tenant") != tenant or not (
-                force or is_due(store, repo.id, now, period)):
+                force or is_due(store, repo.id, now, period, connection)):
             continue
         ctx = dataclasses.replace(base, repository=repo.id)
         lists = [s for s in plan.resources
@@ -125,7 +125,8 @@ def cycle(ports: Ports, client: ProviderClient, plan: ProviderPlan, tenant: str,
                   on_page=functools.partial(signals.page, spec, ctx, params=params))
         signals.settle(ctx)
         tally.repositories += 1
-        store.put(COLLECTION, repo.id, {"due_at": isoformat(parse_iso(now) + period),
+        store.put(COLLECTION, repo.id, {"connection": connection,
+                                        "due_at": isoformat(parse_iso(now) + period),
                                         "swept_at": now,
                                         "tombstoned": tally.tombstoned - before})
     log.info("fetch.reconciled", extra={"fields": {

@@ -1,6 +1,7 @@
 """When each repository's full id sweep is due (:mod:`shared.fetch.reconcile`): one document
-per repository, ``reconcile_state/<repository record id>`` (``due_at``, and after a sweep
-``swept_at`` and how many tombstones it wrote). Kept apart from the sweep itself so that
+per repository, ``reconcile_state/<repository record id>`` (``connection``, ``due_at``, and
+after a sweep ``swept_at`` and how many tombstones it wrote; purged with the connection's data,
+:mod:`shared.scheduler.purge`). Kept apart from the sweep itself so that
 ``ingest`` can make a sweep due without loading the fetcher."""
 
 from __future__ import annotations
@@ -20,18 +21,20 @@ def jitter(repository: str) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
-def is_due(store: DocumentStore, repository: str, now: str, period: timedelta) -> bool:
+def is_due(store: DocumentStore, repository: str, now: str, period: timedelta,
+           connection: str) -> bool:
     """Whether ``repository``'s full sweep is due; the first time a repository is seen its
     due time is set ``jitter × period`` ahead (its first sync has just read everything)."""
     state = store.get(COLLECTION, repository)
     if state is None:
         first = parse_iso(now) + period * jitter(repository)
-        store.put(COLLECTION, repository, {"due_at": isoformat(first)})
+        store.put(COLLECTION, repository, {"connection": connection,
+                                           "due_at": isoformat(first)})
         return False
     return str(state.get("due_at") or "") <= now
 
 
-def mark_due(store: DocumentStore, repository: str, now: str) -> None:
+def mark_due(store: DocumentStore, repository: str, now: str, connection: str) -> None:
     """Make ``repository``'s full sweep due at once (a repository back within reach)."""
     store.put(COLLECTION, repository, {**(store.get(COLLECTION, repository) or {}),
-                                       "due_at": now})
+                                       "connection": connection, "due_at": now})

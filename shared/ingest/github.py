@@ -95,7 +95,8 @@ def repository(event: Event, ctx: Context, ports: Ports) -> list[Change]:
     if event.action in REPOSITORY_GONE:
         # still within reach after a transfer: the follow-up sync's repository list restores
         # it, and its due id sweep (run after that sync) restores the records under it
-        reconcile_state.mark_due(ports.business, m.repository_of(ctx), event.received_at)
+        reconcile_state.mark_due(ports.business, m.repository_of(ctx), event.received_at,
+                                 ctx.connection)
         request_sync(ports, event, ctx)
         return [RepositoryGone(m.repository_of(ctx), event.received_at,
                                REPOSITORY_GONE[event.action])]

@@ -79,7 +79,7 @@ def repositories(event: Event, ctx: Context, ports: Ports) -> list[Change]:
     removed = _repository_ids(ctx, event.payload.get("repositories_removed"))
     for rid in added:
         _clear_old_tombstone(ports, rid, event.received_at)
-        reconcile_state.mark_due(ports.business, rid, event.received_at)
+        reconcile_state.mark_due(ports.business, rid, event.received_at, ctx.connection)
     if added:
         request_sync(ports, event, ctx)
     return [RepositoryGone(rid, event.received_at, "access_lost") for rid in removed]
