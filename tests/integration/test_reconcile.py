@@ -7,6 +7,7 @@ connection's re-sync and cycle cost no extra request."""
 from __future__ import annotations
 
 import json
+import secrets
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -291,3 +292,31 @@ def test_jira_deletions_without_webhooks_become_tombstones(local_stack, jira):
     kept = [c for c in comments if c["id"] != comment["id"] and c["parent"] != issue["id"]]
     assert_tombstones_and_views(local_stack, [comment, issue, *under_issue], kept)
     unchanged_costs_nothing_extra(ports, jira)
+
+
+def test_jira_delete_webhooks_reach_keyway_and_tombstone_at_once(local_stack, jira, leak_guard):
+    ports = local_stack.ports
+    sync(ports, jira)
+    project = int(live(ports, "repositories")[0]["external_id"])
+    receiver = Receiver()
+    try:
+        secret = leak_guard.track(secrets.token_urlsafe(48))
+        jira.sim.register_client("app-a", secret, ["https://x.test/cb"])
+        jira.sim.webhooks.add("app-a", receiver.url, ("jira:issue_deleted", "comment_deleted"),
+                              f"project = {project}", frozenset({project}))
+        comment = live(ports, "comments")[0]
+        issue = next(i for i in live(ports, "issues") if i["id"] != comment["parent"])
+        under_issue = live(ports, "comments", parent=issue["id"])
+        assert jira.sim.delete("comment", int(comment["external_id"]))
+        assert jira.sim.delete("issue", int(issue["external_id"]))
+        assert [a.status_code for a in jira.sim.deletion_deliveries] == [202] * 2
+        bodies = [json.loads(body) for _, _, body in receiver.got]
+        assert [b["webhookEvent"] for b in bodies] == ["comment_deleted", "jira:issue_deleted"]
+        for n, body in enumerate(bodies):
+            on_webhook_event(ports, inbound("jira", "", body, delivery=f"j-{n}"))
+    finally:
+        receiver.stop()
+    assert_tombstones_and_views(local_stack, [comment, issue, *under_issue], [])
+    jira.sim.clear_log()
+    assert sync(ports, jira).stats.deleted == 0
+    assert cycle(ports, jira).tombstoned == 0  # nothing left for the sweep to find
