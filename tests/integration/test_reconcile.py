@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -199,6 +200,26 @@ def test_github_delete_webhooks_reach_keyway_and_tombstone_at_once(local_stack, 
     assert sync(ports, github).stats.deleted == 0  # nothing left to find: no sweep was needed
     assert not [r for r in github.sim.requests_log
                 if r.template.endswith("/issues/{issue_number}/comments")]
+
+
+def test_a_due_sweep_waits_for_spare_budget_and_runs_once_there_is(local_stack, github):
+    ports = local_stack.ports
+    sync(ports, github)
+    issue = live(ports, "issues")[0]
+    assert github.sim.delete("issue", int(issue["external_id"]))
+    client, budget = client_for(ports, github)
+    reset = ports.clock.now() + timedelta(hours=1)
+    budget.observe(limit=5000, remaining=budget.reserve + 3, reset_at=reset)  # 3 spare
+    github.sim.clear_log()
+    tally = reconcile.cycle(ports, client, GITHUB_PLAN, TENANT, CONNECTION, budget, 7,
+                            force=True)
+    assert (tally.deferred, tally.requests, requests_made(github)) == (1, 0, 0)
+    assert ports.business.get("issues", issue["id"])["deleted"] is False
+    budget.observe(limit=5000, remaining=4000, reset_at=reset + timedelta(hours=1))
+    tally = reconcile.cycle(ports, client, GITHUB_PLAN, TENANT, CONNECTION, budget, 7,
+                            force=True)
+    assert tally.repositories == 1 and tally.requests == requests_made(github) > 0
+    assert ports.business.get("issues", issue["id"])["deleted_reason"] == "deleted"
 
 
 # ---- GitLab --------------------------------------------------------------------------------
