@@ -14,7 +14,7 @@ A child list the provider refuses permanently (403/404, GraphQL ``FORBIDDEN``) d
 the run: its parents are written, the parents missing their children are remembered
 (:mod:`shared.fetch.pending`) and the next sync of that repository reads those children first,
 before its lists (which answer 304 for unchanged parents); the status shows what is missing.
-Every written page of a top-level list is handed to the signals of :mod:`shared.fetch.reconcile`;
+Every written page of a top-level list is handed to :mod:`shared.fetch.reconcile_signals`;
 once the repository's lists are done they sweep one parent's children where the count an item
 carries says fewer than are stored, or one list where its total does (deletions the incremental
 read cannot see).

@@ -87,7 +87,7 @@ class Walker:
         self._deadline, self.stats, self.round = deadline, stats, round_
         self.observer: Any = None  # shared.fetch.progress.Progress, when the run reports it
         # (spec, ctx, every item of the page, the answer) of each written page of a top-level
-        # list: count signals (shared.fetch.reconcile.Signals), when the run compares them
+        # list: count signals (shared.fetch.reconcile_signals), when the run compares them
         self.signals: Callable[[ListSpec, Context, list[dict], ApiResponse], None] | None = None
         self.fresh: str | None = None  # see the module docstring
 
