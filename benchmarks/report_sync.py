@@ -15,6 +15,7 @@ def sync_rows(sync: dict) -> list[tuple]:
             continue
         c, full = p["full_vs_minimum"], p["full"]
         unchanged, changed = p["unchanged_resync"], p["after_1pct_changed"]
+        rows += _reconcile_rows(provider, p.get("reconcile"))
         rows.append((f"{provider}: full sync, list endpoints (REST points / minimum "
                      "ceil(n/100))", f"{c['lists_points']} / {c['lists_minimum']} = "
                      f"{c['lists_ratio']}x", "1", "= minimum",
@@ -77,3 +78,19 @@ def sync_rows(sync: dict) -> list[tuple]:
              f"{changed['graphql_points']} / {changed['written']}", "1", "", ""),
         ]
     return rows
+
+
+def _reconcile_rows(provider: str, found: dict | None) -> list[tuple]:
+    """The reconciliation cycle's figures (deleted records), when the part measured them."""
+    if not found:
+        return []
+    due, full = found["nothing_due"], found["forced_full_sweep"]
+    return [
+        (f"{provider}: reconciliation after an unchanged re-sync (requests, nothing due / "
+         "% of the re-sync's requests)", f"{due['requests']} / {found['unchanged_extra_pct']} %",
+         "1", "< 5 %", _met(found["unchanged_extra_pct"] < 5)),
+        (f"{provider}: full id sweep of every repository (requests / per repository, once per "
+         "KEYWAY_RECONCILE_DAYS / targeted sweeps / tombstones)",
+         f"{full['requests']} / {found['full_sweep_per_repository_per_period']} / "
+         f"{full['targeted_sweeps']} / {full['tombstoned']}", "1", "", ""),
+    ]

@@ -6,7 +6,10 @@ pull/merge requests, 3,000 issues, 20,000 comments and 100 labels (20 per reposi
 
 1. full sync (empty state);
 2. an immediate re-sync with nothing changed (goal: 0 points — only 304s);
-3. a re-sync after 1 % of every kind changed (20 PRs, 30 issues, 200 comments touched).
+3. a re-sync after 1 % of every kind changed (20 PRs, 30 issues, 200 comments touched);
+4. the reconciliation cycle (deleted records → tombstones): with nothing due, as after every
+   sync but a repository's periodic one, and forced, the full id sweep of every repository
+   (``reconcile``; the extra cost of an unchanged re-sync is ``unchanged_extra_pct``).
 
 Requests are counted from the simulator's request log (per route template), REST points as
 the REST answers that were not 304s, GraphQL points from the simulator's separate GraphQL meter
@@ -42,6 +45,7 @@ import requests
 from keyway.simulators import GitHubSimulator, GitLabSimulator
 from shared.bootstrap import build
 from shared.config import Config
+from shared.fetch import reconcile
 from shared.fetch.budget import TokenBudget, budget_key
 from shared.fetch.client import ProviderClient
 from shared.fetch.github.plan import PLAN as GITHUB_PLAN
@@ -186,12 +190,35 @@ def _one(provider: str) -> dict:
             for kind, count in CHANGED.items():
                 sim.touch(kind, count)
             changed = _measure(sim, ports, plan, token, prefix)
+            reconciliation = _reconcile(sim, ports, plan, token, unchanged["requests"])
         return {"scale": SCALE, "changed": CHANGED, "full": full, "minimum": minimum,
                 "full_vs_minimum": _compare(full, minimum), "unchanged_resync": unchanged,
-                "after_1pct_changed": changed,
+                "after_1pct_changed": changed, "reconcile": reconciliation,
                 "unchanged_goal_met": unchanged["points"] == 0}
     finally:
         sim.stop()
+
+
+def _reconcile(sim, ports, plan, token: str, unchanged_requests: int) -> dict:
+    """The reconciliation cycle (:mod:`shared.fetch.reconcile`) after the re-syncs: with
+    nothing due (what every sync but a repository's weekly one pays), then forced (the full id
+    sweep of every repository, spread over ``KEYWAY_RECONCILE_DAYS`` in production)."""
+    spec = registry.get(plan.provider)
+    budget = TokenBudget(ports.business, ports.clock, budget_key(plan.provider, "conn-1"))
+    client = ProviderClient(spec, sim.api_url, token, requests.Session(), ports.clock, budget,
+                            timeout=30.0, purpose="fetch")
+    found = {}
+    for name, force in (("nothing_due", False), ("forced_full_sweep", True)):
+        before = len(sim.requests_log)
+        tally = reconcile.cycle(ports, client, plan, "t-1", "conn-1", budget, 7, force=force)
+        found[name] = {"requests": len(sim.requests_log) - before,
+                       "repositories": tally.repositories, "tombstoned": tally.tombstoned,
+                       "targeted_sweeps": tally.targeted}
+    extra = found["nothing_due"]["requests"]
+    found["unchanged_extra_pct"] = round(100 * extra / max(1, unchanged_requests), 2)
+    found["full_sweep_per_repository_per_period"] = round(
+        found["forced_full_sweep"]["requests"] / SCALE["repos"], 1)
+    return found
 
 
 def run(providers: tuple[str, ...] = ("github", "gitlab")) -> dict:

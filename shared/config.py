@@ -59,6 +59,7 @@ class Config:
     disconnected_retention_days: int = 30
     delivery_recovery_seconds: int = 3600
     console_origins: tuple[str, ...] = ()
+    reconcile_days: int = 7
 
     @property
     def local_mode(self) -> bool:
@@ -124,6 +125,7 @@ class Config:
                                        SQLITE_SYNCHRONOUS),
             api_max_body_bytes=_int(env, "KEYWAY_API_MAX_BODY_BYTES", 1024 * 1024, 1024,
                                     32 * 1024 * 1024),
+            reconcile_days=_int(env, "KEYWAY_RECONCILE_DAYS", 7, 1, 365),
             disconnected_retention_days=_int(env, "KEYWAY_DISCONNECTED_RETENTION_DAYS", 30, 0,
                                              3650),
             delivery_recovery_seconds=_int(env, "KEYWAY_DELIVERY_RECOVERY_SECONDS", 3600, 0,

@@ -153,13 +153,14 @@ class BitbucketActivity(BitbucketSeeding):
     def _remove(self, act: RepoActivity, kind: str, key: str,
                 now: int) -> list[tuple[str, int]]:
         """A thread takes its comments with it (only the thread is recorded); a comment bumps
-        its thread."""
+        its thread and lowers its ``comment_count``."""
         _, item = self._locate(kind, key)
         if kind in ("comment", "issue_comment"):
             store = act.comments if kind == "comment" else act.issue_comments
             del store[item["id"]]
             act.threads[(item["kind"], item["thread"])].remove(item["id"])
             thread = act.thread(item["kind"], item["thread"])
+            thread["comments"] -= 1  # comment_count counts the comments there are
             old, thread["updated"] = thread["updated"], now
             self._reindex(act, thread, old)
         else:

@@ -35,6 +35,7 @@ from keyway.simulators.github_app import GitHubApps
 from keyway.simulators.github_content import ContentLimits
 from keyway.simulators.github_data import GitHubActivity
 from keyway.simulators.github_deliveries import AppWebhook, GitHubDeliveries
+from keyway.simulators.github_deletions import deletion_event
 from keyway.simulators.github_forbidden import GitHubForbiddenApi
 from keyway.simulators.github_graphql import GitHubGraphQL
 from keyway.simulators.github_hooks import GitHubHooksApi
@@ -81,6 +82,7 @@ class GitHubSimulator(ActivityKnobs, Simulator):
         self.hooks = HookStore(first_id=480_000_000)
         self.delivery_log = DeliveryLog(clock, first_id=90_000_000_001)
         self.deliveries = GitHubDeliveries(self.apps, self.hooks, self.delivery_log)
+        self.deletion_deliveries: list = []  # answers to the webhooks ``delete`` sent
         self.graphql_limiter = RateLimiter(graphql_rate_limit, 3600, clock)
         self.content_limits = ContentLimits(clock)  # 80/min, 500/h comments per user
         super().__init__(policy=github_policy(expiring_tokens), account=DEFAULT_USER,
@@ -161,6 +163,16 @@ class GitHubSimulator(ActivityKnobs, Simulator):
     def deny_admin(self, full_name: str) -> None:
         """The signed-in user no longer administers ``full_name``: its hook endpoints 404."""
         self.data.admin_denied.add(full_name.lower())
+
+    def delete(self, kind: str, id: int) -> bool:
+        """Remove an item (recorded in :attr:`deleted`) and send the repository's hooks the
+        webhook GitHub sends for that deletion (:mod:`.github_deletions`), if any."""
+        with self.activity.lock:
+            event = deletion_event(self.activity, kind, id, f"{self.url}/")
+            done = self.activity.delete(kind, id)
+        if done and event is not None:
+            self.deletion_deliveries += self.deliver(*event)
+        return done
 
     def deliver(self, full_name: str, event: str, payload: dict[str, Any]) -> list:
         """POST ``event`` to every matching hook on ``full_name``, signed with its secret

@@ -57,6 +57,7 @@ class JiraSimulator(Simulator):
                  on_issue: Callable[[str], object] | None = None) -> None:
         self.data = JiraData(clock, site)
         self.webhooks = DynamicWebhooks(clock, on_issue)  # delivery JWTs are issued too
+        self.deletion_deliveries: list = []  # answers to the webhooks ``delete`` sent
         self.time_zone = time_zone
         super().__init__(policy=atlassian_policy(), account=DEFAULT_USER, rate_limit=rate_limit,
                          rate_window=60, port=port, clock=clock, on_issue=on_issue,
@@ -109,7 +110,29 @@ class JiraSimulator(Simulator):
         return self.data.touch(kind, count, at_ms)
 
     def delete(self, kind: str, ident: int) -> bool:
-        return self.data.delete(kind, ident)
+        """Remove an issue (with its comments) or a comment, then send the apps whose live
+        dynamic webhooks match it ``jira:issue_deleted`` or ``comment_deleted`` with the
+        removed object, as Jira does (answers in :attr:`deletion_deliveries`)."""
+        with self.data.lock:
+            found = self._deletion_event(kind, ident)
+            done = self.data.delete(kind, ident)
+        if done and found is not None:
+            event, project, payload = found
+            self.deletion_deliveries += self.webhooks.deliver(event, project, payload,
+                                                              self._client_secret)
+        return done
+
+    def _deletion_event(self, kind: str, ident: int) -> tuple[str, int, dict] | None:
+        comment = self.data.comments.get(ident) if kind == "comment" else None
+        key = comment["issue_key"] if comment is not None else str(ident)
+        issue = self.data.issue(key) if kind in ("comment", "issue") else None
+        if issue is None:
+            return None
+        project = self.data.projects[issue["project"]]
+        user = {"accountId": self.account.login, "displayName": self.account.name}
+        event = "comment_deleted" if comment is not None else "jira:issue_deleted"
+        return event, project.id, webhook_event(event, issue, project, self.site_url, user,
+                                                self.data.now_ms(), comment)
 
     def deliver(self, event: str, issue_key: str,
                 comment_id: int | None = None) -> list[requests.Response]:

@@ -73,6 +73,11 @@ def issue_json(issue: Item, project: Project, site: str, zone: str,
         "project": {"self": f"{site}/rest/api/3/project/{project.id}", "id": str(project.id),
                     "key": project.key, "name": project.name, "projectTypeKey": "software",
                     "simplified": False},
+        # the comment field's page: its total is what keyway reads; the simulator leaves the
+        # comments themselves out (maxResults 0), which GET …/issue/{key}/comment serves
+        "comment": {"comments": [], "maxResults": 0, "startAt": 0,
+                    "total": len(issue["comments"]),
+                    "self": f"{site}/rest/api/3/issue/{issue['id']}/comment"},
     }
     chosen = every if "*all" in fields else {k: v for k, v in every.items() if k in fields}
     return {"expand": "renderedFields,names,schema,operations,editmeta,changelog",

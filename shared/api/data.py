@@ -1,8 +1,12 @@
 """Read-only data resources: the normalized records of the caller's tenant, never a token.
 
-``GET /v1/<kind>?connection=&repository=&state=&updated_since=&limit=&cursor=`` — filters are
-ANDed; results are ordered by record id and paginated with an opaque ``next_cursor`` (the last
-id of the page). Another tenant's records are never visible: the tenant filter comes from the
+``GET /v1/<kind>?connection=&repository=&state=&updated_since=&include_deleted=&limit=&cursor=``
+— filters are ANDed; results are ordered by record id and paginated with an opaque
+``next_cursor`` (the last id of the page). Tombstones (records the provider deleted, that were
+transferred away or that the connection lost access to: ``deleted: true`` with ``deleted_at``
+and ``deleted_reason``, :mod:`shared.records.store`) are hidden unless ``include_deleted=true``
+— on lists and on ``GET /v1/<kind>/<id>`` alike; any other value than ``true`` / ``false``
+is a 400. Another tenant's records are never visible: the tenant filter comes from the
 bearer token, not the request, and an id from another tenant answers 404 like a missing one.
 """
 
@@ -53,8 +57,20 @@ def page_limit(raw: str | None) -> int:
     return int(raw)
 
 
+def include_deleted(raw: str | None) -> bool:
+    """The ``include_deleted`` query parameter: ``true`` / ``false`` (absent: false)."""
+    if raw is None or raw == "false":
+        return False
+    if raw == "true":
+        return True
+    raise InvalidInput("include_deleted must be true or false")
+
+
 def _filters(tenant: str, args: Any) -> list[Filter]:
-    where = [Filter("tenant", "==", tenant), Filter("deleted", "==", False)]
+    # ``in [false, true]`` rather than no filter: the same composite index serves both views
+    shown = [False, True] if include_deleted(args.get("include_deleted")) else [False]
+    where = [Filter("tenant", "==", tenant),
+             Filter("deleted", "in", shown) if len(shown) > 1 else Filter("deleted", "==", False)]
     for name in RECORD_FILTERS:
         if args.get(name):
             where.append(Filter(name, "==", args[name]))
@@ -78,10 +94,16 @@ def list_records(ctx: Any, resource: str) -> Response:
         where.append(Filter("id", ">", after))
     snaps = ctx.ports.business.query(kind, where, [Order("id")], limit + 1)
     items = _with_connection_end(ctx, [{k: v for k, v in s.data.items() if k not in _HIDDEN}
-                                       for s in snaps[:limit]])
+                                       for s in snaps[:limit] if _is_record(s.data)])
     more = len(snaps) > limit
     return json_response({"items": items,
-                          "next_cursor": _encode(items[-1]["id"]) if more else None})
+                          "next_cursor": _encode(snaps[limit - 1].id) if more else None})
+
+
+def _is_record(doc: dict[str, Any]) -> bool:
+    """False for a placeholder tombstone: a deletion keyway heard of before it ever read the
+    record, kept only so that a late create cannot resurrect it (it has no record fields)."""
+    return "external_id" in doc
 
 
 def listed_id(raw: str) -> str | None:
@@ -98,9 +120,11 @@ def listed_id(raw: str) -> str | None:
 
 def get_record(ctx: Any, resource: str, raw_id: str) -> Response:
     ctx.principal.require_scope("data:read")
+    shown = include_deleted(ctx.request.args.get("include_deleted"))
     record_id = listed_id(raw_id)
     doc = None if record_id is None else ctx.ports.business.get(RESOURCES[resource], record_id)
-    if doc is None or doc.get("tenant") != ctx.principal.tenant or doc.get("deleted"):
+    if doc is None or doc.get("tenant") != ctx.principal.tenant or not _is_record(doc) or (
+            doc.get("deleted") and not shown):
         raise NotFound(f"no such {resource[:-1]}")
     return json_response(_with_connection_end(ctx, [
         {k: v for k, v in doc.items() if k not in _HIDDEN}])[0])

@@ -47,7 +47,7 @@ from shared.errors import (
     PolicyViolation,
     RetryableError,
 )
-from shared.fetch import recovery, status
+from shared.fetch import reconcile, recovery, status
 from shared.fetch.bitbucket.plan import PLAN as BITBUCKET
 from shared.fetch.budget import TokenBudget, budget_key
 from shared.fetch.client import ProviderClient, connection_api_base, shared_session
@@ -107,6 +107,8 @@ def _run(provider: str, ports: Ports, tenant: str, connection: str, record: dict
                   progress=Progress(ports, connection, owner, budget))
     try:
         result = run.run()
+        if result.finished:
+            _reconcile(ports, client, provider, tenant, connection, budget, run, config)
     except BaseException as e:
         if _stopped(ports, tenant, connection, owner, e, vars(run.stats),
                     config.sync_retry_seconds):
@@ -122,6 +124,17 @@ def _run(provider: str, ports: Ports, tenant: str, connection: str, record: dict
                      ordering_key=connection)
     status.end(ports, connection, owner, "continuing", stats=vars(run.stats),
                recover_at=ports.clock.now() + _lease())
+
+
+def _reconcile(ports: Ports, client: ProviderClient, provider: str, tenant: str,
+               connection: str, budget: TokenBudget, run: SyncRun, config) -> None:
+    """The periodic full id sweeps that are due (:mod:`shared.fetch.reconcile`), after a sync
+    that finished, from spare budget only; their requests and tombstones count in the run's
+    figures. A failure here is handled like the sync's own (the records stay as they were)."""
+    tally = reconcile.cycle(ports, client, PLANS[provider], tenant, connection, budget,
+                            config.reconcile_days)
+    run.stats.requests += tally.requests
+    run.stats.deleted += tally.tombstoned
 
 
 def _stopped(ports: Ports, tenant: str, connection: str, owner: str, error: BaseException,

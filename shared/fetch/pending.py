@@ -69,6 +69,11 @@ class PendingBook:
                 and self._docs[doc_id]["child"] == child and self._due(self._docs[doc_id])
                 for found in parents_of(self._docs[doc_id])]
 
+    def remembered(self, repository: str) -> set[tuple[str, int]]:
+        """``(kind, number)`` of every parent of ``repository`` whose children are missing."""
+        return {(parent.kind, parent.number) for doc in self._docs.values()
+                if doc["repository"] == repository for _, parent in parents_of(doc)}
+
     def _due(self, doc: dict[str, Any]) -> bool:
         failures = int(doc.get("failures") or 1)
         if doc.get("round") == self._round:

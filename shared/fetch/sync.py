@@ -14,6 +14,10 @@ A child list the provider refuses permanently (403/404, GraphQL ``FORBIDDEN``) d
 the run: its parents are written, the parents missing their children are remembered
 (:mod:`shared.fetch.pending`) and the next sync of that repository reads those children first,
 before its lists (which answer 304 for unchanged parents); the status shows what is missing.
+Every written page of a top-level list is handed to :mod:`shared.fetch.reconcile_signals`;
+once the repository's lists are done they sweep one parent's children where the count an item
+carries says fewer than are stored, or one list where its total does (deletions the incremental
+read cannot see).
 Between the repository list and the repositories' own lists, ``on_repositories`` (the webhook
 registrar, when the connection registers hooks) sees the connection's live repositories and
 when the run's time budget is spent.
@@ -39,6 +43,7 @@ from shared.fetch.errors import reason_or_raise
 from shared.fetch.groups import GroupReader
 from shared.fetch.plan import BatchSpec, GroupSpec, ListSpec, Parent, ProviderPlan
 from shared.fetch.progress import Progress
+from shared.fetch.reconcile_signals import Signals
 from shared.fetch.walk import Stats, Walker
 from shared.log import get_logger
 from shared.ports import Filter, Ports, Snapshot
@@ -80,6 +85,7 @@ class SyncRun:
         self._batches = BatchFetcher(ports.business, client, self.stats)
         self._groups = GroupReader(ports.business, client, ports.clock, self.stats, connection)
         self._pending = pending.PendingBook(ports.business, connection, round_, now)
+        self.signals = Signals(ports, client, plan)  # count signals → targeted sweeps
         self._progress, self._listed = progress, None
         if progress is not None:
             progress.attach(self.stats, client.pagination)
@@ -165,6 +171,9 @@ class SyncRun:
                     finished: dict[str, str | None]) -> bool:
         ctx = dataclasses.replace(self._base, repository=repo_id)
         params = {**self._settings, **self._plan.repo_params(repo)}
+        self._walker.signals = lambda spec, c, raws, answer: self.signals.page(
+            spec, c, raws, params, answer.headers)
+        self.signals.discard()
         self._retry_pending(ctx)
         for spec in lists:
             if self._walker.out_of_time():
@@ -175,7 +184,16 @@ class SyncRun:
             if not self._walker.walk(spec, ctx, params, cursor, on_changed=on_changed):
                 return False
             finished[spec.name] = self._walker.fresh
+        self._settle_signals(ctx)
         return True
+
+    def _settle_signals(self, ctx: Context) -> None:
+        """The repository's lists all finished: sweep the parents whose child count disagrees
+        with the store (their requests and tombstones count in the run's figures)."""
+        before = self.signals.tally.requests, self.signals.tally.tombstoned
+        self.signals.settle(ctx, self._pending.remembered(ctx.repository or ""))
+        self.stats.requests += self.signals.tally.requests - before[0]
+        self.stats.deleted += self.signals.tally.tombstoned - before[1]
 
     def _retry_pending(self, ctx: Context) -> None:
         """The children the provider refused in an earlier round, read first: their parents

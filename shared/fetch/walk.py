@@ -15,7 +15,10 @@
    the same items still changed and fetches their children again.
 3. The last page: the cursor's ``since`` becomes the newest ``updated_at`` seen, the first
    page's ETag is stored, and a full list marks records it no longer contains as deleted
-   (within the parent, for a child list).
+   (within the parent, for a child list); a repository the repositories list no longer
+   contains left the connection's reach: it and every record under it become tombstones with
+   reason ``access_lost``. A full list's items are written with the walk's start as their
+   sighting time, so one the list shows again after its tombstone is restored.
 
 A list walked over several scopes (``more``: Bitbucket's repositories, one list per workspace)
 is one walk: the first pages of the other scopes wait in the checkpoint (``pending``) and the
@@ -83,6 +86,9 @@ class Walker:
         self._store, self._client, self._clock = store, client, clock
         self._deadline, self.stats, self.round = deadline, stats, round_
         self.observer: Any = None  # shared.fetch.progress.Progress, when the run reports it
+        # (spec, ctx, every item of the page, the answer) of each written page of a top-level
+        # list: count signals (shared.fetch.reconcile_signals), when the run compares them
+        self.signals: Callable[[ListSpec, Context, list[dict], ApiResponse], None] | None = None
         self.fresh: str | None = None  # see the module docstring
 
     def out_of_time(self) -> bool:
@@ -204,11 +210,13 @@ class Walker:
                 on_changed(changed)
         for _, batch in page:
             self._write(spec, batch, walk)
+        if self.signals is not None and parent is None:  # past the stop point too: read anyway
+            self.signals(spec, ctx, items, response)
         return reached
 
     def _write(self, spec: ListSpec, batch: list[dict], walk: cursors.Walk) -> None:
-        for record in batch:
-            if records.upsert(self._store, record):
+        for record in batch:  # a full list's sighting clears a tombstone older than the walk
+            if records.upsert(self._store, record, walk.started_at if spec.full else None):
                 self.stats.wrote(record["kind"])
             if spec.full:
                 walk.seen.append(record["id"])
@@ -235,5 +243,10 @@ class Walker:
                                 parent_id(ctx, parent.kind, parent.number)))
         now = isoformat(self._clock.now())
         for snap in self._store.query(spec.kind, where):
-            if snap.id not in seen and records.mark_deleted(self._store, spec.kind, snap.id, now):
+            if snap.id in seen:
+                continue
+            if spec.kind == "repositories":  # out of the connection's reach: it and its records
+                self.stats.deleted += records.mark_repository_gone(self._store, snap.id, now,
+                                                                   "access_lost")
+            elif records.mark_deleted(self._store, spec.kind, snap.id, now):
                 self.stats.deleted += 1

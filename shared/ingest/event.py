@@ -1,5 +1,6 @@
 """The vocabulary of ``ingest``: a verified webhook :class:`Event`, the :class:`Target` it is
-applied to, and the :class:`Upsert` / :class:`Tombstone` changes normalizers return."""
+applied to, and the :class:`Upsert` / :class:`Tombstone` / :class:`RepositoryGone` changes
+normalizers return."""
 
 from __future__ import annotations
 
@@ -80,9 +81,20 @@ class Tombstone:
     kind: str
     record_id: str
     deleted_at: str
+    reason: str = "deleted"  # one of shared.records.store.REASONS
 
 
-Change = Upsert | Tombstone
+@dataclass(frozen=True)
+class RepositoryGone:
+    """A repository and every record under it become tombstones (deleted, transferred away,
+    or out of the connection's reach)."""
+
+    record_id: str
+    deleted_at: str
+    reason: str
+
+
+Change = Upsert | Tombstone | RepositoryGone
 Normalizer = Callable[[Event, Context, Ports], list[Change]]
 Scope = Literal["repository", "installation"]
 
@@ -103,8 +115,11 @@ def apply(ports: Ports, changes: Iterable[Change]) -> tuple[int, int]:
     for change in changes:
         if isinstance(change, Upsert):
             done = store.upsert(ports.business, change.record)
-        else:
-            done = store.mark_deleted(ports.business, change.kind, change.record_id,
-                                      change.deleted_at)
+        elif isinstance(change, RepositoryGone):
+            done = store.mark_repository_gone(ports.business, change.record_id,
+                                              change.deleted_at, change.reason) > 0
+        else:  # a pull request or an issue takes its comments and reviews along
+            done = store.mark_thread_deleted(ports.business, change.kind, change.record_id,
+                                             change.deleted_at, change.reason) > 0
         written, unchanged = written + done, unchanged + (not done)
     return written, unchanged

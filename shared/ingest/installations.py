@@ -4,11 +4,14 @@
   sync (the fetcher reads what the installation now covers); ``suspend``, ``unsuspend``,
   ``deleted`` (and ``created``) set the connection's ``installation_state`` — only if the event
   is newer than the state already recorded (``installation_state_at``), so an old event never
-  wins; ``deleted`` also tombstones every repository record of the connection.
-* ``installation_repositories``: ``repositories_removed`` → those repository records are
-  tombstoned as of the event; ``repositories_added`` → a follow-up sync, after clearing a
-  tombstone older than the event (a repository removed and later added again), because the
-  repository's own ``updated_at`` may be older than its removal and would not win against it.
+  wins; ``deleted`` also tombstones every repository of the connection and every record under
+  them, reason ``access_lost``.
+* ``installation_repositories``: ``repositories_removed`` → those repositories and every record
+  under them are tombstoned as of the event, reason ``access_lost``; ``repositories_added`` →
+  a follow-up sync, after clearing a tombstone older than the event (a repository removed and
+  later added again), because the repository's own ``updated_at`` may be older than its
+  removal and would not win against it; such a repository's id sweep is made due at once
+  (:mod:`shared.fetch.reconcile`), which restores the records under it that still exist.
 
 Webhook repository objects are partial (no owner, no default branch, no timestamps), so an
 added repository is never written from the payload: the sync writes the full record.
@@ -18,7 +21,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.ingest.event import Change, Event, Tombstone
+from shared.fetch import reconcile_state
+from shared.ingest.event import Change, Event, RepositoryGone
 from shared.ingest.sync import request_sync
 from shared.ports import Filter, Ports, Transaction
 from shared.records import model as m
@@ -50,7 +54,7 @@ def installation(event: Event, ctx: Context, ports: Ports) -> list[Change]:
         return []
     repos = ports.business.query("repositories", [Filter("connection", "==", ctx.connection),
                                                   Filter("deleted", "==", False)])
-    return [Tombstone("repositories", s.id, event.received_at) for s in repos
+    return [RepositoryGone(s.id, event.received_at, "access_lost") for s in repos
             if s.data.get("tenant") == ctx.tenant]
 
 
@@ -75,6 +79,7 @@ def repositories(event: Event, ctx: Context, ports: Ports) -> list[Change]:
     removed = _repository_ids(ctx, event.payload.get("repositories_removed"))
     for rid in added:
         _clear_old_tombstone(ports, rid, event.received_at)
+        reconcile_state.mark_due(ports.business, rid, event.received_at, ctx.connection)
     if added:
         request_sync(ports, event, ctx)
-    return [Tombstone("repositories", rid, event.received_at) for rid in removed]
+    return [RepositoryGone(rid, event.received_at, "access_lost") for rid in removed]

@@ -5,7 +5,8 @@ and ``purge_at`` (:mod:`shared.api.retention`); until then its records stay read
 one read through the data API carries ``connection_ended_at``. Once ``purge_at`` has passed and
 the vault has finished (``status`` ``disconnected``), each tick deletes up to :data:`BUDGET`
 documents of such connections: the records that connection wrote (every kind of
-:data:`shared.records.model.KINDS` whose ``connection`` is it), its cursors, pending children
+:data:`shared.records.model.KINDS` whose ``connection`` is it), its cursors, pending children,
+reconciliation state
 and sync status. When nothing is left the connection gets ``purged_at`` and loses ``purge_at``
 (so it leaves the sweep's query: purged connections never crowd out due ones); its document
 stays, without data, as the record that it existed.
@@ -22,7 +23,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from shared.clock import isoformat
-from shared.fetch import cursor, pending
+from shared.fetch import cursor, pending, reconcile_state
 from shared.fetch import status as sync_status
 from shared.log import get_logger
 from shared.ports import Filter, Ports
@@ -30,7 +31,7 @@ from shared.records.model import KINDS
 
 BUDGET = 500  # documents deleted per tick, across connections
 log = get_logger("keyway.scheduler")
-_PER_CONNECTION = (*KINDS, cursor.COLLECTION, pending.COLLECTION)
+_PER_CONNECTION = (*KINDS, cursor.COLLECTION, pending.COLLECTION, reconcile_state.COLLECTION)
 
 
 def sweep(ports: Ports, now: datetime, budget: int = BUDGET) -> int:

@@ -119,12 +119,21 @@ def test_a_withdrawn_approval_and_a_removed_repository_are_reconciled(ports, sim
                     if u["uuid"] == victim["author"]["external_id"])
     sim.activity.decide(full_name, number, reviewer, None)  # the approval is withdrawn
     sim.remove_repository("labs/repo-0002")
+    removed = next(r["id"] for r in live(ports, "repositories")
+                   if r["full_name"] == "labs/repo-0002")
+    under = [r for kind in ("pull_requests", "issues", "comments", "reviews")
+             for r in live(ports, kind) if r["repository"] == removed and r["id"] != victim["id"]]
+    assert under  # the removed repository had records
     result = sync(ports, sim, bearer)
-    assert result.finished and result.stats.deleted == 2
+    # the withdrawn approval, the repository and every record under it
+    assert result.finished and result.stats.deleted == 2 + len(under)
     assert ports.business.get("reviews", victim["id"])["deleted"] is True
     gone = [r["full_name"] for s in ports.business.query("repositories")
             if (r := s.data).get("deleted")]
     assert gone == ["labs/repo-0002"]  # the other workspace's repositories stay
+    assert ports.business.get("repositories", removed)["deleted_reason"] == "access_lost"
+    assert {ports.business.get(r["kind"], r["id"])["deleted_reason"] for r in under} == {
+        "access_lost"}
     assert len(live(ports, "repositories")) == 4
 
 

@@ -134,3 +134,48 @@ def test_a_record_id_pasted_as_listed_reaches_its_record(local_stack):
         assert code == 200 and body["number"] == 7, path_id
     for probe in ("..%2F..%2Fconnections", quote(mine["id"].replace("%2F", "/"), safe="/")):
         assert get(local_stack, f"/api/v1/pull-requests/{probe}", token)[0] == 404, probe
+
+
+def test_tombstones_are_hidden_by_default_and_shown_with_include_deleted(local_stack):
+    business = local_stack.ports.business
+    for n in range(3):
+        records.upsert(business, pr(TENANT, n))
+    gone = pr(TENANT, 1)["id"]
+    records.mark_deleted(business, "pull_requests", gone, "2026-02-01T00:00:00.000000Z",
+                         "transferred")
+    # a deletion heard of before the record was ever read: a placeholder, never shown
+    records.mark_deleted(business, "pull_requests", pr(TENANT, 9)["id"],
+                         "2026-02-01T00:00:00.000000Z")
+    token = local_stack.token(TENANT, "u-1", "member")
+    _, body = get(local_stack, "/api/v1/pull-requests", token)
+    assert [i["number"] for i in body["items"]] == [0, 2]
+    _, body = get(local_stack, "/api/v1/pull-requests?include_deleted=false", token)
+    assert [i["number"] for i in body["items"]] == [0, 2]
+    _, body = get(local_stack, "/api/v1/pull-requests?include_deleted=true", token)
+    shown = {i["number"]: i for i in body["items"]}
+    assert sorted(shown) == [0, 1, 2]
+    assert (shown[1]["deleted"], shown[1]["deleted_reason"], shown[1]["deleted_at"]) == (
+        True, "transferred", "2026-02-01T00:00:00.000000Z")
+    path = f"/api/v1/pull-requests/{quote(gone, safe='')}"
+    assert get(local_stack, path, token)[0] == 404
+    status, one = get(local_stack, path + "?include_deleted=true", token)
+    assert (status, one["deleted_reason"]) == (200, "transferred")
+    placeholder = quote(pr(TENANT, 9)["id"], safe="")
+    assert get(local_stack, f"/api/v1/pull-requests/{placeholder}?include_deleted=true",
+               token)[0] == 404
+    other = local_stack.token(OTHER, "u-2", "member")
+    assert get(local_stack, path + "?include_deleted=true", other)[0] == 404
+
+
+def test_include_deleted_accepts_only_true_or_false(local_stack):
+    records.upsert(local_stack.ports.business, pr(TENANT, 0))
+    token = local_stack.token(TENANT, "u-1", "member")
+    for value in ("1", "yes", "TRUE", ""):
+        response = local_stack.call("GET", f"/api/v1/pull-requests?include_deleted={value}",
+                                    token)
+        assert response.status_code == 400
+        assert response.headers["Content-Type"].startswith("application/problem+json")
+        assert "include_deleted" in json.loads(response.get_data())["detail"]
+    rid = quote(pr(TENANT, 0)["id"], safe="")
+    assert local_stack.call("GET", f"/api/v1/pull-requests/{rid}?include_deleted=no",
+                            token).status_code == 400

@@ -1,0 +1,59 @@
+"""The webhook GitHub sends when an item is deleted, rendered before the simulator removes it
+(:meth:`keyway.simulators.GitHubSimulator.delete` delivers it to the repository's hooks).
+
+Shapes, from GitHub's "Webhook events and payloads" page
+(https://docs.github.com/en/webhooks/webhook-events-and-payloads): ``issues`` with ``action:
+deleted`` carries the ``issue``; ``issue_comment`` ``deleted`` the ``comment`` and its
+``issue``; ``label`` ``deleted`` the ``label``; ``pull_request_review_comment`` ``deleted`` the
+``comment`` and its ``pull_request``; each also the ``repository`` and the ``sender``. A pull
+request cannot be deleted on GitHub and a submitted review neither, so neither sends anything.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from keyway.simulators.github_render import (
+    Site,
+    comment_json,
+    issue_json,
+    label_json,
+    pull_json,
+    repository_json,
+    review_comment_json,
+    user_json,
+)
+
+EVENTS = {"issue": "issues", "comment": "issue_comment", "label": "label",
+          "review_comment": "pull_request_review_comment"}
+
+
+def deletion_event(activity: Any, kind: str, ident: int,
+                   host: str) -> tuple[str, str, dict[str, Any]] | None:
+    """``(full name, event, payload)`` of deleting ``kind`` item ``ident``; ``None`` when
+    GitHub sends nothing for it or the item is unknown. Call with the activity's lock held."""
+    act = activity._where.get(kind, {}).get(ident)  # noqa: SLF001 - the store's own index
+    if kind not in EVENTS or act is None:
+        return None
+    site = Site(host, act.repo)
+    sender = user_json(activity.users[0], host) if activity.users else None
+    body: dict[str, Any] = {"action": "deleted", "sender": sender,
+                            "repository": repository_json(act.repo, host,
+                                                          act.threads.count("open"))}
+    if kind == "label":
+        label = next((item for item in act.labels if item["id"] == ident), None)
+        if label is None:
+            return None
+        body["label"] = label_json(label, site)
+    elif kind == "issue":
+        body["issue"] = issue_json(act.threads.items[ident], site)
+    elif kind == "comment":
+        item = act.comments.items[ident]
+        body.update(comment=comment_json(item, site),
+                    issue=issue_json(act.by_number[item["number"]], site))
+    else:
+        item = act.review_comments.items[ident]
+        thread = act.by_number[item["number"]]
+        body.update(comment=review_comment_json(item, site),
+                    pull_request=pull_json(thread, site, body["repository"]))
+    return act.repo["full_name"], EVENTS[kind], body
