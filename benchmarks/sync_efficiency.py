@@ -149,7 +149,7 @@ def _measure(sim, ports, plan, token: str, prefix: str) -> dict:
             # what the provider's one API limit is charged (GitLab: GraphQL requests too)
             "limit_units": sum(1 for r in rest if r.status < 300) + (
                 len(log) - len(rest) if shared_limit else 0),
-            "written": result.stats.written,
+            "written": result.stats.written, "written_by_kind": dict(result.stats.by_kind),
             "requests_by_template": dict(sorted(by_template.items())),
             "points_by_template": dict(sorted(points_by_template.items()))}
 

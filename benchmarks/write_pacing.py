@@ -12,6 +12,7 @@ queued with a ``queued_until``, when the last one posted (simulated time), comme
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -68,6 +69,15 @@ def _burst(paced: Paced) -> dict:
 
 
 def run() -> dict:
+    quiet = logging.getLogger("shared.auth.local_issuer")  # one INFO line per API call
+    level, quiet.level = quiet.level, logging.WARNING
+    try:
+        return _run()
+    finally:
+        quiet.setLevel(level)
+
+
+def _run() -> dict:
     monkeypatch, guard = pytest.MonkeyPatch(), LeakGuard()
     clock = FakeClock()
     clock._now = datetime.now(UTC)  # envelopes and tokens are sealed and checked on it
