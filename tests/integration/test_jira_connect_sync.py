@@ -207,3 +207,9 @@ def test_comments_come_with_their_issues_and_only_a_longer_thread_is_read_apart(
     read = [r for r in sim.requests_log if r.template.endswith("/comment")]
     assert [r.path.rsplit("/", 2)[1] for r in read] == [chatty["key"]]  # the others embedded
     assert read[0].query.get("maxResults") == "100"
+    found = requests.get(f"{sim.site_api_url}/rest/api/3/search/jql", timeout=10, params={
+        "jql": f"project = {chatty['project']} ORDER BY updated DESC", "fields": "comment",
+        "maxResults": "100"}, headers={"Authorization": f"Bearer {token}"}).json()
+    page = next(i for i in found["issues"] if i["key"] == chatty["key"])["fields"]["comment"]
+    assert (len(page["comments"]), page["total"], page["startAt"]) == (
+        EMBEDDED_COMMENTS, EMBEDDED_COMMENTS + 5, 0)  # a first page, saying there is more
