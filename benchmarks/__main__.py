@@ -25,6 +25,7 @@ from benchmarks import (
     sync_efficiency,
     vault_crypto,
     webhook_ingest,
+    write_pacing,
 )
 
 HERE = Path(__file__).resolve().parent
@@ -36,6 +37,7 @@ BENCHES = {
     "peer": peer_airbyte.run,
     "vault_crypto": vault_crypto.run,
     "embedded_backend": embedded_backend.run,
+    "write_pacing": write_pacing.run,
 }
 
 
@@ -66,7 +68,9 @@ def _previous(wanted: list[str]) -> dict:
 
 
 SUBPARTS = {"sync:github": ("sync", lambda: sync_efficiency.run(("github",))),
-            "sync:gitlab": ("sync", lambda: sync_efficiency.run(("gitlab",)))}
+            "sync:gitlab": ("sync", lambda: sync_efficiency.run(("gitlab",))),
+            "sync:bitbucket": ("sync", lambda: sync_efficiency.run(("bitbucket",))),
+            "sync:jira": ("sync", lambda: sync_efficiency.run(("jira",)))}
 
 
 def main(argv: list[str]) -> int:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from benchmarks import write_pacing
+from benchmarks.report_sync import sync_notes as _sync_notes
 from benchmarks.report_sync import sync_rows as _sync_rows
 
 
@@ -156,7 +158,8 @@ def markdown(results: dict[str, Any]) -> str:
         "| Figure | Measured | Runs | Goal | Met |", "|---|---|---|---|---|",
     ]
     sections = [("sync", _sync_rows), ("peer", _peer_rows), ("crypto", _crypto_rows),
-                ("webhooks", _hook_rows), ("cold_start", _cold_rows)]
+                ("webhooks", _hook_rows), ("cold_start", _cold_rows),
+                ("write_pacing", write_pacing.rows)]
     for key, fn in sections:
         part = b.get(key)
         if part is None:
@@ -216,6 +219,7 @@ def _notes(b: dict, loads: dict[str, float] | None = None) -> list[str]:
             "queries, plus one per further 100 notes (system notes included) of a parent. "
             "Re-syncs send only conditional REST requests (304 = 0 points) and ask GraphQL "
             "only for the pull requests, merge requests and issues that changed.")
+    notes += _sync_notes(sync)
     peer = b.get("peer") or {}
     if "ratios_keyway_over_peer" in peer:
         d = (peer.get("runs", {}).get("peer_default_full") or [{}])[0]

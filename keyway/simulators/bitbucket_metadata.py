@@ -2,7 +2,9 @@
 ``/2.0/repositories/{workspace}/{repo_slug}``), metered and paged like :mod:`.bitbucket_api`.
 
 * ``GET /pullrequests`` - ``state`` (repeatable: OPEN*, MERGED, DECLINED, SUPERSEDED; only open
-  ones when not given), at most 50 a page.
+  ones when not given), at most 50 a page; without ``participants`` and ``reviewers`` unless
+  the partial-response ``fields`` adds them (``+values.participants``; other ``fields``
+  expressions are ignored here, not applied).
 * ``GET /pullrequests/{pull_request_id}`` - with ``participants`` (``role``, ``approved``,
   ``state``, ``participated_on``) and ``reviewers``.
 * ``GET|POST /pullrequests/{pull_request_id}/comments`` - oldest first unless sorted; POST
@@ -109,8 +111,11 @@ class BitbucketMetadataApi(BitbucketApi):
             if isinstance(query, Response):
                 return query
             items, total = self.activity.page(act, "pr", query, states)
-            return self._page(request, [pull_request_json(i, site) for i in items], total,
-                              query), 200
+            extra = {f.strip() for f in request.args.get("fields", "").split(",")}
+            with_participants = bool(extra & {"+values.participants", "+values.participants.*"})
+            return self._page(request, [pull_request_json(i, site, self.activity.participants(
+                act, i["id"]) if with_participants else None) for i in items], total,
+                query), 200
         return self._repo_call(request, workspace, repo_slug, produce)
 
     def pullrequest(self, request: Request, workspace: str, repo_slug: str,

@@ -34,8 +34,8 @@ from keyway.simulators.github_api import API, DOCS, GitHubApi, GitHubData
 from keyway.simulators.github_app import GitHubApps
 from keyway.simulators.github_content import ContentLimits
 from keyway.simulators.github_data import GitHubActivity
-from keyway.simulators.github_deliveries import AppWebhook, GitHubDeliveries
 from keyway.simulators.github_deletions import deletion_event
+from keyway.simulators.github_deliveries import AppWebhook, GitHubDeliveries
 from keyway.simulators.github_forbidden import GitHubForbiddenApi
 from keyway.simulators.github_graphql import GitHubGraphQL
 from keyway.simulators.github_hooks import GitHubHooksApi

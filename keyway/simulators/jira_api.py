@@ -6,7 +6,8 @@
   ``GET /myself`` (with ``timeZone``); ``GET /project/search`` (``startAt``/``maxResults``,
   ``{"values", "startAt", "maxResults", "total", "isLast", "nextPage"}``);
   ``GET /search/jql`` (``jql``, ``fields``, ``maxResults`` ≤ 100, ``nextPageToken``;
-  ``{"issues", "nextPageToken"?, "isLast"}``, no total; without ``fields`` only ids);
+  ``{"issues", "nextPageToken"?, "isLast"}``, no total; without ``fields`` only ids; the
+  ``comment`` field is a first page of at most :data:`EMBEDDED_COMMENTS` with its ``total``);
   ``GET|POST /issue/{issueIdOrKey}/comment`` (``startAt``/``maxResults``, ``orderBy``
   ``created``/``-created``, ``expand=properties``; POST an ADF ``body`` and ``properties``:
   201, written by the token's user).
@@ -39,7 +40,13 @@ from zoneinfo import ZoneInfo
 from werkzeug.wrappers import Request, Response
 
 from keyway.simulators.jira_data import JiraData
-from keyway.simulators.jira_render import comment_json, issue_json, project_json, user_json
+from keyway.simulators.jira_render import (
+    comment_json,
+    comment_page,
+    issue_json,
+    project_json,
+    user_json,
+)
 from keyway.simulators.oauth import OAuthAuthority
 from keyway.simulators.oauth_model import OAuthError, TokenInfo
 from keyway.simulators.ratelimit import Budget, RateLimiter
@@ -52,6 +59,9 @@ JQL = re.compile(r'^project\s*=\s*(\d+|[A-Z][A-Z0-9_]*)'
                  r'(?:\s+AND\s+updated\s*>=\s*"(\d{4}/\d\d/\d\d \d\d:\d\d)")?'
                  r'\s+ORDER\s+BY\s+updated\s+(ASC|DESC)\s*$', re.IGNORECASE)
 Produced = dict[str, Any] | list[Any] | Response
+# comments an issue's ``comment`` field carries in search results; Jira publishes no number
+# (the field is a page with its ``total``): a client reads the rest from the comment list
+EMBEDDED_COMMENTS = 20
 _COMMENTS_READ = ("read:comment:jira", "read:comment.property:jira", "read:group:jira",
                   "read:project:jira", "read:project-role:jira", "read:user:jira",
                   "read:avatar:jira")
@@ -211,8 +221,11 @@ class JiraApi:
             size = min(max(request.args.get("maxResults", 50, type=int) or 50, 1), 100)
             fields = {f.strip() for f in request.args.get("fields", "").split(",") if f.strip()}
             chunk = items[start:start + size]
-            found: dict[str, Any] = {"issues": [issue_json(i, project, self.site, self.zone(),
-                                                           fields) for i in chunk]}
+            embed = bool(fields & {"comment", "*all"})
+            found: dict[str, Any] = {"issues": [issue_json(
+                i, project, self.site, self.zone(), fields, comment_page(
+                    i, self.data.comments_of(i, False), self.site, self.zone(),
+                    EMBEDDED_COMMENTS) if embed else None) for i in chunk]}
             if start + size < len(items):
                 token = f"{start + size}:{digest}".encode()
                 found["nextPageToken"] = base64.urlsafe_b64encode(token).decode()

@@ -60,9 +60,19 @@ def _status(status: tuple[str, str], site: str) -> dict[str, Any]:
                 "id": ids[category], "key": category, "name": name}}
 
 
+def comment_page(issue: Item, comments: list[Item], site: str, zone: str,
+                 cap: int) -> dict[str, Any]:
+    """An issue's ``comment`` field: the first ``cap`` of its ``comments`` (oldest first) and
+    their ``total`` — a page like the comment list's first (``PageOfComments``)."""
+    return {"comments": [comment_json(c, site, zone, False) for c in comments[:cap]],
+            "self": f"{site}/rest/api/3/issue/{issue['id']}/comment", "maxResults": cap,
+            "total": len(comments), "startAt": 0}
+
+
 def issue_json(issue: Item, project: Project, site: str, zone: str,
-               fields: set[str]) -> dict[str, Any]:
-    """An issue with the requested ``fields`` (``*all`` for every one we keep)."""
+               fields: set[str], comments: dict[str, Any] | None = None) -> dict[str, Any]:
+    """An issue with the requested ``fields`` (``*all`` for every one we keep); ``comments``:
+    its ``comment`` field (:func:`comment_page`), when asked for."""
     every = {
         "summary": issue["summary"], "status": _status(issue["status"], site),
         "created": when(issue["created"], zone), "updated": when(issue["updated"], zone),
@@ -73,11 +83,7 @@ def issue_json(issue: Item, project: Project, site: str, zone: str,
         "project": {"self": f"{site}/rest/api/3/project/{project.id}", "id": str(project.id),
                     "key": project.key, "name": project.name, "projectTypeKey": "software",
                     "simplified": False},
-        # the comment field's page: its total is what keyway reads; the simulator leaves the
-        # comments themselves out (maxResults 0), which GET …/issue/{key}/comment serves
-        "comment": {"comments": [], "maxResults": 0, "startAt": 0,
-                    "total": len(issue["comments"]),
-                    "self": f"{site}/rest/api/3/issue/{issue['id']}/comment"},
+        **({"comment": comments} if comments is not None else {}),
     }
     chosen = every if "*all" in fields else {k: v for k, v in every.items() if k in fields}
     return {"expand": "renderedFields,names,schema,operations,editmeta,changelog",

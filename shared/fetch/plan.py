@@ -31,6 +31,13 @@ up to ``batch_size`` items at a time (:class:`BatchSpec`, GitHub's reviews), or 
 of children of up to 100 items in one query (:class:`GroupSpec`, GitLab's notes and
 approvals), which stands for REST child lists the connection falls back to when the
 provider's GraphQL refuses the document.
+
+Embedded children: a REST child list whose ``embedded`` finds its whole answer in the parent's
+own list item costs no request — Bitbucket's participants (asked into the pull request list
+with ``fields=+values.participants``) and its pull request comments when ``comment_count`` is
+0; Jira's comments when the issue's ``fields.comment`` page holds all of them (``total`` =
+the comments carried). The answer is written exactly as a one-page walk of that list would
+write it (a full list still reconciles within its parent).
 """
 
 from __future__ import annotations
@@ -70,6 +77,10 @@ class ListSpec:
     query: Query | None = None  # provider-side time filter built per walk (see above)
     updated_key: str = "updated_at"  # the item field the early stop reads
     applies: Callable[[dict], bool] | None = None  # repository record → does it have this list
+    # a child list only: the parent's raw list item → this list's whole answer when the parent
+    # carries it complete (an embedded page, or an empty one a count of zero vouches for);
+    # None → read it (see "Embedded children" above)
+    embedded: Callable[[dict], Any] | None = None
 
 
 @dataclass(frozen=True)

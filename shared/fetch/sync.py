@@ -212,8 +212,31 @@ class SyncRun:
         for name in names:
             spec = self._plan.children[name]
             node_id = spec.node_id if isinstance(spec, BatchSpec) else None
+            unread = self._embedded(spec, ctx, raws, lambda raw, n=name: parent_of(n, raw, params))
             self._read(spec, ctx, [(node_id(raw) if node_id else None,
-                                    parent_of(name, raw, params)) for raw in raws])
+                                    parent_of(name, raw, params)) for raw in unread])
+
+    def _embedded(self, spec: ListSpec | BatchSpec | GroupSpec, ctx: Context, raws: list[dict],
+                  parent_of: Callable[[dict], Parent]) -> list[dict]:
+        """Write the children the parents' list items carried whole (``ListSpec.embedded``);
+        returns the parents whose children must still be read."""
+        if not isinstance(spec, ListSpec) or spec.embedded is None:
+            return raws
+        unread, taken = [], []
+        for raw in raws:
+            body = spec.embedded(raw)
+            if body is None:
+                unread.append(raw)
+                continue
+            parent = parent_of(raw)
+            scope = f"{spec.name}#{parent.number}"
+            cursor = cursors.load(self._ports.business, ctx.connection, ctx.repository or "",
+                                  scope)
+            self._walker.take(spec, ctx, parent, body, cursor)
+            taken.append(parent)
+        if taken:
+            self._settle(spec.name, ctx, taken, [])
+        return unread
 
     def _read(self, spec: ListSpec | BatchSpec | GroupSpec, ctx: Context,
               parents: list[tuple[str | None, Parent]]) -> None:

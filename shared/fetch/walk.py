@@ -138,6 +138,15 @@ class Walker:
                 return False
             response = self._next(spec, walk.next_url)
 
+    def take(self, spec: ListSpec, ctx: Context, parent: Parent, body: Any,
+             cursor: cursors.Cursor) -> None:
+        """Write a child list's whole answer ``body`` that its parent's list item carried
+        (:attr:`ListSpec.embedded`): as a one-page walk of that list, without a request."""
+        walk = cursors.Walk("", None, None, None, started_at=isoformat(self._clock.now()))
+        answer = ApiResponse(200, body, None, None, False, {})
+        self._consume(spec, ctx, answer, walk, parent, None)
+        self._finish(spec, ctx, cursor, walk, parent)
+
     def _done(self, spec: ListSpec, ctx: Context, parent: Parent | None,
               fresh: str | None) -> bool:
         self.fresh = fresh

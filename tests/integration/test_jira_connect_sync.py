@@ -11,6 +11,7 @@ import pytest
 import requests
 
 from keyway.simulators import JiraSimulator
+from keyway.simulators.jira_api import EMBEDDED_COMMENTS
 from shared import policy
 from shared.bootstrap import build
 from shared.config import Config
@@ -192,3 +193,23 @@ def test_an_api_base_without_its_looked_up_site_is_refused_before_sending(synced
         ProviderClient(registry.get("jira"), sim.api_url, token, requests.Session(),
                        ports.clock, purpose="fetch")
     assert sim.requests_log == []
+
+
+def test_comments_come_with_their_issues_and_only_a_longer_thread_is_read_apart(synced):
+    ports, sim, token = synced
+    chatty = next(iter(next(iter(sim.data.projects.values())).issues.values()))
+    before = len(chatty["comments"])
+    author = {"accountId": sim.account.login, "displayName": sim.account.name}
+    for n in range(EMBEDDED_COMMENTS + 5 - before):
+        sim.data.add_comment(chatty, author, f"Comment {n}", [])
+    assert sync(ports, sim, token).finished
+    assert live(ports, "comments") == 500 + EMBEDDED_COMMENTS + 5 - before
+    read = [r for r in sim.requests_log if r.template.endswith("/comment")]
+    assert [r.path.rsplit("/", 2)[1] for r in read] == [chatty["key"]]  # the others embedded
+    assert read[0].query.get("maxResults") == "100"
+    found = requests.get(f"{sim.site_api_url}/rest/api/3/search/jql", timeout=10, params={
+        "jql": f"project = {chatty['project']} ORDER BY updated DESC", "fields": "comment",
+        "maxResults": "100"}, headers={"Authorization": f"Bearer {token}"}).json()
+    page = next(i for i in found["issues"] if i["key"] == chatty["key"])["fields"]["comment"]
+    assert (len(page["comments"]), page["total"], page["startAt"]) == (
+        EMBEDDED_COMMENTS, EMBEDDED_COMMENTS + 5, 0)  # a first page, saying there is more

@@ -22,7 +22,10 @@ def test_every_template_the_plan_uses_is_allowlisted_and_read_only():
 
 def test_lists_are_newest_first_and_narrowed_by_bbql_on_updated_on():
     pulls, issues = PLAN.resources
-    assert pulls.params == {"sort": "-updated_on", "state": PR_STATES}
+    assert pulls.params == {"sort": "-updated_on", "state": PR_STATES,
+                            "fields": "+values.participants"}  # approvals come with the list
+    assert issues.params == {"sort": "-updated_on", "pagelen": "100"}  # the table's 50 is the
+    # pull request list's maximum; the other lists serve up to 100
     assert set(PR_STATES) == {"OPEN", "MERGED", "DECLINED", "SUPERSEDED"}  # not just OPEN
     assert pulls.items_key == issues.items_key == "values" and pulls.updated_key == "updated_on"
     assert pulls.query is issues.query is updated_since
@@ -52,3 +55,15 @@ def test_repositories_are_listed_per_workspace_and_threads_address_their_childre
     assert (issue.kind, issue.path_params["issue_id"]) == ("issue", "3")
     participants = PLAN.children["participants"]
     assert participants.single and participants.full  # approvals reconciled per pull request
+
+
+def test_children_the_pull_request_list_carries_are_not_asked_for_again():
+    comments, participants = PLAN.children["pr_comments"], PLAN.children["participants"]
+    listed = {"id": 7, "comment_count": 0, "participants": []}
+    assert participants.embedded(listed) is listed  # the list item answers for its approvals
+    assert participants.embedded({"id": 7, "comment_count": 0}) is None  # not added: read it
+    assert comments.embedded(listed) == {"values": []}  # a count of 0 vouches for none
+    assert comments.embedded({**listed, "comment_count": 2}) is None
+    assert comments.embedded({"id": 7}) is None  # no count: read
+    assert comments.embedded({"id": 7, "comment_count": False}) is None  # not a count of 0
+    assert PLAN.children["issue_comments"].embedded is None  # an issue carries no count

@@ -133,6 +133,23 @@ def test_participants_only_on_the_single_pull_request_and_comments_bump_it(sim, 
     assert after["updated_on"] > single["updated_on"]
 
 
+def test_the_partial_response_fields_add_participants_to_the_pull_request_list(sim):
+    token = sim.mint_token().access_token
+    path = "/repositories/acme/repo-0001/pullrequests"
+    every = {"state": ["OPEN", "MERGED", "DECLINED", "SUPERSEDED"], "pagelen": 50}
+    plain = get(sim, path, token, **every).json()["values"]
+    added = get(sim, path, token, fields="+values.participants", **every).json()["values"]
+    assert [p["id"] for p in added] == [p["id"] for p in plain]
+    assert all("participants" not in p for p in plain)
+    for listed in added:  # the same participants the single pull request shows
+        single = get(sim, f"{path}/{listed['id']}", token).json()
+        assert listed["participants"] == single["participants"]
+        assert listed["comment_count"] == single["comment_count"]
+    assert any(p["participants"] for p in added)
+    assert "participants" not in get(sim, path, token, fields="-values.title").json()[
+        "values"][0]  # other expressions are not applied
+
+
 def test_no_tracker_no_issues_and_the_removed_cross_workspace_lists_are_gone(sim):
     token = sim.mint_token().access_token
     assert get(sim, "/repositories/acme/repo-0001/issues", token).json()["size"] == 30

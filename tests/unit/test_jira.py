@@ -213,3 +213,21 @@ def test_start_at_pages_advance_by_what_came_until_the_total():
     assert client_module._body_cursor({**page, "total": 2}, BASE) is None
     assert client_module._body_cursor({**page, "comments": []}, BASE) is None
     assert client_module._body_cursor(load("comments"), BASE) is None
+
+
+def test_an_issues_comments_are_taken_from_its_comment_field_only_when_it_holds_them_all():
+    embedded = PLAN.children["comments"].embedded
+    two = [{"id": "1"}, {"id": "2"}]
+    issue = {"key": "ABC-1", "fields": {"comment": {"comments": two, "total": 2, "startAt": 0,
+                                                    "maxResults": 20}}}
+    assert embedded(issue) == {"comments": two}
+    assert embedded({"key": "ABC-1", "fields": {"comment": {
+        "comments": [], "total": 0, "startAt": 0}}}) == {"comments": []}
+    for page in ({"comments": two, "total": 25, "startAt": 0},  # more than it carries: read
+                 {"comments": two, "total": 2, "startAt": 20},  # not the first page
+                 {"comments": two, "total": True, "startAt": 0},  # not a count
+                 {"comments": two},  # no total
+                 {"comments": "x", "total": 1}, None):
+        assert embedded({"key": "ABC-1", "fields": {"comment": page}}) is None
+    assert embedded({"key": "ABC-1"}) is None  # the field not asked for: read
+    assert "comment" in PLAN.resources[0].params["fields"].split(",")

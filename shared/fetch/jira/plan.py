@@ -9,7 +9,10 @@ cursor minus the walk's 5-minute overlap, converted to that zone and cut to the 
 issue updated in the same minute as the cursor is read again rather than missed, and the
 upserts make a re-read write nothing. Without a known zone the bound is moved 12 hours earlier
 (UTC−12 is the furthest behind), which is safe in every zone. Labels come with their issues.
-Comments: ``GET /rest/api/3/issue/{key}/comment`` paged by ``startAt``/``total``.
+Comments: each issue comes with its ``comment`` field (a page of comments with its ``total``);
+where that page holds them all, they are written from it and nothing more is asked
+(:attr:`~shared.fetch.plan.ListSpec.embedded`); otherwise ``GET
+/rest/api/3/issue/{key}/comment`` paged by ``startAt``/``total`` (100 a page).
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from shared.clock import parse_iso
 from shared.fetch.plan import ListSpec, Parent, ProviderPlan
 from shared.records import jira as normalize
 
-FIELDS = "summary,status,created,updated,resolutiondate,reporter,creator,assignee,labels,project"
+FIELDS = ("summary,status,created,updated,resolutiondate,reporter,creator,assignee,labels,project,"
+          "comment")
 UNKNOWN_ZONE_MARGIN = timedelta(hours=12)
 JQL_TIME = "%Y/%m/%d %H:%M"
 
@@ -48,6 +52,20 @@ def issues_query(params: Mapping[str, str], since: str | None) -> dict[str, str]
     if since is not None:
         clause += f' AND updated >= "{jql_time(since, params.get("time_zone"))}"'
     return {"jql": f"{clause} ORDER BY updated DESC"}
+
+
+def embedded_comments(raw: dict) -> dict | None:
+    """The issue's comments when its ``comment`` field carries every one of them (a first
+    page whose ``total`` is the number it holds), as the comment list would answer them."""
+    page = (raw.get("fields") or {}).get("comment") if isinstance(raw.get("fields"), dict) \
+        else None
+    if not isinstance(page, dict):
+        return None
+    comments, total = page.get("comments"), page.get("total")
+    if (not isinstance(comments, list) or isinstance(total, bool) or not isinstance(total, int)
+            or page.get("startAt", 0) != 0 or total != len(comments)):
+        return None
+    return {"comments": comments}
 
 
 def _parent(name: str, raw: dict, params) -> Parent:
@@ -80,7 +98,7 @@ PLAN = ProviderPlan(
         "comments", "GET /rest/api/3/issue/{issueIdOrKey}/comment", {"orderBy": "created"},
         "comments", lambda raw, ctx, p: normalize.comment(
             raw, ctx, "issue", p.number, p.path_params["issueIdOrKey"]),
-        items_key="comments")},
+        items_key="comments", embedded=embedded_comments)},
     parent_of=_parent,
     connection_params=_settings,
     site_of=_site,
