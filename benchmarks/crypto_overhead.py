@@ -5,8 +5,9 @@ Method: per payload size, ``RUNS`` interleaved pairs (FieldCipher batch, then ra
 ``OPS`` encrypt+decrypt each); the ratio is computed per pair. The raw baseline reuses one
 ``AESGCM`` object and a fresh ``os.urandom(12)`` IV per call, with associated data of the
 same length as FieldCipher's. A third series builds a new (equal) ``FieldContext`` for every
-call, as the vault's record codec does (constructing it is counted). Unwraps: the embedded KeyService wrapped in a counting adapter;
-a fresh DataKeyring (a new instance) decrypts 10,000 fields.
+call, as the vault's record codec does (constructing it is counted). Unwraps: the embedded
+KeyService wrapped in a counting adapter; a fresh DataKeyring (a new instance) decrypts 10,000
+fields.
 """
 
 from __future__ import annotations
