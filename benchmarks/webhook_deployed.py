@@ -1,0 +1,133 @@
+"""Webhook acknowledgement in its deployed shape: ``webhook-github`` served exactly as Cloud
+Run / Cloud Functions gen2 serve it — functions-framework's gunicorn (:mod:`keyway.fnserve`,
+default settings: one worker, ``THREADS`` = 4 x cores) — on the emulator backend (the official
+Firestore and Pub/Sub emulators), against the bare HMAC function under the same
+functions-framework and gunicorn settings.
+
+Method: both functions run as subprocesses on 127.0.0.1; ``events-github`` has its
+subscription (as deployed, where ingest's push subscription keeps every event). The load
+generator is :mod:`benchmarks.loadgen` in a process of its own (asyncio, raw sockets): 32
+connections, ``DELIVERIES`` signed deliveries of ``pull_request.opened.json`` (8 KB), each with
+a fresh ``X-GitHub-Delivery``. ``RUNS`` interleaved rounds (keyway, then bare); the throughput
+ratio is computed per round. The generator's own CPU seconds are reported: on 2 cores it shares
+the machine with the server and the emulators (the JVMs), equally for both sides.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from benchmarks.stats import ratio, summary
+from benchmarks.webhook_ingest import FIXTURE, ROOT, free_port, stop, wait_healthy
+from keyway import emulators
+from shared import bootstrap
+from shared.config import Config
+from shared.topology import subscription_specs
+
+CLIENTS = 32
+DELIVERIES = int(os.environ.get("BENCH_DELIVERIES", 2000))
+RUNS = int(os.environ.get("BENCH_RUNS", 3))
+WARM_UP = 200
+GOAL_RATIO, GOAL_P99_MS = 0.5, 100.0
+
+
+def load(url: str, env: dict[str, str], body_file: Path, deliveries: int) -> dict:
+    out = subprocess.run([sys.executable, "-m", "benchmarks.loadgen", url, str(CLIENTS),
+                          str(deliveries), str(body_file)], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=600, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def ensure_events_subscription(env: dict[str, str]) -> None:
+    """``events-github`` and its subscription on the emulator ``env`` points at (the Google
+    clients read the emulator hosts from this process's environment, so they are set here
+    for the call only)."""
+    saved = {name: os.environ.get(name) for name in ("FIRESTORE_EMULATOR_HOST",
+                                                     "PUBSUB_EMULATOR_HOST")}
+    os.environ.update({name: env[name] for name in saved})
+    try:
+        ports = bootstrap.build(Config.from_env(env))
+        ports.bus.ensure_subscription(
+            next(s for s in subscription_specs() if s.topic == "events-github"))
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _side(rounds: list[dict]) -> dict:
+    return {"deliveries_per_s": summary([r["per_second"] for r in rounds], 1),
+            "p50_ms": summary([r["p50_ms"] for r in rounds], 2),
+            "p99_ms": summary([r["p99_ms"] for r in rounds], 2),
+            "generator_cpu_s": summary([r["generator_cpu_s"] for r in rounds], 2),
+            "seconds": summary([r["seconds"] for r in rounds], 2),
+            "statuses": [r["statuses"] for r in rounds],
+            "errors": [r["errors"] for r in rounds]}
+
+
+def run() -> dict:
+    secret = secrets.token_hex(32)
+    with tempfile.TemporaryDirectory(prefix="keyway-bench-deployed-") as tmp:
+        started = emulators.start(Path(tmp) / "logs")
+        procs: list[subprocess.Popen] = []
+        logs = []
+        try:
+            env = dict(os.environ, PYTHONPATH=str(ROOT), KEYWAY_BACKEND="emulator",
+                       KEYWAY_PROJECT="keyway-bench", KEYWAY_STATE_DIR=str(Path(tmp) / "state"),
+                       KEYWAY_SECRET_GITHUB_WEBHOOK_SECRET=secret,
+                       KEYWAY_SECRET_LOCAL_PUSH_TOKEN=secrets.token_urlsafe(32),
+                       BENCH_WEBHOOK_SECRET=secret, **started.env())
+            ensure_events_subscription(env)
+            body_file = Path(tmp) / "body.json"
+            body_file.write_bytes(FIXTURE.read_bytes())
+            targets = {}
+            for name, argv in (
+                    ("keyway", ["-m", "keyway.fnserve", "webhook-github"]),
+                    ("bare", ["-m", "benchmarks.bare_hmac_app"])):
+                port = free_port()
+                extra = [] if name == "keyway" else ["--functions-framework"]
+                log = open(Path(tmp) / f"{name}.log", "wb")  # noqa: SIM115
+                logs.append(log)
+                procs.append(subprocess.Popen(
+                    [sys.executable, *argv, str(port), *extra], cwd=ROOT,
+                    env=env | {"K_SERVICE": "webhook-github"}, stdout=log,
+                    stderr=subprocess.STDOUT))
+                wait_healthy(f"http://127.0.0.1:{port}/healthz" if name == "bare"
+                             else f"http://127.0.0.1:{port}/", procs[-1], any_status=True)
+                targets[name] = f"http://127.0.0.1:{port}/"
+            for url in targets.values():
+                load(url, env, body_file, WARM_UP)
+            rounds = [(load(targets["keyway"], env, body_file, DELIVERIES),
+                       load(targets["bare"], env, body_file, DELIVERIES)) for _ in range(RUNS)]
+        finally:
+            for proc in procs:
+                stop(proc)
+            for log in logs:
+                log.close()
+            started.stop()
+    keyway_side, bare_side = _side([r[0] for r in rounds]), _side([r[1] for r in rounds])
+    throughput = ratio([r[0]["per_second"] for r in rounds], [r[1]["per_second"] for r in rounds])
+    p99 = keyway_side["p99_ms"]["median"]
+    return {"method": f"{RUNS} interleaved rounds x {DELIVERIES} signed deliveries "
+                      f"({FIXTURE.stat().st_size} B pull_request.opened) at {CLIENTS} "
+                      "connections; webhook-github and the bare HMAC function each under "
+                      "functions-framework's gunicorn (1 worker, "
+                      f"{os.environ.get('THREADS', (os.cpu_count() or 1) * 4)} threads); "
+                      "emulator backend; load generator in its own process (asyncio)",
+            "webhook_github": keyway_side, "bare_hmac_function": bare_side,
+            "throughput_ratio_keyway_over_bare": throughput,
+            "goal": f">= {GOAL_RATIO} x bare throughput, p99 <= {GOAL_P99_MS:g} ms",
+            "goal_met": bool(throughput.get("median", 0) >= GOAL_RATIO
+                             and p99 <= GOAL_P99_MS)}
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(), indent=2))
