@@ -20,10 +20,12 @@ from benchmarks import (
     cold_start,
     crypto_overhead,
     embedded_backend,
+    freshness,
     peer_airbyte,
     report,
     sync_efficiency,
     vault_crypto,
+    webhook_deployed,
     webhook_ingest,
 )
 
@@ -32,6 +34,8 @@ BENCHES = {
     "crypto": crypto_overhead.run,
     "sync": sync_efficiency.run,
     "webhooks": webhook_ingest.run,
+    "webhooks_deployed": webhook_deployed.run,
+    "freshness": freshness.run,
     "cold_start": cold_start.run,
     "peer": peer_airbyte.run,
     "vault_crypto": vault_crypto.run,

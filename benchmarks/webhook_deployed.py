@@ -21,6 +21,8 @@ import secrets
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from benchmarks.stats import ratio, summary
@@ -44,23 +46,29 @@ def load(url: str, env: dict[str, str], body_file: Path, deliveries: int) -> dic
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def ensure_events_subscription(env: dict[str, str]) -> None:
-    """``events-github`` and its subscription on the emulator ``env`` points at (the Google
-    clients read the emulator hosts from this process's environment, so they are set here
-    for the call only)."""
-    saved = {name: os.environ.get(name) for name in ("FIRESTORE_EMULATOR_HOST",
-                                                     "PUBSUB_EMULATOR_HOST")}
-    os.environ.update({name: env[name] for name in saved})
+@contextmanager
+def emulator_env(env: dict[str, str]) -> Iterator[None]:
+    """The emulator hosts of ``env`` in this process's environment, where the Google clients
+    read them, for the block only (nothing for an embedded ``env``)."""
+    names = [n for n in ("FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST") if env.get(n)]
+    saved = {name: os.environ.get(name) for name in names}
+    os.environ.update({name: env[name] for name in names})
     try:
-        ports = bootstrap.build(Config.from_env(env))
-        ports.bus.ensure_subscription(
-            next(s for s in subscription_specs() if s.topic == "events-github"))
+        yield
     finally:
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+def ensure_events_subscription(env: dict[str, str]) -> None:
+    """``events-github`` and its subscription on the emulator ``env`` points at."""
+    with emulator_env(env):
+        ports = bootstrap.build(Config.from_env(env))
+        ports.bus.ensure_subscription(
+            next(s for s in subscription_specs() if s.topic == "events-github"))
 
 
 def _side(rounds: list[dict]) -> dict:
