@@ -10,7 +10,9 @@ generator is :mod:`benchmarks.loadgen` in a process of its own (asyncio, raw soc
 connections, ``DELIVERIES`` signed deliveries of ``pull_request.opened.json`` (8 KB), each with
 a fresh ``X-GitHub-Delivery``. ``RUNS`` interleaved rounds (keyway, then bare); the throughput
 ratio is computed per round. The generator's own CPU seconds are reported: on 2 cores it shares
-the machine with the server and the emulators (the JVMs), equally for both sides.
+the machine with the server and the emulators (the JVMs), equally for both sides. Afterwards
+the acknowledgement's two emulator round trips (a create, a publish) are timed alone, one at
+a time from the bench process, as the floor of one acknowledgement.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import secrets
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,7 +38,7 @@ from shared.topology import subscription_specs
 CLIENTS = 32
 DELIVERIES = int(os.environ.get("BENCH_DELIVERIES", 2000))
 RUNS = int(os.environ.get("BENCH_RUNS", 3))
-WARM_UP = 200
+WARM_UP = int(os.environ.get("BENCH_WARM_UP", 200))
 GOAL_RATIO, GOAL_P99_MS = 0.5, 100.0
 
 
@@ -69,6 +72,31 @@ def ensure_events_subscription(env: dict[str, str]) -> None:
         ports = bootstrap.build(Config.from_env(env))
         ports.bus.ensure_subscription(
             next(s for s in subscription_specs() if s.topic == "events-github"))
+
+
+def round_trips(env: dict[str, str], count: int = 200) -> dict:
+    """The acknowledgement's two emulator round trips alone, from this process, one at a time:
+    a ``DocumentStore.create`` of a claim-sized document, then one ``events-github``
+    publish of the fixture-sized message (the adapters the function uses)."""
+    from benchmarks.stats import percentile
+
+    data = FIXTURE.read_bytes()
+    with emulator_env(env):
+        ports = bootstrap.build(Config.from_env(env))
+        creates, publishes = [], []
+        for n in range(count):
+            start = time.perf_counter()
+            ports.business.create("webhook_deliveries", f"bench-rtt-{n}", {
+                "provider": "github", "delivery": f"bench-rtt-{n}", "state": "claimed"})
+            created = time.perf_counter()
+            ports.bus.publish("events-github", data, {"bench": "rtt"})
+            creates.append(created - start)
+            publishes.append(time.perf_counter() - created)
+    return {"count": count,
+            "create_p50_ms": round(percentile(creates, 50) * 1000, 2),
+            "publish_p50_ms": round(percentile(publishes, 50) * 1000, 2),
+            "create_p99_ms": round(percentile(creates, 99) * 1000, 2),
+            "publish_p99_ms": round(percentile(publishes, 99) * 1000, 2)}
 
 
 def _side(rounds: list[dict]) -> dict:
@@ -115,6 +143,7 @@ def run() -> dict:
                 load(url, env, body_file, WARM_UP)
             rounds = [(load(targets["keyway"], env, body_file, DELIVERIES),
                        load(targets["bare"], env, body_file, DELIVERIES)) for _ in range(RUNS)]
+            alone = round_trips(env)
         finally:
             for proc in procs:
                 stop(proc)
@@ -132,6 +161,7 @@ def run() -> dict:
                       "emulator backend; load generator in its own process (asyncio)",
             "webhook_github": keyway_side, "bare_hmac_function": bare_side,
             "throughput_ratio_keyway_over_bare": throughput,
+            "emulator_round_trips_alone": alone,
             "goal": f">= {GOAL_RATIO} x bare throughput, p99 <= {GOAL_P99_MS:g} ms",
             "goal_met": bool(throughput.get("median", 0) >= GOAL_RATIO
                              and p99 <= GOAL_P99_MS)}
