@@ -80,10 +80,12 @@ def notes(b: dict) -> list[str]:
             "latency); 32 connections queue behind those threads, which is the p99."
             + (f" Alone, one at a time, the two round trips take {a['create_p50_ms']:g} + "
                f"{a['publish_p50_ms']:g} ms (p50); at "
-               f"{k['deliveries_per_s']['median']:g} acknowledgements/s on 8 threads each "
-               f"takes about {8000 / k['deliveries_per_s']['median']:.0f} ms: the emulators, "
-               "not keyway's Python, set the pace under concurrent load on 2 shared cores."
-               if (a := d.get("emulator_round_trips_alone")) else ""))
+               f"{k['deliveries_per_s']['median']:g} acknowledgements/s on {t} threads each "
+               f"takes about {t * 1000 / k['deliveries_per_s']['median']:.0f} ms, most of it "
+               "waiting in those two round trips (py-spy), which slow down as the JVMs share "
+               "2 cores with concurrent requests and other load."
+               if (a := d.get("emulator_round_trips_alone"))
+               and (t := d.get("gunicorn_threads")) else ""))
     f = b.get("freshness") or {}
     if "emulator" in f:
         floor = f["emulator"].get("pubsub_emulator_push_alone") or {}

@@ -162,6 +162,7 @@ def run() -> dict:
             "webhook_github": keyway_side, "bare_hmac_function": bare_side,
             "throughput_ratio_keyway_over_bare": throughput,
             "emulator_round_trips_alone": alone,
+            "gunicorn_threads": int(os.environ.get("THREADS", (os.cpu_count() or 1) * 4)),
             "goal": f">= {GOAL_RATIO} x bare throughput, p99 <= {GOAL_P99_MS:g} ms",
             "goal_met": bool(throughput.get("median", 0) >= GOAL_RATIO
                              and p99 <= GOAL_P99_MS)}
