@@ -27,8 +27,8 @@ from shared.config import Config
 from shared.crypto.datakeys import DataKeyring
 from shared.crypto.fields import FieldCipher, FieldContext
 
-RUNS = 15
-OPS = 3000
+RUNS = 45
+OPS = 1000
 PAYLOADS = {"token_40B": 40, "record_1KiB": 1024, "blob_16KiB": 16384}
 DECRYPTS = 10_000
 COMPONENT = "vault-github"
