@@ -45,6 +45,7 @@ from typing import Any
 
 from google.api_core import exceptions as gexc
 from google.cloud import pubsub_v1
+from google.cloud.pubsub_v1.publisher import client as publisher_client
 from google.protobuf import duration_pb2
 
 from shared.adapters.gcp._errors import boundary
@@ -86,9 +87,11 @@ class PubSubMessageBus:
         )
         # Unordered messages skip the client's batching machinery (a batch, a commit thread
         # and a future per message at max_messages=1): one Publish RPC from the caller's
-        # thread. The generated API client under the publisher, or an injected stand-in.
+        # thread, through the generated client the publisher client extends (what its
+        # deprecated ``api`` property returns), or an injected stand-in.
         self._api = api if api is not None else (
-            None if publisher is not None else self._publisher.api)
+            None if publisher is not None
+            else super(publisher_client.Client, self._publisher))
         self._subscriber = subscriber or pubsub_v1.SubscriberClient()
         if ordered_subscriptions is None:
             ordered_subscriptions = not os.environ.get("PUBSUB_EMULATOR_HOST")
