@@ -42,16 +42,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = START_TIMEOUT) -> float:
+def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = START_TIMEOUT, *,
+                 any_status: bool = False) -> float:
+    """Seconds until ``url`` answers 200 (any HTTP answer with ``any_status``)."""
     start = time.monotonic()
     while time.monotonic() - start < timeout:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited with {proc.returncode}")
         try:
-            if requests.get(url, timeout=1).status_code == 200:
-                return time.monotonic() - start
+            status = requests.get(url, timeout=1).status_code
         except requests.RequestException:
-            pass
+            status = None
+        if status is not None and (any_status or status == 200):
+            return time.monotonic() - start
         time.sleep(0.05)
     raise RuntimeError(f"{url} not healthy after {timeout}s")
 

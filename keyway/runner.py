@@ -1,7 +1,8 @@
 """The local stack behind ``make run``: every function on one port, fed by the bus.
 
 * ``embedded`` — one process: every function's functions-framework app is mounted under
-  ``/<function-name>``; a pump thread pulls each subscription from the SQLite bus and POSTs the
+  ``/<function-name>``; a pump thread pulls each subscription from the SQLite bus (woken by
+  every publish in the process, polling every 0.2 s otherwise) and POSTs the
   message to its subscriber exactly as a Pub/Sub push would (functions-framework turns it into
   a CloudEvent), with the local push credential (:func:`keyway.wsgi.push_guard`: a push
   endpoint refuses a request without it, as Cloud Run refuses a push without Pub/Sub's OIDC
@@ -62,6 +63,7 @@ from shared.topology import outlet_topics, subscription_specs
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL_MIN_BACKOFF, LOCAL_MAX_BACKOFF = 1.0, 60.0
+PUMP_POLL = 0.2  # seconds the embedded pump sleeps when no publish of this process wakes it
 log = get_logger("keyway.runner")
 
 
@@ -155,7 +157,12 @@ class Runner:
         threading.Thread(target=self._ticker, args=(ports,), name="ticker", daemon=True).start()
 
     def _pump(self, ports: Ports, specs, token: bytes) -> None:
+        """Push every due message; with nothing due, sleep until a publish in this process
+        rings the bus (:meth:`SqliteMessageBus.wait_for_publish`) or :data:`PUMP_POLL`
+        passes (publishes from other processes, retries whose backoff ended)."""
+        bus = ports.bus
         while not self.stop_event.is_set():
+            seen = bus.published()  # before pulling: a publish during the pass wakes the wait
             delivered = 0
             for spec in specs:
                 subscriber = next(c for c in COMPONENTS.values() if spec.topic in c.topics)
@@ -163,7 +170,7 @@ class Runner:
                        f"/projects/{self.config.project}/topics/{spec.topic}")
                 delivered += ports.bus.pull(spec.name, self._pusher(url, spec.name, token))
             if not delivered:
-                self.stop_event.wait(0.2)
+                bus.wait_for_publish(seen, PUMP_POLL)
 
     def _pusher(self, url: str, subscription: str, token: bytes):
         headers = {wsgi.PUSH_HEADER: token.decode()}

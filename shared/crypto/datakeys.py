@@ -35,6 +35,9 @@ of the secret ``<component>-data-key``. Metadata lives in the vault store, docum
   without releasing the GIL, so each encryption draws a distinct number and at most ``limit``
   draw one below it: the budget holds without a lock. Past ``fresh_until`` (the metadata
   TTL), or past the block, or for an uncached version, a call takes the locked path.
+  :class:`~shared.crypto.fields.FieldCipher` reads the view and the lease the same way,
+  inline (the first lines of :meth:`~DataKeyring.key` and :meth:`~DataKeyring.reserve`), and
+  calls those methods when the inline path misses.
 * Failures: KMS or secrets down → ``UnavailableError`` (retryable; fail closed — nothing is
   written before the KMS has answered); a retired, unknown or unwrappable key → the opaque
   ``CryptoError``. Key bytes never appear in a log line, an error message or ``repr``.
@@ -124,6 +127,11 @@ class DataKeyring:
         self._meta: Document | None = None
         self._meta_at: float | None = None  # clock.monotonic() of the last metadata read
         self._lease: _Lease | None = None  # replaced whole, under the lock
+
+    @property
+    def monotonic(self) -> Callable[[], float]:
+        """The clock the keyring judges freshness by (``clock.monotonic``)."""
+        return self._monotonic
 
     @property
     def component(self) -> str:

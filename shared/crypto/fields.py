@@ -1,7 +1,7 @@
 """Field-level AES-256-GCM encryption of vault records (DESIGN.md promise 2).
 
 Each record field is encrypted on its own under the owning component's current data key
-(:class:`~shared.crypto.datakeys.DataKeyring`), with a fresh ``os.urandom(12)`` IV per call.
+(:class:`~shared.crypto.datakeys.DataKeyring`), with a fresh random 96-bit IV per call.
 
 Ciphertext layout (all lengths in bytes; integers big-endian)::
 
@@ -29,16 +29,21 @@ are UTF-8. :meth:`FieldCipher.encrypt` writes format 2 only: a :class:`FieldCont
 ``generation=None`` names a legacy format-1 ciphertext and is accepted only by
 :meth:`FieldCipher.decrypt`, which never accepts one format for the other.
 
-Cost: the cipher keeps, per instance, two bounded LRU caches (:data:`CACHE_SIZE` entries
-each): per (format, key version, component, tenant, provider, collection, record id, field) the
-encoded associated data up to the generation, and per that plus the key the keyring handed out
-and the generation, the whole associated data, the version's shared ``AESGCM`` object and the
-header. A call looks its context up once, draws the IV and makes one AES-GCM call; a new
-generation (every write) costs one append to a cached prefix. Both caches are
-:func:`functools.lru_cache`, thread-safe without a lock of ours (at worst two threads build the
-same entry). An entry is found only with the key the keyring hands out for the call, so a
-version the keyring no longer hands out (retired) is never used from it. Nothing in either is
-logged, and the cipher refuses ``repr`` of its contents and pickling.
+Cost: a call with a context object it has seen (the same ``FieldContext`` instance) does one
+AES-GCM call plus a few dictionary reads. Per instance the cipher keeps: per context object
+(by identity, at most :data:`CACHE_SIZE`, then the lot is dropped) the last associated data
+and header it built for it; a bounded LRU of associated data per (format, key version,
+component, tenant, provider, collection, record id, field, generation), which serves new
+context objects with the same values; one ``AESGCM`` object per key version, used only while
+the keyring hands out that very key; and, for decryption, those objects for the keys of the
+keyring's current lock-free view. The keyring's lease and view are read inline (the first
+lines of :meth:`DataKeyring.reserve` and :meth:`DataKeyring.key`, with the clock read that
+decides their freshness), so a rotation or retirement elsewhere reaches the cipher exactly as
+it reaches the keyring; a version the keyring no longer hands out is never used. IVs come from
+:mod:`shared.crypto._ivs` (``os.urandom`` read a block at a time, each IV handed out once,
+dropped in a forked child). Everything is thread-safe without a lock of ours (at worst two
+threads build the same entry). Nothing cached is logged, and the cipher refuses ``repr`` of
+its contents and pickling.
 
 Every decrypt failure — flipped bit anywhere, truncation, wrong context, another component's
 key, an unknown or retired key version, garbage, empty input — raises the same opaque
@@ -49,7 +54,6 @@ is first unwrapped surfaces differently: ``UnavailableError`` (retryable).
 from __future__ import annotations
 
 import functools
-import os
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, fields
@@ -58,6 +62,7 @@ from typing import Any, NoReturn
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from shared.crypto import _ivs
 from shared.crypto._aead import IV_SIZE, TAG_SIZE, encode_parts, fail
 from shared.crypto.datakeys import DataKeyring
 from shared.errors import InvalidInput
@@ -69,6 +74,7 @@ HEADER = struct.Struct(">BBI")  # magic, format, key version
 MIN_SIZE = HEADER.size + IV_SIZE + TAG_SIZE
 _DOMAIN = b"keyway/field"
 _GENERATION = struct.Struct(">IQ").pack  # the last associated-data part: 8, generation
+_IV_START = HEADER.size
 _IV_END = HEADER.size + IV_SIZE
 CACHE_SIZE = 4096  # entries per cache and cipher, the least recently used dropped
 
@@ -92,16 +98,30 @@ class FieldContext:
         if generation is not None and (type(generation) is not int
                                        or not 1 <= generation < 2**64):
             raise InvalidInput("FieldContext.generation must be an int >= 1, or None")
+        for value in (self.tenant, self.provider, self.collection, self.record_id, self.field):
+            if not isinstance(value, str) or not value or not (value.isascii()
+                                                                or _utf8(value)):
+                self._refuse()
+
+    def _refuse(self) -> NoReturn:
+        """Raise for the first part that is not a non-empty, UTF-8-encodable string."""
         for item in fields(self):
+            value = getattr(self, item.name)
             if item.name == "generation":
                 continue
-            value = getattr(self, item.name)
             if not isinstance(value, str) or not value:
                 raise InvalidInput(f"FieldContext.{item.name} must be a non-empty string")
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError:
-                raise InvalidInput(f"FieldContext.{item.name} must be valid UTF-8") from None
+            if not _utf8(value):
+                raise InvalidInput(f"FieldContext.{item.name} must be valid UTF-8")
+        raise AssertionError("unreachable: some part was refused")
+
+
+def _utf8(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _parse(ciphertext: bytes) -> tuple[int, int, bytes, bytes]:
@@ -131,17 +151,15 @@ def _encode_prefix(component: bytes, fmt: int, version: int, tenant: str, provid
         struct.pack(">I", version))
 
 
-def _build_entry(aeads: dict[int, tuple[bytes, AESGCM]], prefix_of: Callable[..., bytes],
-                 fmt: int, version: int, key: bytes, tenant: str, provider: str,
-                 collection: str, record_id: str, field: str, generation: int | None
-                 ) -> tuple[AESGCM, bytes, bytes]:
-    """``(aead, associated data, header)`` of one context at one key version."""
-    cached = aeads.get(version)
-    if cached is None or cached[0] is not key:
-        cached = aeads[version] = (key, AESGCM(key))
+_Memo = tuple["FieldContext", int, int, bytes, bytes]  # context, format, version, AD, header
+
+
+def _associated_data(prefix_of: Callable[..., bytes], fmt: int, version: int, tenant: str,
+                     provider: str, collection: str, record_id: str, field: str,
+                     generation: int | None) -> bytes:
+    """The whole associated data of one context at one key version."""
     prefix = prefix_of(fmt, version, tenant, provider, collection, record_id, field)
-    associated_data = prefix if generation is None else prefix + _GENERATION(8, generation)
-    return cached[1], associated_data, HEADER.pack(MAGIC, fmt, version)
+    return prefix if generation is None else prefix + _GENERATION(8, generation)
 
 
 class FieldCipher:
@@ -151,16 +169,18 @@ class FieldCipher:
         if not isinstance(keyring, DataKeyring):
             raise InvalidInput("keyring must be a DataKeyring")
         self._keyring = keyring
+        self._monotonic = keyring.monotonic
         # Per instance, so nothing outlives the cipher (module docstring, Cost): one AESGCM
-        # object per key version, reused only while the keyring still hands out that very key
-        # (a plain dict: a racing miss at worst builds a second one), and the entries of recent
-        # contexts. The caches wrap module functions, not methods, so they hold no reference
-        # back to the cipher and go with it.
-        aeads: dict[int, tuple[bytes, AESGCM]] = {}
+        # object per key version, reused only while the keyring still hands out that very key,
+        # and the associated-data prefixes of recent contexts. The cache wraps a module
+        # function, not a method, so it holds no reference back to the cipher.
+        self._aeads: dict[int, tuple[bytes, AESGCM]] = {}
+        self._memos: dict[int, _Memo] = {}  # by id(context); see _remember
+        self._live: tuple[Any, dict[int, AESGCM]] = (None, {})  # see _follow
         prefix = functools.lru_cache(maxsize=CACHE_SIZE)(
             functools.partial(_encode_prefix, keyring.component.encode("utf-8")))
-        self._entry = functools.lru_cache(maxsize=CACHE_SIZE)(
-            functools.partial(_build_entry, aeads, prefix))
+        self._associated_data = functools.lru_cache(maxsize=CACHE_SIZE)(
+            functools.partial(_associated_data, prefix))
 
     def __repr__(self) -> str:
         return f"FieldCipher(component={self._keyring.component!r})"
@@ -177,36 +197,77 @@ class FieldCipher:
             raise InvalidInput("plaintext must be bytes")
         if not isinstance(context, FieldContext):
             _check_context(context)
-        generation = context.generation
-        if generation is None:
-            raise InvalidInput("new ciphertexts always bind a generation")
-        version, key = self._keyring.reserve()
-        aead, associated_data, header = self._entry(
-            FORMAT, version, key, context.tenant, context.provider, context.collection,
-            context.record_id, context.field, generation)
-        iv = os.urandom(IV_SIZE)
-        return header + iv + aead.encrypt(iv, plaintext, associated_data)
+        lease = self._keyring._lease  # DataKeyring.reserve's lock-free path, inline
+        if lease is not None and self._monotonic() < lease[3] and next(lease[2]) < lease[1]:
+            version, key = lease[0]
+        else:
+            version, key = self._keyring.reserve()
+        memo = self._memos.get(id(context))  # (context, format, version, AD, header)
+        if memo is None or memo[0] is not context or memo[2] != version or memo[1] != FORMAT:
+            if context.generation is None:
+                raise InvalidInput("new ciphertexts always bind a generation")
+            memo = self._remember(context, FORMAT, version)
+        aead = self._aeads.get(version)
+        if aead is None or aead[0] is not key:
+            aead = self._aead(version, key)
+        iv = next(_ivs.CURRENT[0], None) or _ivs.refill()  # _ivs.take(), inline
+        return memo[4] + iv + aead[1].encrypt(iv, plaintext, memo[3])
 
     def decrypt(self, ciphertext: bytes, context: FieldContext) -> bytes:
         """The plaintext of a ciphertext from :meth:`encrypt` for the same ``context`` (a
         legacy format-1 ciphertext only with ``generation=None``, and only that)."""
         if not isinstance(context, FieldContext):
             _check_context(context)
-        generation = context.generation
         if not isinstance(ciphertext, bytes) or len(ciphertext) < MIN_SIZE:
             fail()
-        magic, fmt, version = HEADER.unpack_from(ciphertext)  # _parse, inline: the hot path
-        if magic != MAGIC or version < 1 or fmt != (LEGACY_FORMAT if generation is None
-                                                    else FORMAT):
-            fail()
-        aead, associated_data, _ = self._entry(
-            fmt, version, self._keyring.key(version), context.tenant, context.provider,
-            context.collection, context.record_id, context.field, generation)
+        memo = self._memos.get(id(context))
+        if memo is None or memo[0] is not context or not ciphertext.startswith(memo[4]):
+            magic, fmt, version = HEADER.unpack_from(ciphertext)
+            if magic != MAGIC or version < 1 or fmt != (LEGACY_FORMAT if context.generation
+                                                        is None else FORMAT):
+                fail()
+            memo = self._remember(context, fmt, version)
+        version = memo[2]
+        view = self._keyring._view  # DataKeyring.key's lock-free path, inline (its Threads)
+        live = self._live
+        if live[0] is not view:
+            live = self._follow(view)
+        aead = live[1].get(version)
+        if aead is None or self._monotonic() >= view[1]:
+            aead = self._aead(version, self._keyring.key(version))[1]
         try:
-            return aead.decrypt(ciphertext[HEADER.size:_IV_END], ciphertext[_IV_END:],
-                                associated_data)
+            return aead.decrypt(ciphertext[_IV_START:_IV_END], ciphertext[_IV_END:], memo[3])
         except (InvalidTag, ValueError, TypeError):
             fail()
+
+    def _remember(self, context: FieldContext, fmt: int, version: int) -> _Memo:
+        """Build (from the bounded cache) and keep for ``context`` (this very object) its
+        associated data and header at ``fmt`` and ``version`` — the last asked for."""
+        memo = (context, fmt, version,
+                self._associated_data(fmt, version, context.tenant, context.provider,
+                                      context.collection, context.record_id, context.field,
+                                      context.generation),
+                HEADER.pack(MAGIC, fmt, version))
+        memos = self._memos
+        if len(memos) >= CACHE_SIZE:
+            memos.clear()
+        memos[id(context)] = memo  # the memo holds the context: its id is not reused meanwhile
+        return memo
+
+    def _aead(self, version: int, key: bytes) -> tuple[bytes, AESGCM]:
+        """The ``AESGCM`` of ``key``, kept per version while the keyring hands out that very
+        key (a plain dict: a racing miss at worst builds a second one)."""
+        entry = self._aeads.get(version)
+        if entry is None or entry[0] is not key:
+            entry = self._aeads[version] = (key, AESGCM(key))
+        return entry
+
+    def _follow(self, view: Any) -> tuple[Any, dict[int, AESGCM]]:
+        """The ``AESGCM`` of every key in the keyring's current view, by version (what
+        decryption reads; rebuilt whenever the keyring publishes another view)."""
+        live = self._live = (view, {version: self._aead(version, key)[1]
+                                    for version, key in view[0].items()})
+        return live
 
     def key_version(self, ciphertext: bytes) -> int:
         """The data-key version in a ciphertext's header; malformed → ``CryptoError``."""

@@ -312,3 +312,27 @@ def test_a_current_ciphertext_is_never_read_as_legacy(cipher: FieldCipher) -> No
     for bad in (0, -1, 2**64, True, "3"):
         with pytest.raises(InvalidInput):
             dataclasses.replace(CONTEXT, generation=bad)
+
+
+def test_a_warm_cipher_follows_another_instances_rotation_and_retirement(tmp_path: Path) -> None:
+    """The inline fast paths (a context's remembered associated data, the per-view AESGCM
+    objects, the lease) keep the keyring's freshness rule: within the metadata TTL a version
+    retired elsewhere stops decrypting and new writes use the rotated key."""
+    from shared.crypto.datakeys import METADATA_TTL
+    from tests.support import FakeClock
+
+    clock = FakeClock()
+    ports = build(Config.from_env({"KEYWAY_STATE_DIR": str(tmp_path)}), clock=clock)
+    try:
+        warm, admin = FieldCipher(DataKeyring(COMPONENT, ports)), DataKeyring(COMPONENT, ports)
+        old = warm.encrypt(TOKEN, CONTEXT)
+        for _ in range(3):  # every cache of the warm cipher filled for this context
+            assert warm.decrypt(warm.encrypt(TOKEN, CONTEXT), CONTEXT) == TOKEN
+        assert admin.rotate() == 2
+        admin.retire(1)
+        clock.advance(METADATA_TTL)
+        assert_opaque(lambda: warm.decrypt(old, CONTEXT))
+        assert warm.key_version(warm.encrypt(TOKEN, CONTEXT)) == 2
+    finally:
+        for store in (ports.business, ports.vault):
+            store.close()

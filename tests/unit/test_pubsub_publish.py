@@ -95,3 +95,41 @@ def test_a_missing_topic_reaches_callers_as_retryable_and_http_as_503_with_retry
     response = problem_from_error(caught.value)
     assert (response.status_code, response.headers["Retry-After"]) == (503, "30")
     assert "Retry-After" not in problem_from_error(NotFound("no such connection")).headers
+
+
+class Api:
+    """The generated publisher API's ``publish``: fails ``failures`` times, then answers."""
+
+    def __init__(self, *failures: BaseException) -> None:
+        self.failures, self.calls = list(failures), []
+
+    def publish(self, *, topic: str, messages: list, retry: object, timeout: float):
+        self.calls.append((topic, [(m.data, dict(m.attributes)) for m in messages], retry,
+                           timeout))
+        if self.failures:
+            raise self.failures.pop(0)
+        return type("Response", (), {"message_ids": [f"rpc-{len(self.calls)}"]})()
+
+
+def test_an_unordered_message_is_one_bounded_rpc_and_an_ordered_one_uses_the_client() -> None:
+    api, publisher = Api(), Publisher()
+    direct = PubSubMessageBus("p", publisher=publisher, subscriber=object(), api=api)
+    assert direct.publish("t", b"x", {"a": "1"}) == "rpc-1"
+    assert api.calls == [("projects/p/topics/t", [(b"x", {"a": "1"})], None, 10.0)]
+    assert direct.publish("t", b"y", ordering_key="conn-1") == "id-1"  # the sequencer's path
+    assert len(api.calls) == 1 and publisher.calls[0][0] == "conn-1"
+
+
+def test_an_unordered_rpc_that_fails_is_tried_once_more_then_unavailable() -> None:
+    api = Api(gexc.ServiceUnavailable("down"))
+    direct = PubSubMessageBus("p", publisher=Publisher(), subscriber=object(), api=api)
+    assert direct.publish("t", b"x") == "rpc-2"
+    api = Api(gexc.ServiceUnavailable("down"), gexc.DeadlineExceeded("slow"))
+    direct = PubSubMessageBus("p", publisher=Publisher(), subscriber=object(), api=api)
+    with pytest.raises(UnavailableError):
+        direct.publish("t", b"x")
+    missing = Api(gexc.NotFound("no topic"))
+    with pytest.raises(NotFound):
+        PubSubMessageBus("p", publisher=Publisher(), subscriber=object(),
+                         api=missing).publish("t", b"x")
+    assert len(missing.calls) == 1  # a missing topic is not tried again

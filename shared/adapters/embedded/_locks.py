@@ -52,3 +52,39 @@ def synchronous_pragma(level: str) -> str:
     if level not in SYNCHRONOUS:
         raise ValueError(f"synchronous must be one of {sorted(SYNCHRONOUS)}")
     return f"PRAGMA synchronous={SYNCHRONOUS[level]}"
+
+
+class Doorbell:
+    """Rung after every committed publish to one bus file in this process, so a puller of that
+    file can sleep until there is something new instead of polling (:meth:`wait`)."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition(threading.Lock())
+        self._rings = 0
+
+    def ring(self) -> None:
+        with self._changed:
+            self._rings += 1
+            self._changed.notify_all()
+
+    def rings(self) -> int:
+        """How often it has rung: read before looking, pass to :meth:`wait`."""
+        return self._rings
+
+    def wait(self, seen: int, timeout: float) -> bool:
+        """Block until it has rung more than ``seen`` times (True) or ``timeout`` passed."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self._rings != seen, timeout)
+
+
+_BELLS: dict[str, Doorbell] = {}
+
+
+def doorbell(path: Path) -> Doorbell:
+    """The process's doorbell of the bus file at ``path`` (same file → same doorbell)."""
+    key = os.path.realpath(path)
+    with _GUARD:
+        bell = _BELLS.get(key)
+        if bell is None:
+            bell = _BELLS[key] = Doorbell()
+        return bell

@@ -7,7 +7,9 @@ visible again, never a copy.
 
 Publishing inserts a delivery row for every subscription of the topic in one transaction (a
 topic without subscriptions keeps nothing, as on Pub/Sub) and returns the message id once it
-is committed.
+is committed; then it rings the file's in-process doorbell, so a puller sleeping in
+:meth:`SqliteMessageBus.wait_for_publish` wakes at once (a publish from another process, or a
+retry whose backoff ends, is found by the puller's poll).
 
 Pulling claims due rows atomically (``BEGIN IMMEDIATE``): ``attempts += 1`` (that is
 ``Message.delivery_attempt``, counting from 1), a fresh lease token, and ``next_visible_at =
@@ -50,7 +52,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from shared.adapters.embedded._locks import holding, synchronous_pragma, writer_lock
+from shared.adapters.embedded._locks import doorbell, holding, synchronous_pragma, writer_lock
 from shared.bus_ops import (
     DEAD_LETTER_ATTEMPTS,
     DEAD_LETTER_SOURCE,
@@ -111,6 +113,7 @@ class SqliteMessageBus:
         self._clock = clock or SystemClock()
         self._synchronous = synchronous_pragma(synchronous)
         self._writer = writer_lock(self._path)
+        self._doorbell = doorbell(self._path)
         self._local = threading.local()
         self._opened: weakref.WeakSet[_Connection] = weakref.WeakSet()
         self._opened_lock = threading.Lock()
@@ -160,7 +163,19 @@ class SqliteMessageBus:
             if conn.execute("SELECT 1 FROM topics WHERE name = ?", (topic,)).fetchone() is None:
                 raise NotFound(f"topic {topic!r} does not exist")
             self._fan_out(conn, topic, message_id, bytes(data), attrs, ordering_key or None)
+        self._doorbell.ring()  # committed: wake a puller of this file in this process
         return message_id
+
+    def published(self) -> int:
+        """A counter of the publishes this process committed to this bus file (any instance):
+        read it before pulling, then :meth:`wait_for_publish` sleeps only if nothing came."""
+        return self._doorbell.rings()
+
+    def wait_for_publish(self, seen: int, timeout: float) -> bool:
+        """Sleep until this process publishes to this bus file after :meth:`published` read
+        ``seen`` (True), or ``timeout`` seconds (False: other processes and redeliveries that
+        became due are found by polling)."""
+        return self._doorbell.wait(seen, timeout)
 
     def _fan_out(self, conn: sqlite3.Connection, topic: str, message_id: str, data: bytes,
                  attributes: dict[str, str], ordering_key: str | None) -> int:

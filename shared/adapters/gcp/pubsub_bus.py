@@ -12,7 +12,11 @@ Pub/Sub dedupes nothing for us: a message may arrive twice, handlers are idempot
 Dead letters: ``ensure_subscription`` also creates ``<dead_letter_topic>-hold`` so Pub/Sub has
 somewhere to keep them; Pub/Sub adds ``CloudPubSubDeadLetterSource*`` attributes.
 
-Publishing: each attempt is one RPC bounded by ``_PUBLISH_TIMEOUT_S`` (with ordering enabled
+Publishing: a message without an ordering key is one ``Publish`` RPC made on the caller's
+thread through the generated API client (no batch, commit thread or future per message — what
+a webhook acknowledgement waits for). An ordered message goes through the publisher client
+(ordering keys need its sequencer). Either way each attempt is one RPC bounded by
+``_PUBLISH_TIMEOUT_S`` (with ordering enabled
 the client would retry a transient failure forever, holding the caller — a webhook sender, an
 API client — for as long). A failed attempt pauses its ordering key in the client, so the
 adapter calls ``resume_publish(topic, ordering_key)``, as the library documents, and tries once
@@ -41,6 +45,7 @@ from typing import Any
 
 from google.api_core import exceptions as gexc
 from google.cloud import pubsub_v1
+from google.cloud.pubsub_v1.publisher import client as publisher_client
 from google.protobuf import duration_pb2
 
 from shared.adapters.gcp._errors import boundary
@@ -72,6 +77,7 @@ class PubSubMessageBus:
         *,
         publisher: Any = None,
         subscriber: Any = None,
+        api: Any = None,
         ordered_subscriptions: bool | None = None,
     ) -> None:
         self._project = project
@@ -79,6 +85,13 @@ class PubSubMessageBus:
             batch_settings=pubsub_v1.types.BatchSettings(max_messages=1),
             publisher_options=pubsub_v1.types.PublisherOptions(enable_message_ordering=True),
         )
+        # Unordered messages skip the client's batching machinery (a batch, a commit thread
+        # and a future per message at max_messages=1): one Publish RPC from the caller's
+        # thread, through the generated client the publisher client extends (what its
+        # deprecated ``api`` property returns), or an injected stand-in.
+        self._api = api if api is not None else (
+            None if publisher is not None
+            else super(publisher_client.Client, self._publisher))
         self._subscriber = subscriber or pubsub_v1.SubscriberClient()
         if ordered_subscriptions is None:
             ordered_subscriptions = not os.environ.get("PUBSUB_EMULATOR_HOST")
@@ -148,14 +161,24 @@ class PubSubMessageBus:
         """One message; a failed attempt is tried once more (see the module docstring)."""
         attrs = validate_message(data, attributes)
         path = self._topic_path(topic)
+        once = self._publish_once if ordering_key or self._api is None else self._publish_rpc
         with boundary("pubsub.publish"):
             try:
-                return self._publish_once(path, bytes(data), attrs, ordering_key)
+                return once(path, bytes(data), attrs, ordering_key)
             except (gexc.NotFound, gexc.PermissionDenied, gexc.InvalidArgument):
                 raise  # trying again cannot help
             except (gexc.GoogleAPIError, UnavailableError, OSError):
                 pass
-            return self._publish_once(path, bytes(data), attrs, ordering_key)
+            return once(path, bytes(data), attrs, ordering_key)
+
+    def _publish_rpc(self, path: str, data: bytes, attrs: Mapping[str, str],
+                     ordering_key: str | None) -> str:
+        """One attempt of an unordered message: one ``Publish`` RPC on the caller's thread,
+        bounded in time (``retry=None``); the message id once Pub/Sub has it."""
+        response = self._api.publish(
+            topic=path, messages=[pubsub_v1.types.PubsubMessage(data=data, attributes=attrs)],
+            retry=None, timeout=_PUBLISH_TIMEOUT_S)
+        return str(response.message_ids[0])
 
     def _publish_once(self, path: str, data: bytes, attrs: Mapping[str, str],
                       ordering_key: str | None) -> str:
