@@ -47,6 +47,7 @@ from urllib.parse import quote
 
 from shared.clock import isoformat, parse_iso
 from shared.errors import InvalidInput
+from shared.fetch._blocks import Blocks, Pending
 from shared.fetch.errors import BudgetExhausted
 from shared.log import redact
 from shared.ports import Clock, Document, DocumentStore, Transaction
@@ -108,7 +109,9 @@ class _State:
 
     def spendable(self) -> int | None:
         """Requests left after the ones in flight; None when never observed."""
-        return None if self.remaining is None else self.remaining - len(self.leases)
+        if self.remaining is None:
+            return None
+        return self.remaining - sum(int(lease.get("count", 1)) for lease in self.leases.values())
 
 
 def _check_observation(limit: int, remaining: int, reset_at: datetime) -> None:
@@ -137,18 +140,29 @@ def _merge(state: _State, stored_doc: bool, limit: int, remaining: int, reset_at
     return True
 
 
+def _spend(state: _State, requests: int, limit: int, window: timedelta, now: datetime) -> None:
+    """Count ``requests`` against a budget keyway counts itself (see :meth:`TokenBudget.count`)."""
+    if state.reset_at is None or now >= state.reset_at or state.remaining is None:
+        state.limit, state.remaining = limit, max(0, limit - requests)
+        state.reset_at = now + window
+    else:
+        state.remaining = max(0, state.remaining - requests)
+    state.observed_at = isoformat(now)
+
+
 class TokenBudget:
     """The shared budget of one provider token (see the module docstring)."""
 
     def __init__(self, store: DocumentStore, clock: Clock, key: str, *, reserve: int = 100,
                  max_concurrent: int = 4, lease_seconds: int = 60,
-                 resource: str = CORE) -> None:
+                 resource: str = CORE, blocks: bool = False) -> None:
         if reserve < 0 or max_concurrent < 1 or lease_seconds < 1:
             raise InvalidInput("reserve >= 0, max_concurrent >= 1 and lease_seconds >= 1")
         self._store, self._clock, self.key = store, clock, key
         self.reserve, self.max_concurrent = reserve, max_concurrent
         self.lease_seconds, self.resource = lease_seconds, resource
         self._siblings: dict[str, TokenBudget] = {resource: self}
+        self._blocks = Blocks(self, clock.monotonic) if blocks else None
 
     def __repr__(self) -> str:
         return (f"TokenBudget(key={self.key!r}, reserve={self.reserve}, "
@@ -169,17 +183,25 @@ class TokenBudget:
                                key="budget.invalid_key")
         sibling = TokenBudget(self._store, self._clock, f"{self.key}:{resource}",
                               reserve=self.reserve, max_concurrent=self.max_concurrent,
-                              lease_seconds=self.lease_seconds, resource=resource)
+                              lease_seconds=self.lease_seconds, resource=resource,
+                              blocks=self._blocks is not None)
         self._siblings[resource] = sibling
         return sibling
 
-    def _floor(self, purpose: str) -> int:
+    def floor(self, purpose: str) -> int:
+        """The quota ``purpose`` may not spend (the reserve, for a fetch)."""
         if purpose not in PURPOSES:
             raise InvalidInput(f"unknown budget purpose {purpose[:20]!r}")
         return self.reserve if purpose == "fetch" else 0
 
+    _floor = floor
+
     def acquire(self, purpose: Purpose = "fetch") -> str:
-        """A lease id for one request, or :class:`BudgetExhausted` with ``retry_at``."""
+        """A lease id for one request, or :class:`BudgetExhausted` with ``retry_at``. With
+        ``blocks``, a grant from the block this process holds (:mod:`shared.fetch._blocks`)."""
+        if self._blocks is not None:
+            self.floor(purpose)
+            return self._blocks.take(purpose)
         floor, lease_id = self._floor(purpose), uuid.uuid4().hex
 
         def take(tx: Transaction) -> tuple[str, datetime | None]:
@@ -211,6 +233,9 @@ class TokenBudget:
         would — one store write per request instead of two."""
         if observation is not None:
             _check_observation(*observation)
+        if self._blocks is not None:
+            self._blocks.give_back(lease_id, observation)
+            return
 
         def drop(tx: Transaction) -> None:
             now = self._clock.now()
@@ -232,6 +257,9 @@ class TokenBudget:
     def observe(self, *, limit: int, remaining: int, reset_at: datetime) -> None:
         """Record the provider's rate-limit headers (see the module docstring for merging)."""
         _check_observation(limit, remaining, reset_at)
+        if self._blocks is not None:
+            self._blocks.note((limit, remaining, reset_at))
+            return
 
         def merge(tx: Transaction) -> None:
             now = self._clock.now()
@@ -247,15 +275,14 @@ class TokenBudget:
         opens with the first request and allows ``limit`` requests until it closes."""
         if limit < 1 or window <= timedelta(0):
             raise InvalidInput("a counted budget needs limit >= 1 and a positive window")
+        if self._blocks is not None:
+            self._blocks.count(limit, window)
+            return
 
         def spend(tx: Transaction) -> None:
             now = self._clock.now()
             state = _State.load(tx.get(COLLECTION, self.key), now)
-            if state.reset_at is None or now >= state.reset_at or state.remaining is None:
-                state.limit, state.remaining, state.reset_at = limit, limit - 1, now + window
-            else:
-                state.remaining = max(0, state.remaining - 1)
-            state.observed_at = isoformat(now)
+            _spend(state, 1, limit, window, now)
             tx.put(COLLECTION, self.key, state.dump())
 
         self._store.transaction(spend)
@@ -264,6 +291,8 @@ class TokenBudget:
         """The provider refused for quota and said nothing else: none is left until ``until``."""
         if until.tzinfo is None:
             raise InvalidInput("exhaust needs an aware time")
+        if self._blocks is not None:
+            self.close()  # what this process holds and counted goes in first
 
         def spend(tx: Transaction) -> None:
             now = self._clock.now()
@@ -274,6 +303,60 @@ class TokenBudget:
             tx.put(COLLECTION, self.key, state.dump())
 
         self._store.transaction(spend)
+
+    def close(self) -> None:
+        """Return the blocks this budget and its other resources' budgets hold, with what
+        their answers said (a no-op without ``blocks``). Call at the end of a run."""
+        for budget in list(self._siblings.values()):
+            if budget._blocks is not None:
+                budget._blocks.close()
+
+    def refuse_slots(self) -> None:
+        raise BudgetExhausted(f"{self.max_concurrent} requests already in flight for this "
+                              "token", self._clock.now() + SLOT_WAIT)
+
+    def _exchange(self, returned: list[str], pending: Pending, purpose: str | None,
+                  want: int) -> tuple[str, int]:
+        """One transaction: drop the ``returned`` block leases, fold ``pending`` in, and for a
+        ``purpose`` lease a new block of up to ``want`` grants: (lease id, grants)."""
+        floor, lease_id = (self.floor(purpose) if purpose else 0), uuid.uuid4().hex
+
+        def swap(tx: Transaction) -> tuple[str, int, datetime | None]:
+            now = self._clock.now()
+            doc = tx.get(COLLECTION, self.key)
+            state = _State.load(doc, now)
+            changed = any(state.leases.pop(lease, None) is not None for lease in returned)
+            for reading in pending.readings:
+                changed = _merge(state, bool(doc) or changed, *reading, now) or changed
+            if pending.counted and pending.window is not None:
+                _spend(state, pending.counted, *pending.window, now)
+                changed = True
+            verdict, grant, retry_at = "ok", 0, None
+            spendable = state.spendable()
+            if purpose is None:
+                pass
+            elif len(state.leases) >= self.max_concurrent:
+                verdict, retry_at = "slots", now + SLOT_WAIT
+            elif spendable is not None and spendable - floor <= 0:
+                verdict, retry_at = "quota", state.reset_at or now + SLOT_WAIT
+            else:
+                grant = want if spendable is None else min(want, spendable - floor)
+                expires = now + timedelta(seconds=self.lease_seconds)
+                state.leases[lease_id] = {"expires_at": isoformat(expires),
+                                          "purpose": purpose, "count": grant}
+                changed = True
+            if changed:
+                tx.put(COLLECTION, self.key, state.dump())
+            return verdict, grant, retry_at
+
+        verdict, grant, retry_at = self._store.transaction(swap)
+        if verdict == "slots":
+            raise BudgetExhausted(f"{self.max_concurrent} requests already in flight for this "
+                                  "token", retry_at)
+        if verdict == "quota":
+            raise BudgetExhausted(f"rate budget spent down to the {purpose} floor ({floor}) "
+                                  "until the reset", retry_at)
+        return lease_id, grant
 
     def blocked_until(self) -> datetime | None:
         """The reset time while the quota is spent down to the fetch reserve, else None.
