@@ -57,6 +57,7 @@ class Config:
     sqlite_synchronous: str = "normal"
     api_max_body_bytes: int = 1024 * 1024
     disconnected_retention_days: int = 30
+    write_ramp_start: int = 500  # gcp: writes/s a sync starts a collection at (500/50/5)
 
     @property
     def local_mode(self) -> bool:
@@ -124,6 +125,7 @@ class Config:
                                     32 * 1024 * 1024),
             disconnected_retention_days=_int(env, "KEYWAY_DISCONNECTED_RETENTION_DAYS", 30, 0,
                                              3650),
+            write_ramp_start=_int(env, "KEYWAY_WRITE_RAMP_START", 500, 0, 10_000),
         )
 
 

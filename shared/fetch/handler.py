@@ -35,10 +35,12 @@ repositories that have none yet, with the same client and token (:mod:`shared.we
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from datetime import timedelta
 
 from shared import bootstrap, health, messages
+from shared.adapters.governor import governed
 from shared.clock import isoformat
 from shared.crypto.seal import EnvelopeExpired, EnvelopeReplayed
 from shared.errors import (
@@ -101,6 +103,8 @@ def _run(provider: str, ports: Ports, tenant: str, connection: str, record: dict
     client = ProviderClient(spec, api_base, token, shared_session(), ports.clock, budget,
                             purpose="fetch")
     config = bootstrap.config()
+    ports = dataclasses.replace(ports, business=governed(  # 500/50/5 on Firestore
+        ports.business, config.backend, config.write_ramp_start, ports.clock))
     hooks = register.registrar(ports, client, spec, PLANS[provider], tenant, record, connection,
                                config.public_url)
     run = SyncRun(ports, client, PLANS[provider], tenant, connection,
