@@ -1,0 +1,193 @@
+"""Store writes: a full sync's records per second on the embedded store and on the Firestore
+emulator, before and after batched page writes and block-granted budgets, interleaved.
+
+* **before**: the code as it was at :data:`BEFORE` (one transaction per record, a plain read
+  per record to decide which items changed, two budget transactions per provider request),
+  exported from git into a temporary folder and run from there;
+* **after**: this tree (one ``get_many`` per page and kind, one conditional ``write_batch``,
+  one budget transaction per block of requests).
+
+Each run is a fresh process (:data:`CHILD`) with the same seeded GitHub simulator
+(:data:`SCALE`), a fresh store (a new SQLite file; a new emulator project) and one
+``SyncRun`` of the whole account; records/s = records written / the run's wall time (the
+simulator's HTTP answers included, as in a real sync). The order per round is embedded
+before, embedded after, emulator before, emulator after; ratios are per round.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from benchmarks.stats import ratio, summary
+
+ROOT = Path(__file__).resolve().parents[1]
+BEFORE = "24be1a5e6cefd3bb938a7fe73ff0868f47689ac4"  # the last commit with per-record writes
+SCALE = {"repos": 2, "prs": 300, "issues": 500, "comments": 1500, "labels": 10}
+ROUNDS = 3
+GOALS = {"emulator": {"records_per_s": 2000, "ratio": 5.0}, "embedded": {"ratio": 1.5}}
+
+CHILD = r"""
+import dataclasses, inspect, json, sys, tempfile, time
+from pathlib import Path
+import requests
+from keyway.simulators import GitHubSimulator
+from shared.bootstrap import build
+from shared.config import Config
+from shared.fetch.budget import TokenBudget, budget_key
+from shared.fetch.client import ProviderClient
+from shared.fetch.github.plan import PLAN
+from shared.fetch.sync import SyncRun
+from shared.providers import registry
+
+backend, project, scale = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+sim = GitHubSimulator(rate_limit=10_000_000, graphql_rate_limit=10_000_000).start()
+try:
+    sim.seed_activity("acme", **scale)
+    token = sim.mint_token(scopes=("repo",)).access_token
+    with tempfile.TemporaryDirectory() as tmp:
+        ports = build(Config.from_env({"KEYWAY_STATE_DIR": str(Path(tmp) / "state")}))
+        if backend == "emulator":
+            from shared.adapters.gcp.firestore_store import FirestoreDocumentStore
+            ports = dataclasses.replace(ports, business=FirestoreDocumentStore(project))
+        options = ({"blocks": True} if "blocks" in inspect.signature(TokenBudget).parameters
+                   else {})
+        budget = TokenBudget(ports.business, ports.clock, budget_key("github", "conn-1"),
+                             **options)
+        client = ProviderClient(registry.get("github"), sim.api_url, token, requests.Session(),
+                                ports.clock, budget, timeout=60.0, purpose="fetch")
+        start = time.perf_counter()
+        result = SyncRun(ports, client, PLAN, "t-1", "conn-1", 3600.0).run()
+        getattr(budget, "close", lambda: None)()
+        seconds = time.perf_counter() - start
+    import shared
+    print(json.dumps({"code": str(Path(shared.__file__).parent.parent),
+                      "finished": result.finished, "written": result.stats.written,
+                      "requests": result.stats.requests, "seconds": round(seconds, 3)}))
+finally:
+    sim.stop()
+"""
+
+
+def _export(commit: str, into: Path) -> Path:
+    """The tree of ``commit`` (its ``shared`` and ``keyway`` packages) under ``into``."""
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", commit, "shared", "keyway"],
+                             check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into
+
+
+def _run(tree: Path, backend: str, env: dict[str, str]) -> dict:
+    project = f"kw-bench-{uuid.uuid4().hex[:10]}"
+    out = subprocess.run([sys.executable, "-c", CHILD, backend, project, json.dumps(SCALE)],
+                         cwd=tree, env={**env, "PYTHONPATH": str(tree)}, capture_output=True,
+                         text=True, timeout=900, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"{backend} run failed: {out.stderr[-800:]}")
+    measured = json.loads([x for x in out.stdout.splitlines() if x.startswith('{"code"')][-1])
+    if Path(measured.pop("code")) != tree:
+        raise RuntimeError(f"{backend} run imported keyway from outside {tree}")
+    measured["records_per_s"] = round(measured["written"] / measured["seconds"], 1)
+    return measured
+
+
+def _ceiling(backend: str, host: str, folder: Path, count: int) -> float:
+    """Records/s of bare ``write_batch`` calls (500 creates each) of record-sized documents:
+    what the store itself allows on this machine now, no sync around it."""
+    from shared.adapters.embedded.sqlite_store import SqliteDocumentStore
+    from shared.adapters.gcp.firestore_store import FirestoreDocumentStore
+    from shared.ports import ConditionalWrite
+
+    if backend == "emulator":
+        os.environ["FIRESTORE_EMULATOR_HOST"] = host
+        store: Any = FirestoreDocumentStore(f"kw-bench-{uuid.uuid4().hex[:10]}")
+    else:
+        store = SqliteDocumentStore(folder / f"{uuid.uuid4().hex}.db")
+    doc = {"title": "x" * 120, "state": "open", "updated_at": "2024-01-01T00:00:00.000000Z",
+           "user": {"login": "octocat", "id": 1}, "labels": ["bug", "ui"], "number": 1}
+    start = time.perf_counter()
+    for first in range(0, count, 500):
+        store.write_batch([ConditionalWrite("issues", f"r{n}", {**doc, "number": n}, None)
+                           for n in range(first, min(count, first + 500))])
+    seconds = time.perf_counter() - start
+    store.close()
+    return round(count / seconds, 1)
+
+
+def run() -> dict:
+    from keyway import emulators
+
+    with tempfile.TemporaryDirectory(prefix="keyway-bench-writes-") as tmp:
+        (Path(tmp) / "before").mkdir()
+        before_tree = _export(BEFORE, Path(tmp) / "before")
+        firestore = emulators.start_one("firestore", Path(tmp) / "logs")
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        env["FIRESTORE_EMULATOR_HOST"] = firestore.host
+        runs: dict[str, dict[str, list[dict]]] = {
+            b: {"before": [], "after": []} for b in ("embedded", "emulator")}
+        ceilings: dict[str, list[float]] = {"embedded": [], "emulator": []}
+        try:
+            for _ in range(ROUNDS):
+                for backend in ("embedded", "emulator"):
+                    runs[backend]["before"].append(_run(before_tree, backend, env))
+                    runs[backend]["after"].append(_run(ROOT, backend, env))
+                    written = runs[backend]["after"][-1]["written"]
+                    ceilings[backend].append(_ceiling(backend, firestore.host, Path(tmp),
+                                                      written))
+        finally:
+            firestore.stop()
+    return {"method": __doc__.strip().split("\n\n", 1)[1].replace("\n", " "),
+            "before_commit": BEFORE, "scale": SCALE, "rounds": ROUNDS,
+            **{backend: {**_summarize(backend, runs[backend]),
+                         "bare_write_batch_records_per_s": summary(ceilings[backend])}
+               for backend in runs}}
+
+
+def _summarize(backend: str, runs: dict[str, list[dict]]) -> dict:
+    before = [r["records_per_s"] for r in runs["before"]]
+    after = [r["records_per_s"] for r in runs["after"]]
+    ratios = ratio(after, before)
+    goal = GOALS[backend]
+    met = ratios["median"] >= goal["ratio"] and summary(after)["median"] >= goal.get(
+        "records_per_s", 0)
+    return {"records_per_s_before": summary(before), "records_per_s_after": summary(after),
+            "ratio_after_over_before": ratios, "goal": goal, "goal_met": met,
+            "written": sorted({r["written"] for v in runs.values() for r in v}),
+            "requests_before": sorted({r["requests"] for r in runs["before"]}),
+            "requests_after": sorted({r["requests"] for r in runs["after"]}),
+            "runs": runs}
+
+
+def rows(part: dict) -> list[tuple]:
+    """Rows of ``benchmarks/results.md`` (:mod:`benchmarks.report`)."""
+    def s(x: dict, unit: str = "") -> str:
+        return f"{x['min']:g} / **{x['median']:g}** / {x['max']:g}{unit}"
+
+    out = []
+    for backend in ("emulator", "embedded"):
+        p = part[backend]
+        goal = p["goal"]
+        wanted = (f">= {goal['records_per_s']:,}/s and >= {goal['ratio']:g}x"
+                  if "records_per_s" in goal else f">= {goal['ratio']:g}x")
+        out += [(f"store writes, {backend}: sync records/s before (per-record transactions)",
+                 s(p["records_per_s_before"]), str(part["rounds"]), "", ""),
+                (f"store writes, {backend}: sync records/s after (page batches)",
+                 s(p["records_per_s_after"]), str(part["rounds"]), "", ""),
+                (f"store writes, {backend}: after / before, interleaved",
+                 s(p["ratio_after_over_before"], "x"), str(part["rounds"]), wanted,
+                 "yes" if p["goal_met"] else "**no**"),
+                (f"store writes, {backend}: bare write_batch records/s (the store's own "
+                 "ceiling, same invocation)", s(p["bare_write_batch_records_per_s"]),
+                 str(part["rounds"]), "", "")]
+    return out
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(), indent=2))
