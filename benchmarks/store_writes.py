@@ -57,6 +57,26 @@ try:
         if backend == "emulator":
             from shared.adapters.gcp.firestore_store import FirestoreDocumentStore
             ports = dataclasses.replace(ports, business=FirestoreDocumentStore(project))
+        timed = {"seconds": 0.0}
+
+        class Timed:  # the time spent in store calls (a transaction's function included)
+            def __init__(self, inner):
+                self.inner = inner
+
+            def __getattr__(self, name):
+                found = getattr(self.inner, name)
+                if not callable(found):
+                    return found
+
+                def call(*args, **kwargs):
+                    began = time.perf_counter()
+                    try:
+                        return found(*args, **kwargs)
+                    finally:
+                        timed["seconds"] += time.perf_counter() - began
+                return call
+
+        ports = dataclasses.replace(ports, business=Timed(ports.business))
         options = ({"blocks": True} if "blocks" in inspect.signature(TokenBudget).parameters
                    else {})
         budget = TokenBudget(ports.business, ports.clock, budget_key("github", "conn-1"),
@@ -70,7 +90,8 @@ try:
     import shared
     print(json.dumps({"code": str(Path(shared.__file__).parent.parent),
                       "finished": result.finished, "written": result.stats.written,
-                      "requests": result.stats.requests, "seconds": round(seconds, 3)}))
+                      "requests": result.stats.requests, "seconds": round(seconds, 3),
+                      "store_seconds": round(timed["seconds"], 3)}))
 finally:
     sim.stop()
 """
@@ -95,6 +116,7 @@ def _run(tree: Path, backend: str, env: dict[str, str]) -> dict:
     if Path(measured.pop("code")) != tree:
         raise RuntimeError(f"{backend} run imported keyway from outside {tree}")
     measured["records_per_s"] = round(measured["written"] / measured["seconds"], 1)
+    measured["store_share"] = round(measured["store_seconds"] / measured["seconds"], 3)
     return measured
 
 
@@ -159,6 +181,8 @@ def _summarize(backend: str, runs: dict[str, list[dict]]) -> dict:
         "records_per_s", 0)
     return {"records_per_s_before": summary(before), "records_per_s_after": summary(after),
             "ratio_after_over_before": ratios, "goal": goal, "goal_met": met,
+            "store_share_before": summary([r["store_share"] for r in runs["before"]]),
+            "store_share_after": summary([r["store_share"] for r in runs["after"]]),
             "written": sorted({r["written"] for v in runs.values() for r in v}),
             "requests_before": sorted({r["requests"] for r in runs["before"]}),
             "requests_after": sorted({r["requests"] for r in runs["after"]}),
@@ -183,6 +207,9 @@ def rows(part: dict) -> list[tuple]:
                 (f"store writes, {backend}: after / before, interleaved",
                  s(p["ratio_after_over_before"], "x"), str(part["rounds"]), wanted,
                  "yes" if p["goal_met"] else "**no**"),
+                (f"store writes, {backend}: share of the sync's time in store calls, "
+                 "before ; after", f"{s(p['store_share_before'])} ; {s(p['store_share_after'])}",
+                 str(part["rounds"]), "", ""),
                 (f"store writes, {backend}: bare write_batch records/s (the store's own "
                  "ceiling, same invocation)", s(p["bare_write_batch_records_per_s"]),
                  str(part["rounds"]), "", "")]

@@ -48,6 +48,9 @@ def utf8(text: str) -> bytes:
 
 
 def check_key(key: object) -> str:
+    if type(key) is str and key and (key.isascii() or utf8(key)) and not (
+            len(key) >= 4 and key[:2] == "__" and key[-2:] == "__"):  # _RESERVED, fast
+        return key
     if not isinstance(key, str) or not key or _RESERVED.match(key) or not utf8(key):
         raise InvalidInput("document keys must be non-empty strings not of the form __x__")
     return key
@@ -60,6 +63,11 @@ def check_value(
     """Raise ``InvalidInput`` unless ``value`` follows the value rules; return a copy of it with
     every ``bytes`` value replaced by ``bytes_as(value)`` and every timestamp (aware
     ``datetime``, converted to UTC) by ``datetime_as(value)`` (left as is by default)."""
+    kind = type(value)  # the common exact types first (a page of records is ~25k values)
+    if kind is str and value.isascii() or value is None or kind is bool:
+        return value
+    if kind is int and _INT64[0] <= value <= _INT64[1]:
+        return value
     if isinstance(value, str):
         utf8(value)
     if value is None or isinstance(value, bool | str):

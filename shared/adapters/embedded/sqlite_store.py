@@ -250,14 +250,8 @@ class SqliteDocumentStore:
         """One ``SELECT … IN`` per 500 ids; a version is a digest of the stored JSON text."""
         rules.check_name(collection, "collection name")
         ids = rules.check_ids(doc_ids)
-        found: dict[str, str] = {}
         with _boundary("sqlite.get_many"):
-            for start in range(0, len(ids), 500):
-                chunk = ids[start:start + 500]
-                marks = ", ".join("?" * len(chunk))
-                found.update(self._connection().execute(
-                    f"SELECT id, data FROM documents WHERE collection = ? AND id IN ({marks})",  # noqa: S608
-                    [collection, *chunk]).fetchall())
+            found = dict(_texts(self._connection(), collection, ids))
         return {doc_id: Versioned(doc_id, None, None) if doc_id not in found else
                 Versioned(doc_id, _decode(json.loads(found[doc_id])), _digest(found[doc_id]))
                 for doc_id in ids}
@@ -272,18 +266,23 @@ class SqliteDocumentStore:
             raise InvalidInput("write_batch cannot run inside a transaction")
         if not batch:
             return []
+        wanted: dict[str, list[str]] = {}
+        for write in batch:
+            wanted.setdefault(write.collection, []).append(write.doc_id)
         with self._queue("sqlite.write_batch"), _boundary("sqlite.write_batch"):
             connection.execute("BEGIN IMMEDIATE")
             try:
+                stored = {(collection, doc_id): text for collection, ids in wanted.items()
+                          for doc_id, text in _texts(connection, collection, ids)}
+                applied = []
                 for write, row in zip(batch, rows, strict=True):
-                    current = connection.execute(
-                        "SELECT data FROM documents WHERE collection = ? AND id = ?",
-                        row[:2]).fetchone()
-                    version = None if current is None else _digest(current[0])
-                    if version != write.expect:
+                    text = stored.get((write.collection, write.doc_id))
+                    if (None if text is None else _digest(text)) != write.expect:
                         failed.append(write)
-                        continue
-                    connection.execute("INSERT OR REPLACE INTO documents VALUES (?, ?, ?)", row)
+                    else:
+                        applied.append(row)
+                connection.executemany("INSERT OR REPLACE INTO documents VALUES (?, ?, ?)",
+                                       applied)
                 connection.execute("COMMIT")
             except BaseException:
                 with suppress(sqlite3.Error):
@@ -352,6 +351,19 @@ class SqliteTransaction:
         self._check_open()
         _remove(self._connection, collection, doc_id)
         self._wrote = True
+
+
+def _texts(connection: sqlite3.Connection, collection: str,
+           ids: list[str]) -> list[tuple[str, str]]:
+    """(id, stored JSON text) of those of ``ids`` that exist, 500 ids per ``SELECT``."""
+    found: list[tuple[str, str]] = []
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        marks = ", ".join("?" * len(chunk))
+        found += connection.execute(
+            f"SELECT id, data FROM documents WHERE collection = ? AND id IN ({marks})",  # noqa: S608
+            [collection, *chunk]).fetchall()
+    return found
 
 
 def _digest(text: str) -> str:
