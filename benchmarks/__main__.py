@@ -36,6 +36,7 @@ BENCHES = {
     "peer": peer_airbyte.run,
     "vault_crypto": vault_crypto.run,
     "embedded_backend": embedded_backend.run,
+    "store_writes": lambda: __import__("benchmarks.store_writes").store_writes.run(),
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from benchmarks.report_sync import sync_rows as _sync_rows
+from benchmarks.store_writes import rows as _store_rows
 
 
 def _s(summary: dict | None, unit: str = "") -> str:
@@ -156,7 +157,8 @@ def markdown(results: dict[str, Any]) -> str:
         "| Figure | Measured | Runs | Goal | Met |", "|---|---|---|---|---|",
     ]
     sections = [("sync", _sync_rows), ("peer", _peer_rows), ("crypto", _crypto_rows),
-                ("webhooks", _hook_rows), ("cold_start", _cold_rows)]
+                ("webhooks", _hook_rows), ("cold_start", _cold_rows),
+                ("store_writes", _store_rows)]
     for key, fn in sections:
         part = b.get(key)
         if part is None:
