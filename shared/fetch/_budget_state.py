@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from shared.clock import isoformat, parse_iso
 from shared.errors import InvalidInput
@@ -21,7 +22,7 @@ class _State:
     remaining: int | None
     reset_at: datetime | None
     observed_at: str | None
-    leases: dict[str, dict[str, str]]
+    leases: dict[str, dict[str, Any]]  # id → expires_at, purpose[, count: a block's size]
 
     @classmethod
     def load(cls, doc: Document | None, now: datetime) -> _State:

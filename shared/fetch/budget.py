@@ -139,7 +139,6 @@ class TokenBudget:
             raise InvalidInput(f"unknown budget purpose {purpose[:20]!r}")
         return self.reserve if purpose == "fetch" else 0
 
-    _floor = floor
 
     def acquire(self, purpose: Purpose = "fetch") -> str:
         """A lease id for one request, or :class:`BudgetExhausted` with ``retry_at``. With
@@ -147,7 +146,7 @@ class TokenBudget:
         if self._blocks is not None:
             self.floor(purpose)
             return self._blocks.take(purpose)
-        floor, lease_id = self._floor(purpose), uuid.uuid4().hex
+        floor, lease_id = self.floor(purpose), uuid.uuid4().hex
 
         def take(tx: Transaction) -> tuple[str, datetime | None]:
             now = self._clock.now()
