@@ -42,6 +42,7 @@ BENCHES = {
     "vault_crypto": vault_crypto.run,
     "embedded_backend": embedded_backend.run,
     "write_pacing": write_pacing.run,
+    "store_writes": lambda: __import__("benchmarks.store_writes").store_writes.run(),
 }
 
 

@@ -9,6 +9,7 @@ from benchmarks.report_hooks import deployed_rows, freshness_rows
 from benchmarks.report_hooks import notes as _hook_notes
 from benchmarks.report_sync import sync_notes as _sync_notes
 from benchmarks.report_sync import sync_rows as _sync_rows
+from benchmarks.store_writes import rows as _store_rows
 
 
 def _s(summary: dict | None, unit: str = "") -> str:
@@ -166,7 +167,7 @@ def markdown(results: dict[str, Any]) -> str:
     sections = [("sync", _sync_rows), ("peer", _peer_rows), ("crypto", _crypto_rows),
                 ("webhooks", _hook_rows), ("webhooks_deployed", deployed_rows),
                 ("freshness", freshness_rows), ("cold_start", _cold_rows),
-                ("write_pacing", write_pacing.rows)]
+                ("write_pacing", write_pacing.rows), ("store_writes", _store_rows)]
     for key, fn in sections:
         part = b.get(key)
         if part is None:

@@ -60,6 +60,7 @@ class Config:
     delivery_recovery_seconds: int = 3600
     console_origins: tuple[str, ...] = ()
     reconcile_days: int = 7
+    write_ramp_start: int = 500  # gcp: writes/s a sync starts a collection at (500/50/5)
 
     @property
     def local_mode(self) -> bool:
@@ -131,6 +132,7 @@ class Config:
             delivery_recovery_seconds=_int(env, "KEYWAY_DELIVERY_RECOVERY_SECONDS", 3600, 0,
                                            86400),
             console_origins=_origins(env, "KEYWAY_CONSOLE_ORIGINS", public_url, https),
+            write_ramp_start=_int(env, "KEYWAY_WRITE_RAMP_START", 500, 0, 10_000),
         )
 
 

@@ -61,6 +61,31 @@ class Snapshot:
     data: Document
 
 
+MAX_BATCH_WRITES = 500  # Firestore's documented limit of writes per commit or batch write
+
+
+@dataclass(frozen=True)
+class Versioned:
+    """A document read for a conditional write (:meth:`DocumentStore.get_many`): its data, or
+    ``None`` when absent, and an opaque ``version`` that changes with every write of the
+    document (``None`` when absent). Versions are compared for equality only."""
+
+    id: str
+    data: Document | None
+    version: str | None
+
+
+@dataclass(frozen=True)
+class ConditionalWrite:
+    """Replace ``collection/doc_id`` with ``data`` only if it is still as read: ``expect`` is
+    the :attr:`Versioned.version` read, or ``None`` for "the document must be absent"."""
+
+    collection: str
+    doc_id: str
+    data: Document
+    expect: str | None
+
+
 class Transaction(Protocol):
     """Reads and writes inside :meth:`DocumentStore.transaction`.
 
@@ -114,6 +139,19 @@ class DocumentStore(Protocol):
 
         Without ``order_by`` the order is by document id.
         """
+
+    def get_many(self, collection: str, doc_ids: Sequence[str]) -> dict[str, Versioned]:
+        """Many documents of one collection in one call, with their versions: every id asked
+        for is a key (absent documents too). Not a snapshot across documents."""
+
+    def write_batch(self, writes: Sequence[ConditionalWrite]) -> list[ConditionalWrite]:
+        """Apply each write whose precondition holds; return those whose did not.
+
+        Not all-or-nothing: every write is checked and applied on its own (Firestore's
+        ``BatchWrite``), so one conflict never holds back the others; the caller re-reads
+        and retries only the returned ones. At most :data:`MAX_BATCH_WRITES` writes and one
+        write per document per batch, else ``InvalidInput`` and nothing is written; a write
+        with an unsupported value → ``InvalidInput``, nothing written."""
 
     def transaction(self, fn: Callable[[Transaction], T], *, max_attempts: int = 5) -> T:
         """Run ``fn`` atomically (serializable read-modify-write) and return its result.

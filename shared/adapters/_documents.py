@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shared.errors import InvalidInput
-from shared.ports import Document, Filter, Order
+from shared.ports import MAX_BATCH_WRITES, ConditionalWrite, Document, Filter, Order
 
 INEQUALITIES = frozenset({"!=", "<", "<=", ">", ">="})
 MAX_IN = 30
@@ -48,6 +48,9 @@ def utf8(text: str) -> bytes:
 
 
 def check_key(key: object) -> str:
+    if type(key) is str and key and (key.isascii() or utf8(key)) and not (
+            len(key) >= 4 and key[:2] == "__" and key[-2:] == "__"):  # _RESERVED, fast
+        return key
     if not isinstance(key, str) or not key or _RESERVED.match(key) or not utf8(key):
         raise InvalidInput("document keys must be non-empty strings not of the form __x__")
     return key
@@ -60,6 +63,11 @@ def check_value(
     """Raise ``InvalidInput`` unless ``value`` follows the value rules; return a copy of it with
     every ``bytes`` value replaced by ``bytes_as(value)`` and every timestamp (aware
     ``datetime``, converted to UTC) by ``datetime_as(value)`` (left as is by default)."""
+    kind = type(value)  # the common exact types first (a page of records is ~25k values)
+    if kind is str and value.isascii() or value is None or kind is bool:
+        return value
+    if kind is int and _INT64[0] <= value <= _INT64[1]:
+        return value
     if isinstance(value, str):
         utf8(value)
     if value is None or isinstance(value, bool | str):
@@ -139,3 +147,33 @@ def check_query(
 def check_attempts(max_attempts: int) -> None:
     if max_attempts < 1:
         raise InvalidInput("max_attempts must be at least 1")
+
+
+def check_batch(writes: Sequence[ConditionalWrite]) -> list[ConditionalWrite]:
+    """A batch of conditional writes: at most :data:`~shared.ports.MAX_BATCH_WRITES`, one
+    write per document, valid names and ``expect`` values (documents are checked by the
+    adapter, with its own encodings)."""
+    batch = list(writes)
+    if len(batch) > MAX_BATCH_WRITES:
+        raise InvalidInput(f"a batch holds at most {MAX_BATCH_WRITES} writes, not {len(batch)}")
+    seen: set[tuple[str, str]] = set()
+    for write in batch:
+        if not isinstance(write, ConditionalWrite):
+            raise InvalidInput("a batch holds ConditionalWrite items")
+        key = (check_name(write.collection, "collection name"),
+               check_name(write.doc_id, "document id"))
+        if key in seen:
+            raise InvalidInput("a batch holds at most one write per document")
+        seen.add(key)
+        if write.expect is not None and (not isinstance(write.expect, str) or not write.expect):
+            raise InvalidInput("expect is a version read by get_many, or None (absent)")
+        if not isinstance(write.data, dict):
+            raise InvalidInput("a conditional write's data is a document (dict)")
+    return batch
+
+
+def check_ids(doc_ids: Sequence[str]) -> list[str]:
+    """The ids of a :meth:`~shared.ports.DocumentStore.get_many`, checked, duplicates once."""
+    if isinstance(doc_ids, str):
+        raise InvalidInput("get_many takes a sequence of ids, not one string")
+    return list(dict.fromkeys(check_name(doc_id, "document id") for doc_id in doc_ids))

@@ -5,7 +5,8 @@ For the changed items of one page, in chunks of ``batch_size``: one ``document``
 their node ids answers every item's first page of children (``nodes`` in the order of the ids;
 ``null`` for an item deleted since it was listed, which is skipped). An item whose children
 have more pages is followed one ``page_document`` query per page, from the previous page's
-``endCursor``. Every child is normalized and upserted (idempotent, never older over newer);
+``endCursor``. Every child is normalized and upserted (idempotent, never older over newer;
+one conditional batch per page of children, :mod:`shared.fetch.write`);
 :mod:`shared.fetch.walk` calls this before it writes the page's items, so a failure here
 leaves them changed and the resumed walk fetches their children again.
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 from typing import Any
 
 from shared.errors import PermanentError
+from shared.fetch import write as writes
 from shared.fetch._graphql import GraphQLResponse
 from shared.fetch.client import ProviderClient
 from shared.fetch.errors import MalformedResponse, ProviderRefused, reason_or_raise
@@ -30,7 +32,6 @@ from shared.fetch.pending import Failed
 from shared.fetch.plan import BatchSpec, Parent
 from shared.fetch.walk import Stats
 from shared.ports import DocumentStore
-from shared.records import store as records
 from shared.records.model import Context
 
 
@@ -70,10 +71,9 @@ class BatchFetcher:
                   node: Any) -> None:
         while True:
             connection = self._connection(spec, parent, node_id, node)
-            for child in connection["nodes"]:
-                record = spec.normalize(child, ctx, parent)
-                if record is not None and records.upsert(self._store, record):
-                    self.stats.wrote(record["kind"])
+            produced = [spec.normalize(child, ctx, parent) for child in connection["nodes"]]
+            for record in writes.upsert_page(self._store, produced):
+                self.stats.wrote(record["kind"])
             info = connection.get("pageInfo") or {}
             cursor = info.get("endCursor")
             if info.get("hasNextPage") is not True:

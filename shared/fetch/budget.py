@@ -29,39 +29,54 @@ instances see one budget::
   ``rate_limit.local_budget``) is counted here instead: :meth:`TokenBudget.count` spends one
   request of a fixed window opened by the first request (``limit`` per ``window``), and a 429
   without quota headers calls :meth:`TokenBudget.exhaust`: nothing is left until its retry time.
+* With ``blocks=True`` (the fetch handler's runs) requests are granted in blocks: one
+  transaction leases N requests (a lease with ``"count": N``, counted as N in flight), the
+  grants and the answers' readings stay in the process until the next exchange
+  (:mod:`shared.fetch._blocks`), so the document sees one write per block, not two per
+  request; :meth:`TokenBudget.close` returns what is held.
 * :func:`read_rate_headers`, :func:`is_rate_limited` and :func:`retry_at` read an answer's
   rate-limit headers with the names and reset style the provider table gives;
-  :func:`answer_resource` reads the resource an answer counted against.
+  :func:`answer_resource` reads the resource an answer counted against
+  (:mod:`shared.fetch.rate_headers`, re-exported here).
 """
 
 from __future__ import annotations
 
-import re
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 from urllib.parse import quote
 
-from shared.clock import isoformat, parse_iso
+from shared.clock import isoformat
 from shared.errors import InvalidInput
+from shared.fetch._blocks import Blocks, Pending
+from shared.fetch._budget_state import (  # noqa: F401 - SAME_WINDOW is part of this module's API
+    SAME_WINDOW,
+    _check_observation,
+    _merge,
+    _spend,
+    _State,
+)
 from shared.fetch.errors import BudgetExhausted
+from shared.fetch.rate_headers import (  # noqa: F401 - re-exported: callers read them here
+    DEFAULT_RETRY_AFTER,
+    RESOURCE,
+    answer_resource,
+    is_rate_limited,
+    read_rate_headers,
+    retry_at,
+)
 from shared.log import redact
-from shared.ports import Clock, Document, DocumentStore, Transaction
-from shared.providers.schema import RateLimitSpec
+from shared.ports import Clock, DocumentStore, Transaction
 
 COLLECTION = "rate_budgets"
-SAME_WINDOW = timedelta(seconds=5)  # reset times this close belong to one window
 SLOT_WAIT = timedelta(seconds=2)  # retry_at when every concurrent slot is taken
-DEFAULT_RETRY_AFTER = timedelta(seconds=60)  # a rate-limited answer that says nothing else
 Purpose = Literal["fetch", "webhook", "action"]
 PURPOSES: frozenset[str] = frozenset({"fetch", "webhook", "action"})
 
 
 CORE = "core"  # the resource whose budget keeps the plain key
-_RESOURCE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+_RESOURCE = RESOURCE
 
 
 def budget_key(provider: str, connection: str, kind: str = "app", resource: str = CORE) -> str:
@@ -80,75 +95,19 @@ def budget_key(provider: str, connection: str, kind: str = "app", resource: str 
     return ":".join(quote(p, safe="-_.") for p in parts)
 
 
-@dataclass
-class _State:
-    """The budget document, with expired leases dropped and a passed reset applied."""
-
-    limit: int | None
-    remaining: int | None
-    reset_at: datetime | None
-    observed_at: str | None
-    leases: dict[str, dict[str, str]]
-
-    @classmethod
-    def load(cls, doc: Document | None, now: datetime) -> _State:
-        doc = doc or {}
-        stamp = isoformat(now)
-        leases = {k: v for k, v in (doc.get("leases") or {}).items() if v["expires_at"] > stamp}
-        reset_at = parse_iso(doc["reset_at"]) if doc.get("reset_at") else None
-        remaining = doc.get("remaining")
-        if reset_at is not None and now >= reset_at:
-            remaining = doc.get("limit")
-        return cls(doc.get("limit"), remaining, reset_at, doc.get("observed_at"), leases)
-
-    def dump(self) -> Document:
-        return {"limit": self.limit, "remaining": self.remaining,
-                "reset_at": isoformat(self.reset_at) if self.reset_at else None,
-                "observed_at": self.observed_at, "leases": self.leases}
-
-    def spendable(self) -> int | None:
-        """Requests left after the ones in flight; None when never observed."""
-        return None if self.remaining is None else self.remaining - len(self.leases)
-
-
-def _check_observation(limit: int, remaining: int, reset_at: datetime) -> None:
-    if limit < 0 or reset_at.tzinfo is None:
-        raise InvalidInput("a rate observation needs limit >= 0 and an aware reset time")
-
-
-def _merge(state: _State, stored_doc: bool, limit: int, remaining: int, reset_at: datetime,
-           now: datetime) -> bool:
-    """Fold one answer's headers into ``state`` (see the module docstring); False when they
-    say nothing new (an older window, or a 304's unchanged headers): then nothing is written."""
-    remaining = max(0, min(remaining, limit))
-    stored = state.reset_at
-    if stored is not None and now < stored and reset_at < stored - SAME_WINDOW:
-        return False  # from an older window
-    if (stored is not None and now < stored and state.remaining is not None
-            and reset_at <= stored + SAME_WINDOW):
-        remaining_now = min(state.remaining, remaining)
-        reset_now = max(stored, reset_at)
-    else:
-        remaining_now, reset_now = remaining, reset_at
-    if stored_doc and (state.limit, state.remaining, stored) == (limit, remaining_now, reset_now):
-        return False
-    state.limit, state.remaining, state.reset_at = limit, remaining_now, reset_now
-    state.observed_at = isoformat(now)
-    return True
-
-
 class TokenBudget:
     """The shared budget of one provider token (see the module docstring)."""
 
     def __init__(self, store: DocumentStore, clock: Clock, key: str, *, reserve: int = 100,
                  max_concurrent: int = 4, lease_seconds: int = 60,
-                 resource: str = CORE) -> None:
+                 resource: str = CORE, blocks: bool = False) -> None:
         if reserve < 0 or max_concurrent < 1 or lease_seconds < 1:
             raise InvalidInput("reserve >= 0, max_concurrent >= 1 and lease_seconds >= 1")
         self._store, self._clock, self.key = store, clock, key
         self.reserve, self.max_concurrent = reserve, max_concurrent
         self.lease_seconds, self.resource = lease_seconds, resource
         self._siblings: dict[str, TokenBudget] = {resource: self}
+        self._blocks = Blocks(self, clock.monotonic) if blocks else None
 
     def __repr__(self) -> str:
         return (f"TokenBudget(key={self.key!r}, reserve={self.reserve}, "
@@ -169,18 +128,25 @@ class TokenBudget:
                                key="budget.invalid_key")
         sibling = TokenBudget(self._store, self._clock, f"{self.key}:{resource}",
                               reserve=self.reserve, max_concurrent=self.max_concurrent,
-                              lease_seconds=self.lease_seconds, resource=resource)
+                              lease_seconds=self.lease_seconds, resource=resource,
+                              blocks=self._blocks is not None)
         self._siblings[resource] = sibling
         return sibling
 
-    def _floor(self, purpose: str) -> int:
+    def floor(self, purpose: str) -> int:
+        """The quota ``purpose`` may not spend (the reserve, for a fetch)."""
         if purpose not in PURPOSES:
             raise InvalidInput(f"unknown budget purpose {purpose[:20]!r}")
         return self.reserve if purpose == "fetch" else 0
 
+
     def acquire(self, purpose: Purpose = "fetch") -> str:
-        """A lease id for one request, or :class:`BudgetExhausted` with ``retry_at``."""
-        floor, lease_id = self._floor(purpose), uuid.uuid4().hex
+        """A lease id for one request, or :class:`BudgetExhausted` with ``retry_at``. With
+        ``blocks``, a grant from the block this process holds (:mod:`shared.fetch._blocks`)."""
+        if self._blocks is not None:
+            self.floor(purpose)
+            return self._blocks.take(purpose)
+        floor, lease_id = self.floor(purpose), uuid.uuid4().hex
 
         def take(tx: Transaction) -> tuple[str, datetime | None]:
             now = self._clock.now()
@@ -195,13 +161,13 @@ class TokenBudget:
             tx.put(COLLECTION, self.key, state.dump())
             return "ok", None
 
-        verdict, retry_at = self._store.transaction(take)
+        verdict, when = self._store.transaction(take)
         if verdict == "slots":
             raise BudgetExhausted(f"{self.max_concurrent} requests already in flight for this "
-                                  "token", retry_at)
+                                  "token", when)
         if verdict == "quota":
             raise BudgetExhausted(f"rate budget spent down to the {purpose} floor ({floor}) "
-                                  "until the reset", retry_at)
+                                  "until the reset", when)
         return lease_id
 
     def release(self, lease_id: str,
@@ -211,6 +177,9 @@ class TokenBudget:
         would — one store write per request instead of two."""
         if observation is not None:
             _check_observation(*observation)
+        if self._blocks is not None:
+            self._blocks.give_back(lease_id, observation)
+            return
 
         def drop(tx: Transaction) -> None:
             now = self._clock.now()
@@ -232,6 +201,9 @@ class TokenBudget:
     def observe(self, *, limit: int, remaining: int, reset_at: datetime) -> None:
         """Record the provider's rate-limit headers (see the module docstring for merging)."""
         _check_observation(limit, remaining, reset_at)
+        if self._blocks is not None:
+            self._blocks.note((limit, remaining, reset_at))
+            return
 
         def merge(tx: Transaction) -> None:
             now = self._clock.now()
@@ -247,15 +219,14 @@ class TokenBudget:
         opens with the first request and allows ``limit`` requests until it closes."""
         if limit < 1 or window <= timedelta(0):
             raise InvalidInput("a counted budget needs limit >= 1 and a positive window")
+        if self._blocks is not None:
+            self._blocks.count(limit, window)
+            return
 
         def spend(tx: Transaction) -> None:
             now = self._clock.now()
             state = _State.load(tx.get(COLLECTION, self.key), now)
-            if state.reset_at is None or now >= state.reset_at or state.remaining is None:
-                state.limit, state.remaining, state.reset_at = limit, limit - 1, now + window
-            else:
-                state.remaining = max(0, state.remaining - 1)
-            state.observed_at = isoformat(now)
+            _spend(state, 1, limit, window, now)
             tx.put(COLLECTION, self.key, state.dump())
 
         self._store.transaction(spend)
@@ -264,6 +235,8 @@ class TokenBudget:
         """The provider refused for quota and said nothing else: none is left until ``until``."""
         if until.tzinfo is None:
             raise InvalidInput("exhaust needs an aware time")
+        if self._blocks is not None:
+            self.close()  # what this process holds and counted goes in first
 
         def spend(tx: Transaction) -> None:
             now = self._clock.now()
@@ -274,6 +247,60 @@ class TokenBudget:
             tx.put(COLLECTION, self.key, state.dump())
 
         self._store.transaction(spend)
+
+    def close(self) -> None:
+        """Return the blocks this budget and its other resources' budgets hold, with what
+        their answers said (a no-op without ``blocks``). Call at the end of a run."""
+        for budget in list(self._siblings.values()):
+            if budget._blocks is not None:
+                budget._blocks.close()
+
+    def refuse_slots(self) -> None:
+        raise BudgetExhausted(f"{self.max_concurrent} requests already in flight for this "
+                              "token", self._clock.now() + SLOT_WAIT)
+
+    def _exchange(self, returned: list[str], pending: Pending, purpose: str | None,
+                  want: int) -> tuple[str, int]:
+        """One transaction: drop the ``returned`` block leases, fold ``pending`` in, and for a
+        ``purpose`` lease a new block of up to ``want`` grants: (lease id, grants)."""
+        floor, lease_id = (self.floor(purpose) if purpose else 0), uuid.uuid4().hex
+
+        def swap(tx: Transaction) -> tuple[str, int, datetime | None]:
+            now = self._clock.now()
+            doc = tx.get(COLLECTION, self.key)
+            state = _State.load(doc, now)
+            changed = any(state.leases.pop(lease, None) is not None for lease in returned)
+            for reading in pending.readings:
+                changed = _merge(state, bool(doc) or changed, *reading, now) or changed
+            if pending.counted and pending.window is not None:
+                _spend(state, pending.counted, *pending.window, now)
+                changed = True
+            verdict, grant, wait_until = "ok", 0, None
+            spendable = state.spendable()
+            if purpose is None:
+                pass
+            elif len(state.leases) >= self.max_concurrent:
+                verdict, wait_until = "slots", now + SLOT_WAIT
+            elif spendable is not None and spendable - floor <= 0:
+                verdict, wait_until = "quota", state.reset_at or now + SLOT_WAIT
+            else:
+                grant = want if spendable is None else min(want, spendable - floor)
+                expires = now + timedelta(seconds=self.lease_seconds)
+                state.leases[lease_id] = {"expires_at": isoformat(expires),
+                                          "purpose": purpose, "count": grant}
+                changed = True
+            if changed:
+                tx.put(COLLECTION, self.key, state.dump())
+            return verdict, grant, wait_until
+
+        verdict, grant, when = self._store.transaction(swap)
+        if verdict == "slots":
+            raise BudgetExhausted(f"{self.max_concurrent} requests already in flight for this "
+                                  "token", when)
+        if verdict == "quota":
+            raise BudgetExhausted(f"rate budget spent down to the {purpose} floor ({floor}) "
+                                  "until the reset", when)
+        return lease_id, grant
 
     def blocked_until(self) -> datetime | None:
         """The reset time while the quota is spent down to the fetch reserve, else None.
@@ -295,65 +322,3 @@ class TokenBudget:
                 "observed_at": state.observed_at, "in_flight": len(state.leases),
                 "reserve": self.reserve, "max_concurrent": self.max_concurrent,
                 "blocked_until": isoformat(blocked) if blocked else None}
-
-
-# ---- reading a provider's rate-limit headers (names and reset style from the provider table) --
-def _reset_at(rate: RateLimitSpec, headers: Mapping[str, str], now: datetime) -> datetime | None:
-    value = headers.get(rate.reset_header) if rate.reset_header else None
-    try:
-        if value is None:
-            return None
-        if rate.reset_style == "epoch_seconds":
-            return datetime.fromtimestamp(float(value), UTC)
-        if rate.reset_style == "seconds_from_now":
-            return now + timedelta(seconds=float(value))
-        return parse_iso(value)
-    except (ValueError, OverflowError, OSError):
-        return None
-
-
-def read_rate_headers(rate: RateLimitSpec, headers: Mapping[str, str],
-                      now: datetime) -> tuple[int, int, datetime] | None:
-    """``(limit, remaining, reset_at)`` from an answer's headers, or None when absent (always
-    for a provider that sends no remaining quota)."""
-    if rate.remaining_header is None:
-        return None
-    try:
-        limit, remaining = int(headers[rate.limit_header]), int(headers[rate.remaining_header])
-    except (KeyError, ValueError):
-        return None
-    reset = _reset_at(rate, headers, now)
-    return None if reset is None else (limit, remaining, reset)
-
-
-def answer_resource(rate: RateLimitSpec, headers: Mapping[str, str]) -> str | None:
-    """The rate-limit resource an answer names (``core``, ``graphql``), if it names a
-    well-formed one."""
-    if rate.resource_header is None:
-        return None
-    value = (headers.get(rate.resource_header) or "").strip().lower()
-    return value if _RESOURCE.match(value) else None
-
-
-def is_rate_limited(rate: RateLimitSpec, status: int, headers: Mapping[str, str],
-                    body: bytes | None) -> bool:
-    """429, or 403 with ``Retry-After``, no remaining quota or a secondary-limit message."""
-    return status == 429 or status == 403 and (
-        rate.retry_after_header in headers
-        or bool(rate.remaining_header)
-        and headers.get(rate.remaining_header, "").strip() == "0"
-        or b"secondary rate limit" in (body or b"").lower())
-
-
-def retry_at(rate: RateLimitSpec, headers: Mapping[str, str], now: datetime) -> datetime:
-    """When to try again: ``Retry-After`` (seconds or HTTP date), else the reset, else +60 s."""
-    value = headers.get(rate.retry_after_header, "").strip()
-    if value.isdigit():
-        return now + timedelta(seconds=int(value))
-    if value:
-        try:
-            return max(parsedate_to_datetime(value).astimezone(UTC), now)
-        except (TypeError, ValueError):
-            pass
-    reset = _reset_at(rate, headers, now)
-    return reset if reset is not None and reset > now else now + DEFAULT_RETRY_AFTER

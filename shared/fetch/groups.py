@@ -31,6 +31,7 @@ from typing import Any
 
 from shared.clock import isoformat, parse_iso
 from shared.errors import PermanentError
+from shared.fetch import write as writes
 from shared.fetch._graphql import GraphQLResponse
 from shared.fetch.client import ProviderClient
 from shared.fetch.errors import reason_or_raise
@@ -38,8 +39,7 @@ from shared.fetch.pending import GRAPHQL_FALLBACK, Failed
 from shared.fetch.plan import GroupSpec, Parent
 from shared.fetch.walk import Stats
 from shared.log import get_logger
-from shared.ports import Clock, DocumentStore
-from shared.records import store as records
+from shared.ports import MAX_BATCH_WRITES, Clock, DocumentStore
 from shared.records.model import Context
 
 log = get_logger("keyway.fetch")
@@ -73,6 +73,7 @@ class GroupReader:
         self.stats, self._connection = stats, connection
         self._paths: dict[str, str] = {}
         self._mark: dict[str, Any] | None | bool = False  # False: not read yet this run
+        self._buffer: list[dict] = []
 
     # ---- for the plan's read ------------------------------------------------------------------
     def query(self, document: str, variables: dict[str, Any]) -> GraphQLResponse:
@@ -83,9 +84,16 @@ class GroupReader:
         return answer
 
     def write(self, produced: dict | list[dict] | None) -> None:
-        for record in produced if isinstance(produced, list) else [produced] if produced else []:
-            if records.upsert(self._store, record):
-                self.stats.wrote(record["kind"])
+        """Queue records; they are written (:mod:`shared.fetch.write`) in one conditional
+        batch per chunk of parents, or per 500 records."""
+        self._buffer += produced if isinstance(produced, list) else [produced] if produced else []
+        if len(self._buffer) >= MAX_BATCH_WRITES:
+            self.flush()
+
+    def flush(self) -> None:
+        buffered, self._buffer = self._buffer, []
+        for record in writes.upsert_page(self._store, buffered):
+            self.stats.wrote(record["kind"])
 
     def full_path(self, ctx: Context) -> str:
         """The repository's ``group/project`` path (its record's ``full_name``)."""
@@ -108,6 +116,8 @@ class GroupReader:
                 reason = reason_or_raise(e)  # a rejected token or a missing scope fails the run
                 self._remember(reason, getattr(e, "types", ()))
                 return self._all_rest(spec, parents[start:], outcome)
+            finally:
+                self.flush()
             self._forget()
         return outcome
 

@@ -7,7 +7,8 @@ delivery of a job whose envelope was already opened (or has expired: five minute
 vault sealed it) cannot run, so it is acknowledged and handed to :mod:`shared.fetch.recovery`:
 if the sync it belongs to stopped without finishing (its run died and the lease ran out) a
 continuation is asked of the vault, which seals a fresh envelope, and the next run resumes
-from the checkpoints (re-fetching at most one page); while a run holds the lease, or once the
+from the checkpoints (re-fetching the pages read since the last one,
+:data:`shared.fetch.walk.CHECKPOINT_SECONDS`); while a run holds the lease, or once the
 sync has ended, nothing is done. A job whose envelope opens while another run holds the lease
 is acknowledged with nothing done.
 
@@ -34,10 +35,12 @@ repositories that have none yet, with the same client and token (:mod:`shared.we
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from datetime import timedelta
 
 from shared import bootstrap, health, messages
+from shared.adapters.governor import governed
 from shared.clock import isoformat
 from shared.crypto.seal import EnvelopeExpired, EnvelopeReplayed
 from shared.errors import (
@@ -95,10 +98,13 @@ def _run(provider: str, ports: Ports, tenant: str, connection: str, record: dict
          owner: str, continuation: bool) -> None:
     spec = registry.get(provider)
     api_base = connection_api_base(spec, record)
-    budget = TokenBudget(ports.business, ports.clock, budget_key(provider, connection))
+    budget = TokenBudget(ports.business, ports.clock, budget_key(provider, connection),
+                         blocks=True)  # one budget write per block of requests
     client = ProviderClient(spec, api_base, token, shared_session(), ports.clock, budget,
                             purpose="fetch")
     config = bootstrap.config()
+    ports = dataclasses.replace(ports, business=governed(  # 500/50/5 on Firestore
+        ports.business, config.backend, config.write_ramp_start, ports.clock))
     hooks = register.registrar(ports, client, spec, PLANS[provider], tenant, record, connection,
                                config.public_url)
     run = SyncRun(ports, client, PLANS[provider], tenant, connection,
@@ -110,10 +116,12 @@ def _run(provider: str, ports: Ports, tenant: str, connection: str, record: dict
         if result.finished:
             _reconcile(ports, client, provider, tenant, connection, budget, run, config)
     except BaseException as e:
+        _return_blocks(budget)
         if _stopped(ports, tenant, connection, owner, e, vars(run.stats),
                     config.sync_retry_seconds):
             raise
         return
+    _return_blocks(budget)
     if result.finished:
         status.end(ports, connection, owner, "done", stats=vars(run.stats))
         return
@@ -157,6 +165,14 @@ def _stopped(ports: Ports, tenant: str, connection: str, owner: str, error: Base
         health.mark(ports, tenant, connection, "needs_reauth", reason)
     status.end(ports, connection, owner, "failed", reason=reason, stats=stats)
     return True
+
+
+def _return_blocks(budget: TokenBudget) -> None:
+    """Return the run's unused grants; if the store refuses, their lease expires instead."""
+    try:
+        budget.close()
+    except KeywayError as e:
+        log.warning("budget.return_failed", extra={"fields": {"reason": e.key}})
 
 
 def _lease() -> timedelta:

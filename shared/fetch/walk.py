@@ -9,8 +9,14 @@
    ``updated_on >``, so an unchanged list answers one empty page).
 2. Each page: normalize every item; hand the items whose record is newer than the stored one
    to ``on_changed`` (their children are fetched and written, in batches where the plan
-   says so); then upsert every item (idempotent; older data never overwrites newer); then
-   checkpoint the next page URL and the newest ``updated_at`` seen. Children go first so a
+   says so); then upsert every item (idempotent; older data never overwrites newer; the
+   page's stored versions are read in one call and its records written in one conditional
+   batch, :mod:`shared.fetch.write`); then
+   checkpoint the next page URL and the newest ``updated_at`` seen — at most once per
+   :data:`CHECKPOINT_SECONDS` per list (Firestore sustains about one write per second per
+   document), and always before returning for lack of time or raising (a rate limit, a
+   failure); a process that dies mid-walk re-reads the pages since its last checkpoint, which
+   the upserts dedupe. Children go first so a
    crash or a rate limit before the items are written loses nothing: the resumed page finds
    the same items still changed and fetches their children again.
 3. The last page: the cursor's ``since`` becomes the newest ``updated_at`` seen, the first
@@ -36,12 +42,14 @@ a list (child lists' requests count with their parent's page).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from shared.clock import isoformat, parse_iso
 from shared.fetch import cursor as cursors
+from shared.fetch import write as writes
 from shared.fetch.client import ApiResponse, ProviderClient
 from shared.fetch.errors import MalformedResponse
 from shared.fetch.plan import ListSpec, Parent, ScopeList
@@ -52,6 +60,7 @@ from shared.records.model import Context, parent_id
 OVERLAP = timedelta(minutes=5)
 PARENT_FIELD = {"reviews": "pull_request", "comments": "parent"}  # child kind → its parent id
 MAX_SCOPE_PAGES = 100
+CHECKPOINT_SECONDS = 1.25  # at most one checkpoint write per list per this (no hot document)
 
 
 def page_items(body: Any, key: str | None) -> list:
@@ -121,22 +130,34 @@ class Walker:
                                 pending=pending, started_at=started)
         else:
             response = self._next(spec, walk.next_url)
-        while True:
-            reached = self._consume(spec, ctx, response, walk, parent, on_changed)
-            next_url = None if reached else response.next_url
-            if self.observer is not None and parent is None:
-                exact = not walk.pending and (walk.stop_before is None or spec.query is not None)
-                self.observer.page(spec, response, exact, ctx.repository is not None)
-            if not next_url and walk.pending:
-                next_url = walk.pending.pop(0)
-            if not next_url:
-                self._finish(spec, ctx, cursor, walk, parent)
-                return self._done(spec, ctx, parent, walk.started_at)
-            walk.next_url, cursor.walk = next_url, walk
-            cursors.save(self._store, cursor, ctx.connection)
-            if budgeted and self.out_of_time():
-                return False
-            response = self._next(spec, walk.next_url)
+        saved, unsaved = self._clock.monotonic(), False
+        try:
+            while True:
+                reached = self._consume(spec, ctx, response, walk, parent, on_changed)
+                next_url = None if reached else response.next_url
+                if self.observer is not None and parent is None:
+                    exact = not walk.pending and (walk.stop_before is None
+                                                  or spec.query is not None)
+                    self.observer.page(spec, response, exact, ctx.repository is not None)
+                if not next_url and walk.pending:
+                    next_url = walk.pending.pop(0)
+                if not next_url:
+                    unsaved = False
+                    self._finish(spec, ctx, cursor, walk, parent)
+                    return self._done(spec, ctx, parent, walk.started_at)
+                walk.next_url, cursor.walk, unsaved = next_url, walk, True
+                stop = budgeted and self.out_of_time()
+                if stop or self._clock.monotonic() - saved >= CHECKPOINT_SECONDS:
+                    cursors.save(self._store, cursor, ctx.connection)
+                    saved, unsaved = self._clock.monotonic(), False
+                if stop:
+                    return False
+                response = self._next(spec, walk.next_url)
+        except BaseException:
+            if unsaved:  # a rate limit or a failure: keep the pages done (best effort)
+                with suppress(Exception):
+                    cursors.save(self._store, cursor, ctx.connection)
+            raise
 
     def take(self, spec: ListSpec, ctx: Context, parent: Parent, body: Any,
              cursor: cursors.Cursor) -> None:
@@ -212,21 +233,24 @@ class Walker:
             produced = spec.normalize(raw, ctx, parent)
             page.append((raw, produced if isinstance(produced, list)
                          else [produced] if produced else []))
+        known = writes.read(self._store, [r for _, batch in page for r in batch])
         if on_changed:
             changed = [raw for raw, batch in page
-                       if any(records.is_newer(self._store, record) for record in batch)]
+                       if any(writes.is_newer(record, known) for record in batch)]
             if changed:
                 on_changed(changed)
-        for _, batch in page:
-            self._write(spec, batch, walk)
+        self._write(spec, [record for _, batch in page for record in batch], walk, known)
         if self.signals is not None and parent is None:  # past the stop point too: read anyway
             self.signals(spec, ctx, items, response)
         return reached
 
-    def _write(self, spec: ListSpec, batch: list[dict], walk: cursors.Walk) -> None:
-        for record in batch:  # a full list's sighting clears a tombstone older than the walk
-            if records.upsert(self._store, record, walk.started_at if spec.full else None):
-                self.stats.wrote(record["kind"])
+    def _write(self, spec: ListSpec, batch: list[dict], walk: cursors.Walk,
+               known: writes.Read) -> None:
+        # a full list's sighting clears a tombstone older than the walk
+        seen_at = walk.started_at if spec.full else None
+        for record in writes.upsert_page(self._store, batch, known=known, seen_at=seen_at):
+            self.stats.wrote(record["kind"])
+        for record in batch:
             if spec.full:
                 walk.seen.append(record["id"])
             if record.get("updated_at") and (walk.max_seen or "") < record["updated_at"]:

@@ -24,13 +24,18 @@ from shared.ports import DocumentStore, Filter, Order, Snapshot, Transaction
 from tests.support import COUNTERS, increment
 
 
+def _embedded(store: Any) -> bool:
+    """The embedded adapter, or a test wrapper over it (tests/store_wrappers.py)."""
+    return isinstance(getattr(store, "inner", store), SqliteDocumentStore)
+
+
 @pytest.fixture
 def open_store(store: Any, tmp_path: Path) -> Any:
     """Open another namespace of the same backend: a second file, or a second database."""
     opened: list[Any] = []
 
     def factory(name: str) -> Any:
-        if isinstance(store, SqliteDocumentStore):
+        if _embedded(store):
             other: Any = SqliteDocumentStore(tmp_path / f"{name}.db")
         else:
             other = FirestoreDocumentStore(project=store.project, database=name)
@@ -302,7 +307,7 @@ def test_unsupported_value_in_a_transaction_writes_nothing(store: DocumentStore)
 
 def test_concurrent_transactional_increments_lose_no_update(store: DocumentStore) -> None:
     # Contended emulator transactions cost seconds per conflict: keep that variant tiny.
-    threads, times = (2, 10) if isinstance(store, SqliteDocumentStore) else (2, 3)
+    threads, times = (2, 10) if _embedded(store) else (2, 3)
     store.put(COUNTERS, "c", {"n": 0})
     barrier, errors = threading.Barrier(threads), []
 
@@ -325,7 +330,7 @@ def test_concurrent_transactional_increments_lose_no_update(store: DocumentStore
 
 def test_losing_every_race_raises_contention_error(store: DocumentStore, tmp_path: Path) -> None:
     store.put(COUNTERS, "c", {"n": 0})
-    embedded = isinstance(store, SqliteDocumentStore)
+    embedded = _embedded(store)
     rival: Any = SqliteDocumentStore(tmp_path / "store.db", busy_timeout=0.2) if embedded else store
     outcome: list[BaseException | None] = []
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sqlite3
@@ -17,7 +18,7 @@ from shared.adapters import _documents as rules
 from shared.adapters.embedded._locks import holding, synchronous_pragma, writer_lock
 from shared.clock import isoformat, parse_iso
 from shared.errors import ContentionError, InvalidInput, KeywayError, UnavailableError
-from shared.ports import Document, Filter, Order, Snapshot
+from shared.ports import ConditionalWrite, Document, Filter, Order, Snapshot, Versioned
 
 T = TypeVar("T")
 
@@ -156,10 +157,12 @@ class SqliteDocumentStore:
 
     Safe from many threads (one connection per thread; writers of one file in one process queue
     on a Python lock, :mod:`._locks`) and processes (SQLite locking, ``busy_timeout``).
-    ``transaction`` holds the write lock (``BEGIN IMMEDIATE``) while ``fn`` runs, so it never
-    loses a race; store calls made inside ``fn`` on the same thread join it. Timestamps are
-    stored as ``{"__timestamp__": iso}``. ``synchronous`` is SQLite's durability level
-    (``normal``: survives a process crash; ``full``: also fsyncs every commit).
+    ``write_batch`` checks and applies its writes in one SQLite transaction (a version is a
+    digest of the stored JSON text). ``transaction`` holds the write lock
+    (``BEGIN IMMEDIATE``) while ``fn`` runs, so it never loses a race; store calls made inside
+    ``fn`` on the same thread join it. Timestamps are stored as ``{"__timestamp__": iso}``.
+    ``synchronous`` is SQLite's durability level (``normal``: survives a process crash;
+    ``full``: also fsyncs every commit).
     """
 
     def __init__(self, path: Path, *, busy_timeout: float = 10.0,
@@ -243,6 +246,50 @@ class SqliteDocumentStore:
             ).fetchall()
         return [Snapshot(doc_id, _decode(json.loads(data))) for doc_id, data in rows]
 
+    def get_many(self, collection: str, doc_ids: Sequence[str]) -> dict[str, Versioned]:
+        """One ``SELECT … IN`` per 500 ids; a version is a digest of the stored JSON text."""
+        rules.check_name(collection, "collection name")
+        ids = rules.check_ids(doc_ids)
+        with _boundary("sqlite.get_many"):
+            found = dict(_texts(self._connection(), collection, ids))
+        return {doc_id: Versioned(doc_id, None, None) if doc_id not in found else
+                Versioned(doc_id, _decode(json.loads(found[doc_id])), _digest(found[doc_id]))
+                for doc_id in ids}
+
+    def write_batch(self, writes: Sequence[ConditionalWrite]) -> list[ConditionalWrite]:
+        """One SQLite transaction: each write's precondition is checked against the row as it
+        is under the write lock, and the write applied only if it holds."""
+        batch = rules.check_batch(writes)
+        rows = [(*_key(w.collection, w.doc_id), _dumps(w.data)) for w in batch]
+        connection, failed = self._connection(), []
+        if connection.in_transaction:
+            raise InvalidInput("write_batch cannot run inside a transaction")
+        if not batch:
+            return []
+        wanted: dict[str, list[str]] = {}
+        for write in batch:
+            wanted.setdefault(write.collection, []).append(write.doc_id)
+        with self._queue("sqlite.write_batch"), _boundary("sqlite.write_batch"):
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                stored = {(collection, doc_id): text for collection, ids in wanted.items()
+                          for doc_id, text in _texts(connection, collection, ids)}
+                applied = []
+                for write, row in zip(batch, rows, strict=True):
+                    text = stored.get((write.collection, write.doc_id))
+                    if (None if text is None else _digest(text)) != write.expect:
+                        failed.append(write)
+                    else:
+                        applied.append(row)
+                connection.executemany("INSERT OR REPLACE INTO documents VALUES (?, ?, ?)",
+                                       applied)
+                connection.execute("COMMIT")
+            except BaseException:
+                with suppress(sqlite3.Error):
+                    connection.execute("ROLLBACK")
+                raise
+        return failed
+
     def transaction(self, fn: Callable[[SqliteTransaction], T], *, max_attempts: int = 5) -> T:
         """Run ``fn`` under the write lock; commit if it returns, roll back if it raises."""
         rules.check_attempts(max_attempts)
@@ -304,6 +351,24 @@ class SqliteTransaction:
         self._check_open()
         _remove(self._connection, collection, doc_id)
         self._wrote = True
+
+
+def _texts(connection: sqlite3.Connection, collection: str,
+           ids: list[str]) -> list[tuple[str, str]]:
+    """(id, stored JSON text) of those of ``ids`` that exist, 500 ids per ``SELECT``."""
+    found: list[tuple[str, str]] = []
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        marks = ", ".join("?" * len(chunk))
+        found += connection.execute(
+            f"SELECT id, data FROM documents WHERE collection = ? AND id IN ({marks})",  # noqa: S608
+            [collection, *chunk]).fetchall()
+    return found
+
+
+def _digest(text: str) -> str:
+    """The version of a stored document: a digest of its JSON text (changes with content)."""
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
 def _key(collection: str, doc_id: str) -> tuple[str, str]:

@@ -9,17 +9,24 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from google.api_core import exceptions as gexc
+from google.api_core.datetime_helpers import DatetimeWithNanoseconds
 from google.auth import exceptions as auth_exceptions
 from google.cloud import firestore
 from google.cloud.firestore_v1 import FieldFilter
+from google.cloud.firestore_v1.bulk_batch import BulkWriteBatch
 from google.cloud.firestore_v1.field_path import FieldPath
 
 from shared.adapters import _documents as rules
 from shared.adapters.gcp._errors import boundary
 from shared.errors import ConfigError, ContentionError, InvalidInput
-from shared.ports import Document, Filter, Order, Snapshot
+from shared.ports import ConditionalWrite, Document, Filter, Order, Snapshot, Versioned
 
 T = TypeVar("T")
+_OK = 0
+# a write's status codes that mean "its precondition did not hold" (or it lost a race): the
+# caller re-reads and retries it (google.rpc.Code: ABORTED, ALREADY_EXISTS, NOT_FOUND,
+# FAILED_PRECONDITION)
+_CONFLICT = frozenset({10, 6, 5, 9})
 
 
 def _plain(value: Any) -> Any:
@@ -58,7 +65,8 @@ class FirestoreDocumentStore:
     are fetched and sorted by id here (``limit`` applies after). Values and queries are checked
     against the rules both stores share first (:mod:`shared.adapters._documents`); values come
     back as plain Python, bytes native. ``transaction`` uses the client's optimistic retries;
-    after ``max_attempts`` aborted commits → ``ContentionError``. Vendor errors become keyway
+    after ``max_attempts`` aborted commits → ``ContentionError``. ``write_batch`` is one
+    ``BatchWrite`` with a precondition per document. Vendor errors become keyway
     errors.
     """
 
@@ -125,6 +133,49 @@ class FirestoreDocumentStore:
         if sort_here:
             found = sorted(found, key=lambda snapshot: snapshot.id)[:limit]
         return found
+
+    def get_many(self, collection: str, doc_ids: Sequence[str]) -> dict[str, Versioned]:
+        """``Client.get_all`` (one ``BatchGetDocuments``); the version is the update time."""
+        rules.check_name(collection, "collection name")
+        ids = rules.check_ids(doc_ids)
+        refs = [self._client.collection(collection).document(doc_id) for doc_id in ids]
+        found = {doc_id: Versioned(doc_id, None, None) for doc_id in ids}
+        with boundary("firestore.get_many"):
+            for snapshot in self._client.get_all(refs) if refs else ():
+                if snapshot.exists:
+                    found[snapshot.id] = Versioned(snapshot.id, _plain(snapshot.to_dict()),
+                                                   snapshot.update_time.rfc3339())
+        return found
+
+    def write_batch(self, writes: Sequence[ConditionalWrite]) -> list[ConditionalWrite]:
+        """One ``BatchWrite`` request (not atomic: a status per write): ``expect=None`` is an
+        ``exists=false`` precondition, a version an ``update_time`` one."""
+        batch = rules.check_batch(writes)
+        if not batch:
+            return []
+        bulk = BulkWriteBatch(self._client)
+        for write in batch:
+            ref, data = self._ref(write.collection, write.doc_id), rules.check_document(write.data)
+            if write.expect is None:
+                bulk.create(ref, data)
+                continue
+            try:
+                when = DatetimeWithNanoseconds.from_rfc3339(write.expect)
+            except ValueError:
+                raise InvalidInput("expect: not a version read by get_many") from None
+            bulk.set(ref, data)
+            self._client.write_option(last_update_time=when.timestamp_pb()).modify_write(
+                bulk._write_pbs[-1])
+        with boundary("firestore.write_batch"):
+            answer = bulk.commit()
+        failed = []
+        for write, status in zip(batch, answer.status, strict=True):
+            if status.code in _CONFLICT:
+                failed.append(write)
+            elif status.code != _OK:
+                with boundary("firestore.write_batch"):
+                    raise gexc.from_grpc_status(status.code, status.message)
+        return failed
 
     def transaction(self, fn: Callable[[FirestoreTransaction], T], *, max_attempts: int = 5) -> T:
         """Run ``fn`` in a Firestore transaction; whatever ``fn`` raises is re-raised as is.
