@@ -59,6 +59,33 @@ def test_a_page_write_decides_exactly_as_the_per_record_upsert(tmp_path: Path, c
     assert many.get(KIND, incoming["id"]) == one.get(KIND, incoming["id"])
 
 
+@pytest.mark.parametrize("seen", [None, 3, 15, 25])
+@pytest.mark.parametrize("case", sorted(STORED))
+def test_a_page_write_with_a_sighting_time_decides_as_the_upsert_with_it(
+        tmp_path: Path, case: str, seen: int | None) -> None:
+    """A full list's sighting (``seen_at``) clears a tombstone older than it, even with an
+    older record, exactly as :func:`records.upsert` does — and nothing else changes."""
+    one, many = (SqliteDocumentStore(tmp_path / f"{n}.db") for n in ("one", "many"))
+    incoming = pr(1, 10, "incoming")
+    for target in (one, many):
+        if STORED[case] is not None:
+            target.put(KIND, incoming["id"], STORED[case])
+    seen_at = None if seen is None else at(seen)
+    wrote_one = records.upsert(one, incoming, seen_at)
+    wrote_many = writes.upsert_page(many, [incoming], seen_at=seen_at)
+    assert wrote_many == ([incoming] if wrote_one else [])
+    assert many.get(KIND, incoming["id"]) == one.get(KIND, incoming["id"])
+    if case == "tombstone_newer" and seen == 25:  # the case the sighting exists for
+        restored = many.get(KIND, incoming["id"])
+        assert not restored["deleted"] and restored["restored_at"] == at(25)
+
+
+def test_a_page_write_refuses_a_malformed_sighting_time(store) -> None:
+    with pytest.raises(InvalidInput):
+        writes.upsert_page(store, [pr(1, 10)], seen_at="yesterday")
+    assert store.get(KIND, pr(1, 10)["id"]) is None
+
+
 def test_one_read_per_kind_and_one_batch_per_page(store) -> None:
     calls: list[str] = []
     counted = Interleaving(store, lambda batch: calls.append(f"batch:{len(batch)}"))
