@@ -274,6 +274,7 @@ def test_a_sync_cut_by_its_time_budget_continues_through_the_vault_without_resta
     monkeypatch.setenv("KEYWAY_SYNC_BUDGET_SECONDS", "1")
     _reset_caches()
     ports, _ = stack
+    sim.latency = 0.05  # a provider slow enough that the whole sync outlasts one budget
     receive = event_function("scheduler", handlers_for("scheduler"))
     receive(pubsub_event("refresh-ticks", "cloud-scheduler", "refresh.tick",
                          {"tick_time": isoformat(datetime.now(UTC))}))
