@@ -2,12 +2,15 @@
 identity link's start step.
 
 Every answer of the start step and every page carries :func:`harden`'s headers: never cached,
-never framed, no referrer (the start URL carries the state), and a Content-Security-Policy
-without any script. Pages without a form also say ``form-action 'none'``; the sign-in form's
-page leaves ``form-action`` out, because browsers apply it to every redirect after the post
-too, and the provider may send the browser on to its own sign-in host (Atlassian, a GitLab's
-single sign-on) before coming back. No page renders a token, a cookie or the state other than
-the form's own hidden ``state`` field.
+never framed, no referrer to another site (the start URL carries the state), and a
+Content-Security-Policy without any script. The sign-in form's page sends its referrer to
+keyway's own origin only (``same-origin``): under ``no-referrer`` a browser sends
+``Origin: null`` with the form's post, which the start step refuses as a foreign origin.
+Pages without a form also say ``form-action 'none'``; the sign-in form's page leaves
+``form-action`` out, because browsers apply it to every redirect after the post too, and the
+provider may send the browser on to its own sign-in host (Atlassian, a GitLab's single
+sign-on) before coming back. No page renders a token, a cookie or the state other than the
+form's own hidden ``state`` field.
 """
 
 from __future__ import annotations
@@ -21,25 +24,30 @@ from shared.errors import KeywayError
 _CSP = "default-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
-<meta name="referrer" content="no-referrer"></head>
+<meta name="referrer" content="{referrer}"></head>
 <body><h1>{title}</h1>
 {body}</body></html>
 """
 
 
 def harden(response: Response, *, form: bool = False) -> Response:
-    """The headers every start-step and refusal answer carries (see the module docstring)."""
+    """The headers every start-step and refusal answer carries (see the module docstring);
+    ``form``: the sign-in form's page."""
     response.headers["Content-Security-Policy"] = _CSP if form else f"{_CSP}; form-action 'none'"
     response.headers["Cache-Control"] = "no-store"
     response.headers["Pragma"] = "no-cache"
     response.headers["X-Frame-Options"] = "DENY"
-    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Referrer-Policy"] = _referrer(form)
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response
 
 
+def _referrer(form: bool) -> str:
+    return "same-origin" if form else "no-referrer"
+
+
 def _html(status: int, title: str, body: str, *, form: bool = False) -> Response:
-    page = _PAGE.format(title=escape(title), body=body)
+    page = _PAGE.format(title=escape(title), body=body, referrer=_referrer(form))
     return harden(Response(page, status=status, mimetype="text/html"), form=form)
 
 

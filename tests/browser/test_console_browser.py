@@ -8,14 +8,17 @@ token in its HTML, no Content-Security-Policy violation; a screenshot of each go
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import time
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
 
-from tests.browser.conftest import ARTIFACTS, WIDTH
+from tests.browser.conftest import ARTIFACTS, ROOT, WIDTH
 
 PROVIDERS = ("github", "gitlab", "bitbucket", "jira")
 _shots: list[str] = []
@@ -254,3 +257,31 @@ def test_an_admin_reauthorizes_in_place_then_disconnects(browser, stack):
     _check_page(browser, stack, "disconnected")
     assert stack.store().get("connections", connection)["status"] in ("disconnecting",
                                                                        "disconnected")
+
+
+def test_the_identity_link_form_takes_a_token_pasted_in_a_real_browser(browser, stack):
+    """The start step's own form (what a product without the console links to): a member
+    pastes their access token and goes on to the provider. Chromium sends ``Origin: null``
+    on a post from a page whose referrer policy is ``no-referrer``, which the start step
+    refuses as a foreign origin, so the form's page must send its referrer to keyway itself."""
+    env = {**os.environ, "KEYWAY_STATE_DIR": str(stack.state), "PYTHONPATH": str(ROOT)}
+    for name in ("KEYWAY_PUBLIC_URL", "KEYWAY_FRONTEND_URL"):
+        env.pop(name, None)
+    token = subprocess.run([sys.executable, "-m", "keyway", "dev", "token", "--tenant", "acme",
+                            "--user", "carol", "--role", "member"], cwd=ROOT, env=env,
+                           capture_output=True, text=True, timeout=60, check=True).stdout.strip()
+    started = requests.post(f"{stack.base}/api/v1/identities", json={"provider": "gitlab"},
+                            headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert started.status_code in (200, 201, 202), started.text
+    browser.delete_all_cookies()
+    browser.get(started.json()["authorize_url"])
+    _wait(lambda: browser.find_elements(_by("css"), "input[name=access_token]"),
+          what="the start step's sign-in form")
+    browser.save_screenshot(str(ARTIFACTS / "oauth-start-form.png"))
+    assert token not in browser.page_source
+    browser.find_element(_by("css"), "input[name=access_token]").send_keys(token)
+    browser.find_element(_by("css"), "form button[type=submit]").click()
+    _wait(lambda: browser.title == "Sign in" or "start_foreign_origin" in browser.page_source,
+          what="the provider's sign-in page or a refusal")
+    assert "start_foreign_origin" not in browser.page_source, browser.page_source[:500]
+    assert browser.title == "Sign in"

@@ -188,7 +188,10 @@ def test_an_identity_link_completes_in_the_browser_of_its_user(local_stack, gith
     assert "script-src" not in csp and "default-src 'none'" in csp
     assert "frame-ancestors 'none'" in csp and "base-uri 'none'" in csp
     assert form.headers["X-Frame-Options"] == "DENY"
-    assert form.headers["Referrer-Policy"] == "no-referrer"
+    # its referrer (the URL holds the state) goes to keyway's own origin only; under
+    # no-referrer a browser would send the post with Origin: null, refused as foreign
+    assert form.headers["Referrer-Policy"] == "same-origin"
+    assert '<meta name="referrer" content="same-origin">' in page
     assert form.headers["Cache-Control"] == "no-store" and flow_cookies(local_stack.client) == {}
     provider_url = local_stack.through_start(started["authorize_url"], member)
     done = finish_in(local_stack.client, authorize(provider_url))
