@@ -225,8 +225,11 @@ def _reconcile(sim, ports, plan, token: str, unchanged_requests: int) -> dict:
     sweep of every repository, spread over ``KEYWAY_RECONCILE_DAYS`` in production)."""
     spec = registry.get(plan.provider)
     budget = TokenBudget(ports.business, ports.clock, budget_key(plan.provider, "conn-1"))
-    client = ProviderClient(spec, sim.api_url, token, requests.Session(), ports.clock, budget,
-                            timeout=30.0, purpose="fetch")
+    # as in _measure: Bitbucket's client runs without its local budget (the bench counts
+    # requests); the cycle still checks its spare capacity against ``budget``
+    client_budget = None if spec.api.rate_limit.local_budget is not None else budget
+    client = ProviderClient(spec, sync_atlassian.api_base(sim), token, requests.Session(),
+                            ports.clock, client_budget, timeout=30.0, purpose="fetch")
     found = {}
     for name, force in (("nothing_due", False), ("forced_full_sweep", True)):
         before = len(sim.requests_log)
