@@ -1,4 +1,4 @@
-"""Convergence, end to end against the GitHub simulator over real HTTP: a connected
+"""Convergence, end to end against the GitHub and Jira simulators over real HTTP: a connected
 organisation synced once with its hooks registered; then, during and between incremental syncs,
 the simulator loses 20 % of its webhook deliveries (seeded), deletes 1 % of the comments, issues
 and labels (their delete webhooks subject to the same losses), transfers one repository out of
@@ -6,7 +6,9 @@ the connection's reach, and creates and edits records. After ONE reconciliation 
 production runs it — an incremental sync (with its count signals and the cycle it ends with),
 and a scheduler round of the delivery-recovery job — keyway's live records equal the
 simulator's truth exactly: no ghost, nothing lost, every tombstone with its reason, every event
-applied once, and no full re-sync."""
+applied once, and no full re-sync. Jira (one site, its dynamic webhook and the failed-deliveries
+log): the same with 1 % of comments and issues deleted (Jira has no repository transfer and no
+label deletion: labels are the ones in use)."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from keyway.simulators import GitHubSimulator
+from keyway.simulators import GitHubSimulator, JiraSimulator
 from shared.fetch.client import ProviderClient
 from shared.fetch.reconcile_state import COLLECTION as SWEEPS
 from tests.integration.test_delivery_recovery import one_round, pump
@@ -110,11 +112,13 @@ def create_and_edit(sim: GitHubSimulator, rng: random.Random) -> None:
         sim.touch(kind, 3)
 
 
-def resync(served, connection: str, published: Counter) -> None:
+def resync(served, connection: str, published: Counter, provider: str = "github") -> None:
+    """What a member's "sync now" sets off: an incremental sync (and the due-only
+    reconciliation cycle every finished sync ends with)."""
     token = served.token("tenant-h", "u-1", "member")
     assert served.call("POST", f"/api/v1/connections/{connection}/sync",
                        token).status_code == 202
-    pump(served, "github", published)
+    pump(served, provider, published)
 
 
 @pytest.mark.parametrize("transfer_heard", [True, False], ids=["transfer-heard",
@@ -202,3 +206,88 @@ def test_one_cycle_converges_to_the_providers_truth(served, github, monkeypatch,
     # requests than the first sync
     assert [s.id for s in served.ports.business.query(SWEEPS) if s.data.get("swept_at")] == []
     assert 0 < len(github.requests_log) < first_sync
+
+
+# ---- Jira: dynamic webhooks and their failed-deliveries log ------------------------------------
+@pytest.fixture
+def jira(served, monkeypatch, leak_guard):
+    sim = JiraSimulator(on_issue=leak_guard.track, rate_limit=1_000_000).start()
+    sim.register_client("jira-client", "jira-client-secret-of-32-bytes-x", [
+        _callback(served, "jira")])
+    served.provider_config(monkeypatch, "jira", "jira-client", "jira-client-secret-of-32-bytes-x",
+                           sim.oauth_url, sim.api_url)
+    sim.seed_activity("acme", repos=3, issues=300, comments=900, seed=SEED)
+    yield sim
+    sim.stop()
+
+
+def jira_truth(sim: JiraSimulator) -> set[tuple[str, str]]:
+    seen: set[tuple[str, str]] = set()
+    for project in sim.data.projects.values():
+        seen.add(("repositories", str(project.id)))
+        for issue in project.issues.values():
+            seen.add(("issues", str(issue["id"])))
+            seen |= {("comments", str(c)) for c in issue["comments"]}
+            seen |= {("labels", name) for name in issue["labels"]}  # labels in use
+    return seen
+
+
+def jira_delete_share(sim: JiraSimulator, rng: random.Random) -> None:
+    issues = sorted(i["id"] for p in sim.data.projects.values() for i in p.issues.values())
+    comments = sorted(sim.data.comments)
+    for kind, pick in (("comment", comments), ("issue", issues)):
+        for ident in rng.sample(pick, max(1, round(len(pick) * SHARE))):
+            assert sim.delete(kind, ident)
+
+
+def jira_create_and_edit(sim: JiraSimulator, rng: random.Random) -> None:
+    """A new comment and a few edited issues and comments (the incremental sync reads them)."""
+    issues = [i for p in sim.data.projects.values() for i in p.issues.values()]
+    sim.data.add_comment(rng.choice(issues), sim.data.users[0], "a new comment", [])
+    sim.touch("issue", 3)
+    sim.touch("comment", 3)
+
+
+def test_jira_one_cycle_converges_to_the_providers_truth(served, jira, monkeypatch) -> None:
+    rng, published = random.Random(SEED), Counter()
+    connection, _ = connect(served, "jira")
+    pump(served, "jira", published)
+    assert jira.webhooks.live(), "the first sync registered the dynamic webhook"
+    assert set(stored(served.ports, deleted=False)) == jira_truth(jira)
+
+    jira.webhooks.drop_fraction(DROP, SEED)
+    jira_delete_share(jira, rng)  # between syncs
+    jira_create_and_edit(jira, rng)
+    pump(served, "jira", published)
+    real_send, calls = ProviderClient._send, []
+
+    def send(self, *args: Any, **kw: Any):
+        calls.append(args[0])
+        if len(calls) == 3:  # while the next sync runs
+            jira_delete_share(jira, rng)
+        return real_send(self, *args, **kw)
+
+    monkeypatch.setattr(ProviderClient, "_send", send)
+    resync(served, connection, published, "jira")
+    monkeypatch.setattr(ProviderClient, "_send", real_send)
+    assert len(calls) > 3
+    jira_create_and_edit(jira, rng)
+    pump(served, "jira", published)
+    records = jira.webhooks.log.records()
+    assert [d for d in records if not d.ok], "the seeded drops lost some deliveries"
+
+    jira.clear_log()
+    one_round(served, "jira", published)  # ONE cycle: the recovery round, an incremental sync
+    resync(served, connection, published, "jira")
+
+    live, tombs = stored(served.ports, deleted=False), stored(served.ports, deleted=True)
+    want = jira_truth(jira)
+    assert sorted(set(live) - want) == []  # no ghost
+    assert sorted(want - set(live)) == []  # nothing lost
+    gone = {("issues" if kind == "issue" else "comments", str(ident))
+            for kind, ident in jira.data.deleted}
+    # every tombstone is a deletion (an issue's comments go with it), reason ``deleted``
+    assert {k: t["deleted_reason"] for k, t in tombs.items()} == dict.fromkeys(tombs, "deleted")
+    assert gone <= set(tombs) and len(gone) >= 10
+    assert {g: published[g] for g in {d.guid for d in records} if published[g] != 1} == {}
+    assert [s.id for s in served.ports.business.query(SWEEPS) if s.data.get("swept_at")] == []
