@@ -20,6 +20,8 @@ scope, so the private repositories are out of its reach and out of the truth.
    extra over a plain re-sync is what only the cycle sends: the recovery round (delivery list
    per registered hook, one read per missed delivery) and the targeted sweeps inside the sync
    (``/issues/{issue_number}/comments``); the remainder is what the plain re-sync reads.
+3. **Without recovery**: step 2 again on a fresh stack, the cycle being the incremental sync
+   alone — what the count signals catch by themselves, and which ghosts remain.
 
 Ghosts = live records keyway shows that the simulator no longer has; lost = simulator records
 keyway lacks; full re-syncs = repositories whose lists were swept whole (reconcile state
@@ -162,6 +164,11 @@ class Scenario:
                            "review": "reviews"}[d.kind]] if d.container != moved}
         records = sim.delivery_log.records()
         return {"ghosts": len(set(live) - want), "lost": len(want - set(live)),
+                "ghosts_by_kind": dict(Counter(k for k, _ in set(live) - want)),
+                "ghost_issues_deleted_with_their_comments": sum(
+                    1 for k, i in set(live) - want if k == "comments"
+                    and live[(k, i)].get("parent") in {live[g]["id"] for g in set(live) - want
+                                                       if g[0] == "issues"}),
                 "tombstones": len(tombs),
                 "deleted_wrong_reason": sum(1 for k in gone
                                             if tombs.get(k, {}).get("deleted_reason")
@@ -186,8 +193,19 @@ def run() -> dict:
 
 
 def _run() -> dict:
-    monkeypatch, guard = pytest.MonkeyPatch(), LeakGuard()
     started = time.perf_counter()
+    measured = _scenario(recover=True)
+    without = _scenario(recover=False)  # the same, the recovery round left out of the cycle
+    measured["without_recovery"] = {k: without[k] for k in (
+        "ghosts", "ghosts_by_kind", "ghost_issues_deleted_with_their_comments", "lost",
+        "deleted_wrong_reason", "transferred_repository_reason",
+        "full_resyncs", "changed_cycle")}
+    measured["wall_seconds"] = round(time.perf_counter() - started, 1)
+    return measured
+
+
+def _scenario(recover: bool) -> dict:
+    monkeypatch, guard = pytest.MonkeyPatch(), LeakGuard()
     with tempfile.TemporaryDirectory(prefix="keyway-bench-convergence-") as tmp:
         monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
         port = _free_port()
@@ -207,7 +225,7 @@ def _run() -> dict:
             reached = len(truth(sim))
             unchanged = [(s.plain(), s.cycle()) for _ in range(2)]  # interleaved
             changes = s.change(monkeypatch)
-            changed = s.cycle()
+            changed = s.cycle() if recover else s.plain()
             result = s.outcome(changes.pop("moved"))
         finally:
             sim.stop()
@@ -223,8 +241,9 @@ def _run() -> dict:
                   "served over HTTP (connect, fetch-github, webhook-github, the scheduler's "
                   "recovery round in vault-github); unchanged org: plain re-sync and cycle "
                   "interleaved twice; changed org: the integration test's scenario (seed "
-                  f"{SEED}) then one cycle; counts from the simulator's request log and "
-                  "GraphQL meter; 1 run (deterministic counts)",
+                  f"{SEED}) then one cycle; the changed scenario again on a fresh stack with the "
+                  "recovery round left out of the cycle (without_recovery); counts from the "
+                  "simulator's request log and GraphQL meter; 1 run (deterministic counts)",
         "scale": SCALE, "records_reached": reached, "first_sync": first,
         "unchanged": [{"plain": p, "cycle": c} for p, c in unchanged],
         "unchanged_extra_requests": extra_unchanged,
@@ -236,8 +255,7 @@ def _run() -> dict:
         **result,
         "goal_met": result["ghosts"] == 0 and result["lost"] == 0
         and result["full_resyncs"] == 0 and (_pct(extra_unchanged, plain["requests"])
-                                             or 0) < 5,
-        "wall_seconds": round(time.perf_counter() - started, 1)}
+                                             or 0) < 5}
 
 
 def rows(p: dict) -> list[tuple]:
@@ -269,6 +287,18 @@ def rows(p: dict) -> list[tuple]:
          f"{ch['requests']} ({ch['points']}, {ch['graphql_points']}); "
          f"{ch['recovery_requests']} + {ch['targeted_sweep_requests']} = "
          f"+{p['changed_extra_pct']} % over the plain re-sync's part", "1", "reported", "n/a"),
+        ("convergence without the recovery round (the same scenario, a fresh stack: the "
+         "incremental sync's count signals alone) — ghosts / lost / the transferred "
+         "repository's reason",
+         f"{p['without_recovery']['ghosts']} / {p['without_recovery']['lost']} / "
+         f"{p['without_recovery']['transferred_repository_reason']}; ghosts by kind "
+         f"{p['without_recovery']['ghosts_by_kind']} "
+         f"({p['without_recovery']['ghost_issues_deleted_with_their_comments']} comments under "
+         "the ghost issues): an issue deletion leaves no count on what the incremental sync "
+         "reads (the missing signal: a repository's issue total), and a comment deletion "
+         "does not move its issue's `updated_at` (as the simulator models it), so that "
+         "issue's `comments` count is not on the pages read", "1", "shows what recovery "
+         "adds", "n/a"),
         ("convergence: measured cause of the unchanged org's extra cost",
          f"the recovery round lists each registered repository hook's deliveries: "
          f"{cyc['recovery_list_requests']} hooks → {cyc['recovery_list_requests']} requests, "
