@@ -43,6 +43,7 @@ BENCHES = {
     "embedded_backend": embedded_backend.run,
     "write_pacing": write_pacing.run,
     "store_writes": lambda: __import__("benchmarks.store_writes").store_writes.run(),
+    "convergence": lambda: __import__("benchmarks.convergence").convergence.run(),
 }
 
 

@@ -167,7 +167,8 @@ def markdown(results: dict[str, Any]) -> str:
     sections = [("sync", _sync_rows), ("peer", _peer_rows), ("crypto", _crypto_rows),
                 ("webhooks", _hook_rows), ("webhooks_deployed", deployed_rows),
                 ("freshness", freshness_rows), ("cold_start", _cold_rows),
-                ("write_pacing", write_pacing.rows), ("store_writes", _store_rows)]
+                ("write_pacing", write_pacing.rows), ("store_writes", _store_rows),
+                ("convergence", lambda p: __import__("benchmarks.convergence").convergence.rows(p))]
     for key, fn in sections:
         part = b.get(key)
         if part is None:

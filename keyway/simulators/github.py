@@ -34,7 +34,7 @@ from keyway.simulators.github_api import API, DOCS, GitHubApi, GitHubData
 from keyway.simulators.github_app import GitHubApps
 from keyway.simulators.github_content import ContentLimits
 from keyway.simulators.github_data import GitHubActivity
-from keyway.simulators.github_deletions import deletion_event
+from keyway.simulators.github_deletions import deletion_event, transfer_event
 from keyway.simulators.github_deliveries import AppWebhook, GitHubDeliveries
 from keyway.simulators.github_forbidden import GitHubForbiddenApi
 from keyway.simulators.github_graphql import GitHubGraphQL
@@ -173,6 +173,26 @@ class GitHubSimulator(ActivityKnobs, Simulator):
         if done and event is not None:
             self.deletion_deliveries += self.deliver(*event)
         return done
+
+    def transfer(self, full_name: str, new_owner: str) -> bool:
+        """Transfer ``full_name`` to ``new_owner``, an account none of the simulator's users
+        belongs to: the repository's hooks get ``repository`` ``transferred`` (through the
+        delivery log, so the drop knob applies), then the repository, its activity and its
+        hooks (which go with it) leave everything the users' tokens reach. False if unknown."""
+        owner = {"login": new_owner, "id": 9_500_000 + len(self.data.orgs),
+                 "type": "Organization", "site_admin": False}
+        with self.activity.lock:
+            event = transfer_event(self.activity, full_name, owner, f"{self.url}/")
+        if event is None:
+            return False
+        self.deletion_deliveries += self.deliver(*event)
+        key = full_name.lower()
+        with self.activity.lock:
+            self.data.remove(key)
+            self.activity.repos.pop(key, None)
+        for hook in self.hooks.list(key):
+            self.hooks.remove(key, hook.id)
+        return True
 
     def deliver(self, full_name: str, event: str, payload: dict[str, Any]) -> list:
         """POST ``event`` to every matching hook on ``full_name``, signed with its secret

@@ -100,6 +100,11 @@ class GitHubData:
             "stargazers_count": number % 7, "watchers_count": number % 7,
         }
 
+    def remove(self, full_name: str) -> None:
+        """``full_name`` leaves every list (deleted, or transferred out of reach)."""
+        with self._lock:
+            self.repos[:] = [r for r in self.repos if r["full_name"].lower() != full_name.lower()]
+
     def list(self, org: str | None = None) -> list[dict[str, Any]] | None:
         """Every repository, or ``org``'s (None when the organisation is unknown)."""
         with self._lock:

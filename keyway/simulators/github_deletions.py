@@ -7,6 +7,8 @@ deleted`` carries the ``issue``; ``issue_comment`` ``deleted`` the ``comment`` a
 ``issue``; ``label`` ``deleted`` the ``label``; ``pull_request_review_comment`` ``deleted`` the
 ``comment`` and its ``pull_request``; each also the ``repository`` and the ``sender``. A pull
 request cannot be deleted on GitHub and a submitted review neither, so neither sends anything.
+A repository transferred to another owner sends ``repository`` with ``action: transferred``
+(same page), the repository after the move and ``changes.owner.from`` the owner it left.
 """
 
 from __future__ import annotations
@@ -57,3 +59,23 @@ def deletion_event(activity: Any, kind: str, ident: int,
         body.update(comment=review_comment_json(item, site),
                     pull_request=pull_json(thread, site, body["repository"]))
     return act.repo["full_name"], EVENTS[kind], body
+
+
+def transfer_event(activity: Any, full_name: str, new_owner: dict[str, Any],
+                   host: str) -> tuple[str, str, dict[str, Any]] | None:
+    """``(full name, event, payload)`` of transferring ``full_name`` to ``new_owner``:
+    ``repository`` with ``action: transferred``, the repository as it is after the move and
+    ``changes.owner.from`` the owner it left (an ``organization`` or a ``user``); ``None`` for
+    an unknown repository."""
+    owner, _, name = full_name.partition("/")
+    act = activity.find(owner, name)
+    if act is None:
+        return None
+    old = act.repo["owner"]
+    moved = {**act.repo, "owner": new_owner, "full_name": f"{new_owner['login']}/{name}"}
+    sender = user_json(activity.users[0], host) if activity.users else None
+    side = "organization" if old.get("type") == "Organization" else "user"
+    body = {"action": "transferred", "sender": sender,
+            "changes": {"owner": {"from": {side: dict(old)}}},
+            "repository": repository_json(moved, host, act.threads.count("open"))}
+    return act.repo["full_name"], "repository", body

@@ -214,3 +214,22 @@ def test_gitlab_delivers_with_the_hooks_token_to_subscribed_hooks(gitlab, receiv
     ((path, headers, _),) = receiver.got
     assert path == "/mr" and headers["X-Gitlab-Token"] == secret
     assert headers["X-Gitlab-Event"] == "Merge Request Hook" and headers["X-Gitlab-Event-UUID"]
+
+
+def test_github_transfer_sends_repository_transferred_and_leaves_reach(github, receiver):
+    token = github.mint_token(scopes=("repo", "admin:repo_hook")).access_token
+    github.hooks.add("acme/repo-0002", receiver.url, "hook-secret", ("repository",), 0)
+    github.drop_deliveries(next_n=1)  # the drop knob applies to the transfer's event too
+    assert github.transfer("acme/repo-0001", "elsewhere")  # no hook: nothing sent
+    assert github.transfer("acme/repo-0002", "elsewhere")
+    assert not github.transfer("acme/repo-0002", "elsewhere")  # gone: unknown now
+    assert receiver.got == []
+    (lost,) = [d for d in github.delivery_log.records()]
+    assert (lost.ok, lost.event, lost.action) == (False, "repository", "transferred")
+    body = lost.payload
+    assert body["repository"]["full_name"] == "elsewhere/repo-0002"
+    assert body["changes"]["owner"]["from"]["organization"]["login"] == "acme"
+    listed = call("GET", f"{github.api_url}/user/repos?per_page=100", token).json()
+    assert [r["full_name"] for r in listed] == ["acme/repo-0003"]
+    assert call("GET", f"{github.api_url}/repos/acme/repo-0002", token).status_code == 404
+    assert github.hooks.list("acme/repo-0002") == []
