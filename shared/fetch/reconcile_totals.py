@@ -68,9 +68,7 @@ def due(store: DocumentStore, ctx: Context, now: str, period: timedelta) -> bool
     if state is None or not state.get("totals_due_at"):
         first = parse_iso(now) + period * jitter(f"totals:{ctx.repository}")
         store.put(COLLECTION, ctx.repository or "", {
-            **(state or {}), "connection": ctx.connection,
-            **({} if state else {"due_at": isoformat(first)}),
-            "totals_due_at": isoformat(first)})
+            **(state or {}), "connection": ctx.connection, "totals_due_at": isoformat(first)})
         return False
     return str(state["totals_due_at"]) <= now
 

@@ -14,6 +14,8 @@ from urllib.parse import urlparse
 import pytest
 
 from keyway.simulators import JiraSimulator
+from shared.clock import isoformat, parse_iso
+from shared.fetch import reconcile_state
 from shared.fetch.jira.plan import PLAN as JIRA_PLAN
 from shared.fetch.sync import SyncRun
 from tests.integration.test_reconcile import (
@@ -123,4 +125,12 @@ def test_a_count_not_due_is_not_asked(local_stack, jira):
     assert sync(ports, jira, day).stats.deleted >= 1  # due now: asked, and the issue swept
     assert counts_asked(jira) == 1
     after = ports.business.get("reconcile_state", repository)
-    assert after["totals_due_at"] > "2000-01-02" and after["due_at"] == state["due_at"]
+    assert after["totals_due_at"] > "2000-01-02" and "due_at" not in after
+    # the full sweep's own first-sight schedule is its part of 7 days, not due at once
+    now = after["totals_due_at"]
+    assert reconcile_state.is_due(ports.business, repository, now, timedelta(days=7),
+                                  CONNECTION) is False
+    swept = ports.business.get("reconcile_state", repository)
+    assert swept["due_at"] == isoformat(parse_iso(now) + timedelta(days=7) * reconcile_state
+                                        .jitter(repository))
+    assert swept["totals_due_at"] == now  # kept
