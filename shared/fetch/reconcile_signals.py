@@ -110,6 +110,7 @@ class Signals:
         self._ports, self._client, self._plan = ports, client, plan
         #: how often a repository's list totals are asked (:mod:`.reconcile_totals`)
         self.totals_period = timedelta(hours=24) if totals_period is None else totals_period
+        self._source = asked.source(plan.provider, client, ports.business, self.totals_period)
         self.tally = tally or Tally()
         self._noted: dict[tuple[str, int], tuple[Parent, Count, int]] = {}
         self._totals: dict[str, tuple[ListSpec, dict, int]] = {}
@@ -165,22 +166,21 @@ class Signals:
             Filter("repository", "==", ctx.repository)]))
 
     def _ask_totals(self, ctx: Context, params: Mapping[str, str]) -> None:
-        """The provider's count of a list no page carries the total of, when due
-        (:mod:`.reconcile_totals`); below the live records stored: that list is swept."""
-        query = asked.QUERIES.get(self._plan.provider)
-        spec = next((s for s in self._plan.resources
-                     if query is not None and s.name == query.list_name), None)
-        now = isoformat(self._ports.clock.now())
-        store, period = self._ports.business, self.totals_period
-        if query is None or spec is None or not asked.due(store, ctx, now, period):
+        """The provider's totals of lists no page carries the total of, when due
+        (:mod:`.reconcile_totals`); one below its live records stored: that list is swept."""
+        if self._source is None:
             return
-        self.tally.requests += 1
-        said = asked.ask(self._client, query, ctx, params)
+        now = isoformat(self._ports.clock.now())
+        before = self._source.requests, getattr(self._source, "points", 0)
+        said = self._source.said(ctx, params, now)
+        self.tally.requests += self._source.requests - before[0]
+        self.tally.points += getattr(self._source, "points", 0) - before[1]
         if said is None:
             return
-        if said < self._live_of(ctx, spec):
-            self._sweep_list(ctx, spec, params)
-        asked.counted(store, ctx, now, period)
+        for spec in self._plan.resources:
+            if spec.name in said and said[spec.name] < self._live_of(ctx, spec):
+                self._sweep_list(ctx, spec, params)
+        asked.counted(self._ports.business, ctx, now, self.totals_period)
 
     def _sweep_list(self, ctx: Context, spec: ListSpec, params: Mapping[str, str]) -> None:
         self.tally.targeted += 1

@@ -1,21 +1,29 @@
 """List totals asked of the provider (:mod:`shared.fetch.reconcile_signals`): where no list
-keyway reads carries its total, one count request per repository gives it — Jira's
-``POST /rest/api/3/search/approximate-count`` (``{"jql": "project = <id>"}`` → ``{"count"}``)
-for a project's issues. A count below the live records stored of that list gets one sweep of
-the list; a count equal or above costs nothing more.
+keyway reads carries its total, a count request gives it —
 
-A count is one request, so it runs at most once per ``period`` per repository (configured by
-``KEYWAY_RECONCILE_TOTALS_HOURS``; ``0``: every sync), remembered in the repository's
-``reconcile_state`` document (``totals_due_at``); a repository's first due time is a jittered
-fraction of the period away, as the full sweep's is (its first sync has just read everything).
-A count the provider refuses (4xx), cannot give (5xx) or answers malformed is logged
-(``fetch.reconcile_total_failed``, with the error's key), changes nothing stored, and is asked
-again at the next sync."""
+* Jira: ``POST /rest/api/3/search/approximate-count`` (``{"jql": "project = <id>"}`` →
+  ``{"count"}``), one request per project, for its issues (:class:`RestCount`);
+* GitHub: the GraphQL document ``repository_totals`` (:mod:`shared.fetch.github.graphql`):
+  ``totalCount`` of ``issues``, ``pullRequests`` and ``labels`` for up to 100 repositories a
+  query by their ``node_id`` (:class:`GitHubTotals`): the first repository found due asks for
+  every due repository of the connection at once, and the others use that answer.
+
+A total below the live records stored of its list gets one sweep of that list; a total equal
+or above costs nothing more.
+
+Counting spends requests (and GitHub points), so it runs at most once per ``period`` per
+repository (``KEYWAY_RECONCILE_TOTALS_HOURS``; ``0``: every sync), remembered in the
+repository's ``reconcile_state`` document (``totals_due_at``). A repository's first due time is
+a jittered fraction of the period away, as the full sweep's is (its first sync has just read
+everything); GitHub's jitter is the connection's, so its repositories fall due together and
+share queries. A count the provider refuses (4xx, GraphQL ``errors``), cannot give (5xx) or
+answers malformed is logged (``fetch.reconcile_total_failed``, with the error's key), changes
+nothing stored, and is asked again at the next sync."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -29,7 +37,7 @@ from shared.fetch.errors import (
 )
 from shared.fetch.reconcile_state import COLLECTION, jitter
 from shared.log import get_logger
-from shared.ports import DocumentStore
+from shared.ports import DocumentStore, Filter
 from shared.records.model import Context
 
 log = get_logger("keyway.fetch")
@@ -60,15 +68,17 @@ QUERIES: dict[str, TotalQuery] = {
 }
 
 
-def due(store: DocumentStore, ctx: Context, now: str, period: timedelta) -> bool:
-    """Whether the repository's count is due (always with a zero period)."""
+def due(store: DocumentStore, repository: str, connection: str, now: str, period: timedelta,
+        spread: str) -> bool:
+    """Whether the repository's count is due (always with a zero period); ``spread``: what
+    its first due time's jitter is drawn from."""
     if not period:
         return True
-    state = store.get(COLLECTION, ctx.repository or "")
+    state = store.get(COLLECTION, repository)
     if state is None or not state.get("totals_due_at"):
-        first = parse_iso(now) + period * jitter(f"totals:{ctx.repository}")
-        store.put(COLLECTION, ctx.repository or "", {
-            **(state or {}), "connection": ctx.connection, "totals_due_at": isoformat(first)})
+        first = parse_iso(now) + period * jitter(f"totals:{spread}")
+        store.put(COLLECTION, repository, {
+            **(state or {}), "connection": connection, "totals_due_at": isoformat(first)})
         return False
     return str(state["totals_due_at"]) <= now
 
@@ -82,17 +92,115 @@ def counted(store: DocumentStore, ctx: Context, now: str, period: timedelta) -> 
         **state, "totals_due_at": isoformat(parse_iso(now) + period)})
 
 
-def ask(client: ProviderClient, query: TotalQuery, ctx: Context,
-        params: Mapping[str, str]) -> int | None:
-    """The provider's count, or None (logged) when it could not be had."""
-    try:
-        answer = client.post(query.template, {}, query.body(params))
-        said = query.read(answer.body)
-        if said is None:
-            raise MalformedResponse(f"{query.template}: no count in the answer")
-        return said
-    except FAILURES as e:
-        log.warning("fetch.reconcile_total_failed", extra={"fields": {
-            "connection": ctx.connection, "repository": ctx.repository,
-            "list": query.list_name, "reason": e.key}})
-        return None
+def _failed(ctx: Context, lists: str, error: Exception) -> None:
+    log.warning("fetch.reconcile_total_failed", extra={"fields": {
+        "connection": ctx.connection, "repository": ctx.repository, "list": lists,
+        "reason": getattr(error, "key", "provider.malformed")}})
+
+
+@dataclass
+class RestCount:
+    """One count request per repository (:data:`QUERIES`)."""
+
+    client: ProviderClient
+    store: DocumentStore
+    period: timedelta
+    query: TotalQuery
+    requests: int = 0
+
+    def said(self, ctx: Context, params: Mapping[str, str], now: str) -> dict[str, int] | None:
+        """``{list name: total}`` when due and answered, else None (a failure is logged)."""
+        if not due(self.store, ctx.repository or "", ctx.connection, now, self.period,
+                   ctx.repository or ""):
+            return None
+        self.requests += 1
+        try:
+            answer = self.client.post(self.query.template, {}, self.query.body(params))
+            count = self.query.read(answer.body)
+            if count is None:
+                raise MalformedResponse(f"{self.query.template}: no count in the answer")
+        except FAILURES as e:
+            _failed(ctx, self.query.list_name, e)
+            return None
+        return {self.query.list_name: count}
+
+
+#: GitHub's ``repository_totals`` connections → the plan's list each counts.
+GITHUB_LISTS = {"issues": "issues", "pullRequests": "pulls", "labels": "labels"}
+GITHUB_BATCH = 100  # node ids a query (GitHub's nodes(ids:) limit)
+
+
+@dataclass
+class GitHubTotals:
+    """Totals of several repositories a GraphQL query; :attr:`answers` holds this run's."""
+
+    client: ProviderClient
+    store: DocumentStore
+    period: timedelta
+    requests: int = 0
+    points: int = 0
+    answers: dict[str, dict[str, int] | None] = field(default_factory=dict)
+
+    def said(self, ctx: Context, params: Mapping[str, str], now: str) -> dict[str, int] | None:
+        repo = self.store.get("repositories", ctx.repository or "") or {}
+        node = repo.get("node_id")
+        if not isinstance(node, str) or not node:
+            return None
+        if node not in self.answers:
+            if not due(self.store, ctx.repository or "", ctx.connection, now, self.period,
+                       ctx.connection):
+                return None
+            self._ask(ctx, [node, *self._others_due(ctx, node, now)])
+        return self.answers.get(node)
+
+    def _others_due(self, ctx: Context, node: str, now: str) -> list[str]:
+        """The connection's other repositories due now or within a 24th of the period (their
+        first due times were set moments apart): asked in the same query."""
+        found, now = [], isoformat(parse_iso(now) + self.period / 24)
+        for snap in self.store.query("repositories", [
+                Filter("connection", "==", ctx.connection), Filter("deleted", "==", False)]):
+            other = snap.data.get("node_id")
+            if isinstance(other, str) and other and other != node \
+                    and other not in self.answers and len(found) < GITHUB_BATCH - 1 \
+                    and due(self.store, snap.id, ctx.connection, now, self.period,
+                            ctx.connection):
+                found.append(other)
+        return found
+
+    def _ask(self, ctx: Context, ids: list[str]) -> None:
+        for node in ids:
+            self.answers[node] = None  # asked: not asked again this run, whatever came back
+        self.requests += 1
+        try:
+            answer = self.client.graphql("repository_totals", {"ids": ids})
+            nodes = answer.data.get("nodes")
+            if not isinstance(nodes, list) or len(nodes) != len(ids):
+                raise MalformedResponse("repository_totals: nodes do not match the ids")
+        except FAILURES as e:
+            _failed(ctx, "issues,pulls,labels", e)
+            return
+        self.points += answer.cost if answer.cost is not None else 1
+        for node, item in zip(ids, nodes, strict=True):
+            self.answers[node] = _github_totals(item) if isinstance(item, dict) else None
+            if isinstance(item, dict) and self.answers[node] is None:
+                _failed(ctx, "issues,pulls,labels", MalformedResponse("no totalCount"))
+
+
+def _github_totals(item: Mapping[str, Any]) -> dict[str, int] | None:
+    found = {}
+    for connection, name in GITHUB_LISTS.items():
+        value = item.get(connection)
+        count = _count({"count": value.get("totalCount")} if isinstance(value, dict) else None)
+        if count is None:
+            return None
+        found[name] = count
+    return found
+
+
+def source(plan_provider: str, client: ProviderClient, store: DocumentStore,
+           period: timedelta) -> RestCount | GitHubTotals | None:
+    """What counts ``plan_provider``'s list totals (None: nothing to ask)."""
+    if plan_provider == "github":
+        return GitHubTotals(client, store, period)
+    query = QUERIES.get(plan_provider)
+    return None if query is None else RestCount(client, store, period, query)

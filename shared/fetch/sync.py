@@ -193,10 +193,12 @@ class SyncRun:
     def _settle_signals(self, ctx: Context, params: Mapping[str, str]) -> None:
         """The repository's lists all finished: sweep the parents whose child count disagrees
         with the store (their requests and tombstones count in the run's figures)."""
-        before = self.signals.tally.requests, self.signals.tally.tombstoned
+        tally = self.signals.tally
+        before = tally.requests, tally.tombstoned, tally.points
         self.signals.settle(ctx, self._pending.remembered(ctx.repository or ""), params)
-        self.stats.requests += self.signals.tally.requests - before[0]
-        self.stats.deleted += self.signals.tally.tombstoned - before[1]
+        self.stats.requests += tally.requests - before[0]
+        self.stats.deleted += tally.tombstoned - before[1]
+        self.stats.graphql_points += tally.points - before[2]
 
     def _retry_pending(self, ctx: Context) -> None:
         """The children the provider refused in an earlier round, read first: their parents
