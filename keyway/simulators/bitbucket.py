@@ -135,8 +135,14 @@ class BitbucketSimulator(Simulator):
 
     def touch(self, kind: str, count: int) -> list[str]:
         """Edit ``count`` items of ``kind`` (``pull``, ``issue``, ``comment``,
-        ``issue_comment``); returns their keys (``<full name>#<id>``)."""
-        return self.activity.touch(kind, count)
+        ``issue_comment``); returns their keys (``<full name>#<id>``). An edited pull request
+        comment is delivered to the repository's hooks as ``pullrequest:comment_updated``."""
+        keys = self.activity.touch(kind, count)
+        for key in keys if kind == "comment" else ():
+            event = self._comment_event(key)
+            if event is not None:
+                self.hooks.deliver(event[0], "pullrequest:comment_updated", event[1])
+        return keys
 
     def decide(self, full_name: str, number: int, state: str | None,
                account: Account | None = None) -> None:

@@ -10,10 +10,12 @@ headers Bitbucket documents ("Event payloads", section "HTTP headers"): ``X-Even
 application/json``; with a secret, ``X-Hub-Signature: sha256=<hex HMAC-SHA256 of the body>``
 ("Manage webhooks", section "Secure webhooks"). Without a secret nothing is signed.
 
-Events delivered: ``pullrequest:comment_created``, ``pullrequest:comment_updated`` and
-``pullrequest:comment_deleted``, each ``{"actor", "pullrequest", "comment", "repository"}``
-(the deleted comment as it was, ``deleted: true``). Bitbucket sends no event for a deleted
-issue, issue comment or pull request, so neither does the simulator. Every attempt is logged in
+Events delivered: ``pullrequest:comment_updated`` (a comment edited by the ``touch`` knob) and
+``pullrequest:comment_deleted`` (the ``delete`` knob), each ``{"actor", "pullrequest",
+"comment", "repository"}`` (a deleted comment as it was, ``deleted: true``). Not delivered:
+``pullrequest:comment_created`` (the simulator's own comment POST sends nothing yet) and every
+other event. Bitbucket sends no event for a deleted issue, issue comment or pull request, so
+neither does the simulator. Every attempt is logged in
 a :class:`~.delivery_log.DeliveryLog` (``log``), whose knob drops deliveries.
 """
 
@@ -29,8 +31,7 @@ from typing import Any
 from keyway.simulators.delivery_log import Delivery, DeliveryLog
 from keyway.simulators.hooks import Hook, HookStore
 
-EVENTS = ("pullrequest:comment_created", "pullrequest:comment_updated",
-          "pullrequest:comment_deleted")
+EVENTS = ("pullrequest:comment_updated", "pullrequest:comment_deleted")
 
 
 def signature(secret: str, body: bytes) -> str:

@@ -14,6 +14,7 @@ import pytest
 
 from keyway.simulators import BitbucketSimulator
 from keyway.simulators.bitbucket_hooks import signature
+from shared.clock import parse_iso
 from shared.fetch.bitbucket.plan import PLAN as BITBUCKET_PLAN
 from tests.integration.test_bitbucket_webhooks import Hooks
 from tests.integration.test_reconcile import (
@@ -109,3 +110,24 @@ def test_a_delivery_signed_under_another_secret_is_refused(local_stack, bitbucke
     assert [a.status_code for a in _forward(hooks, receiver)] == [401]
     assert hooks.ingest() == 0
     assert ports.business.get("comments", comment["id"])["deleted"] is False
+
+
+def test_an_edited_pr_comment_is_delivered_as_comment_updated(local_stack, bitbucket):
+    setup, receiver = bitbucket
+    ports = local_stack.ports
+    sync(ports, setup)
+    hooks = Hooks(local_stack)
+    for repo in live(ports, "repositories"):
+        setup.sim.hooks.add(repo["full_name"], receiver.url + "/hook",
+                            secret=hooks.secret.decode())
+    touched = setup.sim.touch("comment", 1)
+    assert len(receiver.got) == 1
+    _, headers, body = receiver.got[0]
+    assert headers["X-Event-Key"] == "pullrequest:comment_updated"
+    assert json.loads(body)["comment"]["id"] == int(touched[0].rsplit("#", 1)[1])
+    assert [a.status_code for a in _forward(hooks, receiver)] == [202]
+    assert hooks.ingest() == 1
+    stored = next(c for c in live(ports, "comments")
+                  if c["external_id"] == touched[0].rsplit("#", 1)[1])
+    assert parse_iso(stored["updated_at"]) == parse_iso(
+        json.loads(body)["comment"]["updated_on"])  # the edit, ingested without a sync

@@ -28,7 +28,7 @@ def test_a_subscribed_hook_gets_the_event_signed_with_its_secret(receiver) -> No
     hooks = BitbucketHooks(lambda: 1000.0)
     signed = hooks.add("Acme/Repo", receiver.url + "/a", secret="k" * 32)
     hooks.add("acme/repo", receiver.url + "/b")  # no secret
-    hooks.add("acme/repo", receiver.url + "/c", events=("pullrequest:comment_created",))
+    hooks.add("acme/repo", receiver.url + "/c", events=("pullrequest:comment_updated",))
     hooks.add("acme/other", receiver.url + "/d")
     sent = hooks.deliver("ACME/repo", EVENT, {"comment": {"id": 7, "deleted": True}})
     assert [d.status_code for d in sent] == [202, 202]
@@ -49,7 +49,7 @@ def test_a_subscribed_hook_gets_the_event_signed_with_its_secret(receiver) -> No
 def test_inactive_hooks_unknown_events_and_dropped_deliveries(receiver) -> None:
     hooks = BitbucketHooks(lambda: 1000.0)
     with pytest.raises(ValueError):
-        hooks.add("acme/repo", receiver.url, events=("repo:push",))
+        hooks.add("acme/repo", receiver.url, events=("pullrequest:comment_created",))
     hook = hooks.add("acme/repo", receiver.url + "/a")
     hook.active = False
     assert hooks.deliver("acme/repo", EVENT, {}) == []
