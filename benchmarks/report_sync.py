@@ -95,6 +95,8 @@ def sync_rows(sync: dict) -> list[tuple]:
     for provider in ("bitbucket", "jira"):
         if sync.get(provider) and "full_vs_minimum" in sync[provider]:
             rows += atlassian_rows(provider, sync[provider])
+            rows += _totals_rows(provider, sync[provider].get("unchanged_totals_due"),
+                                 sync[provider].get("unchanged_resync"))
     for provider in ("github", "gitlab"):
         p = sync.get(provider)
         if not p:
@@ -103,6 +105,8 @@ def sync_rows(sync: dict) -> list[tuple]:
         unchanged, changed = p["unchanged_resync"], p["after_1pct_changed"]
         rows.append(total_row(provider, p))
         rows += _reconcile_rows(provider, p.get("reconcile"))
+        rows += _totals_rows(provider, p.get("unchanged_totals_due"),
+                             p.get("unchanged_resync"))
         rows.append((f"{provider}: full sync, list endpoints (REST points / minimum "
                      "ceil(n/100))", f"{c['lists_points']} / {c['lists_minimum']} = "
                      f"{c['lists_ratio']}x", "1", "= minimum",
@@ -165,6 +169,20 @@ def sync_rows(sync: dict) -> list[tuple]:
              f"{changed['graphql_points']} / {changed['written']}", "1", "", ""),
         ]
     return rows
+
+
+def _totals_rows(provider: str, due: dict | None, unchanged: dict | None) -> list[tuple]:
+    """An unchanged re-sync whose list totals are due (GitHub's GraphQL repository_totals,
+    Jira's approximate count; none for GitLab, whose X-Total rides on pages, or Bitbucket)."""
+    if not due or not unchanged or due["requests"] == unchanged["requests"]:
+        return []
+    extra = due["requests"] - unchanged["requests"]
+    pct = round(100 * extra / max(1, unchanged["requests"]), 1)
+    goal = provider == "github"  # Jira's one request a project is paid once a day
+    return [(f"{provider}: unchanged re-sync with the list totals due, once per "
+             "KEYWAY_RECONCILE_TOTALS_HOURS (requests / extra / GraphQL points)",
+             f"{due['requests']} / +{extra} ({pct} %) / {due['graphql_points']}", "1",
+             "< 5 %" if goal else "", _met(pct < 5) if goal else "")]
 
 
 def _reconcile_rows(provider: str, found: dict | None) -> list[tuple]:

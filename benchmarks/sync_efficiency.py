@@ -42,6 +42,7 @@ import math
 import tempfile
 import time
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 
 import requests
@@ -122,7 +123,8 @@ def graphql_points(sim) -> int:
     return sim.graphql_points_used(sim.account.id) if hasattr(sim, "graphql_points_used") else 0
 
 
-def _measure(sim, ports, plan, token: str, prefix: str) -> dict:
+def _measure(sim, ports, plan, token: str, prefix: str,
+             totals_period: timedelta | None = None) -> dict:
     spec = registry.get(plan.provider)
     # Bitbucket's own 1,000-an-hour budget would pause the sync for hours: the bench counts
     # requests, so that provider's client runs without the local budget
@@ -134,7 +136,8 @@ def _measure(sim, ports, plan, token: str, prefix: str) -> dict:
     before_log = len(sim.requests_log)
     before_points, before_graphql = sim.quota_used(sim.account.id), graphql_points(sim)
     start = time.perf_counter()
-    result = SyncRun(ports, client, plan, "t-1", "conn-1", 3600.0).run()
+    result = SyncRun(ports, client, plan, "t-1", "conn-1", 3600.0,
+                     totals_period=totals_period).run()
     seconds = time.perf_counter() - start
     log = sim.requests_log[before_log:]
     rest = [r for r in log if not is_graphql(r)]
@@ -206,6 +209,9 @@ def _one(provider: str) -> dict:
             full = _measure(sim, ports, plan, token, prefix)
             minimum = minimum_of(sim)
             unchanged = _measure(sim, ports, plan, token, prefix)
+            # the same re-sync when the list totals are due (once per
+            # KEYWAY_RECONCILE_TOTALS_HOURS; a zero period makes them due now)
+            totals_due = _measure(sim, ports, plan, token, prefix, timedelta(0))
             for kind, count in CHANGED.items():
                 if kind != "pull" or provider != "jira":  # Jira has no pull requests
                     sim.touch(kind, count)
@@ -214,6 +220,7 @@ def _one(provider: str) -> dict:
         return {"scale": SCALE, "changed": CHANGED, "full": full, "minimum": minimum,
                 "full_vs_minimum": _compare(full, minimum), "unchanged_resync": unchanged,
                 "after_1pct_changed": changed, "reconcile": reconciliation,
+                "unchanged_totals_due": totals_due,
                 "unchanged_goal_met": unchanged["points"] == 0}
     finally:
         sim.stop()

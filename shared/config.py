@@ -60,6 +60,7 @@ class Config:
     delivery_recovery_seconds: int = 3600
     console_origins: tuple[str, ...] = ()
     reconcile_days: int = 7
+    reconcile_totals_hours: int = 24
     write_ramp_start: int = 500  # gcp: writes/s a sync starts a collection at (500/50/5)
 
     @property
@@ -127,6 +128,7 @@ class Config:
             api_max_body_bytes=_int(env, "KEYWAY_API_MAX_BODY_BYTES", 1024 * 1024, 1024,
                                     32 * 1024 * 1024),
             reconcile_days=_int(env, "KEYWAY_RECONCILE_DAYS", 7, 1, 365),
+            reconcile_totals_hours=_int(env, "KEYWAY_RECONCILE_TOTALS_HOURS", 24, 0, 24 * 365),
             disconnected_retention_days=_int(env, "KEYWAY_DISCONNECTED_RETENTION_DAYS", 30, 0,
                                              3650),
             delivery_recovery_seconds=_int(env, "KEYWAY_DELIVERY_RECOVERY_SECONDS", 3600, 0,

@@ -35,8 +35,16 @@ from keyway.simulators.bitbucket_api import (
 )
 from keyway.simulators.bitbucket_data import BitbucketActivity, account_json_fields
 from keyway.simulators.bitbucket_forbidden import BitbucketForbiddenApi
+from keyway.simulators.bitbucket_hooks import BitbucketHooks
 from keyway.simulators.bitbucket_metadata import BitbucketMetadataApi
 from keyway.simulators.bitbucket_oauth import DEFAULT_SCOPES, BitbucketOAuth, bitbucket_policy
+from keyway.simulators.bitbucket_render import (
+    Site,
+    account_json,
+    comment_json,
+    pull_request_json,
+    repository_json,
+)
 from keyway.simulators.oauth_model import Account
 from keyway.simulators.server import Fault, Route, Simulator
 from keyway.simulators.wire import json_response
@@ -56,6 +64,7 @@ class BitbucketSimulator(Simulator):
                  clock: Callable[[], float] = time.time,
                  on_issue: Callable[[str], object] | None = None) -> None:
         self.activity = BitbucketActivity(clock)
+        self.hooks = BitbucketHooks(clock)  # repository webhooks and their delivery log
         self.rolling = RollingLimiter(rate_limit, 3600, clock)
         self._endpoints: list[Any] = []
         super().__init__(policy=bitbucket_policy(), account=DEFAULT_USER,
@@ -126,8 +135,14 @@ class BitbucketSimulator(Simulator):
 
     def touch(self, kind: str, count: int) -> list[str]:
         """Edit ``count`` items of ``kind`` (``pull``, ``issue``, ``comment``,
-        ``issue_comment``); returns their keys (``<full name>#<id>``)."""
-        return self.activity.touch(kind, count)
+        ``issue_comment``); returns their keys (``<full name>#<id>``). An edited pull request
+        comment is delivered to the repository's hooks as ``pullrequest:comment_updated``."""
+        keys = self.activity.touch(kind, count)
+        for key in keys if kind == "comment" else ():
+            event = self._comment_event(key)
+            if event is not None:
+                self.hooks.deliver(event[0], "pullrequest:comment_updated", event[1])
+        return keys
 
     def decide(self, full_name: str, number: int, state: str | None,
                account: Account | None = None) -> None:
@@ -137,8 +152,33 @@ class BitbucketSimulator(Simulator):
         self.activity.decide(full_name, number, user, state)
 
     def delete(self, kind: str, key: str) -> bool:
-        """Remove ``kind`` item ``key`` (``<full name>#<id>``); recorded in :attr:`deleted`."""
-        return self.activity.delete(kind, key)
+        """Remove ``kind`` item ``key`` (``<full name>#<id>``); recorded in :attr:`deleted`.
+        A pull request comment's removal is delivered to the repository's hooks as
+        ``pullrequest:comment_deleted`` (:mod:`.bitbucket_hooks`); nothing else sends one."""
+        before = self._comment_event(key) if kind == "comment" else None
+        removed = self.activity.delete(kind, key)
+        if removed and before is not None:
+            full_name, payload = before
+            payload["comment"]["deleted"] = True
+            self.hooks.deliver(full_name, "pullrequest:comment_deleted", payload)
+        return removed
+
+    def _comment_event(self, key: str) -> tuple[str, dict[str, Any]] | None:
+        """The payload of a pull request comment's event, as the comment is now."""
+        try:
+            act, comment = self.activity._locate("comment", key)
+        except (KeyError, ValueError):
+            return None
+        site = Site(self.url)
+        with self.activity.lock:
+            pull = act.pulls.items.get(comment["thread"])
+            if pull is None:
+                return None
+            return act.repo["full_name"], {
+                "actor": account_json(comment["user"], site),
+                "pullrequest": pull_request_json(pull, site),
+                "comment": comment_json(comment, act.repo, site),
+                "repository": repository_json(act.repo, site)}
 
     def remove_repository(self, full_name: str) -> bool:
         return self.activity.remove_repository(full_name)

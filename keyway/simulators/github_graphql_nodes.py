@@ -1,6 +1,7 @@
 """GitHub GraphQL's node interface as the simulator answers it: ``nodes(ids:)`` and
 ``node(id:)`` for pull requests (by the REST ``node_id``), each pull request's ``reviews``
-connection, and ``rateLimit`` — resolved field by field from the document's selections, from
+connection, repositories with their list totals (:mod:`.github_graphql_repos`), and
+``rateLimit`` — resolved field by field from the document's selections, from
 the same reviews ``GET …/pulls/{n}/reviews`` serves (same ids, states, times, authors, links;
 chronological).
 
@@ -29,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from keyway.simulators import github_graphql_repos as repos
 from keyway.simulators.activity import iso
 from keyway.simulators.github_api import node_id
 from keyway.simulators.github_data import GitHubActivity
@@ -55,10 +57,11 @@ SCHEMA: dict[str, dict[str, str | None]] = {  # field → object type (None: a s
                  "startCursor": None},
     "RateLimit": {"cost": None, "remaining": None, "resetAt": None, "limit": None,
                   "used": None, "nodeCount": None},
+    **repos.TYPES,
 }
-IMPLEMENTS = {"PullRequest": {"Node"}, "PullRequestReview": {"Node"},
+IMPLEMENTS = {"PullRequest": {"Node"}, "PullRequestReview": {"Node"}, "Repository": {"Node"},
               "User": {"Actor", "Node"}, "Bot": {"Actor", "Node"}, "Mannequin": {"Actor"}}
-CONNECTIONS = {"reviews"}
+CONNECTIONS = {"reviews", *repos.CONNECTIONS}
 
 
 class Invalid(Exception):
@@ -192,6 +195,9 @@ class NodeQuery:
         return self._pull(_arguments(node, self.variables).get("id"), path)
 
     def _pull(self, ident: Any, path: list) -> Obj | None:
+        repository = repos.lookup(self.activity, ident)
+        if repository is not None and (self.caller is None or self.caller.sees(repository.repo)):
+            return self._repository(ident, repository)
         found = self._lookup(ident)
         if found is not None and self.caller is not None:
             if not self.caller.sees(found[0].repo):
@@ -213,6 +219,20 @@ class NodeQuery:
             "url": f"{site.web}/pull/{pull['number']}", "updatedAt": iso(pull["updated"]),
             "fullDatabaseId": str(pull["pull_id"])},
             {"reviews": lambda f, p: self._reviews(f, reviews, site)})
+
+    def _repository(self, ident: Any, act: Any) -> Obj:
+        counts = repos.totals(self.activity, act)
+
+        def connection(name: str) -> Callable[[Field, list], Obj]:
+            def resolve(node: Field, path: list) -> Obj:
+                error = repos.first_error(name, _arguments(node, self.variables).get("first"))
+                if error is not None:
+                    raise Invalid(error)
+                return Obj(repos.TYPES["Repository"][name] or "", {"totalCount": counts[name]})
+            return resolve
+        return Obj("Repository", {"id": ident, "databaseId": act.repo["id"],
+                                  "name": act.repo["name"], "nameWithOwner": act.name},
+                   {name: connection(name) for name in repos.CONNECTIONS})
 
     def _lookup(self, ident: Any):
         try:

@@ -8,6 +8,9 @@
   ``GET /search/jql`` (``jql``, ``fields``, ``maxResults`` ≤ 100, ``nextPageToken``;
   ``{"issues", "nextPageToken"?, "isLast"}``, no total; without ``fields`` only ids; the
   ``comment`` field is a first page of at most :data:`EMBEDDED_COMMENTS` with its ``total``);
+  ``POST /search/approximate-count`` (``{"jql": "project = <id|KEY> [AND updated >= …]"}`` →
+  ``{"count"}``: the project's issues now, deleted and moved ones excluded; JQL outside that
+  subset, or none, → 400);
   ``GET|POST /issue/{issueIdOrKey}/comment`` (``startAt``/``maxResults``, ``orderBy``
   ``created``/``-created``, ``expand=properties``; POST an ADF ``body`` and ``properties``:
   201, written by the token's user).
@@ -58,6 +61,9 @@ API = "/ex/jira/<cloud_id>/rest/api/3"
 JQL = re.compile(r'^project\s*=\s*(\d+|[A-Z][A-Z0-9_]*)'
                  r'(?:\s+AND\s+updated\s*>=\s*"(\d{4}/\d\d/\d\d \d\d:\d\d)")?'
                  r'\s+ORDER\s+BY\s+updated\s+(ASC|DESC)\s*$', re.IGNORECASE)
+COUNT_JQL = re.compile(r'^project\s*=\s*(\d+|[A-Z][A-Z0-9_]*)'
+                       r'(?:\s+AND\s+updated\s*>=\s*"(\d{4}/\d\d/\d\d \d\d:\d\d)")?'
+                       r'(?:\s+ORDER\s+BY\s+updated\s+(?:ASC|DESC))?\s*$', re.IGNORECASE)
 Produced = dict[str, Any] | list[Any] | Response
 # comments an issue's ``comment`` field carries in search results; Jira publishes no number
 # (the field is a page with its ``total``): a client reads the rest from the comment list
@@ -78,6 +84,9 @@ SCOPES = ScopeTable(strip="/ex/jira/{cloud_id}", rules={
     "GET /rest/api/3/search/jql": (frozenset({"read:jira-work"}), frozenset({
         "read:issue-details:jira", "read:audit-log:jira", "read:avatar:jira",
         "read:field-configuration:jira", "read:issue-meta:jira"})),
+    "POST /rest/api/3/search/approximate-count": (frozenset({"read:jira-work"}), frozenset({
+        "read:issue-details:jira", "read:field.default-value:jira", "read:field.option:jira",
+        "read:field:jira", "read:group:jira"})),
     "GET /rest/api/3/issue/{issueIdOrKey}/comment": (frozenset({"read:jira-work"}),
                                                      frozenset(_COMMENTS_READ)),
     "POST /rest/api/3/issue/{issueIdOrKey}/comment": (frozenset({"write:jira-work"}),
@@ -145,6 +154,7 @@ class JiraApi:
                 Route(f"{API}/myself", ("GET",), self.myself),
                 Route(f"{API}/project/search", ("GET",), self.projects),
                 Route(f"{API}/search/jql", ("GET",), self.search),
+                Route(f"{API}/search/approximate-count", ("POST",), self.count),
                 Route(f"{API}/issue/<issueIdOrKey>/comment", ("GET", "POST"), self.comments)]
 
     # ---- plumbing -------------------------------------------------------------------------
@@ -231,6 +241,22 @@ class JiraApi:
                 found["nextPageToken"] = base64.urlsafe_b64encode(token).decode()
             found["isLast"] = start + size >= len(items)
             return found
+        return self._call(request, cloud_id, produce)
+
+    def count(self, request: Request, cloud_id: str) -> Response:
+        def produce(info: TokenInfo) -> Produced:
+            body = request.get_json(silent=True)
+            jql = body.get("jql") if isinstance(body, dict) else None
+            match = COUNT_JQL.match(jql.strip()) if isinstance(jql, str) else None
+            if match is None:
+                return errors(400, "Error in the JQL Query: keyway's simulator counts "
+                              "project = … [AND updated >= \"…\"].")
+            project = self.data.project(match.group(1))
+            if project is None:
+                return errors(400, f"The value '{match.group(1)}' does not exist for the "
+                              "field 'project'.")
+            return {"count": len(self.data.issues(project.id, self._since(match.group(2)),
+                                                  False))}
         return self._call(request, cloud_id, produce)
 
     def _since(self, text: str | None) -> int | None:

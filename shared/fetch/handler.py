@@ -110,7 +110,8 @@ def _run(provider: str, ports: Ports, tenant: str, connection: str, record: dict
     run = SyncRun(ports, client, PLANS[provider], tenant, connection,
                   config.sync_budget_seconds, continuation,
                   on_repositories=hooks.ensure if hooks else None,
-                  progress=Progress(ports, connection, owner, budget))
+                  progress=Progress(ports, connection, owner, budget),
+                  totals_period=timedelta(hours=config.reconcile_totals_hours))
     try:
         result = run.run()
         if result.finished:

@@ -125,7 +125,8 @@ def cycle(ports: Ports, client: ProviderClient, plan: ProviderPlan, tenant: str,
                   on_page=functools.partial(signals.page, spec, ctx, params=params))
         signals.settle(ctx)
         tally.repositories += 1
-        store.put(COLLECTION, repo.id, {"connection": connection,
+        store.put(COLLECTION, repo.id, {**(store.get(COLLECTION, repo.id) or {}),
+                                        "connection": connection,
                                         "due_at": isoformat(parse_iso(now) + period),
                                         "swept_at": now,
                                         "tombstoned": tally.tombstoned - before})

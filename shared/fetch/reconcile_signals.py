@@ -8,10 +8,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from shared.clock import isoformat
 from shared.errors import InvalidInput, PermanentError
+from shared.fetch import reconcile_totals as asked
 from shared.fetch.client import ProviderClient
 from shared.fetch.plan import ListSpec, Parent, ProviderPlan
 from shared.fetch.reconcile_sweep import GITHUB_ISSUE_COMMENTS, SCOPES, Tally, sweep
@@ -104,8 +106,11 @@ class Signals:
     every list has delivered), sweeps the children of each item whose count disagrees."""
 
     def __init__(self, ports: Ports, client: ProviderClient, plan: ProviderPlan,
-                 tally: Tally | None = None) -> None:
+                 tally: Tally | None = None, totals_period: timedelta | None = None) -> None:
         self._ports, self._client, self._plan = ports, client, plan
+        #: how often a repository's list totals are asked (:mod:`.reconcile_totals`)
+        self.totals_period = timedelta(hours=24) if totals_period is None else totals_period
+        self._source = asked.source(plan.provider, client, ports.business, self.totals_period)
         self.tally = tally or Tally()
         self._noted: dict[tuple[str, int], tuple[Parent, Count, int]] = {}
         self._totals: dict[str, tuple[ListSpec, dict, int]] = {}
@@ -131,13 +136,15 @@ class Signals:
         self._noted.clear()
         self._totals.clear()
 
-    def settle(self, ctx: Context, missing: set[tuple[str, int]] = frozenset()) -> None:
+    def settle(self, ctx: Context, missing: set[tuple[str, int]] = frozenset(),
+               params: Mapping[str, str] | None = None) -> None:
         """Sweep the parents (and lists) whose count (total) is below what is stored.
         ``missing``: ``(kind, number)`` of parents whose children the provider refused
         (:mod:`shared.fetch.pending` reads them again; their counts say nothing). A few
         parents are counted one query each; many (a first sync) with one query of the
         repository's live comments. Only a count *below* the store's is acted on: that is a
-        deletion keyway missed, while a count above may include what keyway does not keep."""
+        deletion keyway missed, while a count above may include what keyway does not keep.
+        ``params``: the repository's parameters, to ask its list totals with when due."""
         noted = [n for key, n in self._noted.items() if key not in missing]
         totals, self._noted, self._totals = list(self._totals.values()), {}, {}
         stored = self._repository_counts(ctx) if len(noted) > FEW_PARENTS else None
@@ -148,10 +155,32 @@ class Signals:
             if said < found:
                 self._sweep(ctx, parent, count)
         for spec, params, said in totals:
-            if said < len(self._ports.business.query(spec.kind, [
-                    Filter("connection", "==", ctx.connection), Filter("deleted", "==", False),
-                    Filter("repository", "==", ctx.repository)])):
+            if said < self._live_of(ctx, spec):
                 self._sweep_list(ctx, spec, params)
+        if params is not None:
+            self._ask_totals(ctx, params)
+
+    def _live_of(self, ctx: Context, spec: ListSpec) -> int:
+        return len(self._ports.business.query(spec.kind, [
+            Filter("connection", "==", ctx.connection), Filter("deleted", "==", False),
+            Filter("repository", "==", ctx.repository)]))
+
+    def _ask_totals(self, ctx: Context, params: Mapping[str, str]) -> None:
+        """The provider's totals of lists no page carries the total of, when due
+        (:mod:`.reconcile_totals`); one below its live records stored: that list is swept."""
+        if self._source is None:
+            return
+        now = isoformat(self._ports.clock.now())
+        before = self._source.requests, getattr(self._source, "points", 0)
+        said = self._source.said(ctx, params, now)
+        self.tally.requests += self._source.requests - before[0]
+        self.tally.points += getattr(self._source, "points", 0) - before[1]
+        if said is None:
+            return
+        for spec in self._plan.resources:
+            if spec.name in said and said[spec.name] < self._live_of(ctx, spec):
+                self._sweep_list(ctx, spec, params)
+        asked.counted(self._ports.business, ctx, now, self.totals_period)
 
     def _sweep_list(self, ctx: Context, spec: ListSpec, params: Mapping[str, str]) -> None:
         self.tally.targeted += 1

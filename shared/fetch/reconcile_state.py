@@ -26,9 +26,9 @@ def is_due(store: DocumentStore, repository: str, now: str, period: timedelta,
     """Whether ``repository``'s full sweep is due; the first time a repository is seen its
     due time is set ``jitter × period`` ahead (its first sync has just read everything)."""
     state = store.get(COLLECTION, repository)
-    if state is None:
+    if state is None or not state.get("due_at"):  # (a list total's schedule may be there)
         first = parse_iso(now) + period * jitter(repository)
-        store.put(COLLECTION, repository, {"connection": connection,
+        store.put(COLLECTION, repository, {**(state or {}), "connection": connection,
                                            "due_at": isoformat(first)})
         return False
     return str(state.get("due_at") or "") <= now

@@ -35,6 +35,7 @@ class Tally:
     """What reconciliation spent and found."""
 
     requests: int = 0
+    points: int = 0  # GraphQL points (GitHub's list totals)
     tombstoned: int = 0
     swept_lists: int = 0
     targeted: int = 0  # targeted sweeps (count mismatches)

@@ -31,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 
 from shared import freshness
 from shared.clock import isoformat
@@ -67,7 +68,8 @@ class SyncRun:
     def __init__(self, ports: Ports, client: ProviderClient, plan: ProviderPlan, tenant: str,
                  connection: str, budget_seconds: float, continuation: bool = False,
                  on_repositories: Callable[[list[Snapshot], Callable[[], bool]], object]
-                 | None = None, progress: Progress | None = None) -> None:
+                 | None = None, progress: Progress | None = None,
+                 totals_period: timedelta | None = None) -> None:
         self._ports, self._plan, self._on_repositories = ports, plan, on_repositories
         doc = (ports.business.get("connections", connection) or {}) if (
             plan.site_of or plan.connection_params or plan.repositories_for) else {}
@@ -85,7 +87,8 @@ class SyncRun:
         self._batches = BatchFetcher(ports.business, client, self.stats)
         self._groups = GroupReader(ports.business, client, ports.clock, self.stats, connection)
         self._pending = pending.PendingBook(ports.business, connection, round_, now)
-        self.signals = Signals(ports, client, plan)  # count signals → targeted sweeps
+        self.signals = Signals(ports, client, plan,  # count signals → targeted sweeps
+                               totals_period=totals_period)
         self._progress, self._listed = progress, None
         if progress is not None:
             progress.attach(self.stats, client.pagination)
@@ -184,16 +187,18 @@ class SyncRun:
             if not self._walker.walk(spec, ctx, params, cursor, on_changed=on_changed):
                 return False
             finished[spec.name] = self._walker.fresh
-        self._settle_signals(ctx)
+        self._settle_signals(ctx, params)
         return True
 
-    def _settle_signals(self, ctx: Context) -> None:
+    def _settle_signals(self, ctx: Context, params: Mapping[str, str]) -> None:
         """The repository's lists all finished: sweep the parents whose child count disagrees
         with the store (their requests and tombstones count in the run's figures)."""
-        before = self.signals.tally.requests, self.signals.tally.tombstoned
-        self.signals.settle(ctx, self._pending.remembered(ctx.repository or ""))
-        self.stats.requests += self.signals.tally.requests - before[0]
-        self.stats.deleted += self.signals.tally.tombstoned - before[1]
+        tally = self.signals.tally
+        before = tally.requests, tally.tombstoned, tally.points
+        self.signals.settle(ctx, self._pending.remembered(ctx.repository or ""), params)
+        self.stats.requests += tally.requests - before[0]
+        self.stats.deleted += tally.tombstoned - before[1]
+        self.stats.graphql_points += tally.points - before[2]
 
     def _retry_pending(self, ctx: Context) -> None:
         """The children the provider refused in an earlier round, read first: their parents

@@ -70,7 +70,7 @@ def repository(raw: dict, ctx: Context) -> dict:
         default_branch=m.optional_text(main, "name"),
         owner={"login": m.text(workspace, "slug"), "external_id": _uuid(workspace, "workspace")}
         if workspace else None,
-        has_issues=m.flag(raw, "has_issues"),
+        has_issues=m.flag(raw, "has_issues"), node_id=None,
     )
 
 

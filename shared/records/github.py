@@ -32,6 +32,7 @@ def repository(raw: dict, ctx: Context) -> dict:
         private=bool(raw.get("private")), archived=bool(raw.get("archived")),
         default_branch=m.optional_text(raw, "default_branch"),
         owner=m.person(raw.get("owner"), "login"), has_issues=m.flag(raw, "has_issues"),
+        node_id=m.optional_text(raw, "node_id"),
     )
 
 

@@ -47,7 +47,7 @@ def repository(raw: dict, ctx: Context) -> dict:
         private=raw.get("visibility") != "public", archived=bool(raw.get("archived")),
         default_branch=m.optional_text(raw, "default_branch"),
         owner={"login": m.text(namespace, "full_path"), "external_id": m.ident(namespace)},
-        has_issues=_issues_enabled(raw),
+        has_issues=_issues_enabled(raw), node_id=None,
     )
 
 

@@ -96,6 +96,7 @@ def repository(raw: dict, ctx: Context) -> dict:
         private=bool(raw.get("isPrivate")), archived=bool(raw.get("archived")),
         default_branch=None, owner=person(lead) if isinstance(lead, dict) else None,
         has_issues=True,  # a Jira project is an issue tracker
+        node_id=None,
     )
 
 

@@ -37,7 +37,7 @@ COMMON = ("id", "kind", "tenant", "provider", "connection", "external_id", "url"
           "created_at", "updated_at", "deleted")
 FIELDS: dict[str, tuple[str, ...]] = {
     "repositories": (*COMMON, "name", "full_name", "private", "archived", "default_branch",
-                     "owner", "has_issues"),
+                     "owner", "has_issues", "node_id"),
     "pull_requests": (*COMMON, "repository", "number", "title", "state", "draft", "author",
                       "labels", "assignees", "closed_at", "merged_at", "source_branch",
                       "target_branch", "head_sha", "merge_commit_sha"),

@@ -67,7 +67,11 @@ def answers():
                     if n["reviews"]["pageInfo"]["hasNextPage"])
         page = api.graphql("pull_request_reviews_page", {
             "id": busy["id"], "after": busy["reviews"]["pageInfo"]["endCursor"]})
-        yield {"pull_request_reviews": first.data, "pull_request_reviews_page": page.data}
+        repos = api.get("GET /user/repos", {}, {}).body
+        totals = api.graphql("repository_totals", {"ids": [r["node_id"] for r in repos]})
+        assert totals.data["nodes"] and all(totals.data["nodes"])
+        yield {"pull_request_reviews": first.data, "pull_request_reviews_page": page.data,
+               "repository_totals": totals.data}
 
 
 @pytest.mark.parametrize("name", sorted(DOCUMENTS))

@@ -17,6 +17,7 @@ import pytest
 
 from keyway.simulators import JiraSimulator
 from shared.actions.targets import payload
+from shared.fetch import reconcile_totals
 from shared.fetch.jira.plan import issues_query
 from shared.providers import registry
 from tests.contract import _described
@@ -54,6 +55,8 @@ CASES = [
     Case("GET /rest/api/3/search/jql", query=lambda s: {
         **plan_params("jira", "GET /rest/api/3/search/jql"), "maxResults": "2",
         **issues_query({"project": s["project"]}, None)}),
+    Case("POST /rest/api/3/search/approximate-count",
+         body=lambda s: reconcile_totals.QUERIES["jira"].body({"project": s["project"]})),
     Case(f"GET {ISSUE}", path=_issue, query=plan_params("jira", f"GET {ISSUE}")),
     Case(f"POST {ISSUE}", token="personal", path=_issue,
          body=lambda s: payload("jira", "Looks good", "act-contract-1")),
@@ -136,13 +139,13 @@ def test_paged_answers_carry_what_keyway_pages_with(world) -> None:
     assert projects["isLast"] is False and projects["nextPage"]
     issues = _answer(world, CASES[2]).body
     assert issues["nextPageToken"] and isinstance(issues["isLast"], bool)
-    comments = _answer(world, CASES[3]).body
+    comments = _answer(world, CASES[4]).body
     assert {"startAt", "maxResults", "total"} <= set(comments)
 
 
 def test_a_wrongly_typed_field_fails_validation(world, description) -> None:
     """The validator is not vacuous (Jira's schemas require little, so a type is broken)."""
-    case = CASES[3]  # a comment page
+    case = CASES[4]  # a comment page
     answer = _answer(world, case)
     assert not conforms(description, case.op, answer)
     broken = type(answer)(answer.status, {**answer.body, "total": "three"}, answer.etag,

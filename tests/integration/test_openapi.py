@@ -123,7 +123,8 @@ def seed(ports) -> dict[str, str]:
         common = {"url": "https://github.test/o/r", "created_at": NOW, "updated_at": NOW}
         repo = make("repositories", repo_ctx, external_id="1", name="r", full_name="o/r",
                     private=False, archived=False, default_branch="main",
-                    owner={"login": "o", "external_id": "9"}, has_issues=True, **common)
+                    owner={"login": "o", "external_id": "9"}, has_issues=True, node_id=None,
+                    **common)
         ctx = Context(tenant, "github", CONNECTION, repository=repo["id"])
         person = {"login": "alice", "external_id": "7"}
         pr_id = record_id(tenant, "github", "pull_requests", "1#2")

@@ -175,7 +175,8 @@ def test_the_tenant_view_leaves_out_other_tenants_and_disconnected_connections(p
 def repository(updated_at: str) -> dict:
     return make("repositories", Context("t-1", "github", "c-1"), external_id="1", name="r",
                 full_name="o/r", private=False, archived=False, default_branch="main",
-                owner=None, has_issues=True, url=None, created_at=None, updated_at=updated_at)
+                owner=None, has_issues=True, node_id=None, url=None, created_at=None,
+                updated_at=updated_at)
 
 
 def test_fresh_as_of_moves_forward_only_and_survives_a_newer_provider_version(ports):

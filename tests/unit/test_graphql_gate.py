@@ -34,6 +34,9 @@ ALLOWED_FIELDS = {
     "pull_request_reviews_page": {"node", "...PullRequest", "id", "number", "reviews",
                                   "pageInfo", "hasNextPage", "endCursor", "rateLimit",
                                   "cost", "remaining", "resetAt"} | REVIEW,
+    # list totals only: no item of any connection is selected
+    "repository_totals": {"nodes", "...Repository", "id", "issues", "pullRequests", "labels",
+                          "totalCount", "rateLimit", "cost", "remaining", "resetAt"},
 }
 # Beyond FORBIDDEN_FIELDS: names that would read bodies or file data we never store.
 NEVER = {"body", "bodyText", "bodyHTML", "object", "Blob", "text", "Tree", "entries", "file",

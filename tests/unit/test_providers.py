@@ -370,6 +370,8 @@ def test_an_allowlist_entry_from_a_forbidden_family_is_rejected(template: str) -
 @pytest.mark.parametrize("template", [
     "POST /repos/{owner}/{repo}/pulls",           # write outside comments/hooks
     "PUT /repos/{owner}/{repo}/pulls/{n}/merge",
+    "POST /rest/api/3/search",                    # a read-only POST not named as one
+    "PUT /rest/api/3/search/approximate-count",   # the named read-only POST, another method
     "FETCH /repos/{owner}/{repo}/pulls",          # not an HTTP method we know
     "GET repos/{owner}",                          # not absolute
     "GET /repos/{owner}?per_page=1",              # query in a template

@@ -8,7 +8,13 @@ entry too, where the schema refuses code fields (``object``, ``Blob``, ``text``,
 
 * ``pull_request_reviews``: the reviews of up to 100 pull requests by their REST ``node_id``,
   100 reviews each, in the order GitHub's REST endpoint lists them (chronological);
-* ``pull_request_reviews_page``: the next 100 reviews of one pull request after a cursor.
+* ``pull_request_reviews_page``: the next 100 reviews of one pull request after a cursor;
+* ``repository_totals``: how many issues (pull requests excluded), pull requests and labels
+  each of up to 100 repositories holds, by their REST ``node_id``
+  (:mod:`shared.fetch.reconcile_totals`). GitHub requires ``first`` on every connection;
+  ``first: 1`` with only ``totalCount`` selected reads no item. Cost by GitHub's formula: three
+  connections per repository, ``round(3 × repositories / 100)``, at least 1 point (1 point up
+  to 49 repositories, 3 for 100).
 
 Reviews select what :func:`shared.records.github.review` reads from the REST payload:
 ``fullDatabaseId`` (the REST ``id``; a BigInt sent as a string — review ids have outgrown the
@@ -60,7 +66,21 @@ PULL_REQUEST_REVIEWS_PAGE = """query PullRequestReviewsPage($id: ID!, $after: St
 }
 """
 
+REPOSITORY_TOTALS = """query RepositoryTotals($ids: [ID!]!) {
+  nodes(ids: $ids) {
+    ... on Repository {
+      id
+      issues(first: 1) { totalCount }
+      pullRequests(first: 1) { totalCount }
+      labels(first: 1) { totalCount }
+    }
+  }
+  rateLimit { cost remaining resetAt }
+}
+"""
+
 DOCUMENTS: dict[str, str] = {
     "pull_request_reviews": PULL_REQUEST_REVIEWS,
     "pull_request_reviews_page": PULL_REQUEST_REVIEWS_PAGE,
+    "repository_totals": REPOSITORY_TOTALS,
 }
