@@ -12,13 +12,19 @@ reported when both are over). A ``project`` that does not exist is ``null`` with
 :attr:`GitLabGraphQL.queries` keeps each query's operation name and variables;
 :attr:`GitLabGraphQL.lacking` names fields (``"MergeRequest.approvedBy"``) this instance's
 schema does not have, as an older self-managed GitLab; :attr:`GitLabGraphQL.enabled` false
-answers 404 as an instance without the GraphQL endpoint.
+answers 404 as an instance without the GraphQL endpoint; :attr:`GitLabGraphQL.rewrite` is a
+queue of functions, the first of which is given the next answer's body (``{"data": …}`` or
+``{"errors": …}``, as it would be sent) and returns the body sent instead, then is dropped:
+for answers GitLab may give and the simulator does not produce (``errors`` beside ``data``, a
+connection without ``nodes`` or ``pageInfo``, ``null`` for part of the document, a complexity
+refusal of a document the simulator would answer).
 """
 
 from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from werkzeug.wrappers import Request, Response
@@ -59,6 +65,7 @@ class GitLabGraphQL(GitLabApi):
         self.queries: list[dict[str, Any]] = []
         self.lacking: set[str] = set()
         self.enabled = True
+        self.rewrite: list[Callable[[dict[str, Any]], dict[str, Any]]] = []
         self._lock = threading.Lock()
 
     def routes(self) -> list[Route]:
@@ -67,7 +74,12 @@ class GitLabGraphQL(GitLabApi):
     def graphql(self, request: Request) -> Response:
         if not self.enabled:
             return json_response({"error": "404 Not Found"}, 404)
-        return self._call(request, lambda info: self._answer(request, info))
+        return self._call(request, lambda info: self._rewritten(self._answer(request, info)))
+
+    def _rewritten(self, answer: tuple[Any, dict[str, str]]) -> tuple[Any, dict[str, str]]:
+        with self._lock:
+            change = self.rewrite.pop(0) if self.rewrite else None
+        return (change(answer[0]), answer[1]) if change else answer
 
     def _answer(self, request: Request, info: TokenInfo) -> tuple[Any, dict[str, str]]:
         try:

@@ -85,7 +85,7 @@ class GroupReader:
 
     def write(self, produced: dict | list[dict] | None) -> None:
         """Queue records; they are written (:mod:`shared.fetch.write`) in one conditional
-        batch per chunk of parents, or per 500 records."""
+        batch per chunk of parents, or per 500 records; dropped if the chunk fails."""
         self._buffer += produced if isinstance(produced, list) else [produced] if produced else []
         if len(self._buffer) >= MAX_BATCH_WRITES:
             self.flush()
@@ -113,11 +113,14 @@ class GroupReader:
             try:
                 spec.read(self, ctx, chunk, outcome)
             except PermanentError as e:
+                self._buffer = []  # the chunk is read over REST
                 reason = reason_or_raise(e)  # a rejected token or a missing scope fails the run
                 self._remember(reason, getattr(e, "types", ()))
                 return self._all_rest(spec, parents[start:], outcome)
-            finally:
-                self.flush()
+            except BaseException:
+                self._buffer = []  # nothing of a chunk the run fails on (a partial answer)
+                raise
+            self.flush()
             self._forget()
         return outcome
 

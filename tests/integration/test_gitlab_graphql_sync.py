@@ -189,3 +189,42 @@ def test_graphql_queries_spend_the_same_budget_as_the_rest_requests(tmp_path, si
     assert only.id == budget_key("gitlab", CONNECTION)
     budget = TokenBudget(ports.business, ports.clock, only.id).snapshot()
     assert budget["remaining"] == 1_000_000 - sim.quota_used(sim.account.id)
+
+
+@pytest.fixture
+def long_threads(leak_guard):
+    """Merge requests of 250, 101 and 100 notes, issues of 200 and 101 (system notes count:
+    GraphQL lists them too)."""
+    with GitLabSimulator(rate_limit=1_000_000, on_issue=leak_guard.track) as sim:
+        sim.seed_activity("acme", repos=1, prs=6, issues=4, comments=30)
+        act = next(iter(sim.activity.projects.values()))
+        wanted = {("MergeRequest", 250), ("MergeRequest", 101), ("MergeRequest", 100),
+                  ("Issue", 200), ("Issue", 101)}
+        totals = {}
+        for kind, total in sorted(wanted):
+            iid = min(i for k, i in act.by_iid if k == kind and (k, i) not in totals)
+            while len(sim.activity.notes(act, kind, iid, "created_at", False)) < total:
+                sim.activity.add_note(act, kind, iid, Account("jdoe", 4242, "J"), "more")
+            totals[(kind, iid)] = total
+        yield sim, act, totals
+
+
+def test_a_parent_past_100_notes_gets_one_query_per_further_100_and_every_note_is_stored(
+        tmp_path, long_threads, leak_guard):
+    sim, act, totals = long_threads
+    token = leak_guard.track(sim.mint_token(scopes=("read_api",)).access_token)
+    ports = fresh(tmp_path, "long")
+    result, _, queries = counted(sim, lambda: synced(ports, sim, PLAN, token))
+    assert result.finished
+    operation = {"MergeRequest": "MergeRequestNotesPage", "Issue": "IssueNotesPage"}
+    for (kind, iid), total in totals.items():
+        follow_ups = [q["variables"] for q in queries if q["operation"] == operation[kind]
+                      and q["variables"]["iid"] == str(iid)]
+        assert len(follow_ups) == math.ceil(total / 100) - 1, (kind, iid, total)
+        assert len({v["after"] for v in follow_ups}) == len(follow_ups)  # each a further page
+    # one query per kind's page of parents, then 2 + 1 + 0 (merge requests) + 1 + 1 (issues)
+    assert len(queries) == 2 + 5
+    notes = [n for kind, iid in act.by_iid
+             for n in sim.activity.notes(act, kind, iid, "created_at", False)]
+    stored = {c["external_id"] for c in records(ports, "comments").values()}
+    assert stored == {str(n["id"]) for n in notes if not n["system"]}  # each, past 100 too

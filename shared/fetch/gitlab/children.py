@@ -41,13 +41,28 @@ def _object(value: Any, what: str) -> dict[str, Any]:
     return value
 
 
-def _connection(node: dict[str, Any], name: str) -> tuple[list[dict[str, Any]], dict]:
+def _connection(node: dict[str, Any], name: str, paged: bool = True
+                ) -> tuple[list[dict[str, Any]], dict]:
+    """A connection's nodes and (``paged``: the document selects it) its ``pageInfo``; a
+    connection without them is a partial answer, never read as a complete one."""
     found = _object(node.get(name), name)
     nodes = found.get("nodes")
     if not isinstance(nodes, list) or not all(isinstance(n, dict) for n in nodes):
         raise MalformedResponse(f"gitlab graphql: expected {name}.nodes objects")
     info = found.get("pageInfo")
+    if paged and not (isinstance(info, dict) and isinstance(info.get("hasNextPage"), bool)):
+        raise MalformedResponse(f"gitlab graphql: expected {name}.pageInfo")
     return nodes, info if isinstance(info, dict) else {}
+
+
+def _checked(kind: Kind, nodes: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    """The answer's parents by iid, once every one of them is whole (else nothing of the
+    answer is written: :class:`MalformedResponse`)."""
+    for node in nodes:
+        _connection(node, "notes")
+        if kind.approvals is not None and node.get("approvedBy") is not None:
+            _connection(node, "approvedBy")
+    return {_iid(node): node for node in nodes}
 
 
 def _iid(node: dict[str, Any]) -> int:
@@ -69,8 +84,8 @@ def read(kind: Kind, reader, ctx: Context, parents: list[Parent], outcome) -> No
         for name in names:
             outcome.failed[name] += [(None, parent, "not_found") for parent in parents]
         return
-    nodes, _ = _connection(_object(project, "project"), kind.collection)
-    by_iid = {_iid(node): node for node in nodes}
+    nodes, _ = _connection(_object(project, "project"), kind.collection, paged=False)
+    by_iid = _checked(kind, nodes)
     for parent in parents:
         node = by_iid.get(parent.number)
         if node is not None:
@@ -86,8 +101,8 @@ def _notes(kind: Kind, reader, ctx: Context, parent: Parent, node: dict[str, Any
            full_path: str, outcome) -> None:
     while True:
         notes, info = _connection(node, "notes")
-        for note in notes:
-            reader.write(kind.notes.normalize(documents.rest_note(note), ctx, parent))
+        for note in [documents.rest_note(note) for note in notes]:  # the whole page, or none
+            reader.write(kind.notes.normalize(note, ctx, parent))
         if info.get("hasNextPage") is not True:
             outcome.read[kind.notes.name].append(parent)
             return
