@@ -1,6 +1,6 @@
 """Signed notifications to the URLs a tenant admin registers (promise 10): one delivery per
 event and subscription, each attempt recorded, retried with backoff, never redirected, never
-to a refused address, verifiable with the README's snippet as written."""
+to a refused address, verifiable with the snippet in docs/API.md as written."""
 
 from __future__ import annotations
 
@@ -31,13 +31,13 @@ CONNECTION = "c-notify"
 TEST_SUB, OUTLET_SUB = "notifications-under-test", "keyway-events-under-test"
 
 
-def readme_verify():
-    """The README's verification snippet, executed exactly as printed there."""
-    text = (ROOT / "README.md").read_text()
-    section = text[text.index("## Notifications"):]
+def docs_verify():
+    """docs/API.md's verification snippet, executed exactly as printed there."""
+    text = (ROOT / "docs" / "API.md").read_text()
+    section = text[text.index("## Verifying a notification"):]
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     scope: dict = {}
-    exec(compile(code, "README.md", "exec"), scope)  # noqa: S102 - the documented snippet
+    exec(compile(code, "docs/API.md", "exec"), scope)  # noqa: S102 - the documented snippet
     return scope["verify"]
 
 
@@ -131,7 +131,7 @@ def test_a_health_change_is_delivered_once_signed_and_on_keyway_events(setup, re
     assert event["data"]["reason"] == "vault.needs_reauth"
     assert got.headers["Keyway-Event-Id"] == event["id"]
     assert got.headers["Keyway-Signature"].startswith(f"t={got.headers['Keyway-Timestamp']},")
-    assert readme_verify()(made["secret"], got.headers["Keyway-Signature"], got.body)
+    assert docs_verify()(made["secret"], got.headers["Keyway-Signature"], got.body)
     status, listed = setup.deliveries(made["id"])
     [delivery] = listed["items"]
     assert status == 200 and delivery["state"] == "delivered"
@@ -142,12 +142,12 @@ def test_a_health_change_is_delivered_once_signed_and_on_keyway_events(setup, re
     assert outlet[0].attributes["sender"] == "notify"
 
 
-def test_a_tampered_or_stale_delivery_fails_the_readme_verification(setup, receiver):
+def test_a_tampered_or_stale_delivery_fails_the_documented_verification(setup, receiver):
     _, made = setup.subscribe(receiver.url)
     setup.health_change()
     setup.pump()
     [got] = receiver.received
-    verify, header = readme_verify(), got.headers["Keyway-Signature"]
+    verify, header = docs_verify(), got.headers["Keyway-Signature"]
     assert verify(made["secret"], header, got.body)
     assert not verify(made["secret"], header, got.body.replace(b"needs_reauth", b"active"))
     assert not verify(made["secret"], header, got.body + b" ")
@@ -314,7 +314,7 @@ def test_a_disconnect_through_the_api_notifies_in_the_apis_name(setup, receiver)
     setup.receive(push(batch[0]))
     [got] = receiver.received
     assert json.loads(got.body)["data"]["to"] == "disconnected"
-    assert readme_verify()(made["secret"], got.headers["Keyway-Signature"], got.body)
+    assert docs_verify()(made["secret"], got.headers["Keyway-Signature"], got.body)
 
 
 def test_a_delivery_another_instance_holds_is_asked_again_not_dropped(setup, receiver):
