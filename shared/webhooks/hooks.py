@@ -44,6 +44,7 @@ COLLECTION = "webhook_registrations"
 LIVE = ("registering", "active")  # a hook may exist at the provider
 SITE = "site"  # the ``repository`` of a site registration's one record
 RETRY_AFTER = timedelta(days=1)  # an ``unavailable`` registration is tried again after it
+UNREACHABLE = "webhooks.hook_unreachable"  # the hook's own endpoints answer 404
 
 
 @dataclass
@@ -112,6 +113,25 @@ def find(hooks: Any, provider: str, url: str) -> dict[str, Any] | None:
 
 def doc_id(connection: str, repository: str) -> str:
     return f"{connection}:{repository}"
+
+
+def mark_unreachable(ports: Ports, connection: str, repository: str, hook_id: str) -> bool:
+    """An ``active`` registration whose hook (``hook_id``) answered 404 becomes ``unavailable``
+    (reason ``webhooks.hook_unreachable``, tried again after :data:`RETRY_AFTER`, when a
+    registration pass creates or adopts it anew); False when the record moved on meanwhile."""
+    key = doc_id(connection, repository)
+
+    def write(tx: Any) -> bool:
+        doc = tx.get(COLLECTION, key)
+        if doc is None or doc.get("status") != "active" or str(doc.get("hook_id")) != hook_id:
+            return False
+        now = ports.clock.now()
+        tx.put(COLLECTION, key, {**doc, "status": "unavailable", "reason": UNREACHABLE,
+                                 "retry_at": isoformat(now + RETRY_AFTER),
+                                 "updated_at": isoformat(now)})
+        return True
+
+    return bool(ports.business.transaction(write))
 
 
 def for_connection(store: DocumentStore, connection: str) -> dict[str, dict[str, Any]]:

@@ -7,7 +7,8 @@ or a repository hook keyway registered; Jira: the app's failed deliveries on a s
 
 1. reads the entries after its watermark (``delivery_watermarks/<source key>``), oldest first;
    a provider error or an answer of an unknown shape raises out of the reader, is logged as
-   ``deliveries.<provider>.<reason>`` and leaves the watermark where it was;
+   ``deliveries.<provider>.<reason>`` and leaves the watermark where it was (a 404 for the
+   log itself sets :attr:`Outcome.gone`: the caller stops treating that hook as live);
 2. for each entry, in order: keyway recorded its delivery id (``webhook_deliveries``, the
    claim ``webhook-P`` makes, :mod:`shared.webhooks.deliveries`) → nothing to do; else the
    entry is *missed*: the stored payload, when the provider returns one, is claimed under the
@@ -43,6 +44,7 @@ from typing import Any, Protocol
 
 from shared import messages
 from shared.errors import KeywayError
+from shared.fetch.errors import NotFoundAtProvider
 from shared.log import get_logger
 from shared.ports import Ports
 from shared.webhooks import deliveries
@@ -99,6 +101,7 @@ class Outcome:
     unrecoverable: int = 0
     stopped: str | None = None  # the stable key of what stopped it, if anything
     watermark: int | None = None
+    gone: bool = False  # the log itself answered 404: the hook or its repository is out of reach
 
 
 def watermark(ports: Ports, key: str) -> int | None:
@@ -126,7 +129,7 @@ def run(ports: Ports, source: Source) -> Outcome:
     try:
         entries = source.entries(outcome.watermark)
     except KeywayError as e:
-        outcome.stopped = e.key
+        outcome.stopped, outcome.gone = e.key, isinstance(e, NotFoundAtProvider)
         log.warning(f"deliveries.{source.provider}.read_failed",
                     extra={"fields": {**fields, "reason": e.key}})
         return outcome

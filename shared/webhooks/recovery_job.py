@@ -8,7 +8,10 @@ only it may publish to — for one target:
 * ``{"target": "connection", "tenant", "connection"}``: the hooks that connection registered
   (``webhook_registrations`` records in ``active``): GitHub repository hooks, Jira's dynamic
   webhook (the app's failed deliveries on the connection's site), read with the connection's
-  app token, refreshed by the vault if needed, on the connection's own API base.
+  app token, refreshed by the vault if needed, on the connection's own API base. A repository
+  hook whose log answers 404 (the hook was deleted, or the repository left the token's admin
+  reach) is marked ``unavailable`` (``webhooks.hook_unreachable``): no request for it each
+  round, and the registration pass creates or adopts it again after a day.
 
 Every credential stays in this process and goes only to the provider's configured API host
 through :class:`~shared.fetch.client.ProviderClient` (purpose ``recover``); each connection's
@@ -75,7 +78,15 @@ def recover(provider: str, ports: Ports, body: dict[str, Any],
                             TokenBudget(ports.business, ports.clock,
                                         budget_key(provider, connection)),
                             purpose="recover", max_attempts=2)
-    return recovery.run_all(ports, _connection_sources(provider, client, connection, live))
+    sources = _connection_sources(provider, client, connection, live)
+    outcomes = recovery.run_all(ports, sources)
+    for source, outcome in zip(sources, outcomes, strict=True):
+        if outcome.gone and isinstance(source, GitHubHookLog) and source.registration:
+            repository, hook_id = source.registration
+            if hooks.mark_unreachable(ports, connection, repository, hook_id):
+                log.warning("webhooks.hook_unreachable", extra={"fields": {
+                    "provider": provider, "connection": connection, "hook": hook_id}})
+    return outcomes
 
 
 def _connection_sources(provider: str, client: ProviderClient, connection: str,
@@ -86,7 +97,8 @@ def _connection_sources(provider: str, client: ProviderClient, connection: str,
     if provider != "github":
         return []  # GitLab and Bitbucket: no delivery log keyway can read (docs/WEBHOOKS.md)
     return [GitHubHookLog(client, f"github:{connection}:{r['hook_id']}", connection, REPO_LIST,
-                          {**r["target"], "hook_id": str(r["hook_id"])})
+                          {**r["target"], "hook_id": str(r["hook_id"])},
+                          registration=(r["repository"], str(r["hook_id"])))
             for r in live if r.get("hook_id") and isinstance(r.get("target"), dict)]
 
 

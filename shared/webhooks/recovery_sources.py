@@ -54,8 +54,10 @@ class GitHubHookLog:
     provider = "github"
 
     def __init__(self, client: ProviderClient, key: str, connection: str | None,
-                 list_template: str, params: Mapping[str, str]) -> None:
+                 list_template: str, params: Mapping[str, str], *,
+                 registration: tuple[str, str] | None = None) -> None:
         self.client, self.key, self.connection = client, key, connection
+        self.registration = registration  # (repository record id, hook id) of a repo hook
         self._list, self._params = list_template, dict(params)
 
     def entries(self, after: int | None) -> list[Entry]:

@@ -143,7 +143,8 @@ class Registrar:
             log.warning("webhooks.register_failed", extra={"fields": {**fields,
                                                                        "reason": e.key}})
             return
-        hooks.save(self._ports, base, status="active", hook_id=str(hook["id"]), adopted=adopted)
+        hooks.save(self._ports, base, status="active", hook_id=str(hook["id"]), adopted=adopted,
+                   reason=None, retry_at=None)
         self.counts.adopted += adopted
         self.counts.registered += not adopted
         log.info("webhooks.adopted" if adopted else "webhooks.registered",

@@ -197,3 +197,31 @@ def test_jira_failed_deliveries_are_recovered_from_their_bodies(served, jira) ->
     one_round(served, "jira", published, later=1)
     assert {published[guid] for guid in sent} == {1}
     assert json.dumps(list(published))  # delivery ids only, nothing secret
+
+
+@pytest.mark.parametrize("how", ["hook-deleted", "admin-lost"])
+def test_a_hook_out_of_reach_is_no_longer_reported_active(served, github, how) -> None:
+    """Its log answers 404: the registration reads ``unavailable`` with a stable reason, the
+    next round spends no request on it, and the registration pass restores it a day later."""
+    published: Counter = Counter()
+    connect(served, "github")
+    pump(served, "github", published)
+    repo = github.data.list()[0]
+    [hook] = github.hooks.list(repo["full_name"].lower())
+    if how == "hook-deleted":
+        github.hooks.remove(repo["full_name"].lower(), hook.id)
+    else:
+        github.deny_admin(repo["full_name"])
+    [before] = [s.data for s in served.ports.business.query("webhook_registrations")]
+    assert before["status"] == "active"
+
+    github.clear_log()
+    one_round(served, "github", published)
+    assert [r.status for r in github.requests_log] == [404]
+    [after] = [s.data for s in served.ports.business.query("webhook_registrations")]
+    assert (after["status"], after["reason"]) == ("unavailable", "webhooks.hook_unreachable")
+    assert after["hook_id"] == before["hook_id"] and after["retry_at"] > after["updated_at"]
+
+    github.clear_log()
+    one_round(served, "github", published, later=1)
+    assert github.requests_log == []  # nothing live left to read

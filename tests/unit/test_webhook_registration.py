@@ -181,6 +181,31 @@ def test_a_repository_the_user_cannot_manage_is_unavailable_and_retried_only_dai
     assert setup.hook_writes() == [f"POST {_hooks_template(setup.provider)}"]
 
 
+def test_a_hook_marked_unreachable_is_created_again_a_day_later(setup):
+    """Gap recovery found the hook's log answering 404 (:func:`hooks.mark_unreachable`): the
+    registration is ``unavailable`` until a pass a day later creates the hook anew."""
+    setup.ensure()
+    repo = setup.repos[0]
+    before = setup.records()[repo.data["external_id"]]
+    [gone] = setup.sim.hooks.list(setup.target(repo))
+    setup.sim.hooks.remove(setup.target(repo), gone.id)
+    assert not hooks.mark_unreachable(setup.ports, CONNECTION, repo.id, "another-hook")
+    assert hooks.mark_unreachable(setup.ports, CONNECTION, repo.id, before["hook_id"])
+    assert not hooks.mark_unreachable(setup.ports, CONNECTION, repo.id, before["hook_id"])
+    marked = setup.records()[repo.data["external_id"]]
+    assert (marked["status"], marked["reason"]) == ("unavailable", hooks.UNREACHABLE)
+    setup.sim.clear_log()
+    setup.ensure()
+    assert setup.sim.requests_log == []
+    setup.clock.advance(timedelta(days=1, seconds=1).total_seconds())
+    setup.ensure()
+    assert setup.hook_writes() == [f"POST {_hooks_template(setup.provider)}"]
+    [made] = setup.sim.hooks.list(setup.target(repo))
+    again = setup.records()[repo.data["external_id"]]
+    assert (again["status"], again["reason"], again["hook_id"]) == ("active", None, str(made.id))
+    assert made.id != gone.id
+
+
 def _hooks_template(provider: str) -> str:
     return "/repos/{owner}/{repo}/hooks" if provider == "github" else "/projects/{id}/hooks"
 
