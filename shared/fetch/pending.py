@@ -20,7 +20,9 @@ than :data:`BUCKET` parents however many are missing, and nothing is ever droppe
 the connection's documents once (one query); :func:`summary` is what ``sync_status.missing``
 shows (:mod:`shared.fetch.status`), together with a connection whose provider refused its
 GraphQL documents and that reads those children over REST instead (:mod:`shared.fetch.groups`:
-``graphql.unavailable: <why>``, no parent missing).
+``graphql.unavailable: <why>``, no parent missing), and the repositories whose list totals the
+provider refuses (:mod:`shared.fetch.reconcile_totals`: ``totals.unavailable: <why>``, no
+parent missing: deletions there are found only by the full sweep).
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from typing import Any
 from shared.clock import parse_iso
 from shared.fetch.cursor import cursor_id
 from shared.fetch.plan import Parent
+from shared.fetch.reconcile_state import COLLECTION as RECONCILE_STATE
+from shared.fetch.reconcile_state import TOTALS_REFUSED
 from shared.ports import DocumentStore, Filter
 
 COLLECTION = "sync_pending"
@@ -152,8 +156,16 @@ def summary(store: DocumentStore, connection: str) -> list[dict[str, Any]]:
             where.setdefault(reason, set()).add(str(doc.get("repository")))
             seen = [t for t in (shown["first_seen"], doc.get("first_seen")) if t]
             shown["first_seen"] = min(seen) if seen else None
-    for reason, shown in found.items():
-        shown["repositories"] = len(where[reason])
+    for reason, where_ in where.items():
+        found[reason]["repositories"] = len(where_)
+    for snap in store.query(RECONCILE_STATE, [Filter("connection", "==", connection),
+                                              Filter(TOTALS_REFUSED, "==", True)]):
+        reason = f"totals.unavailable: {snap.data.get(f'{TOTALS_REFUSED}_reason')}"
+        shown = found.setdefault(reason, {"child": "totals", "reason": reason, "parents": 0,
+                                          "repositories": 0, "first_seen": None})
+        shown["repositories"] += 1
+        seen = [t for t in (shown["first_seen"], snap.data.get(f"{TOTALS_REFUSED}_since")) if t]
+        shown["first_seen"] = min(seen) if seen else None
     fallback = (store.get("connections", connection) or {}).get(GRAPHQL_FALLBACK)
     if isinstance(fallback, dict):  # complete over REST, but one request per parent
         reason = f"graphql.unavailable: {fallback.get('reason')}"

@@ -13,6 +13,7 @@ from shared.clock import isoformat, parse_iso
 from shared.ports import DocumentStore
 
 COLLECTION = "reconcile_state"
+TOTALS_REFUSED = "totals_refused"  # the provider refuses the repository's list totals
 
 
 def jitter(repository: str) -> float:

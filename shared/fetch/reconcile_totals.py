@@ -18,7 +18,11 @@ a jittered fraction of the period away, as the full sweep's is (its first sync h
 everything); GitHub's jitter is the connection's, so its repositories fall due together and
 share queries. A count the provider refuses (4xx, GraphQL ``errors``), cannot give (5xx) or
 answers malformed is logged (``fetch.reconcile_total_failed``, with the error's key), changes
-nothing stored, and is asked again at the next sync."""
+no record, and is asked again at the next sync. A refusal (403, 404, another 4xx or GraphQL
+error) is also remembered on the repository's ``reconcile_state`` (``totals_refused: true``,
+``totals_refused_reason``, ``totals_refused_since``) until a count is answered: the sync
+status lists it as missing (``totals.unavailable: <why>``, :func:`shared.fetch.pending.
+summary`), so the connection reads degraded while deletions of that list go unseen."""
 
 from __future__ import annotations
 
@@ -34,8 +38,10 @@ from shared.fetch.errors import (
     NotFoundAtProvider,
     ProviderRefused,
     ProviderUnavailable,
+    unavailable_reason,
 )
 from shared.fetch.reconcile_state import COLLECTION, jitter
+from shared.fetch.reconcile_state import TOTALS_REFUSED as REFUSED
 from shared.log import get_logger
 from shared.ports import DocumentStore, Filter
 from shared.records.model import Context
@@ -98,6 +104,30 @@ def _failed(ctx: Context, lists: str, error: Exception) -> None:
         "reason": getattr(error, "key", "provider.malformed")}})
 
 
+def settle(store: DocumentStore, repository: str, connection: str, now: str,
+           error: Exception | None) -> None:
+    """Remember (``error`` a refusal) or forget (``error`` None: answered) that the provider
+    refuses the repository's count; writes only on a change. A transient failure (5xx,
+    malformed) changes nothing: it is asked again at the next sync."""
+    why = unavailable_reason(error) if isinstance(error, ProviderRefused | NotFoundAtProvider) \
+        else None
+    if error is not None and why is None:
+        return
+    state = store.get(COLLECTION, repository)
+    if why is None:
+        if state is not None and state.get(REFUSED):
+            store.put(COLLECTION, repository, {**state, REFUSED: False,
+                                               f"{REFUSED}_reason": None,
+                                               f"{REFUSED}_since": None})
+        return
+    state = state or {"connection": connection}
+    if state.get(REFUSED) and state.get(f"{REFUSED}_reason") == why:
+        return
+    store.put(COLLECTION, repository, {**state, "connection": connection, REFUSED: True,
+                                       f"{REFUSED}_reason": why,
+                                       f"{REFUSED}_since": state.get(f"{REFUSED}_since") or now})
+
+
 @dataclass
 class RestCount:
     """One count request per repository (:data:`QUERIES`)."""
@@ -114,6 +144,7 @@ class RestCount:
                    ctx.repository or ""):
             return None
         self.requests += 1
+        repository = ctx.repository or ""
         try:
             answer = self.client.post(self.query.template, {}, self.query.body(params))
             count = self.query.read(answer.body)
@@ -121,7 +152,9 @@ class RestCount:
                 raise MalformedResponse(f"{self.query.template}: no count in the answer")
         except FAILURES as e:
             _failed(ctx, self.query.list_name, e)
+            settle(self.store, repository, ctx.connection, now, e)
             return None
+        settle(self.store, repository, ctx.connection, now, None)
         return {self.query.list_name: count}
 
 
@@ -140,6 +173,7 @@ class GitHubTotals:
     requests: int = 0
     points: int = 0
     answers: dict[str, dict[str, int] | None] = field(default_factory=dict)
+    repositories: dict[str, str] = field(default_factory=dict)  # node id → repository record
 
     def said(self, ctx: Context, params: Mapping[str, str], now: str) -> dict[str, int] | None:
         repo = self.store.get("repositories", ctx.repository or "") or {}
@@ -150,7 +184,8 @@ class GitHubTotals:
             if not due(self.store, ctx.repository or "", ctx.connection, now, self.period,
                        ctx.connection):
                 return None
-            self._ask(ctx, [node, *self._others_due(ctx, node, now)])
+            self.repositories[node] = ctx.repository or ""
+            self._ask(ctx, [node, *self._others_due(ctx, node, now)], now)
         return self.answers.get(node)
 
     def _others_due(self, ctx: Context, node: str, now: str) -> list[str]:
@@ -165,9 +200,10 @@ class GitHubTotals:
                     and due(self.store, snap.id, ctx.connection, now, self.period,
                             ctx.connection):
                 found.append(other)
+                self.repositories[other] = snap.id
         return found
 
-    def _ask(self, ctx: Context, ids: list[str]) -> None:
+    def _ask(self, ctx: Context, ids: list[str], now: str) -> None:
         for node in ids:
             self.answers[node] = None  # asked: not asked again this run, whatever came back
         self.requests += 1
@@ -178,12 +214,16 @@ class GitHubTotals:
                 raise MalformedResponse("repository_totals: nodes do not match the ids")
         except FAILURES as e:
             _failed(ctx, "issues,pulls,labels", e)
+            for node in ids:
+                settle(self.store, self.repositories[node], ctx.connection, now, e)
             return
         self.points += answer.cost if answer.cost is not None else 1
         for node, item in zip(ids, nodes, strict=True):
             self.answers[node] = _github_totals(item) if isinstance(item, dict) else None
             if isinstance(item, dict) and self.answers[node] is None:
                 _failed(ctx, "issues,pulls,labels", MalformedResponse("no totalCount"))
+            elif self.answers[node] is not None:
+                settle(self.store, self.repositories[node], ctx.connection, now, None)
 
 
 def _github_totals(item: Mapping[str, Any]) -> dict[str, int] | None:

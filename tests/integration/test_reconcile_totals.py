@@ -2,8 +2,9 @@
 simulators: Jira's approximate count of a project's issues, below the live issues stored, makes
 the incremental sync sweep that project's issues (no full cycle); a count that agrees costs
 one request and nothing else; a count the provider refuses, cannot give or answers malformed
-changes nothing stored and logs ``fetch.reconcile_total_failed``; a count not yet due is not
-asked."""
+changes no record and logs ``fetch.reconcile_total_failed``, and a refusal shows in the sync
+status as missing (``totals.unavailable: <why>``) until a count is answered; a count not yet
+due is not asked."""
 
 from __future__ import annotations
 
@@ -16,8 +17,9 @@ import pytest
 
 from keyway.simulators import GitHubSimulator, JiraSimulator
 from keyway.simulators.github import GRAPHQL_PATH
+from shared import health
 from shared.clock import isoformat, parse_iso
-from shared.fetch import reconcile_state
+from shared.fetch import pending, reconcile_state, status
 from shared.fetch.github.plan import PLAN as GITHUB_PLAN
 from shared.fetch.jira.plan import PLAN as JIRA_PLAN
 from shared.fetch.sync import SyncRun
@@ -94,8 +96,8 @@ def test_a_failed_count_changes_nothing_and_logs_a_stable_key(local_stack, jira,
     sync(ports, jira)
     assert jira.sim.delete("issue", live(ports, "issues")[0]["external_id"])
     before = snapshot(ports)
-    status, body = fault
-    jira.sim.fail_next(status, body=body, headers={"Content-Type": "application/json"},
+    code, body = fault
+    jira.sim.fail_next(code, body=body, headers={"Content-Type": "application/json"},
                        path_prefix=_prefix(jira))
     with caplog.at_level(logging.WARNING, logger="keyway.fetch"):
         result = sync(ports, jira)
@@ -103,8 +105,18 @@ def test_a_failed_count_changes_nothing_and_logs_a_stable_key(local_stack, jira,
     assert snapshot(ports) == before
     failed = [r for r in caplog.records if r.getMessage() == "fetch.reconcile_total_failed"]
     assert len(failed) == 1
+    refused = ["totals.unavailable: refused"] if code == 400 else []  # 5xx/malformed: transient
+    assert missing(ports) == refused
     jira.sim.clear_faults()
     assert sync(ports, jira).stats.deleted >= 1  # asked again at the next sync: swept then
+    assert missing(ports) == []  # answered: no longer shown
+
+
+def missing(ports) -> list[str]:
+    """The reasons ``sync_status.missing`` would show for the connection now."""
+    shown = pending.summary(ports.business, CONNECTION)
+    assert all(s["repositories"] >= 1 for s in shown if s["child"] == "totals")
+    return [s["reason"] for s in shown]
 
 
 def _prefix(setup: Setup) -> str:
@@ -200,8 +212,20 @@ def test_a_failed_github_totals_query_changes_nothing_and_logs(local_stack, gith
         result = sync(ports, github)
     assert result.stats.deleted == 0 and snapshot(ports) == before
     assert [r for r in caplog.records if r.getMessage() == "fetch.reconcile_total_failed"]
+    if fault == "FORBIDDEN":  # every repository of the refused query: degraded, and why
+        [shown] = pending.summary(ports.business, CONNECTION)
+        assert (shown["reason"], shown["repositories"]) == ("totals.unavailable: permission", 3)
+        owner = status.begin(ports, TENANT, CONNECTION)  # how a fetch run ends: its status
+        status.end(ports, CONNECTION, owner, "done")
+        sync_doc = ports.business.get(status.COLLECTION, CONNECTION)
+        assert sync_doc["degraded"] and sync_doc["missing"] == [shown]
+        assert health.derive({"status": "active"}, sync_doc, ports.clock.now()) == \
+            health.Health("degraded", "totals.unavailable: permission")
+    else:
+        assert missing(ports) == []
     github.sim.clear_faults()
     assert sync(ports, github).stats.deleted >= 1  # asked again at the next sync
+    assert missing(ports) == []
 
 
 def test_github_totals_not_due_cost_nothing(local_stack, github):
