@@ -160,6 +160,9 @@ def summary(store: DocumentStore, connection: str) -> list[dict[str, Any]]:
         found[reason]["repositories"] = len(where_)
     for snap in store.query(RECONCILE_STATE, [Filter("connection", "==", connection),
                                               Filter(TOTALS_REFUSED, "==", True)]):
+        repository = store.get("repositories", snap.id)
+        if repository is None or repository.get("deleted"):
+            continue  # gone or out of reach: nothing left there to count
         reason = f"totals.unavailable: {snap.data.get(f'{TOTALS_REFUSED}_reason')}"
         shown = found.setdefault(reason, {"child": "totals", "reason": reason, "parents": 0,
                                           "repositories": 0, "first_seen": None})

@@ -17,6 +17,7 @@ from shared.fetch.errors import (
     EgressRefused,
     NotFoundAtProvider,
     ProviderRefused,
+    ProviderUnavailable,
     TokenRejected,
     reason_or_raise,
     unavailable_reason,
@@ -115,6 +116,30 @@ def test_repositories_that_are_gone_are_forgotten(store):
     book.keep_only({"repo-b"})
     assert [s.data["repository"] for s in store.query(pending.COLLECTION)] == ["repo-b"]
     assert book.due("repo-a", "reviews") == []
+
+
+def test_refused_totals_show_per_reason_for_repositories_still_within_reach(store):
+    """``reconcile_totals.settle`` remembers a refused count on ``reconcile_state``; the
+    summary counts the repositories still live, and forgets one tombstoned meanwhile."""
+    from shared.fetch.reconcile_totals import settle
+
+    for rid in ("r1", "r2", "r3", "r9"):
+        store.put("repositories", rid, {"connection": "c2" if rid == "r9" else "c1",
+                                        "deleted": rid == "r3"})
+    settle(store, "r1", "c1", NOW, ProviderRefused("403", provider_status=403))
+    settle(store, "r2", "c1", LATER, ProviderRefused("403", provider_status=403))
+    settle(store, "r3", "c1", NOW, NotFoundAtProvider("404"))
+    settle(store, "r2", "c1", "2027-01-01T00:00:00.000000Z",
+           ProviderRefused("403", provider_status=403))  # refused again: since unchanged
+    settle(store, "r9", "c2", NOW, ProviderRefused("400", provider_status=400))  # other conn.
+    [shown] = pending.summary(store, "c1")
+    assert shown == {"child": "totals", "reason": "totals.unavailable: permission",
+                     "parents": 0, "repositories": 2, "first_seen": NOW}
+    settle(store, "r1", "c1", LATER, ProviderUnavailable("503"))  # transient: unchanged
+    assert pending.summary(store, "c1") == [shown]
+    settle(store, "r1", "c1", LATER, None)  # answered
+    settle(store, "r2", "c1", LATER, None)
+    assert pending.summary(store, "c1") == []
 
 
 def test_a_part_refused_again_backs_off_instead_of_costing_every_sync(store):
