@@ -66,6 +66,19 @@ def check_value(
     kind = type(value)  # the common exact types first (a page of records is ~25k values)
     if kind is str and value.isascii() or value is None or kind is bool:
         return value
+    if kind is dict:  # a record: its plain keys and scalar values checked inline
+        out = {}
+        for key, item in value.items():
+            if not (type(key) is str and key and key.isascii() and not (
+                    len(key) >= 4 and key[:2] == "__" and key[-2:] == "__")):
+                key = check_key(key)
+            of = type(item)
+            if of is str and item.isascii() or item is None or of is bool or (
+                    of is int and _INT64[0] <= item <= _INT64[1]):
+                out[key] = item
+            else:
+                out[key] = check_value(item, bytes_as=bytes_as, datetime_as=datetime_as)
+        return out
     if kind is int and _INT64[0] <= value <= _INT64[1]:
         return value
     if isinstance(value, str):

@@ -16,6 +16,7 @@ child payload (comment, review) refers to them; :func:`numbered_key` builds it.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -103,7 +104,12 @@ def record_id(tenant: str, provider: str, kind: str, external_id: str) -> str:
 
 def parse_record_id(rid: str) -> tuple[str, str, str, str]:
     """``(tenant, provider, kind, key)`` of an id made by :func:`record_id`."""
-    parts = rid.split(":") if isinstance(rid, str) else []
+    return _parse_record_id(rid) if isinstance(rid, str) else _parse_record_id("")
+
+
+@functools.lru_cache(maxsize=4096)  # pure; a page's parents share their repository's id
+def _parse_record_id(rid: str) -> tuple[str, str, str, str]:
+    parts = rid.split(":")
     if len(parts) != 4 or parts[2] not in _KIND_OF_PREFIX or not all(parts):
         raise InvalidInput("not a record id")
     return unquote(parts[0]), unquote(parts[1]), _KIND_OF_PREFIX[parts[2]], unquote(parts[3])

@@ -229,9 +229,13 @@ def test_at_most_one_not_equal_filter(store: DocumentStore) -> None:
 )
 def test_unsupported_value_is_rejected_and_nothing_stored(store: DocumentStore, bad: Any) -> None:
     store.put("things", "kept", {"v": 1})
+    shapes = [{"ok": 1, "bad": {"inner": bad}}, {"ok": 1, "bad": bad}, {"ok": 1, "l": [bad]}]
+    if isinstance(bad, dict):  # its keys at the document's top level too
+        shapes.append({"ok": 1, **bad})
     for doc_id in ("kept", "new"):
-        with pytest.raises(InvalidInput):
-            store.put("things", doc_id, {"ok": 1, "bad": {"inner": bad}})
+        for doc in shapes:
+            with pytest.raises(InvalidInput):
+                store.put("things", doc_id, doc)
     assert store.get("things", "kept") == {"v": 1} and store.get("things", "new") is None
 
 
