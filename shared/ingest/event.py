@@ -109,8 +109,10 @@ def deleted_at(event: Event, raw: dict[str, Any], field: str = "updated_at") -> 
     return event.received_at
 
 
-def apply(ports: Ports, changes: Iterable[Change]) -> tuple[int, int]:
-    """Write ``changes`` through :mod:`shared.records.store`: (written, unchanged)."""
+def apply(ports: Ports, changes: Iterable[Change], connection: str | None = None
+          ) -> tuple[int, int]:
+    """Write ``changes`` through :mod:`shared.records.store`: (written, unchanged);
+    ``connection``: the target's, kept on a deletion's placeholder tombstone."""
     written = unchanged = 0
     for change in changes:
         if isinstance(change, Upsert):
@@ -120,6 +122,7 @@ def apply(ports: Ports, changes: Iterable[Change]) -> tuple[int, int]:
                                               change.deleted_at, change.reason) > 0
         else:  # a pull request or an issue takes its comments and reviews along
             done = store.mark_thread_deleted(ports.business, change.kind, change.record_id,
-                                             change.deleted_at, change.reason) > 0
+                                             change.deleted_at, change.reason,
+                                             connection) > 0
         written, unchanged = written + done, unchanged + (not done)
     return written, unchanged

@@ -96,7 +96,7 @@ def _apply(ports: Ports, event: Event, route: Route, provider: ModuleType) -> No
     written = unchanged = 0
     for target in found:
         changes = route.normalize(event, target.context(event), ports)
-        done, same = apply(ports, changes)
+        done, same = apply(ports, changes, target.connection)
         written, unchanged = written + done, unchanged + same
     log.info(f"ingest.{event.provider}.applied", extra={"fields": _fields(
         event, targets=len(found), written=written, unchanged=unchanged)})

@@ -111,18 +111,21 @@ def upsert_many(store: DocumentStore, records: Iterable[dict | None]) -> int:
 
 
 def _tombstone(stored: Document | None, kind: str, record_id: str, deleted_at: str,
-               reason: str) -> Document:
+               reason: str, connection: str | None) -> Document:
     if stored is None:  # deleted before we ever saw it: remember, so a late create is refused
         tenant, provider, _, _ = parse_record_id(record_id)
         stored = {"id": record_id, "kind": kind, "tenant": tenant, "provider": provider,
                   "updated_at": deleted_at}
+        if connection is not None:  # whose retention purge removes it (shared.scheduler.purge)
+            stored["connection"] = connection
     return {**stored, "deleted": True, "deleted_at": deleted_at, "deleted_reason": reason}
 
 
 def mark_deleted(store: DocumentStore, kind: str, record_id: str, deleted_at: str,
-                 reason: str = "deleted") -> bool:
+                 reason: str = "deleted", connection: str | None = None) -> bool:
     """Tombstone a record as of ``deleted_at`` for ``reason`` (:data:`REASONS`); ``False`` if
-    the stored version is as new."""
+    the stored version is as new. A record never stored becomes a placeholder tombstone
+    carrying ``connection``, the one that heard of the deletion."""
     _check_target(kind, record_id)
     if not is_timestamp(deleted_at):
         raise InvalidInput("deleted_at: expected a fixed-width UTC ISO timestamp")
@@ -133,7 +136,8 @@ def mark_deleted(store: DocumentStore, kind: str, record_id: str, deleted_at: st
         stored = tx.get(kind, record_id)
         if stored is not None and deleted_at <= _version(stored):
             return False
-        tx.put(kind, record_id, _tombstone(stored, kind, record_id, deleted_at, reason))
+        tx.put(kind, record_id, _tombstone(stored, kind, record_id, deleted_at, reason,
+                                           connection))
         return True
 
     return store.transaction(attempt)
@@ -145,7 +149,7 @@ CHILDREN = {"pull_requests": (("comments", "parent"), ("reviews", "pull_request"
 
 
 def mark_thread_deleted(store: DocumentStore, kind: str, record_id: str, deleted_at: str,
-                        reason: str = "deleted") -> int:
+                        reason: str = "deleted", connection: str | None = None) -> int:
     """Tombstone a record and, for a pull request or an issue, the comments and reviews
     under it (the provider deletes them with it), each by :func:`mark_deleted`'s rule. Nothing
     is done when the stored record is newer than the deletion; the children go first, so a
@@ -158,7 +162,7 @@ def mark_thread_deleted(store: DocumentStore, kind: str, record_id: str, deleted
         for snap in store.query(child, [Filter(field, "==", record_id),
                                         Filter("deleted", "==", False)]):
             count += mark_deleted(store, child, snap.id, deleted_at, reason)
-    return count + mark_deleted(store, kind, record_id, deleted_at, reason)
+    return count + mark_deleted(store, kind, record_id, deleted_at, reason, connection)
 
 
 def mark_repository_gone(store: DocumentStore, repository: str, deleted_at: str,

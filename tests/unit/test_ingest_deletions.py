@@ -128,3 +128,29 @@ def test_a_late_deletion_does_not_remove_a_record_edited_after_it(ports):
     send(ports, "github", "issue_comment.deleted", received_at=LATER)
     send(ports, "github", "issue_comment.deleted", received_at=LATER, delivery="d-again")
     assert ports.business.get("comments", comment.id)["deleted_at"] == LATER
+
+
+def test_a_deletion_heard_before_the_record_leaves_a_placeholder_the_purge_removes(ports):
+    """Deleted before keyway read it: a placeholder tombstone (a late create cannot resurrect
+    it) that belongs to the connection that heard of it, so its retention purge removes it."""
+    from datetime import datetime, timedelta
+
+    from shared.clock import isoformat
+    from shared.scheduler import purge
+
+    subscribe(ports)
+    connect(ports, "conn-gh", "github")
+    add_repo(ports, "conn-gh", "github", payload("github", "issues.opened")["repository"])
+    send(ports, "github", "issue_comment.deleted", received_at=LATER)
+    [placeholder] = ports.business.query("comments")
+    assert placeholder.data["deleted"] is True and "external_id" not in placeholder.data
+    assert placeholder.data["connection"] == "conn-gh"
+    send(ports, "github", "issue_comment.created", delivery="d-late")  # older than the delete
+    assert ports.business.get("comments", placeholder.id)["deleted"] is True
+
+    now = datetime.fromisoformat(LATER.replace("Z", "+00:00")) + timedelta(days=1)
+    doc = ports.business.get("connections", "conn-gh")
+    ports.business.put("connections", "conn-gh", {**doc, "status": "disconnected",
+                                                   "purge_at": isoformat(now)})
+    purge.sweep(ports, now)
+    assert ports.business.query("comments") == [] and ports.business.query("repositories") == []
