@@ -27,6 +27,7 @@ from typing import Any
 from werkzeug.wrappers import Request, Response
 
 from keyway.simulators.activity_knobs import ActivityKnobs
+from keyway.simulators.delivery_log import DeliveryLog
 from keyway.simulators.gitlab_api import API, GitLabApi, GitLabData
 from keyway.simulators.gitlab_data import GitLabActivity
 from keyway.simulators.gitlab_forbidden import GitLabForbiddenApi
@@ -65,6 +66,7 @@ class GitLabSimulator(ActivityKnobs, Simulator):
         self.data = GitLabData()
         self.activity = GitLabActivity(self.data, clock)
         self.hooks = HookStore(first_id=7_000_001)
+        self.delivery_log = DeliveryLog(clock, first_id=3_100_001)
         self._graphql: GitLabGraphQL | None = None
         super().__init__(policy=gitlab_policy(), account=DEFAULT_USER, rate_limit=rate_limit,
                          rate_window=60, port=port, clock=clock, on_issue=on_issue,
@@ -79,7 +81,7 @@ class GitLabSimulator(ActivityKnobs, Simulator):
                 *GitLabForbiddenApi(self.oauth, self.rate_limit, self.data,
                                     self.activity).routes(),
                 *GitLabHooksApi(self.oauth, self.rate_limit, self.data, self.activity,
-                                self.hooks).routes()]
+                                self.hooks, self.delivery_log).routes()]
 
     def not_found(self, request: Request) -> Response:
         return json_response({"error": "404 Not Found"}, 404)
@@ -121,8 +123,16 @@ class GitLabSimulator(ActivityKnobs, Simulator):
 
     def deliver(self, project_id: int, payload: dict[str, Any]) -> list:
         """POST ``payload`` (by its ``object_kind``) to every subscribed hook of the project,
-        with the hook's secret token (real HTTP); returns the ``requests`` answers."""
-        return deliver_event(self.hooks, project_id, payload, self.url)
+        with the hook's secret token (real HTTP, through :attr:`delivery_log`); returns the
+        ``requests`` answers (None for a delivery the drop knob lost)."""
+        return [d.answer for d in deliver_event(self.hooks, self.delivery_log, project_id,
+                                                payload, self.url)]
+
+    def drop_deliveries(self, *, next_n: int = 0, fraction: float = 0.0, seed: int = 0) -> None:
+        """Knob: lose the next ``next_n`` delivery attempts, and then each with probability
+        ``fraction`` (seeded); lost attempts are logged as failed (``503``)."""
+        self.delivery_log.drop_fraction(fraction, seed)
+        self.delivery_log.drop_next(next_n)
 
     def rate_limit_next(self, status: int = 429, retry_after: int = 60, count: int = 1,
                         secondary: bool = False) -> None:

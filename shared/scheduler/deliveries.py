@@ -75,6 +75,8 @@ def _round(ports: Ports, provider: str, now: datetime) -> int:
     if len(active) == MAX_CONNECTIONS:
         log.warning("deliveries.round_truncated", extra={"fields": {"provider": provider}})
     for snap in active:
+        if snap.data.get("register_webhooks") is False:
+            continue  # registers no hook: no log of its own to read (an App's is read above)
         messages.publish(ports.bus, COMPONENT, topic, "deliveries.recover",
                          {"target": "connection", "tenant": snap.data.get("tenant"),
                           "connection": snap.id, "requested_at": requested},

@@ -6,12 +6,13 @@ only it may publish to — for one target:
 * ``{"target": "app"}`` (GitHub): the App's own webhook, read with the App's JWT, which only
   this component can mint (secret ``github-app-private-key``; no App configured → nothing);
 * ``{"target": "connection", "tenant", "connection"}``: the hooks that connection registered
-  (``webhook_registrations`` records in ``active``): GitHub repository hooks, Jira's dynamic
-  webhook (the app's failed deliveries on the connection's site), read with the connection's
-  app token, refreshed by the vault if needed, on the connection's own API base. A repository
-  hook whose log answers 404 (the hook was deleted, or the repository left the token's admin
-  reach) is marked ``unavailable`` (``webhooks.hook_unreachable``): no request for it each
-  round, and the registration pass creates or adopts it again after a day.
+  (``webhook_registrations`` records in ``active``): GitHub repository hooks, GitLab project
+  hooks, Jira's dynamic webhook (the app's failed deliveries on the connection's site), read
+  with the connection's app token, refreshed by the vault if needed, on the connection's own
+  API base. A repository or project hook whose log answers 404 (the hook was deleted, or the
+  repository left the token's admin reach) is marked ``unavailable``
+  (``webhooks.hook_unreachable``): no request for it each round, and the registration pass
+  creates or adopts it again after a day.
 
 Every credential stays in this process and goes only to the provider's configured API host
 through :class:`~shared.fetch.client.ProviderClient` (purpose ``recover``); each connection's
@@ -42,6 +43,7 @@ from shared.webhooks.recovery_sources import (
     APP_LIST,
     REPO_LIST,
     GitHubHookLog,
+    GitLabHookEvents,
     JiraFailedLog,
 )
 
@@ -81,7 +83,8 @@ def recover(provider: str, ports: Ports, body: dict[str, Any],
     sources = _connection_sources(provider, client, connection, live)
     outcomes = recovery.run_all(ports, sources)
     for source, outcome in zip(sources, outcomes, strict=True):
-        if outcome.gone and isinstance(source, GitHubHookLog) and source.registration:
+        if outcome.gone and isinstance(source, GitHubHookLog | GitLabHookEvents) \
+                and source.registration:
             repository, hook_id = source.registration
             if hooks.mark_unreachable(ports, connection, repository, hook_id):
                 log.warning("webhooks.hook_unreachable", extra={"fields": {
@@ -94,12 +97,18 @@ def _connection_sources(provider: str, client: ProviderClient, connection: str,
     if provider == "jira":
         return [JiraFailedLog(client, f"jira:{connection}:site") for r in live
                 if (r.get("target") or {}) == {}][:1]
+    hooked = [r for r in live if r.get("hook_id") and isinstance(r.get("target"), dict)]
+    if provider == "gitlab":
+        return [GitLabHookEvents(client, f"gitlab:{connection}:{r['hook_id']}", connection,
+                                 {**r["target"], "hook_id": str(r["hook_id"])},
+                                 registration=(r["repository"], str(r["hook_id"])))
+                for r in hooked]
     if provider != "github":
-        return []  # GitLab and Bitbucket: no delivery log keyway can read (docs/WEBHOOKS.md)
+        return []  # Bitbucket: no delivery log keyway can read (docs/WEBHOOKS.md)
     return [GitHubHookLog(client, f"github:{connection}:{r['hook_id']}", connection, REPO_LIST,
                           {**r["target"], "hook_id": str(r["hook_id"])},
                           registration=(r["repository"], str(r["hook_id"])))
-            for r in live if r.get("hook_id") and isinstance(r.get("target"), dict)]
+            for r in hooked]
 
 
 def _app_sources(ports: Ports) -> list[recovery.Source]:

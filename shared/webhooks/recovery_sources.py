@@ -11,6 +11,14 @@ templates; every request through :mod:`shared.http_egress`).
   ``deliveries.github.log_truncated``: the oldest are left to the next sync). A missed one
   is read whole (``…/deliveries/{delivery_id}``: ``request.payload`` and headers), or, when
   that answer has no payload, redelivered (``POST …/attempts``, same GUID).
+* GitLab (17.3+): each project hook keyway registered — ``GET /projects/{id}/hooks/{hook_id}/
+  events`` with the connection's token, ``status=client_failure,server_failure`` (GitLab's
+  ``server_failure`` includes ``internal error``, a delivery nothing answered), newest first,
+  20 a page (GitLab's most), ``page`` links followed until the watermark (the event ``id``,
+  which grows). Each event carries its ``request_data`` (the payload) and ``request_headers``;
+  an oversize payload is not kept (``{"oversize": true}``) and GitLab's resend would send that
+  stand-in, so such an event is unrecoverable. The delivery id is the one ``webhook-gitlab``
+  records: ``webhook-id`` of a Standard-Webhooks-signed delivery, else ``X-Gitlab-Event-UUID``.
 * Jira Cloud: ``GET /rest/api/3/webhook/failed`` (``maxResults`` 100, ``after`` the
   watermark, the failure time in epoch milliseconds), oldest first; each failure carries its
   ``body``; Jira offers no redelivery, so a failure without a body is unrecoverable.
@@ -36,6 +44,8 @@ MAX_PAGES = 30
 PER_PAGE = "100"
 APP_LIST = "GET /app/hook/deliveries"
 REPO_LIST = "GET /repos/{owner}/{repo}/hooks/{hook_id}/deliveries"
+GITLAB_EVENTS = "GET /projects/{id}/hooks/{hook_id}/events"
+GITLAB_PER_PAGE = "20"  # GitLab refuses more (lib/api/hooks/events.rb: per_page 1..20)
 JIRA_FAILED = "GET /rest/api/3/webhook/failed"
 log = get_logger("keyway.webhooks.recovery")
 
@@ -112,6 +122,65 @@ def _items(body: Any) -> list[dict[str, Any]]:
                 and isinstance(item.get("event"), str)):
             raise BadDeliveryLog("a delivery without id, guid or event")
     return body
+
+
+class GitLabHookEvents:
+    """One GitLab project hook's failed events (read with the connection's token)."""
+
+    provider = "gitlab"
+
+    def __init__(self, client: ProviderClient, key: str, connection: str,
+                 params: Mapping[str, str], *,
+                 registration: tuple[str, str] | None = None) -> None:
+        self.client, self.key, self.connection = client, key, connection
+        self._params, self.registration = dict(params), registration
+
+    def entries(self, after: int | None) -> list[Entry]:
+        page = self.client.get(GITLAB_EVENTS, self._params, {
+            "status": "client_failure,server_failure", "per_page": GITLAB_PER_PAGE})
+        found: list[Entry] = []
+        for _ in range(MAX_PAGES):
+            reached = False
+            for item in _gitlab_events(page.body):
+                if after is not None and item["id"] <= after:
+                    reached = True
+                    break
+                found.append(_gitlab_entry(item))
+            if reached or page.next_url is None:
+                return found[::-1]
+            page = self.client.get_next(page.next_url, GITLAB_EVENTS)
+        log.warning("deliveries.gitlab.log_truncated", extra={"fields": {"source": self.key}})
+        return found[::-1]
+
+    def stored(self, entry: Entry) -> Stored | None:
+        return Stored(entry.headers, entry.payload) if entry.payload is not None else None
+
+    def redeliver(self, entry: Entry) -> bool:
+        return False  # only an oversize payload lacks here, and a resend would send its stand-in
+
+
+def _gitlab_events(body: Any) -> list[dict[str, Any]]:
+    if not isinstance(body, list):
+        raise BadDeliveryLog("the hook's events are not a list")
+    for item in body:
+        if not (isinstance(item, dict) and _int(item.get("id"))
+                and isinstance(item.get("request_headers"), dict)):
+            raise BadDeliveryLog("a hook event without id or request headers")
+    return body
+
+
+def _gitlab_entry(item: dict[str, Any]) -> Entry:
+    sent = {str(k).lower(): str(v) for k, v in item["request_headers"].items()}
+    guid = sent.get("webhook-id") or sent.get("x-gitlab-event-uuid")
+    if not guid:
+        raise BadDeliveryLog("a hook event without its delivery id")
+    data = item.get("request_data")
+    payload = data if isinstance(data, dict) and data != {"oversize": True} else None
+    forwarded = {name: sent[header.lower()]
+                 for name, header in PROFILES["gitlab"].forwarded.items()
+                 if header.lower() in sent}
+    return Entry(item["id"], guid, sent.get("x-gitlab-event", ""), str(item["id"]), payload,
+                 forwarded)
 
 
 class JiraFailedLog:

@@ -92,6 +92,16 @@ HOOK = _obj({"id": ID, "url": URL, "project_id": ID, "created_at": TIME,
              "merge_requests_events": {"type": "boolean"}, "note_events": {"type": "boolean"},
              "enable_ssl_verification": {"type": "boolean"}})
 HOOK["not"] = {"required": ["token"]}  # a hook's secret token is never sent back
+# "Project webhooks API", "Get a list of project webhook events" (GitLab 17.3)
+HOOK_EVENT = _obj({"id": ID, "url": URL, "trigger": {"type": "string"},
+                   "request_headers": {"type": "object", "properties": {
+                       "X-Gitlab-Event": {"type": "string"},
+                       "X-Gitlab-Event-UUID": {"type": "string", "minLength": 1},
+                       "X-Gitlab-Token": {"const": "[REDACTED]"}},
+                       "required": ["X-Gitlab-Event", "X-Gitlab-Event-UUID"]},
+                   "request_data": {"type": "object"}, "response_headers": {"type": "object"},
+                   "response_body": {"type": "string"}, "execution_duration": {"type": "number"},
+                   "response_status": {"type": "string"}})
 
 
 def page(item: dict[str, Any]) -> dict[str, Any]:

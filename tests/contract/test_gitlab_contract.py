@@ -78,6 +78,10 @@ CASES = [
          body=lambda s: payload("gitlab", "Noted", "act-contract-2")), schemas.NOTE),
     (Case(f"GET {P}/hooks", path=_project), schemas.page(schemas.HOOK)),
     (Case(f"POST {P}/hooks", path=_project, body=_hook), schemas.HOOK),
+    (Case(f"GET {P}/hooks/{{hook_id}}/events",
+          path=lambda s: {"id": s["project"], "hook_id": s["logged_hook"]},
+          query={"status": "client_failure,server_failure", **PAGE}),
+     {**schemas.page(schemas.HOOK_EVENT), "minItems": 1}),
     (Case(f"DELETE {P}/hooks/{{hook_id}}",
          path=lambda s: {"id": s["project"], "hook_id": s["hook"]}), None),
 ]
@@ -110,6 +114,13 @@ def world():
         seeded |= {"mr": str(mrs[0]["iid"]), "issue": str(issues[0]["iid"])}
         seeded["hook"] = str(api.post(f"POST {P}/hooks", _project(seeded),
                                       _hook(seeded)).body["id"])
+        logged = {**_hook(seeded), "url": "https://keyway.example/webhook-gitlab/c/logged"}
+        seeded["logged_hook"] = str(api.post(f"POST {P}/hooks", _project(seeded),
+                                             logged).body["id"])  # never deleted here
+        sim.drop_deliveries(next_n=8)  # failed deliveries in each hook's events: 2+ pages
+        for _ in range(4):
+            sim.deliver(int(seeded["project"]), {"object_kind": "issue", "project": {"id": 1},
+                                                 "object_attributes": {"action": "open"}})
         yield sim, tokens, seeded
 
 
@@ -149,7 +160,7 @@ def test_answer_has_the_documented_fields(world, case: Case) -> None:
 @pytest.mark.parametrize("case", GETS, ids=lambda c: c.op)
 def test_every_get_has_an_etag_and_answers_304_when_unchanged(world, case: Case) -> None:
     sim, tokens, seeded = world
-    api = client("gitlab", sim.api_url, tokens[case.token])
+    api = client("gitlab", sim.api_url, tokens[case.token], purpose_of("gitlab", case.op))
     first = case.send(api, seeded)
     assert first.etag and first.etag.startswith("W/") and ETAG.match(first.etag), first.etag
     again = api.get(case.op, case.path(seeded), case.params(seeded), etag=first.etag)

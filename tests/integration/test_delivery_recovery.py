@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from keyway.simulators import GitHubSimulator, JiraSimulator
+from keyway.simulators import GitHubSimulator, GitLabSimulator, JiraSimulator
 from shared import messages, policy
 from shared.entry import event_function
 from shared.records.model import record_id
@@ -20,7 +20,13 @@ from shared.routing import handlers_for
 from shared.scheduler import deliveries as rounds
 from shared.webhooks import recovery
 from shared.webhooks.deliveries import COLLECTION
-from tests.integration.test_webhook_registration import TENANT, _callback, connect, github_event
+from tests.integration.test_webhook_registration import (
+    TENANT,
+    _callback,
+    connect,
+    github_event,
+    gitlab_event,
+)
 from tests.unit.test_entry import pubsub_event
 
 TOPICS = ("sync-requests", "connection-control", "fetch-jobs", "events", "delivery-recovery")
@@ -225,3 +231,79 @@ def test_a_hook_out_of_reach_is_no_longer_reported_active(served, github, how) -
     github.clear_log()
     one_round(served, "github", published, later=1)
     assert github.requests_log == []  # nothing live left to read
+
+
+# ---- GitLab: a project hook's failed events carry their payloads ---------------------------
+@pytest.fixture
+def gitlab(served, monkeypatch, leak_guard):
+    sim = GitLabSimulator(on_issue=leak_guard.track).start()
+    sim.register_client("gl-client", "gl-client-secret-1", [_callback(served, "gitlab")])
+    served.provider_config(monkeypatch, "gitlab", "gl-client", "gl-client-secret-1",
+                           sim.oauth_url, sim.api_url)
+    sim.seed_activity("acme", repos=1, prs=2, issues=2, comments=2)
+    yield sim
+    sim.stop()
+
+
+def mr_event(project: dict, iid: int) -> dict:
+    payload = gitlab_event(project)
+    payload["object_attributes"].update(iid=iid, id=990_100_000 + iid, title=f"event {iid}")
+    return payload
+
+
+def mr_record(stack, project: dict, iid: int) -> dict | None:
+    return stack.ports.business.get("pull_requests", record_id(
+        TENANT, "gitlab", "pull_requests", f"{project['id']}#{iid}"))
+
+
+def test_gitlab_hook_events_lost_in_an_outage_are_recovered_once(served, gitlab) -> None:
+    published: Counter = Counter()
+    connect(served, "gitlab", register_webhooks=True)
+    pump(served, "gitlab", published)
+    project = gitlab.data.list()[0]
+    [hook] = gitlab.hooks.list(str(project["id"]))
+
+    gitlab.deliver(project["id"], mr_event(project, 5001))
+    gitlab.drop_deliveries(next_n=23)  # more failures than one page of GitLab's 20
+    for iid in range(5002, 5025):
+        assert gitlab.deliver(project["id"], mr_event(project, iid)) == [None]
+    gitlab.deliver(project["id"], mr_event(project, 5025))
+    pump(served, "gitlab", published)
+    assert [i for i in range(5001, 5026) if mr_record(served, project, i)] == [5001, 5025]
+
+    gitlab.clear_log()
+    assert one_round(served, "gitlab", published) == 1
+    paths = [f"{r.method} {r.path.split('/hooks/', 1)[-1]}" for r in gitlab.requests_log]
+    assert paths == [f"GET {hook.id}/events"] * 2  # 23 failures: two pages of 20, nothing else
+    assert all(r.query.get("per_page") == "20" for r in gitlab.requests_log)
+    assert [i for i in range(5001, 5026) if not mr_record(served, project, i)] == []
+    sent = {d.guid for d in gitlab.delivery_log.records()}
+    assert recorded(served, "gitlab") == sent  # keyway's records equal the simulator's
+    assert {published[guid] for guid in sent} == {1}  # each applied once
+
+    gitlab.clear_log()
+    one_round(served, "gitlab", published, later=1)  # nothing new: one request, no event
+    assert [r.method for r in gitlab.requests_log] == ["GET"]
+    assert {published[guid] for guid in sent} == {1}
+
+
+def test_a_gitlab_event_without_its_payload_is_left_to_the_sync(served, gitlab, caplog) -> None:
+    """GitLab keeps ``{"oversize": true}`` instead of a large payload: unrecoverable from the
+    log (a resend would send that stand-in), logged, and the watermark moves past it."""
+    import logging
+
+    published: Counter = Counter()
+    connect(served, "gitlab", register_webhooks=True)
+    pump(served, "gitlab", published)
+    project = gitlab.data.list()[0]
+    gitlab.drop_deliveries(next_n=1)
+    gitlab.deliver(project["id"], mr_event(project, 6001))
+    [lost] = [d for d in gitlab.delivery_log.records() if not d.ok]
+    lost.payload = {"oversize": True}
+    with caplog.at_level(logging.WARNING, logger="keyway.webhooks.recovery"):
+        one_round(served, "gitlab", published)
+    assert mr_record(served, project, 6001) is None and not published
+    assert [r.getMessage() for r in caplog.records].count("deliveries.gitlab.unrecoverable") == 1
+    gitlab.clear_log()
+    one_round(served, "gitlab", published, later=1)
+    assert not published and [r.method for r in gitlab.requests_log] == ["GET"]

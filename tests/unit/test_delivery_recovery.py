@@ -175,7 +175,7 @@ def _rounds(ports, now) -> list[messages.Inbound]:
     from shared.scheduler import deliveries as rounds
     asked = rounds.sweep(ports, now)
     got: list = []
-    for provider in ("github", "jira"):
+    for provider in ("github", "gitlab", "jira", "bitbucket"):
         topic = f"delivery-recovery-{provider}"
         ports.bus.pull(policy.subscription_name(topic), got.append, max_messages=100)
     decoded = [messages.decode("delivery-recovery-x", m.data, m.attributes, m.message_id)
@@ -201,17 +201,19 @@ def test_a_round_asks_once_per_target_and_a_redelivered_tick_asks_nothing(
     from datetime import UTC, datetime, timedelta
     configured("3600")
     monkeypatch.setenv("KEYWAY_GITHUB_APP_ID", APP_ID)
-    for cid, provider, status in (("c-1", "github", "active"), ("c-2", "jira", "active"),
-                                  ("c-3", "github", "needs_reauth"), ("c-4", "gitlab", "active")):
+    for cid, provider, status, hooks in (
+            ("c-1", "github", "active", True), ("c-2", "jira", "active", True),
+            ("c-3", "github", "needs_reauth", True), ("c-4", "gitlab", "active", True),
+            ("c-5", "gitlab", "active", False), ("c-6", "bitbucket", "active", True)):
         ports.business.put("connections", cid, {"tenant": "t-1", "provider": provider,
-                                                "status": status})
+                                                "status": status, "register_webhooks": hooks})
     now = datetime.now(UTC)
     asked = _rounds(ports, now)
     assert sorted((m.body["target"], m.body.get("connection")) for m in asked) == [
-        ("app", None), ("connection", "c-1"), ("connection", "c-2")]
+        ("app", None), ("connection", "c-1"), ("connection", "c-2"), ("connection", "c-4")]
     assert {m.sender for m in asked} == {"scheduler"}
     assert _rounds(ports, now + timedelta(minutes=59)) == []  # not due yet: nothing twice
-    assert len(_rounds(ports, now + timedelta(minutes=61))) == 3
+    assert len(_rounds(ports, now + timedelta(minutes=61))) == 4
 
 
 def test_an_interval_of_zero_turns_recovery_off(ports, configured):

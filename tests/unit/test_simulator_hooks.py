@@ -216,6 +216,45 @@ def test_gitlab_delivers_with_the_hooks_token_to_subscribed_hooks(gitlab, receiv
     assert headers["X-Gitlab-Event"] == "Merge Request Hook" and headers["X-Gitlab-Event-UUID"]
 
 
+def test_gitlab_hook_events_list_attempts_newest_first_with_gitlabs_filters(gitlab, receiver,
+                                                                          leak_guard):
+    """docs.gitlab.com "Project webhooks API", "Get a list of project webhook events":
+    newest first, ``status`` by code or category (``server_failure`` takes ``internal
+    error`` too), ``per_page`` 1…20, the token redacted, another project's hook 404."""
+    secret = leak_guard.track("per-hook-token-" + "z" * 12)
+    token = gitlab.mint_token(scopes=("api",)).access_token
+    project = gitlab.data.list()[0]["id"]
+    hooks = f"{gitlab.api_url}/projects/{project}/hooks"
+    made = call("POST", hooks, token, json={"url": f"{receiver.url}/h", "token": secret,
+                                            "push_events": False, "issues_events": True}).json()
+    event = {"object_kind": "issue", "project": {"id": project},
+             "object_attributes": {"action": "open"}}
+    gitlab.deliver(project, event)  # answered 202
+    gitlab.drop_deliveries(next_n=1)
+    gitlab.deliver(project, event)  # lost: logged 503
+    receiver.stop()
+    gitlab.deliver(project, event)  # nothing listening: internal error
+    events = f"{hooks}/{made['id']}/events"
+    listed = call("GET", events, token).json()
+    assert [e["response_status"] for e in listed] == ["internal error", "503", "202"]
+    assert [e["id"] for e in listed] == sorted((e["id"] for e in listed), reverse=True)
+    assert listed[2]["request_headers"]["X-Gitlab-Token"] == "[REDACTED]"
+    assert secret not in json.dumps(listed)
+    assert listed[2]["request_data"] == event and listed[2]["trigger"] == "issue_hooks"
+    failed = call("GET", events, token, params={"status": "client_failure,server_failure"})
+    assert [e["response_status"] for e in failed.json()] == ["internal error", "503"]
+    ok = call("GET", events, token, params={"status": "successful"}).json()
+    assert [e["response_status"] for e in ok] == ["202"]
+    paged = call("GET", events, token, params={"per_page": "2", "page": "2"})
+    assert [e["response_status"] for e in paged.json()] == ["202"]
+    assert paged.headers["X-Total"] == "3"
+    for bad in ({"per_page": "21"}, {"per_page": "0"}, {"status": "failed"}):
+        assert call("GET", events, token, params=bad).status_code == 400
+    other = gitlab.data.list()[1]["id"]
+    missing = call("GET", f"{gitlab.api_url}/projects/{other}/hooks/{made['id']}/events", token)
+    assert (missing.status_code, missing.json()) == (404, {"message": "404 Not found"})
+
+
 def test_github_transfer_sends_repository_transferred_and_leaves_reach(github, receiver):
     token = github.mint_token(scopes=("repo", "admin:repo_hook")).access_token
     github.hooks.add("acme/repo-0002", receiver.url, "hook-secret", ("repository",), 0)
