@@ -30,11 +30,11 @@ An answer that is not the documented shape raises :class:`BadDeliveryLog`
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from shared.errors import PermanentError
-from shared.fetch.client import ProviderClient
+from shared.fetch.client import ApiResponse, ProviderClient
 from shared.fetch.errors import NotFoundAtProvider
 from shared.log import get_logger
 from shared.webhooks.delivery_profiles import PROFILES
@@ -71,21 +71,10 @@ class GitHubHookLog:
         self._list, self._params = list_template, dict(params)
 
     def entries(self, after: int | None) -> list[Entry]:
-        page = self.client.get(self._list, self._params, {"per_page": PER_PAGE,
-                                                          "status": "failure"})
-        found: list[Entry] = []
-        for _ in range(MAX_PAGES):
-            reached = False
-            for item in _items(page.body):
-                if after is not None and item["id"] <= after:
-                    reached = True
-                    break
-                found.append(Entry(item["id"], item["guid"], item["event"], str(item["id"])))
-            if reached or page.next_url is None:
-                return found[::-1]
-            page = self.client.get_next(page.next_url, self._list)
-        log.warning("deliveries.github.log_truncated", extra={"fields": {"source": self.key}})
-        return found[::-1]
+        first = self.client.get(self._list, self._params, {"per_page": PER_PAGE,
+                                                           "status": "failure"})
+        return _newest_first(self, first, self._list, after, lambda body: [
+            Entry(i["id"], i["guid"], i["event"], str(i["id"])) for i in _items(body)])
 
     def stored(self, entry: Entry) -> Stored | None:
         try:
@@ -112,6 +101,24 @@ class GitHubHookLog:
                                 None).status == 202
 
 
+def _newest_first(source: GitHubHookLog | GitLabHookEvents, page: ApiResponse, template: str,
+                  after: int | None, entries_of: Callable[[Any], list[Entry]]) -> list[Entry]:
+    """The entries of a log listed newest first, from ``page`` on through its ``next`` links
+    until the watermark ``after`` (or :data:`MAX_PAGES` pages), oldest first."""
+    found: list[Entry] = []
+    for _ in range(MAX_PAGES):
+        for entry in entries_of(page.body):
+            if after is not None and entry.position <= after:
+                return found[::-1]
+            found.append(entry)
+        if page.next_url is None:
+            return found[::-1]
+        page = source.client.get_next(page.next_url, template)
+    log.warning(f"deliveries.{source.provider}.log_truncated",
+                extra={"fields": {"source": source.key}})
+    return found[::-1]
+
+
 def _items(body: Any) -> list[dict[str, Any]]:
     """A list page of deliveries, each with the fields the job reads, or BadDeliveryLog."""
     if not isinstance(body, list):
@@ -136,21 +143,10 @@ class GitLabHookEvents:
         self._params, self.registration = dict(params), registration
 
     def entries(self, after: int | None) -> list[Entry]:
-        page = self.client.get(GITLAB_EVENTS, self._params, {
+        first = self.client.get(GITLAB_EVENTS, self._params, {
             "status": "client_failure,server_failure", "per_page": GITLAB_PER_PAGE})
-        found: list[Entry] = []
-        for _ in range(MAX_PAGES):
-            reached = False
-            for item in _gitlab_events(page.body):
-                if after is not None and item["id"] <= after:
-                    reached = True
-                    break
-                found.append(_gitlab_entry(item))
-            if reached or page.next_url is None:
-                return found[::-1]
-            page = self.client.get_next(page.next_url, GITLAB_EVENTS)
-        log.warning("deliveries.gitlab.log_truncated", extra={"fields": {"source": self.key}})
-        return found[::-1]
+        return _newest_first(self, first, GITLAB_EVENTS, after, lambda body: [
+            _gitlab_entry(item) for item in _gitlab_events(body)])
 
     def stored(self, entry: Entry) -> Stored | None:
         return Stored(entry.headers, entry.payload) if entry.payload is not None else None

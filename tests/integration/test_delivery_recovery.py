@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from keyway.simulators import GitHubSimulator, GitLabSimulator, JiraSimulator
+from keyway.simulators import GitHubSimulator, JiraSimulator
 from shared import messages, policy
 from shared.entry import event_function
 from shared.records.model import record_id
@@ -27,6 +27,7 @@ from tests.integration.test_webhook_registration import (
     github_event,
     gitlab_event,
 )
+from tests.integration.test_webhook_registration import gitlab as gitlab  # noqa: F401 - fixture
 from tests.unit.test_entry import pubsub_event
 
 TOPICS = ("sync-requests", "connection-control", "fetch-jobs", "events", "delivery-recovery")
@@ -234,17 +235,6 @@ def test_a_hook_out_of_reach_is_no_longer_reported_active(served, github, how) -
 
 
 # ---- GitLab: a project hook's failed events carry their payloads ---------------------------
-@pytest.fixture
-def gitlab(served, monkeypatch, leak_guard):
-    sim = GitLabSimulator(on_issue=leak_guard.track).start()
-    sim.register_client("gl-client", "gl-client-secret-1", [_callback(served, "gitlab")])
-    served.provider_config(monkeypatch, "gitlab", "gl-client", "gl-client-secret-1",
-                           sim.oauth_url, sim.api_url)
-    sim.seed_activity("acme", repos=1, prs=2, issues=2, comments=2)
-    yield sim
-    sim.stop()
-
-
 def mr_event(project: dict, iid: int) -> dict:
     payload = gitlab_event(project)
     payload["object_attributes"].update(iid=iid, id=990_100_000 + iid, title=f"event {iid}")
