@@ -39,6 +39,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import requests
@@ -195,15 +196,13 @@ class Runner:
         token = push_token(ports)
         fn_ports = self._spawn_functions(env)
         proxies = {f"/{name}": wsgi.guarded(name, wsgi.proxy_app(
-            f"http://127.0.0.1:{p}", self.session,
+            self._function_url(name), self.session,
             push_token=None if COMPONENTS[name].trigger == "http" else token), token)
-            for name, p in fn_ports.items()}
+            for name in fn_ports}
         functions = self.supervisor.status
         root = wsgi.root_app("emulator", self._sandbox(),
                              lambda: supervisor.health(self.config, functions()), functions)
         self._serve(DispatcherMiddleware(root, proxies))
-        threading.Thread(target=self.supervisor.watch, args=(self.stop_event.is_set,),
-                         name="supervisor", daemon=True).start()
 
         def endpoint(component: str, topic: str) -> str:
             return (f"http://127.0.0.1:{config.port}/{component}/projects/{config.project}"
@@ -222,20 +221,24 @@ class Runner:
         log_dir.mkdir(parents=True, exist_ok=True)
         env = env | {"PYTHONPATH": str(ROOT), "KEYWAY_STATE_DIR": str(self.config.state_dir),
                      "KEYWAY_PROJECT": self.config.project}
-        fn_ports: dict[str, int] = {}
         self.supervisor = supervisor.Supervisor(env, log_dir)
-        for c in COMPONENTS.values():
-            fn_ports[c.name] = port = emulators.free_port()
-            self.supervisor.spawn(c.name, port)
+        fn_ports = dict(zip(COMPONENTS, emulators.free_ports(len(COMPONENTS)), strict=True))
         for name, port in fn_ports.items():
-            self._wait_up(name, port)
+            self.supervisor.spawn(name, port)
+        threading.Thread(target=self.supervisor.watch, args=(self.stop_event.is_set,),
+                         name="supervisor", daemon=True).start()  # a process that died comes back
+        for name in fn_ports:
+            self._wait_up(name)
         return fn_ports
 
-    def _wait_up(self, name: str, port: int, timeout: float = 120.0) -> None:
+    def _function_url(self, name: str) -> Callable[[], str]:
+        return lambda: f"http://127.0.0.1:{self.supervisor.port_of(name)}"
+
+    def _wait_up(self, name: str, timeout: float = 120.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                self.session.get(f"http://127.0.0.1:{port}/", timeout=2)
+                self.session.get(f"{self._function_url(name)()}/", timeout=2)
                 return
             except requests.RequestException:
                 time.sleep(0.2)

@@ -4,8 +4,11 @@
 * :class:`Supervisor` owns one functions-framework process per function
   (:func:`keyway.fnserve.spawn`) on a fixed loopback port. A watcher thread polls them every
   :data:`WATCH_SECONDS`; one that exited is logged (``runner.function_died`` with its exit
-  code), started again on the same port (so the front proxy and the emulator's push
-  subscriptions need no change) and counted.
+  code), started again and counted: on the same port, unless something else holds it by now
+  (a port is chosen free, then bound by the child a moment later; another socket can take it
+  in between), then on a fresh one (``runner.function_moved``). The front proxy asks
+  :meth:`Supervisor.port_of` on every request, and the emulator's push subscriptions point at
+  the front proxy, so a move needs no other change.
 * :func:`backends` probes each backend the stack uses with a TCP connect (bounded by
   :data:`PROBE_SECONDS`; a client call to a stopped emulator would retry for a minute): the
   Firestore and Pub/Sub emulators, or the embedded SQLite files.
@@ -23,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from keyway import fnserve
+from keyway import emulators, fnserve
 from shared.components import COMPONENTS
 from shared.config import Config
 from shared.log import get_logger
@@ -68,13 +71,22 @@ class Supervisor:
                     self._restart(name, function, code)
             threading.Event().wait(WATCH_SECONDS)
 
+    def port_of(self, name: str) -> int:
+        with self._lock:
+            return self.functions[name].port
+
     def _restart(self, name: str, function: _Function, code: int) -> None:
         log.warning("runner.function_died", extra={"fields": {"function": name,
                                                               "exit_code": code}})
         with self._lock:
             function.restarts += 1
             function.last_exit = code
-        self.spawn(name, function.port)
+        port = function.port
+        if emulators.port_taken(port):
+            port = emulators.free_port()
+            log.warning("runner.function_moved", extra={"fields": {
+                "function": name, "from": function.port, "to": port}})
+        self.spawn(name, port)
         log.info("runner.function_restarted", extra={"fields": {
             "function": name, "restarts": function.restarts}})
 

@@ -126,9 +126,10 @@ def push_guard(app: Callable, push_token: bytes, component: str) -> Callable:
     return guard
 
 
-def proxy_app(target: str, session: requests.Session,
+def proxy_app(target: str | Callable[[], str], session: requests.Session,
               push_token: bytes | None = None) -> Callable:
-    """Forward every request to ``target`` (``http://127.0.0.1:N``), path and body intact —
+    """Forward every request to ``target`` (``http://127.0.0.1:N``, or a function giving it
+    at each request: a restarted function may have moved), path and body intact —
     the path as the client sent it (:func:`shared.http.raw_path`), so ``%2F`` or ``%25`` in an
     id reaches the function still encoded; with ``push_token``, carrying it in
     ``X-Keyway-Push-Token`` (a Pub/Sub-triggered function's own port asks for it too:
@@ -137,7 +138,8 @@ def proxy_app(target: str, session: requests.Session,
 
     @Request.application
     def app(request: Request) -> Response:
-        url = target + raw_path(request.environ, request.path)
+        url = (target() if callable(target) else target) + raw_path(request.environ,
+                                                                     request.path)
         if request.query_string:
             url += "?" + request.query_string.decode("latin-1")
         skip = _HOP_BY_HOP | {"host"}
