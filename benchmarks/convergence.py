@@ -33,22 +33,19 @@ from __future__ import annotations
 
 import logging
 import random
-import socket
 import tempfile
-import threading
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
-from werkzeug.serving import WSGIRequestHandler, make_server
 
 from benchmarks.sync_efficiency import SCALE, graphql_points, is_graphql
 from keyway.simulators import GitHubSimulator
 from shared.fetch.client import ProviderClient
 from shared.fetch.reconcile_state import COLLECTION as SWEEPS
-from tests.integration.conftest import _reset_caches, build_stack
+from tests.integration.conftest import served_stack
 from tests.integration.test_convergence import (
     DROP,
     SEED,
@@ -65,17 +62,6 @@ from tests.leakguard import LeakGuard
 
 SWEEP_TEMPLATE = "/repos/{owner}/{repo}/issues/{issue_number}/comments"
 DELIVERIES = "/hooks/{hook_id}/deliveries"
-
-
-class _Quiet(WSGIRequestHandler):
-    def log_request(self, *args: object) -> None:
-        pass
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class Meter:
@@ -206,13 +192,8 @@ def _run() -> dict:
 
 def _scenario(recover: bool) -> dict:
     monkeypatch, guard = pytest.MonkeyPatch(), LeakGuard()
-    with tempfile.TemporaryDirectory(prefix="keyway-bench-convergence-") as tmp:
-        monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-        port = _free_port()
-        stack = build_stack(Path(tmp), monkeypatch, guard, port)
-        server = make_server("127.0.0.1", port, stack.app, threaded=True,
-                             request_handler=_Quiet)
-        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    with tempfile.TemporaryDirectory(prefix="keyway-bench-convergence-") as tmp, \
+            served_stack(Path(tmp), monkeypatch, guard) as stack:
         sim = GitHubSimulator(expiring_tokens=False, on_issue=guard.track,
                               rate_limit=10_000_000, graphql_rate_limit=10_000_000).start()
         try:
@@ -229,10 +210,7 @@ def _scenario(recover: bool) -> dict:
             result = s.outcome(changes.pop("moved"))
         finally:
             sim.stop()
-            server.shutdown()
-            server.server_close()
             monkeypatch.undo()
-            _reset_caches()
     plain, cyc = unchanged[-1]
     extra_unchanged = cyc["requests"] - plain["requests"]
     only_cycle = changed["recovery_requests"] + changed["targeted_sweep_requests"]

@@ -9,17 +9,9 @@ from benchmarks.report_hooks import deployed_rows, freshness_rows
 from benchmarks.report_hooks import notes as _hook_notes
 from benchmarks.report_sync import sync_notes as _sync_notes
 from benchmarks.report_sync import sync_rows as _sync_rows
+from benchmarks.stats import cell as _s
+from benchmarks.stats import met as _met
 from benchmarks.store_writes import rows as _store_rows
-
-
-def _s(summary: dict | None, unit: str = "") -> str:
-    if not summary or "median" not in summary:
-        return "n/a"
-    return f"{summary['min']:g} / **{summary['median']:g}** / {summary['max']:g}{unit}"
-
-
-def _met(value: bool | None) -> str:
-    return "n/a" if value is None else ("yes" if value else "**no**")
 
 
 def _count(s: dict) -> str:

@@ -3,15 +3,8 @@ and of webhook → API freshness (``freshness``)."""
 
 from __future__ import annotations
 
-
-def _s(summary: dict | None, unit: str = "") -> str:
-    if not summary or "median" not in summary:
-        return "n/a"
-    return f"{summary['min']:g} / **{summary['median']:g}** / {summary['max']:g}{unit}"
-
-
-def _met(value: bool | None) -> str:
-    return "n/a" if value is None else ("yes" if value else "**no**")
+from benchmarks.stats import cell as _s
+from benchmarks.stats import met as _met
 
 
 def deployed_rows(h: dict) -> list[tuple]:

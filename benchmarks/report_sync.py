@@ -3,10 +3,7 @@ Bitbucket/Jira derivations for its Notes."""
 
 from __future__ import annotations
 
-
-def _met(value: bool | None) -> str:
-    return "n/a" if value is None else ("yes" if value else "**no**")
-
+from benchmarks.stats import met as _met
 
 GOAL = 1.1  # full sync requests / the fewest any client could read the same records with
 

@@ -26,3 +26,15 @@ def percentile(values: Sequence[float], pct: float) -> float:
 def ratio(numerators: Sequence[float], denominators: Sequence[float]) -> dict:
     """Per-pair ratios of interleaved runs (pair i was measured back to back)."""
     return summary([n / d for n, d in zip(numerators, denominators, strict=True) if d])
+
+
+def cell(summary: dict | None, unit: str = "") -> str:
+    """A results.md cell: ``min / **median** / max`` (``n/a`` without a summary)."""
+    if not summary or "median" not in summary:
+        return "n/a"
+    return f"{summary['min']:g} / **{summary['median']:g}** / {summary['max']:g}{unit}"
+
+
+def met(value: bool | None) -> str:
+    """A results.md "met" cell."""
+    return "n/a" if value is None else ("yes" if value else "**no**")

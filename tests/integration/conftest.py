@@ -3,9 +3,9 @@ exactly as `make run` mounts them, real embedded adapters, provider simulators o
 
 from __future__ import annotations
 
-import socket
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -16,6 +16,7 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.test import Client
 
 from keyway import wsgi
+from keyway.emulators import free_port
 from keyway.firststart import ensure_local_state
 from shared import bootstrap
 from shared.api import authn
@@ -125,22 +126,25 @@ class _Quiet(WSGIRequestHandler):
         pass
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+@contextmanager
+def served_stack(tmp_path: Path, monkeypatch, leak_guard) -> Iterator[LocalStack]:
+    """:func:`build_stack`, also listening on its public URL over real HTTP (where registered
+    hooks point and simulators deliver) until the block ends."""
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    port = free_port()
+    stack = build_stack(tmp_path, monkeypatch, leak_guard, port)
+    server = make_server("127.0.0.1", port, stack.app, threaded=True, request_handler=_Quiet)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        yield stack
+    finally:
+        server.shutdown()
+        server.server_close()
+        _reset_caches()
 
 
 @pytest.fixture
 def served(tmp_path, monkeypatch, leak_guard) -> Iterator[LocalStack]:
-    """The local stack, also listening on its public URL (where registered hooks point and
-    simulators deliver)."""
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    port = _free_port()
-    stack = build_stack(tmp_path, monkeypatch, leak_guard, port)
-    server = make_server("127.0.0.1", port, stack.app, threaded=True, request_handler=_Quiet)
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-    yield stack
-    server.shutdown()
-    server.server_close()
-    _reset_caches()
+    """The local stack, also listening on its public URL (:func:`served_stack`)."""
+    with served_stack(tmp_path, monkeypatch, leak_guard) as stack:
+        yield stack
