@@ -18,28 +18,11 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from shared.ports import ConditionalWrite, Document, Filter, Order, Snapshot, Versioned
+from shared.adapters.delegating import DelegatingStore
+from shared.ports import ConditionalWrite, Document
 
 WINDOW = 10.0  # seconds
 PER_SECOND = 1.0
-
-
-class _Delegating:
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-
-    def __getattr__(self, name: str) -> Any:  # close(), project, …
-        return getattr(self.inner, name)
-
-    def get(self, collection: str, doc_id: str) -> Document | None:
-        return self.inner.get(collection, doc_id)
-
-    def get_many(self, collection: str, doc_ids: Sequence[str]) -> dict[str, Versioned]:
-        return self.inner.get_many(collection, doc_ids)
-
-    def query(self, collection: str, where: Sequence[Filter] = (),
-              order_by: Sequence[Order] = (), limit: int | None = None) -> list[Snapshot]:
-        return self.inner.query(collection, where, order_by, limit)
 
 
 class _RecordingTransaction:
@@ -58,7 +41,7 @@ class _RecordingTransaction:
         self._writes.append((collection, doc_id))
 
 
-class WriteRecorder(_Delegating):
+class WriteRecorder(DelegatingStore):
     def __init__(self, inner: Any, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__(inner)
         self._clock = clock
@@ -121,7 +104,7 @@ class WriteRecorder(_Delegating):
         return hot
 
 
-class Interleaving(_Delegating):
+class Interleaving(DelegatingStore):
     """Delegates everything; ``before_batch(writes)`` runs before each ``write_batch``."""
 
     def __init__(self, inner: Any,
@@ -129,18 +112,6 @@ class Interleaving(_Delegating):
         super().__init__(inner)
         self._before = before_batch
 
-    def put(self, collection: str, doc_id: str, data: Document) -> None:
-        self.inner.put(collection, doc_id, data)
-
-    def create(self, collection: str, doc_id: str, data: Document) -> bool:
-        return self.inner.create(collection, doc_id, data)
-
-    def delete(self, collection: str, doc_id: str) -> None:
-        self.inner.delete(collection, doc_id)
-
     def write_batch(self, writes: Sequence[ConditionalWrite]) -> list[ConditionalWrite]:
         self._before(writes)
         return self.inner.write_batch(writes)
-
-    def transaction(self, fn: Callable[[Any], Any], *, max_attempts: int = 5) -> Any:
-        return self.inner.transaction(fn, max_attempts=max_attempts)

@@ -23,19 +23,15 @@ from __future__ import annotations
 import math
 import threading
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from shared.adapters.delegating import DelegatingStore
 from shared.ports import (
     MAX_BATCH_WRITES,
     Clock,
     ConditionalWrite,
-    Document,
-    Filter,
-    Order,
-    Snapshot,
-    Versioned,
 )
 
 START = 500.0  # writes per second to a collection at first
@@ -84,34 +80,13 @@ class WriteGovernor:
             self._clock.sleep(send_at - now)
 
 
-class GovernedStore:
+class GovernedStore(DelegatingStore):
     """A :class:`~shared.ports.DocumentStore` whose ``write_batch`` waits for the governor;
     everything else goes straight to ``inner``."""
 
     def __init__(self, inner: Any, governor: WriteGovernor) -> None:
-        self.inner, self.governor = inner, governor
-
-    def get(self, collection: str, doc_id: str) -> Document | None:
-        return self.inner.get(collection, doc_id)
-
-    def get_many(self, collection: str, doc_ids: Sequence[str]) -> dict[str, Versioned]:
-        return self.inner.get_many(collection, doc_ids)
-
-    def put(self, collection: str, doc_id: str, data: Document) -> None:
-        self.inner.put(collection, doc_id, data)
-
-    def create(self, collection: str, doc_id: str, data: Document) -> bool:
-        return self.inner.create(collection, doc_id, data)
-
-    def delete(self, collection: str, doc_id: str) -> None:
-        self.inner.delete(collection, doc_id)
-
-    def query(self, collection: str, where: Sequence[Filter] = (),
-              order_by: Sequence[Order] = (), limit: int | None = None) -> list[Snapshot]:
-        return self.inner.query(collection, where, order_by, limit)
-
-    def transaction(self, fn: Callable[[Any], Any], *, max_attempts: int = 5) -> Any:
-        return self.inner.transaction(fn, max_attempts=max_attempts)
+        super().__init__(inner)
+        self.governor = governor
 
     def write_batch(self, writes: Sequence[ConditionalWrite]) -> list[ConditionalWrite]:
         batch = list(writes)
@@ -120,9 +95,6 @@ class GovernedStore:
             for collection, count in per.items():
                 self.governor.admit(collection, count)
         return self.inner.write_batch(batch)
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 _PROCESS: dict[float, WriteGovernor] = {}  # one per process: the ramp outlives a run

@@ -162,12 +162,7 @@ class TokenBudget:
             return "ok", None
 
         verdict, when = self._store.transaction(take)
-        if verdict == "slots":
-            raise BudgetExhausted(f"{self.max_concurrent} requests already in flight for this "
-                                  "token", when)
-        if verdict == "quota":
-            raise BudgetExhausted(f"rate budget spent down to the {purpose} floor ({floor}) "
-                                  "until the reset", when)
+        self._refuse(verdict, when, purpose, floor)
         return lease_id
 
     def release(self, lease_id: str,
@@ -294,12 +289,7 @@ class TokenBudget:
             return verdict, grant, wait_until
 
         verdict, grant, when = self._store.transaction(swap)
-        if verdict == "slots":
-            raise BudgetExhausted(f"{self.max_concurrent} requests already in flight for this "
-                                  "token", when)
-        if verdict == "quota":
-            raise BudgetExhausted(f"rate budget spent down to the {purpose} floor ({floor}) "
-                                  "until the reset", when)
+        self._refuse(verdict, when, purpose, floor)
         return lease_id, grant
 
     def blocked_until(self) -> datetime | None:
@@ -311,6 +301,16 @@ class TokenBudget:
         if state.remaining is None or state.reset_at is None or now >= state.reset_at:
             return None
         return state.reset_at if state.remaining <= self.reserve else None
+
+    def _refuse(self, verdict: str, when: datetime | None, purpose: str, floor: int) -> None:
+        """Raise what a refused lease is (``slots``: too many in flight; ``quota``: spent
+        down to ``purpose``'s floor)."""
+        if verdict == "slots":
+            raise BudgetExhausted(f"{self.max_concurrent} requests already in flight for this "
+                                  "token", when)
+        if verdict == "quota":
+            raise BudgetExhausted(f"rate budget spent down to the {purpose} floor ({floor}) "
+                                  "until the reset", when)
 
     def snapshot(self) -> dict[str, Any]:
         """The budget as seen now: limit, remaining, reset_at (ISO), in_flight, settings."""
