@@ -59,6 +59,7 @@ from shared.fetch.github.plan import PLAN as GITHUB
 from shared.fetch.gitlab.plan import PLAN as GITLAB
 from shared.fetch.jira.plan import PLAN as JIRA
 from shared.fetch.progress import Progress
+from shared.fetch.reconcile_sweep import Tally
 from shared.fetch.sync import SyncRun
 from shared.log import get_logger
 from shared.ports import Ports
@@ -139,9 +140,20 @@ def _reconcile(ports: Ports, client: ProviderClient, provider: str, tenant: str,
                connection: str, budget: TokenBudget, run: SyncRun, config) -> None:
     """The periodic full id sweeps that are due (:mod:`shared.fetch.reconcile`), after a sync
     that finished, from spare budget only; their requests and tombstones count in the run's
-    figures. A failure here is handled like the sync's own (the records stay as they were)."""
-    tally = reconcile.cycle(ports, client, PLANS[provider], tenant, connection, budget,
-                            config.reconcile_days)
+    figures. It has a sync budget of its own (``KEYWAY_SYNC_BUDGET_SECONDS``), so sync and
+    cycle together stay inside the run's lease; what it did not reach stays due. A rate limit
+    or a transient failure stops it without undoing the sync that finished (logged
+    ``fetch.reconcile_stopped``; the repository it was in stays due); a permanent failure is
+    handled like the sync's own."""
+    deadline = ports.clock.monotonic() + config.sync_budget_seconds
+    tally = Tally()
+    try:
+        tally = reconcile.cycle(ports, client, PLANS[provider], tenant, connection, budget,
+                                config.reconcile_days,
+                                out_of_time=lambda: ports.clock.monotonic() >= deadline)
+    except (RateLimited, BudgetExhausted, RetryableError) as e:
+        log.warning("fetch.reconcile_stopped", extra={"fields": {
+            "connection": connection, "reason": e.key}})
     run.stats.requests += tally.requests
     run.stats.deleted += tally.tombstoned
 

@@ -16,8 +16,8 @@ that gap, cheapest first:
    to compare.
 3. **Periodic full sweep** (:func:`cycle`): each repository's top-level lists read whole at
    most once per ``KEYWAY_RECONCILE_DAYS`` (default 7), and their children through the counts
-   those full reads carry (Jira's issues are swept with the ``comment`` field for its
-   ``total``, :data:`SWEEP_PARAMS`): a targeted sweep per parent whose count is off. A
+   those full reads carry (Jira's issue list asks for the ``comment`` field, whose ``total``
+   is compared): a targeted sweep per parent whose count is off. A
    repository's first due time is a stable per-repository fraction of the period away
    (jitter, :mod:`shared.fetch.reconcile_state`), and a sweep runs only when the token's rate
    budget has spare capacity (:func:`affordable`: at least twice the sweep's estimated
@@ -39,12 +39,12 @@ sync walks whole (:mod:`shared.fetch.walk`): they and their records become ``acc
 import dataclasses
 import functools
 import math
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 from shared.clock import isoformat, parse_iso
 from shared.fetch.client import ProviderClient
-from shared.fetch.jira.plan import FIELDS as JIRA_FIELDS
 from shared.fetch.plan import ListSpec, ProviderPlan
 from shared.fetch.reconcile_signals import Signals
 from shared.fetch.reconcile_state import COLLECTION, is_due
@@ -55,12 +55,6 @@ from shared.records.model import Context
 
 log = get_logger("keyway.fetch")
 PAGE_ESTIMATE = 100  # records per page assumed when estimating a sweep's cost
-#: Parameters a list is swept with instead of its own: Jira's issues also carry the
-#: ``comment`` field there, whose ``total`` is the count compared (the incremental sync does
-#: not ask for it).
-SWEEP_PARAMS: dict[tuple[str, str], dict[str, str]] = {
-    ("jira", "issues"): {"fields": f"{JIRA_FIELDS},comment"},
-}
 
 
 # ---- the periodic full sweep ---------------------------------------------------------------
@@ -91,9 +85,12 @@ def affordable(budget: Any, cost: int) -> bool:
 
 
 def cycle(ports: Ports, client: ProviderClient, plan: ProviderPlan, tenant: str,
-          connection: str, budget: Any, period_days: int, *, force: bool = False) -> Tally:
+          connection: str, budget: Any, period_days: int, *, force: bool = False,
+          out_of_time: Callable[[], bool] = lambda: False) -> Tally:
     """One reconciliation cycle of a connection: fully sweep the repositories that are due
-    (all of them with ``force``) and that the budget affords; returns what it spent."""
+    (all of them with ``force``) and that the budget affords; returns what it spent. Once
+    ``out_of_time()`` says so (checked before each repository and each list), it stops: the
+    repository it was in, and those after, stay due for the next cycle."""
     store, tally = ports.business, Tally()
     now = isoformat(ports.clock.now())
     period = timedelta(days=period_days)
@@ -107,6 +104,9 @@ def cycle(ports: Ports, client: ProviderClient, plan: ProviderPlan, tenant: str,
         if repo.data.get("tenant") != tenant or not (
                 force or is_due(store, repo.id, now, period, connection)):
             continue
+        if out_of_time():
+            tally.deferred += 1
+            continue
         ctx = dataclasses.replace(base, repository=repo.id)
         lists = [s for s in plan.resources
                  if not s.full and (s.applies is None or s.applies(repo.data))]
@@ -117,12 +117,17 @@ def cycle(ports: Ports, client: ProviderClient, plan: ProviderPlan, tenant: str,
         params = {**settings, **plan.repo_params(repo.data)}
         before = tally.tombstoned
         signals = Signals(ports, client, plan, tally)  # children: counts, then targeted sweeps
+        cut = False
         for spec in lists:
-            swept = dataclasses.replace(spec, params={
-                **spec.params, **SWEEP_PARAMS.get((plan.provider, spec.name), {})})
-            sweep(store, client, now, swept, ctx, params, tally,
+            if out_of_time():
+                cut = True
+                break
+            sweep(store, client, now, spec, ctx, params, tally,
                   extra=SCOPES.get((plan.provider, spec.name), ()),
                   on_page=functools.partial(signals.page, spec, ctx, params=params))
+        if cut:  # stays due: the next cycle sweeps it whole
+            tally.deferred += 1
+            continue
         signals.settle(ctx)
         tally.repositories += 1
         store.put(COLLECTION, repo.id, {**(store.get(COLLECTION, repo.id) or {}),

@@ -222,6 +222,32 @@ def test_a_due_sweep_waits_for_spare_budget_and_runs_once_there_is(local_stack, 
     assert ports.business.get("issues", issue["id"])["deleted_reason"] == "deleted"
 
 
+def test_a_cycle_out_of_time_stops_between_lists_and_leaves_the_repository_due(local_stack,
+                                                                             github):
+    """The cycle runs on a clock of its own after the sync: once out of time it starts no
+    further list, tombstones nothing of what it did not read, and the repository stays due."""
+    ports = local_stack.ports
+    sync(ports, github)
+    issue = live(ports, "issues")[0]
+    assert github.sim.delete("issue", int(issue["external_id"]))
+    client, budget = client_for(ports, github)
+    asked: list[int] = []
+
+    def after_one_list() -> bool:
+        asked.append(1)
+        return len(asked) > 2  # the repository check, the first list, then out of time
+
+    before = ports.business.query("reconcile_state")
+    tally = reconcile.cycle(ports, client, GITHUB_PLAN, TENANT, CONNECTION, budget, 7,
+                            force=True, out_of_time=after_one_list)
+    assert (tally.repositories, tally.deferred) == (0, len(live(ports, "repositories")))
+    assert ports.business.query("reconcile_state") == before  # nothing swept counts as done
+    assert ports.business.get("issues", issue["id"])["deleted"] is False
+    tally = reconcile.cycle(ports, client, GITHUB_PLAN, TENANT, CONNECTION, budget, 7,
+                            force=True)  # time again: swept whole
+    assert ports.business.get("issues", issue["id"])["deleted_reason"] == "deleted"
+
+
 # ---- GitLab --------------------------------------------------------------------------------
 @pytest.fixture
 def gitlab(leak_guard):
