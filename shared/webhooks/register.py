@@ -125,8 +125,8 @@ class Registrar:
         fields = {"provider": self._spec.name, "connection": self._connection,
                   "external_id": base["external_id"]}
         try:
-            hook = self._listed(params) if record and record.get("status") == "registering" \
-                else None
+            hook = self._listed(params) if record and (
+                record.get("status") == "registering" or record.get("hook_id")) else None
             adopted = hook is not None
             if hook is None:
                 base = hooks.save(self._ports, base, status="registering", hook_id=None)

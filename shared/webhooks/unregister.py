@@ -3,7 +3,8 @@ it holds and before it revokes that token (:meth:`shared.vault.service.VaultServ
 calls the cleanup :func:`remover` builds).
 
 For every ``webhook_registrations`` record of the connection that may have a hook at the
-provider (``active``, or ``registering`` — then the hook is looked up by our URL first): one
+provider (``active``; ``registering`` — then the hook is looked up by our URL first; or any
+other state but ``removed`` that knows a hook id, such as a hook marked unreachable): one
 DELETE through the metadata-only client on the connection's own API base (allowlisted hook
 templates only) → ``removed``. 404 counts as removed too (already gone, or no longer
 visible to the user; ``reason`` says ``provider.not_found``). Any other failure — the token
@@ -51,7 +52,8 @@ def remover(ports: Ports, provider: str, tenant: str,
             or spec.webhook_registration is None):
         return None
     live = [r for r in hooks.for_connection(ports.business, connection).values()
-            if r.get("status") in hooks.LIVE and r.get("tenant") == tenant]
+            if (r.get("status") in hooks.LIVE or r.get("hook_id")) and r.get("tenant") == tenant
+            and r.get("status") != "removed"]
     if not live:
         return None
     api_base = connection_api_base(spec, record)

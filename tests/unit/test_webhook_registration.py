@@ -199,11 +199,36 @@ def test_a_hook_marked_unreachable_is_created_again_a_day_later(setup):
     assert setup.sim.requests_log == []
     setup.clock.advance(timedelta(days=1, seconds=1).total_seconds())
     setup.ensure()
-    assert setup.hook_writes() == [f"POST {_hooks_template(setup.provider)}"]
+    template = _hooks_template(setup.provider)
+    assert setup.hook_writes() == [f"GET {template}", f"POST {template}"]  # looked for, then made
     [made] = setup.sim.hooks.list(setup.target(repo))
     again = setup.records()[repo.data["external_id"]]
     assert (again["status"], again["reason"], again["hook_id"]) == ("active", None, str(made.id))
     assert made.id != gone.id
+
+
+def test_a_hook_marked_unreachable_that_still_exists_is_adopted_not_duplicated(setup):
+    """A 404 from the hook's delivery log need not mean the hook is gone (a GitLab older than
+    17.3 has no events endpoint): a day later the pass finds it by its URL and adopts it, and
+    a disconnect meanwhile removes it."""
+    setup.ensure()
+    repo = setup.repos[0]
+    before = setup.records()[repo.data["external_id"]]
+    assert hooks.mark_unreachable(setup.ports, CONNECTION, repo.id, before["hook_id"])
+    unregister_now = unregister.remover(setup.ports, setup.provider, TENANT, CONNECTION)
+    assert unregister_now is not None  # the unavailable one still has a hook to remove
+    setup.clock.advance(timedelta(days=1, seconds=1).total_seconds())
+    setup.sim.clear_log()
+    setup.ensure()
+    assert setup.hook_writes() == [f"GET {_hooks_template(setup.provider)}"]  # listed, found
+    [kept] = setup.sim.hooks.list(setup.target(repo))
+    again = setup.records()[repo.data["external_id"]]
+    assert (again["status"], again["hook_id"], again["adopted"]) == ("active", str(kept.id), True)
+    assert str(kept.id) == before["hook_id"]
+    hooks.mark_unreachable(setup.ports, CONNECTION, repo.id, before["hook_id"])
+    unregister.remover(setup.ports, setup.provider, TENANT, CONNECTION)(setup.token)
+    assert setup.sim.hooks.list(setup.target(repo)) == []
+    assert setup.records()[repo.data["external_id"]]["status"] == "removed"
 
 
 def _hooks_template(provider: str) -> str:
