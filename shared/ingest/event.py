@@ -119,7 +119,8 @@ def apply(ports: Ports, changes: Iterable[Change], connection: str | None = None
             done = store.upsert(ports.business, change.record)
         elif isinstance(change, RepositoryGone):
             done = store.mark_repository_gone(ports.business, change.record_id,
-                                              change.deleted_at, change.reason) > 0
+                                              change.deleted_at, change.reason,
+                                              connection) > 0
         else:  # a pull request or an issue takes its comments and reviews along
             done = store.mark_thread_deleted(ports.business, change.kind, change.record_id,
                                              change.deleted_at, change.reason,

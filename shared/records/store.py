@@ -166,7 +166,7 @@ def mark_thread_deleted(store: DocumentStore, kind: str, record_id: str, deleted
 
 
 def mark_repository_gone(store: DocumentStore, repository: str, deleted_at: str,
-                         reason: str) -> int:
+                         reason: str, connection: str | None = None) -> int:
     """Tombstone repository record ``repository`` and every live record under it (pull
     requests, issues, comments, reviews, labels) as of ``deleted_at`` for ``reason``; each
     write follows :func:`mark_deleted`'s rule. Returns how many records became tombstones."""
@@ -175,4 +175,5 @@ def mark_repository_gone(store: DocumentStore, repository: str, deleted_at: str,
         for snap in store.query(kind, [Filter("repository", "==", repository),
                                        Filter("deleted", "==", False)]):
             count += mark_deleted(store, kind, snap.id, deleted_at, reason)
-    return count + mark_deleted(store, "repositories", repository, deleted_at, reason)
+    return count + mark_deleted(store, "repositories", repository, deleted_at, reason,
+                                connection)

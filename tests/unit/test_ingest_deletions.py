@@ -154,3 +154,26 @@ def test_a_deletion_heard_before_the_record_leaves_a_placeholder_the_purge_remov
                                                    "purge_at": isoformat(now)})
     purge.sweep(ports, now)
     assert ports.business.query("comments") == [] and ports.business.query("repositories") == []
+
+
+def test_a_repository_removed_before_keyway_read_it_leaves_a_placeholder_the_purge_removes(
+        ports):
+    """``installation_repositories.removed`` naming a repository keyway never stored: its
+    placeholder tombstone belongs to the connection, so the retention purge takes it too."""
+    from datetime import datetime, timedelta
+
+    from shared.clock import isoformat
+    from shared.scheduler import purge
+
+    subscribe(ports)
+    connect(ports, "conn-app", "github", installation_id="957387")
+    send(ports, "github", "installation_repositories.removed", received_at=LATER)
+    [placeholder] = [s.data for s in ports.business.query("repositories")]
+    assert placeholder["deleted_reason"] == "access_lost" and "external_id" not in placeholder
+    assert placeholder["connection"] == "conn-app"
+    now = datetime.fromisoformat(LATER.replace("Z", "+00:00")) + timedelta(days=1)
+    doc = ports.business.get("connections", "conn-app")
+    ports.business.put("connections", "conn-app", {**doc, "status": "disconnected",
+                                                    "purge_at": isoformat(now)})
+    purge.sweep(ports, now)
+    assert ports.business.query("repositories") == []
