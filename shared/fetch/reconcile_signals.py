@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from shared.adapters._documents import MAX_IN
 from shared.clock import isoformat
 from shared.errors import InvalidInput, PermanentError
 from shared.fetch import reconcile_totals as asked
@@ -23,7 +24,6 @@ from shared.records import jira
 from shared.records.model import Context, parent_id
 
 log = get_logger("keyway.fetch")
-FEW_PARENTS = 20  # up to this many parents to compare: one store query each
 
 ParentOf = Callable[[dict, Mapping[str, str]], "Parent | None"]
 
@@ -140,19 +140,18 @@ class Signals:
                params: Mapping[str, str] | None = None) -> None:
         """Sweep the parents (and lists) whose count (total) is below what is stored.
         ``missing``: ``(kind, number)`` of parents whose children the provider refused
-        (:mod:`shared.fetch.pending` reads them again; their counts say nothing). A few
-        parents are counted one query each; many (a first sync) with one query of the
-        repository's live comments. Only a count *below* the store's is acted on: that is a
+        (:mod:`shared.fetch.pending` reads them again; their counts say nothing). Only the
+        noted parents' live children are read (:meth:`_counts`: one query per
+        :data:`~shared.adapters._documents.MAX_IN` parents), never the repository's other
+        comments. Only a count *below* the store's is acted on: that is a
         deletion keyway missed, while a count above may include what keyway does not keep.
         ``params``: the repository's parameters, to ask its list totals with when due."""
         noted = [n for key, n in self._noted.items() if key not in missing]
         totals, self._noted, self._totals = list(self._totals.values()), {}, {}
-        stored = self._repository_counts(ctx) if len(noted) > FEW_PARENTS else None
+        stored = self._counts(ctx, noted)
         for parent, count, said in noted:
             pid = parent_id(ctx, parent.kind, parent.number)
-            found = self._stored(ctx, pid, count) if stored is None else \
-                stored.get((pid, _extra_key(count)), 0)
-            if said < found:
+            if said < stored.get((pid, _extra_key(count)), 0):
                 self._sweep(ctx, parent, count)
         for spec, params, said in totals:
             if said < self._live_of(ctx, spec):
@@ -202,15 +201,20 @@ class Signals:
             Filter("connection", "==", ctx.connection), Filter("deleted", "==", False),
             Filter("repository", "==", ctx.repository), *where])
 
-    def _stored(self, ctx: Context, pid: str, count: Count) -> int:
-        return len(self._live(ctx, Filter("parent", "==", pid), *count.extra))
-
-    def _repository_counts(self, ctx: Context) -> Counter:
-        scopes = {_extra_key(c): c.extra for c in COUNTS.values()}
+    def _counts(self, ctx: Context, noted: list[tuple[Parent, Count, int]]) -> Counter:
+        """The live children stored per ``(parent id, extra key)`` of the ``noted`` parents
+        only: per kind of children (the :class:`Count`'s ``extra`` filters), one query per
+        :data:`~shared.adapters._documents.MAX_IN` parents (``parent in [...]``: equality
+        filters only, so no composite index)."""
+        scopes: dict[tuple, tuple[tuple[Filter, ...], list[str]]] = {}
+        for parent, count, _ in noted:  # one entry per (kind, number): ids are distinct
+            scopes.setdefault(_extra_key(count), (count.extra, []))[1].append(
+                parent_id(ctx, parent.kind, parent.number))
         found: Counter = Counter()
-        for snap in self._live(ctx):
-            for key, extra in scopes.items():
-                if all(snap.data.get(f.field) == f.value for f in extra):
+        for key, (extra, pids) in scopes.items():
+            for start in range(0, len(pids), MAX_IN):
+                chunk = pids[start:start + MAX_IN]
+                for snap in self._live(ctx, Filter("parent", "in", chunk), *extra):
                     found[(snap.data.get("parent"), key)] += 1
         return found
 

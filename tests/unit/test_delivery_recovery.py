@@ -333,3 +333,47 @@ def test_a_claim_still_inside_its_lease_stops_the_round_before_it(ports, github)
     first = github.delivery_log.records("app")[0].id
     assert recovery.watermark(ports, recovery_job.APP_SOURCE) == first  # not past the second
     assert [m.body["delivery"] for m in published(ports)] == guids[:1]
+
+
+@pytest.mark.parametrize(("named", "stored", "hook_tenant"), [
+    ({"tenant": "t-other"}, {}, "t-1"),               # the request names another tenant
+    ({}, {"provider": "gitlab"}, "t-1"),              # another provider's connection
+    ({}, {"status": "needs_reauth"}, "t-1"),          # not active
+    ({}, {}, "t-other"),                              # its registration is another tenant's
+], ids=["other-tenant", "other-provider", "not-active", "foreign-registration"])
+def test_a_connection_round_for_what_is_not_that_tenants_active_hook_reads_nothing(
+        ports, github, named, stored, hook_tenant):
+    """``deliveries.recover`` for a connection reads a hook's log only when the connection is
+    the named tenant's, of this provider, active, and the registration is that tenant's too:
+    otherwise no request leaves, no token is asked for and nothing is published."""
+    ports.business.put("connections", "c-1", {"tenant": "t-1", "provider": "github",
+                                               "status": "active", "api_base": github.api_url,
+                                               **stored})
+    ports.business.put("webhook_registrations", "c-1:r-1", {
+        "tenant": hook_tenant, "provider": "github", "connection": "c-1", "repository": "r-1",
+        "target": {"owner": "acme", "repo": "repo-0001"},
+        "hook_id": "480000001", "status": "active"})
+    asked: list[str] = []
+    github.clear_log()
+    outcomes = recovery_job.recover("github", ports, {
+        "target": "connection", "tenant": "t-1", "connection": "c-1", **named},
+        lambda c: asked.append(c) or "token")
+    assert (outcomes, asked, github.requests_log, published(ports)) == ([], [], [], [])
+
+
+def test_the_same_round_for_the_tenants_active_hook_reads_its_log(ports, github):
+    """The control of the test above: with everything matching, the hook's log is read with
+    the connection's token (the simulator answers 404 for a hook it never made)."""
+    ports.business.put("connections", "c-1", {"tenant": "t-1", "provider": "github",
+                                               "status": "active", "api_base": github.api_url})
+    ports.business.put("webhook_registrations", "c-1:r-1", {
+        "tenant": "t-1", "provider": "github", "connection": "c-1", "repository": "r-1",
+        "target": {"owner": "acme", "repo": "repo-0001"}, "hook_id": "480000001",
+        "status": "active"})
+    asked: list[str] = []
+    github.clear_log()
+    recovery_job.recover("github", ports, {"target": "connection", "tenant": "t-1",
+                                           "connection": "c-1"},
+                         lambda c: asked.append(c) or "token")
+    assert asked == ["c-1"] and [r.path for r in github.requests_log] == [
+        "/api/v3/repos/acme/repo-0001/hooks/480000001/deliveries"]
