@@ -26,7 +26,6 @@ class _Call:
     """What a handler reads of a request: query arguments and the body's media type."""
     args: MultiDict = field(default_factory=MultiDict)
     mimetype: str = "application/json"
-    path: str = ""
 
 
 def call(ports: Ports, config: Config, principal: Principal, handler: Any,

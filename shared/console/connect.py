@@ -8,11 +8,17 @@ form-posted proof: the flow is bound to this browser by its ``keyway-flow-…`` 
 browser goes straight on to the provider. The token never reaches the page.
 
 The result page (where ``/api/v1/connect-result`` sends a browser) says in words what
-happened: connected (and, with a session, which provider account), denied, or an error with
-its stable reason. Opened as a popup (``window.opener`` set), its script posts
-``{"type": "keyway.connect_result", "provider", "kind", "status", "reason", "connection",
-"identity"}`` to the opener with a target origin that is one of ``KEYWAY_CONSOLE_ORIGINS``
-(the one the connect page was opened for, else the first; never ``"*"``), then closes.
+happened: denied, an error with its stable reason, or a success. A success is stated only once
+the signed-in user can read it (:func:`_confirmed`: the connection, this tenant's and active,
+with its provider account; or the linked identity); signed in but unreadable, the page says
+the result could not be confirmed (status ``unconfirmed``); signed out, that the provider
+reported success and that signing in shows the connection. Opened as a popup
+(``window.opener`` set), its script posts ``{"type": "keyway.connect_result", "provider",
+"kind", "status", "reason", "connection", "identity", "confirmed"}`` (``confirmed``: true only
+for a success the page read) to the opener with a target origin that is one of
+``KEYWAY_CONSOLE_ORIGINS`` (the one the connect page was opened for, else the first; never
+``"*"``), then closes; not on a page about to refresh itself once (signed out), which would
+post before the session is known.
 """
 
 from __future__ import annotations
@@ -30,8 +36,8 @@ from shared.api import hosts as api_hosts
 from shared.api import identities as api_identities
 from shared.api import reads, routes
 from shared.console import session
-from shared.console.calls import ApiRefused, ok
-from shared.errors import InvalidInput
+from shared.console.calls import ok
+from shared.errors import InvalidInput, KeywayError
 from shared.oauth.begin import FORM, start_step
 from shared.providers import registry
 
@@ -119,45 +125,60 @@ def _through_start(page: Any, provider: str, authorize_url: str) -> Response:
 def result(page: Any) -> Response:
     args = page.request.args
     if args.get("status") not in STATUSES or args.get("provider") not in registry.load():
-        return page.render("result.html", 400, title="No connect result",
-                           outcome=None, message=None)
+        return page.render("result.html", 400, title="No connect result", outcome=None)
     outcome = {"type": "keyway.connect_result", "provider": args["provider"],
                "kind": "personal" if args.get("kind") == "personal" else "app",
                "status": args["status"],
                "reason": args.get("reason") if _KEY.match(args.get("reason") or "") else None,
                "connection": args.get("connection")
                if _ID.match(args.get("connection") or "") else None,
-               "identity": "linked" if args.get("identity") == "linked" else None}
-    account = _account(page, outcome) if page.who else None
+               "identity": "linked" if args.get("identity") == "linked" else None,
+               "confirmed": False}
+    found = _confirmed(page, outcome) if page.who and outcome["status"] == "connected" else None
+    if found is not None:
+        outcome["confirmed"] = True
+    elif page.who and outcome["status"] == "connected":
+        outcome["status"] = "unconfirmed"
     opener = page.request.cookies.get(OPENER)
     target = opener if opener in page.config.console_origins else page.config.console_origins[0]
     name = registry.get(outcome["provider"]).display_name
     # Signed out as far as this request shows: the provider's redirect chain is cross-site, so
     # the SameSite=Strict session cookie stayed behind; one same-site refresh brings it.
-    kept = {k: v for k, v in outcome.items() if v and k != "type"}
+    kept = {k: v for k, v in outcome.items() if v and k not in ("type", "confirmed")}
     hop = None if page.who or args.get("hop") else \
         f"/console/connect/result?{urlencode({**kept, 'hop': '1'})}"
-    return page.render("result.html", title=_title(outcome), outcome=outcome, account=account,
+    return page.render("result.html", title=_title(outcome), outcome=outcome,
+                       account=(found or {}).get("account"),
+                       first_sync=((found or {}).get("sync") or {}).get("state") == "never",
                        provider_name=name, target_origin=target, hop=hop,
                        explained=WORDS.get(outcome["reason"] or ""))
 
 
 def _title(outcome: dict[str, Any]) -> str:
+    personal = outcome["kind"] == "personal"
+    if outcome["status"] == "connected" and outcome["confirmed"]:
+        return "Account linked" if personal else "Connected"
     if outcome["status"] == "connected":
-        return "Account linked" if outcome["kind"] == "personal" else "Connected"
+        return "Link reported" if personal else "Connection reported"
+    if outcome["status"] == "unconfirmed":
+        return "Result not confirmed"
     return "Access denied" if outcome["status"] == "denied" else "Connection failed"
 
 
-def _account(page: Any, outcome: dict[str, Any]) -> dict[str, Any] | None:
-    """The provider account the flow connected or linked, from the signed-in user's view."""
+def _confirmed(page: Any, outcome: dict[str, Any]) -> dict[str, Any] | None:
+    """The connection (this tenant's, active) or identity (linked) a successful flow named, as
+    the signed-in user reads it; None when it cannot be read — another tenant's or a missing
+    id, a token without ``connections:read``, someone else signed in — so the page never
+    states a success from its query alone."""
     try:
-        if outcome["kind"] == "app" and outcome["connection"]:
-            return _ok(page, reads.get_connection,
-                       params={"connection": outcome["connection"]}).get("account")
-        if outcome["kind"] == "personal" and outcome["status"] == "connected":
-            for item in _ok(page, api_identities.list_identities)["items"]:
-                if item["provider"] == outcome["provider"]:
-                    return item.get("account")
-    except ApiRefused:  # another tenant's id, or signed in as someone else: no account shown
+        if outcome["kind"] == "app":
+            if not outcome["connection"]:
+                return None
+            found = _ok(page, reads.get_connection, params={"connection": outcome["connection"]})
+            return found if found.get("status") == "active" else None
+        for item in _ok(page, api_identities.list_identities)["items"]:
+            if item["provider"] == outcome["provider"] and item.get("status") != "unlinking":
+                return item
+    except KeywayError:  # the API's own refusals (NotFound, Forbidden) as well as ApiRefused
         return None
     return None

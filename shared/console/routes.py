@@ -11,6 +11,12 @@
 3. the session: a page that needs one without it → the sign-in page (GET) or 401;
 4. the page; a ``KeywayError`` from the API's handlers becomes a plain page with its status,
    title and stable key (another tenant's connection: 404 like a missing one).
+
+Every answer but a static file then carries the headers of :func:`shared.console.web.harden`
+(pages get them from :func:`~shared.console.web.render`, which knows whether their forms start
+a flow; redirects get them here) and the CSRF cookie. A static file (:data:`STATIC`) is
+cacheable by shared caches, so it carries no cookie: one cached answer would hand every
+visitor the same CSRF value.
 """
 
 from __future__ import annotations
@@ -80,12 +86,14 @@ TABLE: list[tuple[str, str, Handler, bool]] = [  # method, path, handler, needs 
     ("GET", "/docs/vendor/(?P<name>[^/]+)", docs.vendor, False),
 ]
 _ROUTES = [(m, re.compile(f"^{p}/?$"), h, s) for m, p, h, s in TABLE]
+STATIC: tuple[Handler, ...] = (docs.console_static, docs.vendor)  # no cookie, see above
 
 
 def dispatch(ports: Ports, request: Any) -> Response:
     config = bootstrap.config()
     held = session.csrf_value(config, request.cookies)
     csrf = held or session.new_csrf()
+    handler: Handler | None = None
     try:
         handler, params, needs_session = _match(request.method, request.path)
         if request.method == "POST":
@@ -98,8 +106,7 @@ def dispatch(ports: Ports, request: Any) -> Response:
             response = handler(page)
     except KeywayError as e:
         log.info(e.key, extra={"fields": {"component": "api", "path": request.path[:200]}})
-        response = web.refusal(config, e.status, e.title, e.detail or e.title, e.key,
-                               **getattr(e, "page_context", {}))
+        response = web.refusal(config, e.status, e.title, e.detail or e.title, e.key)
         if isinstance(e, NotAllowed):
             response.headers["Allow"] = ", ".join(e.allowed)
     except Exception as e:  # noqa: BLE001 — never a traceback: a stable key and the class
@@ -107,6 +114,10 @@ def dispatch(ports: Ports, request: Any) -> Response:
                                                           "path": request.path[:200]}})
         response = web.refusal(config, 500, "Something went wrong",
                                "the page could not be shown", "keyway.error")
+    if handler in STATIC:
+        return response
+    if "Content-Security-Policy" not in response.headers:  # a redirect: not rendered
+        web.harden(config, response)
     if not held and not any(session.CSRF in c for c in response.headers.getlist("Set-Cookie")):
         session.rotate_csrf(config, response, csrf)
     return response

@@ -70,4 +70,4 @@ def login(page: Any) -> Response:
 def logout(page: Any) -> Response:
     response = redirect(f"{web.mount(page.config)}/console/login", code=303)
     session.sign_out(page.config, response)
-    return web.harden(page.config, response)
+    return response

@@ -2,10 +2,11 @@
 
 Templates are Flask's own Jinja2 with autoescaping on; pages hold no inline script or style
 (the Content-Security-Policy below forbids both), so the few scripts are files under
-``static/``. Every answer is ``Cache-Control: no-store`` (pages hold tenant data), never
-sniffed, sends no referrer to other sites (``same-origin``: with ``no-referrer`` a browser
-sends ``Origin: null`` on the forms' posts) and may be framed only by keyway itself and the
-configured console origins (``KEYWAY_CONSOLE_ORIGINS``). ``form-action 'self'`` is left
+``static/``. Every answer but a static file (:mod:`shared.console.docs`) is ``Cache-Control:
+no-store`` (pages hold tenant data), never sniffed, sends no referrer to other sites
+(``same-origin``: with ``no-referrer`` a browser sends ``Origin: null`` on the forms' posts)
+and may be framed only by keyway itself and the configured console origins
+(``KEYWAY_CONSOLE_ORIGINS``). ``form-action 'self'`` is left
 out only on pages whose forms start an OAuth flow: browsers apply ``form-action`` to the
 redirects after a post too, and those go on to the provider.
 """

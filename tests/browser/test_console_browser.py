@@ -161,7 +161,8 @@ def test_a_popup_posts_its_result_to_the_opener_then_closes(browser, stack):
                     what="the popup's message")
     assert results == [{"origin": origin, "data": {
         "type": "keyway.connect_result", "provider": "gitlab", "kind": "personal",
-        "status": "connected", "reason": None, "connection": None, "identity": "linked"}}]
+        "status": "connected", "reason": None, "connection": None, "identity": "linked",
+        "confirmed": True}}]
 
 
 def test_a_denied_consent_shows_a_clear_page_and_stores_nothing(browser, stack):

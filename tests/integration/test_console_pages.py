@@ -3,11 +3,13 @@ read-only view, the headers every page carries, the result page and the API docs
 
 from __future__ import annotations
 
+import html
+import json
 import re
 
 import pytest
 
-from shared import policy
+from shared import ids, policy
 from shared.console import session
 
 BASE = "/api/console"
@@ -295,3 +297,152 @@ def test_the_connect_page_offers_the_tenants_registered_hosts_only(local_stack):
     text = _assert_page(local_stack.client.get(f"{BASE}/connect"))
     assert '<option value="http://127.0.0.1:9">gitlab: http://127.0.0.1:9</option>' in text
     assert "127.0.0.1:10" not in text and "client-secret-of-this-host" not in text
+
+
+def _result_data(text):
+    return json.loads(html.unescape(re.search(r"data-result='([^']+)'", text).group(1)))
+
+
+@pytest.mark.parametrize("connection", ["c-globex", "c-missing"])
+def test_a_result_naming_a_connection_the_user_cannot_read_is_not_confirmed(local_stack,
+                                                                            connection):
+    _sign_in(local_stack, tenant="acme")
+    _connection(local_stack, "c-globex", tenant="globex")
+    text = _assert_page(local_stack.client.get(
+        f"{BASE}/connect/result?provider=github&kind=app&status=connected"
+        f"&connection={connection}"))
+    assert 'data-target-origin="http://127.0.0.1:8080"' in text and "result.js" in text
+    assert "octocat" not in text and "connection is made" not in text
+    assert "could not confirm" in text
+    assert _result_data(text)["status"] == "unconfirmed"
+    assert _result_data(text)["confirmed"] is False
+
+
+def test_a_result_without_a_connection_id_is_not_confirmed(local_stack):
+    _sign_in(local_stack)
+    text = _assert_page(local_stack.client.get(
+        f"{BASE}/connect/result?provider=github&kind=app&status=connected"))
+    assert "connection is made" not in text and "first sync" not in text
+    assert _result_data(text)["status"] == "unconfirmed"
+
+
+def test_a_token_without_connections_read_gets_a_result_page_that_confirms_nothing(
+        local_stack, monkeypatch):
+    from shared import bootstrap
+
+    monkeypatch.setenv("KEYWAY_CONSOLE_ORIGINS", "http://127.0.0.1:8080 https://app.example")
+    bootstrap.config.cache_clear()
+    connection = _connection(local_stack)
+    token = local_stack.token("acme", "alice", "admin", scopes=["data:read"])
+    signed = local_stack.client.post(f"{BASE}/login", data={"access_token": token},
+                                     headers={"Origin": "https://app.example"})
+    _assert_page(signed)
+    text = _assert_page(local_stack.client.get(
+        f"{BASE}/connect/result?provider=github&kind=app&status=connected"
+        f"&connection={connection}"))
+    assert "result.js" in text and "octocat" not in text and "connection is made" not in text
+
+
+def test_a_confirmed_result_names_the_account_and_the_first_sync(local_stack):
+    _sign_in(local_stack)
+    connection = _connection(local_stack)
+    query = f"provider=github&kind=app&status=connected&connection={connection}"
+    text = _assert_page(local_stack.client.get(f"{BASE}/connect/result?{query}"))
+    assert "connection is made: account <strong>octocat</strong>" in text
+    assert "The first sync has started." in text and "result.js" in text
+    assert _result_data(text) == {
+        "type": "keyway.connect_result", "provider": "github", "kind": "app",
+        "status": "connected", "reason": None, "connection": connection, "identity": None,
+        "confirmed": True}
+    local_stack.ports.business.put("sync_status", connection, {
+        "state": "done", "last_success_at": "2026-12-01T00:10:00Z"})
+    again = _assert_page(local_stack.client.get(f"{BASE}/connect/result?{query}"))
+    assert "first sync" not in again and "A sync has been requested." in again  # re-authorize
+    record = local_stack.ports.business.get("connections", connection)
+    local_stack.ports.business.put("connections", connection, {**record,
+                                                               "status": "disconnecting"})
+    gone = _assert_page(local_stack.client.get(f"{BASE}/connect/result?{query}"))
+    assert "connection is made" not in gone and _result_data(gone)["status"] == "unconfirmed"
+
+
+def test_a_personal_result_is_linked_only_when_the_identity_exists(local_stack):
+    _sign_in(local_stack)
+    query = "provider=github&kind=personal&status=connected&identity=linked"
+    text = _assert_page(local_stack.client.get(f"{BASE}/connect/result?{query}"))
+    assert "is linked" not in text and _result_data(text)["status"] == "unconfirmed"
+    local_stack.ports.business.put("identities", ids.identity_id("github", "acme", "alice"), {
+        "tenant": "acme", "provider": "github", "user": "alice",
+        "account": {"login": "hubot"}, "linked_at": "2026-12-01T00:00:00Z"})
+    linked = _assert_page(local_stack.client.get(f"{BASE}/connect/result?{query}"))
+    assert "account <strong>hubot</strong> is linked" in linked
+    assert _result_data(linked)["confirmed"] is True
+
+
+def test_a_signed_out_result_reports_the_providers_word_and_posts_it_unconfirmed(local_stack):
+    query = "provider=github&kind=app&status=connected&connection=c-1"
+    first = _assert_page(local_stack.client.get(f"{BASE}/connect/result?{query}"))
+    assert 'http-equiv="refresh"' in first and "result.js" not in first  # posts after the hop
+    text = _assert_page(local_stack.client.get(f"{BASE}/connect/result?{query}&hop=1"))
+    assert "GitHub reported that your connection is made" in text and "Sign in" in text
+    assert "first sync" not in text and "result.js" in text
+    assert _result_data(text)["status"] == "connected"
+    assert _result_data(text)["confirmed"] is False
+
+
+def _set_cookies(response):
+    return response.headers.getlist("Set-Cookie")
+
+
+def test_static_files_carry_no_cookie(local_stack):
+    for path in ("/api/console/static/console.css", "/api/console/static/result.js",
+                 "/api/docs/vendor/swagger-ui.css", "/api/docs/vendor/nothing.js"):
+        response = local_stack.client.get(path)
+        assert _set_cookies(response) == [], path
+    css = local_stack.client.get("/api/console/static/console.css")
+    assert css.status_code == 200 and css.headers["Cache-Control"] == "public, max-age=3600"
+    assert local_stack.client.get_cookie(session.CSRF) is None
+    assert any(c.startswith(f"{session.CSRF}=")
+               for c in _set_cookies(local_stack.client.get(f"{BASE}/login")))
+
+
+def test_redirects_carry_no_store_and_the_policy(local_stack):
+    home = local_stack.client.get(BASE)
+    assert home.status_code == 303 and home.headers["Location"].endswith("/login")
+    _sign_in(local_stack)
+    connection = _connection(local_stack)
+    done = local_stack.client.post(f"{BASE}/connections/{connection}/disconnect",
+                                   data={"csrf": _csrf(local_stack.client)})
+    for response in (home, done):
+        assert response.status_code == 303
+        assert response.headers["Cache-Control"] == "no-store"
+        assert "frame-ancestors 'self' http://127.0.0.1:8080" in \
+            response.headers["Content-Security-Policy"]
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+@pytest.mark.parametrize("path", ["/logout", "/subscriptions", "/connect"])
+def test_only_the_sign_in_skips_csrf_for_a_console_origin(local_stack, monkeypatch, path):
+    from shared import bootstrap
+
+    monkeypatch.setenv("KEYWAY_CONSOLE_ORIGINS", "http://127.0.0.1:8080 https://app.example")
+    bootstrap.config.cache_clear()
+    _sign_in(local_stack)
+    for origin in ("https://app.example", "null"):
+        refused = local_stack.client.post(BASE + path, data={"provider": "github"},
+                                          headers={"Origin": origin})
+        key = "console.csrf_failed" if origin != "null" else "console.foreign_origin"
+        assert key in _assert_page(refused, 403)
+    assert local_stack.client.get(f"{BASE}/connections").status_code == 200  # still signed in
+    assert local_stack.ports.business.query("oauth_states") == []
+
+
+def test_signing_out_clears_the_session(local_stack):
+    _sign_in(local_stack)
+    client = local_stack.client
+    out = client.post(f"{BASE}/logout", data={"csrf": _csrf(client)})
+    assert out.status_code == 303 and out.headers["Location"].endswith("/login")
+    assert out.headers["Cache-Control"] == "no-store"
+    cleared = next(c for c in _set_cookies(out) if c.startswith(f"{session.SESSION}="))
+    assert "Max-Age=0" in cleared or "Expires=Thu, 01 Jan 1970" in cleared
+    after = client.get(f"{BASE}/connections")
+    assert after.status_code == 303 and after.headers["Location"].endswith("/login")
