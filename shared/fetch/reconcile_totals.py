@@ -20,9 +20,12 @@ share queries. A count the provider refuses (4xx, GraphQL ``errors``), cannot gi
 answers malformed is logged (``fetch.reconcile_total_failed``, with the error's key), changes
 no record, and is asked again at the next sync. A refusal (403, 404, another 4xx or GraphQL
 error) is also remembered on the repository's ``reconcile_state`` (``totals_refused: true``,
-``totals_refused_reason``, ``totals_refused_since``) until a count is answered: the sync
-status lists it as missing (``totals.unavailable: <why>``, :func:`shared.fetch.pending.
-summary`), so the connection reads degraded while deletions of that list go unseen."""
+``totals_refused_reason``, ``totals_refused_since``) until a count is answered, and the count
+is asked again a period later, not at the next sync; the sync status lists it as missing
+(``totals.unavailable: <why>``, :func:`shared.fetch.pending.summary`), so the connection reads
+degraded while deletions of that list go unseen. A GitHub node answered ``null`` with a
+``NOT_FOUND``/``FORBIDDEN`` error at its path is such a refusal; ``null`` without one is
+malformed."""
 
 from __future__ import annotations
 
@@ -105,10 +108,12 @@ def _failed(ctx: Context, lists: str, error: Exception) -> None:
 
 
 def settle(store: DocumentStore, repository: str, connection: str, now: str,
-           error: Exception | None) -> None:
+           error: Exception | None, period: timedelta = timedelta(0)) -> None:
     """Remember (``error`` a refusal) or forget (``error`` None: answered) that the provider
-    refuses the repository's count; writes only on a change. A transient failure (5xx,
-    malformed) changes nothing: it is asked again at the next sync."""
+    refuses the repository's count; writes only on a change. A refusal also moves the next
+    count a ``period`` away (a refused count asked at every sync would cost a request each
+    time, and the status already says it is missing). A transient failure (5xx, malformed)
+    changes nothing: it is asked again at the next sync."""
     why = unavailable_reason(error) if isinstance(error, ProviderRefused | NotFoundAtProvider) \
         else None
     if error is not None and why is None:
@@ -121,11 +126,12 @@ def settle(store: DocumentStore, repository: str, connection: str, now: str,
                                                f"{REFUSED}_since": None})
         return
     state = state or {"connection": connection}
-    if state.get(REFUSED) and state.get(f"{REFUSED}_reason") == why:
-        return
-    store.put(COLLECTION, repository, {**state, "connection": connection, REFUSED: True,
-                                       f"{REFUSED}_reason": why,
-                                       f"{REFUSED}_since": state.get(f"{REFUSED}_since") or now})
+    changes = {"connection": connection, REFUSED: True, f"{REFUSED}_reason": why,
+               f"{REFUSED}_since": state.get(f"{REFUSED}_since") or now}
+    if period:
+        changes["totals_due_at"] = isoformat(parse_iso(now) + period)
+    if any(state.get(k) != v for k, v in changes.items()):
+        store.put(COLLECTION, repository, {**state, **changes})
 
 
 @dataclass
@@ -152,7 +158,7 @@ class RestCount:
                 raise MalformedResponse(f"{self.query.template}: no count in the answer")
         except FAILURES as e:
             _failed(ctx, self.query.list_name, e)
-            settle(self.store, repository, ctx.connection, now, e)
+            settle(self.store, repository, ctx.connection, now, e, self.period)
             return None
         settle(self.store, repository, ctx.connection, now, None)
         return {self.query.list_name: count}
@@ -215,14 +221,22 @@ class GitHubTotals:
         except FAILURES as e:
             _failed(ctx, "issues,pulls,labels", e)
             for node in ids:
-                settle(self.store, self.repositories[node], ctx.connection, now, e)
+                settle(self.store, self.repositories[node], ctx.connection, now, e,
+                       self.period)
             return
         self.points += answer.cost if answer.cost is not None else 1
-        for node, item in zip(ids, nodes, strict=True):
+        refused = {path[1] for path in (*answer.missing, *answer.forbidden)
+                   if len(path) > 1 and path[0] == "nodes"}
+        for index, (node, item) in enumerate(zip(ids, nodes, strict=True)):
             self.answers[node] = _github_totals(item) if isinstance(item, dict) else None
-            if isinstance(item, dict) and self.answers[node] is None:
+            if item is None and index in refused:  # NOT_FOUND/FORBIDDEN at that node: refused
+                gone = NotFoundAtProvider("repository_totals: the node is not shown")
+                _failed(ctx, "issues,pulls,labels", gone)
+                settle(self.store, self.repositories[node], ctx.connection, now, gone,
+                       self.period)
+            elif self.answers[node] is None:
                 _failed(ctx, "issues,pulls,labels", MalformedResponse("no totalCount"))
-            elif self.answers[node] is not None:
+            else:
                 settle(self.store, self.repositories[node], ctx.connection, now, None)
 
 

@@ -151,6 +151,28 @@ def test_a_count_not_due_is_not_asked(local_stack, jira):
     assert swept["totals_due_at"] == now  # kept
 
 
+def test_a_refused_count_waits_a_period_instead_of_costing_every_sync(local_stack, jira):
+    """A refusal is shown as missing and asked again a period later; a transient failure
+    would be asked at the next sync (test above)."""
+    ports = local_stack.ports
+    day = timedelta(hours=24)
+    sync(ports, jira, day)
+    repository = live(ports, "repositories")[0]["id"]
+    state = ports.business.get("reconcile_state", repository)
+    ports.business.put("reconcile_state", repository, {**state,
+                                                       "totals_due_at": "2000-01-01T00:00:00Z"})
+    jira.sim.fail_next(400, body=b'{"errorMessages":["Error in the JQL Query"],"errors":{}}',
+                       headers={"Content-Type": "application/json"}, path_prefix=_prefix(jira))
+    jira.sim.clear_log()
+    sync(ports, jira, day)
+    assert counts_asked(jira) == 1 and missing(ports) == ["totals.unavailable: refused"]
+    assert ports.business.get("reconcile_state", repository)["totals_due_at"] > \
+        isoformat(ports.clock.now() + timedelta(hours=23))
+    jira.sim.clear_log()
+    sync(ports, jira, day)
+    assert counts_asked(jira) == 0 and missing(ports) == ["totals.unavailable: refused"]
+
+
 # ---- GitHub: repository_totals, several repositories a query ---------------------------------
 @pytest.fixture
 def github(leak_guard):
@@ -252,3 +274,23 @@ def test_github_totals_not_due_cost_nothing(local_stack, github):
     later = [ports.business.get("reconcile_state", r["id"])["totals_due_at"]
              for r in live(ports, "repositories")]
     assert min(later) > soon  # each counted: next due a period on
+
+
+def test_a_repository_node_github_will_not_show_is_a_refused_count(local_stack, github):
+    """``nodes: [null, …]`` with a ``NOT_FOUND`` error at that path (a stale ``node_id``, a
+    repository out of reach): that repository's count is refused and shown; the others'
+    totals are used."""
+    ports = local_stack.ports
+    sync(ports, github)
+    shown = {"totalCount": 0}
+    body = json.dumps({"data": {"nodes": [None, *[{"issues": shown, "pullRequests": shown,
+                                                  "labels": shown}] * 2],
+                                "rateLimit": {"cost": 1, "remaining": 4999,
+                                              "resetAt": "2030-01-01T00:00:00Z"}},
+                       "errors": [{"type": "NOT_FOUND", "path": ["nodes", 0],
+                                   "message": "Could not resolve to a node"}]})
+    github.sim.fail_next(200, body=body.encode(), path_prefix=GRAPHQL_PATH,
+                         headers={"Content-Type": "application/json"})
+    sync(ports, github)
+    [refused] = pending.summary(ports.business, CONNECTION)
+    assert (refused["reason"], refused["repositories"]) == ("totals.unavailable: not_found", 1)
