@@ -85,6 +85,7 @@ def review_comment(event: Event, ctx: Context, ports: Ports) -> list[Change]:
 
 
 REPOSITORY_GONE = {"deleted": "deleted", "transferred": "transferred"}
+RECOVERED = "provider_api"  # verified_by of a delivery vault-P took from the provider's log
 REPOSITORY_EDITS = frozenset({"renamed", "edited", "archived", "unarchived", "privatized",
                               "publicized"})
 
@@ -103,6 +104,12 @@ def repository(event: Event, ctx: Context, ports: Ports) -> list[Change]:
     if event.action not in REPOSITORY_EDITS:
         return []
     record = github.repository(raw, ctx)
+    if event.verified_by == RECOVERED:
+        # read from a delivery log, maybe an hour late: its arrival says nothing of when the
+        # edit happened, so an older rename must not win over a newer one; the sync it asks
+        # for reads the repository as it is now
+        request_sync(ports, event, ctx)
+        return [Upsert(record)]
     # the rename is news as of the webhook's arrival even when the payload's updated_at lags
     return [Upsert({**record, "updated_at": max(record["updated_at"], event.received_at)})]
 

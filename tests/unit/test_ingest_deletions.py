@@ -89,6 +89,22 @@ def test_a_renamed_repository_keeps_its_records_and_takes_the_new_name(ports):
     assert ports.business.get("repositories", REPO_ID)["name"] == "Hello-World-2"
 
 
+def test_an_older_rename_recovered_late_from_the_log_does_not_undo_a_newer_one(ports):
+    """A delivery read from GitHub's log an hour late (``verified_by: provider_api``) is not
+    versioned by that late arrival: the newer rename stays, and a sync is asked for."""
+    github_repo(ports)
+    newer = payload("github", "repository.renamed")
+    newer["repository"] = {**newer["repository"], "updated_at": "2029-12-31T23:30:00Z"}
+    on_webhook_event(ports, inbound("github", "repository", newer, received_at=EARLIER))
+    older = payload("github", "repository.renamed")  # its updated_at: 2019
+    older["repository"] = {**older["repository"], "name": "Stale", "full_name": "C/Stale"}
+    before = len(_pending_syncs(ports))
+    on_webhook_event(ports, inbound("github", "repository", older, received_at=LATER,
+                                    delivery="d-late", verified_by="provider_api"))
+    assert ports.business.get("repositories", REPO_ID)["name"] == "Hello-World-2"
+    assert len(_pending_syncs(ports)) == before + 1
+
+
 def test_an_unknown_repository_action_changes_nothing(ports):
     github_repo(ports)
     before = reasons(ports)
