@@ -37,6 +37,7 @@ from shared.errors import PermanentError
 from shared.fetch.client import ApiResponse, ProviderClient
 from shared.fetch.errors import NotFoundAtProvider
 from shared.log import get_logger
+from shared.providers import registry
 from shared.webhooks.delivery_profiles import PROFILES
 from shared.webhooks.recovery import Entry, Stored
 
@@ -167,7 +168,8 @@ def _gitlab_events(body: Any) -> list[dict[str, Any]]:
 
 def _gitlab_entry(item: dict[str, Any]) -> Entry:
     sent = {str(k).lower(): str(v) for k, v in item["request_headers"].items()}
-    guid = sent.get("webhook-id") or sent.get("x-gitlab-event-uuid")
+    header = (registry.get("gitlab").webhook.delivery_header or "").lower()
+    guid = sent.get("webhook-id") or sent.get(header)  # the id webhook-gitlab records
     if not guid:
         raise BadDeliveryLog("a hook event without its delivery id")
     data = item.get("request_data")
