@@ -367,3 +367,37 @@ def test_jira_delete_webhooks_reach_keyway_and_tombstone_at_once(local_stack, ji
     jira.sim.clear_log()
     assert sync(ports, jira).stats.deleted == 0
     assert cycle(ports, jira).tombstoned == 0  # nothing left for the sweep to find
+
+
+def test_a_cycle_stopped_by_a_rate_limit_leaves_the_finished_sync_done(served, monkeypatch,
+                                                                      leak_guard, caplog):
+    """The cycle runs after a sync that finished: a rate limit (or a transient failure) there
+    is logged and leaves that sync ``done``, not ``waiting`` or ``retrying``."""
+    import logging
+    from collections import Counter
+    from datetime import UTC, datetime
+
+    from keyway.simulators import GitHubSimulator
+    from shared.fetch.errors import RateLimited
+    from tests.integration.test_delivery_recovery import pump
+    from tests.integration.test_webhook_registration import _callback, connect
+
+    sim = GitHubSimulator(expiring_tokens=False, on_issue=leak_guard.track).start()
+    try:
+        sim.register_client("gh-client", "gh-client-secret-1", [_callback(served, "github")])
+        served.provider_config(monkeypatch, "github", "gh-client", "gh-client-secret-1",
+                               sim.oauth_url, sim.api_url)
+        sim.seed_activity("acme", repos=1, prs=2, issues=2, comments=2)
+
+        def limited(*args, **kwargs):
+            raise RateLimited("secondary rate limit", datetime.now(UTC) + timedelta(hours=1))
+
+        monkeypatch.setattr(reconcile, "cycle", limited)
+        with caplog.at_level(logging.WARNING, logger="keyway.fetch"):
+            connection, _ = connect(served, "github")
+            pump(served, "github", Counter())
+        state = served.ports.business.get("sync_status", connection)
+        assert state["state"] == "done" and state["last_success_at"]
+        assert "fetch.reconcile_stopped" in [r.getMessage() for r in caplog.records]
+    finally:
+        sim.stop()
