@@ -23,9 +23,9 @@ error) is also remembered on the repository's ``reconcile_state`` (``totals_refu
 ``totals_refused_reason``, ``totals_refused_since``) until a count is answered, and the count
 is asked again a period later, not at the next sync; the sync status lists it as missing
 (``totals.unavailable: <why>``, :func:`shared.fetch.pending.summary`), so the connection reads
-degraded while deletions of that list go unseen. A GitHub node answered ``null`` with a
-``NOT_FOUND``/``FORBIDDEN`` error at its path is such a refusal; ``null`` without one is
-malformed."""
+degraded while deletions of that list go unseen. A GitHub node (or a total in it) answered
+``null`` with a ``NOT_FOUND``/``FORBIDDEN`` error at its path is such a refusal (``not_found``,
+``permission``); ``null`` without one is malformed."""
 
 from __future__ import annotations
 
@@ -225,19 +225,27 @@ class GitHubTotals:
                        self.period)
             return
         self.points += answer.cost if answer.cost is not None else 1
-        refused = {path[1] for path in (*answer.missing, *answer.forbidden)
-                   if len(path) > 1 and path[0] == "nodes"}
+        refusals = {**_at_nodes(answer.missing, NotFoundAtProvider(
+            "repository_totals: the node is not shown")), **_at_nodes(answer.forbidden,
+            ProviderRefused("repository_totals: a total is forbidden", provider_status=403,
+                            types=("FORBIDDEN",)))}
         for index, (node, item) in enumerate(zip(ids, nodes, strict=True)):
             self.answers[node] = _github_totals(item) if isinstance(item, dict) else None
-            if item is None and index in refused:  # NOT_FOUND/FORBIDDEN at that node: refused
-                gone = NotFoundAtProvider("repository_totals: the node is not shown")
-                _failed(ctx, "issues,pulls,labels", gone)
-                settle(self.store, self.repositories[node], ctx.connection, now, gone,
+            refused = refusals.get(index)
+            if self.answers[node] is None and refused is not None:  # refused at that node
+                _failed(ctx, "issues,pulls,labels", refused)
+                settle(self.store, self.repositories[node], ctx.connection, now, refused,
                        self.period)
             elif self.answers[node] is None:
                 _failed(ctx, "issues,pulls,labels", MalformedResponse("no totalCount"))
             else:
                 settle(self.store, self.repositories[node], ctx.connection, now, None)
+
+
+def _at_nodes(paths: Any, error: Exception) -> dict[int, Exception]:
+    """``{index: error}`` for the error paths that point into ``nodes[index]``."""
+    return {path[1]: error for path in paths
+            if len(path) > 1 and path[0] == "nodes" and isinstance(path[1], int)}
 
 
 def _github_totals(item: Mapping[str, Any]) -> dict[str, int] | None:

@@ -294,3 +294,22 @@ def test_a_repository_node_github_will_not_show_is_a_refused_count(local_stack, 
     sync(ports, github)
     [refused] = pending.summary(ports.business, CONNECTION)
     assert (refused["reason"], refused["repositories"]) == ("totals.unavailable: not_found", 1)
+
+
+def test_a_total_github_forbids_is_a_refused_count_for_lack_of_permission(local_stack, github):
+    ports = local_stack.ports
+    sync(ports, github)
+    shown = {"totalCount": 0}
+    body = json.dumps({"data": {"nodes": [{"issues": None, "pullRequests": shown,
+                                           "labels": shown},
+                                          *[{"issues": shown, "pullRequests": shown,
+                                             "labels": shown}] * 2],
+                                "rateLimit": {"cost": 1, "remaining": 4999,
+                                              "resetAt": "2030-01-01T00:00:00Z"}},
+                       "errors": [{"type": "FORBIDDEN", "path": ["nodes", 0, "issues"],
+                                   "message": "Resource not accessible by integration"}]})
+    github.sim.fail_next(200, body=body.encode(), path_prefix=GRAPHQL_PATH,
+                         headers={"Content-Type": "application/json"})
+    sync(ports, github)
+    [refused] = pending.summary(ports.business, CONNECTION)
+    assert (refused["reason"], refused["repositories"]) == ("totals.unavailable: permission", 1)
