@@ -30,7 +30,7 @@ from werkzeug.wrappers import Request, Response
 
 from keyway.simulators.activity_knobs import ActivityKnobs
 from keyway.simulators.delivery_log import DeliveryLog
-from keyway.simulators.github_api import API, DOCS, GitHubApi, GitHubData
+from keyway.simulators.github_api import API, DOCS, GitHubApi, GitHubData, node_id
 from keyway.simulators.github_app import GitHubApps
 from keyway.simulators.github_content import ContentLimits
 from keyway.simulators.github_data import GitHubActivity
@@ -83,6 +83,7 @@ class GitHubSimulator(ActivityKnobs, Simulator):
         self.delivery_log = DeliveryLog(clock, first_id=90_000_000_001)
         self.deliveries = GitHubDeliveries(self.apps, self.hooks, self.delivery_log)
         self.deletion_deliveries: list = []  # answers to the webhooks ``delete`` sent
+        self._new_owners: dict[str, dict[str, Any]] = {}  # accounts ``transfer`` moved to
         self.graphql_limiter = RateLimiter(graphql_rate_limit, 3600, clock)
         self.content_limits = ContentLimits(clock)  # 80/min, 500/h comments per user
         super().__init__(policy=github_policy(expiring_tokens), account=DEFAULT_USER,
@@ -178,10 +179,15 @@ class GitHubSimulator(ActivityKnobs, Simulator):
         """Transfer ``full_name`` to ``new_owner``, an account none of the simulator's users
         belongs to: the repository's hooks get ``repository`` ``transferred`` (through the
         delivery log, so the drop knob applies), then the repository, its activity and its
-        hooks (which go with it) leave everything the users' tokens reach. False if unknown."""
-        owner = {"login": new_owner, "id": 9_500_000 + len(self.data.orgs),
-                 "type": "Organization", "site_admin": False}
+        hooks (which go with it) leave everything the users' tokens reach: no id of its items
+        (a pull request's node, ``touch``, ``delete``) finds them any more. The new owner is an
+        organization with an id of its own (the same one for every move to it). False if
+        unknown."""
         with self.activity.lock:
+            ident = 9_500_000 + len(self._new_owners) + 1
+            owner = self._new_owners.setdefault(new_owner.lower(), {
+                "login": new_owner, "id": ident, "type": "Organization", "site_admin": False,
+                "node_id": node_id("012", "Organization", ident)})
             event = transfer_event(self.activity, full_name, owner, f"{self.url}/")
         if event is None:
             return False
@@ -189,7 +195,7 @@ class GitHubSimulator(ActivityKnobs, Simulator):
         key = full_name.lower()
         with self.activity.lock:
             self.data.remove(key)
-            self.activity.repos.pop(key, None)
+            self.activity.forget_repository(key)
         for hook in self.hooks.list(key):
             self.hooks.remove(key, hook.id)
         return True

@@ -28,6 +28,18 @@ class GitHubActivity(GitHubSeeding):
         self.data = data
         self.repos: dict[str, RepoActivity] = {}  # by lower-cased full name
 
+    def forget_repository(self, full_name: str) -> None:
+        """``full_name`` left the users' reach (transferred): its activity and every item of
+        it leave the indexes, so no id (a pull request's node, ``touch``, ``delete``) finds
+        them. Remove it from :attr:`data` too, under the same lock."""
+        with self.lock:
+            act = self.repos.pop(full_name.lower(), None)
+            if act is None:
+                return
+            for index in self._where.values():
+                for key in [key for key, holder in index.items() if holder is act]:
+                    del index[key]
+
     # ---- reads (the API) ----------------------------------------------------------------------
     def find(self, owner: str, name: str) -> RepoActivity | None:
         """A repository's activity; repositories made by ``seed`` alone have none yet."""

@@ -11,10 +11,13 @@ Types and fields are checked as GitHub's schema has them: ``databaseId`` is on `
 
 * a field the type lacks → ``undefinedField`` (``extensions.code``), no ``data``;
 * more than 100 ids → ``ARGUMENT_LIMIT`` ("You may not provide more than 100 node ids"),
-  no ``data``; a connection without ``first`` or with ``first`` over 100 → an error, no data;
+  no ``data``; a connection without ``first`` or with ``first`` outside 1…100 → an error, no
+  data (:func:`.github_graphql_repos.first_error`);
 * an id that names nothing (or a pull request the token may not see) → its entry is ``null``
   plus a ``NOT_FOUND`` error at its path; an installation token without ``pull_requests``
-  permission → ``null`` plus ``FORBIDDEN`` (``Resource not accessible by integration``).
+  permission → ``null`` plus ``FORBIDDEN`` (``Resource not accessible by integration``), and
+  the same for a repository's ``issues`` / ``pullRequests`` / ``labels`` without the permission
+  their REST lists need (``issues``, ``pull_requests``, ``metadata``).
 
 Cost (:func:`cost`) follows GitHub's documented formula: every connection counts as many
 requests as its enclosing lists can hold (``nodes`` of n ids: n; a connection: its
@@ -38,7 +41,8 @@ from keyway.simulators.github_render import Site
 from keyway.simulators.github_tokens import GRAPHQL, INTEGRATION, Caller, refusal
 from shared.providers.graphql import Field, Operation
 
-MAX_IDS = MAX_FIRST = 100
+MAX_IDS = 100
+MAX_FIRST = repos.MAX_FIRST
 _ACTOR = {"login": None, "url": None, "avatarUrl": None}
 _ACCOUNT = {**_ACTOR, "id": None, "databaseId": None}
 SCHEMA: dict[str, dict[str, str | None]] = {  # field → object type (None: a scalar)
@@ -223,11 +227,16 @@ class NodeQuery:
     def _repository(self, ident: Any, act: Any) -> Obj:
         counts = repos.totals(self.activity, act)
 
-        def connection(name: str) -> Callable[[Field, list], Obj]:
-            def resolve(node: Field, path: list) -> Obj:
+        def connection(name: str) -> Callable[[Field, list], Obj | None]:
+            def resolve(node: Field, path: list) -> Obj | None:
                 error = repos.first_error(name, _arguments(node, self.variables).get("first"))
                 if error is not None:
                     raise Invalid(error)
+                if self.caller is not None and refusal(
+                        self.caller, repos.PERMISSION_OF[name]) is not None:
+                    self.errors.append({"type": "FORBIDDEN", "path": path,
+                                        "message": INTEGRATION})
+                    return None
                 return Obj(repos.TYPES["Repository"][name] or "", {"totalCount": counts[name]})
             return resolve
         return Obj("Repository", {"id": ident, "databaseId": act.repo["id"],
@@ -249,14 +258,9 @@ class NodeQuery:
     def _reviews(self, node: Field, reviews: list[dict], site: Site) -> Obj:
         args = _arguments(node, self.variables)
         first = args.get("first")
-        if not isinstance(first, int):
-            raise Invalid({"type": "MISSING_PAGINATION_BOUNDARIES", "message":
-                           "You must provide a `first` or `last` value to properly paginate "
-                           "the `reviews` connection."})
-        if not 0 <= first <= MAX_FIRST:
-            raise Invalid({"type": "EXCESSIVE_PAGINATION", "message":
-                           f"Requesting {first} records on the `reviews` connection exceeds "
-                           f"the `first` limit of {MAX_FIRST} records."})
+        error = repos.first_error("reviews", first)
+        if error is not None:
+            raise Invalid(error)
         start = offset(args.get("after"))
         chunk = reviews[start:start + first]
         end = start + len(chunk)

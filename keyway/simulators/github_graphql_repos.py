@@ -3,8 +3,12 @@
 ``issues``, ``pullRequests`` and ``labels`` connections answer ``totalCount`` — what the
 repository holds now: deleted items are gone, and ``issues`` leaves pull requests out (GitHub's
 ``Repository.issues`` lists issues only, while REST's issues list includes pull requests).
-Each connection needs ``first`` (0…100) as GitHub's node limit requires; its ``nodes`` are not
-served (keyway selects only ``totalCount``)."""
+Each connection needs ``first`` (1…100) as GitHub's node limit requires (:func:`first_error`,
+the reviews connection's check too); its ``nodes`` are not served (keyway selects only
+``totalCount``). An installation token reads ``issues`` only with the ``issues`` permission and
+``pullRequests`` only with ``pull_requests`` (:data:`PERMISSION_OF`: the REST list each mirrors
+in :data:`.github_tokens.APP_PERMISSIONS`); without it the field is ``null`` with a
+``FORBIDDEN`` error at its path."""
 
 from __future__ import annotations
 
@@ -27,6 +31,10 @@ TYPES: dict[str, dict[str, str | None]] = {
     "LabelConnection": {"totalCount": None},
 }
 CONNECTIONS = {"issues", "pullRequests", "labels"}
+_REPO = "GET /repos/{owner}/{repo}"
+# the REST endpoint whose installation permission a connection needs (github_tokens' table)
+PERMISSION_OF = {"issues": f"{_REPO}/issues", "pullRequests": f"{_REPO}/pulls",
+                 "labels": f"{_REPO}/labels"}
 
 
 def lookup(activity: GitHubActivity, ident: Any) -> RepoActivity | None:
@@ -57,7 +65,10 @@ def first_error(name: str, first: Any) -> dict[str, Any] | None:
     if not isinstance(first, int):
         return {"type": "MISSING_PAGINATION_BOUNDARIES", "message": "You must provide a "
                 f"`first` or `last` value to properly paginate the `{name}` connection."}
-    if not 0 <= first <= MAX_FIRST:
+    if first < 1:
+        return {"type": "INVALID_PAGINATION", "message": f"`first` on the `{name}` connection "
+                f"must be between 1 and {MAX_FIRST}; you requested {first}."}
+    if first > MAX_FIRST:
         return {"type": "EXCESSIVE_PAGINATION", "message": f"Requesting {first} records on the "
                 f"`{name}` connection exceeds the `first` limit of {MAX_FIRST} records."}
     return None

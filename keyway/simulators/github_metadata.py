@@ -38,7 +38,6 @@ from keyway.simulators.github_api import (
     GitHubApi,
     GitHubData,
     _error,
-    repo_json,
 )
 from keyway.simulators.github_content import (
     LIMITS_DOCS,
@@ -54,6 +53,7 @@ from keyway.simulators.github_render import (
     issue_json,
     label_json,
     pull_json,
+    repo_view,
     repository_json,
     review_comment_json,
     review_json,
@@ -190,11 +190,8 @@ class GitHubMetadataApi(RepoEndpoints):
 
     @staticmethod
     def _repo_view(act: RepoActivity, site: Site) -> dict[str, Any]:
-        """A pull request's ``head.repo``/``base.repo``: the list shape of a repository (no
-        ``temp_clone_token``, ``network_count``, ``organization``: those are the full one's)."""
-        open_issues = act.threads.count("open")
-        return {**repo_json(act.repo, site.host), "open_issues_count": open_issues,
-                "open_issues": open_issues}
+        """A pull request's ``head.repo``/``base.repo`` (:func:`.github_render.repo_view`)."""
+        return repo_view(act.repo, site.host, act.threads.count("open"))
 
     def pulls(self, request: Request, owner: str, repo: str) -> Response:
         return self._threads(request, owner, repo, "pulls", None)

@@ -189,6 +189,15 @@ def review_json(item: Item, site: Site) -> dict[str, Any]:
             "commit_id": sha(site.name, number, "head")}
 
 
+def repo_view(repo: dict[str, Any], host: str, open_issues: int) -> dict[str, Any]:
+    """The list shape of a repository with its open issues counted now: a pull request's
+    ``head.repo``/``base.repo`` and a webhook's ``repository`` (no ``temp_clone_token``,
+    ``network_count``, ``organization``: those are the full one's, and GitHub's webhook
+    schemas refuse the full one's ``temp_clone_token: null``)."""
+    return {**repo_json(repo, host), "open_issues_count": open_issues,
+            "open_issues": open_issues}
+
+
 def repository_json(repo: dict[str, Any], host: str, open_issues: int) -> dict[str, Any]:
     """``GET /repos/{owner}/{repo}``: the list shape plus the full repository's fields."""
     body = repo_json(repo, host)

@@ -11,8 +11,10 @@ other endpoint (docs.gitlab.com/api/project_webhooks):
   GitLab 17.3) - the hook's delivery attempts of the last 7 days, newest first (GitLab's
   ``WebHookLog`` orders by ``created_at`` descending), ``per_page`` 1…20 (default 20; GitLab's
   ``lib/api/hooks/events.rb`` refuses more with 400), ``page``; ``status`` a comma-separated
-  list of status codes or ``successful`` (2xx), ``client_failure`` (4xx), ``server_failure``
-  (5xx and ``internal error``, a delivery that got no answer), anything else 400. Each event:
+  list of status codes (those Rack knows, ``Rack::Utils::HTTP_STATUS_CODES``; the simulator
+  checks them against :class:`http.HTTPStatus`) or ``successful`` (2xx), ``client_failure``
+  (4xx), ``server_failure`` (5xx and ``internal error``, a delivery that got no answer),
+  anything else (``999`` too) 400. Each event:
   ``id``, ``url``, ``trigger``, ``request_headers`` (``X-Gitlab-Token`` shown as
   ``[REDACTED]``), ``request_data`` (the payload), ``response_headers``, ``response_body``,
   ``execution_duration`` and ``response_status`` as a string.
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from http import HTTPStatus
 from typing import Any
 
 from werkzeug.wrappers import Request, Response
@@ -132,7 +135,7 @@ class GitLabHooksApi(ProjectEndpoints):
             per_page = request.args.get("per_page", "20")
             wanted = [w for w in request.args.get("status", "").split(",") if w]
             if not per_page.isdigit() or not 1 <= int(per_page) <= MAX_EVENTS_PAGE or any(
-                    w not in STATUS_FILTERS and not w.isdigit() for w in wanted):
+                    w not in STATUS_FILTERS and not _known_status(w) for w in wanted):
                 return json_response({"error": "per_page, status does not have a valid value"},
                                      400)
             since = self.limiter.clock() - RETENTION_SECONDS
@@ -147,6 +150,12 @@ RETENTION_SECONDS = 7 * 86400  # WebHookLog::MAX_RECENT_DAYS
 STATUS_FILTERS = {"successful": range(200, 300), "client_failure": range(400, 500),
                   "server_failure": range(500, 600)}
 INTERNAL_ERROR = "internal error"  # GitLab's response_status when nothing answered
+HTTP_STATUSES = frozenset(int(status) for status in HTTPStatus)  # Rack's list, near enough
+
+
+def _known_status(wanted: str) -> bool:
+    """Whether a ``status`` filter is a status code GitLab accepts (Rack's list of them)."""
+    return wanted.isdigit() and int(wanted) in HTTP_STATUSES
 
 
 def _status(d: Delivery) -> str:

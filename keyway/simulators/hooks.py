@@ -3,9 +3,10 @@
 A :class:`HookStore` keeps the hooks a client created on repositories or projects (a
 ``target`` is a lower-cased ``owner/repo`` or a project id), hands out ids in creation order
 and remembers deleted hooks (:attr:`HookStore.deleted`) so tests can prove a removal.
-:func:`send` POSTs one delivery over real HTTP to a hook's URL, as the provider would; each
-provider module signs it its own way (``github_hooks``, ``gitlab_hooks``; ``jira_hooks`` keeps
-Jira's dynamic webhooks in a store of its own and delivers through :func:`post`).
+:func:`post` POSTs one delivery over real HTTP to a URL, as the provider would; every
+simulator's deliveries reach it through :meth:`.delivery_log.DeliveryLog.send`, each provider
+module signing them its own way (``github_deliveries``, ``gitlab_hooks``, ``bitbucket_hooks``;
+``jira_hooks`` keeps Jira's dynamic webhooks in a store of its own).
 """
 
 from __future__ import annotations
@@ -72,11 +73,6 @@ class HookStore:
     def all(self) -> list[Hook]:
         with self._lock:
             return [h for hooks in self._hooks.values() for h in hooks]
-
-
-def send(hook: Hook, body: bytes, headers: dict[str, str]) -> requests.Response:
-    """POST one delivery to ``hook.url`` (no redirects followed, as the providers do)."""
-    return post(hook.url, body, headers)
 
 
 def post(url: str, body: bytes, headers: dict[str, str]) -> requests.Response:

@@ -121,6 +121,43 @@ def test_an_installation_token_with_pull_requests_reads_reviews_through_graphql(
     assert "errors" not in data and all(n is not None for n in data["data"]["nodes"])
 
 
+def repository_totals(sim, full_names: list[str], token: str) -> dict:
+    ids = [sim.activity.find(*name.split("/")).repo["node_id"] for name in full_names]
+    answer = requests.post(f"{sim.url}/api/graphql", timeout=TIMEOUT,
+                           json={"query": DOCUMENTS["repository_totals"],
+                                 "variables": {"ids": ids}},
+                           headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 200
+    return answer.json()
+
+
+def test_repository_totals_need_the_permission_of_each_list_like_rest(github, key, leak_guard):
+    """``issues`` needs ``issues``, ``pullRequests`` needs ``pull_requests``, ``labels``
+    ``metadata`` (the REST lists' permissions): without it the field is null with a
+    ``FORBIDDEN`` error at its path, and the rest of the node answers."""
+    full = installation_token(github, key, leak_guard)
+    data = repository_totals(github, [PUBLIC, PRIVATE], full)
+    assert "errors" not in data
+    assert all(node["issues"] is not None and node["pullRequests"] is not None
+               for node in data["data"]["nodes"])
+    no_pulls = installation_token(github, key, leak_guard, metadata="read", issues="read")
+    data = repository_totals(github, [PUBLIC], no_pulls)
+    (node,) = data["data"]["nodes"]
+    assert node["pullRequests"] is None and node["issues"] is not None
+    assert node["labels"] is not None
+    assert [(e["type"], e["path"], e["message"]) for e in data["errors"]] == [
+        ("FORBIDDEN", ["nodes", 0, "pullRequests"], INTEGRATION["message"])]
+    metadata = installation_token(github, key, leak_guard, metadata="read")
+    data = repository_totals(github, [PUBLIC, PRIVATE], metadata)
+    assert [(n["issues"], n["pullRequests"], n["labels"] is not None)
+            for n in data["data"]["nodes"]] == [(None, None, True), (None, None, True)]
+    assert sorted((e["type"], *map(str, e["path"])) for e in data["errors"]) == [
+        ("FORBIDDEN", "nodes", str(i), field)
+        for i in (0, 1) for field in ("issues", "pullRequests")]
+    for path in ("/issues", "/pulls"):  # REST agrees
+        assert get(github, f"/repos/{PUBLIC}{path}", metadata).status_code == 403
+
+
 def test_installation_repositories_refuses_user_tokens(github):
     refused = get(github, "/installation/repositories", github.mint_token(("repo",)).access_token)
     assert (refused.status_code, refused.json()["message"]) == (403, INTEGRATION["message"])

@@ -146,6 +146,43 @@ def test_a_connection_needs_first_of_at_most_100(github, first, kind):
     assert "data" not in body and body["errors"][0]["type"] == kind
 
 
+@pytest.mark.parametrize("first", [0, -1])
+def test_a_connection_needs_first_of_at_least_1(github, first):
+    """GitHub's node limits: ``first`` takes 1…100, on the reviews connection and on a
+    repository's totals alike (keyway's documents ask ``first: 1`` and ``first: 100``)."""
+    query = ("query($ids: [ID!]!) { nodes(ids: $ids) { ... on PullRequest { reviews(first: "
+             f"{first}) {{ nodes {{ state }} }} }} }} }}")
+    body = post(github, query, {"ids": [pulls(github, "acme")[0][1]]}).json()
+    assert "data" not in body and body["errors"][0]["type"] == "INVALID_PAGINATION"
+    act = github.activity.find("acme", "repo-0001")
+    repo = act.repo["node_id"]
+    query = ("query($ids: [ID!]!) { nodes(ids: $ids) { ... on Repository { issues(first: "
+             f"{first}) {{ totalCount }} }} }} }}")
+    body = post(github, query, {"ids": [repo]}).json()
+    assert "data" not in body and body["errors"][0]["type"] == "INVALID_PAGINATION"
+    totals = post(github, DOCUMENTS["repository_totals"], {"ids": [repo]}).json()
+    assert "errors" not in totals and totals["data"]["nodes"][0]["pullRequests"] == {
+        "totalCount": len(act.pulls.items)}
+
+
+def test_a_transferred_repositorys_pull_requests_are_found_by_no_id(github):
+    """After ``transfer`` the repository's items leave the store's index too: its pull
+    request's node is ``NOT_FOUND`` and ``touch`` / ``delete`` no longer reach its items."""
+    ((_, ident, number),) = pulls(github, "busy")
+    act = github.activity.find("busy", "repo-0001")
+    (pull_id,) = act.pulls.items
+    review = act.reviews[number][0]["id"]
+    repo = act.repo["node_id"]
+    assert github.transfer("busy/repo-0001", "elsewhere")
+    body = post(github, REVIEWS, {"ids": [ident, repo]}).json()
+    assert body["data"]["nodes"] == [None, None]
+    assert [(e["type"], e["path"]) for e in body["errors"]] == [
+        ("NOT_FOUND", ["nodes", 0]), ("NOT_FOUND", ["nodes", 1])]
+    assert github.activity.pull_by_id(pull_id) is None
+    assert pull_id not in github.touch("pull", 1000)
+    assert not github.delete("pull", pull_id) and not github.delete("review", review)
+
+
 def test_bad_credentials_and_unparseable_documents(github):
     answer = requests.post(github.url + "/api/graphql", json={"query": REVIEWS},
                            headers={"Authorization": "Bearer nope"}, timeout=TIMEOUT)

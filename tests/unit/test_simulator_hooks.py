@@ -5,6 +5,7 @@ with the hook's own secret sent over real HTTP to the hook's URL."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -15,6 +16,7 @@ import pytest
 import requests
 
 from keyway.simulators import GitHubSimulator, GitLabSimulator
+from tests.contract import _described
 
 TIMEOUT = 5
 
@@ -245,10 +247,13 @@ def test_gitlab_hook_events_list_attempts_newest_first_with_gitlabs_filters(gitl
     assert [e["response_status"] for e in failed.json()] == ["internal error", "503"]
     ok = call("GET", events, token, params={"status": "successful"}).json()
     assert [e["response_status"] for e in ok] == ["202"]
+    by_code = call("GET", events, token, params={"status": "503"})
+    assert [e["response_status"] for e in by_code.json()] == ["503"]
     paged = call("GET", events, token, params={"per_page": "2", "page": "2"})
     assert [e["response_status"] for e in paged.json()] == ["202"]
     assert paged.headers["X-Total"] == "3"
-    for bad in ({"per_page": "21"}, {"per_page": "0"}, {"status": "failed"}):
+    for bad in ({"per_page": "21"}, {"per_page": "0"}, {"status": "failed"},
+                {"status": "999"}, {"status": "202,999"}):
         assert call("GET", events, token, params=bad).status_code == 400
     other = gitlab.data.list()[1]["id"]
     missing = call("GET", f"{gitlab.api_url}/projects/{other}/hooks/{made['id']}/events", token)
@@ -272,3 +277,58 @@ def test_github_transfer_sends_repository_transferred_and_leaves_reach(github, r
     assert [r["full_name"] for r in listed] == ["acme/repo-0003"]
     assert call("GET", f"{github.api_url}/repos/acme/repo-0002", token).status_code == 404
     assert github.hooks.list("acme/repo-0002") == []
+
+
+@functools.cache
+def github_webhooks() -> _described.Description:
+    """GitHub's published webhook payload schemas (``x-webhooks`` of ``@octokit/openapi``,
+    skipped like the contract tests when the package is absent), each as the JSON body of
+    ``POST /x-webhooks/<name>``'s 200 so the contract tests' validator reads them."""
+    document = _described.github().document
+    paths = {f"/x-webhooks/{name}": {"post": {"responses": {"200": {"content": {
+        "application/json": {"schema": hook["post"]["requestBody"]["content"][
+            "application/json"]["schema"]}}}}}}
+        for name, hook in document["x-webhooks"].items()}
+    return _described.Description("@octokit/openapi x-webhooks", {**document, "paths": paths})
+
+
+def webhook_errors(name: str, payload: dict) -> list[str]:
+    described = github_webhooks()
+    return described.errors(described.operation("POST", f"/x-webhooks/{name}"), 200, payload)
+
+
+def test_github_deletion_and_transfer_webhooks_match_githubs_published_schemas(github):
+    """Every event ``delete`` and ``transfer`` send validates against GitHub's own schema of
+    it (``issues-deleted``, ``issue-comment-deleted``, ``label-deleted``,
+    ``pull-request-review-comment-deleted``, ``repository-transferred``)."""
+    github.seed_activity("acme", repos=1, prs=2, issues=2, comments=4, review_comments=2,
+                         reviews=1)
+    full_name = "acme/repo-0004"
+    events = ("issues", "issue_comment", "label", "pull_request_review_comment", "repository")
+    for name in (full_name, "acme/repo-0001", "acme/repo-0002"):
+        github.hooks.add(name, "http://127.0.0.1:9/unheard", "hook-secret", events, 0)
+    github.drop_deliveries(next_n=10)  # logged with their payloads, sent nowhere
+    act = github.activity.find("acme", "repo-0004")
+    issue = next(t["id"] for t in act.threads.items.values() if t["pull_id"] is None)
+    for kind, ident in (("comment", min(act.comments.items)),
+                        ("review_comment", min(act.review_comments.items)),
+                        ("label", act.labels[0]["id"]), ("issue", issue)):
+        assert github.delete(kind, ident)
+    assert github.transfer(full_name, "elsewhere")
+    sent = {(d.event, d.action): d.payload for d in github.delivery_log.records()}
+    names = {("issues", "deleted"): "issues-deleted",
+             ("issue_comment", "deleted"): "issue-comment-deleted",
+             ("label", "deleted"): "label-deleted",
+             ("pull_request_review_comment", "deleted"): "pull-request-review-comment-deleted",
+             ("repository", "transferred"): "repository-transferred"}
+    assert set(sent) == set(names)
+    for key, name in names.items():
+        assert webhook_errors(name, sent[key]) == [], name
+    assert github.transfer("acme/repo-0001", "elsewhere")  # the same account again
+    assert github.transfer("acme/repo-0002", "yonder")  # another one: an id of its own
+    owners = [d.payload["repository"]["owner"] for d in github.delivery_log.records()
+              if d.action == "transferred"]
+    assert [o["login"] for o in owners] == ["elsewhere", "elsewhere", "yonder"]
+    assert owners[0]["id"] == owners[1]["id"] != owners[2]["id"]
+    assert owners[0]["node_id"] != owners[2]["node_id"]
+    assert not {o["id"] for o in owners} & {o["id"] for o in github.data.orgs.values()}
